@@ -1,0 +1,1007 @@
+//! The shared conformance suite: one `pub async fn` per guarantee of SPEC §4,
+//! which every [`LeaseStore`] implementation runs against itself, in the
+//! manner of object_store's `integration` module.
+//!
+//! Each function takes a [`Harness`]: the store and a way to move its store
+//! time forward. Capability differences between stores are parameters (e.g.
+//! how many concurrent claimers to race), never `cfg` forks. Every function
+//! uses job names of its own, so tests may share one database.
+//!
+//! [`conformance_tests!`](crate::conformance_tests) expands to one
+//! `#[tokio::test]` per function:
+//!
+//! ```text
+//! scheduler_core::conformance_tests!(async {
+//!     let clock = ManualClock::new(OffsetDateTime::now_utc());
+//!     let store = MemoryLeaseStore::with_clock(Arc::new(clock.clone()));
+//!     Some(Harness::new(Arc::new(store), Arc::new(clock)))
+//! });
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::clock::{to_micros, TimeControl};
+use crate::error::StoreError;
+use crate::machine::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
+use crate::plan::floor;
+use crate::spec::Scope;
+use crate::store::{
+    ClaimOutcome, ClaimRequest, ErrorCode, ExecutionFilter, Finish, LeaseStore, PlanKey, Status,
+};
+
+/// A store under test and control over its store time.
+#[derive(Clone)]
+pub struct Harness {
+    /// The store.
+    pub store: Arc<dyn LeaseStore>,
+    /// Moves the store's time forward.
+    pub time: Arc<dyn TimeControl>,
+}
+
+impl Harness {
+    /// A harness over `store` whose time `time` controls.
+    pub fn new(store: Arc<dyn LeaseStore>, time: Arc<dyn TimeControl>) -> Self {
+        Harness { store, time }
+    }
+}
+
+const STALE: Duration = Duration::from_secs(60);
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::new_v4().simple())
+}
+
+fn request<'a>(
+    job: &'a str,
+    runner: &'a str,
+    keys: &'a [PlanKey],
+    reentrant: bool,
+) -> ClaimRequest<'a> {
+    ClaimRequest {
+        job_name: job,
+        runner_id: runner,
+        max_attempts: 3,
+        stale_timeout: STALE,
+        allow_stale_reentry: reentrant,
+        keys,
+    }
+}
+
+async fn plan_key(h: &Harness, scope: Scope) -> PlanKey {
+    let now = h.store.now().await.expect("store time");
+    PlanKey {
+        scope,
+        plan_time: floor(now, Duration::from_secs(60)),
+    }
+}
+
+async fn claim_one(h: &Harness, req: &ClaimRequest<'_>) -> ClaimOutcome {
+    let mut outcomes = h.store.claim(req).await.expect("claim");
+    assert_eq!(outcomes.len(), 1, "one outcome per key");
+    outcomes.remove(0)
+}
+
+fn ok() -> Finish {
+    Finish::success(Duration::from_millis(3), 7, Map::new())
+}
+
+fn failed(retry_after: Duration) -> Finish {
+    Finish::failure(
+        Duration::from_millis(3),
+        ErrorCode::HandlerError,
+        "boom",
+        retry_after,
+    )
+}
+
+/// `claimers` concurrent claims of one key: exactly one lease, the others
+/// conflict, and the row's runner is the winner.
+pub async fn concurrent_claimers_have_one_winner(h: &Harness, claimers: usize) {
+    let job = unique("race");
+    let key = [plan_key(h, Scope::global()).await];
+    let runners: Vec<String> = (0..claimers).map(|i| format!("runner-{i}")).collect();
+    let claims = runners.iter().map(|runner| {
+        let req = request(&job, runner, &key, true);
+        let store = h.store.clone();
+        async move { store.claim(&req).await.expect("claim").remove(0) }
+    });
+    let outcomes = futures::future::join_all(claims).await;
+    let winners: Vec<_> = outcomes
+        .iter()
+        .zip(&runners)
+        .filter(|(o, _)| matches!(o, ClaimOutcome::Won(_)))
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one winner: {outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| !matches!(o, ClaimOutcome::Won(_)))
+            .all(|o| *o == ClaimOutcome::Conflicted),
+        "the rest conflict"
+    );
+    let lease = winners[0].0.lease().unwrap();
+    let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!(row.runner_id.as_deref(), Some(winners[0].1.as_str()));
+    let rows = h
+        .store
+        .list_executions(&ExecutionFilter {
+            job_name: Some(job.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one row for the key");
+}
+
+/// A batch returns one outcome per key in order; claiming again conflicts;
+/// a key repeated within one batch wins once.
+pub async fn batch_claim_returns_outcomes_in_order(h: &Harness) {
+    let job = unique("batch");
+    let base = plan_key(h, Scope::global()).await.plan_time;
+    let keys: Vec<PlanKey> = (0..50)
+        .map(|i| PlanKey {
+            scope: Scope::new("tenant", format!("t{:03}", 49 - i)),
+            plan_time: base - Duration::from_secs(60 * (i % 3)),
+        })
+        .collect();
+    let outcomes = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), keys.len());
+    for (key, outcome) in keys.iter().zip(&outcomes) {
+        let ClaimOutcome::Won(lease) = outcome else {
+            panic!("fresh key should be won: {outcome:?}");
+        };
+        assert_eq!((&lease.scope, lease.plan_time), (&key.scope, key.plan_time));
+        assert_eq!((lease.attempt, lease.max_attempts), (1, 3));
+    }
+    let again = h
+        .store
+        .claim(&request(&job, "r2", &keys, true))
+        .await
+        .unwrap();
+    assert!(again.iter().all(|o| *o == ClaimOutcome::Conflicted));
+
+    let dup = vec![keys[0].clone(), keys[0].clone()];
+    let job2 = unique("batch_dup");
+    let outcomes = h
+        .store
+        .claim(&request(&job2, "r1", &dup, true))
+        .await
+        .unwrap();
+    let won = outcomes.iter().filter(|o| o.lease().is_some()).count();
+    assert_eq!((outcomes.len(), won), (2, 1), "{outcomes:?}");
+    assert!(h
+        .store
+        .claim(&request(&job2, "r1", &[], true))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// A lease taken over after going stale gets a new token and attempt + 1;
+/// the old holder can no longer heartbeat or finish.
+pub async fn stolen_lease_is_fenced(h: &Harness) {
+    let job = unique("steal");
+    let key = [plan_key(h, Scope::global()).await];
+    let ClaimOutcome::Won(old) = claim_one(h, &request(&job, "r1", &key, true)).await else {
+        panic!("fresh claim should win");
+    };
+    assert_eq!(
+        claim_one(h, &request(&job, "r2", &key, true)).await,
+        ClaimOutcome::Conflicted,
+        "a live lease is not stolen"
+    );
+    h.time.advance(STALE + Duration::from_secs(1));
+    let ClaimOutcome::Stolen(new) = claim_one(h, &request(&job, "r2", &key, true)).await else {
+        panic!("a stale lease of a reentrant job should be stolen");
+    };
+    assert_eq!(new.id, old.id);
+    assert_ne!(new.token, old.token);
+    assert_eq!(new.attempt, 2);
+    assert!(matches!(
+        h.store.heartbeat(&old, STALE).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        h.store.finish(&old, &ok()).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    let row = h.store.get_execution(new.id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Running);
+    assert_eq!(row.runner_id.as_deref(), Some("r2"));
+    h.store
+        .finish(&new, &ok())
+        .await
+        .expect("the new holder finishes");
+}
+
+/// A swept lease can no longer heartbeat or finish.
+pub async fn swept_lease_is_fenced(h: &Harness) {
+    let job = unique("swept");
+    let key = [plan_key(h, Scope::global()).await];
+    let lease = claim_one(h, &request(&job, "r1", &key, false))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    h.time.advance(STALE + Duration::from_secs(1));
+    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 1);
+    assert!(matches!(
+        h.store.heartbeat(&lease, STALE).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        h.store.finish(&lease, &ok()).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Failed);
+    assert_eq!(row.error_code.as_deref(), Some("stale_timeout"));
+    assert_eq!(row.next_retry_at, None);
+    assert!(row.finished_at.is_some());
+}
+
+/// A heartbeat moves `stale_after` to store time + `stale_timeout`, which
+/// keeps the lease from being swept or stolen.
+pub async fn heartbeat_extends_the_lease(h: &Harness) {
+    let job = unique("heartbeat");
+    let key = [plan_key(h, Scope::global()).await];
+    let lease = claim_one(h, &request(&job, "r1", &key, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    h.time.advance(STALE - Duration::from_secs(10));
+    let before = h.store.now().await.unwrap();
+    let stale_after = h.store.heartbeat(&lease, STALE).await.unwrap();
+    let after = h.store.now().await.unwrap();
+    assert!(stale_after >= before + STALE && stale_after <= after + STALE);
+    assert!(stale_after > lease.stale_after);
+    let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!(row.stale_after, Some(stale_after));
+    assert!(row.heartbeat_at.unwrap() >= before);
+    h.time.advance(Duration::from_secs(20));
+    assert_eq!(
+        h.store.sweep_stale(&job).await.unwrap(),
+        0,
+        "the lease is live"
+    );
+    assert_eq!(
+        claim_one(h, &request(&job, "r2", &key, true)).await,
+        ClaimOutcome::Conflicted
+    );
+}
+
+/// The sweep closes stale RUNNING rows of its job only: live leases, other
+/// jobs and terminal rows are untouched.
+pub async fn sweep_closes_only_stale_running_rows_of_the_job(h: &Harness) {
+    let job = unique("sweep");
+    let other = unique("sweep_other");
+    let now = h.store.now().await.unwrap();
+    let key_at = |id: &str| PlanKey {
+        scope: Scope::new("tenant", id),
+        plan_time: floor(now, Duration::from_secs(60)),
+    };
+    let stale_keys = [key_at("a"), key_at("b")];
+    let done_key = [key_at("c")];
+    let stale = h
+        .store
+        .claim(&request(&job, "r1", &stale_keys, true))
+        .await
+        .unwrap();
+    let done = claim_one(h, &request(&job, "r1", &done_key, true)).await;
+    h.store.finish(done.lease().unwrap(), &ok()).await.unwrap();
+    let other_lease = claim_one(h, &request(&other, "r1", &done_key, true)).await;
+    h.time.advance(STALE + Duration::from_secs(1));
+    let live = claim_one(h, &request(&job, "r1", &[key_at("d")], true)).await;
+    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 2);
+    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 0, "idempotent");
+    for outcome in &stale {
+        let row = h
+            .store
+            .get_execution(outcome.lease().unwrap().id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.status, row.error_code.as_deref()),
+            (Status::Failed, Some("stale_timeout"))
+        );
+    }
+    let status_of = |o: &ClaimOutcome| {
+        let id = o.lease().unwrap().id;
+        let store = h.store.clone();
+        async move { store.get_execution(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status_of(&done).await, Status::Success);
+    assert_eq!(status_of(&live).await, Status::Running);
+    assert_eq!(
+        status_of(&other_lease).await,
+        Status::Running,
+        "other job untouched"
+    );
+}
+
+/// A failed plan is retried only once `next_retry_at` has passed, and the
+/// retry rotates the token and clears the error.
+pub async fn retry_waits_for_next_retry_at(h: &Harness) {
+    let job = unique("retry");
+    let key = [plan_key(h, Scope::global()).await];
+    let first = claim_one(h, &request(&job, "r1", &key, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    h.store
+        .finish(&first, &failed(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let row = h.store.get_execution(first.id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Failed);
+    assert_eq!(row.error_code.as_deref(), Some("handler_error"));
+    assert_eq!(row.error_msg.as_deref(), Some("boom"));
+    assert_eq!(row.duration_ms, Some(3));
+    let due = row.next_retry_at.expect("attempts remain");
+    assert_eq!(due, row.finished_at.unwrap() + Duration::from_secs(30));
+    assert_eq!(
+        claim_one(h, &request(&job, "r2", &key, true)).await,
+        ClaimOutcome::Conflicted,
+        "retry not yet due"
+    );
+    let since = key[0].plan_time - Duration::from_secs(3600);
+    assert!(h
+        .store
+        .retry_due(&job, since, true, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    h.time.advance(Duration::from_secs(31));
+    let due_list = h.store.retry_due(&job, since, true, 10).await.unwrap();
+    assert_eq!(due_list.len(), 1);
+    assert_eq!(due_list[0].plan_time, key[0].plan_time);
+    let ClaimOutcome::Retried(second) = claim_one(h, &request(&job, "r2", &key, true)).await else {
+        panic!("a due retry should be claimed");
+    };
+    assert_eq!((second.id, second.attempt), (first.id, 2));
+    assert_ne!(second.token, first.token);
+    let row = h.store.get_execution(second.id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Running);
+    assert_eq!(
+        (
+            row.error_code,
+            row.error_msg,
+            row.next_retry_at,
+            row.finished_at
+        ),
+        (None, None, None, None)
+    );
+}
+
+/// A row the sweep closed is never retried automatically when the job
+/// forbids stale re-entry, and is retried when it allows it.
+pub async fn non_reentrant_stale_row_is_not_retried(h: &Harness) {
+    for reentrant in [false, true] {
+        let job = unique("non_reentrant");
+        let key = [plan_key(h, Scope::global()).await];
+        let lease = claim_one(h, &request(&job, "r1", &key, reentrant))
+            .await
+            .lease()
+            .cloned()
+            .unwrap();
+        h.time.advance(STALE + Duration::from_secs(1));
+        if !reentrant {
+            assert_eq!(
+                claim_one(h, &request(&job, "r2", &key, false)).await,
+                ClaimOutcome::Conflicted,
+                "a stale lease of a non-reentrant job is not stolen"
+            );
+        }
+        assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 1);
+        h.time.advance(Duration::from_secs(3600));
+        let since = key[0].plan_time - Duration::from_secs(7200);
+        let due = h.store.retry_due(&job, since, reentrant, 10).await.unwrap();
+        let outcome = claim_one(h, &request(&job, "r2", &key, reentrant)).await;
+        if reentrant {
+            assert_eq!(due.len(), 1);
+            assert!(
+                matches!(outcome, ClaimOutcome::Retried(ref l) if l.id == lease.id && l.attempt == 2)
+            );
+        } else {
+            assert!(due.is_empty(), "waits for an operator");
+            assert_eq!(outcome, ClaimOutcome::Conflicted);
+        }
+    }
+}
+
+/// Attempts never pass `max_attempts`, through retries and takeovers; the
+/// last failure leaves no `next_retry_at`.
+pub async fn attempts_never_exceed_max(h: &Harness) {
+    let job = unique("attempts");
+    let key = [plan_key(h, Scope::global()).await];
+    let mut lease = claim_one(h, &request(&job, "r1", &key, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    // attempt 1 fails, attempt 2 goes stale and is stolen as attempt 3
+    h.store
+        .finish(&lease, &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    lease = claim_one(h, &request(&job, "r1", &key, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    assert_eq!(lease.attempt, 2);
+    h.time.advance(STALE + Duration::from_secs(1));
+    lease = claim_one(h, &request(&job, "r2", &key, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    assert_eq!(lease.attempt, 3);
+    h.time.advance(STALE + Duration::from_secs(1));
+    assert_eq!(
+        claim_one(h, &request(&job, "r3", &key, true)).await,
+        ClaimOutcome::Conflicted,
+        "no steal past max_attempts"
+    );
+    h.store
+        .finish(&lease, &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.attempt, row.max_attempts, row.next_retry_at),
+        (3, 3, None)
+    );
+    h.time.advance(Duration::from_secs(3600));
+    assert_eq!(
+        claim_one(h, &request(&job, "r3", &key, true)).await,
+        ClaimOutcome::Conflicted,
+        "no retry past max_attempts"
+    );
+    let since = key[0].plan_time - Duration::from_secs(7200);
+    assert!(h
+        .store
+        .retry_due(&job, since, true, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// A SUCCESS row never changes again: no claim, heartbeat, finish or sweep
+/// touches it.
+pub async fn success_is_final(h: &Harness) {
+    let job = unique("success");
+    let key = [plan_key(h, Scope::global()).await];
+    let lease = claim_one(h, &request(&job, "r1", &key, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    let mut result = Map::new();
+    result.insert("processed".into(), Value::from(7));
+    h.store
+        .finish(
+            &lease,
+            &Finish::success(Duration::from_millis(12), 7, result.clone()),
+        )
+        .await
+        .unwrap();
+    let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Success);
+    assert_eq!((row.rows_affected, row.duration_ms), (Some(7), Some(12)));
+    assert_eq!(row.result, result);
+    assert_eq!((row.error_code.as_deref(), row.next_retry_at), (None, None));
+    h.time.advance(STALE * 10);
+    assert_eq!(
+        claim_one(h, &request(&job, "r2", &key, true)).await,
+        ClaimOutcome::Conflicted
+    );
+    assert!(h.store.heartbeat(&lease, STALE).await.is_err());
+    assert!(h
+        .store
+        .finish(&lease, &failed(Duration::ZERO))
+        .await
+        .is_err());
+    assert!(h.store.finish(&lease, &ok()).await.is_err());
+    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 0);
+    assert_eq!(h.store.get_execution(lease.id).await.unwrap().unwrap(), row);
+}
+
+/// Ids are UUID v7 and tokens UUID v4; every claim mints a new token.
+pub async fn ids_are_v7_and_tokens_v4(h: &Harness) {
+    let job = unique("ids");
+    let now = h.store.now().await.unwrap();
+    let keys: Vec<PlanKey> = (0..10)
+        .map(|i| PlanKey {
+            scope: Scope::new("tenant", format!("{i}")),
+            plan_time: floor(now, Duration::from_secs(60)),
+        })
+        .collect();
+    let outcomes = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap();
+    let mut tokens = HashSet::new();
+    for outcome in &outcomes {
+        let lease = outcome.lease().unwrap();
+        assert_eq!(lease.id.get_version_num(), 7, "id {}", lease.id);
+        assert_eq!(lease.token.get_version_num(), 4, "token {}", lease.token);
+        assert!(tokens.insert(lease.token));
+        let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+        assert_eq!((row.id, row.lease_token), (lease.id, lease.token));
+    }
+}
+
+/// Plan times round-trip at microsecond precision (sub-microsecond parts
+/// are dropped before storing) and come back in UTC.
+pub async fn plan_times_round_trip_at_microseconds(h: &Harness) {
+    let job = unique("micros");
+    let odd = time::macros::datetime!(2026-03-05 12:34:56.123456 UTC);
+    let keys = [
+        PlanKey {
+            scope: Scope::new("t", "a"),
+            plan_time: odd,
+        },
+        PlanKey {
+            scope: Scope::new("t", "b"),
+            plan_time: time::macros::datetime!(1999-12-31 23:59:59.999999 UTC),
+        },
+    ];
+    let outcomes = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap();
+    for (key, outcome) in keys.iter().zip(&outcomes) {
+        let lease = outcome.lease().unwrap();
+        assert_eq!(lease.plan_time, key.plan_time);
+        let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+        assert_eq!(row.plan_time, key.plan_time);
+        assert_eq!(row.plan_time.offset(), time::UtcOffset::UTC);
+        assert_eq!(
+            row.started_at.map(to_micros),
+            row.started_at,
+            "stored instants are micros"
+        );
+    }
+    let latest = h
+        .store
+        .latest_executions(&job, &[Scope::new("t", "a")])
+        .await
+        .unwrap();
+    assert_eq!(latest[0].as_ref().unwrap().plan_time, odd);
+}
+
+/// The latest-execution view answers many scopes in input order: the
+/// highest plan time of each, `None` for scopes without rows.
+pub async fn latest_executions_view(h: &Harness) {
+    let job = unique("latest");
+    let base = floor(h.store.now().await.unwrap(), Duration::from_secs(60));
+    let min = Duration::from_secs(60);
+    let a = Scope::new("tenant", "a");
+    let b = Scope::new("tenant", "b");
+    let keys = [
+        PlanKey {
+            scope: a.clone(),
+            plan_time: base - min * 2,
+        },
+        PlanKey {
+            scope: a.clone(),
+            plan_time: base - min,
+        },
+        PlanKey {
+            scope: b.clone(),
+            plan_time: base - min * 5,
+        },
+    ];
+    let outcomes = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap();
+    h.store
+        .finish(outcomes[0].lease().unwrap(), &ok())
+        .await
+        .unwrap();
+    h.store
+        .finish(
+            outcomes[1].lease().unwrap(),
+            &failed(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    // same scope ids under another job must not leak in
+    let other = unique("latest_other");
+    let leak = [PlanKey {
+        scope: a.clone(),
+        plan_time: base,
+    }];
+    h.store
+        .claim(&request(&other, "r1", &leak, true))
+        .await
+        .unwrap();
+
+    let scopes = [b.clone(), Scope::new("tenant", "none"), a.clone()];
+    let views = h.store.latest_executions(&job, &scopes).await.unwrap();
+    assert_eq!(views.len(), 3);
+    let vb = views[0].as_ref().unwrap();
+    assert_eq!(
+        (vb.plan_time, vb.status, vb.attempt),
+        (base - min * 5, Status::Running, 1)
+    );
+    assert_eq!(views[1], None);
+    let va = views[2].as_ref().unwrap();
+    assert_eq!((va.plan_time, va.status), (base - min, Status::Failed));
+    assert_eq!((va.attempt, va.max_attempts), (1, 3));
+    assert_eq!(va.error_code.as_deref(), Some("handler_error"));
+    assert!(va.next_retry_at.is_some());
+    assert!(h
+        .store
+        .latest_executions(&job, &[])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// `retry_due` lists FAILED plans with their retry due inside the window,
+/// oldest first, and respects its limit.
+pub async fn retry_due_lists_older_failed_plans(h: &Harness) {
+    let job = unique("retry_due");
+    let base = floor(h.store.now().await.unwrap(), Duration::from_secs(60));
+    let min = Duration::from_secs(60);
+    let scope = Scope::new("tenant", "a");
+    let keys: Vec<PlanKey> = (1..=4u32)
+        .map(|i| PlanKey {
+            scope: scope.clone(),
+            plan_time: base - min * i,
+        })
+        .collect();
+    let outcomes = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap();
+    // base-1: FAILED due; base-2: FAILED not due; base-3: SUCCESS; base-4: FAILED due but outside window
+    h.store
+        .finish(outcomes[0].lease().unwrap(), &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    h.store
+        .finish(
+            outcomes[1].lease().unwrap(),
+            &failed(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    h.store
+        .finish(outcomes[2].lease().unwrap(), &ok())
+        .await
+        .unwrap();
+    h.store
+        .finish(outcomes[3].lease().unwrap(), &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    let since = base - min * 3;
+    let due = h.store.retry_due(&job, since, true, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.plan_time).collect::<Vec<_>>(),
+        vec![base - min]
+    );
+    assert_eq!(due[0].scope, scope);
+    let all = h
+        .store
+        .retry_due(&job, base - min * 10, true, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.plan_time).collect::<Vec<_>>(),
+        vec![base - min * 4, base - min],
+        "oldest first"
+    );
+    assert_eq!(
+        h.store
+            .retry_due(&job, base - min * 10, true, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Error messages with NUL bytes, over-long text and multi-byte characters
+/// are stored as valid, bounded text.
+pub async fn error_messages_are_stored_safely(h: &Harness) {
+    let job = unique("errmsg");
+    let key = [plan_key(h, Scope::global()).await];
+    let lease = claim_one(h, &request(&job, "r1", &key, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    let msg = format!("bad\0input: {}", "日本語".repeat(10_000));
+    let finish = Finish::failure(
+        Duration::ZERO,
+        ErrorCode::HandlerError,
+        &msg,
+        Duration::ZERO,
+    );
+    h.store
+        .finish(&lease, &finish)
+        .await
+        .expect("the terminal write must not fail");
+    let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+    let stored = row.error_msg.unwrap();
+    assert!(stored.starts_with("badinput: 日本語"));
+    assert!(!stored.contains('\0'));
+    assert!(stored.len() <= MAX_ERROR_MSG_BYTES && stored.len() > MAX_ERROR_MSG_BYTES - 4);
+}
+
+/// An oversized result still ends SUCCESS, with a marker instead of the
+/// result; NUL characters inside a result are dropped.
+pub async fn oversized_result_still_succeeds(h: &Harness) {
+    let job = unique("big_result");
+    let keys = [
+        PlanKey {
+            scope: Scope::new("t", "big"),
+            plan_time: plan_key(h, Scope::global()).await.plan_time,
+        },
+        PlanKey {
+            scope: Scope::new("t", "nul"),
+            plan_time: plan_key(h, Scope::global()).await.plan_time,
+        },
+    ];
+    let outcomes = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap();
+    let mut big = Map::new();
+    big.insert("blob".into(), Value::from("x".repeat(100_000)));
+    h.store
+        .finish(
+            outcomes[0].lease().unwrap(),
+            &Finish::success(Duration::ZERO, 1, big),
+        )
+        .await
+        .unwrap();
+    let row = h
+        .store
+        .get_execution(outcomes[0].lease().unwrap().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, Status::Success);
+    assert!(row.result[RESULT_TOO_LARGE_KEY].as_u64().unwrap() > 100_000);
+    let mut nul = Map::new();
+    nul.insert("note".into(), Value::from("a\0b"));
+    h.store
+        .finish(
+            outcomes[1].lease().unwrap(),
+            &Finish::success(Duration::ZERO, 1, nul),
+        )
+        .await
+        .unwrap();
+    let row = h
+        .store
+        .get_execution(outcomes[1].lease().unwrap().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Value::Object(row.result), serde_json::json!({"note": "ab"}));
+}
+
+/// Names and scopes with quotes, non-ASCII and long text are stored as
+/// given; a NUL character is refused as invalid input and nothing is written.
+pub async fn hostile_names_are_stored_or_refused_cleanly(h: &Harness) {
+    let job = format!("{}'\"; DROP TABLE x; --ü", unique("hostile"));
+    let now = h.store.now().await.unwrap();
+    let plan_time = floor(now, Duration::from_secs(60));
+    let long = "ß".repeat(5_000);
+    let keys = [PlanKey {
+        scope: Scope::new("kind'\"", long.clone()),
+        plan_time,
+    }];
+    let lease = claim_one(h, &request(&job, "r'1", &keys, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.job_name.as_str(), row.scope.id.as_str()),
+        (job.as_str(), long.as_str())
+    );
+    assert_eq!(row.runner_id.as_deref(), Some("r'1"));
+
+    let bad_job = unique("nul");
+    let bad = [
+        PlanKey {
+            scope: Scope::new("t", "fine"),
+            plan_time,
+        },
+        PlanKey {
+            scope: Scope::new("t", "a\0b"),
+            plan_time,
+        },
+    ];
+    let refused = h.store.claim(&request(&bad_job, "r1", &bad, true)).await;
+    assert!(
+        matches!(refused, Err(StoreError::InvalidInput(_))),
+        "{refused:?}"
+    );
+    let nul_job = format!("{bad_job}\0");
+    let refused = h
+        .store
+        .claim(&request(&nul_job, "r1", &bad[..1], true))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::InvalidInput(_))),
+        "{refused:?}"
+    );
+    let rows = h
+        .store
+        .list_executions(&ExecutionFilter {
+            job_name: Some(bad_job),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "nothing of a refused batch is written");
+}
+
+/// Audit reads: get by id (unknown id is `None`) and list with filters,
+/// newest plan time first, limited.
+pub async fn audit_reads_filter_and_order(h: &Harness) {
+    let job = unique("audit");
+    let base = floor(h.store.now().await.unwrap(), Duration::from_secs(60));
+    let min = Duration::from_secs(60);
+    let a = Scope::new("tenant", "a");
+    let keys: Vec<PlanKey> = (0..4u32)
+        .map(|i| PlanKey {
+            scope: if i % 2 == 0 {
+                a.clone()
+            } else {
+                Scope::new("tenant", "b")
+            },
+            plan_time: base - min * i,
+        })
+        .collect();
+    let outcomes = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap();
+    h.store
+        .finish(outcomes[0].lease().unwrap(), &ok())
+        .await
+        .unwrap();
+    h.store
+        .finish(outcomes[1].lease().unwrap(), &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(h.store.get_execution(Uuid::now_v7()).await.unwrap(), None);
+    let list = |filter: ExecutionFilter| {
+        let store = h.store.clone();
+        async move { store.list_executions(&filter).await.unwrap() }
+    };
+    let all = list(ExecutionFilter {
+        job_name: Some(job.clone()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        all.iter().map(|r| r.plan_time).collect::<Vec<_>>(),
+        vec![base, base - min, base - min * 2, base - min * 3]
+    );
+    let only_a = list(ExecutionFilter {
+        job_name: Some(job.clone()),
+        scope: Some(a),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(only_a.len(), 2);
+    let failed_rows = list(ExecutionFilter {
+        job_name: Some(job.clone()),
+        status: Some(Status::Failed),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(failed_rows.len(), 1);
+    assert_eq!(failed_rows[0].plan_time, base - min);
+    let recent = list(ExecutionFilter {
+        job_name: Some(job.clone()),
+        plan_time_from: Some(base - min),
+        limit: Some(1),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        recent.iter().map(|r| r.plan_time).collect::<Vec<_>>(),
+        vec![base]
+    );
+    let running = list(ExecutionFilter {
+        job_name: Some(job),
+        status: Some(Status::Running),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(running.len(), 2);
+}
+
+/// Store time is UTC at microsecond precision and moves with the harness.
+pub async fn store_time_is_utc_micros_and_controllable(h: &Harness) {
+    let before = h.store.now().await.unwrap();
+    assert_eq!(before.offset(), time::UtcOffset::UTC);
+    assert_eq!(to_micros(before), before);
+    h.time.advance(Duration::from_secs(3600));
+    let after = h.store.now().await.unwrap();
+    assert!(after >= before + Duration::from_secs(3600));
+    assert!(
+        after < before + Duration::from_secs(3600 + 600),
+        "{before} -> {after}"
+    );
+    let _: OffsetDateTime = after;
+}
+
+/// Expands to one `#[tokio::test]` per conformance function. `$setup` is an
+/// expression of type `impl Future<Output = Option<Harness>>`, evaluated
+/// afresh for each test; `None` means the backend is unavailable and the
+/// setup has already reported why (the test returns without running).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr) => {
+        $crate::conformance_tests!(@one $setup, concurrent_claimers_have_one_winner, 16);
+        $crate::conformance_tests!(@each $setup;
+            batch_claim_returns_outcomes_in_order,
+            stolen_lease_is_fenced,
+            swept_lease_is_fenced,
+            heartbeat_extends_the_lease,
+            sweep_closes_only_stale_running_rows_of_the_job,
+            retry_waits_for_next_retry_at,
+            non_reentrant_stale_row_is_not_retried,
+            attempts_never_exceed_max,
+            success_is_final,
+            ids_are_v7_and_tokens_v4,
+            plan_times_round_trip_at_microseconds,
+            latest_executions_view,
+            retry_due_lists_older_failed_plans,
+            error_messages_are_stored_safely,
+            oversized_result_still_succeeds,
+            hostile_names_are_stored_or_refused_cleanly,
+            audit_reads_filter_and_order,
+            store_time_is_utc_micros_and_controllable
+        );
+    };
+    (@one $setup:expr, $name:ident, $($arg:expr),*) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            if let Some(harness) = $setup.await {
+                $crate::conformance::$name(&harness, $($arg),*).await;
+            }
+        }
+    };
+    (@each $setup:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(harness) = $setup.await {
+                    $crate::conformance::$name(&harness).await;
+                }
+            }
+        )*
+    };
+}

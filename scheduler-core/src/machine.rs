@@ -1,0 +1,512 @@
+//! The lease state machine of SPEC §4 as pure functions over a row value.
+//!
+//! Each function decides one transition from the row as it is and store time
+//! `now`, and returns the new row (or why nothing changes). The memory store
+//! applies these directly; the SQL stores encode the same guards and effects
+//! in their statements, and differential tests hold them to these functions.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::store::{
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, Finish, FinishOutcome, LatestExecution,
+    PlanKey, Status,
+};
+
+/// The longest `error_msg` stored, in bytes (SPEC §7).
+pub const MAX_ERROR_MSG_BYTES: usize = 4000;
+
+/// The largest `result` stored, in bytes of its JSON encoding (SPEC §7).
+pub const MAX_RESULT_BYTES: usize = 16 * 1024;
+
+/// The `error_msg` a sweep writes on the rows it closes.
+pub const STALE_SWEEP_MSG: &str = "lease went stale: no heartbeat before stale_after";
+
+/// The key under which an oversized result's marker records the original size.
+pub const RESULT_TOO_LARGE_KEY: &str = "result_too_large_bytes";
+
+/// Whether a FAILED row may be claimed again now (SPEC §4, claim retry).
+///
+/// It must be FAILED with attempts left and its retry due (`next_retry_at`
+/// null or not after `now`); and a row the sweep closed (`stale_timeout`)
+/// of a job that forbids stale re-entry is never retried automatically: the
+/// run may have had effects, so only an operator may repeat it.
+pub fn retry_eligible(
+    status: Status,
+    attempt: i32,
+    max_attempts: i32,
+    next_retry_at: Option<OffsetDateTime>,
+    error_code: Option<&str>,
+    now: OffsetDateTime,
+    allow_stale_reentry: bool,
+) -> bool {
+    status == Status::Failed
+        && attempt < max_attempts
+        && next_retry_at.is_none_or(|at| at <= now)
+        && (allow_stale_reentry || error_code != Some(ErrorCode::StaleTimeout.as_str()))
+}
+
+/// Whether a RUNNING row's lease may be taken over now (SPEC §4, claim steal).
+pub fn steal_eligible(row: &Execution, now: OffsetDateTime, allow_stale_reentry: bool) -> bool {
+    row.status == Status::Running
+        && allow_stale_reentry
+        && row.attempt < row.max_attempts
+        && row.stale_after.is_some_and(|s| s < now)
+}
+
+impl LatestExecution {
+    /// [`retry_eligible`] for this view.
+    pub fn retry_eligible(&self, now: OffsetDateTime, allow_stale_reentry: bool) -> bool {
+        retry_eligible(
+            self.status,
+            self.attempt,
+            self.max_attempts,
+            self.next_retry_at,
+            self.error_code.as_deref(),
+            now,
+            allow_stale_reentry,
+        )
+    }
+}
+
+impl Execution {
+    /// [`retry_eligible`] for this row.
+    pub fn retry_eligible(&self, now: OffsetDateTime, allow_stale_reentry: bool) -> bool {
+        retry_eligible(
+            self.status,
+            self.attempt,
+            self.max_attempts,
+            self.next_retry_at,
+            self.error_code.as_deref(),
+            now,
+            allow_stale_reentry,
+        )
+    }
+}
+
+/// The identifiers a claimer mints before it knows whether it will insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreshIds {
+    /// The id of a fresh row (UUID v7).
+    pub id: Uuid,
+    /// The new lease token (UUID v4).
+    pub token: Uuid,
+}
+
+impl FreshIds {
+    /// Mints a v7 id and a v4 token from a cryptographic random source.
+    pub fn mint() -> Self {
+        FreshIds {
+            id: Uuid::now_v7(),
+            token: Uuid::new_v4(),
+        }
+    }
+}
+
+/// The row after a successful claim, and which branch it took.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Insert this fresh row.
+    Fresh(Execution),
+    /// Replace the FAILED row with this one.
+    Retry(Execution),
+    /// Replace the stale RUNNING row with this one.
+    Steal(Execution),
+    /// Change nothing.
+    Conflict,
+}
+
+impl Claim {
+    /// The row to write, if any.
+    pub fn row(&self) -> Option<&Execution> {
+        match self {
+            Claim::Fresh(r) | Claim::Retry(r) | Claim::Steal(r) => Some(r),
+            Claim::Conflict => None,
+        }
+    }
+
+    /// What the claimer is told.
+    pub fn outcome(&self) -> ClaimOutcome {
+        match self {
+            Claim::Fresh(r) => ClaimOutcome::Won(r.lease().expect("fresh row is running")),
+            Claim::Retry(r) => ClaimOutcome::Retried(r.lease().expect("retried row is running")),
+            Claim::Steal(r) => ClaimOutcome::Stolen(r.lease().expect("stolen row is running")),
+            Claim::Conflict => ClaimOutcome::Conflicted,
+        }
+    }
+}
+
+/// Decides a claim of `key` given the row stored for it (SPEC §4).
+pub fn claim(
+    existing: Option<&Execution>,
+    request: &ClaimRequest<'_>,
+    key: &PlanKey,
+    now: OffsetDateTime,
+    ids: FreshIds,
+) -> Claim {
+    let stale_after = now + request.stale_timeout;
+    match existing {
+        None => Claim::Fresh(Execution {
+            id: ids.id,
+            job_name: request.job_name.to_owned(),
+            scope: key.scope.clone(),
+            plan_time: key.plan_time,
+            status: Status::Running,
+            attempt: 1,
+            max_attempts: request.max_attempts,
+            next_retry_at: None,
+            runner_id: Some(request.runner_id.to_owned()),
+            lease_token: ids.token,
+            heartbeat_at: Some(now),
+            stale_after: Some(stale_after),
+            started_at: Some(now),
+            finished_at: None,
+            duration_ms: None,
+            rows_affected: None,
+            result: Map::new(),
+            error_code: None,
+            error_msg: None,
+            created_at: now,
+            updated_at: now,
+        }),
+        Some(row) => {
+            let retry = row.retry_eligible(now, request.allow_stale_reentry);
+            if !retry && !steal_eligible(row, now, request.allow_stale_reentry) {
+                return Claim::Conflict;
+            }
+            let reclaimed = Execution {
+                status: Status::Running,
+                attempt: row.attempt + 1,
+                runner_id: Some(request.runner_id.to_owned()),
+                lease_token: ids.token,
+                heartbeat_at: Some(now),
+                stale_after: Some(stale_after),
+                started_at: Some(now),
+                finished_at: None,
+                duration_ms: None,
+                next_retry_at: None,
+                error_code: None,
+                error_msg: None,
+                updated_at: now,
+                ..row.clone()
+            };
+            if retry {
+                Claim::Retry(reclaimed)
+            } else {
+                Claim::Steal(reclaimed)
+            }
+        }
+    }
+}
+
+/// Why a guarded write changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseLost;
+
+fn guard(row: &Execution, token: Uuid) -> Result<(), LeaseLost> {
+    if row.status == Status::Running && row.lease_token == token {
+        Ok(())
+    } else {
+        Err(LeaseLost)
+    }
+}
+
+/// A heartbeat: extends the lease if token and status still match.
+pub fn heartbeat(
+    row: &Execution,
+    token: Uuid,
+    now: OffsetDateTime,
+    stale_timeout: Duration,
+) -> Result<Execution, LeaseLost> {
+    guard(row, token)?;
+    Ok(Execution {
+        heartbeat_at: Some(now),
+        stale_after: Some(now + stale_timeout),
+        updated_at: now,
+        ..row.clone()
+    })
+}
+
+/// A terminal write: SUCCESS, or FAILED with `next_retry_at` while attempts
+/// remain, if token and status still match.
+pub fn finish(
+    row: &Execution,
+    token: Uuid,
+    now: OffsetDateTime,
+    finish: &Finish,
+) -> Result<Execution, LeaseLost> {
+    guard(row, token)?;
+    let done = Execution {
+        finished_at: Some(now),
+        duration_ms: Some(finish.duration_ms()),
+        updated_at: now,
+        ..row.clone()
+    };
+    Ok(match finish.outcome() {
+        FinishOutcome::Success {
+            rows_affected,
+            result,
+        } => Execution {
+            status: Status::Success,
+            rows_affected: Some(*rows_affected),
+            result: result.clone(),
+            next_retry_at: None,
+            error_code: None,
+            error_msg: None,
+            ..done
+        },
+        FinishOutcome::Failure {
+            error_code,
+            error_msg,
+            retry_after,
+        } => Execution {
+            status: Status::Failed,
+            next_retry_at: (row.attempt < row.max_attempts).then(|| now + *retry_after),
+            error_code: Some(error_code.as_str().to_owned()),
+            error_msg: Some(error_msg.clone()),
+            ..done
+        },
+    })
+}
+
+/// The sweep of one row: a RUNNING row whose lease went stale becomes FAILED
+/// with `stale_timeout`; anything else is untouched (`None`).
+pub fn sweep(row: &Execution, now: OffsetDateTime) -> Option<Execution> {
+    let stale = row.status == Status::Running && row.stale_after.is_some_and(|s| s < now);
+    stale.then(|| Execution {
+        status: Status::Failed,
+        finished_at: Some(now),
+        next_retry_at: None,
+        error_code: Some(ErrorCode::StaleTimeout.as_str().to_owned()),
+        error_msg: Some(STALE_SWEEP_MSG.to_owned()),
+        updated_at: now,
+        ..row.clone()
+    })
+}
+
+/// Cuts an error message to [`MAX_ERROR_MSG_BYTES`] on a UTF-8 character
+/// boundary after removing NUL characters (PostgreSQL text rejects them, and
+/// a rejected message would make the terminal write itself fail).
+pub fn bound_error_msg(msg: &str) -> String {
+    let mut out: String = msg.chars().filter(|&c| c != '\0').collect();
+    if out.len() > MAX_ERROR_MSG_BYTES {
+        let mut cut = MAX_ERROR_MSG_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
+/// Makes a handler's result storable: NUL characters are removed from every
+/// string and key (PostgreSQL `jsonb` rejects `\u0000`), and a result whose
+/// encoding exceeds [`MAX_RESULT_BYTES`] is replaced by
+/// `{"result_too_large_bytes": N}` and logged, so the row still ends SUCCESS.
+pub fn bound_result(result: Map<String, Value>) -> Map<String, Value> {
+    let result = strip_nul_map(result);
+    let size = Value::Object(result.clone()).to_string().len();
+    if size <= MAX_RESULT_BYTES {
+        return result;
+    }
+    tracing::warn!(
+        size_bytes = size,
+        limit_bytes = MAX_RESULT_BYTES,
+        "handler result too large; storing a marker instead"
+    );
+    let mut marker = Map::new();
+    marker.insert(RESULT_TOO_LARGE_KEY.to_owned(), Value::from(size));
+    marker
+}
+
+fn strip_nul_map(map: Map<String, Value>) -> Map<String, Value> {
+    map.into_iter()
+        .map(|(k, v)| (k.replace('\0', ""), strip_nul(v)))
+        .collect()
+}
+
+fn strip_nul(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nul).collect()),
+        Value::Object(map) => Value::Object(strip_nul_map(map)),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Scope;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
+
+    fn request(allow_stale_reentry: bool) -> ClaimRequest<'static> {
+        ClaimRequest {
+            job_name: "job",
+            runner_id: "r1",
+            max_attempts: 2,
+            stale_timeout: Duration::from_secs(60),
+            allow_stale_reentry,
+            keys: &[],
+        }
+    }
+
+    fn key() -> PlanKey {
+        PlanKey {
+            scope: Scope::global(),
+            plan_time: T0,
+        }
+    }
+
+    fn fresh() -> Execution {
+        match claim(None, &request(true), &key(), T0, FreshIds::mint()) {
+            Claim::Fresh(row) => row,
+            other => panic!("expected a fresh claim, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fresh_claim_sets_lease_fields() {
+        let row = fresh();
+        assert_eq!(row.status, Status::Running);
+        assert_eq!(row.attempt, 1);
+        assert_eq!(row.max_attempts, 2);
+        assert_eq!(row.stale_after, Some(T0 + Duration::from_secs(60)));
+        assert_eq!(row.started_at, Some(T0));
+        assert_eq!(row.id.get_version_num(), 7);
+        assert_eq!(row.lease_token.get_version_num(), 4);
+    }
+
+    #[test]
+    fn live_lease_conflicts_and_stale_lease_is_stolen_only_when_reentrant() {
+        let row = fresh();
+        let later = T0 + Duration::from_secs(61);
+        assert_eq!(
+            claim(Some(&row), &request(true), &key(), T0, FreshIds::mint()),
+            Claim::Conflict
+        );
+        assert_eq!(
+            claim(Some(&row), &request(false), &key(), later, FreshIds::mint()),
+            Claim::Conflict
+        );
+        let ids = FreshIds::mint();
+        let Claim::Steal(stolen) = claim(Some(&row), &request(true), &key(), later, ids) else {
+            panic!("expected a steal");
+        };
+        assert_eq!(stolen.attempt, 2);
+        assert_eq!(stolen.id, row.id);
+        assert_eq!(stolen.lease_token, ids.token);
+        // attempts exhausted: no further steal
+        let much_later = later + Duration::from_secs(120);
+        assert_eq!(
+            claim(
+                Some(&stolen),
+                &request(true),
+                &key(),
+                much_later,
+                FreshIds::mint()
+            ),
+            Claim::Conflict
+        );
+    }
+
+    #[test]
+    fn guarded_writes_reject_old_tokens_and_terminal_rows() {
+        let row = fresh();
+        let stolen = claim(
+            Some(&row),
+            &request(true),
+            &key(),
+            T0 + Duration::from_secs(61),
+            FreshIds::mint(),
+        );
+        let stolen = stolen.row().unwrap();
+        let ok = Finish::success(Duration::ZERO, 1, Map::new());
+        assert_eq!(
+            finish(stolen, row.lease_token, T0, &ok),
+            Err(LeaseLost),
+            "the old runner's late SUCCESS is rejected"
+        );
+        let done = finish(stolen, stolen.lease_token, T0, &ok).unwrap();
+        assert_eq!(done.status, Status::Success);
+        assert_eq!(
+            heartbeat(&done, done.lease_token, T0, Duration::from_secs(1)),
+            Err(LeaseLost)
+        );
+        assert!(sweep(&done, T0 + Duration::from_secs(3600)).is_none());
+    }
+
+    #[test]
+    fn failure_schedules_retry_only_while_attempts_remain() {
+        let row = fresh();
+        let fail = Finish::failure(
+            Duration::from_millis(5),
+            ErrorCode::HandlerError,
+            "boom",
+            Duration::from_secs(10),
+        );
+        let failed = finish(&row, row.lease_token, T0, &fail).unwrap();
+        assert_eq!(failed.next_retry_at, Some(T0 + Duration::from_secs(10)));
+        assert!(!failed.retry_eligible(T0 + Duration::from_secs(9), true));
+        assert!(failed.retry_eligible(T0 + Duration::from_secs(10), true));
+        let retried = claim(
+            Some(&failed),
+            &request(true),
+            &key(),
+            T0 + Duration::from_secs(10),
+            FreshIds::mint(),
+        );
+        let retried = retried.row().unwrap();
+        assert_eq!((retried.attempt, retried.error_code.as_deref()), (2, None));
+        let failed_again = finish(retried, retried.lease_token, T0, &fail).unwrap();
+        assert_eq!(failed_again.next_retry_at, None);
+        assert!(!failed_again.retry_eligible(T0 + Duration::from_secs(3600), true));
+    }
+
+    #[test]
+    fn swept_row_of_non_reentrant_job_is_not_retried() {
+        let row = fresh();
+        let swept = sweep(&row, T0 + Duration::from_secs(61)).unwrap();
+        assert_eq!(swept.error_code.as_deref(), Some("stale_timeout"));
+        let later = T0 + Duration::from_secs(3600);
+        assert!(!swept.retry_eligible(later, false));
+        assert!(swept.retry_eligible(later, true));
+        assert!(
+            sweep(&row, T0 + Duration::from_secs(60)).is_none(),
+            "stale means strictly past stale_after"
+        );
+    }
+
+    #[test]
+    fn error_messages_are_cut_on_char_boundaries_without_nul() {
+        let msg = format!("a\0b{}", "é".repeat(3000));
+        let bounded = bound_error_msg(&msg);
+        assert!(bounded.len() <= MAX_ERROR_MSG_BYTES);
+        assert!(bounded.len() >= MAX_ERROR_MSG_BYTES - 1);
+        assert!(bounded.starts_with("abé"));
+        assert!(!bounded.contains('\0'));
+        assert_eq!(bound_error_msg("short"), "short");
+    }
+
+    #[test]
+    fn oversized_results_become_a_marker_and_nul_is_stripped() {
+        let mut big = Map::new();
+        big.insert("blob".into(), Value::from("x".repeat(MAX_RESULT_BYTES)));
+        let bounded = bound_result(big);
+        assert_eq!(bounded.len(), 1);
+        assert!(bounded[RESULT_TOO_LARGE_KEY].as_u64().unwrap() > MAX_RESULT_BYTES as u64);
+
+        let mut small = Map::new();
+        small.insert("k\0".into(), serde_json::json!(["a\0b", {"c": "\0"}]));
+        let bounded = bound_result(small);
+        assert_eq!(
+            Value::Object(bounded),
+            serde_json::json!({"k": ["ab", {"c": ""}]})
+        );
+    }
+}

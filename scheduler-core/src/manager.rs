@@ -1,0 +1,888 @@
+//! The manager (SPEC §7): ticks, claims within free capacity, runs handlers
+//! concurrently with leases kept alive, and writes terminal states.
+//!
+//! One manager runs per replica. It needs nothing but a [`LeaseStore`]: all
+//! coordination with other replicas goes through the store's claims.
+//!
+//! Decisions this module makes where SPEC.md is silent:
+//! - Planning and leases use store time only; the process clock is used for
+//!   nothing but sleeping (tokio's clock, so tests can pause it).
+//! - A `(job, scope)` that still has an execution in flight in this process is
+//!   skipped by the next tick; its later plans are claimed once it is free, so
+//!   one scope's plans run one at a time and in plan order, and no lease sits
+//!   claimed while waiting behind a slow run.
+//! - Leases claimed in one batch for one scope are run in plan order by one
+//!   task; each is heartbeaten from the moment it is claimed.
+//! - A run cancelled by shutdown is recorded `canceled` with its retry due at
+//!   once, so another replica picks it up on its next tick.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::AddAssign;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tracing::{debug, error, info, info_span, warn, Instrument};
+use uuid::Uuid;
+
+use crate::error::{SpecError, StoreError};
+use crate::plan::{self, CatchUpMode};
+use crate::spec::{JobSpec, Scope};
+use crate::store::{
+    ClaimOutcome, ClaimRequest, ErrorCode, Finish, LatestExecution, Lease, LeaseStore, PlanKey,
+};
+
+/// How a manager runs.
+#[derive(Debug, Clone)]
+pub struct ManagerOptions {
+    /// Identifies this replica in audit rows. Default: a fresh UUID v4.
+    pub runner_id: String,
+    /// The longest sleep between ticks. The loop also wakes exactly when the
+    /// next plan becomes eligible, so this only bounds how late a change the
+    /// manager cannot foresee (a new scope, another replica's failure) is
+    /// noticed. Default: 30 s.
+    pub tick_interval: Duration,
+    /// The most executions this replica holds at once (claimed and not yet
+    /// finished). A tick claims no more than the free capacity, so other
+    /// replicas get the rest. Default: 64.
+    pub max_concurrency: usize,
+    /// On shutdown, how long running handlers may take to finish before they
+    /// are cancelled. Default: 30 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            runner_id: Uuid::new_v4().to_string(),
+            tick_interval: Duration::from_secs(30),
+            max_concurrency: 64,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a tick did, and (for [`Manager::run_once`]) how its executions ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Fresh claims won.
+    pub claimed: u64,
+    /// FAILED plans claimed again.
+    pub retried: u64,
+    /// Stale leases taken over.
+    pub stolen: u64,
+    /// Claims that changed nothing (another replica's lease, already done, ...).
+    pub conflicted: u64,
+    /// Executions that ended SUCCESS.
+    pub succeeded: u64,
+    /// Executions that ended FAILED (handler error, panic, timeout, shutdown).
+    pub failed: u64,
+    /// Executions whose lease was lost while they ran (no terminal write).
+    pub lease_lost: u64,
+    /// Stale RUNNING rows closed by the sweep.
+    pub swept: u64,
+    /// Store or scope-provider calls that failed during the tick.
+    pub errors: u64,
+}
+
+impl AddAssign for TickReport {
+    fn add_assign(&mut self, o: TickReport) {
+        self.claimed += o.claimed;
+        self.retried += o.retried;
+        self.stolen += o.stolen;
+        self.conflicted += o.conflicted;
+        self.succeeded += o.succeeded;
+        self.failed += o.failed;
+        self.lease_lost += o.lease_lost;
+        self.swept += o.swept;
+        self.errors += o.errors;
+    }
+}
+
+/// What a handler gets: which run this is, its fencing token, a cancellation
+/// signal and a way to extend its lease.
+#[derive(Clone)]
+pub struct RunContext {
+    lease: Arc<Lease>,
+    runner_id: Arc<str>,
+    cancel: CancellationToken,
+    keeper: Arc<LeaseKeeper>,
+}
+
+impl std::fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("lease", &self.lease)
+            .field("runner_id", &self.runner_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunContext {
+    /// The job's name.
+    pub fn job_name(&self) -> &str {
+        &self.lease.job_name
+    }
+
+    /// The scope this run is for.
+    pub fn scope(&self) -> &Scope {
+        &self.lease.scope
+    }
+
+    /// The plan time this run belongs to.
+    pub fn plan_time(&self) -> OffsetDateTime {
+        self.lease.plan_time
+    }
+
+    /// 1 for the first attempt, +1 for every retry or takeover.
+    pub fn attempt(&self) -> i32 {
+        self.lease.attempt
+    }
+
+    /// The replica running it.
+    pub fn runner_id(&self) -> &str {
+        &self.runner_id
+    }
+
+    /// The execution row's id.
+    pub fn execution_id(&self) -> Uuid {
+        self.lease.id
+    }
+
+    /// The lease token: a fencing token. Pass it to the systems the handler
+    /// writes to, and have them refuse writes carrying an older token for
+    /// the same execution, to make effects of a run whose lease was taken
+    /// over impossible to apply twice.
+    pub fn lease_token(&self) -> Uuid {
+        self.lease.token
+    }
+
+    /// The whole lease.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Resolves when the run should stop: lease lost, run timeout, or
+    /// shutdown. The manager drops the handler's future soon after anyway;
+    /// this lets a handler stop cleanly at a point of its choosing.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    /// Whether [`cancelled`](Self::cancelled) has fired.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Extends the lease now (the manager also does so every
+    /// `heartbeat_interval`).
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when the lease is gone (the run is then
+    /// cancelled), [`StoreError::Backend`] when the store fails.
+    pub async fn heartbeat(&self) -> Result<(), StoreError> {
+        self.keeper.beat().await
+    }
+}
+
+/// Keeps one lease alive and remembers how long it is surely ours.
+struct LeaseKeeper {
+    store: Arc<dyn LeaseStore>,
+    lease: Arc<Lease>,
+    stale_timeout: Duration,
+    /// Until when (process time) no other replica can have taken the lease:
+    /// the last successful claim or heartbeat plus `stale_timeout`.
+    safe_until: Mutex<Instant>,
+    /// Fired when a heartbeat finds the lease gone.
+    lost: CancellationToken,
+}
+
+impl LeaseKeeper {
+    async fn beat(&self) -> Result<(), StoreError> {
+        let sent = Instant::now();
+        match self.store.heartbeat(&self.lease, self.stale_timeout).await {
+            Ok(_) => {
+                *self.safe_until.lock().expect("keeper lock") = sent + self.stale_timeout;
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, StoreError::LeaseLost { .. }) {
+                    self.lost.cancel();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn safe_until(&self) -> Instant {
+        *self.safe_until.lock().expect("keeper lock")
+    }
+
+    /// Heartbeats every `interval` until `stop` fires or the lease is lost.
+    async fn keep_alive(self: Arc<Self>, interval: Duration, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => match self.beat().await {
+                    Ok(()) => debug!("heartbeat"),
+                    Err(StoreError::LeaseLost { .. }) => {
+                        warn!("lease lost: another runner took it over or swept it; cancelling the run");
+                        return;
+                    }
+                    Err(e) => warn!(error = %e, "heartbeat failed; will retry"),
+                },
+            }
+        }
+    }
+}
+
+/// How one execution ended, before its terminal write.
+enum RunEnd {
+    Success(crate::spec::JobOutput),
+    Failure(ErrorCode, String),
+    LeaseLost,
+}
+
+#[derive(Default)]
+struct Local {
+    /// `(job, scope)` pairs with an execution in flight in this process.
+    busy: HashSet<(String, Scope)>,
+    /// Executions claimed and not yet finished.
+    in_flight: usize,
+    /// The earliest local retry that will fall due, if any.
+    retry_wake: Option<Instant>,
+}
+
+struct Inner {
+    store: Arc<dyn LeaseStore>,
+    options: ManagerOptions,
+    jobs: RwLock<Vec<Arc<JobSpec>>>,
+    local: Mutex<Local>,
+    /// Fired once the shutdown grace period is over: running handlers are
+    /// cancelled and recorded `canceled`.
+    hard_stop: CancellationToken,
+    /// Signalled when an execution finishes and frees capacity.
+    freed: tokio::sync::Notify,
+}
+
+/// The per-replica scheduler. Cheap to clone; clones share everything.
+///
+/// Register jobs with [`register`](Self::register), then either drive it with
+/// [`run`](Self::run) until shutdown, or tick by hand with
+/// [`run_once`](Self::run_once).
+#[derive(Clone)]
+pub struct Manager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("runner_id", &self.inner.options.runner_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one tick leaves for the run loop.
+struct TickOutcome {
+    report: TickReport,
+    /// Store time the tick read.
+    now: Option<OffsetDateTime>,
+    /// The earliest store-time instant at which a new plan becomes eligible.
+    next_due: Option<OffsetDateTime>,
+    /// Work was left unclaimed for lack of capacity, a busy scope or the
+    /// per-tick cap: tick again as soon as something finishes.
+    backlog: bool,
+}
+
+impl Manager {
+    /// A manager over `store`. It starts nothing until [`run`](Self::run) or
+    /// [`run_once`](Self::run_once).
+    pub fn new(store: Arc<dyn LeaseStore>, options: ManagerOptions) -> Self {
+        let options = ManagerOptions {
+            max_concurrency: options.max_concurrency.max(1),
+            ..options
+        };
+        Manager {
+            inner: Arc::new(Inner {
+                store,
+                options,
+                jobs: RwLock::new(Vec::new()),
+                local: Mutex::new(Local::default()),
+                hard_stop: CancellationToken::new(),
+                freed: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    /// This replica's runner id.
+    pub fn runner_id(&self) -> &str {
+        &self.inner.options.runner_id
+    }
+
+    /// Adds a job. It takes part from the next tick on.
+    ///
+    /// # Errors
+    /// A [`SpecError`] naming the job and field when the spec breaks a rule
+    /// of SPEC §6, or when a job of that name is already registered.
+    pub fn register(&self, job: JobSpec) -> Result<(), SpecError> {
+        job.validate()?;
+        let mut jobs = self.inner.jobs.write().expect("jobs lock");
+        if jobs.iter().any(|j| j.name == job.name) {
+            return Err(SpecError::new(
+                &job.name,
+                "name",
+                "a job with this name is already registered",
+            ));
+        }
+        jobs.push(Arc::new(job));
+        Ok(())
+    }
+
+    /// One full tick, returning once everything it claimed has finished.
+    pub async fn run_once(&self) -> TickReport {
+        let mut tasks = JoinSet::new();
+        let mut report = self.tick(&mut tasks).await.report;
+        while let Some(done) = tasks.join_next().await {
+            report += done.expect("execution tasks catch handler panics");
+        }
+        report
+    }
+
+    /// Ticks until `shutdown` resolves, then shuts down gracefully: no new
+    /// claims; running handlers get `shutdown_grace` to finish; the rest are
+    /// cancelled and recorded `canceled`. Returns the sum of all reports.
+    /// Nothing is left RUNNING by this replica when it returns, unless the
+    /// store was unreachable for the terminal writes.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> TickReport {
+        let o = &self.inner.options;
+        info!(runner_id = %o.runner_id, tick_interval = ?o.tick_interval, "scheduler starting");
+        tokio::pin!(shutdown);
+        let mut tasks = JoinSet::new();
+        let mut total = TickReport::default();
+        let mut failures: u32 = 0;
+        loop {
+            let started = Instant::now();
+            let tick = self.tick(&mut tasks).await;
+            total += tick.report;
+            let mut sleep_for = o.tick_interval;
+            match tick.now {
+                None => {
+                    // Store down at the start of a tick: back off, capped.
+                    failures = failures.saturating_add(1);
+                    let backoff = Duration::from_millis(100).saturating_mul(1 << failures.min(10));
+                    sleep_for = sleep_for.min(backoff);
+                }
+                Some(now) => {
+                    failures = 0;
+                    if let Some(due) = tick.next_due {
+                        let until_due = Duration::try_from(due - now).unwrap_or(Duration::ZERO);
+                        sleep_for = sleep_for.min(
+                            until_due.saturating_sub(started.elapsed()) + Duration::from_millis(1),
+                        );
+                    }
+                }
+            }
+            let mut deadline = started + sleep_for;
+            if let Some(retry) = self.take_retry_wake() {
+                deadline = deadline.min(retry);
+            }
+            let sleep = tokio::time::sleep_until(deadline);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return self.shut_down(tasks, total).await,
+                    _ = &mut sleep => break,
+                    _ = self.inner.freed.notified(), if tick.backlog => break,
+                    Some(done) = tasks.join_next() => {
+                        total += done.expect("execution tasks catch handler panics");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn shut_down(&self, mut tasks: JoinSet<TickReport>, mut total: TickReport) -> TickReport {
+        let grace = self.inner.options.shutdown_grace;
+        info!(
+            running = tasks.len(),
+            ?grace,
+            "scheduler stopping: no new claims"
+        );
+        let graceful = async {
+            while let Some(done) = tasks.join_next().await {
+                total += done.expect("execution tasks catch handler panics");
+            }
+        };
+        if tokio::time::timeout(grace, graceful).await.is_err() {
+            warn!(
+                running = tasks.len(),
+                "shutdown grace over; cancelling running handlers"
+            );
+            self.inner.hard_stop.cancel();
+            while let Some(done) = tasks.join_next().await {
+                total += done.expect("execution tasks catch handler panics");
+            }
+        }
+        info!("scheduler stopped");
+        total
+    }
+
+    fn take_retry_wake(&self) -> Option<Instant> {
+        self.inner
+            .local
+            .lock()
+            .expect("local lock")
+            .retry_wake
+            .take()
+    }
+
+    fn jobs(&self) -> Vec<Arc<JobSpec>> {
+        self.inner.jobs.read().expect("jobs lock").clone()
+    }
+
+    async fn tick(&self, tasks: &mut JoinSet<TickReport>) -> TickOutcome {
+        let mut out = TickOutcome {
+            report: TickReport::default(),
+            now: None,
+            next_due: None,
+            backlog: false,
+        };
+        let now = match self.inner.store.now().await {
+            Ok(now) => now,
+            Err(e) => {
+                warn!(error = %e, "tick skipped: store time unavailable");
+                out.report.errors += 1;
+                return out;
+            }
+        };
+        out.now = Some(now);
+        for job in self.jobs() {
+            let span = info_span!("tick", job = %job.name);
+            self.tick_job(&job, now, tasks, &mut out)
+                .instrument(span)
+                .await;
+        }
+        out
+    }
+
+    async fn tick_job(
+        &self,
+        job: &Arc<JobSpec>,
+        now: OffsetDateTime,
+        tasks: &mut JoinSet<TickReport>,
+        out: &mut TickOutcome,
+    ) {
+        let store = &self.inner.store;
+        let planning = job.planning();
+        if job.planner.is_none() {
+            let due = plan::next_eligible(&planning, now);
+            out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
+        }
+        let scopes = match job.scopes.resolve(now).await {
+            Ok(scopes) => scopes,
+            Err(e) => {
+                warn!(error = %e, "scope provider failed; job skipped this tick");
+                out.report.errors += 1;
+                return;
+            }
+        };
+        let scopes: Vec<Scope> = scopes
+            .into_iter()
+            .filter(|s| match s.storage_problem() {
+                Some(problem) => {
+                    error!(scope = %s, "{problem}; scope skipped");
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        // Close abandoned leases first, for every job: the FAILED audit row
+        // is what alerts on a dead runner, and (for reentrant jobs) what lets
+        // a retry pick the plan up again.
+        match store.sweep_stale(&job.name).await {
+            Ok(0) => {}
+            Ok(n) => {
+                warn!(
+                    rows = n,
+                    reentrant = job.allow_stale_reentry,
+                    "closed abandoned RUNNING leases"
+                );
+                out.report.swept += n;
+            }
+            Err(e) => {
+                warn!(error = %e, "sweep failed");
+                out.report.errors += 1;
+            }
+        }
+        let free = {
+            let local = self.inner.local.lock().expect("local lock");
+            self.inner
+                .options
+                .max_concurrency
+                .saturating_sub(local.in_flight)
+        };
+        let scopes: Vec<Scope> = {
+            let local = self.inner.local.lock().expect("local lock");
+            let (idle, busy): (Vec<_>, Vec<_>) = scopes
+                .into_iter()
+                .partition(|s| !local.busy.contains(&(job.name.clone(), s.clone())));
+            out.backlog |= !busy.is_empty();
+            idle
+        };
+        if free == 0 || scopes.is_empty() {
+            out.backlog |= free == 0 && !scopes.is_empty();
+            return;
+        }
+        let keys = match self.plan_job(job, &scopes, now, out).await {
+            Some(keys) => keys,
+            None => return,
+        };
+        let mut keys = keys;
+        if keys.len() > free {
+            out.backlog = true;
+            keys.truncate(free);
+        }
+        if keys.is_empty() {
+            return;
+        }
+        let request = ClaimRequest {
+            job_name: &job.name,
+            runner_id: &self.inner.options.runner_id,
+            max_attempts: job.max_attempts,
+            stale_timeout: job.stale_timeout,
+            allow_stale_reentry: job.allow_stale_reentry,
+            keys: &keys,
+        };
+        let outcomes = match store.claim(&request).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                warn!(error = %e, keys = keys.len(), "claim failed");
+                out.report.errors += 1;
+                return;
+            }
+        };
+        let mut won: BTreeMap<Scope, Vec<(Lease, &'static str)>> = BTreeMap::new();
+        for outcome in outcomes {
+            let (lease, how) = match outcome {
+                ClaimOutcome::Won(l) => {
+                    out.report.claimed += 1;
+                    (l, "claimed")
+                }
+                ClaimOutcome::Retried(l) => {
+                    out.report.retried += 1;
+                    (l, "retrying")
+                }
+                ClaimOutcome::Stolen(l) => {
+                    out.report.stolen += 1;
+                    (l, "took over stale lease")
+                }
+                ClaimOutcome::Conflicted => {
+                    out.report.conflicted += 1;
+                    continue;
+                }
+            };
+            won.entry(lease.scope.clone())
+                .or_default()
+                .push((lease, how));
+        }
+        for (scope, mut leases) in won {
+            leases.sort_by_key(|(l, _)| l.plan_time);
+            {
+                let mut local = self.inner.local.lock().expect("local lock");
+                local.busy.insert((job.name.clone(), scope.clone()));
+                local.in_flight += leases.len();
+            }
+            let runs = self.start_keepers(job, leases);
+            let this = self.clone();
+            let job = job.clone();
+            tasks.spawn(async move { this.run_scope(job, scope, runs).await });
+        }
+    }
+
+    /// The keys to claim for a job this tick, scope by scope in plan order.
+    /// `None` when a store read failed.
+    async fn plan_job(
+        &self,
+        job: &JobSpec,
+        scopes: &[Scope],
+        now: OffsetDateTime,
+        out: &mut TickOutcome,
+    ) -> Option<Vec<PlanKey>> {
+        let store = &self.inner.store;
+        let planning = job.planning();
+        let needs_view = job.planner.is_some() || planning.catch_up == CatchUpMode::EveryPlan;
+        let views: Vec<Option<LatestExecution>> = if needs_view {
+            match store.latest_executions(&job.name, scopes).await {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %e, "latest-execution read failed");
+                    out.report.errors += 1;
+                    return None;
+                }
+            }
+        } else {
+            vec![None; scopes.len()]
+        };
+        let mut retries: BTreeMap<Scope, Vec<OffsetDateTime>> = BTreeMap::new();
+        if job.planner.is_none() && planning.catch_up == CatchUpMode::EveryPlan {
+            let newest = plan::latest_plan(&planning, now);
+            let since = if planning.catch_up_window.is_zero() {
+                newest
+            } else {
+                now - planning.catch_up_window
+            };
+            let limit = scopes
+                .len()
+                .saturating_mul(planning.max_plans_per_tick.max(1));
+            match store
+                .retry_due(&job.name, since, planning.allow_stale_reentry, limit)
+                .await
+            {
+                Ok(due) => {
+                    for d in due {
+                        retries.entry(d.scope).or_default().push(d.plan_time);
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "retry-due read failed");
+                    out.report.errors += 1;
+                    return None;
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        for (scope, view) in scopes.iter().zip(&views) {
+            if let Some(retry_at) = view
+                .as_ref()
+                .and_then(|v| v.next_retry_at)
+                .filter(|&t| t > now)
+            {
+                out.next_due = Some(out.next_due.map_or(retry_at, |d| d.min(retry_at)));
+            }
+            let plans = match job.custom_plans(scope, now, view.as_ref()) {
+                Some(plans) => plans,
+                None => {
+                    let scope_retries = retries.get(scope).map(Vec::as_slice).unwrap_or(&[]);
+                    plan::plan_scope(&planning, now, view.as_ref(), scope_retries)
+                }
+            };
+            if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
+                out.backlog = true;
+            }
+            keys.extend(plans.into_iter().map(|plan_time| PlanKey {
+                scope: scope.clone(),
+                plan_time,
+            }));
+        }
+        Some(keys)
+    }
+
+    /// Starts a heartbeat loop for every lease as soon as it is claimed, so a
+    /// lease queued behind an earlier plan of its scope cannot go stale.
+    fn start_keepers(
+        &self,
+        job: &JobSpec,
+        leases: Vec<(Lease, &'static str)>,
+    ) -> Vec<(Arc<LeaseKeeper>, CancellationToken, &'static str)> {
+        let claimed_at = Instant::now();
+        leases
+            .into_iter()
+            .map(|(lease, how)| {
+                let keeper = Arc::new(LeaseKeeper {
+                    store: self.inner.store.clone(),
+                    lease: Arc::new(lease),
+                    stale_timeout: job.stale_timeout,
+                    safe_until: Mutex::new(claimed_at + job.stale_timeout),
+                    lost: CancellationToken::new(),
+                });
+                let stop = CancellationToken::new();
+                let span = execution_span(&keeper.lease);
+                tokio::spawn(
+                    keeper
+                        .clone()
+                        .keep_alive(job.heartbeat_interval, stop.clone())
+                        .instrument(span),
+                );
+                (keeper, stop, how)
+            })
+            .collect()
+    }
+
+    async fn run_scope(
+        self,
+        job: Arc<JobSpec>,
+        scope: Scope,
+        runs: Vec<(Arc<LeaseKeeper>, CancellationToken, &'static str)>,
+    ) -> TickReport {
+        let mut report = TickReport::default();
+        for (keeper, stop_heartbeats, how) in runs {
+            let span = execution_span(&keeper.lease);
+            let started = Instant::now();
+            let end = self
+                .execute(&job, &keeper, how)
+                .instrument(span.clone())
+                .await;
+            self.write_terminal(&job, &keeper, end, started.elapsed(), &mut report)
+                .instrument(span)
+                .await;
+            stop_heartbeats.cancel();
+            self.inner.local.lock().expect("local lock").in_flight -= 1;
+            self.inner.freed.notify_one();
+        }
+        self.inner
+            .local
+            .lock()
+            .expect("local lock")
+            .busy
+            .remove(&(job.name.clone(), scope));
+        self.inner.freed.notify_one();
+        report
+    }
+
+    /// Runs the handler in its own task, bounded by the run timeout, the
+    /// lease and shutdown.
+    async fn execute(&self, job: &Arc<JobSpec>, keeper: &Arc<LeaseKeeper>, how: &str) -> RunEnd {
+        if keeper.lost.is_cancelled() {
+            return RunEnd::LeaseLost;
+        }
+        info!("{how}");
+        let cancel = CancellationToken::new();
+        let ctx = RunContext {
+            lease: keeper.lease.clone(),
+            runner_id: Arc::from(self.inner.options.runner_id.as_str()),
+            cancel: cancel.clone(),
+            keeper: keeper.clone(),
+        };
+        let handler_job = job.clone();
+        let mut handle = tokio::spawn(
+            async move { handler_job.run_handler(ctx).await }.instrument(tracing::Span::current()),
+        );
+        let end = tokio::select! {
+            joined = &mut handle => match joined {
+                Ok(Ok(output)) => RunEnd::Success(output),
+                Ok(Err(e)) => RunEnd::Failure(ErrorCode::HandlerError, e.to_string()),
+                Err(e) if e.is_panic() => {
+                    let msg = panic_message(e.into_panic());
+                    error!(panic = %msg, "handler panicked");
+                    RunEnd::Failure(ErrorCode::HandlerPanic, format!("handler panicked: {msg}"))
+                }
+                Err(e) => RunEnd::Failure(ErrorCode::HandlerError, format!("handler task ended: {e}")),
+            },
+            _ = tokio::time::sleep(job.run_timeout) => RunEnd::Failure(
+                ErrorCode::RunTimeout,
+                format!("handler exceeded run_timeout of {:?}", job.run_timeout),
+            ),
+            _ = keeper.lost.cancelled() => RunEnd::LeaseLost,
+            _ = self.inner.hard_stop.cancelled() => RunEnd::Failure(
+                ErrorCode::Canceled,
+                "scheduler shut down before the handler finished".to_owned(),
+            ),
+        };
+        // Signal first so a handler that checks its token sees why; then drop
+        // its future, which stops it even if it ignores the signal.
+        cancel.cancel();
+        handle.abort();
+        end
+    }
+
+    /// Records how the run ended. A transient store failure is retried while
+    /// the lease can still be ours, so a finished run is not mistaken for an
+    /// abandoned one and executed again.
+    async fn write_terminal(
+        &self,
+        job: &JobSpec,
+        keeper: &LeaseKeeper,
+        end: RunEnd,
+        duration: Duration,
+        report: &mut TickReport,
+    ) {
+        let lease = &keeper.lease;
+        let finish = match &end {
+            RunEnd::LeaseLost => {
+                warn!("lease lost; no terminal write (the new holder owns the row)");
+                report.lease_lost += 1;
+                return;
+            }
+            RunEnd::Success(output) => {
+                Finish::success(duration, output.rows_affected, output.result.clone())
+            }
+            RunEnd::Failure(code, msg) => {
+                let retry_after = match code {
+                    ErrorCode::Canceled => Duration::ZERO,
+                    _ => job.retry_delay(lease.attempt),
+                };
+                Finish::failure(duration, *code, msg, retry_after)
+            }
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.inner.store.finish(lease, &finish).await {
+                Ok(()) => break,
+                Err(StoreError::LeaseLost { .. }) => {
+                    warn!("terminal write refused: the lease was taken over or swept meanwhile");
+                    report.lease_lost += 1;
+                    return;
+                }
+                Err(e) if Instant::now() + backoff < keeper.safe_until() => {
+                    warn!(error = %e, retry_in = ?backoff, "terminal write failed; retrying while the lease is ours");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    error!(error = %e, "terminal write failed and the lease may have expired; giving up (the sweep will close the row)");
+                    report.errors += 1;
+                    return;
+                }
+            }
+        }
+        match end {
+            RunEnd::Success(output) => {
+                info!(
+                    rows_affected = output.rows_affected,
+                    duration_ms = finish.duration_ms(),
+                    "succeeded"
+                );
+                report.succeeded += 1;
+            }
+            RunEnd::Failure(code, msg) => {
+                let will_retry = lease.attempt < lease.max_attempts;
+                warn!(error_code = %code, error = %msg, will_retry, duration_ms = finish.duration_ms(), "failed");
+                report.failed += 1;
+                if will_retry {
+                    let at = Instant::now() + job.retry_delay(lease.attempt);
+                    let mut local = self.inner.local.lock().expect("local lock");
+                    local.retry_wake = Some(local.retry_wake.map_or(at, |w| w.min(at)));
+                }
+            }
+            RunEnd::LeaseLost => unreachable!("returned above"),
+        }
+    }
+}
+
+fn execution_span(lease: &Lease) -> tracing::Span {
+    info_span!(
+        "execution",
+        job = %lease.job_name,
+        scope = %lease.scope,
+        plan_time = %lease.plan_time,
+        attempt = lease.attempt,
+        execution_id = %lease.id,
+    )
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "non-string panic payload".to_owned(),
+        },
+    }
+}

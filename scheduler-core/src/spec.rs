@@ -1,0 +1,487 @@
+//! Job specifications (SPEC §6): what a job is, its options, and validation.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::error::{BoxError, SpecError};
+use crate::manager::RunContext;
+use crate::plan::{CatchUpMode, Planning};
+use crate::store::LatestExecution;
+
+/// The locking dimension of a job: `(kind, id)`. Global jobs use
+/// [`Scope::global`]; a per-tenant job returns one scope per tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    /// The kind of thing, e.g. `tenant`.
+    pub kind: String,
+    /// Which one, e.g. a tenant id.
+    pub id: String,
+}
+
+impl Scope {
+    /// A scope of `kind` and `id`.
+    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Self {
+        Scope {
+            kind: kind.into(),
+            id: id.into(),
+        }
+    }
+
+    /// `("global", "global")`, the scope of a job that runs once per plan.
+    pub fn global() -> Self {
+        Scope::new("global", "global")
+    }
+
+    /// Why this scope can never be stored, if it cannot (a NUL character,
+    /// which PostgreSQL text rejects).
+    pub fn storage_problem(&self) -> Option<String> {
+        if self.kind.contains('\0') || self.id.contains('\0') {
+            Some(format!("scope {self} contains a NUL character"))
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.escape_debug(), self.id.escape_debug())
+    }
+}
+
+/// What a handler returns on success.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobOutput {
+    /// Stored in `rows_affected`.
+    pub rows_affected: i64,
+    /// Stored in `result`: a small JSON object (at most 16 KiB encoded; a
+    /// larger one is replaced by a marker, and the row still ends SUCCESS).
+    pub result: Map<String, Value>,
+}
+
+impl JobOutput {
+    /// An output reporting `rows_affected` rows and an empty result.
+    pub fn rows(rows_affected: i64) -> Self {
+        JobOutput {
+            rows_affected,
+            result: Map::new(),
+        }
+    }
+
+    /// Adds one entry to the result object.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.result.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// The future a handler returns.
+pub type HandlerFuture = BoxFuture<'static, Result<JobOutput, BoxError>>;
+
+type HandlerFn = dyn Fn(RunContext) -> HandlerFuture + Send + Sync;
+type ScopesFn =
+    dyn Fn(OffsetDateTime) -> BoxFuture<'static, Result<Vec<Scope>, BoxError>> + Send + Sync;
+type PlannerFn =
+    dyn Fn(&Scope, OffsetDateTime, Option<&LatestExecution>) -> Vec<OffsetDateTime> + Send + Sync;
+
+/// Where a job's scopes come from, asked once per tick.
+#[derive(Clone)]
+pub enum Scopes {
+    /// The same scopes every tick.
+    Fixed(Arc<[Scope]>),
+    /// Asked every tick with store time, e.g. to list tenants.
+    Dynamic(Arc<ScopesFn>),
+}
+
+impl Scopes {
+    /// Only [`Scope::global`].
+    pub fn global() -> Self {
+        Scopes::Fixed(Arc::from([Scope::global()]))
+    }
+
+    /// A fixed list.
+    pub fn fixed(scopes: impl IntoIterator<Item = Scope>) -> Self {
+        Scopes::Fixed(scopes.into_iter().collect())
+    }
+
+    /// A provider called every tick with store time.
+    pub fn dynamic<F, Fut>(provider: F) -> Self
+    where
+        F: Fn(OffsetDateTime) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Scope>, BoxError>> + Send + 'static,
+    {
+        Scopes::Dynamic(Arc::new(move |now| provider(now).boxed()))
+    }
+
+    pub(crate) async fn resolve(&self, now: OffsetDateTime) -> Result<Vec<Scope>, BoxError> {
+        match self {
+            Scopes::Fixed(scopes) => Ok(scopes.to_vec()),
+            Scopes::Dynamic(provider) => provider(now).await,
+        }
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scopes::Fixed(s) => f.debug_tuple("Fixed").field(&s.len()).finish(),
+            Scopes::Dynamic(_) => f.write_str("Dynamic"),
+        }
+    }
+}
+
+/// A registered job: its name, options, scopes and handler.
+///
+/// Built with [`JobSpec::new`] and the option methods; checked by
+/// [`JobSpec::validate`] when a manager registers it.
+///
+/// Defaults, chosen for safety: `latest_only`; no schedule delay or catch-up
+/// window; `run_timeout` 5 min, `stale_timeout` 10 min, `heartbeat_interval`
+/// 30 s; `max_attempts` 3 with backoff 10 s, 1 min, 5 min; stale re-entry
+/// **not** allowed (a run whose runner vanished may have had effects, so it
+/// waits for an operator unless the job says re-running is safe). A cadence
+/// has no default: set one or a custom planner.
+#[derive(Clone)]
+pub struct JobSpec {
+    pub(crate) name: String,
+    pub(crate) cadence: Duration,
+    pub(crate) schedule_delay: Duration,
+    pub(crate) catch_up: CatchUpMode,
+    pub(crate) catch_up_window: Duration,
+    pub(crate) max_plans_per_tick: usize,
+    pub(crate) run_timeout: Duration,
+    pub(crate) stale_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) allow_stale_reentry: bool,
+    pub(crate) max_attempts: i32,
+    pub(crate) retry_backoff: Vec<Duration>,
+    pub(crate) scopes: Scopes,
+    pub(crate) planner: Option<Arc<PlannerFn>>,
+    pub(crate) handler: Arc<HandlerFn>,
+}
+
+impl fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("name", &self.name)
+            .field("cadence", &self.cadence)
+            .field("schedule_delay", &self.schedule_delay)
+            .field("catch_up", &self.catch_up)
+            .field("catch_up_window", &self.catch_up_window)
+            .field("max_plans_per_tick", &self.max_plans_per_tick)
+            .field("run_timeout", &self.run_timeout)
+            .field("stale_timeout", &self.stale_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("allow_stale_reentry", &self.allow_stale_reentry)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("scopes", &self.scopes)
+            .field("custom_planner", &self.planner.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobSpec {
+    /// A job named `name` (its audit key: keep it stable; snake_case ASCII
+    /// advised) over `scopes`, running `handler` for every claimed plan.
+    pub fn new<F, Fut>(name: impl Into<String>, scopes: Scopes, handler: F) -> Self
+    where
+        F: Fn(RunContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<JobOutput, BoxError>> + Send + 'static,
+    {
+        JobSpec {
+            name: name.into(),
+            cadence: Duration::ZERO,
+            schedule_delay: Duration::ZERO,
+            catch_up: CatchUpMode::LatestOnly,
+            catch_up_window: Duration::ZERO,
+            max_plans_per_tick: 0,
+            run_timeout: Duration::from_secs(300),
+            stale_timeout: Duration::from_secs(600),
+            heartbeat_interval: Duration::from_secs(30),
+            allow_stale_reentry: false,
+            max_attempts: 3,
+            retry_backoff: vec![
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                Duration::from_secs(300),
+            ],
+            scopes,
+            planner: None,
+            handler: Arc::new(move |ctx| handler(ctx).boxed()),
+        }
+    }
+
+    /// Plans fall every `cadence`, on multiples of it since 0001-01-01T00:00:00Z.
+    pub fn cadence(mut self, cadence: Duration) -> Self {
+        self.cadence = cadence;
+        self
+    }
+
+    /// A plan becomes eligible `delay` after its plan time (e.g. to let late
+    /// data arrive).
+    pub fn schedule_delay(mut self, delay: Duration) -> Self {
+        self.schedule_delay = delay;
+        self
+    }
+
+    /// See [`CatchUpMode`].
+    pub fn catch_up(mut self, mode: CatchUpMode) -> Self {
+        self.catch_up = mode;
+        self
+    }
+
+    /// How far back `every_plan` replays missed plans; zero means only the
+    /// latest bucket.
+    pub fn catch_up_window(mut self, window: Duration) -> Self {
+        self.catch_up_window = window;
+        self
+    }
+
+    /// The most plans attempted per scope and tick (required, at least 1, for
+    /// `every_plan` without a custom planner; a cap on a custom planner's list).
+    pub fn max_plans_per_tick(mut self, n: usize) -> Self {
+        self.max_plans_per_tick = n;
+        self
+    }
+
+    /// The handler is stopped (its future dropped) after this long, and the
+    /// row records `run_timeout`.
+    pub fn run_timeout(mut self, timeout: Duration) -> Self {
+        self.run_timeout = timeout;
+        self
+    }
+
+    /// A lease without a heartbeat for this long is stale: it may be swept,
+    /// and stolen when the job allows stale re-entry. Must exceed `run_timeout`.
+    pub fn stale_timeout(mut self, timeout: Duration) -> Self {
+        self.stale_timeout = timeout;
+        self
+    }
+
+    /// How often the manager extends a running lease. Must be between zero
+    /// and `stale_timeout`, exclusive.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Whether a plan whose runner vanished may run again (steal of a stale
+    /// lease, retry of a swept row). Only for handlers that are safe to
+    /// repeat.
+    pub fn allow_stale_reentry(mut self, allow: bool) -> Self {
+        self.allow_stale_reentry = allow;
+        self
+    }
+
+    /// How many attempts a plan gets in all, retries and takeovers included.
+    pub fn max_attempts(mut self, n: i32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// Entry `i` is the wait after attempt `i + 1` fails; past the end the
+    /// last entry repeats; empty means retry at once.
+    pub fn retry_backoff(mut self, backoff: Vec<Duration>) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// Replaces cadence planning: called per scope and tick with store time
+    /// and the scope's latest execution, it returns plan times in the order
+    /// to attempt them (cut at `max_plans_per_tick` when that is set). The
+    /// manager does not filter them: a planner that returns a future plan
+    /// time gets it claimed now.
+    pub fn planner<F>(mut self, planner: F) -> Self
+    where
+        F: Fn(&Scope, OffsetDateTime, Option<&LatestExecution>) -> Vec<OffsetDateTime>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.planner = Some(Arc::new(planner));
+        self
+    }
+
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The planning options.
+    pub fn planning(&self) -> Planning {
+        Planning {
+            cadence: self.cadence,
+            schedule_delay: self.schedule_delay,
+            catch_up: self.catch_up,
+            catch_up_window: self.catch_up_window,
+            max_plans_per_tick: self.max_plans_per_tick,
+            allow_stale_reentry: self.allow_stale_reentry,
+        }
+    }
+
+    /// The wait before the retry that follows a failure of `attempt`.
+    pub fn retry_delay(&self, attempt: i32) -> Duration {
+        let index = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
+        self.retry_backoff
+            .get(index)
+            .or(self.retry_backoff.last())
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Checks the rules of SPEC §6. The error names the job and the field.
+    ///
+    /// # Errors
+    /// A [`SpecError`] for the first rule broken.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let fail = |field, reason: &str| Err(SpecError::new(&self.name, field, reason));
+        if self.name.trim().is_empty() {
+            return fail("name", "must not be empty or blank");
+        }
+        if self.name.contains('\0') {
+            return fail("name", "must not contain a NUL character");
+        }
+        if self.planner.is_none() && self.cadence < Duration::from_micros(1) {
+            return fail(
+                "cadence",
+                "must be at least 1µs (or give the job a custom planner)",
+            );
+        }
+        if self.run_timeout.is_zero() {
+            return fail("run_timeout", "must be positive");
+        }
+        if self.stale_timeout <= self.run_timeout {
+            return fail("stale_timeout", "must be greater than run_timeout");
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.stale_timeout {
+            return fail(
+                "heartbeat_interval",
+                "must be greater than zero and less than stale_timeout",
+            );
+        }
+        if self.max_attempts < 1 {
+            return fail("max_attempts", "must be at least 1");
+        }
+        if self.catch_up == CatchUpMode::EveryPlan
+            && self.planner.is_none()
+            && self.max_plans_per_tick < 1
+        {
+            return fail("max_plans_per_tick", "must be at least 1 for every_plan");
+        }
+        if let Scopes::Fixed(scopes) = &self.scopes {
+            if let Some(problem) = scopes.iter().find_map(Scope::storage_problem) {
+                return fail("scopes", &problem);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn run_handler(&self, ctx: RunContext) -> Result<JobOutput, BoxError> {
+        (self.handler)(ctx).await
+    }
+
+    pub(crate) fn custom_plans(
+        &self,
+        scope: &Scope,
+        now: OffsetDateTime,
+        latest: Option<&LatestExecution>,
+    ) -> Option<Vec<OffsetDateTime>> {
+        self.planner.as_ref().map(|planner| {
+            crate::plan::normalise_custom(planner(scope, now, latest), self.max_plans_per_tick)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(name: &str) -> JobSpec {
+        JobSpec::new(name, Scopes::global(), |_ctx| async {
+            Ok(JobOutput::default())
+        })
+        .cadence(Duration::from_secs(60))
+    }
+
+    fn field_of(spec: JobSpec) -> &'static str {
+        spec.validate().expect_err("should be refused").field
+    }
+
+    #[test]
+    fn defaults_with_a_cadence_are_valid() {
+        assert_eq!(job("rollup").validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_rule_names_the_job_and_field() {
+        let err = job("  ").validate().unwrap_err();
+        assert_eq!((err.job.as_str(), err.field), ("  ", "name"));
+        assert!(err.to_string().contains("name"));
+        assert_eq!(field_of(job("a\0b")), "name");
+        assert_eq!(field_of(job("j").cadence(Duration::ZERO)), "cadence");
+        assert_eq!(
+            field_of(job("j").cadence(Duration::from_nanos(999))),
+            "cadence"
+        );
+        assert_eq!(
+            field_of(job("j").run_timeout(Duration::ZERO)),
+            "run_timeout"
+        );
+        assert_eq!(
+            field_of(job("j").run_timeout(Duration::from_secs(600))),
+            "stale_timeout"
+        );
+        assert_eq!(
+            field_of(job("j").heartbeat_interval(Duration::ZERO)),
+            "heartbeat_interval"
+        );
+        assert_eq!(
+            field_of(job("j").heartbeat_interval(Duration::from_secs(600))),
+            "heartbeat_interval"
+        );
+        assert_eq!(field_of(job("j").max_attempts(0)), "max_attempts");
+        assert_eq!(
+            field_of(job("j").catch_up(CatchUpMode::EveryPlan)),
+            "max_plans_per_tick"
+        );
+        let bad_scope = JobSpec::new("j", Scopes::fixed([Scope::new("t", "a\0")]), |_| async {
+            Ok(JobOutput::default())
+        })
+        .cadence(Duration::from_secs(1));
+        assert_eq!(field_of(bad_scope), "scopes");
+        let err = job("rollup").max_attempts(0).validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "job \"rollup\": max_attempts: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn a_custom_planner_lifts_the_cadence_and_cap_rules() {
+        let spec = job("j")
+            .cadence(Duration::ZERO)
+            .catch_up(CatchUpMode::EveryPlan)
+            .planner(|_, _, _| Vec::new());
+        assert_eq!(spec.validate(), Ok(()));
+    }
+
+    #[test]
+    fn backoff_repeats_its_last_entry_and_empty_means_now() {
+        let spec = job("j").retry_backoff(vec![Duration::from_secs(1), Duration::from_secs(5)]);
+        assert_eq!(spec.retry_delay(1), Duration::from_secs(1));
+        assert_eq!(spec.retry_delay(2), Duration::from_secs(5));
+        assert_eq!(spec.retry_delay(9), Duration::from_secs(5));
+        assert_eq!(
+            job("j").retry_backoff(vec![]).retry_delay(1),
+            Duration::ZERO
+        );
+    }
+}

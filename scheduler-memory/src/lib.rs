@@ -1,0 +1,300 @@
+//! An in-memory [`LeaseStore`] for tests and single-process use.
+//!
+//! It applies the pure state machine of [`scheduler_core::machine`] under one
+//! lock, so every call is atomic. Store time comes from an injectable
+//! [`Clock`]; [`MemoryLeaseStore::set_failing`] makes every call fail, for
+//! fault tests.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use scheduler_core::{JobOutput, JobSpec, Manager, ManagerOptions, Scopes, Status};
+//! use scheduler_memory::MemoryLeaseStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let store = Arc::new(MemoryLeaseStore::new());
+//! let manager = Manager::new(store.clone(), ManagerOptions::default());
+//! manager
+//!     .register(
+//!         JobSpec::new("rollup", Scopes::global(), |ctx| async move {
+//!             println!("rolling up {} at {}", ctx.scope(), ctx.plan_time());
+//!             Ok(JobOutput::rows(42))
+//!         })
+//!         .cadence(Duration::from_secs(300)),
+//!     )
+//!     .unwrap();
+//! let report = manager.run_once().await;
+//! assert_eq!(report.succeeded, 1);
+//! assert_eq!(store.executions()[0].status, Status::Success);
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scheduler_core::clock::{Clock, SystemClock};
+use scheduler_core::machine::{self, Claim, FreshIds};
+use scheduler_core::{
+    ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease,
+    LeaseStore, RetryDue, Scope, StoreError,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// `(job_name, scope_kind, scope_id, plan_time)`: the unique key, ordered so
+/// that one scope's rows are contiguous and sorted by plan time.
+type Key = (String, String, String, OffsetDateTime);
+
+#[derive(Debug, Default)]
+struct Rows {
+    by_key: BTreeMap<Key, Execution>,
+    key_of: HashMap<Uuid, Key>,
+}
+
+/// The in-memory store. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct MemoryLeaseStore {
+    rows: Mutex<Rows>,
+    clock: Arc<dyn Clock>,
+    failing: AtomicBool,
+}
+
+impl Default for MemoryLeaseStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn key_of(job: &str, scope: &Scope, plan_time: OffsetDateTime) -> Key {
+    (
+        job.to_owned(),
+        scope.kind.clone(),
+        scope.id.clone(),
+        plan_time,
+    )
+}
+
+impl MemoryLeaseStore {
+    /// An empty store on the host clock.
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty store whose store time is `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        MemoryLeaseStore {
+            rows: Mutex::new(Rows::default()),
+            clock,
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// While `failing` is true every call returns [`StoreError::Backend`]
+    /// and changes nothing, as an unreachable database would.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Every row, in key order (job, scope, plan time): for tests and demos.
+    pub fn executions(&self) -> Vec<Execution> {
+        self.lock().by_key.values().cloned().collect()
+    }
+
+    /// Applies `edit` to the row with `id`, as an operator's manual repair
+    /// would. Returns false when there is no such row.
+    pub fn update_execution(&self, id: Uuid, edit: impl FnOnce(&mut Execution)) -> bool {
+        let mut rows = self.lock();
+        let Some(key) = rows.key_of.get(&id).cloned() else {
+            return false;
+        };
+        let row = rows.by_key.get_mut(&key).expect("indexed row exists");
+        edit(row);
+        true
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Rows> {
+        // A panic while holding the lock cannot leave a half-applied
+        // transition (rows are replaced whole), so poisoning is ignored.
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check(&self) -> Result<OffsetDateTime, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::backend_msg("memory store: injected failure"));
+        }
+        Ok(self.clock.now())
+    }
+
+    fn guarded(
+        &self,
+        lease: &Lease,
+        apply: impl FnOnce(&Execution, OffsetDateTime) -> Result<Execution, machine::LeaseLost>,
+    ) -> Result<Execution, StoreError> {
+        let now = self.check()?;
+        let mut rows = self.lock();
+        let lost = StoreError::LeaseLost { id: lease.id };
+        let key = rows
+            .key_of
+            .get(&lease.id)
+            .cloned()
+            .ok_or_else(|| StoreError::LeaseLost { id: lease.id })?;
+        let row = rows.by_key.get_mut(&key).expect("indexed row exists");
+        let updated = apply(row, now).map_err(|_| lost)?;
+        *row = updated.clone();
+        Ok(updated)
+    }
+}
+
+fn refuse_nul(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
+    if request.job_name.contains('\0') || request.runner_id.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "job name {:?} or runner id contains a NUL character",
+            request.job_name
+        )));
+    }
+    match request.keys.iter().find_map(|k| k.scope.storage_problem()) {
+        Some(problem) => Err(StoreError::InvalidInput(problem)),
+        None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl LeaseStore for MemoryLeaseStore {
+    async fn now(&self) -> Result<OffsetDateTime, StoreError> {
+        self.check()
+    }
+
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
+        let now = self.check()?;
+        refuse_nul(request)?;
+        let mut rows = self.lock();
+        let outcomes = request
+            .keys
+            .iter()
+            .map(|key| {
+                let k = key_of(request.job_name, &key.scope, key.plan_time);
+                let decision =
+                    machine::claim(rows.by_key.get(&k), request, key, now, FreshIds::mint());
+                if let Some(row) = decision.row() {
+                    if matches!(decision, Claim::Fresh(_)) {
+                        rows.key_of.insert(row.id, k.clone());
+                    }
+                    rows.by_key.insert(k, row.clone());
+                }
+                decision.outcome()
+            })
+            .collect();
+        Ok(outcomes)
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, StoreError> {
+        let row = self.guarded(lease, |row, now| {
+            machine::heartbeat(row, lease.token, now, stale_timeout)
+        })?;
+        Ok(row.stale_after.expect("a heartbeat sets stale_after"))
+    }
+
+    async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
+        self.guarded(lease, |row, now| {
+            machine::finish(row, lease.token, now, finish)
+        })
+        .map(drop)
+    }
+
+    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+        let now = self.check()?;
+        let mut rows = self.lock();
+        let mut closed = 0;
+        for ((job, ..), row) in rows.by_key.iter_mut() {
+            if job != job_name {
+                continue;
+            }
+            if let Some(swept) = machine::sweep(row, now) {
+                *row = swept;
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<LatestExecution>>, StoreError> {
+        self.check()?;
+        let rows = self.lock();
+        Ok(scopes
+            .iter()
+            .map(|scope| {
+                let from = key_of(job_name, scope, time::PrimitiveDateTime::MIN.assume_utc());
+                let to = key_of(job_name, scope, time::PrimitiveDateTime::MAX.assume_utc());
+                rows.by_key
+                    .range(from..=to)
+                    .next_back()
+                    .map(|(_, row)| row.latest_view())
+            })
+            .collect())
+    }
+
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit: usize,
+    ) -> Result<Vec<RetryDue>, StoreError> {
+        let now = self.check()?;
+        let rows = self.lock();
+        let mut due: Vec<RetryDue> = rows
+            .by_key
+            .values()
+            .filter(|r| r.job_name == job_name && r.plan_time >= since)
+            .filter(|r| r.retry_eligible(now, allow_stale_reentry))
+            .map(|r| RetryDue {
+                scope: r.scope.clone(),
+                plan_time: r.plan_time,
+            })
+            .collect();
+        due.sort_by(|a, b| (a.plan_time, &a.scope).cmp(&(b.plan_time, &b.scope)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        self.check()?;
+        let rows = self.lock();
+        Ok(rows.key_of.get(&id).map(|k| rows.by_key[k].clone()))
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.check()?;
+        let rows = self.lock();
+        let mut out: Vec<Execution> = rows
+            .by_key
+            .values()
+            .filter(|r| filter.job_name.as_ref().is_none_or(|j| &r.job_name == j))
+            .filter(|r| filter.scope.as_ref().is_none_or(|s| &r.scope == s))
+            .filter(|r| filter.status.is_none_or(|s| r.status == s))
+            .filter(|r| filter.plan_time_from.is_none_or(|t| r.plan_time >= t))
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse((r.plan_time, r.id)));
+        if let Some(limit) = filter.limit {
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+}
