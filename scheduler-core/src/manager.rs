@@ -17,7 +17,7 @@
 //!   once, so another replica picks it up on its next tick.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::AddAssign;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -32,9 +32,7 @@ use uuid::Uuid;
 use crate::error::{SpecError, StoreError};
 use crate::plan::{self, CatchUpMode};
 use crate::spec::{JobSpec, Scope};
-use crate::store::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Finish, LatestExecution, Lease, LeaseStore, PlanKey,
-};
+use crate::store::{ClaimOutcome, ClaimRequest, ErrorCode, Finish, Lease, LeaseStore, PlanKey};
 
 /// How a manager runs.
 #[derive(Debug, Clone)]
@@ -249,10 +247,18 @@ enum RunEnd {
     LeaseLost,
 }
 
+/// A registered job and what this replica remembers about it.
+struct Registered {
+    spec: Arc<JobSpec>,
+    /// Per scope, the newest plan time known to exist in the store (claimed
+    /// by anyone, whatever its state since). Only used to avoid asking again.
+    known: Mutex<HashMap<Scope, OffsetDateTime>>,
+    /// Scopes with an execution in flight in this process.
+    busy: Mutex<HashSet<Scope>>,
+}
+
 #[derive(Default)]
 struct Local {
-    /// `(job, scope)` pairs with an execution in flight in this process.
-    busy: HashSet<(String, Scope)>,
     /// Executions claimed and not yet finished.
     in_flight: usize,
     /// The earliest local retry that will fall due, if any.
@@ -262,7 +268,7 @@ struct Local {
 struct Inner {
     store: Arc<dyn LeaseStore>,
     options: ManagerOptions,
-    jobs: RwLock<Vec<Arc<JobSpec>>>,
+    jobs: RwLock<Vec<Arc<Registered>>>,
     local: Mutex<Local>,
     /// Fired once the shutdown grace period is over: running handlers are
     /// cancelled and recorded `canceled`.
@@ -334,14 +340,18 @@ impl Manager {
     pub fn register(&self, job: JobSpec) -> Result<(), SpecError> {
         job.validate()?;
         let mut jobs = self.inner.jobs.write().expect("jobs lock");
-        if jobs.iter().any(|j| j.name == job.name) {
+        if jobs.iter().any(|j| j.spec.name == job.name) {
             return Err(SpecError::new(
                 &job.name,
                 "name",
                 "a job with this name is already registered",
             ));
         }
-        jobs.push(Arc::new(job));
+        jobs.push(Arc::new(Registered {
+            spec: Arc::new(job),
+            known: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashSet::new()),
+        }));
         Ok(())
     }
 
@@ -443,7 +453,7 @@ impl Manager {
             .take()
     }
 
-    fn jobs(&self) -> Vec<Arc<JobSpec>> {
+    fn jobs(&self) -> Vec<Arc<Registered>> {
         self.inner.jobs.read().expect("jobs lock").clone()
     }
 
@@ -464,7 +474,7 @@ impl Manager {
         };
         out.now = Some(now);
         for job in self.jobs() {
-            let span = info_span!("tick", job = %job.name);
+            let span = info_span!("tick", job = %job.spec.name);
             self.tick_job(&job, now, tasks, &mut out)
                 .instrument(span)
                 .await;
@@ -474,18 +484,14 @@ impl Manager {
 
     async fn tick_job(
         &self,
-        job: &Arc<JobSpec>,
+        job: &Arc<Registered>,
         now: OffsetDateTime,
         tasks: &mut JoinSet<TickReport>,
         out: &mut TickOutcome,
     ) {
+        let spec = &job.spec;
         let store = &self.inner.store;
-        let planning = job.planning();
-        if job.planner.is_none() {
-            let due = plan::next_eligible(&planning, now);
-            out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
-        }
-        let scopes = match job.scopes.resolve(now).await {
+        let scopes = match spec.scopes.resolve(now).await {
             Ok(scopes) => scopes,
             Err(e) => {
                 warn!(error = %e, "scope provider failed; job skipped this tick");
@@ -506,12 +512,12 @@ impl Manager {
         // Close abandoned leases first, for every job: the FAILED audit row
         // is what alerts on a dead runner, and (for reentrant jobs) what lets
         // a retry pick the plan up again.
-        match store.sweep_stale(&job.name).await {
+        match store.sweep_stale(&spec.name).await {
             Ok(0) => {}
             Ok(n) => {
                 warn!(
                     rows = n,
-                    reentrant = job.allow_stale_reentry,
+                    reentrant = spec.allow_stale_reentry,
                     "closed abandoned RUNNING leases"
                 );
                 out.report.swept += n;
@@ -529,22 +535,21 @@ impl Manager {
                 .saturating_sub(local.in_flight)
         };
         let scopes: Vec<Scope> = {
-            let local = self.inner.local.lock().expect("local lock");
-            let (idle, busy): (Vec<_>, Vec<_>) = scopes
-                .into_iter()
-                .partition(|s| !local.busy.contains(&(job.name.clone(), s.clone())));
-            out.backlog |= !busy.is_empty();
+            let busy = job.busy.lock().expect("busy lock");
+            let before = scopes.len();
+            let idle: Vec<Scope> = scopes.into_iter().filter(|s| !busy.contains(s)).collect();
+            out.backlog |= idle.len() < before;
             idle
         };
-        if free == 0 || scopes.is_empty() {
-            out.backlog |= free == 0 && !scopes.is_empty();
+        if scopes.is_empty() {
             return;
         }
-        let keys = match self.plan_job(job, &scopes, now, out).await {
-            Some(keys) => keys,
-            None => return,
+        let planned = if spec.planner.is_some() {
+            self.plan_custom(spec, &scopes, now, out).await
+        } else {
+            self.plan_cadence(job, &scopes, now, out).await
         };
-        let mut keys = keys;
+        let Some(mut keys) = planned else { return };
         if keys.len() > free {
             out.backlog = true;
             keys.truncate(free);
@@ -553,11 +558,11 @@ impl Manager {
             return;
         }
         let request = ClaimRequest {
-            job_name: &job.name,
+            job_name: &spec.name,
             runner_id: &self.inner.options.runner_id,
-            max_attempts: job.max_attempts,
-            stale_timeout: job.stale_timeout,
-            allow_stale_reentry: job.allow_stale_reentry,
+            max_attempts: spec.max_attempts,
+            stale_timeout: spec.stale_timeout,
+            allow_stale_reentry: spec.allow_stale_reentry,
             keys: &keys,
         };
         let outcomes = match store.claim(&request).await {
@@ -568,6 +573,16 @@ impl Manager {
                 return;
             }
         };
+        {
+            // Whatever the outcome, each claimed key now exists in the store:
+            // later ticks need not ask for it again (retries come back
+            // through `retry_due`).
+            let mut known = job.known.lock().expect("known lock");
+            for key in &keys {
+                let newest = known.entry(key.scope.clone()).or_insert(key.plan_time);
+                *newest = (*newest).max(key.plan_time);
+            }
+        }
         let mut won: BTreeMap<Scope, Vec<(Lease, &'static str)>> = BTreeMap::new();
         for outcome in outcomes {
             let (lease, how) = match outcome {
@@ -594,86 +609,139 @@ impl Manager {
         }
         for (scope, mut leases) in won {
             leases.sort_by_key(|(l, _)| l.plan_time);
-            {
-                let mut local = self.inner.local.lock().expect("local lock");
-                local.busy.insert((job.name.clone(), scope.clone()));
-                local.in_flight += leases.len();
-            }
-            let runs = self.start_keepers(job, leases);
+            job.busy.lock().expect("busy lock").insert(scope.clone());
+            self.inner.local.lock().expect("local lock").in_flight += leases.len();
+            let runs = self.start_keepers(spec, leases);
             let this = self.clone();
             let job = job.clone();
             tasks.spawn(async move { this.run_scope(job, scope, runs).await });
         }
     }
 
-    /// The keys to claim for a job this tick, scope by scope in plan order.
-    /// `None` when a store read failed.
-    async fn plan_job(
+    /// Keys for a cadence job, scope by scope in plan order; `None` when a
+    /// store read failed.
+    ///
+    /// An idle tick costs one statement here (`retry_due`) whatever the
+    /// number of scopes: the newest plan time known to exist per scope is
+    /// kept from earlier ticks, so only scopes never seen are read
+    /// (`latest_executions`, once), and only due plans are claimed. The
+    /// knowledge only ever skips asking for plans that exist; whether a plan
+    /// may run is still decided by the store's claim.
+    async fn plan_cadence(
         &self,
-        job: &JobSpec,
+        job: &Registered,
         scopes: &[Scope],
         now: OffsetDateTime,
         out: &mut TickOutcome,
     ) -> Option<Vec<PlanKey>> {
+        let spec = &job.spec;
         let store = &self.inner.store;
-        let planning = job.planning();
-        let needs_view = job.planner.is_some() || planning.catch_up == CatchUpMode::EveryPlan;
-        let views: Vec<Option<LatestExecution>> = if needs_view {
-            match store.latest_executions(&job.name, scopes).await {
-                Ok(v) => v,
+        let planning = spec.planning();
+        let offsets: Vec<Duration> = scopes
+            .iter()
+            .map(|s| plan::scope_offset(&spec.name, s, planning.spread))
+            .collect();
+        if let Some(due) = offsets
+            .iter()
+            .map(|&o| plan::next_eligible(&planning, now, o))
+            .min()
+        {
+            out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
+        }
+        let since = offsets
+            .iter()
+            .map(|&o| plan::oldest_allowed(&planning, now, o))
+            .min()?;
+        let limit = scopes
+            .len()
+            .saturating_mul(planning.max_plans_per_tick.max(1));
+        let mut retries: HashMap<Scope, Vec<OffsetDateTime>> = HashMap::new();
+        match store
+            .retry_due(&spec.name, since, planning.allow_stale_reentry, limit)
+            .await
+        {
+            Ok(due) => {
+                for d in due {
+                    retries.entry(d.scope).or_default().push(d.plan_time);
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "retry-due read failed");
+                out.report.errors += 1;
+                return None;
+            }
+        }
+        let unknown: Vec<Scope> = {
+            let known = job.known.lock().expect("known lock");
+            scopes
+                .iter()
+                .filter(|s| !known.contains_key(*s))
+                .cloned()
+                .collect()
+        };
+        if planning.catch_up == CatchUpMode::EveryPlan && !unknown.is_empty() {
+            let views = match store.latest_executions(&spec.name, &unknown).await {
+                Ok(views) => views,
                 Err(e) => {
                     warn!(error = %e, "latest-execution read failed");
                     out.report.errors += 1;
                     return None;
                 }
-            }
-        } else {
-            vec![None; scopes.len()]
-        };
-        let mut retries: BTreeMap<Scope, Vec<OffsetDateTime>> = BTreeMap::new();
-        if job.planner.is_none() && planning.catch_up == CatchUpMode::EveryPlan {
-            let newest = plan::latest_plan(&planning, now);
-            let since = if planning.catch_up_window.is_zero() {
-                newest
-            } else {
-                now - planning.catch_up_window
             };
-            let limit = scopes
-                .len()
-                .saturating_mul(planning.max_plans_per_tick.max(1));
-            match store
-                .retry_due(&job.name, since, planning.allow_stale_reentry, limit)
-                .await
-            {
-                Ok(due) => {
-                    for d in due {
-                        retries.entry(d.scope).or_default().push(d.plan_time);
-                    }
+            let mut known = job.known.lock().expect("known lock");
+            for (scope, view) in unknown.into_iter().zip(views) {
+                let (after, retry) =
+                    plan::cursor_from(view.as_ref(), now, planning.allow_stale_reentry);
+                if let Some(after) = after {
+                    known.insert(scope.clone(), after);
                 }
-                Err(e) => {
-                    warn!(error = %e, "retry-due read failed");
-                    out.report.errors += 1;
-                    return None;
-                }
+                retries.entry(scope).or_default().extend(retry);
             }
         }
+        let mut known = job.known.lock().expect("known lock");
+        if known.len() > scopes.len().saturating_mul(2) {
+            // Scopes the provider no longer returns (deleted tenants) must
+            // not pin memory forever.
+            let current: HashSet<&Scope> = scopes.iter().collect();
+            known.retain(|s, _| current.contains(s));
+        }
+        let mut keys = Vec::new();
+        for (scope, offset) in scopes.iter().zip(offsets) {
+            let scope_retries = retries.get(scope).map(Vec::as_slice).unwrap_or(&[]);
+            let after = known.get(scope).copied();
+            let plans = plan::plan_scope(&planning, now, offset, after, scope_retries);
+            if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
+                out.backlog = true;
+            }
+            keys.extend(plans.into_iter().map(|plan_time| PlanKey {
+                scope: scope.clone(),
+                plan_time,
+            }));
+        }
+        Some(keys)
+    }
+
+    /// Keys for a job with a custom planner, which is shown each scope's
+    /// latest execution every tick; `None` when the read failed.
+    async fn plan_custom(
+        &self,
+        spec: &JobSpec,
+        scopes: &[Scope],
+        now: OffsetDateTime,
+        out: &mut TickOutcome,
+    ) -> Option<Vec<PlanKey>> {
+        let views = match self.inner.store.latest_executions(&spec.name, scopes).await {
+            Ok(views) => views,
+            Err(e) => {
+                warn!(error = %e, "latest-execution read failed");
+                out.report.errors += 1;
+                return None;
+            }
+        };
         let mut keys = Vec::new();
         for (scope, view) in scopes.iter().zip(&views) {
-            if let Some(retry_at) = view
-                .as_ref()
-                .and_then(|v| v.next_retry_at)
-                .filter(|&t| t > now)
-            {
-                out.next_due = Some(out.next_due.map_or(retry_at, |d| d.min(retry_at)));
-            }
-            let plans = match job.custom_plans(scope, now, view.as_ref()) {
-                Some(plans) => plans,
-                None => {
-                    let scope_retries = retries.get(scope).map(Vec::as_slice).unwrap_or(&[]);
-                    plan::plan_scope(&planning, now, view.as_ref(), scope_retries)
-                }
-            };
-            if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
+            let plans = spec.custom_plans(scope, now, view.as_ref());
+            if spec.max_plans_per_tick > 0 && plans.len() >= spec.max_plans_per_tick {
                 out.backlog = true;
             }
             keys.extend(plans.into_iter().map(|plan_time| PlanKey {
@@ -717,7 +785,7 @@ impl Manager {
 
     async fn run_scope(
         self,
-        job: Arc<JobSpec>,
+        job: Arc<Registered>,
         scope: Scope,
         runs: Vec<(Arc<LeaseKeeper>, CancellationToken, &'static str)>,
     ) -> TickReport {
@@ -726,22 +794,17 @@ impl Manager {
             let span = execution_span(&keeper.lease);
             let started = Instant::now();
             let end = self
-                .execute(&job, &keeper, how)
+                .execute(&job.spec, &keeper, how)
                 .instrument(span.clone())
                 .await;
-            self.write_terminal(&job, &keeper, end, started.elapsed(), &mut report)
+            self.write_terminal(&job.spec, &keeper, end, started.elapsed(), &mut report)
                 .instrument(span)
                 .await;
             stop_heartbeats.cancel();
             self.inner.local.lock().expect("local lock").in_flight -= 1;
             self.inner.freed.notify_one();
         }
-        self.inner
-            .local
-            .lock()
-            .expect("local lock")
-            .busy
-            .remove(&(job.name.clone(), scope));
+        job.busy.lock().expect("busy lock").remove(&scope);
         self.inner.freed.notify_one();
         report
     }

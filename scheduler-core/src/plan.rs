@@ -5,6 +5,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::clock::to_micros;
+use crate::spec::Scope;
 use crate::store::LatestExecution;
 
 /// Microseconds from 0001-01-01T00:00:00Z (the seed language's zero time) to
@@ -39,6 +40,35 @@ pub struct Planning {
     pub max_plans_per_tick: usize,
     /// Whether `stale_timeout` rows count as retry-eligible.
     pub allow_stale_reentry: bool,
+    /// Each scope's plans become eligible a stable offset inside
+    /// `[0, spread)` later (see [`scope_offset`]); zero means no offset.
+    pub spread: Duration,
+}
+
+/// A scope's stable offset inside `[0, spread)`, from a hash of the job
+/// name and the scope, so that thousands of scopes do not all start at the
+/// same millisecond. The hash (64-bit FNV-1a over `job \0 kind \0 id`) is
+/// fixed here, not taken from `std`, so every replica and every version of
+/// this library computes the same offsets.
+pub fn scope_offset(job: &str, scope: &Scope, spread: Duration) -> Duration {
+    let spread_us = u64::try_from(spread.as_micros()).unwrap_or(u64::MAX);
+    if spread_us == 0 {
+        return Duration::ZERO;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        job.as_bytes(),
+        b"\0",
+        scope.kind.as_bytes(),
+        b"\0",
+        scope.id.as_bytes(),
+    ] {
+        for &byte in part {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    Duration::from_micros(hash % spread_us)
 }
 
 fn micros_since_zero(t: OffsetDateTime) -> i128 {
@@ -77,86 +107,115 @@ pub fn ceil(t: OffsetDateTime, cadence: Duration) -> OffsetDateTime {
     }
 }
 
-/// The newest plan time that is eligible at `now`: `floor(now - delay)`.
-pub fn latest_plan(planning: &Planning, now: OffsetDateTime) -> OffsetDateTime {
-    floor(now - planning.schedule_delay, planning.cadence)
+/// The newest plan time that is eligible at `now` for a scope with `offset`
+/// (see [`scope_offset`]): `floor(now - schedule_delay - offset)`.
+pub fn latest_plan(planning: &Planning, now: OffsetDateTime, offset: Duration) -> OffsetDateTime {
+    floor(now - planning.schedule_delay - offset, planning.cadence)
 }
 
-/// The store-time instant at which the next plan after the current latest
-/// becomes eligible: when the manager should wake up next for this job.
-pub fn next_eligible(planning: &Planning, now: OffsetDateTime) -> OffsetDateTime {
-    latest_plan(planning, now) + planning.cadence + planning.schedule_delay
+/// The store-time instant at which the scope's next plan after the current
+/// latest becomes eligible: when the manager should wake up for it.
+pub fn next_eligible(planning: &Planning, now: OffsetDateTime, offset: Duration) -> OffsetDateTime {
+    latest_plan(planning, now, offset) + planning.cadence + planning.schedule_delay + offset
 }
 
-/// The plan times to attempt for one scope of a cadence job.
+/// The oldest plan time `every_plan` still replays at `now`:
+/// `now - catch_up_window`, but never later than the newest eligible bucket.
+/// (The seed used `now - window` alone, so a window shorter than the
+/// schedule delay plus one cadence silently excluded even the newest
+/// bucket, and such a job never ran.) A zero window means "only the newest".
+pub fn oldest_allowed(
+    planning: &Planning,
+    now: OffsetDateTime,
+    offset: Duration,
+) -> OffsetDateTime {
+    let newest = latest_plan(planning, now, offset);
+    if planning.catch_up_window.is_zero() {
+        newest
+    } else {
+        (now - planning.catch_up_window).min(newest)
+    }
+}
+
+/// The plan times to attempt for one scope of a cadence job (SPEC §5).
 ///
-/// `latest` is the scope's latest execution; `retries` holds plan times of
-/// this scope that the store reported FAILED with their retry due (see
-/// [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)). The
-/// result is strictly increasing, on the cadence grid (retries are stored
-/// plan times), never after `now - schedule_delay`, and at most
-/// `max_plans_per_tick` long when that is set.
+/// `after` is the newest plan time known to exist for the scope (its latest
+/// execution, whatever its state): the cursor starts one cadence later.
+/// `retries` are plan times of this scope that are FAILED with their retry
+/// due (the latest execution itself, when it is retry-eligible, and older
+/// ones that [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)
+/// reported). `latest_only` attempts only the newest bucket, and a retry
+/// only when it is that bucket.
+///
+/// The result is strictly increasing, on the cadence grid (retries are
+/// stored plan times), never after `now - schedule_delay - offset`, never
+/// before the catch-up window, and at most `max_plans_per_tick` long when
+/// that is set.
 pub fn plan_scope(
     planning: &Planning,
     now: OffsetDateTime,
-    latest: Option<&LatestExecution>,
+    offset: Duration,
+    after: Option<OffsetDateTime>,
     retries: &[OffsetDateTime],
 ) -> Vec<OffsetDateTime> {
     let now = to_micros(now);
-    let newest = latest_plan(planning, now);
+    let newest = latest_plan(planning, now, offset);
     match planning.catch_up {
-        CatchUpMode::LatestOnly => vec![newest],
-        CatchUpMode::EveryPlan => every_plan(planning, now, newest, latest, retries),
+        CatchUpMode::LatestOnly => {
+            let done = after.is_some_and(|a| a >= newest) && !retries.contains(&newest);
+            if done {
+                Vec::new()
+            } else {
+                vec![newest]
+            }
+        }
+        CatchUpMode::EveryPlan => {
+            let cap = match planning.max_plans_per_tick {
+                0 => usize::MAX,
+                n => n,
+            };
+            let oldest = oldest_allowed(planning, now, offset);
+            let mut plans: Vec<OffsetDateTime> = retries
+                .iter()
+                .copied()
+                .filter(|&t| t >= oldest && t <= newest)
+                .collect();
+            let start = match after {
+                Some(a) => floor(a, planning.cadence) + planning.cadence,
+                None => newest,
+            };
+            let mut cursor = start.max(ceil(oldest, planning.cadence));
+            // Only `cap` plans survive, so generating more grid points is waste.
+            let mut grid = 0;
+            while cursor <= newest && grid < cap {
+                plans.push(cursor);
+                grid += 1;
+                cursor += planning.cadence;
+            }
+            plans.sort_unstable();
+            plans.dedup();
+            plans.truncate(cap);
+            plans
+        }
     }
 }
 
-fn every_plan(
-    planning: &Planning,
-    now: OffsetDateTime,
-    newest: OffsetDateTime,
+/// What [`plan_scope`] needs from a scope's latest execution: the plan time
+/// the cursor starts after, and that same plan time again as a retry when
+/// the row is retry-eligible at `now` (the seed keeps its cursor on it).
+pub fn cursor_from(
     latest: Option<&LatestExecution>,
-    retries: &[OffsetDateTime],
-) -> Vec<OffsetDateTime> {
-    let cap = match planning.max_plans_per_tick {
-        0 => usize::MAX,
-        n => n,
-    };
-    let oldest_allowed = if planning.catch_up_window.is_zero() {
-        newest
-    } else {
-        now - planning.catch_up_window
-    };
-    let in_window = |t: OffsetDateTime| t >= oldest_allowed && t <= newest;
-
-    // Retry-due plans first in the candidate set: they are older than the
-    // cursor's run, and the seed stranded them once a newer plan existed.
-    let mut plans: Vec<OffsetDateTime> =
-        retries.iter().copied().filter(|&t| in_window(t)).collect();
-
-    let mut cursor = match latest {
-        Some(view) if view.retry_eligible(now, planning.allow_stale_reentry) => {
-            if in_window(view.plan_time) {
-                plans.push(view.plan_time);
-            }
-            floor(view.plan_time, planning.cadence) + planning.cadence
-        }
-        Some(view) => floor(view.plan_time, planning.cadence) + planning.cadence,
-        None => newest,
-    };
-    cursor = cursor.max(ceil(oldest_allowed, planning.cadence));
-    plans.sort_unstable();
-    plans.dedup();
-    // Only `cap` plans survive, so generating more grid points than that is waste.
-    let mut grid = Vec::new();
-    while cursor <= newest && grid.len() < cap {
-        grid.push(cursor);
-        cursor += planning.cadence;
+    now: OffsetDateTime,
+    allow_stale_reentry: bool,
+) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
+    match latest {
+        None => (None, None),
+        Some(view) => (
+            Some(view.plan_time),
+            view.retry_eligible(now, allow_stale_reentry)
+                .then_some(view.plan_time),
+        ),
     }
-    plans.extend(grid);
-    plans.sort_unstable();
-    plans.dedup();
-    plans.truncate(cap);
-    plans
 }
 
 /// Normalises a custom planner's output: microsecond precision, duplicates
@@ -196,6 +255,7 @@ mod tests {
             catch_up_window: Duration::ZERO,
             max_plans_per_tick: 0,
             allow_stale_reentry: true,
+            spread: Duration::ZERO,
         }
     }
 
@@ -208,6 +268,20 @@ mod tests {
             next_retry_at: None,
             error_code: None,
         }
+    }
+
+    /// Plans from a latest-execution view, as the manager does on a scope it
+    /// knows nothing about yet.
+    fn plan_from_view(
+        p: &Planning,
+        now: OffsetDateTime,
+        view: Option<&LatestExecution>,
+        older_retries: &[OffsetDateTime],
+    ) -> Vec<OffsetDateTime> {
+        let (after, retry) = cursor_from(view, now, p.allow_stale_reentry);
+        let mut retries = older_retries.to_vec();
+        retries.extend(retry);
+        plan_scope(p, now, Duration::ZERO, after, &retries)
     }
 
     #[test]
@@ -244,10 +318,37 @@ mod tests {
         p.schedule_delay = Duration::from_secs(30);
         let now = datetime!(2026-03-05 12:35:10 UTC);
         assert_eq!(
-            plan_scope(&p, now, None, &[]),
+            plan_from_view(&p, now, None, &[]),
             vec![datetime!(2026-03-05 12:30 UTC)]
         );
-        assert_eq!(next_eligible(&p, now), datetime!(2026-03-05 12:35:30 UTC));
+        assert_eq!(
+            next_eligible(&p, now, Duration::ZERO),
+            datetime!(2026-03-05 12:35:30 UTC)
+        );
+        // Once that bucket exists, latest_only has nothing to do until a retry
+        // of it falls due.
+        let done = Some(datetime!(2026-03-05 12:30 UTC));
+        assert!(plan_scope(&p, now, Duration::ZERO, done, &[]).is_empty());
+        assert_eq!(
+            plan_scope(
+                &p,
+                now,
+                Duration::ZERO,
+                done,
+                &[datetime!(2026-03-05 12:30 UTC)]
+            ),
+            vec![datetime!(2026-03-05 12:30 UTC)]
+        );
+        // A spread offset delays the scope's buckets by the offset.
+        let offset = Duration::from_secs(290);
+        assert_eq!(
+            plan_scope(&p, now, offset, None, &[]),
+            vec![datetime!(2026-03-05 12:25 UTC)]
+        );
+        assert_eq!(
+            next_eligible(&p, now, offset),
+            datetime!(2026-03-05 12:35:20 UTC)
+        );
     }
 
     #[test]
@@ -258,7 +359,7 @@ mod tests {
         let now = datetime!(2026-03-05 12:10:30 UTC);
         let done = view(datetime!(2026-03-05 12:05 UTC), Status::Success, 1);
         assert_eq!(
-            plan_scope(&p, now, Some(&done), &[]),
+            plan_from_view(&p, now, Some(&done), &[]),
             vec![
                 datetime!(2026-03-05 12:06 UTC),
                 datetime!(2026-03-05 12:07 UTC),
@@ -267,7 +368,7 @@ mod tests {
         );
         let failed = view(datetime!(2026-03-05 12:09 UTC), Status::Failed, 1);
         assert_eq!(
-            plan_scope(&p, now, Some(&failed), &[]),
+            plan_from_view(&p, now, Some(&failed), &[]),
             vec![
                 datetime!(2026-03-05 12:09 UTC),
                 datetime!(2026-03-05 12:10 UTC)
@@ -276,14 +377,48 @@ mod tests {
         // An older FAILED plan whose retry is due is not stranded by a newer row.
         let newest = view(datetime!(2026-03-05 12:10 UTC), Status::Success, 1);
         assert_eq!(
-            plan_scope(&p, now, Some(&newest), &[datetime!(2026-03-05 12:02 UTC)]),
+            plan_from_view(&p, now, Some(&newest), &[datetime!(2026-03-05 12:02 UTC)]),
             vec![datetime!(2026-03-05 12:02 UTC)]
         );
         // A cursor older than the window moves up to the window's first bucket.
         let ancient = view(datetime!(2026-03-04 00:00 UTC), Status::Success, 1);
         assert_eq!(
-            plan_scope(&p, now, Some(&ancient), &[])[0],
+            plan_from_view(&p, now, Some(&ancient), &[])[0],
             datetime!(2026-03-05 12:01 UTC)
+        );
+    }
+
+    /// 64-bit FNV-1a of "rollup\0global\0global" mod one hour in µs,
+    /// computed independently (Python) from the published FNV constants.
+    const FNV_REFERENCE_OFFSET_US: u64 = 2_304_384_289;
+
+    #[test]
+    fn scope_offsets_are_stable_spread_and_inside_the_window() {
+        let spread = Duration::from_secs(60);
+        let a = Scope::new("tenant", "a");
+        assert_eq!(
+            scope_offset("job", &a, spread),
+            scope_offset("job", &a, spread)
+        );
+        assert_eq!(scope_offset("job", &a, Duration::ZERO), Duration::ZERO);
+        let offsets: std::collections::HashSet<Duration> = (0..1000)
+            .map(|i| scope_offset("job", &Scope::new("tenant", format!("{i}")), spread))
+            .collect();
+        assert!(offsets.iter().all(|o| *o < spread));
+        assert!(
+            offsets.len() > 990,
+            "offsets barely collide: {}",
+            offsets.len()
+        );
+        let early = offsets.iter().filter(|o| **o < spread / 2).count();
+        assert!(
+            (400..600).contains(&early),
+            "roughly uniform: {early} of 1000 in the first half"
+        );
+        // A fixed reference value: the hash must not change between versions.
+        assert_eq!(
+            scope_offset("rollup", &Scope::global(), Duration::from_secs(3600)),
+            Duration::from_micros(FNV_REFERENCE_OFFSET_US)
         );
     }
 
@@ -372,8 +507,9 @@ mod tests {
                 catch_up_window: c * window_steps,
                 max_plans_per_tick: max_plans,
                 allow_stale_reentry: true,
+                spread: Duration::ZERO,
             };
-            let newest = latest_plan(&p, now);
+            let newest = latest_plan(&p, now, Duration::ZERO);
             let view = latest.map(|(steps, status, attempt, retry)| LatestExecution {
                 plan_time: shift(newest, c, steps),
                 status,
@@ -383,8 +519,8 @@ mod tests {
                 error_code: None,
             });
             let retries: Vec<_> = retry_steps.iter().map(|&k| newest - c * k).collect();
-            let plans = plan_scope(&p, now, view.as_ref(), &retries);
-            let oldest_allowed = if p.catch_up_window.is_zero() { newest } else { now - p.catch_up_window };
+            let plans = plan_from_view(&p, now, view.as_ref(), &retries);
+            let oldest_allowed = if p.catch_up_window.is_zero() { newest } else { (now - p.catch_up_window).min(newest) };
             prop_assert!(plans.len() <= max_plans);
             prop_assert!(plans.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {:?}", plans);
             for t in &plans {

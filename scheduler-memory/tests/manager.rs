@@ -787,3 +787,231 @@ fn registration_refuses_invalid_and_duplicate_jobs() {
         .unwrap_err();
     assert_eq!((err.job.as_str(), err.field), ("bad", "max_attempts"));
 }
+
+/// Counts the calls a manager makes, per store method.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<MemoryLeaseStore>,
+    calls: Mutex<std::collections::BTreeMap<&'static str, usize>>,
+}
+
+impl Counting {
+    fn count(&self, method: &'static str) {
+        *self.calls.lock().unwrap().entry(method).or_default() += 1;
+    }
+
+    fn take(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for Counting {
+    async fn now(&self) -> Result<OffsetDateTime, scheduler_core::StoreError> {
+        self.count("now");
+        self.inner.now().await
+    }
+    async fn claim(
+        &self,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Vec<scheduler_core::ClaimOutcome>, scheduler_core::StoreError> {
+        self.count("claim");
+        self.inner.claim(request).await
+    }
+    async fn heartbeat(
+        &self,
+        lease: &scheduler_core::Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, scheduler_core::StoreError> {
+        self.count("heartbeat");
+        self.inner.heartbeat(lease, stale_timeout).await
+    }
+    async fn finish(
+        &self,
+        lease: &scheduler_core::Lease,
+        finish: &scheduler_core::Finish,
+    ) -> Result<(), scheduler_core::StoreError> {
+        self.count("finish");
+        self.inner.finish(lease, finish).await
+    }
+    async fn sweep_stale(&self, job_name: &str) -> Result<u64, scheduler_core::StoreError> {
+        self.count("sweep_stale");
+        self.inner.sweep_stale(job_name).await
+    }
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<scheduler_core::LatestExecution>>, scheduler_core::StoreError> {
+        self.count("latest_executions");
+        self.inner.latest_executions(job_name, scopes).await
+    }
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit: usize,
+    ) -> Result<Vec<scheduler_core::RetryDue>, scheduler_core::StoreError> {
+        self.count("retry_due");
+        self.inner
+            .retry_due(job_name, since, allow_stale_reentry, limit)
+            .await
+    }
+    async fn get_execution(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<Execution>, scheduler_core::StoreError> {
+        self.count("get_execution");
+        self.inner.get_execution(id).await
+    }
+    async fn list_executions(
+        &self,
+        filter: &scheduler_core::ExecutionFilter,
+    ) -> Result<Vec<Execution>, scheduler_core::StoreError> {
+        self.count("list_executions");
+        self.inner.list_executions(filter).await
+    }
+}
+
+#[tokio::test]
+async fn an_idle_tick_costs_two_store_calls_per_job_whatever_the_scope_count() {
+    let (clock, store) = manual();
+    let counting = Arc::new(Counting {
+        inner: store.clone(),
+        calls: Mutex::new(Default::default()),
+    });
+    let m = Manager::new(
+        counting.clone(),
+        ManagerOptions {
+            runner_id: "r1".into(),
+            max_concurrency: 5_000,
+            ..Default::default()
+        },
+    );
+    let scopes = Scopes::fixed((0..2_000).map(|i| Scope::new("tenant", format!("{i}"))));
+    let ledger = Ledger::default();
+    m.register(recording_job("latest", scopes.clone(), &ledger))
+        .unwrap();
+    m.register(
+        recording_job("every", scopes, &ledger)
+            .catch_up(CatchUpMode::EveryPlan)
+            .catch_up_window(10 * MIN)
+            .max_plans_per_tick(3),
+    )
+    .unwrap();
+    let first = m.run_once().await;
+    assert_eq!(first.succeeded, 4_000);
+    let busy = counting.take();
+    assert_eq!(
+        busy.get("claim"),
+        Some(&2),
+        "one batch claim per job: {busy:?}"
+    );
+    // Same bucket: nothing is due.
+    clock.advance(Duration::from_secs(10));
+    let idle = m.run_once().await;
+    assert_eq!(idle, Default::default());
+    let calls = counting.take();
+    let per_job: usize = calls
+        .iter()
+        .filter(|(m, _)| **m != "now")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(per_job, 2 * 2, "sweep + retry_due per job: {calls:?}");
+    assert_eq!(calls.get("now"), Some(&1), "one store-time read per tick");
+    // The next bucket is claimed in one batch per job, without re-reading.
+    clock.advance(MIN);
+    let next = m.run_once().await;
+    assert_eq!(next.succeeded, 4_000);
+    let calls = counting.take();
+    assert_eq!(
+        (calls.get("claim"), calls.get("latest_executions")),
+        (Some(&2), None),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_seen_by_another_replica_is_retried_through_retry_due() {
+    // Replica A knows the plan exists; replica B runs it and fails; A must
+    // still retry it once due, although its own knowledge says "exists".
+    let (clock, store) = manual();
+    let fail = Arc::new(AtomicUsize::new(0));
+    let make = |runner: &str, fail: Arc<AtomicUsize>| {
+        let m = manager(&store, runner);
+        m.register(
+            JobSpec::new("shared", Scopes::global(), move |_ctx: RunContext| {
+                let fail = fail.clone();
+                async move {
+                    if fail.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Err::<JobOutput, BoxError>("first try fails".into());
+                    }
+                    Ok(JobOutput::default())
+                }
+            })
+            .cadence(MIN)
+            .retry_backoff(vec![Duration::from_secs(5)]),
+        )
+        .unwrap();
+        m
+    };
+    let b = make("b", fail.clone());
+    let a = make("a", fail);
+    assert_eq!(b.run_once().await.failed, 1);
+    assert_eq!(
+        a.run_once().await.claimed,
+        0,
+        "A learns the plan exists (conflict)"
+    );
+    clock.advance(Duration::from_secs(6));
+    let report = a.run_once().await;
+    assert_eq!((report.retried, report.succeeded), (1, 1), "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn spread_staggers_scope_starts_inside_the_window() {
+    let clock = TokioClock::new(datetime!(2026-03-05 12:00:00.5 UTC));
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let m = Manager::new(
+        store.clone(),
+        ManagerOptions {
+            runner_id: "r1".into(),
+            tick_interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    );
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let (s, c) = (starts.clone(), clock.clone());
+    m.register(
+        JobSpec::new(
+            "spread",
+            Scopes::fixed((0..20).map(|i| Scope::new("tenant", format!("{i}")))),
+            move |ctx: RunContext| {
+                let (s, c) = (s.clone(), c.clone());
+                async move {
+                    s.lock().unwrap().push((ctx.plan_time(), c.now()));
+                    Ok(JobOutput::default())
+                }
+            },
+        )
+        .cadence(MIN)
+        .spread(Duration::from_secs(30)),
+    )
+    .unwrap();
+    m.run(tokio::time::sleep(Duration::from_secs(90))).await;
+    let starts = starts.lock().unwrap().clone();
+    let bucket = datetime!(2026-03-05 12:01 UTC);
+    let offsets: Vec<time::Duration> = starts
+        .iter()
+        .filter(|(plan, _)| *plan == bucket)
+        .map(|(plan, start)| *start - *plan)
+        .collect();
+    assert_eq!(offsets.len(), 20, "every scope ran the 12:01 bucket once");
+    assert!(offsets
+        .iter()
+        .all(|o| *o >= time::Duration::ZERO && *o < time::Duration::seconds(31)));
+    let distinct: std::collections::BTreeSet<i64> =
+        offsets.iter().map(|o| o.whole_seconds()).collect();
+    assert!(distinct.len() >= 10, "starts are spread out: {offsets:?}");
+}
