@@ -643,15 +643,18 @@ impl Manager {
             .collect();
         if let Some(due) = offsets
             .iter()
-            .map(|&o| plan::next_eligible(&planning, now, o))
+            .filter_map(|&o| plan::next_eligible(&planning, now, o))
             .min()
         {
             out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
         }
-        let since = offsets
+        let Some(since) = offsets
             .iter()
-            .map(|&o| plan::oldest_allowed(&planning, now, o))
-            .min()?;
+            .filter_map(|&o| plan::oldest_allowed(&planning, now, o))
+            .min()
+        else {
+            return Some(Vec::new()); // the schedule has no occurrence yet
+        };
         let limit = scopes
             .len()
             .saturating_mul(planning.max_plans_per_tick.max(1));

@@ -1,8 +1,12 @@
 //! Which plan times a tick attempts (SPEC §5). Pure: no I/O, no clock.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+mod cron;
+pub use cron::CronSchedule;
 
 use crate::clock::to_micros;
 use crate::spec::Scope;
@@ -24,11 +28,64 @@ pub enum CatchUpMode {
     EveryPlan,
 }
 
+/// When a job's plans fall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every `cadence`, on multiples of it since 0001-01-01T00:00:00Z (the
+    /// seed's grid).
+    Every(Duration),
+    /// At the occurrences of a cron expression in a time zone.
+    Cron(Arc<CronSchedule>),
+}
+
+impl Schedule {
+    /// The newest plan time at or before `t`.
+    pub fn at_or_before(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            Schedule::Every(cadence) => Some(floor(t, *cadence)),
+            Schedule::Cron(cron) => cron.at_or_before(t),
+        }
+    }
+
+    /// The first plan time strictly after `t`.
+    pub fn after(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            Schedule::Every(cadence) => Some(floor(t, *cadence) + *cadence),
+            Schedule::Cron(cron) => cron.after(t),
+        }
+    }
+
+    /// The first plan time at or after `t`.
+    pub fn at_or_after(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            Schedule::Every(cadence) => Some(ceil(t, *cadence)),
+            Schedule::Cron(cron) => cron.at_or_after(t),
+        }
+    }
+
+    /// Every plan time in `[from, to]`, oldest first, at most `limit`.
+    pub fn between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+    ) -> Vec<OffsetDateTime> {
+        let mut plans = Vec::new();
+        let mut next = self.at_or_after(from);
+        while let Some(t) = next.filter(|&t| t <= to && plans.len() < limit) {
+            plans.push(t);
+            // A zero cadence (only valid with a custom planner) never advances.
+            next = self.after(t).filter(|&n| n > t);
+        }
+        plans
+    }
+}
+
 /// The planning options of a job, copied out of its [`JobSpec`](crate::spec::JobSpec).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planning {
-    /// Plans fall on multiples of this since 0001-01-01T00:00:00Z.
-    pub cadence: Duration,
+    /// When plans fall.
+    pub schedule: Schedule,
     /// A plan becomes eligible this long after its plan time.
     pub schedule_delay: Duration,
     /// See [`CatchUpMode`].
@@ -108,19 +165,31 @@ pub fn ceil(t: OffsetDateTime, cadence: Duration) -> OffsetDateTime {
 }
 
 /// The newest plan time that is eligible at `now` for a scope with `offset`
-/// (see [`scope_offset`]): `floor(now - schedule_delay - offset)`.
-pub fn latest_plan(planning: &Planning, now: OffsetDateTime, offset: Duration) -> OffsetDateTime {
-    floor(now - planning.schedule_delay - offset, planning.cadence)
+/// (see [`scope_offset`]): the newest at or before `now - schedule_delay -
+/// offset`. `None` when the schedule has no such occurrence.
+pub fn latest_plan(
+    planning: &Planning,
+    now: OffsetDateTime,
+    offset: Duration,
+) -> Option<OffsetDateTime> {
+    planning
+        .schedule
+        .at_or_before(now - planning.schedule_delay - offset)
 }
 
-/// The store-time instant at which the scope's next plan after the current
-/// latest becomes eligible: when the manager should wake up for it.
-pub fn next_eligible(planning: &Planning, now: OffsetDateTime, offset: Duration) -> OffsetDateTime {
-    latest_plan(planning, now, offset) + planning.cadence + planning.schedule_delay + offset
+/// The store-time instant at which the scope's next plan becomes eligible:
+/// when the manager should wake up for it.
+pub fn next_eligible(
+    planning: &Planning,
+    now: OffsetDateTime,
+    offset: Duration,
+) -> Option<OffsetDateTime> {
+    let eligible = now - planning.schedule_delay - offset;
+    Some(planning.schedule.after(eligible)? + planning.schedule_delay + offset)
 }
 
 /// The oldest plan time `every_plan` still replays at `now`:
-/// `now - catch_up_window`, but never later than the newest eligible bucket.
+/// `now - catch_up_window`, but never later than the newest eligible plan.
 /// (The seed used `now - window` alone, so a window shorter than the
 /// schedule delay plus one cadence silently excluded even the newest
 /// bucket, and such a job never ran.) A zero window means "only the newest".
@@ -128,29 +197,34 @@ pub fn oldest_allowed(
     planning: &Planning,
     now: OffsetDateTime,
     offset: Duration,
-) -> OffsetDateTime {
-    let newest = latest_plan(planning, now, offset);
-    if planning.catch_up_window.is_zero() {
+) -> Option<OffsetDateTime> {
+    let newest = latest_plan(planning, now, offset)?;
+    Some(if planning.catch_up_window.is_zero() {
         newest
     } else {
         (now - planning.catch_up_window).min(newest)
-    }
+    })
 }
 
-/// The plan times to attempt for one scope of a cadence job (SPEC §5).
+/// The plan times to attempt for one scope (SPEC §5).
 ///
 /// `after` is the newest plan time known to exist for the scope (its latest
-/// execution, whatever its state): the cursor starts one cadence later.
+/// execution, whatever its state): the cursor starts at the next plan time.
 /// `retries` are plan times of this scope that are FAILED with their retry
 /// due (the latest execution itself, when it is retry-eligible, and older
 /// ones that [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)
-/// reported). `latest_only` attempts only the newest bucket, and a retry
-/// only when it is that bucket.
+/// reported).
 ///
-/// The result is strictly increasing, on the cadence grid (retries are
-/// stored plan times), never after `now - schedule_delay - offset`, never
-/// before the catch-up window, and at most `max_plans_per_tick` long when
-/// that is set.
+/// `latest_only` attempts only the newest plan, and a retry only when it is
+/// that plan. For a cron schedule, whose newest occurrence can be days old,
+/// `latest_only` also skips it when it is older than a non-zero
+/// `catch_up_window`, so a restart after a long outage does not fire a
+/// stale occurrence.
+///
+/// The result is strictly increasing, made of plan times of the schedule
+/// (retries are stored plan times), never after `now - schedule_delay -
+/// offset`, never before the catch-up window, and at most
+/// `max_plans_per_tick` long when that is set.
 pub fn plan_scope(
     planning: &Planning,
     now: OffsetDateTime,
@@ -159,11 +233,16 @@ pub fn plan_scope(
     retries: &[OffsetDateTime],
 ) -> Vec<OffsetDateTime> {
     let now = to_micros(now);
-    let newest = latest_plan(planning, now, offset);
+    let Some(newest) = latest_plan(planning, now, offset) else {
+        return Vec::new();
+    };
     match planning.catch_up {
         CatchUpMode::LatestOnly => {
             let done = after.is_some_and(|a| a >= newest) && !retries.contains(&newest);
-            if done {
+            let stale = matches!(planning.schedule, Schedule::Cron(_))
+                && !planning.catch_up_window.is_zero()
+                && newest < now - planning.catch_up_window;
+            if done || stale {
                 Vec::new()
             } else {
                 vec![newest]
@@ -174,30 +253,32 @@ pub fn plan_scope(
                 0 => usize::MAX,
                 n => n,
             };
-            let oldest = oldest_allowed(planning, now, offset);
+            let oldest = oldest_allowed(planning, now, offset).unwrap_or(newest);
             let mut plans: Vec<OffsetDateTime> = retries
                 .iter()
                 .copied()
                 .filter(|&t| t >= oldest && t <= newest)
                 .collect();
             let start = match after {
-                Some(a) => floor(a, planning.cadence) + planning.cadence,
-                None => newest,
+                Some(a) => planning.schedule.after(a),
+                None => Some(newest),
             };
-            let mut cursor = start.max(ceil(oldest, planning.cadence));
-            // Only `cap` plans survive, so generating more grid points is waste.
-            let mut grid = 0;
-            while cursor <= newest && grid < cap {
-                plans.push(cursor);
-                grid += 1;
-                cursor += planning.cadence;
-            }
-            plans.sort_unstable();
-            plans.dedup();
-            plans.truncate(cap);
-            plans
+            let first = match (start, planning.schedule.at_or_after(oldest)) {
+                (Some(s), Some(o)) => s.max(o),
+                _ => return finish(plans, cap),
+            };
+            // Only `cap` plans survive, so generating more is waste.
+            plans.extend(planning.schedule.between(first, newest, cap));
+            finish(plans, cap)
         }
     }
+}
+
+fn finish(mut plans: Vec<OffsetDateTime>, cap: usize) -> Vec<OffsetDateTime> {
+    plans.sort_unstable();
+    plans.dedup();
+    plans.truncate(cap);
+    plans
 }
 
 /// What [`plan_scope`] needs from a scope's latest execution: the plan time
@@ -249,7 +330,7 @@ mod tests {
 
     fn planning(cadence: Duration, catch_up: CatchUpMode) -> Planning {
         Planning {
-            cadence,
+            schedule: Schedule::Every(cadence),
             schedule_delay: Duration::ZERO,
             catch_up,
             catch_up_window: Duration::ZERO,
@@ -323,7 +404,7 @@ mod tests {
         );
         assert_eq!(
             next_eligible(&p, now, Duration::ZERO),
-            datetime!(2026-03-05 12:35:30 UTC)
+            Some(datetime!(2026-03-05 12:35:30 UTC))
         );
         // Once that bucket exists, latest_only has nothing to do until a retry
         // of it falls due.
@@ -347,7 +428,7 @@ mod tests {
         );
         assert_eq!(
             next_eligible(&p, now, offset),
-            datetime!(2026-03-05 12:35:20 UTC)
+            Some(datetime!(2026-03-05 12:35:20 UTC))
         );
     }
 
@@ -501,7 +582,7 @@ mod tests {
             retry_steps in proptest::collection::vec(0u32..50, 0..5),
         ) {
             let p = Planning {
-                cadence: c,
+                schedule: Schedule::Every(c),
                 schedule_delay: c * delay_steps / 2,
                 catch_up: CatchUpMode::EveryPlan,
                 catch_up_window: c * window_steps,
@@ -509,7 +590,7 @@ mod tests {
                 allow_stale_reentry: true,
                 spread: Duration::ZERO,
             };
-            let newest = latest_plan(&p, now, Duration::ZERO);
+            let newest = latest_plan(&p, now, Duration::ZERO).unwrap();
             let view = latest.map(|(steps, status, attempt, retry)| LatestExecution {
                 plan_time: shift(newest, c, steps),
                 status,

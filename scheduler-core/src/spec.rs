@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::error::{BoxError, SpecError};
 use crate::manager::RunContext;
-use crate::plan::{CatchUpMode, Planning};
+use crate::plan::{CatchUpMode, CronSchedule, Planning, Schedule};
 use crate::store::LatestExecution;
 
 /// The locking dimension of a job: `(kind, id)`. Global jobs use
@@ -151,7 +151,9 @@ impl fmt::Debug for Scopes {
 #[derive(Clone)]
 pub struct JobSpec {
     pub(crate) name: String,
-    pub(crate) cadence: Duration,
+    pub(crate) schedule: Schedule,
+    /// Why `cron()` could not build a schedule; reported by `validate`.
+    pub(crate) schedule_error: Option<String>,
     pub(crate) schedule_delay: Duration,
     pub(crate) catch_up: CatchUpMode,
     pub(crate) catch_up_window: Duration,
@@ -172,7 +174,7 @@ impl fmt::Debug for JobSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobSpec")
             .field("name", &self.name)
-            .field("cadence", &self.cadence)
+            .field("schedule", &self.schedule)
             .field("schedule_delay", &self.schedule_delay)
             .field("catch_up", &self.catch_up)
             .field("catch_up_window", &self.catch_up_window)
@@ -200,7 +202,8 @@ impl JobSpec {
     {
         JobSpec {
             name: name.into(),
-            cadence: Duration::ZERO,
+            schedule: Schedule::Every(Duration::ZERO),
+            schedule_error: None,
             schedule_delay: Duration::ZERO,
             catch_up: CatchUpMode::LatestOnly,
             catch_up_window: Duration::ZERO,
@@ -224,7 +227,24 @@ impl JobSpec {
 
     /// Plans fall every `cadence`, on multiples of it since 0001-01-01T00:00:00Z.
     pub fn cadence(mut self, cadence: Duration) -> Self {
-        self.cadence = cadence;
+        self.schedule = Schedule::Every(cadence);
+        self.schedule_error = None;
+        self
+    }
+
+    /// Plans fall at the occurrences of a cron expression (5 fields, or 6
+    /// with seconds; `MON-FRI`, `*/15`, `L` and the like) in an IANA time
+    /// zone such as `"Europe/Berlin"` or `"UTC"`. Plan times are the UTC
+    /// instants of the occurrences; see [`CronSchedule`] for the DST policy.
+    /// An invalid expression or unknown zone is refused at registration.
+    pub fn cron(mut self, expression: &str, time_zone: &str) -> Self {
+        match CronSchedule::parse(expression, time_zone) {
+            Ok(cron) => {
+                self.schedule = Schedule::Cron(Arc::new(cron));
+                self.schedule_error = None;
+            }
+            Err(e) => self.schedule_error = Some(e),
+        }
         self
     }
 
@@ -242,7 +262,9 @@ impl JobSpec {
     }
 
     /// How far back `every_plan` replays missed plans; zero means only the
-    /// latest bucket.
+    /// latest bucket. For a cron schedule with `latest_only`, a non-zero
+    /// window also keeps an occurrence older than the window from firing
+    /// (e.g. Friday's 09:00 run when the service starts on Sunday).
     pub fn catch_up_window(mut self, window: Duration) -> Self {
         self.catch_up_window = window;
         self
@@ -330,7 +352,7 @@ impl JobSpec {
     /// The planning options.
     pub fn planning(&self) -> Planning {
         Planning {
-            cadence: self.cadence,
+            schedule: self.schedule.clone(),
             schedule_delay: self.schedule_delay,
             catch_up: self.catch_up,
             catch_up_window: self.catch_up_window,
@@ -362,14 +384,19 @@ impl JobSpec {
         if self.name.contains('\0') {
             return fail("name", "must not contain a NUL character");
         }
-        if self.planner.is_none() && self.cadence < Duration::from_micros(1) {
-            return fail(
-                "cadence",
-                "must be at least 1µs (or give the job a custom planner)",
-            );
+        if let Some(error) = &self.schedule_error {
+            return fail("cron", error);
         }
-        if self.planner.is_none() && !self.cadence.is_zero() && self.spread >= self.cadence {
-            return fail("spread", "must be less than cadence");
+        if let (Schedule::Every(cadence), None) = (&self.schedule, &self.planner) {
+            if *cadence < Duration::from_micros(1) {
+                return fail(
+                    "cadence",
+                    "must be at least 1µs (or give the job a cron schedule or a custom planner)",
+                );
+            }
+            if self.spread >= *cadence {
+                return fail("spread", "must be less than cadence");
+            }
         }
         if self.run_timeout.is_zero() {
             return fail("run_timeout", "must be positive");

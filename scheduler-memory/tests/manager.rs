@@ -1015,3 +1015,107 @@ async fn spread_staggers_scope_starts_inside_the_window() {
         offsets.iter().map(|o| o.whole_seconds()).collect();
     assert!(distinct.len() >= 10, "starts are spread out: {offsets:?}");
 }
+
+#[tokio::test]
+async fn cron_latest_only_after_an_outage_fires_only_a_recent_occurrence() {
+    // Weekdays 09:00 in Berlin (08:00 UTC in winter). The store comes back
+    // on Monday 2026-03-09 at 08:20 UTC after a 3-day outage.
+    let clock = ManualClock::new(datetime!(2026-03-09 08:20 UTC));
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let ledger = Ledger::default();
+    let m = manager(&store, "r1");
+    m.register(
+        recording_job("digest", Scopes::global(), &ledger)
+            .cron("0 9 * * MON-FRI", "Europe/Berlin")
+            .catch_up_window(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    let report = m.run_once().await;
+    assert_eq!(report.succeeded, 1);
+    assert_eq!(
+        ledger.lock().unwrap().clone(),
+        vec![(Scope::global(), datetime!(2026-03-09 08:00 UTC), 1)],
+        "Friday's and Thursday's missed occurrences are not fired"
+    );
+    // Had it come back on Sunday, Friday's occurrence is outside the window.
+    clock.set(datetime!(2026-03-08 12:00 UTC));
+    let late = manager(&store, "r2");
+    late.register(
+        recording_job("digest_sunday", Scopes::global(), &ledger)
+            .cron("0 9 * * MON-FRI", "Europe/Berlin")
+            .catch_up_window(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    assert_eq!(late.run_once().await.claimed, 0);
+}
+
+#[tokio::test]
+async fn cron_every_plan_replays_missed_occurrences_in_order_capped() {
+    let clock = ManualClock::new(datetime!(2026-03-09 08:20 UTC));
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let ledger = Ledger::default();
+    let m = manager(&store, "r1");
+    m.register(
+        recording_job("digest", Scopes::global(), &ledger)
+            .cron("0 9 * * MON-FRI", "Europe/Berlin")
+            .catch_up(CatchUpMode::EveryPlan)
+            .catch_up_window(Duration::from_secs(5 * 86_400))
+            .max_plans_per_tick(2),
+    )
+    .unwrap();
+    // First tick: no history, so only the newest occurrence (as for cadences).
+    m.run_once().await;
+    // A later tick with a history: nothing newer is due.
+    clock.set(datetime!(2026-03-13 08:30 UTC)); // Friday: Tue, Wed, Thu, Fri missed
+    let first = m.run_once().await;
+    assert_eq!(first.succeeded, 2, "capped at 2 per tick");
+    let second = m.run_once().await;
+    assert_eq!(second.succeeded, 2);
+    let plans: Vec<OffsetDateTime> = ledger.lock().unwrap().iter().map(|(_, t, _)| *t).collect();
+    assert_eq!(
+        plans,
+        vec![
+            datetime!(2026-03-09 08:00 UTC),
+            datetime!(2026-03-10 08:00 UTC),
+            datetime!(2026-03-11 08:00 UTC),
+            datetime!(2026-03-12 08:00 UTC),
+            datetime!(2026-03-13 08:00 UTC),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_wakes_at_the_next_cron_occurrence() {
+    let clock = TokioClock::new(datetime!(2026-03-08 06:55 UTC));
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let m = Manager::new(
+        store.clone(),
+        ManagerOptions {
+            runner_id: "r1".into(),
+            tick_interval: Duration::from_secs(24 * 3600),
+            ..Default::default()
+        },
+    );
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let (s, c) = (starts.clone(), clock.clone());
+    m.register(
+        JobSpec::new("dst", Scopes::global(), move |ctx: RunContext| {
+            let (s, c) = (s.clone(), c.clone());
+            async move {
+                s.lock().unwrap().push((ctx.plan_time(), c.now()));
+                Ok(JobOutput::default())
+            }
+        })
+        .cron("30 2 * * *", "America/New_York"),
+    )
+    .unwrap();
+    m.run(tokio::time::sleep(Duration::from_secs(3600))).await;
+    let starts = starts.lock().unwrap().clone();
+    // 2026-03-08 02:30 does not exist in New York: it runs at 03:00 EDT = 07:00 UTC.
+    let (plan, started) = *starts.last().unwrap();
+    assert_eq!(plan, datetime!(2026-03-08 07:00 UTC));
+    assert!(
+        started - plan < time::Duration::milliseconds(5),
+        "{starts:?}"
+    );
+}
