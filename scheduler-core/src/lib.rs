@@ -46,6 +46,7 @@ pub mod conformance;
 pub mod error;
 pub mod machine;
 pub mod manager;
+pub mod metrics;
 pub mod plan;
 pub mod spec;
 pub mod store;

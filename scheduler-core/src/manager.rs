@@ -30,6 +30,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use uuid::Uuid;
 
 use crate::error::{SpecError, StoreError};
+use crate::metrics;
 use crate::plan::{self, CatchUpMode};
 use crate::spec::{JobSpec, Scope};
 use crate::store::{ClaimOutcome, ClaimRequest, ErrorCode, Finish, Lease, LeaseStore, PlanKey};
@@ -238,6 +239,49 @@ impl LeaseKeeper {
             }
         }
     }
+}
+
+/// How a lease was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claimed {
+    Fresh,
+    Retry,
+    Takeover,
+}
+
+impl Claimed {
+    fn verb(self) -> &'static str {
+        match self {
+            Claimed::Fresh => "claimed",
+            Claimed::Retry => "retrying",
+            Claimed::Takeover => "took over stale lease",
+        }
+    }
+}
+
+/// Store time as read at the start of a tick, and when: an estimate of
+/// store time later in the tick without another round trip.
+#[derive(Debug, Clone, Copy)]
+struct StoreClock {
+    now: OffsetDateTime,
+    at: Instant,
+}
+
+impl StoreClock {
+    fn estimate(&self) -> OffsetDateTime {
+        self.now + self.at.elapsed()
+    }
+}
+
+/// A won lease waiting for (or in) its run.
+struct ClaimedRun {
+    keeper: Arc<LeaseKeeper>,
+    stop_heartbeats: CancellationToken,
+    how: Claimed,
+    /// When the plan became eligible, for fresh claims of scheduled jobs:
+    /// the start of the dispatch-lateness measurement.
+    eligible_at: Option<OffsetDateTime>,
+    clock: StoreClock,
 }
 
 /// How one execution ended, before its terminal write.
@@ -473,9 +517,13 @@ impl Manager {
             }
         };
         out.now = Some(now);
+        let clock = StoreClock {
+            now,
+            at: Instant::now(),
+        };
         for job in self.jobs() {
             let span = info_span!("tick", job = %job.spec.name);
-            self.tick_job(&job, now, tasks, &mut out)
+            self.tick_job(&job, clock, tasks, &mut out)
                 .instrument(span)
                 .await;
         }
@@ -485,10 +533,11 @@ impl Manager {
     async fn tick_job(
         &self,
         job: &Arc<Registered>,
-        now: OffsetDateTime,
+        clock: StoreClock,
         tasks: &mut JoinSet<TickReport>,
         out: &mut TickOutcome,
     ) {
+        let now = clock.now;
         let spec = &job.spec;
         let store = &self.inner.store;
         let scopes = match spec.scopes.resolve(now).await {
@@ -512,7 +561,11 @@ impl Manager {
         // Close abandoned leases first, for every job: the FAILED audit row
         // is what alerts on a dead runner, and (for reentrant jobs) what lets
         // a retry pick the plan up again.
-        match store.sweep_stale(&spec.name).await {
+        let swept = store.sweep_stale(&spec.name).await;
+        if let Ok(n) = swept {
+            metrics::stale_running(&spec.name, n);
+        }
+        match swept {
             Ok(0) => {}
             Ok(n) => {
                 warn!(
@@ -583,20 +636,21 @@ impl Manager {
                 *newest = (*newest).max(key.plan_time);
             }
         }
-        let mut won: BTreeMap<Scope, Vec<(Lease, &'static str)>> = BTreeMap::new();
+        let before = out.report;
+        let mut won: BTreeMap<Scope, Vec<(Lease, Claimed)>> = BTreeMap::new();
         for outcome in outcomes {
             let (lease, how) = match outcome {
                 ClaimOutcome::Won(l) => {
                     out.report.claimed += 1;
-                    (l, "claimed")
+                    (l, Claimed::Fresh)
                 }
                 ClaimOutcome::Retried(l) => {
                     out.report.retried += 1;
-                    (l, "retrying")
+                    (l, Claimed::Retry)
                 }
                 ClaimOutcome::Stolen(l) => {
                     out.report.stolen += 1;
-                    (l, "took over stale lease")
+                    (l, Claimed::Takeover)
                 }
                 ClaimOutcome::Conflicted => {
                     out.report.conflicted += 1;
@@ -607,11 +661,19 @@ impl Manager {
                 .or_default()
                 .push((lease, how));
         }
+        metrics::claims(&spec.name, "won", out.report.claimed - before.claimed);
+        metrics::claims(&spec.name, "retried", out.report.retried - before.retried);
+        metrics::claims(&spec.name, "stolen", out.report.stolen - before.stolen);
+        metrics::claims(
+            &spec.name,
+            "conflicted",
+            out.report.conflicted - before.conflicted,
+        );
         for (scope, mut leases) in won {
             leases.sort_by_key(|(l, _)| l.plan_time);
             job.busy.lock().expect("busy lock").insert(scope.clone());
             self.inner.local.lock().expect("local lock").in_flight += leases.len();
-            let runs = self.start_keepers(spec, leases);
+            let runs = self.start_keepers(spec, leases, clock);
             let this = self.clone();
             let job = job.clone();
             tasks.spawn(async move { this.run_scope(job, scope, runs).await });
@@ -760,12 +822,17 @@ impl Manager {
     fn start_keepers(
         &self,
         job: &JobSpec,
-        leases: Vec<(Lease, &'static str)>,
-    ) -> Vec<(Arc<LeaseKeeper>, CancellationToken, &'static str)> {
+        leases: Vec<(Lease, Claimed)>,
+        clock: StoreClock,
+    ) -> Vec<ClaimedRun> {
         let claimed_at = Instant::now();
         leases
             .into_iter()
             .map(|(lease, how)| {
+                let eligible_at = (how == Claimed::Fresh).then(|| {
+                    let offset = plan::scope_offset(&job.name, &lease.scope, job.spread);
+                    lease.plan_time + job.schedule_delay + offset
+                });
                 let keeper = Arc::new(LeaseKeeper {
                     store: self.inner.store.clone(),
                     lease: Arc::new(lease),
@@ -773,15 +840,21 @@ impl Manager {
                     safe_until: Mutex::new(claimed_at + job.stale_timeout),
                     lost: CancellationToken::new(),
                 });
-                let stop = CancellationToken::new();
+                let stop_heartbeats = CancellationToken::new();
                 let span = execution_span(&keeper.lease);
                 tokio::spawn(
                     keeper
                         .clone()
-                        .keep_alive(job.heartbeat_interval, stop.clone())
+                        .keep_alive(job.heartbeat_interval, stop_heartbeats.clone())
                         .instrument(span),
                 );
-                (keeper, stop, how)
+                ClaimedRun {
+                    keeper,
+                    stop_heartbeats,
+                    how,
+                    eligible_at,
+                    clock,
+                }
             })
             .collect()
     }
@@ -790,20 +863,28 @@ impl Manager {
         self,
         job: Arc<Registered>,
         scope: Scope,
-        runs: Vec<(Arc<LeaseKeeper>, CancellationToken, &'static str)>,
+        runs: Vec<ClaimedRun>,
     ) -> TickReport {
         let mut report = TickReport::default();
-        for (keeper, stop_heartbeats, how) in runs {
+        for run in runs {
+            let keeper = &run.keeper;
             let span = execution_span(&keeper.lease);
+            if let Some(eligible_at) = run.eligible_at {
+                let late = run.clock.estimate() - eligible_at;
+                metrics::dispatch_lateness(&job.spec.name, late.try_into().unwrap_or_default());
+            }
             let started = Instant::now();
+            metrics::running(&job.spec.name, 1.0);
             let end = self
-                .execute(&job.spec, &keeper, how)
+                .execute(&job.spec, keeper, run.how)
                 .instrument(span.clone())
                 .await;
-            self.write_terminal(&job.spec, &keeper, end, started.elapsed(), &mut report)
+            metrics::running(&job.spec.name, -1.0);
+            metrics::run_duration(&job.spec.name, started.elapsed());
+            self.write_terminal(&job.spec, keeper, end, started.elapsed(), &mut report)
                 .instrument(span)
                 .await;
-            stop_heartbeats.cancel();
+            run.stop_heartbeats.cancel();
             self.inner.local.lock().expect("local lock").in_flight -= 1;
             self.inner.freed.notify_one();
         }
@@ -814,11 +895,11 @@ impl Manager {
 
     /// Runs the handler in its own task, bounded by the run timeout, the
     /// lease and shutdown.
-    async fn execute(&self, job: &Arc<JobSpec>, keeper: &Arc<LeaseKeeper>, how: &str) -> RunEnd {
+    async fn execute(&self, job: &Arc<JobSpec>, keeper: &Arc<LeaseKeeper>, how: Claimed) -> RunEnd {
         if keeper.lost.is_cancelled() {
             return RunEnd::LeaseLost;
         }
-        info!("{how}");
+        info!("{}", how.verb());
         let cancel = CancellationToken::new();
         let ctx = RunContext {
             lease: keeper.lease.clone(),
@@ -874,6 +955,7 @@ impl Manager {
             RunEnd::LeaseLost => {
                 warn!("lease lost; no terminal write (the new holder owns the row)");
                 report.lease_lost += 1;
+                metrics::execution_ended(&job.name, "LEASE_LOST", Some(ErrorCode::LeaseLost));
                 return;
             }
             RunEnd::Success(output) => {
@@ -894,6 +976,7 @@ impl Manager {
                 Err(StoreError::LeaseLost { .. }) => {
                     warn!("terminal write refused: the lease was taken over or swept meanwhile");
                     report.lease_lost += 1;
+                    metrics::execution_ended(&job.name, "LEASE_LOST", Some(ErrorCode::LeaseLost));
                     return;
                 }
                 Err(e) if Instant::now() + backoff < keeper.safe_until() => {
@@ -916,8 +999,10 @@ impl Manager {
                     "succeeded"
                 );
                 report.succeeded += 1;
+                metrics::execution_ended(&job.name, "SUCCESS", None);
             }
             RunEnd::Failure(code, msg) => {
+                metrics::execution_ended(&job.name, "FAILED", Some(code));
                 let will_retry = lease.attempt < lease.max_attempts;
                 warn!(error_code = %code, error = %msg, will_retry, duration_ms = finish.duration_ms(), "failed");
                 report.failed += 1;

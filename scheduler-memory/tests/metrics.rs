@@ -1,0 +1,221 @@
+//! The manager's metrics, read back through a recording recorder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::MetricKind;
+use scheduler_core::clock::TimeControl;
+use scheduler_core::metrics::{
+    CLAIMS_TOTAL, DISPATCH_LATENESS_SECONDS, EXECUTIONS_TOTAL, RUNNING, RUN_DURATION_SECONDS,
+    STALE_RUNNING,
+};
+use scheduler_core::{
+    BoxError, ClaimRequest, JobOutput, JobSpec, LeaseStore, Manager, ManagerOptions, ManualClock,
+    PlanKey, Scope, Scopes,
+};
+use scheduler_memory::MemoryLeaseStore;
+use time::macros::datetime;
+
+type Snapshot = Vec<(String, MetricKind, Vec<(String, String)>, DebugValue)>;
+
+fn snapshot(recorder: &DebuggingRecorder) -> Snapshot {
+    recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let (kind, key) = key.into_parts();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            (key.name().to_owned(), kind, labels, value)
+        })
+        .collect()
+}
+
+fn find<'a>(snap: &'a Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
+    snap.iter()
+        .find(|(n, _, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, _, v)| v)
+}
+
+fn counter(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> u64 {
+    match find(snap, name, labels) {
+        Some(DebugValue::Counter(n)) => *n,
+        other => panic!("{name} {labels:?}: {other:?}"),
+    }
+}
+
+fn gauge(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> f64 {
+    match find(snap, name, labels) {
+        Some(DebugValue::Gauge(g)) => g.into_inner(),
+        other => panic!("{name} {labels:?}: {other:?}"),
+    }
+}
+
+fn histogram_len(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> usize {
+    match find(snap, name, labels) {
+        Some(DebugValue::Histogram(h)) => h.len(),
+        other => panic!("{name} {labels:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn counters_gauges_and_histograms_follow_executions() {
+    let recorder = DebuggingRecorder::new();
+    metrics::with_local_recorder(&recorder, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(scenario())
+    });
+    let snap = snapshot(&recorder);
+    let ok = [("job", "ok")];
+    assert_eq!(
+        counter(&snap, CLAIMS_TOTAL, &[("job", "ok"), ("outcome", "won")]),
+        2
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            EXECUTIONS_TOTAL,
+            &[("job", "ok"), ("status", "SUCCESS")]
+        ),
+        2
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            EXECUTIONS_TOTAL,
+            &[
+                ("job", "fails"),
+                ("status", "FAILED"),
+                ("error_code", "handler_error")
+            ]
+        ),
+        2
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            EXECUTIONS_TOTAL,
+            &[
+                ("job", "panics"),
+                ("status", "FAILED"),
+                ("error_code", "handler_panic")
+            ]
+        ),
+        2
+    );
+    // The takeover: a dead runner's stale lease swept, then retried and run.
+    assert_eq!(gauge(&snap, STALE_RUNNING, &[("job", "takeover")]), 1.0);
+    assert_eq!(
+        counter(
+            &snap,
+            CLAIMS_TOTAL,
+            &[("job", "takeover"), ("outcome", "retried")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            EXECUTIONS_TOTAL,
+            &[("job", "takeover"), ("status", "SUCCESS")]
+        ),
+        1
+    );
+    // A second replica's claim conflicts.
+    assert_eq!(
+        counter(
+            &snap,
+            CLAIMS_TOTAL,
+            &[("job", "ok"), ("outcome", "conflicted")]
+        ),
+        1
+    );
+    assert_eq!(
+        gauge(&snap, RUNNING, &ok),
+        0.0,
+        "nothing runs after run_once"
+    );
+    assert_eq!(histogram_len(&snap, RUN_DURATION_SECONDS, &ok), 2);
+    assert_eq!(histogram_len(&snap, DISPATCH_LATENESS_SECONDS, &ok), 2);
+}
+
+async fn scenario() {
+    let clock = ManualClock::new(datetime!(2026-03-05 12:00:30 UTC));
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let dead = store
+        .claim(&ClaimRequest {
+            job_name: "takeover",
+            runner_id: "dead",
+            max_attempts: 3,
+            stale_timeout: Duration::from_secs(600),
+            allow_stale_reentry: true,
+            keys: &[PlanKey {
+                scope: Scope::global(),
+                plan_time: datetime!(2026-03-05 12:00 UTC),
+            }],
+        })
+        .await
+        .unwrap();
+    assert!(dead[0].lease().is_some());
+    let managers: Vec<Manager> = ["a", "b"]
+        .into_iter()
+        .map(|runner| {
+            let m = Manager::new(
+                store.clone(),
+                ManagerOptions {
+                    runner_id: runner.to_owned(),
+                    ..Default::default()
+                },
+            );
+            let minute = Duration::from_secs(60);
+            let ok = |_| async { Ok(JobOutput::rows(1)) };
+            m.register(JobSpec::new("ok", Scopes::global(), ok).cadence(minute))
+                .unwrap();
+            m.register(
+                JobSpec::new("fails", Scopes::global(), |_| async {
+                    Err::<JobOutput, BoxError>("nope".into())
+                })
+                .cadence(minute),
+            )
+            .unwrap();
+            m.register(
+                JobSpec::new("panics", Scopes::global(), |_| async {
+                    if true {
+                        panic!("boom");
+                    }
+                    Ok(JobOutput::default())
+                })
+                .cadence(minute),
+            )
+            .unwrap();
+            m.register(
+                JobSpec::new("takeover", Scopes::global(), |_| async {
+                    Ok(JobOutput::default())
+                })
+                .cadence(Duration::from_secs(3600))
+                .allow_stale_reentry(true)
+                .planner(|_, _, _| vec![datetime!(2026-03-05 12:00 UTC)]),
+            )
+            .unwrap();
+            m
+        })
+        .collect();
+    managers[0].run_once().await;
+    managers[1].run_once().await; // ok: conflicted (same bucket, unknown to b)
+    clock.advance(Duration::from_secs(601));
+    // ok, fails, panics: the 12:10 bucket; takeover: swept, then retried.
+    managers[0].run_once().await;
+}
