@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -221,21 +221,22 @@ impl LeaseKeeper {
         *self.safe_until.lock().expect("keeper lock")
     }
 
-    /// Heartbeats every `interval` until `stop` fires or the lease is lost.
-    async fn keep_alive(self: Arc<Self>, interval: Duration, stop: CancellationToken) {
+    /// Heartbeats every `interval` until the lease is lost (or the task is
+    /// aborted, when the run is over).
+    async fn keep_alive(self: Arc<Self>, interval: Duration) {
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = ticker.tick() => match self.beat().await {
-                    Ok(()) => debug!("heartbeat"),
-                    Err(StoreError::LeaseLost { .. }) => {
-                        warn!("lease lost: another runner took it over or swept it; cancelling the run");
-                        return;
-                    }
-                    Err(e) => warn!(error = %e, "heartbeat failed; will retry"),
-                },
+            ticker.tick().await;
+            match self.beat().await {
+                Ok(()) => debug!("heartbeat"),
+                Err(StoreError::LeaseLost { .. }) => {
+                    warn!(
+                        "lease lost: another runner took it over or swept it; cancelling the run"
+                    );
+                    return;
+                }
+                Err(e) => warn!(error = %e, "heartbeat failed; will retry"),
             }
         }
     }
@@ -273,10 +274,22 @@ impl StoreClock {
     }
 }
 
-/// A won lease waiting for (or in) its run.
+/// A spawned task that is aborted when this handle is dropped, so nothing
+/// the manager spawns outlives the future that owns it: a dropped `run` (a
+/// replica torn down without cleanup) must not leave heartbeats keeping its
+/// leases alive forever, or handlers running without a manager.
+struct Owned<T>(JoinHandle<T>);
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A won lease waiting for (or in) its run. Dropping it stops its heartbeats.
 struct ClaimedRun {
     keeper: Arc<LeaseKeeper>,
-    stop_heartbeats: CancellationToken,
+    _heartbeats: Owned<()>,
     how: Claimed,
     /// When the plan became eligible, for fresh claims of scheduled jobs:
     /// the start of the dispatch-lateness measurement.
@@ -840,17 +853,16 @@ impl Manager {
                     safe_until: Mutex::new(claimed_at + job.stale_timeout),
                     lost: CancellationToken::new(),
                 });
-                let stop_heartbeats = CancellationToken::new();
                 let span = execution_span(&keeper.lease);
-                tokio::spawn(
+                let heartbeats = tokio::spawn(
                     keeper
                         .clone()
-                        .keep_alive(job.heartbeat_interval, stop_heartbeats.clone())
+                        .keep_alive(job.heartbeat_interval)
                         .instrument(span),
                 );
                 ClaimedRun {
                     keeper,
-                    stop_heartbeats,
+                    _heartbeats: Owned(heartbeats),
                     how,
                     eligible_at,
                     clock,
@@ -884,7 +896,7 @@ impl Manager {
             self.write_terminal(&job.spec, keeper, end, started.elapsed(), &mut report)
                 .instrument(span)
                 .await;
-            run.stop_heartbeats.cancel();
+            drop(run); // stops its heartbeats
             self.inner.local.lock().expect("local lock").in_flight -= 1;
             self.inner.freed.notify_one();
         }
@@ -908,11 +920,11 @@ impl Manager {
             keeper: keeper.clone(),
         };
         let handler_job = job.clone();
-        let mut handle = tokio::spawn(
+        let mut handle = Owned(tokio::spawn(
             async move { handler_job.run_handler(ctx).await }.instrument(tracing::Span::current()),
-        );
+        ));
         let end = tokio::select! {
-            joined = &mut handle => match joined {
+            joined = &mut handle.0 => match joined {
                 Ok(Ok(output)) => RunEnd::Success(output),
                 Ok(Err(e)) => RunEnd::Failure(ErrorCode::HandlerError, e.to_string()),
                 Err(e) if e.is_panic() => {
@@ -933,9 +945,10 @@ impl Manager {
             ),
         };
         // Signal first so a handler that checks its token sees why; then drop
-        // its future, which stops it even if it ignores the signal.
+        // its future (dropping `handle` aborts the task), which stops it even
+        // if it ignores the signal.
         cancel.cancel();
-        handle.abort();
+        drop(handle);
         end
     }
 

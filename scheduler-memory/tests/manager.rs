@@ -1119,3 +1119,53 @@ async fn the_loop_wakes_at_the_next_cron_occurrence() {
         "{starts:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_torn_down_without_cleanup_stops_heartbeating() {
+    // Dropping `run` (a crash, as far as the store can tell) must take the
+    // lease keepers and the handler with it, so the lease goes stale and
+    // another replica can close it.
+    let clock = TokioClock::new(T0);
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let crashed = manager(&store, "crashed");
+    let handler_alive = Arc::new(AtomicUsize::new(0));
+    let alive = handler_alive.clone();
+    crashed
+        .register(
+            JobSpec::new("endless", Scopes::global(), move |_ctx| {
+                let guard = DropCounter(alive.clone());
+                async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                    Ok(JobOutput::default())
+                }
+            })
+            .cadence(Duration::from_secs(3600))
+            .run_timeout(Duration::from_secs(1000))
+            .stale_timeout(Duration::from_secs(1200))
+            .heartbeat_interval(Duration::from_secs(10)),
+        )
+        .unwrap();
+    let run = tokio::spawn({
+        let m = crashed.clone();
+        async move { m.run(std::future::pending()).await }
+    });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(store.executions()[0].status, Status::Running);
+    run.abort();
+    let _ = run.await;
+    tokio::task::yield_now().await;
+    assert_eq!(
+        handler_alive.load(Ordering::SeqCst),
+        1,
+        "the handler was dropped with it"
+    );
+    let last_heartbeat = store.executions()[0].heartbeat_at;
+    tokio::time::sleep(Duration::from_secs(1300)).await;
+    assert_eq!(
+        store.executions()[0].heartbeat_at,
+        last_heartbeat,
+        "no heartbeats after the crash"
+    );
+    assert_eq!(store.sweep_stale("endless").await.unwrap(), 1);
+}
