@@ -535,7 +535,7 @@ impl Manager {
             at: Instant::now(),
         };
         for job in self.jobs() {
-            let span = info_span!("tick", job = %job.spec.name);
+            let span = info_span!("tick", runner = %self.inner.options.runner_id, job = %job.spec.name);
             self.tick_job(&job, clock, tasks, &mut out)
                 .instrument(span)
                 .await;
@@ -853,7 +853,7 @@ impl Manager {
                     safe_until: Mutex::new(claimed_at + job.stale_timeout),
                     lost: CancellationToken::new(),
                 });
-                let span = execution_span(&keeper.lease);
+                let span = execution_span(&self.inner.options.runner_id, &keeper.lease);
                 let heartbeats = tokio::spawn(
                     keeper
                         .clone()
@@ -880,7 +880,7 @@ impl Manager {
         let mut report = TickReport::default();
         for run in runs {
             let keeper = &run.keeper;
-            let span = execution_span(&keeper.lease);
+            let span = execution_span(&self.inner.options.runner_id, &keeper.lease);
             if let Some(eligible_at) = run.eligible_at {
                 let late = run.clock.estimate() - eligible_at;
                 metrics::dispatch_lateness(&job.spec.name, late.try_into().unwrap_or_default());
@@ -1030,9 +1030,10 @@ impl Manager {
     }
 }
 
-fn execution_span(lease: &Lease) -> tracing::Span {
+fn execution_span(runner: &str, lease: &Lease) -> tracing::Span {
     info_span!(
         "execution",
+        runner = %runner,
         job = %lease.job_name,
         scope = %lease.scope,
         plan_time = %lease.plan_time,

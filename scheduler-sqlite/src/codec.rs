@@ -1,0 +1,162 @@
+//! How values are stored: instants as INTEGER microseconds since the Unix
+//! epoch, UUIDs as hyphenated lowercase TEXT, `result` as JSON TEXT.
+
+use std::time::Duration;
+
+use rusqlite::types::Type;
+use rusqlite::Row;
+use scheduler_core::clock::to_micros;
+use scheduler_core::{Execution, LatestExecution, Scope, Status};
+use serde_json::{Map, Value};
+use time::{OffsetDateTime, PrimitiveDateTime};
+use uuid::Uuid;
+
+/// The columns of [`execution`], in its order, for `SELECT` lists.
+macro_rules! execution_columns {
+    () => {
+        "id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts, \
+         next_retry_at, runner_id, lease_token, heartbeat_at, stale_after, started_at, \
+         finished_at, duration_ms, rows_affected, result, error_code, error_msg, created_at, \
+         updated_at"
+    };
+}
+pub(crate) use execution_columns;
+
+/// Microseconds since the Unix epoch, floored, so an instant before 1970
+/// rounds the same way as [`to_micros`].
+pub(crate) fn micros(t: OffsetDateTime) -> i64 {
+    // Every OffsetDateTime (years -9999..=9999) is within ±3.2e17 µs, far
+    // inside i64.
+    t.unix_timestamp_nanos().div_euclid(1_000) as i64
+}
+
+/// The instant `micros` encodes, if it is one `time` can represent.
+pub(crate) fn instant(micros: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
+}
+
+/// `t + by`, saturating at the latest representable instant: an absurd
+/// timeout or backoff must not panic or fail the write it belongs to.
+pub(crate) fn later(t: OffsetDateTime, by: Duration) -> OffsetDateTime {
+    time::Duration::try_from(by)
+        .ok()
+        .and_then(|by| t.checked_add(by))
+        .unwrap_or_else(|| to_micros(PrimitiveDateTime::MAX.assume_utc()))
+}
+
+/// A UUID in its stored form.
+pub(crate) fn uuid_text(id: Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
+fn bad(idx: usize, ty: Type, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, ty, what.into())
+}
+
+fn instant_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
+    let us: i64 = row.get(idx)?;
+    instant(us).ok_or_else(|| bad(idx, Type::Integer, format!("instant {us} µs out of range")))
+}
+
+fn opt_instant_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
+    match row.get::<_, Option<i64>>(idx)? {
+        None => Ok(None),
+        Some(_) => instant_at(row, idx).map(Some),
+    }
+}
+
+fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(idx)?;
+    Uuid::parse_str(&text).map_err(|e| bad(idx, Type::Text, format!("uuid {text:?}: {e}")))
+}
+
+fn status_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Status> {
+    let text: String = row.get(idx)?;
+    Status::parse(&text).ok_or_else(|| bad(idx, Type::Text, format!("status {text:?}")))
+}
+
+fn result_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Map<String, Value>> {
+    let text: String = row.get(idx)?;
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(bad(
+            idx,
+            Type::Text,
+            format!("result is not an object: {other}"),
+        )),
+        Err(e) => Err(bad(idx, Type::Text, format!("result is not json: {e}"))),
+    }
+}
+
+/// A row selected with [`execution_columns!`].
+pub(crate) fn execution(row: &Row<'_>) -> rusqlite::Result<Execution> {
+    Ok(Execution {
+        id: uuid_at(row, 0)?,
+        job_name: row.get(1)?,
+        scope: Scope::new(row.get::<_, String>(2)?, row.get::<_, String>(3)?),
+        plan_time: instant_at(row, 4)?,
+        status: status_at(row, 5)?,
+        attempt: row.get(6)?,
+        max_attempts: row.get(7)?,
+        next_retry_at: opt_instant_at(row, 8)?,
+        runner_id: row.get(9)?,
+        lease_token: uuid_at(row, 10)?,
+        heartbeat_at: opt_instant_at(row, 11)?,
+        stale_after: opt_instant_at(row, 12)?,
+        started_at: opt_instant_at(row, 13)?,
+        finished_at: opt_instant_at(row, 14)?,
+        duration_ms: row.get(15)?,
+        rows_affected: row.get(16)?,
+        result: result_at(row, 17)?,
+        error_code: row.get(18)?,
+        error_msg: row.get(19)?,
+        created_at: instant_at(row, 20)?,
+        updated_at: instant_at(row, 21)?,
+    })
+}
+
+/// The planning view from columns `offset..offset + 6`: plan_time, status,
+/// attempt, max_attempts, next_retry_at, error_code.
+pub(crate) fn latest_view(row: &Row<'_>, offset: usize) -> rusqlite::Result<LatestExecution> {
+    Ok(LatestExecution {
+        plan_time: instant_at(row, offset)?,
+        status: status_at(row, offset + 1)?,
+        attempt: row.get(offset + 2)?,
+        max_attempts: row.get(offset + 3)?,
+        next_retry_at: opt_instant_at(row, offset + 4)?,
+        error_code: row.get(offset + 5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn micros_round_trip_and_floor_before_the_epoch() {
+        for t in [
+            datetime!(2026-03-05 12:34:56.123456 UTC),
+            datetime!(1969-12-31 23:59:59.999999 UTC),
+            datetime!(0001-01-01 00:00 UTC),
+            datetime!(9999-12-31 23:59:59.999999 UTC),
+        ] {
+            assert_eq!(instant(micros(t)), Some(t));
+        }
+        let sub = datetime!(1969-12-31 23:59:59.9999995 UTC);
+        assert_eq!(instant(micros(sub)), Some(to_micros(sub)));
+        assert_eq!(instant(i64::MAX), None);
+    }
+
+    #[test]
+    fn later_saturates_instead_of_panicking() {
+        let t = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(
+            later(t, Duration::from_secs(60)),
+            datetime!(2026-01-01 00:01 UTC)
+        );
+        let max = later(t, Duration::MAX);
+        assert_eq!(max, datetime!(9999-12-31 23:59:59.999999 UTC));
+        assert_eq!(instant(micros(max)), Some(max));
+    }
+}

@@ -1,0 +1,780 @@
+//! A [`LeaseStore`] on SQLite: the embedded backend, for one process or for
+//! several processes on one host sharing a database file.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use scheduler_core::{ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager, ManagerOptions, Scopes, Status};
+//! use scheduler_sqlite::SqliteLeaseStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! // Every process on the host that opens this file shares its jobs' leases.
+//! let store = Arc::new(SqliteLeaseStore::open(dir.path().join("jobs.db")).await?);
+//! // or: SqliteLeaseStore::connect("sqlite:jobs.db"), connect("sqlite::memory:")
+//!
+//! let manager = Manager::new(store.clone(), ManagerOptions::default());
+//! manager.register(
+//!     JobSpec::new("rollup", Scopes::global(), |ctx| async move {
+//!         println!("rolling up {} at {}", ctx.scope(), ctx.plan_time());
+//!         Ok(JobOutput::rows(42))
+//!     })
+//!     .cadence(Duration::from_secs(300)),
+//! )?;
+//! let report = manager.run_once().await;
+//! assert_eq!(report.succeeded, 1);
+//!
+//! let rows = store.list_executions(&ExecutionFilter::default()).await?;
+//! assert_eq!((rows[0].status, rows[0].rows_affected), (Status::Success, Some(42)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! - **Threads.** Each connection lives on a dedicated thread fed by a
+//!   command channel (sqlx's model), so blocking SQLite calls never run on
+//!   the async runtime. A file database has a writer connection and a reader
+//!   connection (WAL lets reads run beside a writer); `:memory:` has only one,
+//!   since a second connection would open a different database. A worker that
+//!   panics or stops answers [`StoreError::Backend`], never a hang.
+//! - **Locking.** The journal is WAL with `synchronous=NORMAL`. Every
+//!   transaction that writes starts with `BEGIN IMMEDIATE`, so it takes the
+//!   write lock before reading anything and two processes can never deadlock
+//!   upgrading read locks. A busy database is waited for (`busy_timeout`),
+//!   then retried with backoff for up to
+//!   [`max_lock_wait`](SqliteOptions::max_lock_wait): contention is never
+//!   reported as a lost claim, only as a [`StoreError::Backend`] once the
+//!   budget is spent.
+//! - **One transaction per call.** A batch claim is one IMMEDIATE
+//!   transaction however many keys it has: per key, an
+//!   `INSERT ... ON CONFLICT DO NOTHING`, and when the key exists, the
+//!   guarded retry `UPDATE` and then the guarded steal `UPDATE`, whose
+//!   `WHERE` clauses are exactly [`machine::claim`]'s guards. Duplicate keys
+//!   within a batch see the first one's row, so only one of them wins.
+//! - **Store time** is the host clock (or the injected [`Clock`]), in
+//!   microseconds, read after the write lock is taken and passed to the
+//!   statements as a parameter.
+//! - **Schema.** The table of SPEC §3 with the seed's column, constraint and
+//!   index names; instants are INTEGER microseconds since the Unix epoch,
+//!   UUIDs hyphenated lowercase TEXT, `result` JSON TEXT. Versioned
+//!   migrations are embedded and run on open (and by
+//!   [`SqliteLeaseStore::migrate`]); a database migrated by a newer version
+//!   is refused with [`StoreError::SchemaTooNew`].
+//! - **Bad input.** A file that is not a database, a corrupt one, a missing
+//!   or read-only directory, or a file another program keeps locked gives a
+//!   [`StoreError::Backend`] whose message says which, at open or at the
+//!   call; a failed transaction rolls back whole.
+//!
+//! A cancelled call (its future dropped) still runs to its end on the worker
+//! thread: a claim committed that way leaves leases nobody runs, which go
+//! stale like those of a crashed replica.
+#![warn(missing_docs)]
+
+mod codec;
+mod error;
+mod options;
+mod schema;
+mod worker;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{
+    named_params, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior,
+};
+use scheduler_core::clock::to_micros;
+use scheduler_core::machine::{self, FreshIds};
+use scheduler_core::store::FinishOutcome;
+use scheduler_core::{
+    ClaimOutcome, ClaimRequest, Clock, ErrorCode, Execution, ExecutionFilter, Finish,
+    LatestExecution, Lease, LeaseStore, RetryDue, Scope, StoreError,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::codec::{execution_columns, instant, later, micros, uuid_text};
+use crate::error::{Failure, Location};
+use crate::worker::Worker;
+
+pub use crate::options::SqliteOptions;
+pub use crate::schema::SCHEMA_VERSION;
+
+/// The SQLite store. Share it behind an `Arc`; every process on the host
+/// may open its own store on the same file.
+///
+/// Dropping it closes its connections, after waiting for the call each one
+/// is running (at most [`max_lock_wait`](SqliteOptions::max_lock_wait) plus
+/// a busy timeout when the database is locked).
+pub struct SqliteLeaseStore {
+    // Declared before `writer` so it is dropped (and closed) first: the
+    // writer then closes last, which checkpoints the WAL into the file.
+    reader: Option<Worker>,
+    writer: Worker,
+    shared: Arc<Shared>,
+}
+
+/// What every job sent to a worker needs.
+struct Shared {
+    location: Location,
+    clock: Arc<dyn Clock>,
+    max_lock_wait: Duration,
+}
+
+impl Shared {
+    fn now(&self) -> OffsetDateTime {
+        // A custom clock may carry nanoseconds; stores keep microseconds.
+        to_micros(self.clock.now())
+    }
+}
+
+impl std::fmt::Debug for SqliteLeaseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLeaseStore")
+            .field("database", &self.shared.location.0)
+            .field("reader_connection", &self.reader.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteLeaseStore {
+    /// Opens (creating if missing) the database file at `path` with the
+    /// default [`SqliteOptions`].
+    ///
+    /// # Errors
+    /// As [`SqliteOptions::open`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        SqliteOptions::new(path).open().await
+    }
+
+    /// Opens the database a URL names: `sqlite:PATH`, `sqlite://PATH` or
+    /// `sqlite::memory:` (see [`SqliteOptions::from_url`]).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a URL of another form; otherwise as
+    /// [`SqliteOptions::open`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        SqliteOptions::from_url(url)?.open().await
+    }
+
+    pub(crate) async fn open_with(options: SqliteOptions) -> Result<Self, StoreError> {
+        let writer_options = options.clone();
+        let writer = Worker::start("scheduler-sqlite-writer", move || {
+            writer_options.open_writer()
+        })
+        .await?;
+        let mut store = SqliteLeaseStore {
+            reader: None,
+            writer,
+            shared: Arc::new(Shared {
+                location: options.location(),
+                clock: options.clock.clone(),
+                max_lock_wait: options.max_lock_wait,
+            }),
+        };
+        store.migrate().await?;
+        // The reader opens after the migration so it never sees a file
+        // without the table.
+        if let Some(path) = options.path().map(Path::to_owned) {
+            store.reader = Some(
+                Worker::start("scheduler-sqlite-reader", move || {
+                    options.open_reader(&path)
+                })
+                .await?,
+            );
+        }
+        Ok(store)
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`]. Idempotent, safe to run
+    /// from several processes at once, and a no-op (no write lock) when
+    /// nothing is missing. [`open`](Self::open) already runs it.
+    ///
+    /// # Errors
+    /// [`StoreError::SchemaTooNew`] when the database is newer than this
+    /// code; [`StoreError::Backend`] when the store fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        self.writer
+            .call(move |conn| {
+                shared.location.retry_busy(shared.max_lock_wait, || {
+                    schema::migrate(conn, micros(shared.now()))
+                })
+            })
+            .await
+    }
+
+    /// Runs `op` in one IMMEDIATE transaction on the writer connection,
+    /// retried whole while the database is busy.
+    async fn write<T, F>(&self, mut op: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&Transaction<'_>, OffsetDateTime) -> Result<T, Failure> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = self.shared.clone();
+        self.writer
+            .call(move |conn| {
+                shared.location.retry_busy(shared.max_lock_wait, || {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    // Store time is read under the write lock, so the
+                    // instants of successive writes, from any process,
+                    // follow commit order as far as the host clock does.
+                    let out = op(&tx, shared.now())?;
+                    tx.commit()?;
+                    Ok(out)
+                })
+            })
+            .await
+    }
+
+    /// Runs the single-statement read `op` on the reader connection (the
+    /// writer's for `:memory:`).
+    async fn read<T, F>(&self, mut op: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&Connection, OffsetDateTime) -> Result<T, Failure> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = self.shared.clone();
+        self.reader
+            .as_ref()
+            .unwrap_or(&self.writer)
+            .call(move |conn| {
+                shared
+                    .location
+                    .retry_busy(shared.max_lock_wait, || op(conn, shared.now()))
+            })
+            .await
+    }
+}
+
+/// Refuses what can never be stored, before anything is written.
+fn check_claim(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
+    if request.job_name.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "job name {:?} contains a NUL character",
+            request.job_name
+        )));
+    }
+    if request.runner_id.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "runner id {:?} contains a NUL character",
+            request.runner_id
+        )));
+    }
+    if request.max_attempts < 1 {
+        return Err(StoreError::InvalidInput(format!(
+            "max_attempts must be at least 1, got {}",
+            request.max_attempts
+        )));
+    }
+    match request.keys.iter().find_map(|k| k.scope.storage_problem()) {
+        Some(problem) => Err(StoreError::InvalidInput(problem)),
+        None => Ok(()),
+    }
+}
+
+const CLAIM_FRESH: &str = "
+INSERT INTO sys_cron_executions (
+    id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+    runner_id, lease_token, heartbeat_at, stale_after, started_at, result,
+    created_at, updated_at)
+VALUES (
+    :id, :job, :kind, :scope_id, :plan_time, 'RUNNING', 1, :max_attempts,
+    :runner, :token, :now, :stale_after, :now, '{}', :now, :now)
+ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO NOTHING";
+
+/// The effect shared by a retry and a steal (SPEC §4, `machine::claim`):
+/// back to RUNNING with attempt + 1, a new token and runner, lease instants
+/// reset, and the previous attempt's outcome cleared.
+macro_rules! reclaim {
+    ($guard:literal) => {
+        concat!(
+            "UPDATE sys_cron_executions SET
+                status = 'RUNNING', attempt = attempt + 1, runner_id = :runner,
+                lease_token = :token, heartbeat_at = :now, stale_after = :stale_after,
+                started_at = :now, finished_at = NULL, duration_ms = NULL,
+                next_retry_at = NULL, error_code = NULL, error_msg = NULL, updated_at = :now
+            WHERE job_name = :job AND scope_kind = :kind AND scope_id = :scope_id
+                AND plan_time = :plan_time AND ",
+            $guard,
+            " RETURNING id, attempt, max_attempts"
+        )
+    };
+}
+
+/// `machine::retry_eligible`. `IS NOT` because a NULL error code must
+/// count as "not stale_timeout", as `None != Some(..)` does.
+const CLAIM_RETRY: &str = reclaim!(
+    "status = 'FAILED' AND attempt < max_attempts
+     AND (next_retry_at IS NULL OR next_retry_at <= :now)
+     AND (:allow_stale_reentry OR error_code IS NOT :stale_code)"
+);
+
+/// `machine::steal_eligible`. A NULL `stale_after` is never stale, as
+/// `is_some_and` says; SQL's `NULL < x` is not true either.
+const CLAIM_STEAL: &str = reclaim!(
+    "status = 'RUNNING' AND :allow_stale_reentry AND attempt < max_attempts
+     AND stale_after < :now"
+);
+
+const HEARTBEAT: &str = "
+UPDATE sys_cron_executions
+SET heartbeat_at = :now, stale_after = :stale_after, updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'RUNNING'";
+
+const FINISH_SUCCESS: &str = "
+UPDATE sys_cron_executions
+SET status = 'SUCCESS', finished_at = :now, duration_ms = :duration_ms,
+    rows_affected = :rows_affected, result = :result, next_retry_at = NULL,
+    error_code = NULL, error_msg = NULL, updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'RUNNING'";
+
+/// `rows_affected` and `result` keep what the row had, as in
+/// `machine::finish`; no retry is scheduled once attempts are used up.
+const FINISH_FAILURE: &str = "
+UPDATE sys_cron_executions
+SET status = 'FAILED', finished_at = :now, duration_ms = :duration_ms,
+    next_retry_at = CASE WHEN attempt < max_attempts THEN :retry_at END,
+    error_code = :error_code, error_msg = :error_msg, updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'RUNNING'";
+
+/// Through the index of RUNNING rows, which holds only live leases however
+/// long the job's history: left to itself, the planner of a never analysed
+/// table prefers the unique index and walks the job's whole history.
+const SWEEP: &str = "
+UPDATE sys_cron_executions INDEXED BY idx_sys_cron_exec_running_stale
+SET status = 'FAILED', finished_at = :now, next_retry_at = NULL,
+    error_code = :stale_code, error_msg = :stale_msg, updated_at = :now
+WHERE job_name = :job AND status = 'RUNNING' AND stale_after < :now";
+
+/// One statement for any number of scopes: the scopes arrive as one JSON
+/// array of `[kind, id]` pairs, and each finds its newest row through the
+/// unique index (`ORDER BY plan_time DESC LIMIT 1`), never by scanning.
+const LATEST: &str = "
+SELECT s.key, e.plan_time, e.status, e.attempt, e.max_attempts, e.next_retry_at, e.error_code
+FROM json_each(:scopes) AS s
+JOIN sys_cron_executions AS e ON e.rowid = (
+    SELECT x.rowid FROM sys_cron_executions AS x
+    WHERE x.job_name = :job
+        AND x.scope_kind = json_extract(s.value, '$[0]')
+        AND x.scope_id = json_extract(s.value, '$[1]')
+    ORDER BY x.plan_time DESC
+    LIMIT 1)";
+
+/// The guards of `CLAIM_RETRY`, as a read; ordered like the memory store
+/// (plan time, then scope, in byte order).
+const RETRY_DUE: &str = "
+SELECT scope_kind, scope_id, plan_time FROM sys_cron_executions
+WHERE job_name = :job AND status = 'FAILED' AND plan_time >= :since
+    AND attempt < max_attempts
+    AND (next_retry_at IS NULL OR next_retry_at <= :now)
+    AND (:allow_stale_reentry OR error_code IS NOT :stale_code)
+ORDER BY plan_time, scope_kind, scope_id
+LIMIT :limit";
+
+const GET: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM sys_cron_executions WHERE id = :id"
+);
+
+fn limit(n: Option<usize>) -> i64 {
+    // SQLite reads a negative LIMIT as "no limit".
+    n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn reclaimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i32, i32)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+fn parse_uuid(text: &str) -> Result<Uuid, Failure> {
+    Uuid::parse_str(text).map_err(|e| {
+        StoreError::backend_msg(format!("stored id {text:?} is not a uuid: {e}")).into()
+    })
+}
+
+/// A [`Finish`] in the form the statements bind.
+enum Terminal {
+    Success {
+        rows_affected: i64,
+        result: String,
+    },
+    Failure {
+        error_code: ErrorCode,
+        error_msg: String,
+        retry_after: Duration,
+    },
+}
+
+fn lease_lost(id: Uuid) -> Failure {
+    StoreError::LeaseLost { id }.into()
+}
+
+#[async_trait]
+impl LeaseStore for SqliteLeaseStore {
+    async fn now(&self) -> Result<OffsetDateTime, StoreError> {
+        Ok(self.shared.now())
+    }
+
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
+        check_claim(request)?;
+        if request.keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let job = request.job_name.to_owned();
+        let runner = request.runner_id.to_owned();
+        let keys = request.keys.to_vec();
+        let (max_attempts, stale_timeout, allow_stale_reentry) = (
+            request.max_attempts,
+            request.stale_timeout,
+            request.allow_stale_reentry,
+        );
+        self.write(move |tx, now| {
+            let stale_after = later(now, stale_timeout);
+            let (now_us, stale_us) = (micros(now), micros(stale_after));
+            let mut fresh = tx.prepare_cached(CLAIM_FRESH)?;
+            let mut retry = tx.prepare_cached(CLAIM_RETRY)?;
+            let mut steal = tx.prepare_cached(CLAIM_STEAL)?;
+            let mut outcomes = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let plan_time = to_micros(key.plan_time);
+                let plan_us = micros(plan_time);
+                let ids = FreshIds::mint();
+                let token = uuid_text(ids.token);
+                let lease = |id, attempt, max_attempts| Lease {
+                    id,
+                    token: ids.token,
+                    job_name: job.clone(),
+                    scope: key.scope.clone(),
+                    plan_time,
+                    attempt,
+                    max_attempts,
+                    started_at: now,
+                    stale_after,
+                };
+                let inserted = fresh.execute(named_params! {
+                    ":id": uuid_text(ids.id),
+                    ":job": job,
+                    ":kind": key.scope.kind,
+                    ":scope_id": key.scope.id,
+                    ":plan_time": plan_us,
+                    ":max_attempts": max_attempts,
+                    ":runner": runner,
+                    ":token": token,
+                    ":now": now_us,
+                    ":stale_after": stale_us,
+                })?;
+                if inserted == 1 {
+                    outcomes.push(ClaimOutcome::Won(lease(ids.id, 1, max_attempts)));
+                    continue;
+                }
+                // The key exists: try the retry, then the steal. At most one
+                // can match, since their guards require different statuses.
+                // The steal binds the same values but `:stale_code`, which
+                // comes last.
+                let retry_params = named_params! {
+                    ":job": job,
+                    ":kind": key.scope.kind,
+                    ":scope_id": key.scope.id,
+                    ":plan_time": plan_us,
+                    ":runner": runner,
+                    ":token": token,
+                    ":now": now_us,
+                    ":stale_after": stale_us,
+                    ":allow_stale_reentry": allow_stale_reentry,
+                    ":stale_code": ErrorCode::StaleTimeout.as_str(),
+                };
+                let steal_params = &retry_params[..retry_params.len() - 1];
+                let outcome = if let Some((id, attempt, max)) =
+                    retry.query_row(retry_params, reclaimed).optional()?
+                {
+                    ClaimOutcome::Retried(lease(parse_uuid(&id)?, attempt, max))
+                } else if let Some((id, attempt, max)) =
+                    steal.query_row(steal_params, reclaimed).optional()?
+                {
+                    ClaimOutcome::Stolen(lease(parse_uuid(&id)?, attempt, max))
+                } else {
+                    ClaimOutcome::Conflicted
+                };
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, StoreError> {
+        let (id, token) = (lease.id, uuid_text(lease.token));
+        self.write(move |tx, now| {
+            let stale_after = later(now, stale_timeout);
+            let changed = tx.prepare_cached(HEARTBEAT)?.execute(named_params! {
+                ":id": uuid_text(id),
+                ":token": token,
+                ":now": micros(now),
+                ":stale_after": micros(stale_after),
+            })?;
+            if changed == 1 {
+                Ok(stale_after)
+            } else {
+                Err(lease_lost(id))
+            }
+        })
+        .await
+    }
+
+    async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
+        let (id, token) = (lease.id, uuid_text(lease.token));
+        let duration_ms = finish.duration_ms();
+        let terminal = match finish.outcome() {
+            FinishOutcome::Success {
+                rows_affected,
+                result,
+            } => Terminal::Success {
+                rows_affected: *rows_affected,
+                result: serde_json::to_string(result).map_err(|e| {
+                    StoreError::InvalidInput(format!("result cannot be encoded: {e}"))
+                })?,
+            },
+            FinishOutcome::Failure {
+                error_code,
+                error_msg,
+                retry_after,
+            } => Terminal::Failure {
+                error_code: *error_code,
+                error_msg: error_msg.clone(),
+                retry_after: *retry_after,
+            },
+            other => {
+                return Err(StoreError::InvalidInput(format!(
+                    "scheduler-sqlite cannot store this terminal write: {other:?}"
+                )))
+            }
+        };
+        self.write(move |tx, now| {
+            let changed = match &terminal {
+                Terminal::Success {
+                    rows_affected,
+                    result,
+                } => tx.prepare_cached(FINISH_SUCCESS)?.execute(named_params! {
+                    ":id": uuid_text(id),
+                    ":token": token,
+                    ":now": micros(now),
+                    ":duration_ms": duration_ms,
+                    ":rows_affected": rows_affected,
+                    ":result": result,
+                })?,
+                Terminal::Failure {
+                    error_code,
+                    error_msg,
+                    retry_after,
+                } => tx.prepare_cached(FINISH_FAILURE)?.execute(named_params! {
+                    ":id": uuid_text(id),
+                    ":token": token,
+                    ":now": micros(now),
+                    ":duration_ms": duration_ms,
+                    ":retry_at": micros(later(now, *retry_after)),
+                    ":error_code": error_code.as_str(),
+                    ":error_msg": error_msg,
+                })?,
+            };
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(lease_lost(id))
+            }
+        })
+        .await
+    }
+
+    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+        let job = job_name.to_owned();
+        self.write(move |tx, now| {
+            let closed = tx.prepare_cached(SWEEP)?.execute(named_params! {
+                ":job": job,
+                ":now": micros(now),
+                ":stale_code": ErrorCode::StaleTimeout.as_str(),
+                ":stale_msg": machine::STALE_SWEEP_MSG,
+            })?;
+            Ok(closed as u64)
+        })
+        .await
+    }
+
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<LatestExecution>>, StoreError> {
+        if scopes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pairs: Vec<[&str; 2]> = scopes.iter().map(|s| [&*s.kind, &*s.id]).collect();
+        let scopes_json = serde_json::to_string(&pairs)
+            .map_err(|e| StoreError::InvalidInput(format!("scopes cannot be encoded: {e}")))?;
+        let (job, count) = (job_name.to_owned(), scopes.len());
+        self.read(move |conn, _| {
+            let mut views = vec![None; count];
+            let mut stmt = conn.prepare_cached(LATEST)?;
+            let mut rows = stmt.query(named_params! { ":scopes": scopes_json, ":job": job })?;
+            while let Some(row) = rows.next()? {
+                let index: usize = row.get(0)?;
+                if let Some(slot) = views.get_mut(index) {
+                    *slot = Some(codec::latest_view(row, 1)?);
+                }
+            }
+            Ok(views)
+        })
+        .await
+    }
+
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit_to: usize,
+    ) -> Result<Vec<RetryDue>, StoreError> {
+        let job = job_name.to_owned();
+        let since = micros(since);
+        self.read(move |conn, now| {
+            let mut stmt = conn.prepare_cached(RETRY_DUE)?;
+            let rows = stmt.query_map(
+                named_params! {
+                    ":job": job,
+                    ":since": since,
+                    ":now": micros(now),
+                    ":allow_stale_reentry": allow_stale_reentry,
+                    ":stale_code": ErrorCode::StaleTimeout.as_str(),
+                    ":limit": limit(Some(limit_to)),
+                },
+                |row| {
+                    let plan_us: i64 = row.get(2)?;
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, plan_us))
+                },
+            )?;
+            let mut due = Vec::new();
+            for row in rows {
+                let (kind, id, plan_us) = row?;
+                let plan_time = instant(plan_us).ok_or_else(|| {
+                    StoreError::backend_msg(format!(
+                        "stored plan time {plan_us} µs is out of range"
+                    ))
+                })?;
+                due.push(RetryDue {
+                    scope: Scope::new(kind, id),
+                    plan_time,
+                });
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        self.read(move |conn, _| {
+            Ok(conn
+                .prepare_cached(GET)?
+                .query_row(named_params! { ":id": uuid_text(id) }, codec::execution)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>, StoreError> {
+        // The statement is assembled from fixed fragments only; every value
+        // is a bound parameter. Each filter shape is one cached statement.
+        let mut sql = String::from(concat!(
+            "SELECT ",
+            execution_columns!(),
+            " FROM sys_cron_executions WHERE 1 = 1"
+        ));
+        let filter = filter.clone();
+        if filter.job_name.is_some() {
+            sql.push_str(" AND job_name = :job");
+        }
+        if filter.scope.is_some() {
+            sql.push_str(" AND scope_kind = :kind AND scope_id = :scope_id");
+        }
+        if filter.status.is_some() {
+            sql.push_str(" AND status = :status");
+        }
+        if filter.plan_time_from.is_some() {
+            sql.push_str(" AND plan_time >= :from");
+        }
+        sql.push_str(" ORDER BY plan_time DESC, id DESC LIMIT :limit");
+        self.read(move |conn, _| {
+            let status = filter.status.map(|s| s.as_str());
+            let from = filter.plan_time_from.map(micros);
+            let row_limit = limit(filter.limit);
+            let mut params: Vec<(&str, &dyn ToSql)> = vec![(":limit", &row_limit)];
+            if let Some(job) = &filter.job_name {
+                params.push((":job", job));
+            }
+            if let Some(scope) = &filter.scope {
+                params.push((":kind", &scope.kind));
+                params.push((":scope_id", &scope.id));
+            }
+            if let Some(status) = &status {
+                params.push((":status", status));
+            }
+            if let Some(from) = &from {
+                params.push((":from", from));
+            }
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params.as_slice(), codec::execution)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("; ")
+    }
+
+    /// SPEC §10's trap: plans must hold on a fresh, never analysed table.
+    #[test]
+    fn every_statement_uses_an_index_on_a_fresh_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn, 0).unwrap();
+        let unique = "sqlite_autoindex_sys_cron_executions_2";
+        for (sql, index) in [
+            (LATEST, unique),
+            (CLAIM_RETRY, unique),
+            (CLAIM_STEAL, unique),
+            (RETRY_DUE, "idx_sys_cron_exec_failed_recent"),
+            (SWEEP, "idx_sys_cron_exec_running_stale"),
+            (GET, "sqlite_autoindex_sys_cron_executions_1"),
+            (HEARTBEAT, "sqlite_autoindex_sys_cron_executions_1"),
+            (FINISH_SUCCESS, "sqlite_autoindex_sys_cron_executions_1"),
+            (FINISH_FAILURE, "sqlite_autoindex_sys_cron_executions_1"),
+        ] {
+            let plan = plan(&conn, sql);
+            assert!(plan.contains(index), "{sql}\n=> {plan}");
+            assert!(
+                !plan.contains("SCAN sys_cron_executions"),
+                "{sql}\n=> {plan}"
+            );
+        }
+    }
+}

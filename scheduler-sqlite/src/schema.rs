@@ -1,0 +1,224 @@
+//! The embedded, versioned migrations (SPEC §3 in SQLite's types).
+//!
+//! Applied versions are recorded in `sys_cron_schema_migrations`, not in
+//! `PRAGMA user_version`: the scheduler's table often lives in an
+//! application's own database file, whose migration tool may already own
+//! `user_version`.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use scheduler_core::StoreError;
+
+use crate::error::Failure;
+
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// Version 1: the executions table with the seed's column, constraint and
+/// index names. Every statement is `IF NOT EXISTS`, so a table created by an
+/// earlier run (or by hand from the same DDL) is adopted as it is.
+const V1: &str = "
+CREATE TABLE IF NOT EXISTS sys_cron_executions (
+    id             TEXT    NOT NULL PRIMARY KEY,
+    job_name       TEXT    NOT NULL,
+    scope_kind     TEXT    NOT NULL DEFAULT 'global',
+    scope_id       TEXT    NOT NULL DEFAULT 'global',
+    plan_time      INTEGER NOT NULL,
+    status         TEXT    NOT NULL,
+    attempt        INTEGER NOT NULL DEFAULT 1,
+    max_attempts   INTEGER NOT NULL DEFAULT 3,
+    next_retry_at  INTEGER,
+    runner_id      TEXT,
+    lease_token    TEXT    NOT NULL,
+    heartbeat_at   INTEGER,
+    stale_after    INTEGER,
+    started_at     INTEGER,
+    finished_at    INTEGER,
+    duration_ms    INTEGER,
+    rows_affected  INTEGER,
+    result         TEXT    NOT NULL DEFAULT '{}',
+    error_code     TEXT,
+    error_msg      TEXT,
+    created_at     INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000000 AS INTEGER)),
+    updated_at     INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000000 AS INTEGER)),
+    CONSTRAINT chk_sys_cron_status CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED')),
+    CONSTRAINT chk_sys_cron_attempt CHECK (attempt >= 1 AND max_attempts >= attempt),
+    CONSTRAINT chk_sys_cron_duration CHECK (duration_ms IS NULL OR duration_ms >= 0),
+    CONSTRAINT chk_sys_cron_result CHECK (json_valid(result)),
+    CONSTRAINT uq_sys_cron_execution UNIQUE (job_name, scope_kind, scope_id, plan_time)
+) STRICT;
+CREATE INDEX IF NOT EXISTS idx_sys_cron_exec_running_stale
+    ON sys_cron_executions (stale_after) WHERE status = 'RUNNING';
+CREATE INDEX IF NOT EXISTS idx_sys_cron_exec_failed_recent
+    ON sys_cron_executions (job_name, plan_time DESC) WHERE status = 'FAILED';
+CREATE INDEX IF NOT EXISTS idx_sys_cron_exec_finished
+    ON sys_cron_executions (finished_at) WHERE status IN ('SUCCESS', 'FAILED');
+";
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "create sys_cron_executions",
+    sql: V1,
+}];
+
+/// The newest schema version this code knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const LEDGER: &str = "
+CREATE TABLE IF NOT EXISTS sys_cron_schema_migrations (
+    version     INTEGER NOT NULL PRIMARY KEY,
+    description TEXT    NOT NULL,
+    applied_at  INTEGER NOT NULL
+) STRICT;
+";
+
+/// The highest applied version; 0 for a database the store never touched.
+fn applied_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let has_ledger = conn
+        .prepare_cached(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'sys_cron_schema_migrations'",
+        )?
+        .query_row([], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !has_ledger {
+        return Ok(0);
+    }
+    conn.prepare_cached("SELECT coalesce(max(version), 0) FROM sys_cron_schema_migrations")?
+        .query_row([], |r| r.get(0))
+}
+
+fn too_new(found: i64) -> Result<(), Failure> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]; a no-op (and no write lock)
+/// when it is already there.
+///
+/// The version is checked again inside the IMMEDIATE transaction because
+/// another process may have migrated between the first look and the lock;
+/// each migration and its ledger row commit together, so a crash leaves
+/// either both or neither.
+pub(crate) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<(), Failure> {
+    let found = applied_version(conn)?;
+    too_new(found)?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = applied_version(&tx)?;
+    too_new(found)?;
+    tx.execute_batch(LEDGER)?;
+    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+        tx.execute_batch(m.sql)?;
+        tx.execute(
+            "INSERT INTO sys_cron_schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+            params![m.version, m.description, now_micros],
+        )?;
+        tracing::info!(
+            version = m.version,
+            description = m.description,
+            "applied sqlite migration"
+        );
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_migration_is_the_known_version() {
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_adopts_an_existing_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // a table created from the same DDL before the ledger existed
+        conn.execute_batch(V1).unwrap();
+        migrate(&mut conn, 1).unwrap();
+        migrate(&mut conn, 2).unwrap();
+        let ledger: Vec<(i64, i64)> = conn
+            .prepare("SELECT version, applied_at FROM sys_cron_schema_migrations")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ledger, vec![(1, 1)]);
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'sys_cron_executions' \
+                 AND name LIKE 'idx_%' ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "idx_sys_cron_exec_failed_recent",
+                "idx_sys_cron_exec_finished",
+                "idx_sys_cron_exec_running_stale"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_constraints_hold() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, 1).unwrap();
+        let insert = |status: &str, attempt: i64, max: i64, duration: Option<i64>, result: &str| {
+            conn.execute(
+                "INSERT INTO sys_cron_executions (id, job_name, plan_time, status, attempt, max_attempts, lease_token, duration_ms, result) \
+                 VALUES (lower(hex(randomblob(16))), 'j', abs(random()), ?1, ?2, ?3, 't', ?4, ?5)",
+                params![status, attempt, max, duration, result],
+            )
+        };
+        assert!(insert("RUNNING", 1, 3, None, "{}").is_ok());
+        assert!(insert("STALE", 1, 3, None, "{}").is_err(), "status check");
+        assert!(insert("RUNNING", 0, 3, None, "{}").is_err(), "attempt >= 1");
+        assert!(
+            insert("RUNNING", 4, 3, None, "{}").is_err(),
+            "attempt <= max_attempts"
+        );
+        assert!(
+            insert("SUCCESS", 1, 3, Some(-1), "{}").is_err(),
+            "duration >= 0"
+        );
+        assert!(
+            insert("SUCCESS", 1, 3, None, "{not json").is_err(),
+            "result is json"
+        );
+        let created: i64 = conn
+            .query_row("SELECT created_at FROM sys_cron_executions", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            created > 1_700_000_000_000_000,
+            "defaults to now in µs: {created}"
+        );
+        let dup = conn.execute(
+            "INSERT INTO sys_cron_executions (id, job_name, plan_time, status, lease_token) \
+             SELECT id || 'x', job_name, plan_time, status, lease_token FROM sys_cron_executions",
+            [],
+        );
+        assert!(dup.is_err(), "uq_sys_cron_execution");
+    }
+}
