@@ -36,6 +36,16 @@ pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
         .expect("a truncated nanosecond is in range")
 }
 
+/// `t + by`, saturating at the latest representable instant: an absurd
+/// timeout or backoff (say `Duration::MAX`) must not panic or fail the
+/// write it belongs to.
+pub fn later(t: OffsetDateTime, by: Duration) -> OffsetDateTime {
+    time::Duration::try_from(by)
+        .ok()
+        .and_then(|by| t.checked_add(by))
+        .unwrap_or_else(|| to_micros(time::PrimitiveDateTime::MAX.assume_utc()))
+}
+
 /// The host's clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -126,6 +136,19 @@ mod tests {
         assert_eq!(clock.now(), datetime!(2026-01-01 00:00:00.123456 UTC));
         clock.advance(Duration::from_nanos(1_999));
         assert_eq!(clock.now(), datetime!(2026-01-01 00:00:00.123457 UTC));
+    }
+
+    #[test]
+    fn later_saturates_instead_of_panicking() {
+        let t = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(
+            later(t, Duration::from_secs(60)),
+            datetime!(2026-01-01 00:01 UTC)
+        );
+        assert_eq!(
+            later(t, Duration::MAX),
+            datetime!(9999-12-31 23:59:59.999999 UTC)
+        );
     }
 
     #[test]

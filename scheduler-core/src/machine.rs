@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::clock::later;
 use crate::store::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, Finish, FinishOutcome, LatestExecution,
     PlanKey, Status,
@@ -147,7 +148,7 @@ pub fn claim(
     now: OffsetDateTime,
     ids: FreshIds,
 ) -> Claim {
-    let stale_after = now + request.stale_timeout;
+    let stale_after = later(now, request.stale_timeout);
     match existing {
         None => Claim::Fresh(Execution {
             id: ids.id,
@@ -224,7 +225,7 @@ pub fn heartbeat(
     guard(row, token)?;
     Ok(Execution {
         heartbeat_at: Some(now),
-        stale_after: Some(now + stale_timeout),
+        stale_after: Some(later(now, stale_timeout)),
         updated_at: now,
         ..row.clone()
     })
@@ -264,7 +265,7 @@ pub fn finish(
             retry_after,
         } => Execution {
             status: Status::Failed,
-            next_retry_at: (row.attempt < row.max_attempts).then(|| now + *retry_after),
+            next_retry_at: (row.attempt < row.max_attempts).then(|| later(now, *retry_after)),
             error_code: Some(error_code.as_str().to_owned()),
             error_msg: Some(error_msg.clone()),
             ..done

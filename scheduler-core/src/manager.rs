@@ -72,7 +72,10 @@ pub struct TickReport {
     pub claimed: u64,
     /// FAILED plans claimed again.
     pub retried: u64,
-    /// Stale leases taken over.
+    /// Stale leases taken over by a claim. A tick sweeps a job's stale
+    /// leases before it claims, so a dead runner's plan usually shows up as
+    /// `swept` and then `retried`; `stolen` counts the leases that went
+    /// stale between the two.
     pub stolen: u64,
     /// Claims that changed nothing (another replica's lease, already done, ...).
     pub conflicted: u64,
@@ -535,7 +538,8 @@ impl Manager {
             at: Instant::now(),
         };
         for job in self.jobs() {
-            let span = info_span!("tick", runner = %self.inner.options.runner_id, job = %job.spec.name);
+            let span =
+                info_span!("tick", runner = %self.inner.options.runner_id, job = %job.spec.name);
             self.tick_job(&job, clock, tasks, &mut out)
                 .instrument(span)
                 .await;

@@ -1,14 +1,11 @@
 //! How values are stored: instants as INTEGER microseconds since the Unix
 //! epoch, UUIDs as hyphenated lowercase TEXT, `result` as JSON TEXT.
 
-use std::time::Duration;
-
 use rusqlite::types::Type;
 use rusqlite::Row;
-use scheduler_core::clock::to_micros;
 use scheduler_core::{Execution, LatestExecution, Scope, Status};
 use serde_json::{Map, Value};
-use time::{OffsetDateTime, PrimitiveDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The columns of [`execution`], in its order, for `SELECT` lists.
@@ -23,7 +20,7 @@ macro_rules! execution_columns {
 pub(crate) use execution_columns;
 
 /// Microseconds since the Unix epoch, floored, so an instant before 1970
-/// rounds the same way as [`to_micros`].
+/// rounds the same way as [`scheduler_core::clock::to_micros`].
 pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     // Every OffsetDateTime (years -9999..=9999) is within ±3.2e17 µs, far
     // inside i64.
@@ -33,15 +30,6 @@ pub(crate) fn micros(t: OffsetDateTime) -> i64 {
 /// The instant `micros` encodes, if it is one `time` can represent.
 pub(crate) fn instant(micros: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
-}
-
-/// `t + by`, saturating at the latest representable instant: an absurd
-/// timeout or backoff must not panic or fail the write it belongs to.
-pub(crate) fn later(t: OffsetDateTime, by: Duration) -> OffsetDateTime {
-    time::Duration::try_from(by)
-        .ok()
-        .and_then(|by| t.checked_add(by))
-        .unwrap_or_else(|| to_micros(PrimitiveDateTime::MAX.assume_utc()))
 }
 
 /// A UUID in its stored form.
@@ -131,6 +119,7 @@ pub(crate) fn latest_view(row: &Row<'_>, offset: usize) -> rusqlite::Result<Late
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scheduler_core::clock::to_micros;
     use time::macros::datetime;
 
     #[test]
@@ -146,17 +135,5 @@ mod tests {
         let sub = datetime!(1969-12-31 23:59:59.9999995 UTC);
         assert_eq!(instant(micros(sub)), Some(to_micros(sub)));
         assert_eq!(instant(i64::MAX), None);
-    }
-
-    #[test]
-    fn later_saturates_instead_of_panicking() {
-        let t = datetime!(2026-01-01 00:00 UTC);
-        assert_eq!(
-            later(t, Duration::from_secs(60)),
-            datetime!(2026-01-01 00:01 UTC)
-        );
-        let max = later(t, Duration::MAX);
-        assert_eq!(max, datetime!(9999-12-31 23:59:59.999999 UTC));
-        assert_eq!(instant(micros(max)), Some(max));
     }
 }

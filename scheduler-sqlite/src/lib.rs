@@ -86,7 +86,7 @@ use async_trait::async_trait;
 use rusqlite::{
     named_params, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior,
 };
-use scheduler_core::clock::to_micros;
+use scheduler_core::clock::{later, to_micros};
 use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::store::FinishOutcome;
 use scheduler_core::{
@@ -96,7 +96,7 @@ use scheduler_core::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::codec::{execution_columns, instant, later, micros, uuid_text};
+use crate::codec::{execution_columns, instant, micros, uuid_text};
 use crate::error::{Failure, Location};
 use crate::worker::Worker;
 
