@@ -915,6 +915,17 @@ impl Manager {
         if keeper.lost.is_cancelled() {
             return RunEnd::LeaseLost;
         }
+        if Instant::now() >= keeper.safe_until() {
+            // The lease may have expired while this run waited (behind an
+            // earlier plan of its scope, through a store outage that failed
+            // its heartbeats): another replica may hold it now. Confirm
+            // before starting; if that is impossible, do not start. The row
+            // is then swept and retried like a dead runner's.
+            if let Err(e) = keeper.beat().await {
+                warn!(error = %e, "lease not confirmed before start; not running it");
+                return RunEnd::LeaseLost;
+            }
+        }
         info!("{}", how.verb());
         let cancel = CancellationToken::new();
         let ctx = RunContext {

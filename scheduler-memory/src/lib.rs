@@ -31,17 +31,17 @@
 //! ```
 #![warn(missing_docs)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use scheduler_core::clock::{Clock, SystemClock};
-use scheduler_core::machine::{self, Claim, FreshIds};
+use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease,
-    LeaseStore, RetryDue, Scope, StoreError,
+    LeaseStore, RetryDue, Scope, Status, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -50,10 +50,66 @@ use uuid::Uuid;
 /// that one scope's rows are contiguous and sorted by plan time.
 type Key = (String, String, String, OffsetDateTime);
 
+/// `(job_name, plan_time, scope_kind, scope_id)`: a job's rows in plan-time
+/// order, for the status indexes.
+type ByTime = (String, OffsetDateTime, String, String);
+
+fn by_time(k: &Key) -> ByTime {
+    (k.0.clone(), k.3, k.1.clone(), k.2.clone())
+}
+
+/// The rows, with the indexes the hot paths need: sweeps and retry reads
+/// touch only a job's RUNNING or FAILED rows from a plan time on, never its
+/// whole history.
 #[derive(Debug, Default)]
 struct Rows {
     by_key: BTreeMap<Key, Execution>,
     key_of: HashMap<Uuid, Key>,
+    running: BTreeSet<ByTime>,
+    failed: BTreeSet<ByTime>,
+}
+
+impl Rows {
+    /// Stores `row` under `key`, keeping every index in step.
+    fn put(&mut self, key: Key, row: Execution) {
+        let indexed = by_time(&key);
+        if let Some(old) = self.by_key.get(&key) {
+            self.index_of(old.status).map(|i| i.remove(&indexed));
+        } else {
+            self.key_of.insert(row.id, key.clone());
+        }
+        if let Some(index) = self.index_of(row.status) {
+            index.insert(indexed);
+        }
+        self.by_key.insert(key, row);
+    }
+
+    fn index_of(&mut self, status: Status) -> Option<&mut BTreeSet<ByTime>> {
+        match status {
+            Status::Running => Some(&mut self.running),
+            Status::Failed => Some(&mut self.failed),
+            Status::Success => None,
+        }
+    }
+
+    /// The rows of `job` in `index` with a plan time at or after `since`,
+    /// oldest plan first.
+    fn of_job<'a>(
+        &'a self,
+        index: &'a BTreeSet<ByTime>,
+        job: &'a str,
+        since: OffsetDateTime,
+    ) -> impl Iterator<Item = (Key, &'a Execution)> + 'a {
+        let from = (job.to_owned(), since, String::new(), String::new());
+        index
+            .range(from..)
+            .take_while(move |b| b.0 == job)
+            .map(|(job, t, kind, id)| {
+                let key = (job.clone(), kind.clone(), id.clone(), *t);
+                let row = &self.by_key[&key];
+                (key, row)
+            })
+    }
 }
 
 /// The in-memory store. Cheap to share behind an `Arc`.
@@ -112,8 +168,9 @@ impl MemoryLeaseStore {
         let Some(key) = rows.key_of.get(&id).cloned() else {
             return false;
         };
-        let row = rows.by_key.get_mut(&key).expect("indexed row exists");
-        edit(row);
+        let mut row = rows.by_key[&key].clone();
+        edit(&mut row);
+        rows.put(key, row);
         true
     }
 
@@ -143,9 +200,8 @@ impl MemoryLeaseStore {
             .get(&lease.id)
             .cloned()
             .ok_or_else(|| StoreError::LeaseLost { id: lease.id })?;
-        let row = rows.by_key.get_mut(&key).expect("indexed row exists");
-        let updated = apply(row, now).map_err(|_| lost)?;
-        *row = updated.clone();
+        let updated = apply(&rows.by_key[&key], now).map_err(|_| lost)?;
+        rows.put(key, updated.clone());
         Ok(updated)
     }
 }
@@ -181,10 +237,7 @@ impl LeaseStore for MemoryLeaseStore {
                 let decision =
                     machine::claim(rows.by_key.get(&k), request, key, now, FreshIds::mint());
                 if let Some(row) = decision.row() {
-                    if matches!(decision, Claim::Fresh(_)) {
-                        rows.key_of.insert(row.id, k.clone());
-                    }
-                    rows.by_key.insert(k, row.clone());
+                    rows.put(k, row.clone());
                 }
                 decision.outcome()
             })
@@ -213,15 +266,17 @@ impl LeaseStore for MemoryLeaseStore {
     async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
         let now = self.check()?;
         let mut rows = self.lock();
-        let mut closed = 0;
-        for ((job, ..), row) in rows.by_key.iter_mut() {
-            if job != job_name {
-                continue;
-            }
-            if let Some(swept) = machine::sweep(row, now) {
-                *row = swept;
-                closed += 1;
-            }
+        let swept: Vec<(Key, Execution)> = rows
+            .of_job(
+                &rows.running,
+                job_name,
+                time::PrimitiveDateTime::MIN.assume_utc(),
+            )
+            .filter_map(|(key, row)| machine::sweep(row, now).map(|row| (key, row)))
+            .collect();
+        let closed = swept.len() as u64;
+        for (key, row) in swept {
+            rows.put(key, row);
         }
         Ok(closed)
     }
@@ -255,18 +310,17 @@ impl LeaseStore for MemoryLeaseStore {
     ) -> Result<Vec<RetryDue>, StoreError> {
         let now = self.check()?;
         let rows = self.lock();
-        let mut due: Vec<RetryDue> = rows
-            .by_key
-            .values()
-            .filter(|r| r.job_name == job_name && r.plan_time >= since)
+        let due: Vec<RetryDue> = rows
+            .of_job(&rows.failed, job_name, since)
+            .map(|(_, r)| r)
             .filter(|r| r.retry_eligible(now, allow_stale_reentry))
             .map(|r| RetryDue {
                 scope: r.scope.clone(),
                 plan_time: r.plan_time,
             })
+            // The index is in (plan time, scope) order already.
+            .take(limit)
             .collect();
-        due.sort_by(|a, b| (a.plan_time, &a.scope).cmp(&(b.plan_time, &b.scope)));
-        due.truncate(limit);
         Ok(due)
     }
 

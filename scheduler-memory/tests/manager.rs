@@ -1169,3 +1169,75 @@ async fn a_replica_torn_down_without_cleanup_stops_heartbeating() {
     );
     assert_eq!(store.sweep_stale("endless").await.unwrap(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_lease_that_may_have_expired_is_confirmed_before_it_starts() {
+    // Three plans of one scope are claimed together and run one after the
+    // other while the store is down, so the last one's heartbeats fail for
+    // longer than its stale_timeout: another replica may hold it by the
+    // time its turn comes. The manager must confirm it before starting, and
+    // not start it when it cannot.
+    let clock = TokioClock::new(datetime!(2026-03-05 12:03:30 UTC));
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let job = "queued";
+    let history = store
+        .claim(&ClaimRequest {
+            job_name: job,
+            runner_id: "earlier",
+            max_attempts: 3,
+            stale_timeout: Duration::from_secs(60),
+            allow_stale_reentry: true,
+            keys: &[PlanKey {
+                scope: Scope::global(),
+                plan_time: datetime!(2026-03-05 12:00 UTC),
+            }],
+        })
+        .await
+        .unwrap();
+    let ok = scheduler_core::Finish::success(Duration::ZERO, 0, Default::default());
+    store
+        .finish(history[0].lease().unwrap(), &ok)
+        .await
+        .unwrap();
+
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let s = started.clone();
+    let m = manager(&store, "a");
+    m.register(
+        JobSpec::new(job, Scopes::global(), move |ctx: RunContext| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(ctx.plan_time());
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                Ok(JobOutput::default())
+            }
+        })
+        .cadence(MIN)
+        .catch_up(CatchUpMode::EveryPlan)
+        .catch_up_window(10 * MIN)
+        .max_plans_per_tick(5)
+        .allow_stale_reentry(true)
+        .run_timeout(Duration::from_secs(50))
+        .stale_timeout(Duration::from_secs(60))
+        .heartbeat_interval(Duration::from_secs(20)),
+    )
+    .unwrap();
+    let run = tokio::spawn({
+        let m = m.clone();
+        async move { m.run_once().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    store.set_failing(true);
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    store.set_failing(false);
+    let report = run.await.unwrap();
+    assert_eq!(
+        started.lock().unwrap().clone(),
+        vec![
+            datetime!(2026-03-05 12:01 UTC),
+            datetime!(2026-03-05 12:02 UTC)
+        ],
+        "12:03, whose lease could not be confirmed, was not started"
+    );
+    assert_eq!((report.succeeded, report.lease_lost), (0, 1), "{report:?}");
+}

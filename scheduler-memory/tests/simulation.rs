@@ -1,0 +1,598 @@
+//! A deterministic simulated cluster: replicas that crash and restart, a
+//! store that goes away, a store clock that jumps, handlers that succeed,
+//! fail, panic, hang or run long, over 30 simulated days per seed, with the
+//! scheduler's invariants checked after every step and at the end.
+//!
+//! `SIM_SEEDS=N` runs seeds 1..=N (default 20); `SIM_SEED=K` replays one.
+//! A failing seed is printed so it can be replayed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scheduler_core::clock::TimeControl;
+use scheduler_core::{
+    BoxError, CatchUpMode, Clock, Execution, JobOutput, JobSpec, LeaseStore, Manager,
+    ManagerOptions, RunContext, Scope, Scopes, Status, TickReport, TokioClock,
+};
+use scheduler_memory::MemoryLeaseStore;
+use time::macros::datetime;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+const DAYS: u64 = 30;
+const REPLICAS: usize = 4;
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const START: OffsetDateTime = datetime!(2026-01-05 00:00 UTC);
+
+/// SplitMix64: a tiny, well-known seeded generator, so a seed replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// How a handler behaves for one (job, scope, plan, attempt): a pure
+/// function of the seed, so it does not depend on which replica runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    Succeed(u64),
+    Fail,
+    Panic,
+    Hang,
+    LongWithHeartbeats,
+}
+
+fn behaviour(seed: u64, job: &str, scope: &Scope, plan: OffsetDateTime, attempt: i32) -> Behaviour {
+    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+    for b in job
+        .bytes()
+        .chain(scope.id.bytes())
+        .chain(plan.unix_timestamp().to_le_bytes())
+        .chain(attempt.to_le_bytes())
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut rng = Rng(h);
+    match rng.below(100) {
+        0..=64 => Behaviour::Succeed(1 + rng.below(20)),
+        65..=74 => Behaviour::Fail,
+        75..=79 => Behaviour::Panic,
+        80..=84 => Behaviour::Hang,
+        _ => Behaviour::LongWithHeartbeats,
+    }
+}
+
+type Key = (String, Scope, OffsetDateTime);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Ok,
+    Err,
+    Panic,
+    /// The future was dropped: run timeout or lease loss while its replica
+    /// lived (`alive`), or the replica crashed (`!alive`).
+    Dropped {
+        alive: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    key: Key,
+    attempt: i32,
+    execution_id: Uuid,
+    token: Uuid,
+    started: OffsetDateTime,
+    end: Option<(End, OffsetDateTime)>,
+}
+
+#[derive(Default)]
+struct Ledger {
+    runs: Vec<Run>,
+    /// Runs that have not ended yet.
+    open: std::collections::BTreeSet<usize>,
+    /// Every (key, attempt) started: each claim increments the attempt, so
+    /// one attempt number may start only once.
+    started: std::collections::HashSet<(Key, i32)>,
+    /// Invariant breaks noticed inside handlers, where asserting would only
+    /// turn them into handler panics.
+    violations: Vec<String>,
+}
+
+struct Sim {
+    seed: u64,
+    clock: TokioClock,
+    ledger: Mutex<Ledger>,
+    /// Windows when the store refused every call.
+    outages: Mutex<Vec<(OffsetDateTime, OffsetDateTime)>>,
+    /// When store time jumped forward, and by how much.
+    jumps: Mutex<Vec<(OffsetDateTime, Duration)>>,
+}
+
+/// Records the run's end when its future completes or is dropped.
+struct RunGuard {
+    sim: Arc<Sim>,
+    index: usize,
+    alive: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl RunGuard {
+    fn end(&mut self, end: End) {
+        self.done = true;
+        let now = self.sim.clock.now();
+        let mut ledger = self.sim.ledger.lock().unwrap();
+        ledger.runs[self.index].end = Some((end, now));
+        ledger.open.remove(&self.index);
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            let alive = self.alive.load(Ordering::SeqCst);
+            self.end(End::Dropped { alive });
+        }
+    }
+}
+
+struct JobDef {
+    name: &'static str,
+    scopes: usize,
+    mode: CatchUpMode,
+    cadence: Duration,
+    window: Duration,
+    max_plans: usize,
+    reentrant: bool,
+    spread: Duration,
+    custom: bool,
+    cron: Option<&'static str>,
+}
+
+fn job_defs() -> Vec<JobDef> {
+    use CatchUpMode::{EveryPlan as Every, LatestOnly as Latest};
+    let z = Duration::ZERO;
+    // name, scopes, mode, cadence, catch-up window, max plans per tick, reentrant
+    let table = [
+        ("latest_reentrant", 3, Latest, HOUR, z, 0, true),
+        ("latest_once", 2, Latest, 2 * HOUR, z, 0, false),
+        ("every_reentrant", 3, Every, 40 * MIN, 6 * HOUR, 4, true),
+        ("every_once", 2, Every, 90 * MIN, 12 * HOUR, 3, false),
+        ("custom_planner", 2, Latest, 2 * HOUR, z, 0, true),
+        ("every_hourly", 1, Every, HOUR, 24 * HOUR, 6, true),
+        ("latest_spread", 1, Latest, 30 * MIN, z, 0, true),
+        ("every_spread", 4, Every, HOUR, 3 * HOUR, 2, true),
+        ("cron_latest", 1, Latest, 2 * HOUR, z, 0, true),
+        ("every_once_slow", 2, Every, 2 * HOUR, 24 * HOUR, 12, false),
+    ];
+    table
+        .into_iter()
+        .map(
+            |(name, scopes, mode, cadence, window, max_plans, reentrant)| JobDef {
+                name,
+                scopes,
+                mode,
+                cadence,
+                window,
+                max_plans,
+                reentrant,
+                spread: match name {
+                    "latest_spread" => 5 * MIN,
+                    "every_spread" => 10 * MIN,
+                    _ => z,
+                },
+                custom: name == "custom_planner",
+                cron: (name == "cron_latest").then_some("0 */2 * * *"),
+            },
+        )
+        .collect()
+}
+
+fn scopes(def: &JobDef) -> Vec<Scope> {
+    if def.scopes == 1 {
+        vec![Scope::global()]
+    } else {
+        (0..def.scopes)
+            .map(|i| Scope::new("tenant", format!("t{i}")))
+            .collect()
+    }
+}
+
+fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
+    let (sim, alive) = (sim.clone(), alive.clone());
+    let name = def.name;
+    let mut spec = JobSpec::new(name, Scopes::fixed(scopes(def)), move |ctx: RunContext| {
+        let (sim, alive) = (sim.clone(), alive.clone());
+        let key = (name.to_owned(), ctx.scope().clone(), ctx.plan_time());
+        let index = {
+            let mut ledger = sim.ledger.lock().unwrap();
+            if !ledger.started.insert((key.clone(), ctx.attempt())) {
+                let msg = format!("attempt {} of {key:?} started twice", ctx.attempt());
+                ledger.violations.push(msg);
+            }
+            ledger.runs.push(Run {
+                key,
+                attempt: ctx.attempt(),
+                execution_id: ctx.execution_id(),
+                token: ctx.lease_token(),
+                started: sim.clock.now(),
+                end: None,
+            });
+            let index = ledger.runs.len() - 1;
+            ledger.open.insert(index);
+            index
+        };
+        let mut guard = RunGuard {
+            sim: sim.clone(),
+            index,
+            alive,
+            done: false,
+        };
+        let how = behaviour(sim.seed, name, ctx.scope(), ctx.plan_time(), ctx.attempt());
+        async move {
+            match how {
+                Behaviour::Succeed(secs) => {
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    guard.end(End::Ok);
+                    Ok(JobOutput::rows(1))
+                }
+                Behaviour::Fail => {
+                    guard.end(End::Err);
+                    Err::<JobOutput, BoxError>("simulated failure".into())
+                }
+                Behaviour::Panic => {
+                    guard.end(End::Panic);
+                    panic!("simulated panic");
+                }
+                Behaviour::Hang => {
+                    std::future::pending::<()>().await;
+                    unreachable!("a pending future never completes")
+                }
+                Behaviour::LongWithHeartbeats => {
+                    for _ in 0..4 {
+                        tokio::time::sleep(Duration::from_secs(25)).await;
+                        let _ = ctx.heartbeat().await;
+                    }
+                    guard.end(End::Ok);
+                    Ok(JobOutput::rows(2))
+                }
+            }
+        }
+    })
+    .catch_up(def.mode)
+    .catch_up_window(def.window)
+    .max_plans_per_tick(def.max_plans)
+    .allow_stale_reentry(def.reentrant)
+    .spread(def.spread)
+    .max_attempts(3)
+    .retry_backoff(vec![MIN, 5 * MIN])
+    .run_timeout(2 * MIN)
+    .stale_timeout(5 * MIN)
+    .heartbeat_interval(30 * Duration::from_secs(1));
+    spec = match (def.cron, def.custom) {
+        (Some(expr), _) => spec.cron(expr, "UTC"),
+        (None, true) => {
+            let cadence = def.cadence;
+            spec.cadence(Duration::ZERO)
+                .planner(move |_, now, _| vec![scheduler_core::plan::floor(now, cadence)])
+        }
+        (None, false) => spec.cadence(def.cadence),
+    };
+    spec
+}
+
+struct Replica {
+    alive: Arc<AtomicBool>,
+    runner: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<TickReport>>,
+}
+
+fn start(sim: &Arc<Sim>, store: &Arc<MemoryLeaseStore>, index: usize, generation: u32) -> Replica {
+    let alive = Arc::new(AtomicBool::new(true));
+    let runner = format!("r{index}g{generation}");
+    let manager = Manager::new(
+        store.clone(),
+        ManagerOptions {
+            runner_id: runner.clone(),
+            tick_interval: HOUR,
+            max_concurrency: 16,
+            shutdown_grace: MIN,
+        },
+    );
+    for def in job_defs() {
+        manager.register(spec(&def, sim, &alive)).unwrap();
+    }
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        manager
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Replica {
+        alive,
+        runner,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+fn crash(replica: &mut Replica) {
+    replica.alive.store(false, Ordering::SeqCst);
+    if let Some(task) = replica.task.take() {
+        task.abort();
+    }
+}
+
+/// Invariants that hold at every moment, cheap enough for every step.
+async fn check_now(store: &MemoryLeaseStore, sim: &Sim) {
+    let open: Vec<Run> = {
+        let ledger = sim.ledger.lock().unwrap();
+        assert!(ledger.violations.is_empty(), "{:?}", ledger.violations);
+        ledger
+            .open
+            .iter()
+            .map(|&i| ledger.runs[i].clone())
+            .collect()
+    };
+    // At most one live lease per key among the handlers running now.
+    let mut live: HashMap<&Key, usize> = HashMap::new();
+    for run in &open {
+        let row = store
+            .get_execution(run.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        if row.status == Status::Running && row.lease_token == run.token {
+            *live.entry(&run.key).or_default() += 1;
+        }
+    }
+    assert!(
+        live.values().all(|n| *n <= 1),
+        "two live leases on one key: {live:?}"
+    );
+}
+
+/// Invariants over every row: attempts within the budget, SUCCESS final.
+fn check_rows(store: &MemoryLeaseStore, successes: &mut HashMap<Uuid, Execution>) {
+    for row in store.executions() {
+        assert!(
+            row.attempt <= row.max_attempts,
+            "attempts exceed the max: {row:?}"
+        );
+        if row.status == Status::Success {
+            let first = successes.entry(row.id).or_insert_with(|| row.clone());
+            assert_eq!(first, &row, "a SUCCESS row changed");
+        }
+    }
+}
+
+/// Invariants over the whole history, after a clean shutdown.
+fn check_at_end(store: &MemoryLeaseStore, sim: &Sim, end: OffsetDateTime, stopped: &[String]) {
+    let rows = store.executions();
+    let defs = job_defs();
+    let by_key: HashMap<Key, &Execution> = rows
+        .iter()
+        .map(|r| ((r.job_name.clone(), r.scope.clone(), r.plan_time), r))
+        .collect();
+    let ledger = sim.ledger.lock().unwrap();
+    let outages = sim.outages.lock().unwrap();
+    let mut runs_of: BTreeMap<&Key, Vec<&Run>> = BTreeMap::new();
+    for run in &ledger.runs {
+        runs_of.entry(&run.key).or_default().push(run);
+    }
+    // In attempt order: a queued attempt may start after a later one.
+    for runs in runs_of.values_mut() {
+        runs.sort_by_key(|r| r.attempt);
+    }
+    // A clean shutdown leaves nothing RUNNING.
+    let left: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == Status::Running && stopped.contains(r.runner_id.as_ref().unwrap()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a clean shutdown left rows RUNNING: {left:?}"
+    );
+    for row in &rows {
+        let key = (row.job_name.clone(), row.scope.clone(), row.plan_time);
+        let runs = runs_of.get(&key).cloned().unwrap_or_default();
+        // A handler that did not return Ok never yields SUCCESS.
+        if row.status == Status::Success {
+            assert!(
+                runs.iter()
+                    .any(|r| r.token == row.lease_token && matches!(r.end, Some((End::Ok, _)))),
+                "SUCCESS without an Ok run holding its token: {row:?}"
+            );
+        }
+        // A run that returned Ok is only repeated when its terminal write
+        // truly failed and its lease expired: the store was down, or store
+        // time jumped past the lease, while it ran or before the next start.
+        let jumps = sim.jumps.lock().unwrap();
+        let oks: Vec<&&Run> = runs
+            .iter()
+            .filter(|r| matches!(r.end, Some((End::Ok, _))))
+            .collect();
+        for run in &oks {
+            let (_, returned) = run.end.unwrap();
+            if let Some(later) = runs.iter().find(|r| r.started > returned) {
+                // The lease was claimed at or after the plan time; anything
+                // that could expire it since then excuses the repeat.
+                let (from, to) = (key.2, later.started);
+                let excused = outages.iter().any(|(f, t)| *f <= to && *t >= from)
+                    || jumps.iter().any(|(at, _)| *at >= from && *at <= to);
+                assert!(
+                    excused,
+                    "{key:?}: ran again at {to} after returning Ok at {returned}, with no outage or clock jump to expire its lease; runs: {runs:#?}; row: {row:#?}",
+                );
+            }
+        }
+    }
+    for row in &rows {
+        let key = (row.job_name.clone(), row.scope.clone(), row.plan_time);
+        let runs = runs_of.get(&key).cloned().unwrap_or_default();
+        // A non-reentrant job never restarts a plan whose runner vanished.
+        let def = defs.iter().find(|d| d.name == row.job_name).unwrap();
+        if !def.reentrant {
+            for pair in runs.windows(2) {
+                let crashed =
+                    matches!(pair[0].end, Some((End::Dropped { alive: false }, _)) | None);
+                assert!(
+                    !crashed,
+                    "{key:?}: non-reentrant plan restarted after its runner vanished: {pair:?}"
+                );
+            }
+        }
+    }
+    // Every every_plan plan inside the catch-up window exists and is terminal.
+    for def in defs.iter().filter(|d| d.mode == CatchUpMode::EveryPlan) {
+        for scope in scopes(def) {
+            let mut t = scheduler_core::plan::ceil(end - def.window, def.cadence);
+            // Plans that became eligible at least a few minutes before the end.
+            while t + def.spread + 5 * MIN <= end {
+                let key = (def.name.to_owned(), scope.clone(), t);
+                let row = by_key.get(&key);
+                assert!(row.is_some(), "lost plan {key:?}");
+                assert_ne!(row.unwrap().status, Status::Running, "{key:?} not terminal");
+                t += def.cadence;
+            }
+        }
+    }
+}
+
+async fn simulate(seed: u64) -> (usize, usize) {
+    let clock = TokioClock::new(START);
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let sim = Arc::new(Sim {
+        seed,
+        clock: clock.clone(),
+        ledger: Mutex::new(Ledger::default()),
+        outages: Mutex::new(Vec::new()),
+        jumps: Mutex::new(Vec::new()),
+    });
+    let mut rng = Rng(seed);
+    let mut generation = 0;
+    let mut replicas: Vec<Replica> = (0..REPLICAS).map(|i| start(&sim, &store, i, 0)).collect();
+    let mut successes = HashMap::new();
+    let mut stopped = Vec::new();
+    let mut next_row_check = START;
+    let chaos_until = START + Duration::from_secs(DAYS * 86_400);
+    while clock.now() < chaos_until {
+        // Act a few seconds into an hour, when many plans are running, so
+        // crashes and outages hit handlers mid-run.
+        let now = clock.now();
+        let at = scheduler_core::plan::floor(now, HOUR) + HOUR + Duration::from_secs(rng.below(30));
+        tokio::time::sleep((at - now).try_into().unwrap()).await;
+        match rng.below(100) {
+            0..=14 => {
+                let alive: Vec<usize> = (0..REPLICAS)
+                    .filter(|&i| replicas[i].task.is_some())
+                    .collect();
+                if alive.len() > 1 {
+                    crash(&mut replicas[alive[rng.below(alive.len() as u64) as usize]]);
+                }
+            }
+            15..=34 => {
+                if let Some(i) = (0..REPLICAS).find(|&i| replicas[i].task.is_none()) {
+                    generation += 1;
+                    replicas[i] = start(&sim, &store, i, generation);
+                }
+            }
+            35..=44 => {
+                let from = clock.now();
+                store.set_failing(true);
+                tokio::time::sleep(MIN * (2 + rng.below(30) as u32)).await;
+                store.set_failing(false);
+                sim.outages.lock().unwrap().push((from, clock.now()));
+            }
+            45..=49 => {
+                let by = MIN * (1 + rng.below(20) as u32);
+                sim.jumps.lock().unwrap().push((clock.now(), by));
+                clock.advance(by);
+            }
+            _ => {}
+        }
+        check_now(&store, &sim).await;
+        if clock.now() >= next_row_check {
+            check_rows(&store, &mut successes);
+            next_row_check = clock.now() + 24 * HOUR;
+        }
+    }
+    // Calm: everyone back, the store healthy, time to catch up.
+    for (i, replica) in replicas.iter_mut().enumerate() {
+        if replica.task.is_none() {
+            generation += 1;
+            *replica = start(&sim, &store, i, generation);
+        }
+    }
+    tokio::time::sleep(12 * HOUR).await;
+    check_now(&store, &sim).await;
+    check_rows(&store, &mut successes);
+    let end = clock.now();
+    for replica in &mut replicas {
+        let _ = replica.stop.take().unwrap().send(());
+        replica.task.take().unwrap().await.unwrap();
+        stopped.push(replica.runner.clone());
+    }
+    check_at_end(&store, &sim, end, &stopped);
+    let runs = sim.ledger.lock().unwrap().runs.len();
+    (store.executions().len(), runs)
+}
+
+#[test]
+fn a_simulated_cluster_keeps_its_invariants() {
+    // Thousands of simulated handler panics are expected; print only others.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"simulated panic") {
+            default_hook(info);
+        }
+    }));
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(one) => vec![one.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let n = std::env::var("SIM_SEEDS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(20);
+            (1..=n).collect()
+        }
+    };
+    for seed in seeds {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap()
+                .block_on(simulate(seed))
+        }));
+        match outcome {
+            Ok((rows, runs)) => {
+                println!("seed {seed}: {rows} executions, {runs} handler runs, invariants held")
+            }
+            Err(panic) => {
+                eprintln!("simulation seed {seed} failed; replay with SIM_SEED={seed} cargo test -p scheduler-memory --test simulation");
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}

@@ -1,0 +1,779 @@
+//! A [`LeaseStore`] on PostgreSQL (via sqlx): the store a fleet of replicas
+//! coordinates through, on the seed's own `sys_cron_executions` table, so
+//! Rust and Go replicas can share it during a migration.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use scheduler_core::{JobOutput, JobSpec, Manager, ManagerOptions, Scopes};
+//! use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Connects, then creates or adopts the table (idempotent, advisory-locked).
+//! let store = PgLeaseStore::connect_with(
+//!     "postgres://scheduler@127.0.0.1:5432/app",
+//!     &PgStoreOptions::new()
+//!         .schema("scheduler")
+//!         .application_name("billing-1"),
+//! )
+//! .await?;
+//! let manager = Manager::new(
+//!     Arc::new(store),
+//!     ManagerOptions {
+//!         runner_id: "billing-1".into(),
+//!         ..Default::default()
+//!     },
+//! );
+//! manager.register(
+//!     JobSpec::new("rollup", Scopes::global(), |ctx| async move {
+//!         println!("rolling up {} at {}", ctx.scope(), ctx.plan_time());
+//!         Ok(JobOutput::rows(42))
+//!     })
+//!     .cadence(Duration::from_secs(300)),
+//! )?;
+//! let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! manager
+//!     .run(async {
+//!         let _ = stopped.await;
+//!     })
+//!     .await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Decisions
+//!
+//! - **Store time** is the server's `now()` in every statement (one instant
+//!   per statement, or per transaction for a claim), plus a [`TimeOffset`]
+//!   that is zero unless a test moves it. The process clock is never read.
+//! - **Migrations** are embedded and versioned in our own table
+//!   ([`MIGRATIONS_TABLE`], one row per executions table), run in one
+//!   transaction under an advisory lock. [`PgLeaseStore::connect`] runs them
+//!   (unless [`PgStoreOptions::migrate_on_connect`] says not to);
+//!   [`PgLeaseStore::from_pool`] does not: call [`PgLeaseStore::migrate`].
+//!   Version 1 is the seed's DDL with `IF NOT EXISTS`, so a table the seed
+//!   created is adopted unchanged.
+//! - **A batch claim** is one transaction of at most two statements: an
+//!   `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` for fresh
+//!   keys, then, only for the keys that conflicted, one guarded
+//!   `UPDATE ... FROM unnest(...)` for retries and takeovers. Keys are sent in
+//!   one canonical order so that concurrent batches lock rows in the same
+//!   order. Should PostgreSQL still pick a deadlock victim (possible only
+//!   between batches reclaiming the same rows), that claim fails with a
+//!   [`StoreError::Backend`] and changes nothing.
+//! - **Connection loss**: calls in flight fail with [`StoreError::Backend`];
+//!   the pool tests connections before handing them out, so later calls get
+//!   fresh ones once the server is reachable.
+//! - **A claim with `max_attempts < 1`** is refused with
+//!   [`StoreError::InvalidInput`]: the table's check constraint could never
+//!   hold its row (job registration refuses such specs anyway).
+//! - **Strings with NUL** can never be stored: a claim refuses them with
+//!   [`StoreError::InvalidInput`]; a read finds nothing for them, as the
+//!   memory store does.
+#![warn(missing_docs)]
+
+mod rows;
+mod schema;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scheduler_core::clock::to_micros;
+use scheduler_core::machine::FreshIds;
+use scheduler_core::store::FinishOutcome;
+use scheduler_core::{
+    machine, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution,
+    Lease, LeaseStore, RetryDue, Scope, Status, StoreError, TimeControl,
+};
+use sqlx_core::query::{query, Query};
+use sqlx_core::query_builder::QueryBuilder;
+use sqlx_core::row::Row;
+use sqlx_core::sql_str::AssertSqlSafe;
+use sqlx_core::types::Json;
+use sqlx_postgres::types::PgInterval;
+use sqlx_postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::rows::{backend, interval};
+use crate::schema::Sql;
+pub use crate::schema::{DEFAULT_TABLE, MIGRATIONS_TABLE, SCHEMA_VERSION};
+
+/// An offset added to the server's `now()` to give store time: zero in
+/// production, moved forward by tests (it implements
+/// [`TimeControl`], so it is what a conformance `Harness` advances).
+///
+/// Clones share one offset, so several stores built with the same handle
+/// (replicas in one test) agree on store time.
+#[derive(Debug, Clone, Default)]
+pub struct TimeOffset {
+    micros: Arc<AtomicI64>,
+}
+
+impl TimeOffset {
+    /// A zero offset.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current offset.
+    pub fn get(&self) -> Duration {
+        // Never negative: it only ever advances.
+        Duration::from_micros(u64::try_from(self.micros.load(Ordering::SeqCst)).unwrap_or(0))
+    }
+
+    fn interval(&self) -> PgInterval {
+        PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: self.micros.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl TimeControl for TimeOffset {
+    fn advance(&self, by: Duration) {
+        let by = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        let _ = self
+            .micros
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
+                Some(m.saturating_add(by))
+            });
+    }
+}
+
+/// Where the table lives and, for [`PgLeaseStore::connect_with`], how to
+/// connect. Names are checked when the store is built.
+#[derive(Debug, Clone)]
+pub struct PgStoreOptions {
+    schema: Option<String>,
+    table: String,
+    application_name: Option<String>,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    migrate_on_connect: bool,
+}
+
+impl Default for PgStoreOptions {
+    fn default() -> Self {
+        PgStoreOptions {
+            schema: None,
+            table: DEFAULT_TABLE.to_owned(),
+            application_name: None,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            migrate_on_connect: true,
+        }
+    }
+}
+
+impl PgStoreOptions {
+    /// The defaults: table [`DEFAULT_TABLE`] found through the connection's
+    /// `search_path`, 10 connections, a 10 s acquire timeout, migrations on
+    /// connect.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts the table in `schema` (created by [`PgLeaseStore::migrate`] if
+    /// missing) instead of resolving it through the `search_path`. Must be a
+    /// plain identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes); it is
+    /// used exactly as given, quoted.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// The table's name instead of [`DEFAULT_TABLE`]; a plain identifier, as
+    /// for [`schema`](Self::schema). Its constraints and indexes get names
+    /// derived from it (the default table keeps the seed's names).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The `application_name` of the store's connections (shown in
+    /// `pg_stat_activity`); by default the URL's, if any. `connect` only.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = Some(name.into());
+        self
+    }
+
+    /// The pool's size. `connect` only: a caller's pool keeps its own.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a call waits for a connection before failing with
+    /// [`StoreError::Backend`] (while the server is unreachable, say).
+    /// `connect` only.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether `connect` runs [`PgLeaseStore::migrate`] (default true).
+    pub fn migrate_on_connect(mut self, migrate: bool) -> Self {
+        self.migrate_on_connect = migrate;
+        self
+    }
+}
+
+/// The PostgreSQL store. Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct PgLeaseStore {
+    pool: PgPool,
+    sql: Arc<Sql>,
+    offset: TimeOffset,
+}
+
+impl fmt::Debug for PgLeaseStore {
+    // By hand: nothing of the connection options (which hold the password)
+    // may show up in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgLeaseStore")
+            .field("table", &self.sql.table_display)
+            .field("pool_size", &self.pool.size())
+            .field("time_offset", &self.offset.get())
+            .finish()
+    }
+}
+
+impl PgLeaseStore {
+    /// Connects to `url` with the default options and migrates.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a malformed URL (the message never
+    /// repeats the URL); [`StoreError::Backend`] when the server cannot be
+    /// reached or the migration fails; [`StoreError::SchemaTooNew`] when a
+    /// newer version of this library migrated the table.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &PgStoreOptions::default()).await
+    }
+
+    /// Connects to `url` with `options`, opening one connection to check
+    /// the server is there, and migrates unless told not to. The pool tests
+    /// each connection before handing it out, so connections the server
+    /// dropped are replaced.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), and [`StoreError::InvalidInput`] for
+    /// schema or table names that are not plain identifiers.
+    pub async fn connect_with(url: &str, options: &PgStoreOptions) -> Result<Self, StoreError> {
+        let sql = Sql::new(options.schema.as_deref(), &options.table)?;
+        let mut connect = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::InvalidInput(format!("invalid postgres connection url: {e}"))
+        })?;
+        if let Some(name) = &options.application_name {
+            connect = connect.application_name(name);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(true)
+            .connect_with(connect)
+            .await
+            .map_err(backend("connect"))?;
+        let store = PgLeaseStore {
+            pool,
+            sql: Arc::new(sql),
+            offset: TimeOffset::default(),
+        };
+        if options.migrate_on_connect {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// A store on the caller's pool and the default table. Does not migrate:
+    /// call [`migrate`](Self::migrate) once at start-up.
+    pub fn from_pool(pool: PgPool) -> Self {
+        PgLeaseStore {
+            pool,
+            sql: Arc::new(Sql::new(None, DEFAULT_TABLE).expect("the default table name is valid")),
+            offset: TimeOffset::default(),
+        }
+    }
+
+    /// A store on the caller's pool and the schema and table of `options`
+    /// (their connection settings do not apply: the pool has its own). Does
+    /// not migrate.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for names that are not plain identifiers.
+    pub fn from_pool_with(pool: PgPool, options: &PgStoreOptions) -> Result<Self, StoreError> {
+        Ok(PgLeaseStore {
+            pool,
+            sql: Arc::new(Sql::new(options.schema.as_deref(), &options.table)?),
+            offset: TimeOffset::default(),
+        })
+    }
+
+    /// Uses `offset` for store time from now on: for tests, which move it
+    /// forward instead of waiting.
+    pub fn with_time_offset(mut self, offset: TimeOffset) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// The store-time offset handle (shared with clones of this store).
+    pub fn time_offset(&self) -> &TimeOffset {
+        &self.offset
+    }
+
+    /// The pool the store runs on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The table, as the statements name it (`"schema"."table"`).
+    pub fn qualified_table(&self) -> &str {
+        &self.sql.table_display
+    }
+
+    /// Creates the schema (if one was given and is missing), the table, its
+    /// constraints and indexes, or adopts them if they exist; records the
+    /// version in [`MIGRATIONS_TABLE`]. Idempotent, and safe to run from
+    /// many replicas at once: one transaction under a PostgreSQL advisory
+    /// lock.
+    ///
+    /// # Errors
+    /// [`StoreError::SchemaTooNew`] when the recorded version is newer than
+    /// [`SCHEMA_VERSION`] (nothing is changed); [`StoreError::Backend`] when
+    /// the server fails or refuses (e.g. missing privileges).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.sql.migrate(&self.pool).await
+    }
+
+    fn statement(&self, sql: &Arc<str>) -> Query<'static, Postgres, PgArguments> {
+        query(AssertSqlSafe(Arc::clone(sql))).bind(self.offset.interval())
+    }
+}
+
+/// Refuses what PostgreSQL text can never hold, before anything is sent.
+fn refuse_nul(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
+    if request.job_name.contains('\0') || request.runner_id.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "job name {:?} or runner id contains a NUL character",
+            request.job_name
+        )));
+    }
+    match request.keys.iter().find_map(|k| k.scope.storage_problem()) {
+        Some(problem) => Err(StoreError::InvalidInput(problem)),
+        None => Ok(()),
+    }
+}
+
+/// The smallest microsecond instant at or after `t`: a lower bound that
+/// keeps `row >= t` exact for rows stored at microsecond precision.
+fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let down = to_micros(t);
+    if down < t {
+        down + Duration::from_micros(1)
+    } else {
+        down
+    }
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl LeaseStore for PgLeaseStore {
+    async fn now(&self) -> Result<OffsetDateTime, StoreError> {
+        let row = self
+            .statement(&self.sql.now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend("now"))?;
+        let now: OffsetDateTime = row.try_get(0).map_err(backend("now"))?;
+        Ok(to_micros(now))
+    }
+
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
+        refuse_nul(request)?;
+        if request.max_attempts < 1 {
+            return Err(StoreError::InvalidInput(format!(
+                "max_attempts must be at least 1, got {}",
+                request.max_attempts
+            )));
+        }
+        let stale = interval("stale_timeout", request.stale_timeout)?;
+        let keys = request.keys;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plan_times: Vec<OffsetDateTime> = keys.iter().map(|k| to_micros(k.plan_time)).collect();
+        let key = |i: usize| (&keys[i].scope.kind, &keys[i].scope.id, plan_times[i]);
+
+        // One canonical order (so concurrent batches take row locks in the
+        // same order), duplicates dropped: the first occurrence of a key is
+        // the one that may win, the others are told Conflicted.
+        let mut unique: Vec<usize> = (0..keys.len()).collect();
+        unique.sort_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
+        unique.dedup_by(|later, first| key(*later) == key(*first));
+        let fresh: Vec<FreshIds> = unique.iter().map(|_| FreshIds::mint()).collect();
+        let kinds = |at: &[usize]| -> Vec<&str> {
+            at.iter()
+                .map(|&p| keys[unique[p]].scope.kind.as_str())
+                .collect()
+        };
+        let ids = |at: &[usize]| -> Vec<&str> {
+            at.iter()
+                .map(|&p| keys[unique[p]].scope.id.as_str())
+                .collect()
+        };
+        let times = |at: &[usize]| -> Vec<OffsetDateTime> {
+            at.iter().map(|&p| plan_times[unique[p]]).collect()
+        };
+        let tokens = |at: &[usize]| -> Vec<Uuid> { at.iter().map(|&p| fresh[p].token).collect() };
+        let lease = |p: usize, id, token, attempt, max_attempts, started_at, stale_after| Lease {
+            id,
+            token,
+            job_name: request.job_name.to_owned(),
+            scope: keys[unique[p]].scope.clone(),
+            plan_time: plan_times[unique[p]],
+            attempt,
+            max_attempts,
+            started_at,
+            stale_after,
+        };
+
+        let err = backend("claim");
+        let all: Vec<usize> = (0..unique.len()).collect();
+        let mut decided: Vec<Option<ClaimOutcome>> = vec![None; unique.len()];
+        // One transaction: a failure of the second statement must not leave
+        // the first one's leases behind unknown to the caller, and both
+        // statements decide at the same store time, as machine::claim does.
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let inserted = self
+            .statement(&self.sql.insert_fresh)
+            .bind(request.job_name)
+            .bind(request.runner_id)
+            .bind(request.max_attempts)
+            .bind(stale)
+            .bind(kinds(&all))
+            .bind(ids(&all))
+            .bind(times(&all))
+            .bind(fresh.iter().map(|f| f.id).collect::<Vec<Uuid>>())
+            .bind(tokens(&all))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?;
+        let position: HashMap<Uuid, usize> =
+            fresh.iter().enumerate().map(|(p, f)| (f.id, p)).collect();
+        for row in &inserted {
+            let id: Uuid = row.try_get("id").map_err(err)?;
+            let p = *position
+                .get(&id)
+                .ok_or_else(|| StoreError::backend_msg("postgres claim returned an unknown id"))?;
+            let won = lease(
+                p,
+                id,
+                fresh[p].token,
+                1,
+                request.max_attempts,
+                rows::instant(row, "started_at")?,
+                rows::instant(row, "stale_after")?,
+            );
+            decided[p] = Some(ClaimOutcome::Won(won));
+        }
+
+        let conflicted: Vec<usize> = (0..unique.len())
+            .filter(|&p| decided[p].is_none())
+            .collect();
+        if !conflicted.is_empty() {
+            let reclaimed = self
+                .statement(&self.sql.reclaim)
+                .bind(request.job_name)
+                .bind(request.runner_id)
+                .bind(stale)
+                .bind(request.allow_stale_reentry)
+                .bind(kinds(&conflicted))
+                .bind(ids(&conflicted))
+                .bind(times(&conflicted))
+                .bind(tokens(&conflicted))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+            for row in &reclaimed {
+                let p = conflicted[rows::ordinal(row, conflicted.len())?];
+                let taken = lease(
+                    p,
+                    row.try_get("id").map_err(err)?,
+                    row.try_get("lease_token").map_err(err)?,
+                    row.try_get("attempt").map_err(err)?,
+                    row.try_get("max_attempts").map_err(err)?,
+                    rows::instant(row, "started_at")?,
+                    rows::instant(row, "stale_after")?,
+                );
+                decided[p] = Some(match rows::status(row, "old_status")? {
+                    Status::Failed => ClaimOutcome::Retried(taken),
+                    _ => ClaimOutcome::Stolen(taken),
+                });
+            }
+        }
+        tx.commit().await.map_err(err)?;
+
+        let mut outcomes = vec![ClaimOutcome::Conflicted; keys.len()];
+        for (p, decision) in decided.into_iter().enumerate() {
+            if let Some(outcome) = decision {
+                outcomes[unique[p]] = outcome;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, StoreError> {
+        let row = self
+            .statement(&self.sql.heartbeat)
+            .bind(lease.id)
+            .bind(lease.token)
+            .bind(interval("stale_timeout", stale_timeout)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend("heartbeat"))?;
+        match row {
+            Some(row) => rows::instant(&row, "stale_after"),
+            None => Err(StoreError::LeaseLost { id: lease.id }),
+        }
+    }
+
+    async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
+        let statement = match finish.outcome() {
+            FinishOutcome::Success {
+                rows_affected,
+                result,
+            } => self
+                .statement(&self.sql.finish_success)
+                .bind(lease.id)
+                .bind(lease.token)
+                .bind(finish.duration_ms())
+                .bind(*rows_affected)
+                .bind(Json(result)),
+            FinishOutcome::Failure {
+                error_code,
+                error_msg,
+                retry_after,
+            } => self
+                .statement(&self.sql.finish_failure)
+                .bind(lease.id)
+                .bind(lease.token)
+                .bind(finish.duration_ms())
+                .bind(error_code.as_str())
+                .bind(error_msg.clone())
+                .bind(interval("retry_after", *retry_after)?),
+            other => {
+                return Err(StoreError::InvalidInput(format!(
+                    "this store does not know the terminal write {other:?}"
+                )))
+            }
+        };
+        let done = statement
+            .execute(&self.pool)
+            .await
+            .map_err(backend("finish"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost { id: lease.id });
+        }
+        Ok(())
+    }
+
+    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+        if job_name.contains('\0') {
+            return Ok(0);
+        }
+        let done = self
+            .statement(&self.sql.sweep)
+            .bind(job_name)
+            .bind(machine::STALE_SWEEP_MSG)
+            .execute(&self.pool)
+            .await
+            .map_err(backend("sweep"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<LatestExecution>>, StoreError> {
+        let mut views = vec![None; scopes.len()];
+        let asked: Vec<usize> = (0..scopes.len())
+            .filter(|&i| scopes[i].storage_problem().is_none())
+            .collect();
+        if asked.is_empty() || job_name.contains('\0') {
+            return Ok(views);
+        }
+        let kinds: Vec<&str> = asked.iter().map(|&i| scopes[i].kind.as_str()).collect();
+        let ids: Vec<&str> = asked.iter().map(|&i| scopes[i].id.as_str()).collect();
+        let found = query(AssertSqlSafe(Arc::clone(&self.sql.latest)))
+            .bind(job_name)
+            .bind(kinds)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend("latest executions"))?;
+        for row in &found {
+            views[asked[rows::ordinal(row, asked.len())?]] = Some(rows::latest(row)?);
+        }
+        Ok(views)
+    }
+
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit: usize,
+    ) -> Result<Vec<RetryDue>, StoreError> {
+        if job_name.contains('\0') {
+            return Ok(Vec::new());
+        }
+        let err = backend("retry due");
+        let found = self
+            .statement(&self.sql.retry_due)
+            .bind(job_name)
+            .bind(ceil_micros(since))
+            .bind(allow_stale_reentry)
+            .bind(limit_param(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        found
+            .iter()
+            .map(|row| {
+                let get = |c| row.try_get::<String, _>(c).map_err(err);
+                Ok(RetryDue {
+                    scope: Scope::new(get("scope_kind")?, get("scope_id")?),
+                    plan_time: rows::instant(row, "plan_time")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        let row = query(AssertSqlSafe(Arc::clone(&self.sql.get)))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend("get execution"))?;
+        row.as_ref().map(rows::execution).transpose()
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let nul = filter.job_name.as_ref().is_some_and(|j| j.contains('\0'))
+            || filter
+                .scope
+                .as_ref()
+                .is_some_and(|s| s.storage_problem().is_some());
+        if nul {
+            return Ok(Vec::new());
+        }
+        // Only fixed fragments are appended; every value is bound.
+        let mut sql = QueryBuilder::<Postgres>::new(self.sql.select_all.as_str());
+        sql.push(" WHERE true");
+        if let Some(job) = &filter.job_name {
+            sql.push(" AND job_name = ").push_bind(job.clone());
+        }
+        if let Some(scope) = &filter.scope {
+            sql.push(" AND scope_kind = ").push_bind(scope.kind.clone());
+            sql.push(" AND scope_id = ").push_bind(scope.id.clone());
+        }
+        if let Some(status) = filter.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(from) = filter.plan_time_from {
+            sql.push(" AND plan_time >= ").push_bind(ceil_micros(from));
+        }
+        sql.push(" ORDER BY plan_time DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            sql.push(" LIMIT ").push_bind(limit_param(limit));
+        }
+        let found = sql
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend("list executions"))?;
+        found.iter().map(rows::execution).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn lower_bounds_round_up_to_the_next_microsecond() {
+        let exact = datetime!(2026-01-01 00:00:00.000001 UTC);
+        assert_eq!(ceil_micros(exact), exact);
+        assert_eq!(
+            ceil_micros(datetime!(2026-01-01 00:00:00.0000011 UTC)),
+            datetime!(2026-01-01 00:00:00.000002 UTC)
+        );
+    }
+
+    #[test]
+    fn time_offsets_are_shared_by_clones_and_saturate() {
+        let offset = TimeOffset::new();
+        let clone = offset.clone();
+        clone.advance(Duration::from_secs(90));
+        assert_eq!(offset.get(), Duration::from_secs(90));
+        assert_eq!(offset.interval().microseconds, 90_000_000);
+        offset.advance(Duration::MAX);
+        assert_eq!(offset.interval().microseconds, i64::MAX);
+    }
+
+    #[test]
+    fn debug_output_names_the_table_but_no_connection_details() {
+        let rt = tokio_runtime();
+        let _guard = rt.enter();
+        let pool = PgPoolOptions::new().connect_lazy_with(
+            PgConnectOptions::from_str("postgres://u:s3cret@127.0.0.1:1/db").unwrap(),
+        );
+        let store = PgLeaseStore::from_pool(pool);
+        let shown = format!("{store:?}");
+        assert!(shown.contains("sys_cron_executions"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn malformed_urls_are_invalid_input_without_echoing_the_password() {
+        let rt = tokio_runtime();
+        let err = rt
+            .block_on(PgLeaseStore::connect(
+                "postgres://u:s3cret@127.0.0.1:notaport/db",
+            ))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = rt
+            .block_on(PgLeaseStore::connect_with(
+                "postgres://127.0.0.1/db",
+                &PgStoreOptions::new().table("no-dashes"),
+            ))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    }
+
+    fn tokio_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+}

@@ -1,0 +1,148 @@
+//! Decoding rows into the core's types, and mapping driver errors.
+
+use std::time::Duration;
+
+use scheduler_core::clock::to_micros;
+use scheduler_core::{Execution, LatestExecution, Scope, Status, StoreError};
+use serde_json::{Map, Value};
+use sqlx_core::row::Row;
+use sqlx_postgres::types::PgInterval;
+use sqlx_postgres::PgRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Maps a driver error of operation `op` to [`StoreError::Backend`]. The
+/// driver's messages name the server's complaint or the I/O failure, never
+/// the connection string, so no password can leak through them.
+pub(crate) fn backend(op: &'static str) -> impl Fn(sqlx_core::Error) -> StoreError + Copy {
+    move |e| StoreError::Backend {
+        message: format!("postgres {op}: {e}"),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// A duration as an `interval`, truncated to microseconds (PostgreSQL's
+/// precision).
+pub(crate) fn interval(what: &str, d: Duration) -> Result<PgInterval, StoreError> {
+    let microseconds = i64::try_from(d.as_micros()).map_err(|_| {
+        StoreError::InvalidInput(format!("{what} of {d:?} is too long for an interval"))
+    })?;
+    Ok(PgInterval {
+        months: 0,
+        days: 0,
+        microseconds,
+    })
+}
+
+fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx_core::decode::Decode<'r, sqlx_postgres::Postgres>
+        + sqlx_core::types::Type<sqlx_postgres::Postgres>,
+{
+    row.try_get(column).map_err(backend("decode"))
+}
+
+/// A timestamptz column, in UTC at microsecond precision.
+pub(crate) fn instant(row: &PgRow, column: &str) -> Result<OffsetDateTime, StoreError> {
+    get::<OffsetDateTime>(row, column).map(to_micros)
+}
+
+fn opt_instant(row: &PgRow, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    Ok(get::<Option<OffsetDateTime>>(row, column)?.map(to_micros))
+}
+
+pub(crate) fn status(row: &PgRow, column: &str) -> Result<Status, StoreError> {
+    let text: String = get(row, column)?;
+    Status::parse(&text)
+        .ok_or_else(|| StoreError::backend_msg(format!("postgres row has unknown status {text:?}")))
+}
+
+/// `result` as the object the core expects. Rows written by other writers
+/// (the seed shares the table) may hold JSON `null`, read as `{}`, or another
+/// non-object value, kept whole under `"value"` so an audit read never fails
+/// on one odd row.
+fn result_object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => Map::from_iter([("value".to_owned(), other)]),
+    }
+}
+
+/// A whole row, selected with `schema::COLUMNS`.
+pub(crate) fn execution(row: &PgRow) -> Result<Execution, StoreError> {
+    Ok(Execution {
+        id: get(row, "id")?,
+        job_name: get(row, "job_name")?,
+        scope: Scope::new(
+            get::<String>(row, "scope_kind")?,
+            get::<String>(row, "scope_id")?,
+        ),
+        plan_time: instant(row, "plan_time")?,
+        status: status(row, "status")?,
+        attempt: get(row, "attempt")?,
+        max_attempts: get(row, "max_attempts")?,
+        next_retry_at: opt_instant(row, "next_retry_at")?,
+        runner_id: get(row, "runner_id")?,
+        lease_token: get::<Uuid>(row, "lease_token")?,
+        heartbeat_at: opt_instant(row, "heartbeat_at")?,
+        stale_after: opt_instant(row, "stale_after")?,
+        started_at: opt_instant(row, "started_at")?,
+        finished_at: opt_instant(row, "finished_at")?,
+        duration_ms: get(row, "duration_ms")?,
+        rows_affected: get(row, "rows_affected")?,
+        result: result_object(get(row, "result")?),
+        error_code: get(row, "error_code")?,
+        error_msg: get(row, "error_msg")?,
+        created_at: instant(row, "created_at")?,
+        updated_at: instant(row, "updated_at")?,
+    })
+}
+
+/// A row of the latest-execution query.
+pub(crate) fn latest(row: &PgRow) -> Result<LatestExecution, StoreError> {
+    Ok(LatestExecution {
+        plan_time: instant(row, "plan_time")?,
+        status: status(row, "status")?,
+        attempt: get(row, "attempt")?,
+        max_attempts: get(row, "max_attempts")?,
+        next_retry_at: opt_instant(row, "next_retry_at")?,
+        error_code: get(row, "error_code")?,
+    })
+}
+
+/// An `ord` column of `WITH ORDINALITY` (1-based) as an index into `len`
+/// inputs.
+pub(crate) fn ordinal(row: &PgRow, len: usize) -> Result<usize, StoreError> {
+    let ord: i64 = get(row, "ord")?;
+    usize::try_from(ord - 1)
+        .ok()
+        .filter(|&i| i < len)
+        .ok_or_else(|| StoreError::backend_msg(format!("postgres returned ordinal {ord} of {len}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_of_other_writers_are_read_as_objects() {
+        assert_eq!(result_object(Value::Null), Map::new());
+        assert_eq!(
+            Value::Object(result_object(serde_json::json!([1, 2]))),
+            serde_json::json!({"value": [1, 2]})
+        );
+        let object = serde_json::json!({"a": 1});
+        assert_eq!(Value::Object(result_object(object.clone())), object);
+    }
+
+    #[test]
+    fn intervals_truncate_to_micros_and_refuse_overflow() {
+        let i = interval("stale_timeout", Duration::from_nanos(61_000_999)).unwrap();
+        assert_eq!((i.months, i.days, i.microseconds), (0, 0, 61_000));
+        assert!(matches!(
+            interval("stale_timeout", Duration::MAX),
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+}

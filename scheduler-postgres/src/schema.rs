@@ -1,0 +1,488 @@
+//! Table location, the statements' text, and the embedded migrations.
+//!
+//! No SQL is ever built from caller strings except the schema and table
+//! names, which are validated as plain identifiers and then always quoted
+//! (so a valid name that happens to be a keyword, such as `user`, still
+//! works, and case is kept as given).
+
+use std::sync::Arc;
+
+use scheduler_core::StoreError;
+use sqlx_core::raw_sql::raw_sql;
+use sqlx_core::sql_str::AssertSqlSafe;
+use sqlx_postgres::PgPool;
+
+use crate::rows::backend;
+
+/// The default table name, the seed's.
+pub const DEFAULT_TABLE: &str = "sys_cron_executions";
+
+/// The table recording which migrations ran, one per schema, keyed by the
+/// executions table's name so several executions tables can share a schema.
+/// Our own (not sqlx's `_sqlx_migrations`), so that it can never clash with
+/// an application's own sqlx migrations and their version numbers.
+pub const MIGRATIONS_TABLE: &str = "sys_cron_schema_migrations";
+
+/// The newest schema version this code creates and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Serialises migrations of every replica (and every table) on one server:
+/// the bytes of `"schedmig"`. Held with `pg_advisory_xact_lock`, so it is
+/// released by the migration transaction's commit or rollback.
+const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"schedmig");
+
+/// PostgreSQL truncates longer identifiers silently (`NAMEDATALEN - 1`).
+const MAX_IDENT_BYTES: usize = 63;
+
+/// Checks that `name` is a plain identifier: `[A-Za-z_][A-Za-z0-9_]*`, at
+/// most 63 bytes.
+pub(crate) fn validate_identifier(what: &str, name: &str) -> Result<(), StoreError> {
+    let mut chars = name.chars();
+    let well_formed = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !well_formed {
+        return Err(StoreError::InvalidInput(format!(
+            "{what} name {name:?} is not an identifier of the form [A-Za-z_][A-Za-z0-9_]*"
+        )));
+    }
+    if name.len() > MAX_IDENT_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "{what} name {name:?} is longer than {MAX_IDENT_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn quote(ident: &str) -> String {
+    // Only called on validated identifiers, which contain no quote.
+    format!("\"{ident}\"")
+}
+
+/// The names of the constraints and indexes of one executions table.
+///
+/// For the default table they are exactly the seed's, so adopting a table
+/// the seed created is a no-op. Index-backed names (the unique constraint and
+/// the indexes) must be unique within a schema, so another table gets its
+/// own, derived from its name. These names are persisted: the derivation
+/// must never change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectNames {
+    pub chk_status: String,
+    pub chk_attempt: String,
+    pub chk_duration: String,
+    pub unique: String,
+    pub idx_running_stale: String,
+    pub idx_failed_recent: String,
+    pub idx_finished: String,
+}
+
+impl ObjectNames {
+    pub(crate) fn for_table(table: &str) -> Self {
+        if table == DEFAULT_TABLE {
+            return ObjectNames {
+                chk_status: "chk_sys_cron_status".into(),
+                chk_attempt: "chk_sys_cron_attempt".into(),
+                chk_duration: "chk_sys_cron_duration".into(),
+                unique: "uq_sys_cron_execution".into(),
+                idx_running_stale: "idx_sys_cron_exec_running_stale".into(),
+                idx_failed_recent: "idx_sys_cron_exec_failed_recent".into(),
+                idx_finished: "idx_sys_cron_exec_finished".into(),
+            };
+        }
+        ObjectNames {
+            chk_status: derived_name(table, "chk_status"),
+            chk_attempt: derived_name(table, "chk_attempt"),
+            chk_duration: derived_name(table, "chk_duration"),
+            unique: derived_name(table, "uq_execution"),
+            idx_running_stale: derived_name(table, "running_stale"),
+            idx_failed_recent: derived_name(table, "failed_recent"),
+            idx_finished: derived_name(table, "finished"),
+        }
+    }
+}
+
+/// `{table}_{suffix}`, or, when that would pass 63 bytes (and PostgreSQL
+/// would truncate it, possibly onto another table's name), a prefix of the
+/// table name, a hash of the whole name, and the suffix.
+fn derived_name(table: &str, suffix: &str) -> String {
+    let plain = format!("{table}_{suffix}");
+    if plain.len() <= MAX_IDENT_BYTES {
+        return plain;
+    }
+    // FNV-1a: tiny, and stable across Rust versions (unlike std's hasher),
+    // which persisted names require.
+    let hash = table.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    // Room for "_", 8 hex digits and "_". Validated identifiers are ASCII,
+    // so any byte index is a char boundary.
+    let keep = MAX_IDENT_BYTES - suffix.len() - 10;
+    format!("{}_{hash:08x}_{suffix}", &table[..keep])
+}
+
+/// Where the executions table lives, and every statement on it.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    /// `"schema"."table"` or `"table"`, for messages.
+    pub table_display: String,
+    schema: Option<String>,
+    table: String,
+    names: ObjectNames,
+    pub now: Arc<str>,
+    pub insert_fresh: Arc<str>,
+    pub reclaim: Arc<str>,
+    pub heartbeat: Arc<str>,
+    pub finish_success: Arc<str>,
+    pub finish_failure: Arc<str>,
+    pub sweep: Arc<str>,
+    pub latest: Arc<str>,
+    pub retry_due: Arc<str>,
+    pub get: Arc<str>,
+    /// `SELECT <columns> FROM <table>`, for the filtered list.
+    pub select_all: String,
+}
+
+/// Every column, in the order [`crate::rows::execution`] reads them by name.
+const COLUMNS: &str = "id, job_name, scope_kind, scope_id, plan_time, status, attempt, \
+     max_attempts, next_retry_at, runner_id, lease_token, heartbeat_at, stale_after, \
+     started_at, finished_at, duration_ms, rows_affected, result, error_code, error_msg, \
+     created_at, updated_at";
+
+impl Sql {
+    pub(crate) fn new(schema: Option<&str>, table: &str) -> Result<Self, StoreError> {
+        if let Some(schema) = schema {
+            validate_identifier("schema", schema)?;
+        }
+        validate_identifier("table", table)?;
+        if table == MIGRATIONS_TABLE {
+            return Err(StoreError::InvalidInput(format!(
+                "table name {table:?} is reserved for the migration records"
+            )));
+        }
+        let t = match schema {
+            Some(s) => format!("{}.{}", quote(s), quote(table)),
+            None => quote(table),
+        };
+        let names = ObjectNames::for_table(table);
+        let text = |s: String| -> Arc<str> { s.into() };
+
+        // Every instant is store time: the server's `now()` (fixed for the
+        // whole transaction) plus the test offset, always bound as $1.
+        let now = "(now() + $1::interval)";
+
+        let insert_fresh = text(format!(
+            "INSERT INTO {t} ({COLUMNS}) \
+             SELECT k.id, $2, k.scope_kind, k.scope_id, k.plan_time, 'RUNNING', 1, $4, NULL, $3, \
+                    k.token, {now}, {now} + $5::interval, {now}, NULL, NULL, NULL, '{{}}'::jsonb, \
+                    NULL, NULL, {now}, {now} \
+             FROM unnest($6::text[], $7::text[], $8::timestamptz[], $9::uuid[], $10::uuid[]) \
+                  AS k(scope_kind, scope_id, plan_time, id, token) \
+             ON CONFLICT ON CONSTRAINT {uq} DO NOTHING \
+             RETURNING id, started_at, stale_after",
+            uq = quote(&names.unique),
+        ));
+
+        // The guards are machine::retry_eligible and machine::steal_eligible.
+        // The CTE locks the rows that pass them (FOR UPDATE re-checks the
+        // guards against the newest version if a concurrent writer got
+        // there first) and remembers the status they had, which tells a
+        // retry from a takeover; RETURNING could only see the new status.
+        let reclaim = text(format!(
+            "WITH c AS ( \
+                SELECT e.id, e.status AS old_status, k.token, k.ord \
+                FROM unnest($6::text[], $7::text[], $8::timestamptz[], $9::uuid[]) \
+                     WITH ORDINALITY AS k(scope_kind, scope_id, plan_time, token, ord) \
+                JOIN {t} e ON e.job_name = $2 AND e.scope_kind = k.scope_kind \
+                          AND e.scope_id = k.scope_id AND e.plan_time = k.plan_time \
+                WHERE e.attempt < e.max_attempts \
+                  AND ((e.status = 'FAILED' \
+                        AND (e.next_retry_at IS NULL OR e.next_retry_at <= {now}) \
+                        AND ($5 OR e.error_code IS DISTINCT FROM 'stale_timeout')) \
+                    OR (e.status = 'RUNNING' AND $5 AND e.stale_after < {now})) \
+                FOR UPDATE OF e \
+             ) \
+             UPDATE {t} e SET status = 'RUNNING', attempt = e.attempt + 1, runner_id = $3, \
+                lease_token = c.token, heartbeat_at = {now}, stale_after = {now} + $4::interval, \
+                started_at = {now}, finished_at = NULL, duration_ms = NULL, next_retry_at = NULL, \
+                error_code = NULL, error_msg = NULL, updated_at = {now} \
+             FROM c WHERE e.id = c.id \
+             RETURNING c.ord, c.old_status, e.id, e.lease_token, e.attempt, e.max_attempts, \
+                       e.started_at, e.stale_after"
+        ));
+
+        let guard = "id = $2 AND lease_token = $3 AND status = 'RUNNING'";
+        let heartbeat = text(format!(
+            "UPDATE {t} SET heartbeat_at = {now}, stale_after = {now} + $4::interval, \
+                updated_at = {now} \
+             WHERE {guard} RETURNING stale_after"
+        ));
+        let finish_success = text(format!(
+            "UPDATE {t} SET status = 'SUCCESS', finished_at = {now}, duration_ms = $4, \
+                rows_affected = $5, result = $6, next_retry_at = NULL, error_code = NULL, \
+                error_msg = NULL, updated_at = {now} \
+             WHERE {guard}"
+        ));
+        // A failure keeps rows_affected and result as they are, like
+        // machine::finish; the retry time exists only while attempts remain.
+        let finish_failure = text(format!(
+            "UPDATE {t} SET status = 'FAILED', finished_at = {now}, duration_ms = $4, \
+                next_retry_at = CASE WHEN attempt < max_attempts \
+                                     THEN {now} + $7::interval END, \
+                error_code = $5, error_msg = $6, updated_at = {now} \
+             WHERE {guard}"
+        ));
+        let sweep = text(format!(
+            "UPDATE {t} SET status = 'FAILED', finished_at = {now}, next_retry_at = NULL, \
+                error_code = 'stale_timeout', error_msg = $3, updated_at = {now} \
+             WHERE job_name = $2 AND status = 'RUNNING' AND stale_after < {now}"
+        ));
+
+        // SPEC §10's planner trap: this shape (unnest of the client's arrays,
+        // a LIMIT 1 lateral probe of the unique index per scope) stays fast
+        // on a freshly filled table that has no statistics yet.
+        let latest = text(format!(
+            "SELECT k.ord, e.plan_time, e.status, e.attempt, e.max_attempts, e.next_retry_at, \
+                    e.error_code \
+             FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(scope_kind, scope_id, ord) \
+             CROSS JOIN LATERAL ( \
+                SELECT x.plan_time, x.status, x.attempt, x.max_attempts, x.next_retry_at, \
+                       x.error_code \
+                FROM {t} x \
+                WHERE x.job_name = $1 AND x.scope_kind = k.scope_kind \
+                  AND x.scope_id = k.scope_id \
+                ORDER BY x.plan_time DESC LIMIT 1 \
+             ) e"
+        ));
+
+        // Byte order ("C") for the scope tie-break, as the memory store sorts
+        // Rust strings, whatever the database's collation.
+        let retry_due = text(format!(
+            "SELECT scope_kind, scope_id, plan_time FROM {t} \
+             WHERE job_name = $2 AND status = 'FAILED' AND plan_time >= $3 \
+               AND attempt < max_attempts \
+               AND (next_retry_at IS NULL OR next_retry_at <= {now}) \
+               AND ($4 OR error_code IS DISTINCT FROM 'stale_timeout') \
+             ORDER BY plan_time, scope_kind COLLATE \"C\", scope_id COLLATE \"C\" \
+             LIMIT $5"
+        ));
+
+        Ok(Sql {
+            now: text(format!("SELECT {now}")),
+            insert_fresh,
+            reclaim,
+            heartbeat,
+            finish_success,
+            finish_failure,
+            sweep,
+            latest,
+            retry_due,
+            get: text(format!("SELECT {COLUMNS} FROM {t} WHERE id = $1")),
+            select_all: format!("SELECT {COLUMNS} FROM {t}"),
+            table_display: t,
+            schema: schema.map(str::to_owned),
+            table: table.to_owned(),
+            names,
+        })
+    }
+
+    fn qualified(&self, name: &str) -> String {
+        match &self.schema {
+            Some(s) => format!("{}.{}", quote(s), quote(name)),
+            None => quote(name),
+        }
+    }
+
+    /// Migration 1: the seed's table, constraints and indexes, verbatim but
+    /// for the names of a non-default table.
+    fn migration_1(&self) -> String {
+        let t = &self.table_display;
+        let n = &self.names;
+        format!(
+            "CREATE TABLE IF NOT EXISTS {t} (\n\
+             id             UUID        PRIMARY KEY DEFAULT gen_random_uuid(),\n\
+             job_name       TEXT        NOT NULL,\n\
+             scope_kind     TEXT        NOT NULL DEFAULT 'global',\n\
+             scope_id       TEXT        NOT NULL DEFAULT 'global',\n\
+             plan_time      TIMESTAMPTZ NOT NULL,\n\
+             status         TEXT        NOT NULL,\n\
+             attempt        INTEGER     NOT NULL DEFAULT 1,\n\
+             max_attempts   INTEGER     NOT NULL DEFAULT 3,\n\
+             next_retry_at  TIMESTAMPTZ,\n\
+             runner_id      TEXT,\n\
+             lease_token    UUID        NOT NULL DEFAULT gen_random_uuid(),\n\
+             heartbeat_at   TIMESTAMPTZ,\n\
+             stale_after    TIMESTAMPTZ,\n\
+             started_at     TIMESTAMPTZ,\n\
+             finished_at    TIMESTAMPTZ,\n\
+             duration_ms    INTEGER,\n\
+             rows_affected  BIGINT,\n\
+             result         JSONB       NOT NULL DEFAULT '{{}}'::jsonb,\n\
+             error_code     TEXT,\n\
+             error_msg      TEXT,\n\
+             created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),\n\
+             updated_at     TIMESTAMPTZ NOT NULL DEFAULT now(),\n\
+             CONSTRAINT {chk_status} CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED')),\n\
+             CONSTRAINT {chk_attempt} CHECK (attempt >= 1 AND max_attempts >= attempt),\n\
+             CONSTRAINT {chk_duration} CHECK (duration_ms IS NULL OR duration_ms >= 0),\n\
+             CONSTRAINT {uq} UNIQUE (job_name, scope_kind, scope_id, plan_time)\n\
+             );\n\
+             CREATE INDEX IF NOT EXISTS {running} ON {t} (stale_after) WHERE status = 'RUNNING';\n\
+             CREATE INDEX IF NOT EXISTS {failed} ON {t} (job_name, plan_time DESC) \
+             WHERE status = 'FAILED';\n\
+             CREATE INDEX IF NOT EXISTS {finished} ON {t} (finished_at) \
+             WHERE status IN ('SUCCESS', 'FAILED');\n",
+            chk_status = quote(&n.chk_status),
+            chk_attempt = quote(&n.chk_attempt),
+            chk_duration = quote(&n.chk_duration),
+            uq = quote(&n.unique),
+            running = quote(&n.idx_running_stale),
+            failed = quote(&n.idx_failed_recent),
+            finished = quote(&n.idx_finished),
+        )
+    }
+
+    /// Brings the table to [`SCHEMA_VERSION`] in one transaction under the
+    /// migration advisory lock, so concurrent replicas run it once.
+    pub(crate) async fn migrate(&self, pool: &PgPool) -> Result<(), StoreError> {
+        let err = backend("migrate");
+        let mut tx = pool.begin().await.map_err(err)?;
+        sqlx_core::query::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        if let Some(schema) = &self.schema {
+            // Checked first: CREATE SCHEMA IF NOT EXISTS demands the
+            // database's CREATE privilege even when the schema exists.
+            let exists: bool = sqlx_core::query_scalar::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            )
+            .bind(schema)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+            if !exists {
+                raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {}", quote(schema))))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        let migrations = self.qualified(MIGRATIONS_TABLE);
+        raw_sql(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {migrations} (\
+                table_name  TEXT        NOT NULL, \
+                version     BIGINT      NOT NULL, \
+                description TEXT        NOT NULL, \
+                applied_at  TIMESTAMPTZ NOT NULL DEFAULT now(), \
+                PRIMARY KEY (table_name, version))"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let found: Option<i64> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(format!(
+            "SELECT max(version) FROM {migrations} WHERE table_name = $1"
+        )))
+        .bind(&self.table)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        let found = found.unwrap_or(0);
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let steps = [(
+            1,
+            "executions table, constraints and indexes",
+            self.migration_1(),
+        )];
+        for (version, description, sql) in steps {
+            if version <= found {
+                continue;
+            }
+            raw_sql(AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            sqlx_core::query::query(AssertSqlSafe(format!(
+                "INSERT INTO {migrations} (table_name, version, description) VALUES ($1, $2, $3)"
+            )))
+            .bind(&self.table)
+            .bind(version)
+            .bind(description)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_validated() {
+        for ok in ["a", "_", "sys_cron_executions", "A1_b2", &"x".repeat(63)] {
+            assert!(validate_identifier("table", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "a-b",
+            "a b",
+            "a\"b",
+            "a;drop",
+            "ü",
+            "a\0",
+            &"x".repeat(64),
+        ] {
+            let err = validate_identifier("table", bad).unwrap_err();
+            assert!(matches!(err, StoreError::InvalidInput(_)), "{bad:?}");
+        }
+        assert!(Sql::new(None, MIGRATIONS_TABLE).is_err());
+        assert!(Sql::new(Some("bad schema"), "t").is_err());
+    }
+
+    #[test]
+    fn default_table_keeps_the_seeds_names_and_others_derive_unique_ones() {
+        let seed = ObjectNames::for_table(DEFAULT_TABLE);
+        assert_eq!(seed.unique, "uq_sys_cron_execution");
+        assert_eq!(seed.idx_finished, "idx_sys_cron_exec_finished");
+        let other = ObjectNames::for_table("jobs");
+        assert_eq!(other.unique, "jobs_uq_execution");
+        assert_eq!(other.idx_running_stale, "jobs_running_stale");
+
+        let long_a = format!("{}a", "t".repeat(62));
+        let long_b = format!("{}b", "t".repeat(62));
+        let (a, b) = (
+            ObjectNames::for_table(&long_a),
+            ObjectNames::for_table(&long_b),
+        );
+        for name in [&a.unique, &a.idx_failed_recent, &a.chk_duration] {
+            assert!(name.len() <= MAX_IDENT_BYTES, "{name}");
+        }
+        assert_ne!(
+            a.unique, b.unique,
+            "names differing only past the cut stay distinct"
+        );
+        assert!(a.unique.ends_with("_uq_execution"));
+    }
+
+    #[test]
+    fn names_are_quoted_and_qualified() {
+        let sql = Sql::new(Some("Sched"), "user").unwrap();
+        assert_eq!(sql.table_display, "\"Sched\".\"user\"");
+        assert!(sql.get.contains("FROM \"Sched\".\"user\" WHERE id = $1"));
+        assert_eq!(
+            Sql::new(None, DEFAULT_TABLE).unwrap().table_display,
+            "\"sys_cron_executions\""
+        );
+    }
+}

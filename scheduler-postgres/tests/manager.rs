@@ -1,0 +1,449 @@
+//! The manager on PostgreSQL: replicas with separate pools racing, store
+//! time against the process clock, and recovery from killed connections.
+//!
+//! Store time is moved with the stores' shared [`TimeOffset`], never by
+//! sleeping. Each test first moves store time to the middle of a cadence
+//! bucket, so the real seconds a test takes never cross a plan boundary and
+//! the expected plans are exact.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scheduler_core::machine::MAX_ERROR_MSG_BYTES;
+use scheduler_core::plan::floor;
+use scheduler_core::{
+    CatchUpMode, Execution, ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager,
+    ManagerOptions, RunContext, Scope, Scopes, Status, StoreError, TickReport, TimeControl,
+};
+use scheduler_postgres::{PgLeaseStore, TimeOffset};
+use sqlx_core::query_scalar::query_scalar;
+use sqlx_core::sql_str::AssertSqlSafe;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use common::{test_db, TestDb};
+
+const CADENCE: Duration = Duration::from_secs(60);
+
+/// How often the handler ran for each (scope, plan time).
+type Runs = Arc<Mutex<HashMap<(Scope, OffsetDateTime), u32>>>;
+
+fn scopes(n: usize) -> Vec<Scope> {
+    (0..n)
+        .map(|i| Scope::new("tenant", format!("t{i:02}")))
+        .collect()
+}
+
+/// An every-plan job over `scopes` whose handler counts its runs.
+fn counting_job(name: &str, scopes: Vec<Scope>, runs: &Runs) -> JobSpec {
+    let runs = runs.clone();
+    JobSpec::new(name, Scopes::fixed(scopes), move |ctx: RunContext| {
+        let runs = runs.clone();
+        async move {
+            *runs
+                .lock()
+                .unwrap()
+                .entry((ctx.scope().clone(), ctx.plan_time()))
+                .or_default() += 1;
+            Ok(JobOutput::rows(1))
+        }
+    })
+    .cadence(CADENCE)
+    .catch_up(CatchUpMode::EveryPlan)
+    .catch_up_window(CADENCE * 30)
+    .max_plans_per_tick(5)
+}
+
+fn manager(store: &PgLeaseStore, runner: &str) -> Manager {
+    Manager::new(
+        Arc::new(store.clone()),
+        ManagerOptions {
+            runner_id: runner.to_owned(),
+            tick_interval: Duration::from_secs(1),
+            max_concurrency: 200,
+            shutdown_grace: Duration::from_secs(1),
+        },
+    )
+}
+
+/// Replicas: stores on pools of their own, named `<name><i>`, sharing one
+/// store-time offset.
+async fn replicas(db: &TestDb, name: &str, n: usize, offset: &TimeOffset) -> Vec<PgLeaseStore> {
+    let mut stores = Vec::new();
+    for i in 0..n {
+        let store = db.store(&format!("{name}{i}")).await;
+        stores.push(store.with_time_offset(offset.clone()));
+    }
+    stores
+}
+
+/// Moves store time to the middle of the next cadence bucket; returns that
+/// bucket's plan time.
+async fn to_mid_bucket(store: &PgLeaseStore, offset: &TimeOffset) -> OffsetDateTime {
+    let now = store.now().await.unwrap();
+    let target = floor(now, CADENCE) + CADENCE + CADENCE / 2;
+    offset.advance((target - now).try_into().unwrap());
+    floor(target, CADENCE)
+}
+
+async fn rows_of(store: &PgLeaseStore, job: &str) -> Vec<Execution> {
+    store
+        .list_executions(&ExecutionFilter {
+            job_name: Some(job.to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// Every scope has exactly the plans `plans`, each SUCCESS at attempt 1,
+/// and the handler ran exactly once for each.
+fn assert_each_plan_ran_once(
+    rows: &[Execution],
+    runs: &Runs,
+    scopes: &[Scope],
+    plans: &[OffsetDateTime],
+) {
+    assert_eq!(
+        rows.len(),
+        scopes.len() * plans.len(),
+        "one row per (scope, plan)"
+    );
+    for row in rows {
+        assert_eq!(
+            (row.status, row.attempt),
+            (Status::Success, 1),
+            "{} {}",
+            row.scope,
+            row.plan_time
+        );
+    }
+    let runs = runs.lock().unwrap();
+    assert_eq!(
+        runs.len(),
+        rows.len(),
+        "the handler ran for exactly the stored plans"
+    );
+    for scope in scopes {
+        for plan in plans {
+            assert_eq!(
+                runs.get(&(scope.clone(), *plan)),
+                Some(&1),
+                "{scope} at {plan}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_race_and_every_plan_runs_once() {
+    let Some(db) = test_db().await else { return };
+    let offset = TimeOffset::new();
+    let stores = replicas(&db, "replica", 3, &offset).await;
+    let scopes = scopes(50);
+    let runs = Runs::default();
+    let managers: Vec<Manager> = stores
+        .iter()
+        .enumerate()
+        .map(|(i, store)| {
+            let m = manager(store, &format!("replica-{i}"));
+            m.register(counting_job("fleet", scopes.clone(), &runs))
+                .unwrap();
+            m
+        })
+        .collect();
+
+    let first = to_mid_bucket(&stores[0], &offset).await;
+    let rounds = 4;
+    let mut total = TickReport::default();
+    for round in 0..rounds {
+        if round > 0 {
+            offset.advance(CADENCE);
+        }
+        let ticks = managers.iter().map(|m| m.run_once());
+        for report in futures::future::join_all(ticks).await {
+            assert_eq!((report.errors, report.failed), (0, 0), "{report:?}");
+            total += report;
+        }
+    }
+    let plans: Vec<OffsetDateTime> = (0..rounds).map(|r| first + CADENCE * r).collect();
+    let rows = rows_of(&stores[0], "fleet").await;
+    assert_each_plan_ran_once(&rows, &runs, &scopes, &plans);
+    assert_eq!((total.claimed, total.succeeded), (200, 200), "{total:?}");
+    let mut by_runner: HashMap<String, usize> = HashMap::new();
+    for row in &rows {
+        *by_runner.entry(row.runner_id.clone().unwrap()).or_default() += 1;
+    }
+    eprintln!("executions per replica: {by_runner:?}");
+    drop((managers, stores));
+    db.drop_schema().await;
+}
+
+/// Records the store times a manager reads.
+#[derive(Debug)]
+struct Recording {
+    inner: PgLeaseStore,
+    nows: Mutex<Vec<OffsetDateTime>>,
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for Recording {
+    async fn now(&self) -> Result<OffsetDateTime, StoreError> {
+        let now = self.inner.now().await?;
+        self.nows.lock().unwrap().push(now);
+        Ok(now)
+    }
+    async fn claim(
+        &self,
+        request: &scheduler_core::ClaimRequest<'_>,
+    ) -> Result<Vec<scheduler_core::ClaimOutcome>, StoreError> {
+        self.inner.claim(request).await
+    }
+    async fn heartbeat(
+        &self,
+        lease: &scheduler_core::Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, StoreError> {
+        self.inner.heartbeat(lease, stale_timeout).await
+    }
+    async fn finish(
+        &self,
+        lease: &scheduler_core::Lease,
+        finish: &scheduler_core::Finish,
+    ) -> Result<(), StoreError> {
+        self.inner.finish(lease, finish).await
+    }
+    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+        self.inner.sweep_stale(job_name).await
+    }
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<scheduler_core::LatestExecution>>, StoreError> {
+        self.inner.latest_executions(job_name, scopes).await
+    }
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit: usize,
+    ) -> Result<Vec<scheduler_core::RetryDue>, StoreError> {
+        self.inner
+            .retry_due(job_name, since, allow_stale_reentry, limit)
+            .await
+    }
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        self.inner.get_execution(id).await
+    }
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.inner.list_executions(filter).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_follow_store_time_not_the_process_clock() {
+    let Some(db) = test_db().await else { return };
+    // Store time runs 5 h ahead of this process's clock: to the store, the
+    // process clock is hours off, as a replica's clock with a broken NTP.
+    let offset = TimeOffset::new();
+    offset.advance(Duration::from_secs(5 * 3600));
+    let stores = replicas(&db, "skewed", 2, &offset).await;
+    to_mid_bucket(&stores[0], &offset).await;
+    let runs = Runs::default();
+    let recording = Arc::new(Recording {
+        inner: stores[0].clone(),
+        nows: Mutex::new(Vec::new()),
+    });
+    let skewed = Manager::new(
+        recording.clone(),
+        ManagerOptions {
+            runner_id: "skewed".into(),
+            ..Default::default()
+        },
+    );
+    let job = |runs: &Runs| {
+        counting_job("clock", vec![Scope::global()], runs).catch_up(CatchUpMode::LatestOnly)
+    };
+    skewed.register(job(&runs)).unwrap();
+    let report = skewed.run_once().await;
+    assert_eq!(report.succeeded, 1, "{report:?}");
+
+    let store_now = recording.nows.lock().unwrap()[0];
+    let process_now = OffsetDateTime::now_utc();
+    let rows = rows_of(&stores[0], "clock").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].plan_time,
+        floor(store_now, CADENCE),
+        "planned on store time"
+    );
+    let skew = rows[0].plan_time - floor(process_now, CADENCE);
+    assert!(
+        skew >= time::Duration::hours(5) - time::Duration::minutes(2),
+        "{skew}"
+    );
+
+    // A second replica on another pool computes the same plan: it conflicts.
+    let other = manager(&stores[1], "other");
+    other.register(job(&runs)).unwrap();
+    let report = other.run_once().await;
+    assert_eq!((report.claimed, report.conflicted), (0, 1), "{report:?}");
+    assert_eq!(rows_of(&stores[0], "clock").await.len(), 1);
+    drop((skewed, other, recording, stores));
+    db.drop_schema().await;
+}
+
+/// Whether a connection of the store named `name` is waiting on a lock.
+async fn blocked(db: &TestDb, name: &str) -> bool {
+    let waiting: i64 = query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE application_name = $1 AND wait_event_type = 'Lock'",
+    )
+    .bind(db.application_name(name))
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    waiting > 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connections_mid_tick_are_survived_and_missed_plans_run_once() {
+    let Some(db) = test_db().await else { return };
+    let offset = TimeOffset::new();
+    let stores = replicas(&db, "node", 2, &offset).await;
+    let scopes = scopes(10);
+    let runs = Runs::default();
+    let managers: Vec<Manager> = stores
+        .iter()
+        .enumerate()
+        .map(|(i, store)| {
+            let m = manager(store, &format!("node-{i}"));
+            m.register(counting_job("outage", scopes.clone(), &runs))
+                .unwrap();
+            m
+        })
+        .collect();
+    let first = to_mid_bucket(&stores[0], &offset).await;
+    for report in futures::future::join_all(managers.iter().map(|m| m.run_once())).await {
+        assert_eq!(report.errors, 0, "{report:?}");
+    }
+
+    // The next plan falls due while node0's writes hang on a table lock;
+    // every statement of node0 that waits gets its connection killed.
+    offset.advance(CADENCE);
+    let mut blocker = db.admin.begin().await.unwrap();
+    sqlx_core::raw_sql::raw_sql(AssertSqlSafe(format!(
+        "LOCK TABLE {} IN SHARE MODE",
+        db.table()
+    )))
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    let tick = tokio::spawn({
+        let node0 = managers[0].clone();
+        async move { node0.run_once().await }
+    });
+    // Counts kill rounds: a terminated backend may still show as waiting
+    // for a moment, and is then simply terminated again.
+    let mut kills = 0;
+    while !tick.is_finished() {
+        if blocked(&db, "node0").await {
+            db.terminate("node0").await;
+            kills += 1;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    let outage = tick.await.unwrap();
+    blocker.rollback().await.unwrap();
+    eprintln!("outage tick: {kills} kill rounds; {outage:?}");
+    assert!(
+        outage.errors >= 2,
+        "the sweep and the claim were both cut off: {outage:?}"
+    );
+    assert_eq!((outage.claimed, outage.succeeded), (0, 0), "{outage:?}");
+    assert!(
+        runs.lock().unwrap().keys().all(|(_, plan)| *plan == first),
+        "nothing of the failed claim ran"
+    );
+
+    // Same managers, no restart: the missed plan and the next one run once.
+    offset.advance(CADENCE);
+    let mut recovered = TickReport::default();
+    for report in futures::future::join_all(managers.iter().map(|m| m.run_once())).await {
+        assert_eq!(report.errors, 0, "{report:?}");
+        recovered += report;
+    }
+    assert_eq!(
+        (recovered.claimed, recovered.succeeded),
+        (20, 20),
+        "{recovered:?}"
+    );
+    let plans = [first, first + CADENCE, first + CADENCE * 2];
+    assert_each_plan_ran_once(&rows_of(&stores[0], "outage").await, &runs, &scopes, &plans);
+    drop((managers, stores));
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_handler_error_text_ends_in_a_failed_row() {
+    let Some(db) = test_db().await else { return };
+    let store = db.store("hostile").await;
+    let text: String = (0..10_000)
+        .map(|i| ['é', '語', '🦀'][i % 3])
+        .flat_map(|c| [c, '\0'])
+        .collect();
+    let m = manager(&store, "hostile");
+    let message = format!("\0bad input\0: {text}");
+    m.register(
+        JobSpec::new("hostile", Scopes::global(), move |_ctx| {
+            let message = message.clone();
+            async move { Err(message.into()) }
+        })
+        .cadence(CADENCE),
+    )
+    .unwrap();
+    let report = m.run_once().await;
+    assert_eq!(
+        (report.claimed, report.failed, report.errors),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let rows = rows_of(&store, "hostile").await;
+    let row = &rows[0];
+    assert_eq!(
+        (row.status, row.error_code.as_deref()),
+        (Status::Failed, Some("handler_error"))
+    );
+    let stored = row.error_msg.as_deref().unwrap();
+    assert!(stored.len() <= MAX_ERROR_MSG_BYTES && stored.len() > MAX_ERROR_MSG_BYTES - 4);
+    assert!(!stored.contains('\0'));
+    let clean = format!("bad input: {text}").replace('\0', "");
+    assert!(
+        clean.starts_with(stored),
+        "a clean prefix of the handler's text"
+    );
+    let bytes: i32 = query_scalar(AssertSqlSafe(format!(
+        "SELECT octet_length(error_msg) FROM {} WHERE id = $1",
+        db.table()
+    )))
+    .bind(row.id)
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        bytes as usize,
+        stored.len(),
+        "stored as valid UTF-8 text, byte for byte"
+    );
+    drop((m, store));
+    db.drop_schema().await;
+}

@@ -1,0 +1,537 @@
+//! Store-level guarantees on a real server beyond the shared suite: races on
+//! separate connections, adoption of the seed's table, migrations, hostile
+//! error text and connection loss.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scheduler_core::conformance::{self, Harness};
+use scheduler_core::machine::MAX_ERROR_MSG_BYTES;
+use scheduler_core::plan::floor;
+use scheduler_core::{
+    ClaimOutcome, ClaimRequest, ErrorCode, Finish, Lease, LeaseStore, PlanKey, Scope, Status,
+    StoreError, TimeControl,
+};
+use scheduler_postgres::{
+    PgLeaseStore, PgStoreOptions, TimeOffset, MIGRATIONS_TABLE, SCHEMA_VERSION,
+};
+use sqlx_core::query_scalar::query_scalar;
+use sqlx_core::raw_sql::raw_sql;
+use sqlx_core::row::Row;
+use sqlx_core::sql_str::AssertSqlSafe;
+use sqlx_postgres::PgPool;
+use tokio::sync::Barrier;
+
+use common::{harness_on, test_db, TestDb, SEED_SQL};
+
+const STALE: Duration = Duration::from_secs(60);
+
+fn request<'a>(job: &'a str, runner: &'a str, keys: &'a [PlanKey]) -> ClaimRequest<'a> {
+    ClaimRequest {
+        job_name: job,
+        runner_id: runner,
+        max_attempts: 3,
+        stale_timeout: STALE,
+        allow_stale_reentry: true,
+        keys,
+    }
+}
+
+async fn key_now(store: &dyn LeaseStore, scope: Scope) -> PlanKey {
+    let now = store.now().await.unwrap();
+    PlanKey {
+        scope,
+        plan_time: floor(now, Duration::from_secs(60)),
+    }
+}
+
+/// Claims `key` from every store at once (each on its own connection);
+/// returns each runner's outcome.
+async fn race(stores: &[PgLeaseStore], key: &[PlanKey]) -> Vec<(String, ClaimOutcome)> {
+    let barrier = Arc::new(Barrier::new(stores.len()));
+    let claims = stores.iter().enumerate().map(|(i, store)| {
+        let (barrier, key, store) = (barrier.clone(), key.to_vec(), store.clone());
+        tokio::spawn(async move {
+            let runner = format!("runner-{i}");
+            barrier.wait().await;
+            let outcome = store.claim(&request("race", &runner, &key)).await.unwrap();
+            (runner, outcome.into_iter().next().unwrap())
+        })
+    });
+    futures::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap())
+        .collect()
+}
+
+/// The one runner whose outcome is `Some`, and its lease; all others must
+/// have conflicted.
+fn one_winner(
+    outcomes: &[(String, ClaimOutcome)],
+    won: impl Fn(&ClaimOutcome) -> bool,
+) -> (String, Lease) {
+    let winners: Vec<&(String, ClaimOutcome)> = outcomes.iter().filter(|(_, o)| won(o)).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let losers = outcomes
+        .iter()
+        .filter(|(_, o)| *o == ClaimOutcome::Conflicted);
+    assert_eq!(losers.count(), outcomes.len() - 1, "{outcomes:?}");
+    (winners[0].0.clone(), winners[0].1.lease().unwrap().clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_claimers_on_separate_connections_have_one_winner() {
+    let Some(db) = test_db().await else { return };
+    let offset = TimeOffset::new();
+    let mut stores = Vec::new();
+    for i in 0..16 {
+        let options = db.options(&format!("claimer-{i}"), 1);
+        let store = PgLeaseStore::connect_with(&db.url, &options).await.unwrap();
+        stores.push(store.with_time_offset(offset.clone()));
+    }
+    let key = [key_now(&stores[0], Scope::global()).await];
+    let row = |db: &TestDb| {
+        let sql = format!("SELECT runner_id, status, attempt FROM {}", db.table());
+        let admin = db.admin.clone();
+        async move {
+            let rows = sqlx_core::query::query(AssertSqlSafe(sql))
+                .fetch_all(&admin)
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 1, "one row for the plan");
+            let r = &rows[0];
+            (
+                r.get::<String, _>(0),
+                r.get::<String, _>(1),
+                r.get::<i32, _>(2),
+            )
+        }
+    };
+
+    // The INSERT branch.
+    let outcomes = race(&stores, &key).await;
+    let (winner, lease) = one_winner(&outcomes, |o| matches!(o, ClaimOutcome::Won(_)));
+    assert_eq!(row(&db).await, (winner, "RUNNING".into(), 1));
+
+    // The UPDATE branch: a stale lease is taken over once...
+    offset.advance(STALE + Duration::from_secs(1));
+    let outcomes = race(&stores, &key).await;
+    let (winner, stolen) = one_winner(&outcomes, |o| matches!(o, ClaimOutcome::Stolen(_)));
+    assert_eq!((stolen.id, stolen.attempt), (lease.id, 2));
+    assert_eq!(row(&db).await, (winner, "RUNNING".into(), 2));
+
+    // ...and a failed run is retried once.
+    let failure = Finish::failure(Duration::ZERO, ErrorCode::HandlerError, "x", Duration::ZERO);
+    stores[0].finish(&stolen, &failure).await.unwrap();
+    let outcomes = race(&stores, &key).await;
+    let (winner, retried) = one_winner(&outcomes, |o| matches!(o, ClaimOutcome::Retried(_)));
+    assert_eq!((retried.id, retried.attempt), (lease.id, 3));
+    assert_eq!(row(&db).await, (winner, "RUNNING".into(), 3));
+    drop(stores);
+    db.drop_schema().await;
+}
+
+/// Columns, constraints, indexes and the table's storage of
+/// `schema.sys_cron_executions`, with the schema's name written as `<s>`.
+async fn shape(admin: &PgPool, schema: &str) -> Vec<String> {
+    let table = format!("\"{schema}\".sys_cron_executions");
+    let mut shape: Vec<String> = Vec::new();
+    let columns = sqlx_core::query::query(
+        "SELECT ordinal_position, column_name::text, data_type::text, is_nullable::text, \
+                coalesce(column_default::text, '') AS column_default \
+         FROM information_schema.columns \
+         WHERE table_schema = $1 AND table_name = 'sys_cron_executions' \
+         ORDER BY ordinal_position",
+    )
+    .bind(schema)
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    for c in &columns {
+        shape.push(format!(
+            "column {} {} {} null={} default={}",
+            c.get::<i32, _>(0),
+            c.get::<String, _>(1),
+            c.get::<String, _>(2),
+            c.get::<String, _>(3),
+            c.get::<String, _>(4)
+        ));
+    }
+    let constraints: Vec<(String, String)> = sqlx_core::query_as::query_as(AssertSqlSafe(format!(
+        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE conrelid = '{table}'::regclass ORDER BY conname"
+    )))
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    shape.extend(
+        constraints
+            .iter()
+            .map(|(n, d)| format!("constraint {n} {d}")),
+    );
+    let indexes: Vec<(String, String)> = sqlx_core::query_as::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes \
+         WHERE schemaname = $1 AND tablename = 'sys_cron_executions' ORDER BY indexname",
+    )
+    .bind(schema)
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    shape.extend(indexes.iter().map(|(n, d)| format!("index {n} {d}")));
+    shape
+        .into_iter()
+        .map(|line| line.replace(schema, "<s>"))
+        .collect()
+}
+
+/// The table's storage file: a rewrite (ALTER TABLE ... TYPE, say) changes it.
+async fn relfilenode(admin: &PgPool, schema: &str) -> i64 {
+    query_scalar(AssertSqlSafe(format!(
+        "SELECT relfilenode::bigint FROM pg_class \
+         WHERE oid = '\"{schema}\".sys_cron_executions'::regclass"
+    )))
+    .fetch_one(admin)
+    .await
+    .unwrap()
+}
+
+/// Runs the seed's own migration inside the test schema.
+async fn create_seed_table(db: &TestDb) {
+    let mut tx = db.admin.begin().await.unwrap();
+    raw_sql(AssertSqlSafe(format!(
+        "SET LOCAL search_path TO \"{}\"",
+        db.schema
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    raw_sql(SEED_SQL).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[test]
+fn the_seed_fixture_is_the_shared_seed_migration() {
+    let shared = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/bench/executions.sql"
+    );
+    match std::fs::read_to_string(shared) {
+        Ok(text) => assert_eq!(text, SEED_SQL, "tests/fixtures is out of date"),
+        Err(e) => eprintln!("note: {shared} not readable ({e}); using the fixture as is"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
+    let Some(db) = test_db().await else { return };
+    create_seed_table(&db).await;
+    let before = shape(&db.admin, &db.schema).await;
+    let storage = relfilenode(&db.admin, &db.schema).await;
+    assert!(
+        before.len() > 22 + 5,
+        "columns, constraints and indexes: {before:#?}"
+    );
+
+    // connect migrates once; migrate again by hand.
+    let store = db.store("adopt").await;
+    store.migrate().await.unwrap();
+    assert_eq!(
+        shape(&db.admin, &db.schema).await,
+        before,
+        "adoption is a no-op"
+    );
+    assert_eq!(
+        relfilenode(&db.admin, &db.schema).await,
+        storage,
+        "no rewrite"
+    );
+    let versions: Vec<i64> = query_scalar(AssertSqlSafe(format!(
+        "SELECT version FROM \"{}\".{MIGRATIONS_TABLE} WHERE table_name = 'sys_cron_executions'",
+        db.schema
+    )))
+    .fetch_all(&db.admin)
+    .await
+    .unwrap();
+    assert_eq!(versions, vec![SCHEMA_VERSION]);
+
+    let h = harness_on(store);
+    conformance::concurrent_claimers_have_one_winner(&h, 8).await;
+    conformance::batch_claim_returns_outcomes_in_order(&h).await;
+    conformance::stolen_lease_is_fenced(&h).await;
+    conformance::swept_lease_is_fenced(&h).await;
+    conformance::heartbeat_extends_the_lease(&h).await;
+    conformance::sweep_closes_only_stale_running_rows_of_the_job(&h).await;
+    conformance::retry_waits_for_next_retry_at(&h).await;
+    conformance::non_reentrant_stale_row_is_not_retried(&h).await;
+    conformance::attempts_never_exceed_max(&h).await;
+    conformance::success_is_final(&h).await;
+    conformance::ids_are_v7_and_tokens_v4(&h).await;
+    conformance::plan_times_round_trip_at_microseconds(&h).await;
+    conformance::latest_executions_view(&h).await;
+    conformance::retry_due_lists_older_failed_plans(&h).await;
+    conformance::error_messages_are_stored_safely(&h).await;
+    conformance::oversized_result_still_succeeds(&h).await;
+    conformance::hostile_names_are_stored_or_refused_cleanly(&h).await;
+    conformance::audit_reads_filter_and_order(&h).await;
+    conformance::store_time_is_utc_micros_and_controllable(&h).await;
+    drop(h);
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_migration_builds_exactly_the_seeds_table() {
+    let Some(seeded) = test_db().await else {
+        return;
+    };
+    let Some(fresh) = test_db().await else { return };
+    create_seed_table(&seeded).await;
+    // Replicas starting together: the advisory lock lets one migrate.
+    let connects = (0..4).map(|i| {
+        let (url, options) = (fresh.url.clone(), fresh.options(&format!("m{i}"), 1));
+        async move { PgLeaseStore::connect_with(&url, &options).await }
+    });
+    for connected in futures::future::join_all(connects).await {
+        connected.expect("concurrent migrations all succeed");
+    }
+    assert_eq!(
+        shape(&fresh.admin, &fresh.schema).await,
+        shape(&seeded.admin, &seeded.schema).await
+    );
+    let recorded: i64 = query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{}\".{MIGRATIONS_TABLE}",
+        fresh.schema
+    )))
+    .fetch_one(&fresh.admin)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 1, "version 1 recorded once");
+    seeded.drop_schema().await;
+    fresh.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused_and_left_alone() {
+    let Some(db) = test_db().await else { return };
+    let store = db.store("too-new").await;
+    raw_sql(AssertSqlSafe(format!(
+        "INSERT INTO \"{}\".{MIGRATIONS_TABLE} (table_name, version, description) \
+         VALUES ('sys_cron_executions', {}, 'from the future')",
+        db.schema,
+        SCHEMA_VERSION + 1
+    )))
+    .execute(&db.admin)
+    .await
+    .unwrap();
+    let err = store.migrate().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found, known }
+            if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+        "{err:?}"
+    );
+    let err = PgLeaseStore::connect_with(&db.url, &db.options("too-new-2", 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err:?}");
+    drop(store);
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_of_any_valid_name_share_a_schema_independently() {
+    let Some(db) = test_db().await else { return };
+    let open = |table: &str| {
+        let options = db.options(table, 2).table(table);
+        let url = db.url.clone();
+        async move { PgLeaseStore::connect_with(&url, &options).await.unwrap() }
+    };
+    // A keyword and a mixed-case name: both are quoted, so both work.
+    let (a, b) = (open("user").await, open("Cron_B").await);
+    assert_eq!(a.qualified_table(), format!("\"{}\".\"user\"", db.schema));
+    let key = [key_now(&a, Scope::global()).await];
+    let won_a = a.claim(&request("job", "r1", &key)).await.unwrap();
+    let won_b = b.claim(&request("job", "r1", &key)).await.unwrap();
+    assert!(matches!(won_a[0], ClaimOutcome::Won(_)));
+    assert!(
+        matches!(won_b[0], ClaimOutcome::Won(_)),
+        "separate tables, separate keys"
+    );
+    let uniques: Vec<String> = query_scalar(
+        "SELECT conname::text FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
+         WHERE n.nspname = $1 AND c.contype = 'u' ORDER BY 1",
+    )
+    .bind(&db.schema)
+    .fetch_all(&db.admin)
+    .await
+    .unwrap();
+    assert_eq!(uniques, vec!["Cron_B_uq_execution", "user_uq_execution"]);
+
+    let bad = PgLeaseStore::connect_with(&db.url, &db.options("bad", 1).table("x; DROP TABLE y"))
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, StoreError::InvalidInput(_)), "{bad:?}");
+    drop((a, b));
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_error_text_ends_in_a_failed_row_with_valid_bounded_text() {
+    let Some(db) = test_db().await else { return };
+    let store = db.store("errors").await;
+    let key = [key_now(&store, Scope::new("tenant", "ü\"'")).await];
+    let lease = store.claim(&request("errors", "r1", &key)).await.unwrap()[0]
+        .lease()
+        .cloned()
+        .unwrap();
+    // 10,000 multi-byte characters of 2, 3 and 4 bytes, NULs between them.
+    let text: String = (0..10_000)
+        .map(|i| ['ü', '語', '😀'][i % 3])
+        .flat_map(|c| [c, '\0'])
+        .collect();
+    let finish = Finish::failure(
+        Duration::from_millis(5),
+        ErrorCode::HandlerError,
+        &format!("\0handler said: {text}"),
+        Duration::from_secs(10),
+    );
+    store.finish(&lease, &finish).await.unwrap();
+
+    let row = sqlx_core::query::query(AssertSqlSafe(format!(
+        "SELECT status, error_code, error_msg, octet_length(error_msg) AS bytes, \
+                position(chr(65533) IN error_msg) AS replacement, \
+                next_retry_at - finished_at AS retry_in \
+         FROM {} WHERE id = $1",
+        db.table()
+    )))
+    .bind(lease.id)
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    assert_eq!(row.get::<String, _>("status"), "FAILED");
+    assert_eq!(row.get::<String, _>("error_code"), "handler_error");
+    let bytes = row.get::<i32, _>("bytes") as usize;
+    assert!(
+        bytes <= MAX_ERROR_MSG_BYTES && bytes > MAX_ERROR_MSG_BYTES - 4,
+        "{bytes}"
+    );
+    assert_eq!(
+        row.get::<i32, _>("replacement"),
+        0,
+        "no character was mangled"
+    );
+    let stored: String = row.get("error_msg");
+    let expected: String = format!("handler said: {text}").replace('\0', "");
+    assert!(
+        expected.starts_with(&stored),
+        "a clean prefix of the NUL-free text"
+    );
+    let retry_in: sqlx_postgres::types::PgInterval = row.get("retry_in");
+    assert_eq!(retry_in.microseconds, 10_000_000);
+    let read_back = store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!(read_back.status, Status::Failed);
+    assert_eq!(read_back.error_msg.as_deref(), Some(stored.as_str()));
+    drop(store);
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connections_fail_the_call_in_flight_and_the_pool_recovers() {
+    let Some(db) = test_db().await else { return };
+    let store = db.store("victim").await;
+    let key = [key_now(&store, Scope::global()).await];
+    let lease = store.claim(&request("loss", "r1", &key)).await.unwrap()[0]
+        .lease()
+        .cloned()
+        .unwrap();
+
+    // Hold the row so the store's heartbeat waits on the server.
+    let mut blocker = db.admin.begin().await.unwrap();
+    sqlx_core::query::query(AssertSqlSafe(format!(
+        "SELECT 1 FROM {} WHERE id = $1 FOR UPDATE",
+        db.table()
+    )))
+    .bind(lease.id)
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    let heartbeat = tokio::spawn({
+        let (store, lease) = (store.clone(), lease.clone());
+        async move { store.heartbeat(&lease, STALE).await }
+    });
+    wait_until_blocked(&db, "victim").await;
+    assert!(db.terminate("victim").await >= 1);
+    let err = heartbeat.await.unwrap().unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert!(err.is_transient());
+    blocker.rollback().await.unwrap();
+
+    // Every connection the pool holds is now dead; the next calls succeed.
+    db.terminate("victim").await;
+    let stale_after = store
+        .heartbeat(&lease, STALE)
+        .await
+        .expect("the pool reconnects");
+    assert!(stale_after > lease.stale_after);
+    store
+        .finish(
+            &lease,
+            &Finish::success(Duration::ZERO, 1, Default::default()),
+        )
+        .await
+        .unwrap();
+    let row = store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Success);
+    drop(store);
+    db.drop_schema().await;
+}
+
+/// Polls (bounded) until a connection of the store named `name` waits on a
+/// lock: a condition, not a timing assumption.
+async fn wait_until_blocked(db: &TestDb, name: &str) {
+    for _ in 0..500 {
+        let waiting: i64 = query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(db.application_name(name))
+        .fetch_one(&db.admin)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the store's statement never waited on the lock");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_a_backend_error() {
+    // Port 1 on loopback: nothing listens there.
+    let err = PgLeaseStore::connect_with(
+        "postgres://nobody:hunter2@127.0.0.1:1/none",
+        &PgStoreOptions::new().acquire_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_time_is_shared_by_stores_with_one_offset() {
+    let Some(db) = test_db().await else { return };
+    let offset = TimeOffset::new();
+    let a = db.store("a").await.with_time_offset(offset.clone());
+    let b = db.store("b").await.with_time_offset(offset.clone());
+    let h = Harness::new(Arc::new(a.clone()), Arc::new(offset));
+    let before = b.now().await.unwrap();
+    h.time.advance(Duration::from_secs(7200));
+    let (ta, tb) = (a.now().await.unwrap(), b.now().await.unwrap());
+    assert!(ta >= before + Duration::from_secs(7200));
+    assert!(tb >= before + Duration::from_secs(7200));
+    drop((a, b, h));
+    db.drop_schema().await;
+}
