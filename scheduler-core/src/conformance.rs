@@ -32,7 +32,8 @@ use crate::machine::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
 use crate::plan::floor;
 use crate::spec::Scope;
 use crate::store::{
-    ClaimOutcome, ClaimRequest, ErrorCode, ExecutionFilter, Finish, LeaseStore, PlanKey, Status,
+    ClaimOutcome, ClaimRequest, ErrorCode, ExecutionFilter, Finish, Lease, LeaseStore, PlanKey,
+    ScopeSummary, Status,
 };
 
 /// A store under test and control over its store time.
@@ -942,6 +943,339 @@ pub async fn audit_reads_filter_and_order(h: &Harness) {
     assert_eq!(running.len(), 2);
 }
 
+/// Concurrent reclaimers of one key, on the update paths: `claimers` race
+/// to steal one stale lease, then to retry one failed row. Exactly one wins
+/// each race, with the attempt incremented once.
+pub async fn concurrent_reclaimers_have_one_winner(h: &Harness, claimers: usize) {
+    let job = unique("reclaim_race");
+    let key = [plan_key(h, Scope::global()).await];
+    let runners: Vec<String> = (0..claimers).map(|i| format!("runner-{i}")).collect();
+    let race = || {
+        let claims = runners.iter().map(|runner| {
+            let req = request(&job, runner, &key, true);
+            let store = h.store.clone();
+            async move { store.claim(&req).await.expect("claim").remove(0) }
+        });
+        futures::future::join_all(claims)
+    };
+    // The one lease of a race, which every other claimer must have lost.
+    let sole_winner = |outcomes: Vec<ClaimOutcome>| {
+        let won: Vec<Lease> = outcomes.iter().filter_map(|o| o.lease().cloned()).collect();
+        assert_eq!(won.len(), 1, "exactly one winner: {outcomes:?}");
+        assert!(outcomes
+            .iter()
+            .all(|o| o.lease().is_some() || *o == ClaimOutcome::Conflicted));
+        (won[0].clone(), outcomes)
+    };
+    let first = claim_one(h, &request(&job, "first", &key, true)).await;
+    let first = first.lease().cloned().expect("fresh claim wins");
+    h.time.advance(STALE + Duration::from_secs(1));
+    let (stolen, outcomes) = sole_winner(race().await);
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, ClaimOutcome::Stolen(_))),
+        "a steal"
+    );
+    assert_eq!((stolen.id, stolen.attempt), (first.id, 2));
+    h.store
+        .finish(&stolen, &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    let (retried, outcomes) = sole_winner(race().await);
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, ClaimOutcome::Retried(_))),
+        "a retry"
+    );
+    assert_eq!(retried.attempt, 3);
+    let row = h.store.get_execution(first.id).await.unwrap().unwrap();
+    assert_eq!((row.attempt, row.lease_token), (3, retried.token));
+}
+
+/// An operator's retry makes a FAILED row run again on the next claim, even
+/// a non-reentrant job's `stale_timeout` row or one with no attempt left;
+/// RUNNING, SUCCESS and unknown rows are refused and unchanged.
+pub async fn operator_retry_repairs_failed_rows_and_refuses_others(h: &Harness) {
+    // A non-reentrant job's swept row.
+    let job = unique("operator_stale");
+    let key = [plan_key(h, Scope::global()).await];
+    let lease = claim_one(h, &request(&job, "dead", &key, false))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    h.time.advance(STALE + Duration::from_secs(1));
+    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 1);
+    assert_eq!(
+        claim_one(h, &request(&job, "r2", &key, false)).await,
+        ClaimOutcome::Conflicted
+    );
+    let before = h.store.now().await.unwrap();
+    let repaired = h.store.retry_execution(lease.id).await.unwrap();
+    let after = h.store.now().await.unwrap();
+    assert_eq!(repaired.status, Status::Failed);
+    assert_eq!(
+        repaired.error_code.as_deref(),
+        Some(crate::machine::OPERATOR_RETRY_CODE)
+    );
+    assert!(repaired
+        .error_msg
+        .as_deref()
+        .unwrap()
+        .starts_with("operator retry after stale_timeout"));
+    let due = repaired.next_retry_at.unwrap();
+    assert!(due >= before && due <= after);
+    assert_eq!((repaired.attempt, repaired.max_attempts), (1, 3));
+    assert_eq!(
+        h.store.get_execution(lease.id).await.unwrap().unwrap(),
+        repaired
+    );
+    let ClaimOutcome::Retried(again) = claim_one(h, &request(&job, "r2", &key, false)).await else {
+        panic!("the repaired row runs again");
+    };
+    assert_eq!(again.attempt, 2);
+    // RUNNING and SUCCESS rows are refused, unchanged.
+    let running = h.store.get_execution(again.id).await.unwrap().unwrap();
+    assert!(matches!(
+        h.store.retry_execution(again.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        h.store.get_execution(again.id).await.unwrap().unwrap(),
+        running
+    );
+    h.store.finish(&again, &ok()).await.unwrap();
+    let done = h.store.get_execution(again.id).await.unwrap().unwrap();
+    assert!(matches!(
+        h.store.retry_execution(again.id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        h.store.get_execution(again.id).await.unwrap().unwrap(),
+        done
+    );
+    let unknown = Uuid::now_v7();
+    assert!(
+        matches!(h.store.retry_execution(unknown).await, Err(StoreError::NotFound { id }) if id == unknown)
+    );
+
+    // An exhausted row gets one more attempt.
+    let job = unique("operator_exhausted");
+    let key = [plan_key(h, Scope::global()).await];
+    let mut lease = claim_one(h, &request(&job, "r1", &key, true))
+        .await
+        .lease()
+        .cloned()
+        .unwrap();
+    for _ in 0..2 {
+        h.store
+            .finish(&lease, &failed(Duration::ZERO))
+            .await
+            .unwrap();
+        lease = claim_one(h, &request(&job, "r1", &key, true))
+            .await
+            .lease()
+            .cloned()
+            .unwrap();
+    }
+    h.store
+        .finish(&lease, &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(
+        claim_one(h, &request(&job, "r1", &key, true)).await,
+        ClaimOutcome::Conflicted
+    );
+    let repaired = h.store.retry_execution(lease.id).await.unwrap();
+    assert_eq!((repaired.attempt, repaired.max_attempts), (3, 4));
+    let ClaimOutcome::Retried(last) = claim_one(h, &request(&job, "r1", &key, true)).await else {
+        panic!("one more attempt is granted");
+    };
+    assert_eq!((last.attempt, last.max_attempts), (4, 4));
+}
+
+/// Pruning deletes terminal rows finished before the cutoff, at most
+/// `limit` per call, oldest first; a dry run counts without deleting;
+/// RUNNING rows and newer rows stay.
+pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
+    let job = unique("prune");
+    let base = floor(h.store.now().await.unwrap(), Duration::from_secs(60));
+    let key = |id: &str| PlanKey {
+        scope: Scope::new("t", id),
+        plan_time: base,
+    };
+    let old_keys = [key("old_ok"), key("old_failed"), key("old_running")];
+    let old = h
+        .store
+        .claim(&request(&job, "r1", &old_keys, true))
+        .await
+        .unwrap();
+    h.store
+        .finish(old[0].lease().unwrap(), &ok())
+        .await
+        .unwrap();
+    h.time.advance(Duration::from_secs(1));
+    h.store
+        .finish(old[1].lease().unwrap(), &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    h.time.advance(Duration::from_secs(3600));
+    let cutoff = h.store.now().await.unwrap();
+    h.time.advance(Duration::from_secs(1));
+    let fresh = claim_one(h, &request(&job, "r1", &[key("new_ok")], true)).await;
+    h.store.finish(fresh.lease().unwrap(), &ok()).await.unwrap();
+    let mine = |store: Arc<dyn LeaseStore>, job: String| async move {
+        let filter = ExecutionFilter {
+            job_name: Some(job),
+            ..Default::default()
+        };
+        let mut ids: Vec<String> = store
+            .list_executions(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.scope.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    // Other rows of this store (other tests' jobs) may be old too, so count
+    // only this job's.
+    let counted = h.store.prune_finished(cutoff, 1, true).await.unwrap();
+    assert!(
+        counted >= 2,
+        "the dry run counts both old terminal rows: {counted}"
+    );
+    assert_eq!(
+        mine(h.store.clone(), job.clone()).await.len(),
+        4,
+        "a dry run deletes nothing"
+    );
+    assert!(
+        h.store.prune_finished(cutoff, 1, false).await.unwrap() <= 1,
+        "at most `limit` per call"
+    );
+    while h.store.prune_finished(cutoff, 1, false).await.unwrap() > 0 {}
+    assert_eq!(
+        mine(h.store.clone(), job.clone()).await,
+        vec!["new_ok".to_owned(), "old_running".to_owned()]
+    );
+    assert_eq!(h.store.prune_finished(cutoff, 10, true).await.unwrap(), 0);
+}
+
+/// Scope summaries: one per (job, scope), in order, equal to
+/// [`ScopeSummary::of_rows`] over the scope's rows.
+pub async fn scope_summaries_describe_each_scope(h: &Harness) {
+    let job = unique("summary");
+    let base = floor(h.store.now().await.unwrap(), Duration::from_secs(60));
+    let min = Duration::from_secs(60);
+    let (a, b) = (Scope::new("tenant", "a"), Scope::new("tenant", "b"));
+    let at = |scope: &Scope, back: u32| PlanKey {
+        scope: scope.clone(),
+        plan_time: base - min * back,
+    };
+    // a: SUCCESS (5 back), FAILED retry pending (4), FAILED exhausted (3),
+    //    stale_timeout (2, swept), RUNNING stale (1, after the sweep), RUNNING live (0)
+    let keys = [at(&a, 5), at(&a, 4), at(&a, 3), at(&a, 2)];
+    let leases: Vec<Lease> = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.lease().cloned().unwrap())
+        .collect();
+    h.store.finish(&leases[0], &ok()).await.unwrap();
+    h.store
+        .finish(&leases[1], &failed(Duration::from_secs(7200)))
+        .await
+        .unwrap();
+    let mut exhausted = leases[2].clone();
+    for _ in 0..2 {
+        h.store
+            .finish(&exhausted, &failed(Duration::ZERO))
+            .await
+            .unwrap();
+        exhausted = claim_one(h, &request(&job, "r1", &[at(&a, 3)], true))
+            .await
+            .lease()
+            .cloned()
+            .unwrap();
+    }
+    h.store
+        .finish(&exhausted, &failed(Duration::ZERO))
+        .await
+        .unwrap();
+    h.time.advance(STALE + Duration::from_secs(1));
+    assert_eq!(
+        h.store.sweep_stale(&job).await.unwrap(),
+        1,
+        "at(a, 2) is closed"
+    );
+    let stale = claim_one(h, &request(&job, "r1", &[at(&a, 1)], true)).await;
+    h.time.advance(STALE + Duration::from_secs(1));
+    let live = claim_one(h, &request(&job, "r1", &[at(&a, 0)], true)).await;
+    let b_lease = claim_one(h, &request(&job, "r1", &[at(&b, 9)], true)).await;
+    h.store
+        .finish(b_lease.lease().unwrap(), &ok())
+        .await
+        .unwrap();
+    assert!(stale.lease().is_some() && live.lease().is_some());
+
+    let now = h.store.now().await.unwrap();
+    let summaries = h.store.scope_summaries(Some(&job)).await.unwrap();
+    assert_eq!(summaries.len(), 2);
+    let sa = &summaries[0];
+    assert_eq!((&sa.job_name, &sa.scope), (&job, &a));
+    assert_eq!(
+        (sa.latest.plan_time, sa.latest.status),
+        (base, Status::Running)
+    );
+    assert_eq!(sa.last_success_plan_time, Some(base - min * 5));
+    assert!(sa.last_success_finished_at.is_some());
+    assert_eq!((sa.running, sa.stale), (1, 1));
+    assert_eq!(
+        (sa.retry_pending, sa.exhausted, sa.stale_timeout),
+        (1, 1, 1)
+    );
+    assert!(sa.next_retry_at.unwrap() > now);
+    assert_eq!(summaries[1].scope, b);
+    assert_eq!(summaries[1].latest.status, Status::Success);
+    for summary in &summaries {
+        let filter = ExecutionFilter {
+            job_name: Some(job.clone()),
+            scope: Some(summary.scope.clone()),
+            ..Default::default()
+        };
+        let rows = h.store.list_executions(&filter).await.unwrap();
+        assert_eq!(Some(summary), ScopeSummary::of_rows(&rows, now).as_ref());
+    }
+    let all = h.store.scope_summaries(None).await.unwrap();
+    assert!(all
+        .windows(2)
+        .all(|w| (&w[0].job_name, &w[0].scope) < (&w[1].job_name, &w[1].scope)));
+    assert!(all.iter().filter(|s| s.job_name == job).count() == 2);
+}
+
+/// `max_attempts` below 1 is refused as invalid input; nothing is written.
+pub async fn claims_with_no_attempt_budget_are_refused(h: &Harness) {
+    let job = unique("no_budget");
+    let key = [plan_key(h, Scope::global()).await];
+    let mut req = request(&job, "r1", &key, true);
+    req.max_attempts = 0;
+    assert!(matches!(
+        h.store.claim(&req).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    let filter = ExecutionFilter {
+        job_name: Some(job),
+        ..Default::default()
+    };
+    assert!(h.store.list_executions(&filter).await.unwrap().is_empty());
+}
+
 /// Store time is UTC at microsecond precision and moves with the harness.
 pub async fn store_time_is_utc_micros_and_controllable(h: &Harness) {
     let before = h.store.now().await.unwrap();
@@ -965,6 +1299,7 @@ pub async fn store_time_is_utc_micros_and_controllable(h: &Harness) {
 macro_rules! conformance_tests {
     ($setup:expr) => {
         $crate::conformance_tests!(@one $setup, concurrent_claimers_have_one_winner, 16);
+        $crate::conformance_tests!(@one $setup, concurrent_reclaimers_have_one_winner, 16);
         $crate::conformance_tests!(@each $setup;
             batch_claim_returns_outcomes_in_order,
             stolen_lease_is_fenced,
@@ -983,6 +1318,10 @@ macro_rules! conformance_tests {
             oversized_result_still_succeeds,
             hostile_names_are_stored_or_refused_cleanly,
             audit_reads_filter_and_order,
+            operator_retry_repairs_failed_rows_and_refuses_others,
+            prune_deletes_only_old_terminal_rows,
+            scope_summaries_describe_each_scope,
+            claims_with_no_attempt_budget_are_refused,
             store_time_is_utc_micros_and_controllable
         );
     };

@@ -20,6 +20,12 @@ pub enum StoreError {
         /// The execution whose lease was presented.
         id: Uuid,
     },
+    /// No execution has this id.
+    #[error("no execution with id {id}")]
+    NotFound {
+        /// The id asked for.
+        id: Uuid,
+    },
     /// The operation is refused because of the row's current state (for
     /// example an operator retry of a row that is not FAILED). Nothing changed.
     #[error("conflict: {0}")]

@@ -57,6 +57,6 @@ pub use manager::{Manager, ManagerOptions, RunContext, TickReport};
 pub use plan::{CatchUpMode, Planning};
 pub use spec::{JobOutput, JobSpec, Scope, Scopes};
 pub use store::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, LatestExecution,
-    Lease, LeaseStore, PlanKey, RetryDue, Status,
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, FinishOutcome,
+    LatestExecution, Lease, LeaseStore, PlanKey, RetryDue, ScopeSummary, Status,
 };

@@ -26,6 +26,11 @@ pub const MAX_RESULT_BYTES: usize = 16 * 1024;
 /// The `error_msg` a sweep writes on the rows it closes.
 pub const STALE_SWEEP_MSG: &str = "lease went stale: no heartbeat before stale_after";
 
+/// The `error_code` an operator's retry leaves on a FAILED row (the earlier
+/// code and message move into `error_msg`). Not `stale_timeout`, so the
+/// retry is allowed even for a job that forbids stale re-entry.
+pub const OPERATOR_RETRY_CODE: &str = "operator_retry";
+
 /// The key under which an oversized result's marker records the original size.
 pub const RESULT_TOO_LARGE_KEY: &str = "result_too_large_bytes";
 
@@ -288,6 +293,38 @@ pub fn sweep(row: &Execution, now: OffsetDateTime) -> Option<Execution> {
     })
 }
 
+/// An operator's repair of a FAILED row: due now (`next_retry_at = now`),
+/// one more attempt granted when none is left, and the error code replaced
+/// by [`OPERATOR_RETRY_CODE`] (keeping the old code and message in
+/// `error_msg`) so even a non-reentrant job's `stale_timeout` row runs
+/// again. A RUNNING or SUCCESS row is refused with the reason.
+pub fn operator_retry(row: &Execution, now: OffsetDateTime) -> Result<Execution, &'static str> {
+    match row.status {
+        Status::Running => {
+            Err("it is RUNNING (its lease may still be live); wait for it to finish or go stale")
+        }
+        Status::Success => Err("it already succeeded"),
+        Status::Failed if row.attempt == i32::MAX => Err("it has no attempt number left"),
+        Status::Failed => Ok(Execution {
+            max_attempts: row.max_attempts.max(row.attempt + 1),
+            next_retry_at: Some(now),
+            error_code: Some(OPERATOR_RETRY_CODE.to_owned()),
+            error_msg: Some(operator_retry_msg(row)),
+            updated_at: now,
+            ..row.clone()
+        }),
+    }
+}
+
+/// The `error_msg` an operator's retry writes: what the row failed with.
+pub fn operator_retry_msg(row: &Execution) -> String {
+    bound_error_msg(&format!(
+        "operator retry after {}: {}",
+        row.error_code.as_deref().unwrap_or("unknown"),
+        row.error_msg.as_deref().unwrap_or("")
+    ))
+}
+
 /// Cuts an error message to [`MAX_ERROR_MSG_BYTES`] on a UTF-8 character
 /// boundary after removing NUL characters (PostgreSQL text rejects them, and
 /// a rejected message would make the terminal write itself fail).
@@ -481,6 +518,34 @@ mod tests {
             sweep(&row, T0 + Duration::from_secs(60)).is_none(),
             "stale means strictly past stale_after"
         );
+    }
+
+    #[test]
+    fn operator_retry_grants_an_attempt_and_unblocks_stale_rows() {
+        let row = fresh();
+        let swept = sweep(&row, T0 + Duration::from_secs(61)).unwrap();
+        let exhausted = Execution {
+            attempt: 2,
+            ..swept
+        };
+        let later = T0 + Duration::from_secs(100);
+        assert!(!exhausted.retry_eligible(later, false));
+        let repaired = operator_retry(&exhausted, later).unwrap();
+        assert_eq!((repaired.attempt, repaired.max_attempts), (2, 3));
+        assert_eq!(repaired.next_retry_at, Some(later));
+        assert_eq!(repaired.error_code.as_deref(), Some(OPERATOR_RETRY_CODE));
+        assert!(repaired
+            .error_msg
+            .unwrap()
+            .starts_with("operator retry after stale_timeout"));
+        assert!(repaired.status == Status::Failed);
+        assert!(operator_retry(&exhausted, later)
+            .unwrap()
+            .retry_eligible(later, false));
+        assert!(operator_retry(&row, later).is_err(), "RUNNING is refused");
+        let ok = Finish::success(Duration::ZERO, 0, Map::new());
+        let done = finish(&row, row.lease_token, T0, &ok).unwrap();
+        assert!(operator_retry(&done, later).is_err(), "SUCCESS is refused");
     }
 
     #[test]

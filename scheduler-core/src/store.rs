@@ -211,7 +211,8 @@ pub struct ClaimRequest<'a> {
     pub job_name: &'a str,
     /// The claiming replica.
     pub runner_id: &'a str,
-    /// Copied into fresh rows.
+    /// Copied into fresh rows. Must be at least 1; stores refuse a claim
+    /// with a smaller value as [`StoreError::InvalidInput`].
     pub max_attempts: i32,
     /// The new lease lasts this long without a heartbeat.
     pub stale_timeout: Duration,
@@ -280,9 +281,9 @@ pub struct Finish {
     pub(crate) duration_ms: i32,
 }
 
-/// The two kinds of terminal write.
+/// The two kinds of terminal write. Exhaustive on purpose: a new kind must
+/// break every store at compile time, not at run time.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum FinishOutcome {
     /// The handler returned `Ok`.
     Success {
@@ -365,6 +366,77 @@ pub struct ExecutionFilter {
     pub limit: Option<usize>,
 }
 
+/// What an operator needs to know about one `(job, scope)` (see
+/// [`LeaseStore::scope_summaries`]). Counts are over all of the scope's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeSummary {
+    /// The job.
+    pub job_name: String,
+    /// The scope.
+    pub scope: Scope,
+    /// The row with the highest plan time.
+    pub latest: LatestExecution,
+    /// The highest plan time that ended SUCCESS.
+    pub last_success_plan_time: Option<OffsetDateTime>,
+    /// When that row finished.
+    pub last_success_finished_at: Option<OffsetDateTime>,
+    /// RUNNING rows whose lease is live (`stale_after >= now`).
+    pub running: u64,
+    /// RUNNING rows whose lease went stale (`stale_after < now`), not yet swept.
+    pub stale: u64,
+    /// FAILED rows with attempts left, other than `stale_timeout` ones:
+    /// retries pending (due now or later).
+    pub retry_pending: u64,
+    /// The earliest `next_retry_at` among them (null counts as due now).
+    pub next_retry_at: Option<OffsetDateTime>,
+    /// FAILED rows with no attempt left.
+    pub exhausted: u64,
+    /// FAILED `stale_timeout` rows with attempts left: retried automatically
+    /// for reentrant jobs, waiting for an operator otherwise.
+    pub stale_timeout: u64,
+}
+
+impl ScopeSummary {
+    /// Summarises one scope's rows (any order; at least one row) at store
+    /// time `now`: the reference every store's summary must equal.
+    pub fn of_rows(rows: &[Execution], now: OffsetDateTime) -> Option<ScopeSummary> {
+        let latest = rows.iter().max_by_key(|r| r.plan_time)?;
+        let last_success = rows
+            .iter()
+            .filter(|r| r.status == Status::Success)
+            .max_by_key(|r| r.plan_time);
+        let mut summary = ScopeSummary {
+            job_name: latest.job_name.clone(),
+            scope: latest.scope.clone(),
+            latest: latest.latest_view(),
+            last_success_plan_time: last_success.map(|r| r.plan_time),
+            last_success_finished_at: last_success.and_then(|r| r.finished_at),
+            running: 0,
+            stale: 0,
+            retry_pending: 0,
+            next_retry_at: None,
+            exhausted: 0,
+            stale_timeout: 0,
+        };
+        for r in rows {
+            let stale_code = r.error_code.as_deref() == Some(ErrorCode::StaleTimeout.as_str());
+            match r.status {
+                Status::Running if r.stale_after.is_some_and(|s| s < now) => summary.stale += 1,
+                Status::Running => summary.running += 1,
+                Status::Failed if r.attempt >= r.max_attempts => summary.exhausted += 1,
+                Status::Failed if stale_code => summary.stale_timeout += 1,
+                Status::Failed => {
+                    summary.retry_pending += 1;
+                    let due = r.next_retry_at.unwrap_or(now);
+                    summary.next_retry_at = Some(summary.next_retry_at.map_or(due, |d| d.min(due)));
+                }
+                Status::Success => {}
+            }
+        }
+        Some(summary)
+    }
+}
+
 /// The storage side of the scheduler: leases and audit rows.
 ///
 /// Implementations must be safe to share between tasks and replicas
@@ -426,6 +498,26 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// changed); [`StoreError::Backend`] when the store fails.
     async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError>;
 
+    /// [`finish`](LeaseStore::finish) for several leases at once, and must
+    /// return one result per item, in order, each exactly what `finish`
+    /// would have returned for it (the guard is per lease: one lost lease
+    /// does not fail the others). Stores should write the whole batch in
+    /// one statement or transaction: the manager sends the terminal writes
+    /// of executions that end close together through here, which is what
+    /// lets a replica finish thousands of plans per second. The default
+    /// calls `finish` for each item in turn.
+    ///
+    /// # Errors
+    /// Per item, as [`finish`](LeaseStore::finish); when the whole batch
+    /// fails, every item carries a [`StoreError::Backend`].
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        let mut results = Vec::with_capacity(items.len());
+        for (lease, finish) in items {
+            results.push(self.finish(lease, finish).await);
+        }
+        results
+    }
+
     /// Closes every RUNNING row of `job_name` whose `stale_after` is before
     /// store time: FAILED, `finished_at = now`, `error_code = stale_timeout`,
     /// `next_retry_at` null ([`machine::sweep`]). Rows of other jobs and live
@@ -474,4 +566,172 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// [`StoreError::Backend`] when the store fails.
     async fn list_executions(&self, filter: &ExecutionFilter)
         -> Result<Vec<Execution>, StoreError>;
+
+    /// One [`ScopeSummary`] per `(job, scope)` that has rows (of `job_name`
+    /// only, when given), ordered by job name then scope, computed at store
+    /// time; each must equal [`ScopeSummary::of_rows`] over that scope's rows.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError>;
+
+    /// An operator's repair ([`machine::operator_retry`]): makes a FAILED
+    /// execution eligible to run again on the next tick, granting one more
+    /// attempt when none is left, even when the sweep closed it
+    /// (`stale_timeout`) for a job that forbids stale re-entry. Returns the
+    /// updated row.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Conflict`]
+    /// for a RUNNING or SUCCESS row (nothing changes);
+    /// [`StoreError::Backend`] when the store fails.
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError>;
+
+    /// Deletes up to `limit` terminal rows (SUCCESS or FAILED) whose
+    /// `finished_at` is before `finished_before`, oldest first, in one
+    /// statement, and returns how many it deleted. With `dry_run`, deletes
+    /// nothing and returns how many rows match in all (ignoring `limit`).
+    /// A pruned FAILED plan inside a job's catch-up window would be planned
+    /// again, so callers keep `finished_before` older than every window.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError>;
+}
+
+/// A store that counts the calls made to another, per method: what a tick
+/// costs, for tests and benchmarks. Every call is forwarded unchanged.
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: std::sync::Arc<dyn LeaseStore>,
+    calls: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl CountingStore {
+    /// Counts the calls made to `inner`.
+    pub fn new(inner: std::sync::Arc<dyn LeaseStore>) -> Self {
+        CountingStore {
+            inner,
+            calls: Default::default(),
+        }
+    }
+
+    /// The counts since the last `take`, by method name, and resets them.
+    pub fn take(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        std::mem::take(&mut *self.calls.lock().expect("counts lock"))
+    }
+
+    fn count(&self, method: &'static str) {
+        *self
+            .calls
+            .lock()
+            .expect("counts lock")
+            .entry(method)
+            .or_default() += 1;
+    }
+}
+
+#[async_trait]
+impl LeaseStore for CountingStore {
+    async fn now(&self) -> Result<OffsetDateTime, StoreError> {
+        self.count("now");
+        self.inner.now().await
+    }
+
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
+        self.count("claim");
+        self.inner.claim(request).await
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, StoreError> {
+        self.count("heartbeat");
+        self.inner.heartbeat(lease, stale_timeout).await
+    }
+
+    async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
+        self.count("finish");
+        self.inner.finish(lease, finish).await
+    }
+
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        self.count("finish_many");
+        self.inner.finish_many(items).await
+    }
+
+    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+        self.count("sweep_stale");
+        self.inner.sweep_stale(job_name).await
+    }
+
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<LatestExecution>>, StoreError> {
+        self.count("latest_executions");
+        self.inner.latest_executions(job_name, scopes).await
+    }
+
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit: usize,
+    ) -> Result<Vec<RetryDue>, StoreError> {
+        self.count("retry_due");
+        self.inner
+            .retry_due(job_name, since, allow_stale_reentry, limit)
+            .await
+    }
+
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        self.count("get_execution");
+        self.inner.get_execution(id).await
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.count("list_executions");
+        self.inner.list_executions(filter).await
+    }
+
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError> {
+        self.count("scope_summaries");
+        self.inner.scope_summaries(job_name).await
+    }
+
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
+        self.count("retry_execution");
+        self.inner.retry_execution(id).await
+    }
+
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        self.count("prune_finished");
+        self.inner
+            .prune_finished(finished_before, limit, dry_run)
+            .await
+    }
 }

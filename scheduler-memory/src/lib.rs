@@ -41,7 +41,7 @@ use scheduler_core::clock::{Clock, SystemClock};
 use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease,
-    LeaseStore, RetryDue, Scope, Status, StoreError,
+    LeaseStore, RetryDue, Scope, ScopeSummary, Status, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -206,7 +206,13 @@ impl MemoryLeaseStore {
     }
 }
 
-fn refuse_nul(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
+fn refuse_unstorable(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
+    if request.max_attempts < 1 {
+        return Err(StoreError::InvalidInput(format!(
+            "max_attempts must be at least 1, got {}",
+            request.max_attempts
+        )));
+    }
     if request.job_name.contains('\0') || request.runner_id.contains('\0') {
         return Err(StoreError::InvalidInput(format!(
             "job name {:?} or runner id contains a NUL character",
@@ -227,7 +233,7 @@ impl LeaseStore for MemoryLeaseStore {
 
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
         let now = self.check()?;
-        refuse_nul(request)?;
+        refuse_unstorable(request)?;
         let mut rows = self.lock();
         let outcomes = request
             .keys
@@ -350,5 +356,72 @@ impl LeaseStore for MemoryLeaseStore {
             out.truncate(limit);
         }
         Ok(out)
+    }
+
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError> {
+        let now = self.check()?;
+        let rows = self.lock();
+        let mut by_scope: BTreeMap<(&str, &Scope), Vec<Execution>> = BTreeMap::new();
+        for row in rows.by_key.values() {
+            if job_name.is_none_or(|j| j == row.job_name) {
+                by_scope
+                    .entry((row.job_name.as_str(), &row.scope))
+                    .or_default()
+                    .push(row.clone());
+            }
+        }
+        Ok(by_scope
+            .values()
+            .filter_map(|rows| ScopeSummary::of_rows(rows, now))
+            .collect())
+    }
+
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
+        let now = self.check()?;
+        let mut rows = self.lock();
+        let key = rows
+            .key_of
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound { id })?;
+        let repaired = machine::operator_retry(&rows.by_key[&key], now)
+            .map_err(|why| StoreError::Conflict(why.to_owned()))?;
+        rows.put(key, repaired.clone());
+        Ok(repaired)
+    }
+
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        self.check()?;
+        let mut rows = self.lock();
+        let mut old: Vec<(OffsetDateTime, Key)> = rows
+            .by_key
+            .iter()
+            .filter(|(_, r)| r.status != Status::Running)
+            .filter_map(|(k, r)| {
+                r.finished_at
+                    .filter(|f| *f < finished_before)
+                    .map(|f| (f, k.clone()))
+            })
+            .collect();
+        if dry_run {
+            return Ok(old.len() as u64);
+        }
+        old.sort();
+        old.truncate(limit);
+        for (_, key) in &old {
+            let row = rows.by_key.remove(key).expect("listed row exists");
+            rows.key_of.remove(&row.id);
+            let indexed = by_time(key);
+            rows.failed.remove(&indexed);
+        }
+        Ok(old.len() as u64)
     }
 }

@@ -66,6 +66,16 @@
 //! - **A claim with `max_attempts < 1`** is refused with
 //!   [`StoreError::InvalidInput`]: the table's check constraint could never
 //!   hold its row (job registration refuses such specs anyway).
+//! - **Scope summaries** are one statement: one pass groups and counts the
+//!   rows, then the latest and last SUCCESS row of each scope are read back
+//!   by the unique key.
+//! - **An operator's retry** is one transaction: `SELECT ... FOR UPDATE`,
+//!   [`machine::operator_retry`] applied in Rust at that statement's store
+//!   time (so the rule lives in one place), and an `UPDATE` guarded on
+//!   `status = 'FAILED'`.
+//! - **Pruning** deletes at most `limit` rows per statement, oldest
+//!   `finished_at` first, through the partial index on `finished_at`, so a
+//!   large table is never locked for long; a dry run is one `count(*)`.
 //! - **Strings with NUL** can never be stored: a claim refuses them with
 //!   [`StoreError::InvalidInput`]; a read finds nothing for them, as the
 //!   memory store does.
@@ -84,15 +94,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scheduler_core::clock::to_micros;
 use scheduler_core::machine::FreshIds;
-use scheduler_core::store::FinishOutcome;
 use scheduler_core::{
-    machine, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution,
-    Lease, LeaseStore, RetryDue, Scope, Status, StoreError, TimeControl,
+    machine, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, FinishOutcome,
+    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, Status, StoreError,
+    TimeControl,
 };
 use sqlx_core::query::{query, Query};
 use sqlx_core::query_builder::QueryBuilder;
 use sqlx_core::row::Row;
 use sqlx_core::sql_str::AssertSqlSafe;
+use sqlx_core::transaction::Transaction;
 use sqlx_core::types::Json;
 use sqlx_postgres::types::PgInterval;
 use sqlx_postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, Postgres};
@@ -369,8 +380,8 @@ fn refuse_nul(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
     }
 }
 
-/// The smallest microsecond instant at or after `t`: a lower bound that
-/// keeps `row >= t` exact for rows stored at microsecond precision.
+/// The smallest microsecond instant at or after `t`: a bound that keeps
+/// `row >= t` (and `row < t`) exact for rows stored at microsecond precision.
 fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
     let down = to_micros(t);
     if down < t {
@@ -382,6 +393,31 @@ fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
 
 fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Ends a transaction that wrote nothing, releasing its row locks now
+/// rather than whenever the connection is next used. A failed rollback is
+/// not worth reporting over the answer the caller is about to get: the
+/// server rolls back a transaction whose connection is lost.
+async fn abandon(tx: Transaction<'_, Postgres>) {
+    if let Err(e) = tx.rollback().await {
+        tracing::debug!(error = %e, "postgres rollback of an abandoned transaction failed");
+    }
+}
+
+/// The row an operator's retry writes: `row` with exactly the fields the
+/// `operator_retry` statement sets taken from `repaired`. Equal to
+/// `repaired` as long as [`machine::operator_retry`] changes no other
+/// field, which a unit test holds it to (and, in debug builds, every call).
+fn operator_retry_write(row: &Execution, repaired: &Execution) -> Execution {
+    Execution {
+        max_attempts: repaired.max_attempts,
+        next_retry_at: repaired.next_retry_at,
+        error_code: repaired.error_code.clone(),
+        error_msg: repaired.error_msg.clone(),
+        updated_at: repaired.updated_at,
+        ..row.clone()
+    }
 }
 
 #[async_trait]
@@ -573,11 +609,6 @@ impl LeaseStore for PgLeaseStore {
                 .bind(error_code.as_str())
                 .bind(error_msg.clone())
                 .bind(interval("retry_after", *retry_after)?),
-            other => {
-                return Err(StoreError::InvalidInput(format!(
-                    "this store does not know the terminal write {other:?}"
-                )))
-            }
         };
         let done = statement
             .execute(&self.pool)
@@ -710,6 +741,125 @@ impl LeaseStore for PgLeaseStore {
             .map_err(backend("list executions"))?;
         found.iter().map(rows::execution).collect()
     }
+
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError> {
+        // One statement (one snapshot, one store time) whatever the number
+        // of jobs and scopes; see schema::summaries for how it classifies.
+        let found = match job_name {
+            // No stored name has a NUL: nothing to summarise, as the memory
+            // store would answer.
+            Some(job) if job.contains('\0') => return Ok(Vec::new()),
+            Some(job) => {
+                self.statement(&self.sql.summaries_job)
+                    .bind(job)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                self.statement(&self.sql.summaries_all)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(backend("scope summaries"))?;
+        found.iter().map(rows::summary).collect()
+    }
+
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
+        let err = backend("retry execution");
+        // One transaction: the row stays locked from the read the rule
+        // decides on to the write, so no claim, finish or prune interleaves,
+        // and the rule is applied at the store time of that read.
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let locked = self
+            .statement(&self.sql.lock_for_retry)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        let Some(locked) = locked else {
+            abandon(tx).await;
+            return Err(StoreError::NotFound { id });
+        };
+        let row = rows::execution(&locked)?;
+        let now = rows::instant(&locked, "store_now")?;
+        // The rule grants attempt + 1 when no attempt is left; past the
+        // largest INTEGER (a row of another writer could hold it) there is
+        // no attempt to grant, and the rule's arithmetic must not overflow.
+        if row.status == Status::Failed && row.attempt == i32::MAX {
+            abandon(tx).await;
+            return Err(StoreError::Conflict(format!(
+                "its attempt {} is the largest storable; no further attempt can be granted",
+                row.attempt
+            )));
+        }
+        // The rule itself lives in the core: a RUNNING or SUCCESS row is
+        // refused with its reason, and nothing is written.
+        let repaired = match machine::operator_retry(&row, now) {
+            Ok(repaired) => repaired,
+            Err(why) => {
+                abandon(tx).await;
+                return Err(StoreError::Conflict(why.to_owned()));
+            }
+        };
+        debug_assert_eq!(operator_retry_write(&row, &repaired), repaired);
+        // max_attempts >= attempt + 1 > attempt when the rule grants an
+        // attempt, else unchanged: the attempt check constraint holds.
+        let written = query(AssertSqlSafe(Arc::clone(&self.sql.operator_retry)))
+            .bind(id)
+            .bind(repaired.max_attempts)
+            .bind(repaired.next_retry_at)
+            .bind(repaired.error_code.as_deref())
+            .bind(repaired.error_msg.as_deref())
+            .bind(repaired.updated_at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        let Some(written) = written else {
+            // Unreachable under the row lock; said plainly should it ever be.
+            abandon(tx).await;
+            return Err(StoreError::Conflict(
+                "it stopped being FAILED while it was being repaired".to_owned(),
+            ));
+        };
+        let stored = rows::execution(&written)?;
+        tx.commit().await.map_err(err)?;
+        Ok(stored)
+    }
+
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        let err = backend("prune");
+        // Rows are stored at microsecond precision, so `finished_at < t`
+        // is `finished_at < ceil_micros(t)`, whatever the driver does with
+        // the nanoseconds of `t`.
+        let before = ceil_micros(finished_before);
+        if dry_run {
+            let row = query(AssertSqlSafe(Arc::clone(&self.sql.prune_count)))
+                .bind(before)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+            let matching: i64 = row.try_get(0).map_err(err)?;
+            return Ok(u64::try_from(matching).unwrap_or(0));
+        }
+        // One bounded statement (see schema.rs): callers loop until it
+        // deletes nothing.
+        let done = query(AssertSqlSafe(Arc::clone(&self.sql.prune)))
+            .bind(before)
+            .bind(limit_param(limit))
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[cfg(test)]
@@ -725,6 +875,62 @@ mod tests {
             ceil_micros(datetime!(2026-01-01 00:00:00.0000011 UTC)),
             datetime!(2026-01-01 00:00:00.000002 UTC)
         );
+    }
+
+    /// The operator-retry statement writes five fields; the rule must change
+    /// no other, whatever the FAILED row looks like.
+    #[test]
+    fn operator_retry_changes_only_the_fields_the_statement_writes() {
+        let t0 = datetime!(2026-03-01 12:00 UTC);
+        let later = datetime!(2026-03-01 13:00 UTC);
+        let failed = Execution {
+            id: Uuid::now_v7(),
+            job_name: "job".into(),
+            scope: Scope::new("tenant", "a"),
+            plan_time: t0,
+            status: Status::Failed,
+            attempt: 2,
+            max_attempts: 3,
+            next_retry_at: Some(t0),
+            runner_id: Some("r1".into()),
+            lease_token: Uuid::new_v4(),
+            heartbeat_at: Some(t0),
+            stale_after: Some(t0),
+            started_at: Some(t0),
+            finished_at: Some(t0),
+            duration_ms: Some(5),
+            rows_affected: Some(9),
+            result: serde_json::Map::from_iter([("k".to_owned(), 1.into())]),
+            error_code: Some("handler_error".into()),
+            error_msg: Some("boom".into()),
+            created_at: t0,
+            updated_at: t0,
+        };
+        let shapes = [
+            failed.clone(),
+            Execution {
+                attempt: 3,
+                error_code: Some("stale_timeout".into()),
+                next_retry_at: None,
+                ..failed.clone()
+            },
+            Execution {
+                attempt: 7,
+                max_attempts: 7,
+                error_code: None,
+                error_msg: None,
+                finished_at: None,
+                ..failed.clone()
+            },
+        ];
+        for row in &shapes {
+            let repaired = machine::operator_retry(row, later).unwrap();
+            assert_eq!(operator_retry_write(row, &repaired), repaired, "{row:?}");
+            assert!(
+                repaired.max_attempts > repaired.attempt,
+                "an attempt is left"
+            );
+        }
     }
 
     #[test]

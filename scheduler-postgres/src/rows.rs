@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use scheduler_core::clock::to_micros;
-use scheduler_core::{Execution, LatestExecution, Scope, Status, StoreError};
+use scheduler_core::{Execution, LatestExecution, Scope, ScopeSummary, Status, StoreError};
 use serde_json::{Map, Value};
 use sqlx_core::row::Row;
 use sqlx_postgres::types::PgInterval;
@@ -108,6 +108,34 @@ pub(crate) fn latest(row: &PgRow) -> Result<LatestExecution, StoreError> {
         max_attempts: get(row, "max_attempts")?,
         next_retry_at: opt_instant(row, "next_retry_at")?,
         error_code: get(row, "error_code")?,
+    })
+}
+
+/// A row of the scope-summary query (`schema::summaries`): the group's
+/// counts, its latest row under the columns [`latest`] reads, and its last
+/// SUCCESS.
+pub(crate) fn summary(row: &PgRow) -> Result<ScopeSummary, StoreError> {
+    let count = |column: &str| -> Result<u64, StoreError> {
+        let n: i64 = get(row, column)?;
+        u64::try_from(n).map_err(|_| {
+            StoreError::backend_msg(format!("postgres returned a negative count {column} = {n}"))
+        })
+    };
+    Ok(ScopeSummary {
+        job_name: get(row, "job_name")?,
+        scope: Scope::new(
+            get::<String>(row, "scope_kind")?,
+            get::<String>(row, "scope_id")?,
+        ),
+        latest: latest(row)?,
+        last_success_plan_time: opt_instant(row, "success_plan_time")?,
+        last_success_finished_at: opt_instant(row, "success_finished_at")?,
+        running: count("running")?,
+        stale: count("stale")?,
+        retry_pending: count("retry_pending")?,
+        next_retry_at: opt_instant(row, "first_retry_at")?,
+        exhausted: count("exhausted")?,
+        stale_timeout: count("stale_timeout")?,
     })
 }
 

@@ -140,8 +140,90 @@ pub(crate) struct Sql {
     pub latest: Arc<str>,
     pub retry_due: Arc<str>,
     pub get: Arc<str>,
+    /// Every scope's summary (see [`summaries`]).
+    pub summaries_all: Arc<str>,
+    /// One job's scope summaries, the job bound as `$2`.
+    pub summaries_job: Arc<str>,
+    /// An operator's retry: reads and locks the row, with store time.
+    pub lock_for_retry: Arc<str>,
+    /// An operator's retry: writes the repaired fields back.
+    pub operator_retry: Arc<str>,
+    /// A dry run of pruning: how many rows match.
+    pub prune_count: Arc<str>,
+    /// Pruning: one bounded DELETE.
+    pub prune: Arc<str>,
     /// `SELECT <columns> FROM <table>`, for the filtered list.
     pub select_all: String,
+}
+
+/// The scope summaries of `ScopeSummary::of_rows` in one statement, with
+/// `filter` (empty, or a condition on the job name as `$2`) on the rows.
+///
+/// Store time is computed once (`n`) and every classification compares with
+/// it. One pass over the rows groups them per scope and counts them into the
+/// classes of `of_rows`, whose conditions are mutually exclusive in the same
+/// order: RUNNING is stale when `stale_after < now` (a null `stale_after`
+/// counts as live); FAILED is exhausted when `attempt >= max_attempts`, else
+/// `stale_timeout` by its code, else a pending retry (a null code is not
+/// `stale_timeout`, hence `IS DISTINCT FROM`), whose due time is
+/// `coalesce(next_retry_at, now)`. The same pass finds the latest plan time
+/// and the latest SUCCESS plan time, and those rows are then read back by
+/// the unique key: two point probes of its index per scope, no walk through
+/// history. The `LATERAL ... LIMIT 1` keeps them probes: as plain joins the
+/// planner, which cannot know how few groups there are, may hash-join them
+/// against a scan of the whole table. One statement sees one snapshot, so
+/// the latest row always exists.
+///
+/// Two texts rather than `($2 IS NULL OR job_name = $2)`: a generic plan of
+/// that form could not use the unique index for one job. Scopes come in
+/// byte order (`"C"`), as the memory store sorts Rust strings.
+fn summaries(t: &str, filter: &str) -> String {
+    let failed_left = "e.status = 'FAILED' AND e.attempt < e.max_attempts";
+    let pending = format!("{failed_left} AND e.error_code IS DISTINCT FROM 'stale_timeout'");
+    format!(
+        "WITH n AS (SELECT now() + $1::interval AS now), \
+         g AS ( \
+            SELECT e.job_name, e.scope_kind, e.scope_id, \
+                   max(e.plan_time) AS latest_plan_time, \
+                   max(e.plan_time) FILTER (WHERE e.status = 'SUCCESS') AS success_plan_time, \
+                   count(*) FILTER (WHERE e.status = 'RUNNING' \
+                                    AND (e.stale_after IS NULL OR e.stale_after >= n.now)) \
+                       AS running, \
+                   count(*) FILTER (WHERE e.status = 'RUNNING' AND e.stale_after < n.now) \
+                       AS stale, \
+                   count(*) FILTER (WHERE {pending}) AS retry_pending, \
+                   min(coalesce(e.next_retry_at, n.now)) FILTER (WHERE {pending}) \
+                       AS first_retry_at, \
+                   count(*) FILTER (WHERE e.status = 'FAILED' AND e.attempt >= e.max_attempts) \
+                       AS exhausted, \
+                   count(*) FILTER (WHERE {failed_left} AND e.error_code = 'stale_timeout') \
+                       AS stale_timeout \
+            FROM {t} e CROSS JOIN n {filter} \
+            GROUP BY e.job_name, e.scope_kind, e.scope_id \
+         ) \
+         SELECT g.job_name, g.scope_kind, g.scope_id, g.success_plan_time, \
+                s.finished_at AS success_finished_at, g.running, g.stale, g.retry_pending, \
+                g.first_retry_at, g.exhausted, g.stale_timeout, \
+                l.plan_time, l.status, l.attempt, l.max_attempts, l.next_retry_at, l.error_code \
+         FROM g \
+         CROSS JOIN LATERAL ( \
+            SELECT x.plan_time, x.status, x.attempt, x.max_attempts, x.next_retry_at, \
+                   x.error_code \
+            FROM {t} x \
+            WHERE x.job_name = g.job_name AND x.scope_kind = g.scope_kind \
+              AND x.scope_id = g.scope_id AND x.plan_time = g.latest_plan_time \
+            LIMIT 1 \
+         ) l \
+         LEFT JOIN LATERAL ( \
+            SELECT x.finished_at \
+            FROM {t} x \
+            WHERE x.job_name = g.job_name AND x.scope_kind = g.scope_kind \
+              AND x.scope_id = g.scope_id AND x.plan_time = g.success_plan_time \
+            LIMIT 1 \
+         ) s ON true \
+         ORDER BY g.job_name COLLATE \"C\", g.scope_kind COLLATE \"C\", \
+                  g.scope_id COLLATE \"C\""
+    )
 }
 
 /// Every column, in the order [`crate::rows::execution`] reads them by name.
@@ -268,6 +350,41 @@ impl Sql {
              LIMIT $5"
         ));
 
+        // An operator's retry (machine::operator_retry, applied in Rust so
+        // the rule lives in one place): the row is read and locked with the
+        // store time the rule is applied at, then the fields the rule changes
+        // are written back. The lock keeps a claim, finish or prune from
+        // slipping in between; the status guard restates the only state the
+        // rule accepts, so a write can never land on any other.
+        let lock_for_retry = text(format!(
+            "SELECT {COLUMNS}, {now} AS store_now FROM {t} WHERE id = $2 FOR UPDATE"
+        ));
+        let operator_retry = text(format!(
+            "UPDATE {t} SET max_attempts = $2, next_retry_at = $3, error_code = $4, \
+                error_msg = $5, updated_at = $6 \
+             WHERE id = $1 AND status = 'FAILED' \
+             RETURNING {COLUMNS}"
+        ));
+
+        // Pruning: terminal rows finished before $1, oldest first, at most $2
+        // per statement, so that one call never holds many row locks or
+        // writes much WAL at once; the inner query walks the partial index on
+        // finished_at (whose predicate is exactly this status list) in order
+        // and stops at the limit. The outer WHERE repeats the conditions on
+        // purpose: if a concurrent claim retried a selected FAILED row, the
+        // DELETE waits for it and re-checks the outer conditions against the
+        // new version (RUNNING, finished_at NULL), which then no longer
+        // matches; the inner query's row version would still say FAILED, so
+        // without them a live lease could be deleted.
+        let terminal_before = "status IN ('SUCCESS', 'FAILED') AND finished_at < $1";
+        let prune_count = text(format!("SELECT count(*) FROM {t} WHERE {terminal_before}"));
+        let prune = text(format!(
+            "DELETE FROM {t} \
+             WHERE id IN (SELECT id FROM {t} WHERE {terminal_before} \
+                          ORDER BY finished_at LIMIT $2) \
+               AND {terminal_before}"
+        ));
+
         Ok(Sql {
             now: text(format!("SELECT {now}")),
             insert_fresh,
@@ -279,6 +396,12 @@ impl Sql {
             latest,
             retry_due,
             get: text(format!("SELECT {COLUMNS} FROM {t} WHERE id = $1")),
+            summaries_all: text(summaries(&t, "")),
+            summaries_job: text(summaries(&t, "WHERE e.job_name = $2")),
+            lock_for_retry,
+            operator_retry,
+            prune_count,
+            prune,
             select_all: format!("SELECT {COLUMNS} FROM {t}"),
             table_display: t,
             schema: schema.map(str::to_owned),
@@ -425,6 +548,8 @@ impl Sql {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -473,6 +598,110 @@ mod tests {
             "names differing only past the cut stay distinct"
         );
         assert!(a.unique.ends_with("_uq_execution"));
+    }
+
+    /// A server for the plan test, found as `tests/common` finds one: none
+    /// without `DATABASE_URL` (said where libtest cannot hide it), a failure
+    /// instead when `SCHEDULER_REQUIRE_POSTGRES=1`.
+    async fn server() -> Option<PgPool> {
+        let required = std::env::var("SCHEDULER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let pool = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => sqlx_postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(std::time::Duration::from_secs(5))
+                .connect(&url)
+                .await
+                .map_err(|e| format!("PostgreSQL unreachable ({e})")),
+            _ => Err("DATABASE_URL not set".to_owned()),
+        };
+        match pool {
+            Ok(pool) => Some(pool),
+            Err(why) => {
+                assert!(!required, "SCHEDULER_REQUIRE_POSTGRES=1 but {why}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: {why}: the plan test did not run"
+                );
+                None
+            }
+        }
+    }
+
+    /// The bounded DELETE of pruning finds its rows by walking the partial
+    /// index on `finished_at` (the seed's name, or the derived one), in a
+    /// custom plan and in a generic one, on a table large enough for the
+    /// planner to care.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_walks_the_finished_index() {
+        let Some(pool) = server().await else { return };
+        let mut conn = pool.acquire().await.unwrap();
+        // Named and stamped as tests/common does, so its janitor removes
+        // the schema should this test fail before dropping it.
+        let schema = format!("sched_test_{}", uuid::Uuid::new_v4().simple());
+        raw_sql(AssertSqlSafe(format!(
+            "DO $$ BEGIN \
+               CREATE SCHEMA \"{schema}\"; \
+               EXECUTE format('COMMENT ON SCHEMA \"{schema}\" IS %L', \
+                              'created ' || extract(epoch FROM now())::bigint); \
+             END $$"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        drop(conn);
+        for table in [DEFAULT_TABLE, "prune_plan"] {
+            let sql = Sql::new(Some(&schema), table).unwrap();
+            sql.migrate(&pool).await.unwrap();
+            let t = &sql.table_display;
+            let mut conn = pool.acquire().await.unwrap();
+            raw_sql(AssertSqlSafe(format!(
+                "INSERT INTO {t} (job_name, scope_kind, scope_id, plan_time, status, finished_at) \
+                 SELECT 'job', 't', 'x' || i % 100, now() - i * interval '1 minute', \
+                        CASE WHEN i % 100 = 0 THEN 'RUNNING' \
+                             WHEN i % 7 = 0 THEN 'FAILED' ELSE 'SUCCESS' END, \
+                        CASE WHEN i % 100 <> 0 THEN now() - i * interval '1 minute' END \
+                 FROM generate_series(1, 50000) i; \
+                 ANALYZE {t}"
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            let uses_index = |plan: &[String]| {
+                let wanted = format!("using {} on", sql.names.idx_finished);
+                plan.iter().any(|line| line.contains(&wanted))
+            };
+            let custom: Vec<String> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(
+                format!("EXPLAIN {}", sql.prune),
+            ))
+            .bind(time::OffsetDateTime::now_utc())
+            .bind(1000_i64)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            assert!(uses_index(&custom), "{table}: {custom:#?}");
+            raw_sql(AssertSqlSafe(format!(
+                "PREPARE prune_probe(timestamptz, bigint) AS {}; \
+                 SET plan_cache_mode = force_generic_plan",
+                sql.prune
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            let generic: Vec<String> =
+                sqlx_core::query_scalar::query_scalar("EXPLAIN EXECUTE prune_probe(now(), 1000)")
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+            assert!(uses_index(&generic), "{table}: {generic:#?}");
+            raw_sql("DEALLOCATE prune_probe; RESET plan_cache_mode")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&pool)
+            .await
+            .unwrap();
     }
 
     #[test]

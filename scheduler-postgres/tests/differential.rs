@@ -19,7 +19,7 @@ use scheduler_core::machine::{self, Claim, FreshIds};
 use scheduler_core::plan::floor;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
-    PlanKey, RetryDue, Scope, StoreError, TimeControl,
+    PlanKey, RetryDue, Scope, ScopeSummary, StoreError, TimeControl,
 };
 use scheduler_postgres::{PgLeaseStore, TimeOffset};
 use time::OffsetDateTime;
@@ -259,6 +259,50 @@ impl Run<'_> {
         self.untouched(&before, &after, &[k]);
     }
 
+    /// An operator's retry of one of the rows (whatever its state), or of
+    /// an id no row has.
+    async fn operator_retry(&mut self, rng: &mut Rng) {
+        let before = self.rows().await;
+        let mut known: Vec<&Execution> = before.values().collect();
+        known.sort_by_key(|r| r.id);
+        let pick = rng.below(known.len() as u64 + 1) as usize;
+        let ctx = &self.context;
+        let Some(old) = known.get(pick).copied() else {
+            let unknown = uuid::Uuid::now_v7();
+            assert!(
+                matches!(self.store.retry_execution(unknown).await,
+                    Err(StoreError::NotFound { id }) if id == unknown),
+                "{ctx}: an unknown id is not found"
+            );
+            return;
+        };
+        let k = (old.scope.clone(), old.plan_time);
+        let t0 = self.now().await;
+        let result = self.store.retry_execution(old.id).await;
+        let after = self.rows().await;
+        let new = &after[&k];
+        match result {
+            Ok(returned) => {
+                assert_eq!(&returned, new, "{ctx}: the returned row is the stored one");
+                assert_eq!(
+                    machine::operator_retry(old, new.updated_at).as_ref(),
+                    Ok(new),
+                    "{ctx}: operator retry differs from the rules"
+                );
+            }
+            Err(StoreError::Conflict(why)) => {
+                assert_eq!(old, new, "{ctx}: a refused operator retry changed the row");
+                assert_eq!(
+                    machine::operator_retry(old, t0),
+                    Err(why.as_str()),
+                    "{ctx}: refused for another reason"
+                );
+            }
+            Err(e) => panic!("{ctx}: {e}"),
+        }
+        self.untouched(&before, &after, &[k]);
+    }
+
     async fn sweep(&mut self) {
         let before = self.rows().await;
         let t0 = self.now().await;
@@ -336,6 +380,32 @@ impl Run<'_> {
         if early == late {
             assert_eq!(due, early, "{ctx}: retry_due");
         }
+
+        let t0 = self.now().await;
+        let summaries = self.store.scope_summaries(Some(&self.job)).await.unwrap();
+        let t1 = self.now().await;
+        let expected_at = |now| {
+            let mut scopes: Vec<&Scope> = rows.values().map(|r| &r.scope).collect();
+            scopes.sort();
+            scopes.dedup();
+            scopes
+                .into_iter()
+                .map(|scope| {
+                    let of_scope: Vec<Execution> = rows
+                        .values()
+                        .filter(|r| &r.scope == scope)
+                        .cloned()
+                        .collect();
+                    ScopeSummary::of_rows(&of_scope, now).unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let (early, late) = (expected_at(t0), expected_at(t1));
+        if early == late {
+            assert_eq!(summaries, early, "{ctx}: scope summaries");
+        } else {
+            assert_eq!(summaries.len(), early.len(), "{ctx}: scope summaries");
+        }
     }
 }
 
@@ -363,7 +433,7 @@ async fn sql_transitions_match_the_pure_rules() {
             context: String::new(),
         };
         for step in 0..70 {
-            let op = rng.below(10);
+            let op = rng.below(11);
             run.context = format!("seed {seed} step {step} op {op}");
             match op {
                 0..=2 => run.claim(&mut rng).await,
@@ -371,6 +441,7 @@ async fn sql_transitions_match_the_pure_rules() {
                 4..=5 => run.finish(&mut rng).await,
                 6 => run.sweep().await,
                 7 => run.reads(&mut rng).await,
+                8 => run.operator_retry(&mut rng).await,
                 _ => {
                     let jumps = [1, 29, 31, 61, 200];
                     run.offset

@@ -246,6 +246,25 @@ impl LeaseStore for Recording {
     ) -> Result<Vec<Execution>, StoreError> {
         self.inner.list_executions(filter).await
     }
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<scheduler_core::ScopeSummary>, StoreError> {
+        self.inner.scope_summaries(job_name).await
+    }
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
+        self.inner.retry_execution(id).await
+    }
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .prune_finished(finished_before, limit, dry_run)
+            .await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

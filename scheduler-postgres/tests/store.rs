@@ -11,8 +11,8 @@ use scheduler_core::conformance::{self, Harness};
 use scheduler_core::machine::MAX_ERROR_MSG_BYTES;
 use scheduler_core::plan::floor;
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Finish, Lease, LeaseStore, PlanKey, Scope, Status,
-    StoreError, TimeControl,
+    ClaimOutcome, ClaimRequest, ErrorCode, Finish, Lease, LeaseStore, PlanKey, Scope, ScopeSummary,
+    Status, StoreError, TimeControl,
 };
 use scheduler_postgres::{
     PgLeaseStore, PgStoreOptions, TimeOffset, MIGRATIONS_TABLE, SCHEMA_VERSION,
@@ -259,6 +259,7 @@ async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
 
     let h = harness_on(store);
     conformance::concurrent_claimers_have_one_winner(&h, 8).await;
+    conformance::concurrent_reclaimers_have_one_winner(&h, 8).await;
     conformance::batch_claim_returns_outcomes_in_order(&h).await;
     conformance::stolen_lease_is_fenced(&h).await;
     conformance::swept_lease_is_fenced(&h).await;
@@ -276,6 +277,11 @@ async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
     conformance::oversized_result_still_succeeds(&h).await;
     conformance::hostile_names_are_stored_or_refused_cleanly(&h).await;
     conformance::audit_reads_filter_and_order(&h).await;
+    conformance::operator_retry_repairs_failed_rows_and_refuses_others(&h).await;
+    conformance::scope_summaries_describe_each_scope(&h).await;
+    conformance::claims_with_no_attempt_budget_are_refused(&h).await;
+    // Last but one: it deletes every old terminal row of the table.
+    conformance::prune_deletes_only_old_terminal_rows(&h).await;
     conformance::store_time_is_utc_micros_and_controllable(&h).await;
     drop(h);
     db.drop_schema().await;
@@ -533,5 +539,267 @@ async fn harness_time_is_shared_by_stores_with_one_offset() {
     assert!(ta >= before + Duration::from_secs(7200));
     assert!(tb >= before + Duration::from_secs(7200));
     drop((a, b, h));
+    db.drop_schema().await;
+}
+
+/// A FAILED row of job `job`, finished `ago` before store time moves on by
+/// as much again: a prune with a cutoff of the current store time sees it.
+async fn old_failed_row(store: &PgLeaseStore, offset: &TimeOffset, job: &str) -> Lease {
+    let key = [key_now(store, Scope::global()).await];
+    let lease = store.claim(&request(job, "r1", &key)).await.unwrap()[0]
+        .lease()
+        .cloned()
+        .unwrap();
+    let failure = Finish::failure(Duration::ZERO, ErrorCode::HandlerError, "x", Duration::ZERO);
+    store.finish(&lease, &failure).await.unwrap();
+    offset.advance(Duration::from_secs(3600));
+    lease
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_spares_a_row_a_claim_retries_meanwhile() {
+    let Some(db) = test_db().await else { return };
+    let offset = TimeOffset::new();
+    let store = db.store("pruner").await.with_time_offset(offset.clone());
+    let lease = old_failed_row(&store, &offset, "prune_race").await;
+    let cutoff = store.now().await.unwrap();
+    assert_eq!(store.prune_finished(cutoff, 10, true).await.unwrap(), 1);
+
+    // A claim retrying the row, caught between its write and its commit:
+    // the prune has already chosen the row (its snapshot says FAILED) and
+    // waits for the lock; the row it then finds is a live lease.
+    let mut claimer = db.admin.begin().await.unwrap();
+    sqlx_core::query::query(AssertSqlSafe(format!(
+        "UPDATE {} SET status = 'RUNNING', attempt = attempt + 1, finished_at = NULL, \
+            next_retry_at = NULL, error_code = NULL, error_msg = NULL, \
+            stale_after = now() + interval '1 day' \
+         WHERE id = $1",
+        db.table()
+    )))
+    .bind(lease.id)
+    .execute(&mut *claimer)
+    .await
+    .unwrap();
+    let prune = tokio::spawn({
+        let store = store.clone();
+        async move { store.prune_finished(cutoff, 10, false).await }
+    });
+    wait_until_blocked(&db, "pruner").await;
+    claimer.commit().await.unwrap();
+    assert_eq!(
+        prune.await.unwrap().unwrap(),
+        0,
+        "a live lease is never pruned"
+    );
+    let row = store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.attempt), (Status::Running, 2));
+
+    // Sub-microsecond cutoffs: a row finished at t is pruned by any cutoff
+    // after t, however little after.
+    let lease = old_failed_row(&store, &offset, "prune_micros").await;
+    let finished = store
+        .get_execution(lease.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .finished_at
+        .unwrap();
+    let just_after = finished + Duration::from_nanos(1);
+    assert_eq!(store.prune_finished(finished, 10, true).await.unwrap(), 0);
+    assert_eq!(store.prune_finished(just_after, 10, true).await.unwrap(), 1);
+    assert_eq!(store.prune_finished(just_after, 0, false).await.unwrap(), 0);
+    assert_eq!(
+        store.prune_finished(just_after, 10, false).await.unwrap(),
+        1
+    );
+    assert_eq!(store.get_execution(lease.id).await.unwrap(), None);
+    drop(store);
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_retry_waits_for_a_writer_holding_the_row() {
+    let Some(db) = test_db().await else { return };
+    let offset = TimeOffset::new();
+    let store = db.store("operator").await.with_time_offset(offset.clone());
+    let lease = old_failed_row(&store, &offset, "operator_race").await;
+    let hold_as_running = |admin: PgPool, table: String, id| async move {
+        let mut tx = admin.begin().await.unwrap();
+        sqlx_core::query::query(AssertSqlSafe(format!(
+            "UPDATE {table} SET status = 'RUNNING', attempt = attempt + 1, finished_at = NULL \
+             WHERE id = $1"
+        )))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx
+    };
+    let id = lease.id;
+    let retry = move |store: &PgLeaseStore| {
+        let store = store.clone();
+        tokio::spawn(async move { store.retry_execution(id).await })
+    };
+
+    // A writer that gives up: the repair then goes ahead on the row as it was.
+    let writer = hold_as_running(db.admin.clone(), db.table(), lease.id).await;
+    let repair = retry(&store);
+    wait_until_blocked(&db, "operator").await;
+    writer.rollback().await.unwrap();
+    let repaired = repair.await.unwrap().unwrap();
+    assert_eq!(
+        (repaired.status, repaired.attempt, repaired.max_attempts),
+        (Status::Failed, 1, 3)
+    );
+    assert_eq!(repaired.error_code.as_deref(), Some("operator_retry"));
+
+    // A writer that commits: the repair sees RUNNING and changes nothing.
+    let writer = hold_as_running(db.admin.clone(), db.table(), lease.id).await;
+    let repair = retry(&store);
+    wait_until_blocked(&db, "operator").await;
+    writer.commit().await.unwrap();
+    let refused = repair.await.unwrap();
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    let row = store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.attempt), (Status::Running, 2));
+    assert_eq!(row.error_code.as_deref(), Some("operator_retry"));
+
+    // Rows of other writers: a JSON null result is left as it is (only the
+    // repaired columns are written), and an attempt at the largest INTEGER
+    // is refused rather than overflowed.
+    let odd: Vec<uuid::Uuid> = query_scalar(AssertSqlSafe(format!(
+        "INSERT INTO {} (job_name, plan_time, status, attempt, max_attempts, result, \
+                         finished_at, error_code) \
+         VALUES ('odd', now(), 'FAILED', 3, 3, 'null'::jsonb, now(), NULL), \
+                ('odd', now() - interval '1 minute', 'FAILED', 2147483647, 2147483647, \
+                 '{{}}'::jsonb, now(), 'handler_error') \
+         RETURNING id",
+        db.table()
+    )))
+    .fetch_all(&db.admin)
+    .await
+    .unwrap();
+    let repaired = store.retry_execution(odd[0]).await.unwrap();
+    assert_eq!((repaired.attempt, repaired.max_attempts), (3, 4));
+    assert_eq!(
+        repaired.error_msg.as_deref(),
+        Some("operator retry after unknown: ")
+    );
+    let null_result: bool = query_scalar(AssertSqlSafe(format!(
+        "SELECT result = 'null'::jsonb FROM {} WHERE id = $1",
+        db.table()
+    )))
+    .bind(odd[0])
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    assert!(null_result, "the result column was not rewritten");
+    let before = store.get_execution(odd[1]).await.unwrap().unwrap();
+    let refused = store.retry_execution(odd[1]).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.get_execution(odd[1]).await.unwrap().unwrap(), before);
+    drop(store);
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scope_summaries_classify_rows_other_writers_leave() {
+    let Some(db) = test_db().await else { return };
+    let store = db.store("summaries").await;
+    // Shapes the seed (or a hand) may leave: a RUNNING row without
+    // stale_after, FAILED rows without error code or retry time, a SUCCESS
+    // without finished_at; and scopes whose byte order ("T" < "t",
+    // "z" < "é") differs from a natural-language collation's.
+    sqlx_core::query::query(AssertSqlSafe(format!(
+        "INSERT INTO {} (job_name, scope_kind, scope_id, plan_time, status, attempt, \
+                         max_attempts, next_retry_at, stale_after, finished_at, error_code) \
+         SELECT job, kind, id, now() - back * interval '1 minute', status, attempt, \
+                max_attempts, now() + retry_in * interval '1 minute', \
+                now() + stale_in * interval '1 minute', \
+                now() - finished_ago * interval '1 minute', code \
+         FROM (VALUES \
+           ('sum', 't', 'a', 1, 'RUNNING', 1, 3, NULL, NULL, NULL, NULL), \
+           ('sum', 't', 'a', 2, 'RUNNING', 1, 3, NULL, -30, NULL, NULL), \
+           ('sum', 't', 'a', 3, 'RUNNING', 2, 3, NULL, 30, NULL, NULL), \
+           ('sum', 't', 'a', 4, 'FAILED', 1, 3, NULL, NULL, 4, NULL), \
+           ('sum', 't', 'a', 5, 'FAILED', 1, 3, 90, NULL, 5, 'handler_error'), \
+           ('sum', 't', 'a', 6, 'FAILED', 1, 3, NULL, NULL, 6, 'stale_timeout'), \
+           ('sum', 't', 'a', 7, 'FAILED', 3, 3, NULL, NULL, 7, 'stale_timeout'), \
+           ('sum', 't', 'a', 8, 'SUCCESS', 1, 3, NULL, NULL, NULL, NULL), \
+           ('sum', 't', 'a', 9, 'SUCCESS', 1, 3, NULL, NULL, 9, NULL), \
+           ('sum', 't', 'z', 0, 'FAILED', 2, 3, -20, NULL, 30, 'operator_retry'), \
+           ('sum', 't', 'z', 1, 'FAILED', 1, 3, NULL, NULL, 30, 'handler_error'), \
+           ('sum', 't', 'é', 0, 'SUCCESS', 1, 1, NULL, NULL, 1, NULL), \
+           ('sum', 'T', 'a', 0, 'FAILED', 1, 1, NULL, NULL, 1, 'handler_error'), \
+           ('other', 't', 'a', 0, 'SUCCESS', 1, 1, NULL, NULL, 1, NULL) \
+         ) AS v(job, kind, id, back, status, attempt, max_attempts, retry_in, stale_in, \
+                finished_ago, code)",
+        db.table()
+    )))
+    .execute(&db.admin)
+    .await
+    .unwrap();
+
+    let before = store.now().await.unwrap();
+    let summaries = store.scope_summaries(Some("sum")).await.unwrap();
+    let after = store.now().await.unwrap();
+    let scopes: Vec<(&str, &str)> = summaries
+        .iter()
+        .map(|s| (s.scope.kind.as_str(), s.scope.id.as_str()))
+        .collect();
+    assert_eq!(scopes, [("T", "a"), ("t", "a"), ("t", "z"), ("t", "é")]);
+    for summary in &summaries {
+        let filter = scheduler_core::ExecutionFilter {
+            job_name: Some("sum".into()),
+            scope: Some(summary.scope.clone()),
+            ..Default::default()
+        };
+        let rows = store.list_executions(&filter).await.unwrap();
+        let mut expected = ScopeSummary::of_rows(&rows, before).unwrap();
+        if summary.scope == Scope::new("t", "a") {
+            // Its only pending retry has no retry time: due at store time,
+            // which the statement read between `before` and `after`.
+            let due = summary.next_retry_at.unwrap();
+            assert!(before <= due && due <= after, "{before} {due} {after}");
+            expected.next_retry_at = Some(due);
+            assert_eq!(
+                (expected.running, expected.stale, expected.retry_pending),
+                (2, 1, 2)
+            );
+            assert_eq!((expected.exhausted, expected.stale_timeout), (1, 1));
+            assert_eq!(expected.last_success_finished_at, None);
+        }
+        assert_eq!(summary, &expected);
+    }
+    let z = &summaries[2];
+    assert_eq!(z.retry_pending, 2);
+    assert!(
+        z.next_retry_at.unwrap() < before - Duration::from_secs(19 * 60),
+        "the earlier of a past retry time and one due now"
+    );
+
+    let all = store.scope_summaries(None).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].job_name, "other");
+    // The same, but for the due time read at the later call's store time.
+    let mut again = all[1..].to_vec();
+    let later_due = again[1].next_retry_at.take().unwrap();
+    assert!(later_due >= summaries[1].next_retry_at.unwrap());
+    let mut first = summaries.clone();
+    first[1].next_retry_at = None;
+    assert_eq!(again, first);
+    assert!(store
+        .scope_summaries(Some("none"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.scope_summaries(Some("s\0")).await.unwrap().is_empty());
+    drop(store);
     db.drop_schema().await;
 }

@@ -3,7 +3,7 @@
 
 use rusqlite::types::Type;
 use rusqlite::Row;
-use scheduler_core::{Execution, LatestExecution, Scope, Status};
+use scheduler_core::{Execution, LatestExecution, Scope, ScopeSummary, Status};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -25,6 +25,21 @@ pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     // Every OffsetDateTime (years -9999..=9999) is within ±3.2e17 µs, far
     // inside i64.
     t.unix_timestamp_nanos().div_euclid(1_000) as i64
+}
+
+/// The smallest whole microsecond not before `t`: for a strict bound
+/// `stored < t`, since a stored (whole-microsecond) instant `s` satisfies
+/// `s < t` exactly when `s < ceil(t)`. Flooring instead would drop the rows
+/// at `floor(t)` that the reference store, comparing at full precision,
+/// keeps in range.
+pub(crate) fn micros_ceil(t: OffsetDateTime) -> i64 {
+    let nanos = t.unix_timestamp_nanos();
+    let floor = nanos.div_euclid(1_000) as i64;
+    if nanos.rem_euclid(1_000) == 0 {
+        floor
+    } else {
+        floor + 1
+    }
 }
 
 /// The instant `micros` encodes, if it is one `time` can represent.
@@ -116,6 +131,31 @@ pub(crate) fn latest_view(row: &Row<'_>, offset: usize) -> rusqlite::Result<Late
     })
 }
 
+fn count_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let n: i64 = row.get(idx)?;
+    u64::try_from(n).map_err(|_| bad(idx, Type::Integer, format!("count {n} is negative")))
+}
+
+/// A row of the scope summary statement: job, kind, id; the latest row's
+/// planning view (columns 3..9, as [`latest_view`]); the last success's plan
+/// time and finish; then running, stale, retry pending, the earliest retry,
+/// exhausted and stale_timeout.
+pub(crate) fn scope_summary(row: &Row<'_>) -> rusqlite::Result<ScopeSummary> {
+    Ok(ScopeSummary {
+        job_name: row.get(0)?,
+        scope: Scope::new(row.get::<_, String>(1)?, row.get::<_, String>(2)?),
+        latest: latest_view(row, 3)?,
+        last_success_plan_time: opt_instant_at(row, 9)?,
+        last_success_finished_at: opt_instant_at(row, 10)?,
+        running: count_at(row, 11)?,
+        stale: count_at(row, 12)?,
+        retry_pending: count_at(row, 13)?,
+        next_retry_at: opt_instant_at(row, 14)?,
+        exhausted: count_at(row, 15)?,
+        stale_timeout: count_at(row, 16)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +175,15 @@ mod tests {
         let sub = datetime!(1969-12-31 23:59:59.9999995 UTC);
         assert_eq!(instant(micros(sub)), Some(to_micros(sub)));
         assert_eq!(instant(i64::MAX), None);
+    }
+
+    #[test]
+    fn micros_ceil_rounds_up_only_sub_microsecond_instants() {
+        let whole = datetime!(2026-03-05 12:34:56.123456 UTC);
+        assert_eq!(micros_ceil(whole), micros(whole));
+        let sub = datetime!(2026-03-05 12:34:56.1234561 UTC);
+        assert_eq!(micros_ceil(sub), micros(whole) + 1);
+        let before_epoch = datetime!(1969-12-31 23:59:59.9999995 UTC);
+        assert_eq!(micros_ceil(before_epoch), 0);
     }
 }

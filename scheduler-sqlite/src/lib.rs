@@ -53,6 +53,14 @@
 //!   guarded retry `UPDATE` and then the guarded steal `UPDATE`, whose
 //!   `WHERE` clauses are exactly [`machine::claim`]'s guards. Duplicate keys
 //!   within a batch see the first one's row, so only one of them wins.
+//! - **Operator calls.** [`scope_summaries`](LeaseStore::scope_summaries)
+//!   is one read statement (conditional aggregates per scope, then the
+//!   latest and last SUCCESS rows by their unique key), equal to
+//!   [`ScopeSummary::of_rows`] at one store time.
+//!   [`retry_execution`](LeaseStore::retry_execution) reads the row, applies
+//!   [`machine::operator_retry`] and writes the result back in one IMMEDIATE
+//!   transaction. [`prune_finished`](LeaseStore::prune_finished) deletes
+//!   through `idx_sys_cron_exec_finished` in one `DELETE`, oldest first.
 //! - **Store time** is the host clock (or the injected [`Clock`]), in
 //!   microseconds, read after the write lock is taken and passed to the
 //!   statements as a parameter.
@@ -91,12 +99,12 @@ use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::store::FinishOutcome;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, Clock, ErrorCode, Execution, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, RetryDue, Scope, StoreError,
+    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::codec::{execution_columns, instant, micros, uuid_text};
+use crate::codec::{execution_columns, instant, micros, micros_ceil, uuid_text};
 use crate::error::{Failure, Location};
 use crate::worker::Worker;
 
@@ -381,6 +389,116 @@ const GET: &str = concat!(
     " FROM sys_cron_executions WHERE id = :id"
 );
 
+/// `ScopeSummary::of_rows` as one statement: a pass over the scopes' rows
+/// computes the counts with conditional aggregates, then the latest row and
+/// the last SUCCESS row of each scope are looked up by their full unique key
+/// (the group's `max(plan_time)`, `plan_time` being unique within a scope).
+///
+/// Each `CASE` is one arm of `of_rows`'s `match`, in its order, so every
+/// FAILED or RUNNING row is counted exactly once:
+/// - RUNNING is stale when `stale_after < :now`; a NULL `stale_after` is
+///   never stale (`is_some_and`), and SQL's `NULL < x` is not true either,
+///   so the live arm must spell out `IS NULL OR >=`.
+/// - FAILED with `attempt >= max_attempts` is exhausted, whatever its code.
+/// - FAILED with attempts left is `stale_timeout` when its code is exactly
+///   that (`IS`, so NULL is not), else a pending retry; the earliest retry
+///   counts a NULL `next_retry_at` as `:now`, and `min` of no row is NULL.
+///
+/// `:now` is store time, bound by the caller. Both forms read the unique
+/// index in order, so grouping needs no sort; only the output, one row per
+/// scope, is sorted again (SQLite cannot carry the order through the joins).
+macro_rules! summaries {
+    ($filter:literal) => {
+        concat!(
+            "WITH groups AS (
+    SELECT job_name, scope_kind, scope_id,
+        max(plan_time) AS latest_plan,
+        max(CASE WHEN status = 'SUCCESS' THEN plan_time END) AS success_plan,
+        count(CASE WHEN status = 'RUNNING'
+            AND (stale_after IS NULL OR stale_after >= :now) THEN 1 END) AS running,
+        count(CASE WHEN status = 'RUNNING' AND stale_after < :now THEN 1 END) AS stale,
+        count(CASE WHEN status = 'FAILED' AND attempt < max_attempts
+            AND error_code IS NOT :stale_code THEN 1 END) AS retry_pending,
+        min(CASE WHEN status = 'FAILED' AND attempt < max_attempts
+            AND error_code IS NOT :stale_code THEN coalesce(next_retry_at, :now) END)
+            AS next_retry_at,
+        count(CASE WHEN status = 'FAILED' AND attempt >= max_attempts THEN 1 END) AS exhausted,
+        count(CASE WHEN status = 'FAILED' AND attempt < max_attempts
+            AND error_code IS :stale_code THEN 1 END) AS stale_timeout
+    FROM sys_cron_executions ",
+            $filter,
+            "
+    GROUP BY job_name, scope_kind, scope_id)
+SELECT g.job_name, g.scope_kind, g.scope_id,
+    l.plan_time, l.status, l.attempt, l.max_attempts, l.next_retry_at, l.error_code,
+    s.plan_time, s.finished_at,
+    g.running, g.stale, g.retry_pending, g.next_retry_at, g.exhausted, g.stale_timeout
+FROM groups AS g
+JOIN sys_cron_executions AS l
+    ON l.job_name = g.job_name AND l.scope_kind = g.scope_kind
+    AND l.scope_id = g.scope_id AND l.plan_time = g.latest_plan
+LEFT JOIN sys_cron_executions AS s
+    ON s.job_name = g.job_name AND s.scope_kind = g.scope_kind
+    AND s.scope_id = g.scope_id AND s.plan_time = g.success_plan
+ORDER BY g.job_name, g.scope_kind, g.scope_id"
+        )
+    };
+}
+
+/// Every scope of every job: necessarily a pass over the whole table.
+const SUMMARIES_ALL: &str = summaries!("");
+
+/// One job's scopes, through its range of the unique index.
+const SUMMARIES_OF_JOB: &str = summaries!("WHERE job_name = :job");
+
+/// The write-back of an operator's retry: every column a transition may
+/// change takes the value `machine::operator_retry` computed, so the rule
+/// lives only there. The key columns, `id` and `created_at` never change.
+///
+/// The guard repeats what was read in the same IMMEDIATE transaction: still
+/// FAILED and still under the last attempt's token (every claim rotates it),
+/// so the write can only land on the row the machine decided about.
+const OPERATOR_RETRY: &str = concat!(
+    "UPDATE sys_cron_executions
+SET status = :status, attempt = :attempt, max_attempts = :max_attempts,
+    next_retry_at = :next_retry_at, runner_id = :runner_id, lease_token = :lease_token,
+    heartbeat_at = :heartbeat_at, stale_after = :stale_after, started_at = :started_at,
+    finished_at = :finished_at, duration_ms = :duration_ms, rows_affected = :rows_affected,
+    result = :result, error_code = :error_code, error_msg = :error_msg,
+    updated_at = :updated_at
+WHERE id = :id AND status = 'FAILED' AND lease_token = :read_token
+RETURNING ",
+    execution_columns!()
+);
+
+/// The terminal rows a prune may delete. The `status IN` term repeats the
+/// partial index's `WHERE` word for word, which is what lets SQLite use
+/// `idx_sys_cron_exec_finished` (a RUNNING row, even a retried one whose
+/// `finished_at` was cleared, is never in it).
+macro_rules! prunable {
+    () => {
+        "status IN ('SUCCESS', 'FAILED') AND finished_at < :cutoff"
+    };
+}
+
+/// A dry run: how many rows a prune with no limit would delete.
+const PRUNE_COUNT: &str = concat!(
+    "SELECT count(*) FROM sys_cron_executions WHERE ",
+    prunable!()
+);
+
+/// One statement: the oldest `:limit` prunable rows, oldest `finished_at`
+/// first and ties in key order (as the memory store breaks them), found
+/// through `idx_sys_cron_exec_finished` and deleted by rowid.
+const PRUNE: &str = concat!(
+    "DELETE FROM sys_cron_executions WHERE rowid IN (
+    SELECT rowid FROM sys_cron_executions WHERE ",
+    prunable!(),
+    "
+    ORDER BY finished_at, job_name, scope_kind, scope_id, plan_time
+    LIMIT :limit)"
+);
+
 fn limit(n: Option<usize>) -> i64 {
     // SQLite reads a negative LIMIT as "no limit".
     n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
@@ -551,11 +669,8 @@ impl LeaseStore for SqliteLeaseStore {
                 error_msg: error_msg.clone(),
                 retry_after: *retry_after,
             },
-            other => {
-                return Err(StoreError::InvalidInput(format!(
-                    "scheduler-sqlite cannot store this terminal write: {other:?}"
-                )))
-            }
+            // No catch-all: `FinishOutcome` is exhaustive so that a new kind
+            // of terminal write fails to compile here instead of at run time.
         };
         self.write(move |tx, now| {
             let changed = match &terminal {
@@ -736,6 +851,116 @@ impl LeaseStore for SqliteLeaseStore {
         })
         .await
     }
+
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError> {
+        let job = job_name.map(str::to_owned);
+        // One statement, so one consistent snapshot of every scope, taken at
+        // one store time.
+        self.read(move |conn, now| {
+            let now_us = micros(now);
+            let stale_code = ErrorCode::StaleTimeout.as_str();
+            let mut params: Vec<(&str, &dyn ToSql)> =
+                vec![(":now", &now_us), (":stale_code", &stale_code)];
+            let sql = match &job {
+                Some(job) => {
+                    params.push((":job", job));
+                    SUMMARIES_OF_JOB
+                }
+                None => SUMMARIES_ALL,
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params.as_slice(), codec::scope_summary)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
+        // Read, decide and write in one IMMEDIATE transaction: the write lock
+        // is held from the read on, so no claim, finish or sweep from any
+        // process can slip between the decision and the write.
+        self.write(move |tx, now| {
+            let row = tx
+                .prepare_cached(GET)?
+                .query_row(named_params! { ":id": uuid_text(id) }, codec::execution)
+                .optional()?
+                .ok_or(StoreError::NotFound { id })?;
+            // The rule is `machine::operator_retry`'s alone; a refusal
+            // returns before anything is written, with the machine's reason
+            // as it is (as every store reports it).
+            let repaired = machine::operator_retry(&row, now)
+                .map_err(|why| StoreError::Conflict(why.to_owned()))?;
+            let result = serde_json::to_string(&repaired.result)
+                .map_err(|e| StoreError::InvalidInput(format!("result cannot be encoded: {e}")))?;
+            let stored = tx
+                .prepare_cached(OPERATOR_RETRY)?
+                .query_row(
+                    named_params! {
+                        ":id": uuid_text(id),
+                        ":read_token": uuid_text(row.lease_token),
+                        ":status": repaired.status.as_str(),
+                        ":attempt": repaired.attempt,
+                        ":max_attempts": repaired.max_attempts,
+                        ":next_retry_at": repaired.next_retry_at.map(micros),
+                        ":runner_id": repaired.runner_id,
+                        ":lease_token": uuid_text(repaired.lease_token),
+                        ":heartbeat_at": repaired.heartbeat_at.map(micros),
+                        ":stale_after": repaired.stale_after.map(micros),
+                        ":started_at": repaired.started_at.map(micros),
+                        ":finished_at": repaired.finished_at.map(micros),
+                        ":duration_ms": repaired.duration_ms,
+                        ":rows_affected": repaired.rows_affected,
+                        ":result": result,
+                        ":error_code": repaired.error_code,
+                        ":error_msg": repaired.error_msg,
+                        ":updated_at": micros(repaired.updated_at),
+                    },
+                    codec::execution,
+                )
+                .optional()?;
+            // Unreachable under the write lock, but if the guard ever fails
+            // nothing was written, which is what a conflict reports.
+            stored.ok_or_else(|| {
+                StoreError::Conflict(format!("execution {id} changed while being retried")).into()
+            })
+        })
+        .await
+    }
+
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit_to: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        // Rounded up: `finished_at < cutoff` on whole microseconds is then
+        // exactly `finished_at < finished_before` at full precision.
+        let cutoff = micros_ceil(finished_before);
+        if dry_run {
+            return self
+                .read(move |conn, _| {
+                    let n: i64 = conn
+                        .prepare_cached(PRUNE_COUNT)?
+                        .query_row(named_params! { ":cutoff": cutoff }, |r| r.get(0))?;
+                    Ok(n as u64)
+                })
+                .await;
+        }
+        // IMMEDIATE like every write: the rows are chosen and deleted under
+        // the write lock, so a row a claim is retrying cannot be chosen as
+        // FAILED and then deleted while RUNNING.
+        self.write(move |tx, _| {
+            let deleted = tx.prepare_cached(PRUNE)?.execute(named_params! {
+                ":cutoff": cutoff,
+                ":limit": limit(Some(limit_to)),
+            })?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -768,6 +993,10 @@ mod tests {
             (HEARTBEAT, "sqlite_autoindex_sys_cron_executions_1"),
             (FINISH_SUCCESS, "sqlite_autoindex_sys_cron_executions_1"),
             (FINISH_FAILURE, "sqlite_autoindex_sys_cron_executions_1"),
+            (SUMMARIES_OF_JOB, unique),
+            (OPERATOR_RETRY, "sqlite_autoindex_sys_cron_executions_1"),
+            (PRUNE_COUNT, "idx_sys_cron_exec_finished"),
+            (PRUNE, "idx_sys_cron_exec_finished"),
         ] {
             let plan = plan(&conn, sql);
             assert!(plan.contains(index), "{sql}\n=> {plan}");
@@ -775,6 +1004,41 @@ mod tests {
                 !plan.contains("SCAN sys_cron_executions"),
                 "{sql}\n=> {plan}"
             );
+            assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
         }
+    }
+
+    /// Summarising every job must read every row once, but in the unique
+    /// index's order, so the groups need no sort; the latest and last
+    /// SUCCESS rows are then point lookups, never scans. (The only sort left
+    /// is of the output, one row per scope.)
+    #[test]
+    fn the_summary_of_every_job_is_one_ordered_pass() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn, 0).unwrap();
+        let plan = plan(&conn, SUMMARIES_ALL);
+        let unique = "sqlite_autoindex_sys_cron_executions_2";
+        assert!(
+            plan.contains(&format!("SCAN sys_cron_executions USING INDEX {unique}")),
+            "{plan}"
+        );
+        assert_eq!(
+            plan.matches("SCAN sys_cron_executions").count(),
+            1,
+            "{plan}"
+        );
+        assert_eq!(
+            plan.matches(&format!("SEARCH l USING INDEX {unique}"))
+                .count(),
+            1,
+            "{plan}"
+        );
+        assert_eq!(
+            plan.matches(&format!("SEARCH s USING INDEX {unique}"))
+                .count(),
+            1,
+            "{plan}"
+        );
+        assert!(!plan.contains("FOR GROUP BY"), "{plan}");
     }
 }

@@ -1,7 +1,7 @@
 //! Random operation sequences give identical results on the memory store
 //! (the reference, which applies `machine` directly) and on SQLite: every
-//! outcome, and every row field by field (ids and tokens aside, which are
-//! random by design).
+//! outcome, every row field by field (ids and tokens aside, which are
+//! random by design), and every scope summary.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,19 @@ enum Op {
         retry_secs: u64,
     },
     Sweep,
+    /// An operator's retry of the row a lease was for (which may since
+    /// have finished, been stolen, or been pruned).
+    OperatorRetry {
+        lease: usize,
+    },
+    /// A prune with the cutoff `back_secs` before store time, plus half a
+    /// microsecond when `sub_micro` (a cutoff between stored instants).
+    Prune {
+        back_secs: u64,
+        sub_micro: bool,
+        limit: usize,
+        dry_run: bool,
+    },
     Advance {
         secs: u64,
     },
@@ -69,6 +82,19 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), prop_oneof![Just(0u64), Just(20), Just(90)])
             .prop_map(|(lease, retry_secs)| Op::Fail { lease, retry_secs }),
         1 => Just(Op::Sweep),
+        1 => any::<usize>().prop_map(|lease| Op::OperatorRetry { lease }),
+        1 => (
+            prop_oneof![Just(0u64), Just(30), Just(120)],
+            any::<bool>(),
+            0usize..4,
+            any::<bool>(),
+        )
+            .prop_map(|(back_secs, sub_micro, limit, dry_run)| Op::Prune {
+                back_secs,
+                sub_micro,
+                limit,
+                dry_run,
+            }),
         2 => prop_oneof![Just(1u64), Just(20), Just(30), Just(60), Just(200)]
             .prop_map(|secs| Op::Advance { secs }),
     ]
@@ -81,6 +107,8 @@ enum Seen {
     Heartbeat(Result<OffsetDateTime, String>),
     Finished(Result<(), String>),
     Swept(u64),
+    Repaired(Result<Box<Execution>, String>),
+    Pruned(u64),
     Nothing,
 }
 
@@ -105,7 +133,18 @@ fn kind(outcome: &ClaimOutcome) -> String {
 fn err_kind(e: &StoreError) -> String {
     match e {
         StoreError::LeaseLost { .. } => "lease lost".to_owned(),
+        StoreError::NotFound { .. } => "not found".to_owned(),
+        StoreError::Conflict(why) => format!("conflict: {why}"),
         other => panic!("unexpected store error: {other}"),
+    }
+}
+
+/// `row` with its random id and token blanked.
+fn blank(row: Execution) -> Execution {
+    Execution {
+        id: Uuid::nil(),
+        lease_token: Uuid::nil(),
+        ..row
     }
 }
 
@@ -185,6 +224,34 @@ impl Side {
                 None => Seen::Nothing,
             },
             Op::Sweep => Seen::Swept(self.store.sweep_stale(JOB).await.expect("sweep")),
+            Op::OperatorRetry { lease } => match pick(*lease, &self.leases) {
+                Some(l) => Seen::Repaired(
+                    self.store
+                        .retry_execution(l.id)
+                        .await
+                        .map(|row| Box::new(blank(row)))
+                        .map_err(|e| err_kind(&e)),
+                ),
+                None => Seen::Nothing,
+            },
+            Op::Prune {
+                back_secs,
+                sub_micro,
+                limit,
+                dry_run,
+            } => {
+                let now = self.store.now().await.expect("now");
+                let mut cutoff = now - Duration::from_secs(*back_secs);
+                if *sub_micro {
+                    cutoff += Duration::from_nanos(500);
+                }
+                Seen::Pruned(
+                    self.store
+                        .prune_finished(cutoff, *limit, *dry_run)
+                        .await
+                        .expect("prune"),
+                )
+            }
             Op::Advance { .. } => Seen::Nothing,
         }
     }
@@ -195,11 +262,14 @@ impl Side {
             job_name: Some(JOB.into()),
             ..Default::default()
         };
-        let mut rows = self.store.list_executions(&filter).await.expect("list");
-        for row in &mut rows {
-            row.id = Uuid::nil();
-            row.lease_token = Uuid::nil();
-        }
+        let mut rows: Vec<Execution> = self
+            .store
+            .list_executions(&filter)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(blank)
+            .collect();
         rows.sort_by(|a, b| (&a.scope, a.plan_time).cmp(&(&b.scope, b.plan_time)));
         rows
     }
@@ -234,6 +304,17 @@ async fn run(ops: Vec<Op>) {
             sides[1].rows().await,
             sides[0].rows().await,
             "rows after step {step}: {op:?}"
+        );
+        let summaries = sides[0].store.scope_summaries(Some(JOB)).await.unwrap();
+        assert_eq!(
+            sides[1].store.scope_summaries(Some(JOB)).await.unwrap(),
+            summaries,
+            "scope summaries after step {step}: {op:?}"
+        );
+        assert_eq!(
+            sides[1].store.scope_summaries(None).await.unwrap(),
+            summaries,
+            "scope summaries of every job after step {step}: {op:?}"
         );
     }
     let scopes: Vec<Scope> = (0..4)

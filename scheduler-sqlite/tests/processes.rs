@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use scheduler_core::{
     CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, JobOutput,
     JobSpec, LatestExecution, Lease, LeaseStore, Manager, ManagerOptions, ManualClock, PlanKey,
-    RetryDue, Scope, Scopes, Status, StoreError, TimeControl,
+    RetryDue, Scope, ScopeSummary, Scopes, Status, StoreError, TimeControl,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteOptions};
 use time::OffsetDateTime;
@@ -116,6 +116,30 @@ impl LeaseStore for Watched {
         filter: &ExecutionFilter,
     ) -> Result<Vec<Execution>, StoreError> {
         self.seen("list_executions", self.store.list_executions(filter).await)
+    }
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError> {
+        self.seen(
+            "scope_summaries",
+            self.store.scope_summaries(job_name).await,
+        )
+    }
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
+        self.seen("retry_execution", self.store.retry_execution(id).await)
+    }
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        let pruned = self
+            .store
+            .prune_finished(finished_before, limit, dry_run)
+            .await;
+        self.seen("prune_finished", pruned)
     }
 }
 

@@ -1,0 +1,506 @@
+//! The real `scheduler` binary against SQLite files and PostgreSQL.
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use scheduler_core::{
+    ClaimRequest, ErrorCode, ExecutionFilter, Finish, JobOutput, JobSpec, LeaseStore, Manager,
+    ManagerOptions, ManualClock, PlanKey, Scope, Scopes, Status,
+};
+use scheduler_sqlite::{SqliteLeaseStore, SqliteOptions};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+fn scheduler(database: &str, args: &[&str]) -> Output {
+    Command::cargo_bin("scheduler")
+        .unwrap()
+        .env_remove("SCHEDULER_DATABASE_URL")
+        .arg("--database")
+        .arg(database)
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap()
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document on stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("jobs.db").display())
+}
+
+/// Rows for the operator commands: a SUCCESS, a FAILED and a RUNNING
+/// execution of `report`, at store time `at`.
+async fn seed_rows(store: &dyn LeaseStore) -> Vec<uuid::Uuid> {
+    let now = store.now().await.unwrap();
+    let plan = scheduler_core::plan::floor(now, Duration::from_secs(60));
+    let keys: Vec<PlanKey> = ["ok", "bad", "busy"]
+        .iter()
+        .map(|id| PlanKey {
+            scope: Scope::new("tenant", *id),
+            plan_time: plan,
+        })
+        .collect();
+    let outcomes = store
+        .claim(&ClaimRequest {
+            job_name: "report",
+            runner_id: "seed",
+            max_attempts: 1,
+            stale_timeout: Duration::from_secs(3600),
+            allow_stale_reentry: false,
+            keys: &keys,
+        })
+        .await
+        .unwrap();
+    let leases: Vec<_> = outcomes
+        .iter()
+        .map(|o| o.lease().unwrap().clone())
+        .collect();
+    store
+        .finish(
+            &leases[0],
+            &Finish::success(Duration::from_millis(12), 5, Default::default()),
+        )
+        .await
+        .unwrap();
+    store
+        .finish(
+            &leases[1],
+            &Finish::failure(
+                Duration::from_millis(7),
+                ErrorCode::HandlerError,
+                "upstream 503",
+                Duration::ZERO,
+            ),
+        )
+        .await
+        .unwrap();
+    leases.iter().map(|l| l.id).collect()
+}
+
+/// A runtime for the test's own store calls, and the seeded rows' ids.
+fn seeded(url: &str) -> (tokio::runtime::Runtime, Vec<uuid::Uuid>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ids = rt.block_on(async {
+        let store = SqliteLeaseStore::connect(url).await.unwrap();
+        seed_rows(&store).await
+    });
+    (rt, ids)
+}
+
+#[test]
+fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let out = scheduler(&url, &["demo", "--duration", "9s", "--json"]);
+    let report = stdout_json(&out);
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["takeovers"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["failures_by_code"]["handler_panic"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{report}"
+    );
+    assert!(
+        report["failures_by_code"]["handler_error"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{report}"
+    );
+    let progress = stderr(&out);
+    assert!(progress.contains("CRASHED"), "{progress}");
+    assert!(
+        progress.contains("TAKEOVER") || progress.contains("stale lease"),
+        "{progress}"
+    );
+    // The table itself: nothing RUNNING, the doomed job taken over and done.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = SqliteLeaseStore::connect(&url).await.unwrap();
+        let rows = store
+            .list_executions(&ExecutionFilter::default())
+            .await
+            .unwrap();
+        assert!(rows.len() >= 10, "{}", rows.len());
+        assert!(rows.iter().all(|r| r.status != Status::Running));
+        let doomed: Vec<_> = rows
+            .iter()
+            .filter(|r| r.job_name == "doomed_export")
+            .collect();
+        assert!(
+            doomed
+                .iter()
+                .any(|r| r.status == Status::Success && r.attempt >= 2),
+            "{doomed:?}"
+        );
+    });
+}
+
+#[test]
+fn status_and_history_reflect_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let (_rt, ids) = seeded(&url);
+    let history = stdout_json(&scheduler(&url, &["history", "--job", "report", "--json"]));
+    let rows = history.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let failed = rows.iter().find(|r| r["status"] == "FAILED").unwrap();
+    assert_eq!(failed["id"], ids[1].to_string());
+    assert_eq!(failed["error_code"], "handler_error");
+    assert_eq!(failed["error_msg"], "upstream 503");
+    assert_eq!(failed["duration_ms"], 7);
+    let only_ok = stdout_json(&scheduler(
+        &url,
+        &[
+            "history",
+            "--job",
+            "report",
+            "--scope",
+            "tenant/ok",
+            "--status",
+            "success",
+            "--since",
+            "1h",
+            "--json",
+        ],
+    ));
+    assert_eq!(only_ok.as_array().unwrap().len(), 1);
+    assert_eq!(only_ok[0]["rows_affected"], 5);
+
+    let status = stdout_json(&scheduler(&url, &["status", "--job", "report", "--json"]));
+    let scopes = status["scopes"].as_array().unwrap();
+    assert_eq!(scopes.len(), 3);
+    let by = |id: &str| {
+        scopes
+            .iter()
+            .find(|s| s["scope"] == format!("tenant/{id}"))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("ok")["latest_status"], "SUCCESS");
+    assert!(by("ok")["last_success_finished_at"].is_string());
+    assert_eq!(
+        by("bad")["failed_exhausted"],
+        1,
+        "max_attempts 1: no attempt left"
+    );
+    assert_eq!(by("busy")["running"], 1);
+
+    let table = scheduler(&url, &["status"]);
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("tenant/busy") && text.contains("last success"),
+        "{text}"
+    );
+}
+
+#[test]
+fn retry_repairs_a_failed_row_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let (rt, ids) = seeded(&url);
+    let out = scheduler(&url, &["retry", &ids[1].to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("will run again on the next tick"));
+    for (id, why) in [(ids[0], "already succeeded"), (ids[2], "RUNNING")] {
+        let out = scheduler(&url, &["retry", &id.to_string()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains(why), "{}", stderr(&out));
+    }
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let out = scheduler(&url, &["retry", &unknown]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no execution with id"));
+    let out = scheduler(&url, &["retry", "not-a-uuid"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a malformed id is a usage error"
+    );
+
+    // The repaired row runs again on the next tick, with one more attempt.
+    rt.block_on(async {
+        let store = Arc::new(SqliteLeaseStore::connect(&url).await.unwrap());
+        let manager = Manager::new(store.clone(), ManagerOptions::default());
+        manager
+            .register(
+                JobSpec::new(
+                    "report",
+                    Scopes::fixed([Scope::new("tenant", "bad")]),
+                    |_ctx| async { Ok(JobOutput::rows(1)) },
+                )
+                .cadence(Duration::from_secs(60))
+                .catch_up(scheduler_core::CatchUpMode::EveryPlan)
+                .catch_up_window(Duration::from_secs(3600))
+                .max_plans_per_tick(5),
+            )
+            .unwrap();
+        let report = manager.run_once().await;
+        assert_eq!(report.retried, 1, "{report:?}");
+        let row = store.get_execution(ids[1]).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status, row.attempt, row.max_attempts),
+            (Status::Success, 2, 2)
+        );
+        let running = store.get_execution(ids[2]).await.unwrap().unwrap();
+        assert_eq!(
+            running.status,
+            Status::Running,
+            "refused rows are unchanged"
+        );
+    });
+}
+
+#[test]
+fn prune_dry_run_deletes_nothing_and_prune_deletes_exactly_the_old_terminal_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Old rows: written with a store clock three days in the past.
+        let old_clock =
+            ManualClock::new(OffsetDateTime::now_utc() - Duration::from_secs(3 * 86_400));
+        let old = SqliteOptions::new(dir.path().join("jobs.db"))
+            .clock(Arc::new(old_clock))
+            .open()
+            .await
+            .unwrap();
+        seed_rows(&old).await;
+        drop(old);
+        let store = SqliteLeaseStore::connect(&url).await.unwrap();
+        seed_rows(&store).await;
+    });
+    let count = || {
+        rt.block_on(async {
+            let store = SqliteLeaseStore::connect(&url).await.unwrap();
+            store
+                .list_executions(&ExecutionFilter::default())
+                .await
+                .unwrap()
+        })
+    };
+    assert_eq!(count().len(), 6);
+    let dry = stdout_json(&scheduler(
+        &url,
+        &["prune", "--older-than", "1day", "--dry-run", "--json"],
+    ));
+    assert_eq!(
+        (dry["dry_run"].as_bool(), dry["executions"].as_u64()),
+        (Some(true), Some(2))
+    );
+    assert_eq!(count().len(), 6, "a dry run deletes nothing");
+    let done = stdout_json(&scheduler(
+        &url,
+        &["prune", "--older-than", "1day", "--batch", "1", "--json"],
+    ));
+    assert_eq!(done["executions"], 2);
+    let left = count();
+    assert_eq!(left.len(), 4);
+    let old_running = left.iter().filter(|r| r.status == Status::Running).count();
+    assert_eq!(old_running, 2, "RUNNING rows are never pruned, however old");
+}
+
+#[test]
+fn bad_input_gets_one_line_and_the_right_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("sqlite:{}", dir.path().join("nope.db").display());
+    let cases: [(&str, &[&str], i32, &str); 6] = [
+        (
+            "mysql://root:hunter2@localhost/db",
+            &["status"],
+            2,
+            "unsupported database URL",
+        ),
+        (
+            "postgres://app:s3cret@127.0.0.1:1/db",
+            &["status"],
+            1,
+            "postgres://app:***@127.0.0.1:1/db",
+        ),
+        (&missing, &["status"], 1, "run `scheduler migrate"),
+        (
+            &missing,
+            &["history", "--job", "x", "--since", "soon"],
+            2,
+            "invalid duration",
+        ),
+        (
+            &missing,
+            &["prune", "--older-than", "ten days"],
+            2,
+            "invalid duration",
+        ),
+        ("memory:", &["status"], 1, "only `demo`"),
+    ];
+    for (url, args, code, expect) in cases {
+        let out = scheduler(url, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{url} {args:?}: {err}");
+        assert!(err.contains(expect), "{url} {args:?}: {err}");
+        assert!(!err.contains("hunter2") && !err.contains("s3cret"), "{err}");
+    }
+    assert!(!dir.path().join("nope.db").exists(), "nothing was created");
+}
+
+#[test]
+fn migrate_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    for _ in 0..2 {
+        let out = scheduler(&url, &["migrate"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let history = stdout_json(&scheduler(&url, &["history", "--job", "none", "--json"]));
+    assert_eq!(history, Value::Array(vec![]));
+}
+
+/// A fresh PostgreSQL database for one test, or `None` (reported loudly)
+/// when `DATABASE_URL` is unset and PostgreSQL is not required.
+fn postgres_db(name: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var("SCHEDULER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "SCHEDULER_REQUIRE_POSTGRES=1 but DATABASE_URL is not set"
+        );
+        eprintln!("SKIPPED: DATABASE_URL not set: this PostgreSQL test did not run");
+        return None;
+    };
+    let db = format!("cli_{name}_{}", uuid::Uuid::new_v4().simple());
+    let psql = |sql: &str| {
+        let status = std::process::Command::new("psql")
+            .args(["-X", "-q", "-d", &admin, "-c", sql])
+            .status()
+            .expect("psql runs");
+        assert!(status.success(), "psql {sql}");
+    };
+    psql(&format!("CREATE DATABASE {db}"));
+    let (base, _) = admin.rsplit_once('/').expect("a database in DATABASE_URL");
+    Some(format!("{base}/{db}"))
+}
+
+#[test]
+fn on_postgres_the_demo_passes_and_operator_commands_work() {
+    let Some(url) = postgres_db("demo") else {
+        return;
+    };
+    // Before migrate: the table is missing, and the error says what to do.
+    let out = scheduler(&url, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("scheduler migrate"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(scheduler(&url, &["migrate"]).status.success());
+    let report = stdout_json(&scheduler(
+        &url,
+        &["demo", "--duration", "9s", "--json", "--replicas", "3"],
+    ));
+    assert_eq!(report["ok"], true, "{report}");
+    let history = stdout_json(&scheduler(
+        &url,
+        &["history", "--job", "doomed_export", "--json"],
+    ));
+    let rows = history.as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["status"] == "SUCCESS" && r["attempt"].as_i64().unwrap() >= 2),
+        "{history}"
+    );
+    let status = stdout_json(&scheduler(&url, &["status", "--json"]));
+    let scopes = status["scopes"].as_array().unwrap();
+    assert!(scopes.iter().any(|s| s["job"] == "tenant_rollup"));
+    assert!(
+        scopes.iter().all(|s| s["running"] == 0 && s["stale"] == 0),
+        "{status}"
+    );
+}
+
+#[test]
+fn status_reports_plan_times_that_have_no_execution_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let hour = Duration::from_secs(3600);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hole = rt.block_on(async {
+        let store = SqliteLeaseStore::connect(&url).await.unwrap();
+        let newest = scheduler_core::plan::floor(store.now().await.unwrap(), hour);
+        let plans: Vec<OffsetDateTime> = (0..5u32).map(|k| newest - hour * k).collect();
+        // Every hourly plan of the last five hours ran, except one.
+        let keys: Vec<PlanKey> = plans
+            .iter()
+            .filter(|t| **t != plans[2])
+            .map(|t| PlanKey {
+                scope: Scope::global(),
+                plan_time: *t,
+            })
+            .collect();
+        let outcomes = store
+            .claim(&ClaimRequest {
+                job_name: "hourly",
+                runner_id: "seed",
+                max_attempts: 3,
+                stale_timeout: hour,
+                allow_stale_reentry: false,
+                keys: &keys,
+            })
+            .await
+            .unwrap();
+        for o in &outcomes {
+            let ok = Finish::success(Duration::ZERO, 0, Default::default());
+            store.finish(o.lease().unwrap(), &ok).await.unwrap();
+        }
+        plans[2]
+    });
+    let status = stdout_json(&scheduler(
+        &url,
+        &[
+            "status", "--job", "hourly", "--every", "1h", "--window", "5h", "--json",
+        ],
+    ));
+    let missed = status["scopes"][0]["missed_plans"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let expected = hole
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(missed, vec![Value::String(expected)], "{status}");
+    let table = scheduler(
+        &url,
+        &[
+            "status",
+            "--job",
+            "hourly",
+            "--cron",
+            "0 * * * *",
+            "--window",
+            "5h",
+        ],
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("missed plans") && text.contains("1: "),
+        "{text}"
+    );
+}
