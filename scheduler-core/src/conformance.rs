@@ -1259,6 +1259,72 @@ pub async fn scope_summaries_describe_each_scope(h: &Harness) {
     assert!(all.iter().filter(|s| s.job_name == job).count() == 2);
 }
 
+/// A batch of terminal writes gives each lease exactly what `finish` would:
+/// live leases are written, a stolen lease's old token and a lease written
+/// earlier in the same batch are `LeaseLost`, and the others are unaffected.
+pub async fn finish_many_guards_each_lease(h: &Harness) {
+    let job = unique("finish_many");
+    let base = floor(h.store.now().await.unwrap(), Duration::from_secs(60));
+    let keys: Vec<PlanKey> = ["ok", "failed", "stolen"]
+        .iter()
+        .map(|id| PlanKey {
+            scope: Scope::new("t", *id),
+            plan_time: base,
+        })
+        .collect();
+    let leases: Vec<Lease> = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.lease().cloned().unwrap())
+        .collect();
+    // Keep the first two alive; let the third go stale and be taken over.
+    h.time.advance(STALE - Duration::from_secs(5));
+    for lease in &leases[..2] {
+        h.store.heartbeat(lease, STALE).await.unwrap();
+    }
+    h.time.advance(Duration::from_secs(10));
+    let thief = claim_one(h, &request(&job, "r2", &keys[2..], true)).await;
+    assert!(matches!(thief, ClaimOutcome::Stolen(_)));
+    let (success, failure) = (ok(), failed(Duration::from_secs(30)));
+    let items = [
+        (&leases[0], &success),
+        (&leases[1], &failure),
+        (&leases[2], &success),
+        (&leases[0], &failure),
+    ];
+    let results = h.store.finish_many(&items).await;
+    assert_eq!(results.len(), 4, "one result per item");
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[2], Err(StoreError::LeaseLost { .. })),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[3], Err(StoreError::LeaseLost { .. })),
+        "{results:?}"
+    );
+    let status = |id| {
+        let store = h.store.clone();
+        async move { store.get_execution(id).await.unwrap().unwrap() }
+    };
+    assert_eq!(status(leases[0].id).await.status, Status::Success);
+    let failed_row = status(leases[1].id).await;
+    assert_eq!(
+        (failed_row.status, failed_row.error_msg.as_deref()),
+        (Status::Failed, Some("boom"))
+    );
+    assert!(failed_row.next_retry_at.is_some());
+    let stolen_row = status(leases[2].id).await;
+    assert_eq!(
+        (stolen_row.status, stolen_row.runner_id.as_deref()),
+        (Status::Running, Some("r2"))
+    );
+    assert!(h.store.finish_many(&[]).await.is_empty());
+}
+
 /// `max_attempts` below 1 is refused as invalid input; nothing is written.
 pub async fn claims_with_no_attempt_budget_are_refused(h: &Harness) {
     let job = unique("no_budget");
@@ -1322,6 +1388,7 @@ macro_rules! conformance_tests {
             prune_deletes_only_old_terminal_rows,
             scope_summaries_describe_each_scope,
             claims_with_no_attempt_budget_are_refused,
+            finish_many_guards_each_lease,
             store_time_is_utc_micros_and_controllable
         );
     };

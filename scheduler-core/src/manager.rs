@@ -19,12 +19,15 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::AddAssign;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
+use futures::FutureExt;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -202,6 +205,10 @@ struct LeaseKeeper {
     safe_until: Mutex<Instant>,
     /// Fired when a heartbeat finds the lease gone.
     lost: CancellationToken,
+    /// Set once the run's terminal write is done: no more heartbeats.
+    done: AtomicBool,
+    /// The execution's span, for the heartbeat loop's log lines.
+    span: tracing::Span,
 }
 
 impl LeaseKeeper {
@@ -225,22 +232,30 @@ impl LeaseKeeper {
         *self.safe_until.lock().expect("keeper lock")
     }
 
-    /// Heartbeats every `interval` until the lease is lost (or the task is
-    /// aborted, when the run is over).
-    async fn keep_alive(self: Arc<Self>, interval: Duration) {
+    /// Heartbeats `keepers` every `interval`, skipping leases that are done
+    /// or lost, for as long as the scope's runs last (the caller drops this
+    /// future when they are over). One loop per scope rather than a task
+    /// per lease: queued leases stay alive, and a run costs no extra task.
+    async fn keep_alive(
+        keepers: &[Arc<LeaseKeeper>],
+        interval: Duration,
+    ) -> std::convert::Infallible {
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match self.beat().await {
-                Ok(()) => debug!("heartbeat"),
-                Err(StoreError::LeaseLost { .. }) => {
-                    warn!(
-                        "lease lost: another runner took it over or swept it; cancelling the run"
-                    );
-                    return;
+            for keeper in keepers {
+                if keeper.done.load(Ordering::Acquire) || keeper.lost.is_cancelled() {
+                    continue;
                 }
-                Err(e) => warn!(error = %e, "heartbeat failed; will retry"),
+                let span = keeper.span.clone();
+                match keeper.beat().instrument(span.clone()).await {
+                    Ok(()) => span.in_scope(|| debug!("heartbeat")),
+                    Err(StoreError::LeaseLost { .. }) => span.in_scope(|| {
+                        warn!("lease lost: another runner took it over or swept it; cancelling the run")
+                    }),
+                    Err(e) => span.in_scope(|| warn!(error = %e, "heartbeat failed; will retry")),
+                }
             }
         }
     }
@@ -335,22 +350,9 @@ impl StoreClock {
     }
 }
 
-/// A spawned task that is aborted when this handle is dropped, so nothing
-/// the manager spawns outlives the future that owns it: a dropped `run` (a
-/// replica torn down without cleanup) must not leave heartbeats keeping its
-/// leases alive forever, or handlers running without a manager.
-struct Owned<T>(JoinHandle<T>);
-
-impl<T> Drop for Owned<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// A won lease waiting for (or in) its run. Dropping it stops its heartbeats.
+/// A won lease waiting for (or in) its run.
 struct ClaimedRun {
     keeper: Arc<LeaseKeeper>,
-    _heartbeats: Owned<()>,
     how: Claimed,
     /// When the plan became eligible, for fresh claims of scheduled jobs:
     /// the start of the dispatch-lateness measurement.
@@ -373,6 +375,7 @@ struct Registered {
     known: Mutex<HashMap<Scope, OffsetDateTime>>,
     /// Scopes with an execution in flight in this process.
     busy: Mutex<HashSet<Scope>>,
+    metrics: metrics::JobMetrics,
 }
 
 #[derive(Default)]
@@ -471,6 +474,7 @@ impl Manager {
             ));
         }
         jobs.push(Arc::new(Registered {
+            metrics: metrics::JobMetrics::new(&job.name),
             spec: Arc::new(job),
             known: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
@@ -643,7 +647,7 @@ impl Manager {
         // a retry pick the plan up again.
         let swept = store.sweep_stale(&spec.name).await;
         if let Ok(n) = swept {
-            metrics::stale_running(&spec.name, n);
+            job.metrics.stale_running.set(n as f64);
         }
         match swept {
             Ok(0) => {}
@@ -741,19 +745,20 @@ impl Manager {
                 .or_default()
                 .push((lease, how));
         }
-        metrics::claims(&spec.name, "won", out.report.claimed - before.claimed);
-        metrics::claims(&spec.name, "retried", out.report.retried - before.retried);
-        metrics::claims(&spec.name, "stolen", out.report.stolen - before.stolen);
-        metrics::claims(
-            &spec.name,
-            "conflicted",
+        let counts = [
+            out.report.claimed - before.claimed,
+            out.report.retried - before.retried,
+            out.report.stolen - before.stolen,
             out.report.conflicted - before.conflicted,
-        );
+        ];
+        for (outcome, n) in counts.into_iter().enumerate() {
+            job.metrics.claims(outcome, n);
+        }
         for (scope, mut leases) in won {
             leases.sort_by_key(|(l, _)| l.plan_time);
             job.busy.lock().expect("busy lock").insert(scope.clone());
             self.inner.local.lock().expect("local lock").in_flight += leases.len();
-            let runs = self.start_keepers(spec, leases, clock);
+            let runs = self.prepare_runs(spec, leases, clock);
             let this = self.clone();
             let job = job.clone();
             tasks.spawn(async move { this.run_scope(job, scope, runs).await });
@@ -897,9 +902,9 @@ impl Manager {
         Some(keys)
     }
 
-    /// Starts a heartbeat loop for every lease as soon as it is claimed, so a
-    /// lease queued behind an earlier plan of its scope cannot go stale.
-    fn start_keepers(
+    /// The runs of one scope's won leases, each heartbeaten from now on
+    /// (see [`LeaseKeeper::keep_alive`]).
+    fn prepare_runs(
         &self,
         job: &JobSpec,
         leases: Vec<(Lease, Claimed)>,
@@ -913,23 +918,18 @@ impl Manager {
                     let offset = plan::scope_offset(&job.name, &lease.scope, job.spread);
                     lease.plan_time + job.schedule_delay + offset
                 });
+                let span = execution_span(&self.inner.options.runner_id, &lease);
                 let keeper = Arc::new(LeaseKeeper {
                     store: self.inner.store.clone(),
                     lease: Arc::new(lease),
                     stale_timeout: job.stale_timeout,
                     safe_until: Mutex::new(claimed_at + job.stale_timeout),
                     lost: CancellationToken::new(),
+                    done: AtomicBool::new(false),
+                    span,
                 });
-                let span = execution_span(&self.inner.options.runner_id, &keeper.lease);
-                let heartbeats = tokio::spawn(
-                    keeper
-                        .clone()
-                        .keep_alive(job.heartbeat_interval)
-                        .instrument(span),
-                );
                 ClaimedRun {
                     keeper,
-                    _heartbeats: Owned(heartbeats),
                     how,
                     eligible_at,
                     clock,
@@ -944,36 +944,45 @@ impl Manager {
         scope: Scope,
         runs: Vec<ClaimedRun>,
     ) -> TickReport {
-        let mut report = TickReport::default();
-        for run in runs {
-            let keeper = &run.keeper;
-            let span = execution_span(&self.inner.options.runner_id, &keeper.lease);
-            if let Some(eligible_at) = run.eligible_at {
-                let late = run.clock.estimate() - eligible_at;
-                metrics::dispatch_lateness(&job.spec.name, late.try_into().unwrap_or_default());
+        let keepers: Vec<Arc<LeaseKeeper>> = runs.iter().map(|r| r.keeper.clone()).collect();
+        let work = async {
+            let mut report = TickReport::default();
+            for run in runs {
+                let keeper = &run.keeper;
+                let span = keeper.span.clone();
+                if let Some(eligible_at) = run.eligible_at {
+                    let late = run.clock.estimate() - eligible_at;
+                    job.metrics
+                        .dispatch_lateness
+                        .record(Duration::try_from(late).unwrap_or_default());
+                }
+                let started = Instant::now();
+                job.metrics.running.increment(1.0);
+                let end = self
+                    .execute(&job.spec, keeper, run.how)
+                    .instrument(span.clone())
+                    .await;
+                job.metrics.running.decrement(1.0);
+                job.metrics.run_duration.record(started.elapsed());
+                self.write_terminal(&job, keeper, end, started.elapsed(), &mut report)
+                    .instrument(span)
+                    .await;
+                keeper.done.store(true, Ordering::Release);
+                self.inner.local.lock().expect("local lock").in_flight -= 1;
+                self.inner.freed.notify_one();
             }
-            let started = Instant::now();
-            metrics::running(&job.spec.name, 1.0);
-            let end = self
-                .execute(&job.spec, keeper, run.how)
-                .instrument(span.clone())
-                .await;
-            metrics::running(&job.spec.name, -1.0);
-            metrics::run_duration(&job.spec.name, started.elapsed());
-            self.write_terminal(&job.spec, keeper, end, started.elapsed(), &mut report)
-                .instrument(span)
-                .await;
-            drop(run); // stops its heartbeats
-            self.inner.local.lock().expect("local lock").in_flight -= 1;
-            self.inner.freed.notify_one();
-        }
+            report
+        };
+        let report = tokio::select! {
+            report = work => report,
+            never = LeaseKeeper::keep_alive(&keepers, job.spec.heartbeat_interval) => match never {},
+        };
         job.busy.lock().expect("busy lock").remove(&scope);
         self.inner.freed.notify_one();
         report
     }
 
-    /// Runs the handler in its own task, bounded by the run timeout, the
-    /// lease and shutdown.
+    /// Runs the handler, bounded by the run timeout, the lease and shutdown.
     async fn execute(&self, job: &Arc<JobSpec>, keeper: &Arc<LeaseKeeper>, how: Claimed) -> RunEnd {
         if keeper.lost.is_cancelled() {
             return RunEnd::LeaseLost;
@@ -997,20 +1006,19 @@ impl Manager {
             cancel: cancel.clone(),
             keeper: keeper.clone(),
         };
-        let handler_job = job.clone();
-        let mut handle = Owned(tokio::spawn(
-            async move { handler_job.run_handler(ctx).await }.instrument(tracing::Span::current()),
-        ));
+        // The handler runs inside this task: dropping its future (timeout,
+        // lost lease, shutdown) stops it even if it ignores its signal, and
+        // a panic is caught here instead of unwinding through the scheduler.
+        let handler = AssertUnwindSafe(job.run_handler(ctx)).catch_unwind();
         let end = tokio::select! {
-            joined = &mut handle.0 => match joined {
+            ran = handler => match ran {
                 Ok(Ok(output)) => RunEnd::Success(output),
                 Ok(Err(e)) => RunEnd::Failure(ErrorCode::HandlerError, e.to_string()),
-                Err(e) if e.is_panic() => {
-                    let msg = panic_message(e.into_panic());
+                Err(payload) => {
+                    let msg = panic_message(payload);
                     error!(panic = %msg, "handler panicked");
                     RunEnd::Failure(ErrorCode::HandlerPanic, format!("handler panicked: {msg}"))
                 }
-                Err(e) => RunEnd::Failure(ErrorCode::HandlerError, format!("handler task ended: {e}")),
             },
             _ = tokio::time::sleep(job.run_timeout) => RunEnd::Failure(
                 ErrorCode::RunTimeout,
@@ -1022,11 +1030,8 @@ impl Manager {
                 "scheduler shut down before the handler finished".to_owned(),
             ),
         };
-        // Signal first so a handler that checks its token sees why; then drop
-        // its future (dropping `handle` aborts the task), which stops it even
-        // if it ignores the signal.
+        // Tell a handler that kept a clone of its context why it stopped.
         cancel.cancel();
-        drop(handle);
         end
     }
 
@@ -1035,18 +1040,20 @@ impl Manager {
     /// abandoned one and executed again.
     async fn write_terminal(
         &self,
-        job: &JobSpec,
+        registered: &Registered,
         keeper: &LeaseKeeper,
         end: RunEnd,
         duration: Duration,
         report: &mut TickReport,
     ) {
+        let job = &registered.spec;
+        let metrics = &registered.metrics;
         let lease = &keeper.lease;
         let finish = match &end {
             RunEnd::LeaseLost => {
                 warn!("lease lost; no terminal write (the new holder owns the row)");
                 report.lease_lost += 1;
-                metrics::execution_ended(&job.name, "LEASE_LOST", Some(ErrorCode::LeaseLost));
+                metrics.lease_lost();
                 return;
             }
             RunEnd::Success(output) => {
@@ -1067,7 +1074,7 @@ impl Manager {
                 Err(StoreError::LeaseLost { .. }) => {
                     warn!("terminal write refused: the lease was taken over or swept meanwhile");
                     report.lease_lost += 1;
-                    metrics::execution_ended(&job.name, "LEASE_LOST", Some(ErrorCode::LeaseLost));
+                    metrics.lease_lost();
                     return;
                 }
                 Err(e) if Instant::now() + backoff < keeper.safe_until() => {
@@ -1090,10 +1097,10 @@ impl Manager {
                     "succeeded"
                 );
                 report.succeeded += 1;
-                metrics::execution_ended(&job.name, "SUCCESS", None);
+                metrics.succeeded();
             }
             RunEnd::Failure(code, msg) => {
-                metrics::execution_ended(&job.name, "FAILED", Some(code));
+                metrics.failed(code);
                 let will_retry = lease.attempt < lease.max_attempts;
                 warn!(error_code = %code, error = %msg, will_retry, duration_ms = finish.duration_ms(), "failed");
                 report.failed += 1;

@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+
 use crate::store::ErrorCode;
 
 /// Counter: claim outcomes.
@@ -28,31 +30,80 @@ pub const RUN_DURATION_SECONDS: &str = "scheduler_run_duration_seconds";
 /// Histogram: eligible-to-start delay of fresh plans, seconds.
 pub const DISPATCH_LATENESS_SECONDS: &str = "scheduler_dispatch_lateness_seconds";
 
-pub(crate) fn claims(job: &str, outcome: &'static str, n: u64) {
-    if n > 0 {
-        metrics::counter!(CLAIMS_TOTAL, "job" => job.to_owned(), "outcome" => outcome).increment(n);
+/// Every error code an execution can end with.
+const CODES: [ErrorCode; 6] = [
+    ErrorCode::HandlerError,
+    ErrorCode::HandlerPanic,
+    ErrorCode::RunTimeout,
+    ErrorCode::Canceled,
+    ErrorCode::LeaseLost,
+    ErrorCode::StaleTimeout,
+];
+
+/// One job's metric handles, created when it is registered: recording
+/// through a handle allocates nothing, where building a labelled key on
+/// every execution would.
+pub(crate) struct JobMetrics {
+    claims: [Counter; 4],
+    succeeded: Counter,
+    failed: [Counter; 6],
+    lease_lost: Counter,
+    pub(crate) running: Gauge,
+    pub(crate) stale_running: Gauge,
+    pub(crate) run_duration: Seconds,
+    pub(crate) dispatch_lateness: Seconds,
+}
+
+/// A histogram of durations, in seconds.
+pub(crate) struct Seconds(Histogram);
+
+impl Seconds {
+    pub(crate) fn record(&self, d: Duration) {
+        self.0.record(d.as_secs_f64());
     }
 }
 
-pub(crate) fn execution_ended(job: &str, status: &'static str, code: Option<ErrorCode>) {
-    let code = code.map(ErrorCode::as_str).unwrap_or("");
-    metrics::counter!(EXECUTIONS_TOTAL, "job" => job.to_owned(), "status" => status, "error_code" => code)
-        .increment(1);
-}
+/// How a claim of one key ended, as labelled in [`CLAIMS_TOTAL`].
+pub(crate) const CLAIM_OUTCOMES: [&str; 4] = ["won", "retried", "stolen", "conflicted"];
 
-pub(crate) fn running(job: &str, delta: f64) {
-    metrics::gauge!(RUNNING, "job" => job.to_owned()).increment(delta);
-}
+impl JobMetrics {
+    pub(crate) fn new(job: &str) -> Self {
+        let job = job.to_owned();
+        JobMetrics {
+            claims: CLAIM_OUTCOMES
+                .map(|outcome| counter!(CLAIMS_TOTAL, "job" => job.clone(), "outcome" => outcome)),
+            succeeded: counter!(EXECUTIONS_TOTAL, "job" => job.clone(), "status" => "SUCCESS", "error_code" => ""),
+            failed: CODES.map(|code| {
+                counter!(EXECUTIONS_TOTAL, "job" => job.clone(), "status" => "FAILED", "error_code" => code.as_str())
+            }),
+            lease_lost: counter!(EXECUTIONS_TOTAL, "job" => job.clone(), "status" => "LEASE_LOST", "error_code" => ErrorCode::LeaseLost.as_str()),
+            running: gauge!(RUNNING, "job" => job.clone()),
+            stale_running: gauge!(STALE_RUNNING, "job" => job.clone()),
+            run_duration: Seconds(histogram!(RUN_DURATION_SECONDS, "job" => job.clone())),
+            dispatch_lateness: Seconds(histogram!(DISPATCH_LATENESS_SECONDS, "job" => job)),
+        }
+    }
 
-pub(crate) fn stale_running(job: &str, found: u64) {
-    metrics::gauge!(STALE_RUNNING, "job" => job.to_owned()).set(found as f64);
-}
+    /// Counts `n` claims that ended as `CLAIM_OUTCOMES[outcome]`.
+    pub(crate) fn claims(&self, outcome: usize, n: u64) {
+        if n > 0 {
+            self.claims[outcome].increment(n);
+        }
+    }
 
-pub(crate) fn run_duration(job: &str, d: Duration) {
-    metrics::histogram!(RUN_DURATION_SECONDS, "job" => job.to_owned()).record(d.as_secs_f64());
-}
+    pub(crate) fn succeeded(&self) {
+        self.succeeded.increment(1);
+    }
 
-pub(crate) fn dispatch_lateness(job: &str, late: Duration) {
-    metrics::histogram!(DISPATCH_LATENESS_SECONDS, "job" => job.to_owned())
-        .record(late.as_secs_f64());
+    pub(crate) fn failed(&self, code: ErrorCode) {
+        let index = CODES
+            .iter()
+            .position(|c| *c == code)
+            .expect("every code is listed");
+        self.failed[index].increment(1);
+    }
+
+    pub(crate) fn lease_lost(&self) {
+        self.lease_lost.increment(1);
+    }
 }

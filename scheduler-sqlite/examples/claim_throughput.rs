@@ -1,7 +1,9 @@
 //! Claims per second for a 1,000-scope tick on a database file: one batch
 //! claim of 1,000 fresh keys (one IMMEDIATE transaction), the same batch
-//! again (all conflicts), and 1,000 finishes; compared, in the same run,
-//! with claiming the same number of keys one call each.
+//! again (all conflicts), and 1,000 finishes, one call each and then (on
+//! a second 1,000-lease batch) one `finish_many` call, which is one
+//! IMMEDIATE transaction; compared, in the same run, with claiming the same
+//! number of keys one call each.
 //!
 //! ```text
 //! cargo run --release -p scheduler-sqlite --example claim_throughput [ROUNDS]
@@ -10,7 +12,9 @@
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
-use scheduler_core::{ClaimOutcome, ClaimRequest, Finish, LeaseStore, PlanKey, Scope, StoreError};
+use scheduler_core::{
+    ClaimOutcome, ClaimRequest, Finish, Lease, LeaseStore, PlanKey, Scope, StoreError,
+};
 use scheduler_sqlite::SqliteLeaseStore;
 
 const SCOPES: usize = 1_000;
@@ -43,7 +47,8 @@ async fn main() -> Result<(), StoreError> {
         .collect();
     let start = store.now().await?;
 
-    let (mut fresh, mut again, mut finish, mut single) = (
+    let (mut fresh, mut again, mut finish, mut finish_many, mut single) = (
+        Duration::ZERO,
         Duration::ZERO,
         Duration::ZERO,
         Duration::ZERO,
@@ -80,6 +85,19 @@ async fn main() -> Result<(), StoreError> {
         .await?;
         finish += t.elapsed();
 
+        // The same again on a second job, finished in one batch.
+        let batched = store.claim(&request("many", &keys)).await?;
+        let items: Vec<(&Lease, &Finish)> = batched
+            .iter()
+            .filter_map(ClaimOutcome::lease)
+            .map(|l| (l, &done))
+            .collect();
+        assert_eq!(items.len(), SCOPES);
+        let t = Instant::now();
+        let results = store.finish_many(&items).await;
+        finish_many += t.elapsed();
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+
         let t = Instant::now();
         for key in &keys {
             store
@@ -108,8 +126,18 @@ async fn main() -> Result<(), StoreError> {
         per_second(n, finish)
     );
     println!(
-        "  claim + finish of a tick:   {:>9.0} executions/s",
+        "  finish_many, one batch:     {:>9.0} finishes/s  ({:.1} ms per {SCOPES}-lease batch, {:.1}x one call each)",
+        per_second(n, finish_many),
+        finish_many.as_secs_f64() * 1e3 / rounds as f64,
+        finish.as_secs_f64() / finish_many.as_secs_f64()
+    );
+    println!(
+        "  claim + finish of a tick:   {:>9.0} executions/s  (one call per finish)",
         per_second(n, fresh + finish)
+    );
+    println!(
+        "  claim + finish_many:        {:>9.0} executions/s",
+        per_second(n, fresh + finish_many)
     );
     println!(
         "  claim one key per call:     {:>9.0} claims/s  (batching is {:.1}x faster)",

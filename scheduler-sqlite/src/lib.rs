@@ -53,6 +53,9 @@
 //!   guarded retry `UPDATE` and then the guarded steal `UPDATE`, whose
 //!   `WHERE` clauses are exactly [`machine::claim`]'s guards. Duplicate keys
 //!   within a batch see the first one's row, so only one of them wins.
+//!   A batch of terminal writes ([`finish_many`](LeaseStore::finish_many))
+//!   is likewise one IMMEDIATE transaction, one commit: `finish`'s guarded
+//!   `UPDATE` per item, at one store time, each item answered on its own.
 //! - **Operator calls.** [`scope_summaries`](LeaseStore::scope_summaries)
 //!   is one read statement (conditional aggregates per scope, then the
 //!   latest and last SUCCESS rows by their unique key), equal to
@@ -98,7 +101,7 @@ use scheduler_core::clock::{later, to_micros};
 use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::store::FinishOutcome;
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, Clock, ErrorCode, Execution, ExecutionFilter, Finish,
+    BoxError, ClaimOutcome, ClaimRequest, Clock, ErrorCode, Execution, ExecutionFilter, Finish,
     LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, StoreError,
 };
 use time::OffsetDateTime;
@@ -527,6 +530,115 @@ enum Terminal {
     },
 }
 
+/// One terminal write, ready to bind: what [`finish`](LeaseStore::finish)
+/// sends alone and [`finish_many`](LeaseStore::finish_many) sends in a
+/// batch, through the same guarded statements and the same store-time
+/// rule.
+struct TerminalWrite {
+    id: Uuid,
+    token: String,
+    duration_ms: i32,
+    terminal: Terminal,
+}
+
+impl TerminalWrite {
+    /// Encodes `finish` for `lease`, before anything is written.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a result that cannot be encoded.
+    fn new(lease: &Lease, finish: &Finish) -> Result<Self, StoreError> {
+        let terminal = match finish.outcome() {
+            FinishOutcome::Success {
+                rows_affected,
+                result,
+            } => Terminal::Success {
+                rows_affected: *rows_affected,
+                result: serde_json::to_string(result).map_err(|e| {
+                    StoreError::InvalidInput(format!("result cannot be encoded: {e}"))
+                })?,
+            },
+            FinishOutcome::Failure {
+                error_code,
+                error_msg,
+                retry_after,
+            } => Terminal::Failure {
+                error_code: *error_code,
+                error_msg: error_msg.clone(),
+                retry_after: *retry_after,
+            },
+            // No catch-all: `FinishOutcome` is exhaustive so that a new kind
+            // of terminal write fails to compile here instead of at run time.
+        };
+        Ok(TerminalWrite {
+            id: lease.id,
+            token: uuid_text(lease.token),
+            duration_ms: finish.duration_ms(),
+            terminal,
+        })
+    }
+
+    /// Runs the guarded `UPDATE` (id **and** token **and** RUNNING) in the
+    /// caller's IMMEDIATE transaction, at store time `now` as read under
+    /// the write lock.
+    ///
+    /// A guard that does not match changes nothing and is
+    /// [`StoreError::LeaseLost`] (as a [`Failure::Store`]), which leaves the
+    /// transaction usable; a driver error is a [`Failure::Sqlite`].
+    fn apply(&self, tx: &Transaction<'_>, now: OffsetDateTime) -> Result<(), Failure> {
+        let changed = match &self.terminal {
+            Terminal::Success {
+                rows_affected,
+                result,
+            } => tx.prepare_cached(FINISH_SUCCESS)?.execute(named_params! {
+                ":id": uuid_text(self.id),
+                ":token": self.token,
+                ":now": micros(now),
+                ":duration_ms": self.duration_ms,
+                ":rows_affected": rows_affected,
+                ":result": result,
+            })?,
+            Terminal::Failure {
+                error_code,
+                error_msg,
+                retry_after,
+            } => tx.prepare_cached(FINISH_FAILURE)?.execute(named_params! {
+                ":id": uuid_text(self.id),
+                ":token": self.token,
+                ":now": micros(now),
+                ":duration_ms": self.duration_ms,
+                ":retry_at": micros(later(now, *retry_after)),
+                ":error_code": error_code.as_str(),
+                ":error_msg": error_msg,
+            })?,
+        };
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(lease_lost(self.id))
+        }
+    }
+}
+
+/// One result per item of a batch whose transaction failed as a whole
+/// (rolled back: nothing of it was written): a [`StoreError::Backend`]
+/// each, with the same message. The first item keeps the driver's error
+/// as its source; [`StoreError`] cannot be cloned.
+fn batch_failed(error: StoreError, items: usize) -> Vec<Result<(), StoreError>> {
+    let (message, source) = match error {
+        StoreError::Backend { message, source } => (message, source),
+        // Unreachable (per-item decisions never fail the transaction), but
+        // the trait promises a backend error for every item of a failed batch.
+        other => (other.to_string(), Some(BoxError::from(other))),
+    };
+    let mut results = Vec::with_capacity(items);
+    results.push(Err(StoreError::Backend {
+        message: message.clone(),
+        source,
+    }));
+    results.extend((1..items).map(|_| Err(StoreError::backend_msg(message.clone()))));
+    results
+}
+
 fn lease_lost(id: Uuid) -> Failure {
     StoreError::LeaseLost { id }.into()
 }
@@ -648,64 +760,68 @@ impl LeaseStore for SqliteLeaseStore {
     }
 
     async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
-        let (id, token) = (lease.id, uuid_text(lease.token));
-        let duration_ms = finish.duration_ms();
-        let terminal = match finish.outcome() {
-            FinishOutcome::Success {
-                rows_affected,
-                result,
-            } => Terminal::Success {
-                rows_affected: *rows_affected,
-                result: serde_json::to_string(result).map_err(|e| {
-                    StoreError::InvalidInput(format!("result cannot be encoded: {e}"))
-                })?,
-            },
-            FinishOutcome::Failure {
-                error_code,
-                error_msg,
-                retry_after,
-            } => Terminal::Failure {
-                error_code: *error_code,
-                error_msg: error_msg.clone(),
-                retry_after: *retry_after,
-            },
-            // No catch-all: `FinishOutcome` is exhaustive so that a new kind
-            // of terminal write fails to compile here instead of at run time.
-        };
-        self.write(move |tx, now| {
-            let changed = match &terminal {
-                Terminal::Success {
-                    rows_affected,
-                    result,
-                } => tx.prepare_cached(FINISH_SUCCESS)?.execute(named_params! {
-                    ":id": uuid_text(id),
-                    ":token": token,
-                    ":now": micros(now),
-                    ":duration_ms": duration_ms,
-                    ":rows_affected": rows_affected,
-                    ":result": result,
-                })?,
-                Terminal::Failure {
-                    error_code,
-                    error_msg,
-                    retry_after,
-                } => tx.prepare_cached(FINISH_FAILURE)?.execute(named_params! {
-                    ":id": uuid_text(id),
-                    ":token": token,
-                    ":now": micros(now),
-                    ":duration_ms": duration_ms,
-                    ":retry_at": micros(later(now, *retry_after)),
-                    ":error_code": error_code.as_str(),
-                    ":error_msg": error_msg,
-                })?,
-            };
-            if changed == 1 {
-                Ok(())
-            } else {
-                Err(lease_lost(id))
+        let write = TerminalWrite::new(lease, finish)?;
+        self.write(move |tx, now| write.apply(tx, now)).await
+    }
+
+    /// The whole batch is one IMMEDIATE transaction (one commit), retried
+    /// whole while the database is busy: store time is read once, under the
+    /// write lock, and each item runs `finish`'s guarded statement in turn,
+    /// so a later item sees what an earlier one wrote, as successive
+    /// `finish` calls would. A lost lease is that item's answer and the
+    /// others go on; a driver error (or a failed commit) rolls the whole
+    /// batch back and every item gets [`StoreError::Backend`]. An item whose
+    /// result cannot be encoded gets `finish`'s refusal and never reaches
+    /// the transaction. An empty batch does not touch the database.
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(items.len());
+        let mut writes = Vec::with_capacity(items.len());
+        for (index, (lease, finish)) in items.iter().enumerate() {
+            match TerminalWrite::new(lease, finish) {
+                Ok(write) => {
+                    writes.push((index, write));
+                    results.push(Ok(()));
+                }
+                Err(refused) => results.push(Err(refused)),
             }
-        })
-        .await
+        }
+        if writes.is_empty() {
+            return results;
+        }
+        let batch = writes.len();
+        let lost = self
+            .write(move |tx, now| {
+                let mut lost = Vec::new();
+                for (index, write) in &writes {
+                    match write.apply(tx, now) {
+                        Ok(()) => {}
+                        // The store's decision for this lease alone.
+                        Err(Failure::Store(e)) => lost.push((*index, e)),
+                        // Fails (and rolls back) the batch; a busy database
+                        // is retried whole by `write`.
+                        Err(driver @ Failure::Sqlite(_)) => return Err(driver),
+                    }
+                }
+                Ok(lost)
+            })
+            .await;
+        match lost {
+            Ok(lost) => {
+                for (index, e) in lost {
+                    results[index] = Err(e);
+                }
+                results
+            }
+            Err(e) => {
+                // Every item that reached the transaction (each still `Ok`
+                // here) failed with it.
+                let mut failed = batch_failed(e, batch).into_iter();
+                for result in results.iter_mut().filter(|r| r.is_ok()) {
+                    *result = failed.next().expect("one error per item of the batch");
+                }
+                results
+            }
+        }
     }
 
     async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {

@@ -41,6 +41,12 @@ enum Op {
         lease: usize,
         retry_secs: u64,
     },
+    /// One `finish_many` batch: per item, a lease and a success (`None`)
+    /// or a failure retried after that many seconds. The memory store's is
+    /// the trait's default, `finish` once per item: the reference.
+    FinishMany {
+        items: Vec<(usize, Option<u64>)>,
+    },
     Sweep,
     /// An operator's retry of the row a lease was for (which may since
     /// have finished, been stolen, or been pruned).
@@ -81,6 +87,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), 0i64..100).prop_map(|(lease, rows)| Op::Succeed { lease, rows }),
         2 => (any::<usize>(), prop_oneof![Just(0u64), Just(20), Just(90)])
             .prop_map(|(lease, retry_secs)| Op::Fail { lease, retry_secs }),
+        1 => prop::collection::vec(
+            (any::<usize>(), prop::option::of(prop_oneof![Just(0u64), Just(20), Just(90)])),
+            0..6,
+        )
+        .prop_map(|items| Op::FinishMany { items }),
         1 => Just(Op::Sweep),
         1 => any::<usize>().prop_map(|lease| Op::OperatorRetry { lease }),
         1 => (
@@ -106,6 +117,7 @@ enum Seen {
     Claimed(Vec<String>),
     Heartbeat(Result<OffsetDateTime, String>),
     Finished(Result<(), String>),
+    FinishedMany(Vec<Result<(), String>>),
     Swept(u64),
     Repaired(Result<Box<Execution>, String>),
     Pruned(u64),
@@ -223,6 +235,46 @@ impl Side {
                 }
                 None => Seen::Nothing,
             },
+            Op::FinishMany { items } => {
+                if self.leases.is_empty() {
+                    return Seen::Nothing;
+                }
+                let batch: Vec<(Lease, Finish)> = items
+                    .iter()
+                    .map(|&(i, retry_secs)| {
+                        let lease = self.leases[i % self.leases.len()].clone();
+                        let finish = match retry_secs {
+                            None => {
+                                Finish::success(Duration::from_millis(5), 3, Default::default())
+                            }
+                            Some(secs) => Finish::failure(
+                                Duration::from_millis(6),
+                                ErrorCode::HandlerError,
+                                "batched boom",
+                                Duration::from_secs(secs),
+                            ),
+                        };
+                        (lease, finish)
+                    })
+                    .collect();
+                let refs: Vec<(&Lease, &Finish)> = batch.iter().map(|(l, f)| (l, f)).collect();
+                let results = self.store.finish_many(&refs).await;
+                assert_eq!(results.len(), batch.len(), "one result per item");
+                Seen::FinishedMany(
+                    results
+                        .iter()
+                        .zip(&batch)
+                        .map(|(r, (lease, _))| {
+                            r.as_ref().map(|_| ()).map_err(|e| {
+                                if let StoreError::LeaseLost { id } = e {
+                                    assert_eq!(*id, lease.id, "the item's own execution");
+                                }
+                                err_kind(e)
+                            })
+                        })
+                        .collect(),
+                )
+            }
             Op::Sweep => Seen::Swept(self.store.sweep_stale(JOB).await.expect("sweep")),
             Op::OperatorRetry { lease } => match pick(*lease, &self.leases) {
                 Some(l) => Seen::Repaired(
