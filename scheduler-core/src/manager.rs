@@ -397,6 +397,8 @@ struct Inner {
     hard_stop: CancellationToken,
     /// Signalled when an execution finishes and frees capacity.
     freed: tokio::sync::Notify,
+    /// This replica's offset into scope lists (a hash of its runner id).
+    rotation: u64,
 }
 
 /// The per-replica scheduler. Cheap to clone; clones share everything.
@@ -437,6 +439,7 @@ impl Manager {
             max_concurrency: options.max_concurrency.max(1),
             ..options
         };
+        let rotation = plan::stable_hash(&[options.runner_id.as_bytes()]);
         Manager {
             inner: Arc::new(Inner {
                 completer: Completer {
@@ -449,6 +452,7 @@ impl Manager {
                 local: Mutex::new(Local::default()),
                 hard_stop: CancellationToken::new(),
                 freed: tokio::sync::Notify::new(),
+                rotation,
             }),
         }
     }
@@ -681,6 +685,13 @@ impl Manager {
         if scopes.is_empty() {
             return;
         }
+        // Replicas with less free capacity than there is work start at
+        // different points of the scope list (a stable offset from the
+        // runner id), so their batches mostly hold different keys instead
+        // of all racing for the same first ones.
+        let mut scopes = scopes;
+        let start = (self.inner.rotation % scopes.len() as u64) as usize;
+        scopes.rotate_left(start);
         let planned = if spec.planner.is_some() {
             self.plan_custom(spec, &scopes, now, out).await
         } else {

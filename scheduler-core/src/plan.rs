@@ -112,20 +112,27 @@ pub fn scope_offset(job: &str, scope: &Scope, spread: Duration) -> Duration {
     if spread_us == 0 {
         return Duration::ZERO;
     }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
+    let hash = stable_hash(&[
         job.as_bytes(),
         b"\0",
         scope.kind.as_bytes(),
         b"\0",
         scope.id.as_bytes(),
-    ] {
-        for &byte in part {
+    ]);
+    Duration::from_micros(hash % spread_us)
+}
+
+/// 64-bit FNV-1a over the concatenated parts: fixed here, not taken from
+/// `std`, so every replica and every version of this library agrees on it.
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &byte in *part {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    Duration::from_micros(hash % spread_us)
+    hash
 }
 
 fn micros_since_zero(t: OffsetDateTime) -> i128 {

@@ -1,6 +1,8 @@
 //! Prints what the PostgreSQL store costs on this machine: the round trip of
 //! `now()`, and batch claims, conflicting re-claims, the latest-execution
-//! view and terminal writes for 1, 100 and 10,000 scopes.
+//! view and terminal writes for 1, 100 and 10,000 scopes: one lease per
+//! `finish` call (serially and from 8 tasks) and all of them in one
+//! `finish_many` call.
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
@@ -61,13 +63,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     println!(
-        "{:>7} | {:>12} | {:>14} | {:>14} | {:>16} | {:>18}",
+        "{:>7} | {:>12} | {:>14} | {:>14} | {:>16} | {:>18} | {:>12}",
         "scopes",
         "claim fresh",
         "claim (all\u{a0}lost)",
         "latest view",
         "finish, serial",
-        "finish, 8 parallel"
+        "finish, 8 parallel",
+        "finish_many"
     );
     let plan_time = floor(store.now().await?, Duration::from_secs(60));
     for (n, reps) in [(1usize, 50usize), (100, 20), (10_000, 3)] {
@@ -76,6 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut latest = Vec::new();
         let mut serial = Vec::new();
         let mut parallel = Vec::new();
+        let mut many = Vec::new();
         for rep in 0..reps {
             let job = format!("timing_{n}_{rep}");
             let scopes: Vec<Scope> = (0..n)
@@ -109,8 +113,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
             let leases: Vec<_> = won.iter().filter_map(|o| o.lease().cloned()).collect();
             let done = Finish::success(Duration::from_millis(1), 1, Default::default());
-            // Half serially, half from 8 tasks: the trait finishes one lease
-            // per call, so this is the terminal-write cost a tick pays.
+            // Half serially, half from 8 tasks: one lease per `finish` call,
+            // what a store without a batched `finish_many` costs a tick.
             let (first, second) = leases.split_at(leases.len() / 2);
             let start = Instant::now();
             for lease in first {
@@ -137,6 +141,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 joined??;
             }
             parallel.push(start.elapsed() * (leases.len() as u32) / (second.len() as u32));
+
+            // The same number of fresh leases, all finished in one call.
+            let many_job = format!("timing_many_{n}_{rep}");
+            let won = store
+                .claim(&ClaimRequest {
+                    job_name: &many_job,
+                    ..request("timing-a")
+                })
+                .await?;
+            let leases: Vec<_> = won.iter().filter_map(|o| o.lease().cloned()).collect();
+            assert_eq!(leases.len(), n);
+            let items: Vec<_> = leases.iter().map(|lease| (lease, &done)).collect();
+            let (results, took) = timed(store.finish_many(&items)).await;
+            for result in results {
+                result?;
+            }
+            many.push(took);
         }
         let show = |v: &Vec<Duration>| {
             if v.is_empty() {
@@ -146,17 +167,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         };
         println!(
-            "{n:>7} | {:>12} | {:>14} | {:>14} | {:>16} | {:>18}",
+            "{n:>7} | {:>12} | {:>14} | {:>14} | {:>16} | {:>18} | {:>12}",
             show(&fresh),
             show(&lost),
             show(&latest),
             show(&serial),
-            show(&parallel)
+            show(&parallel),
+            show(&many)
         );
     }
     println!(
-        "(finish columns: time to finish all n leases, extrapolated from half of them \
-         each way; medians over repetitions)"
+        "(finish columns: time to finish all n leases, the one-by-one ones extrapolated \
+         from half of them each way, finish_many measured on n other fresh leases in one \
+         call; medians over repetitions)"
     );
 
     drop(store);

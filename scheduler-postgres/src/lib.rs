@@ -60,6 +60,22 @@
 //!   order. Should PostgreSQL still pick a deadlock victim (possible only
 //!   between batches reclaiming the same rows), that claim fails with a
 //!   [`StoreError::Backend`] and changes nothing.
+//! - **Many terminal writes** ([`LeaseStore::finish_many`]) are one
+//!   `UPDATE ... FROM unnest(...)` of parallel plain arrays (ids, tokens,
+//!   and the values `finish` binds) at one store time, setting exactly what
+//!   `finish` sets for each item's kind and `RETURNING` the items it wrote;
+//!   every other item lost its lease. An empty batch (or one whose every
+//!   item is refused before sending) makes no round trip. Batches above
+//!   5,000 leases are cut into statements of 5,000. Duplicates are
+//!   resolved as calling `finish` item by item would: the first item of an
+//!   `(id, token)` is written, later ones are told
+//!   [`StoreError::LeaseLost`]. A retry delay no interval can hold is
+//!   [`StoreError::InvalidInput`] for that item alone; a value the server
+//!   refuses (SQLSTATE class 22, such as a retry time past the largest
+//!   timestamp) fails the statement without writing anything, and that
+//!   chunk is then finished item by item so only the items `finish` would
+//!   fail do; any other failure of a statement is a
+//!   [`StoreError::Backend`] for every item of its chunk.
 //! - **Connection loss**: calls in flight fail with [`StoreError::Backend`];
 //!   the pool tests connections before handing them out, so later calls get
 //!   fresh ones once the server is reachable.
@@ -99,6 +115,7 @@ use scheduler_core::{
     LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, Status, StoreError,
     TimeControl,
 };
+use serde_json::{Map, Value};
 use sqlx_core::query::{query, Query};
 use sqlx_core::query_builder::QueryBuilder;
 use sqlx_core::row::Row;
@@ -420,6 +437,155 @@ fn operator_retry_write(row: &Execution, repaired: &Execution) -> Execution {
     }
 }
 
+/// The most leases one `finish_many` statement writes: larger batches are
+/// cut into statements of this many, which bounds a statement's size (at
+/// most about 100 MB even were every result and message as long as
+/// allowed; a few hundred kB for typical ones).
+const FINISH_MANY_CHUNK: usize = 5_000;
+
+/// The values a terminal write binds, encoded once for `finish` and
+/// `finish_many` alike.
+struct FinishValues<'a> {
+    duration_ms: i32,
+    outcome: OutcomeValues<'a>,
+}
+
+enum OutcomeValues<'a> {
+    Success {
+        rows_affected: i64,
+        result: Json<&'a Map<String, Value>>,
+    },
+    Failure {
+        error_code: &'static str,
+        error_msg: &'a str,
+        retry_after: PgInterval,
+    },
+}
+
+impl<'a> FinishValues<'a> {
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a retry delay no interval can hold.
+    fn of(finish: &'a Finish) -> Result<Self, StoreError> {
+        let outcome = match finish.outcome() {
+            FinishOutcome::Success {
+                rows_affected,
+                result,
+            } => OutcomeValues::Success {
+                rows_affected: *rows_affected,
+                result: Json(result),
+            },
+            FinishOutcome::Failure {
+                error_code,
+                error_msg,
+                retry_after,
+            } => OutcomeValues::Failure {
+                error_code: error_code.as_str(),
+                error_msg,
+                retry_after: interval("retry_after", *retry_after)?,
+            },
+        };
+        Ok(FinishValues {
+            duration_ms: finish.duration_ms(),
+            outcome,
+        })
+    }
+}
+
+/// The items of one `finish_many` call that present one lease (id and
+/// token), in call order, and the values of the first, the one written.
+struct SameLease<'a> {
+    items: Vec<usize>,
+    values: FinishValues<'a>,
+}
+
+/// Whether the server refused a value (SQLSTATE class 22, data exception)
+/// rather than failing as a whole.
+fn is_data_exception(e: &sqlx_core::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code.starts_with("22"))
+}
+
+impl PgLeaseStore {
+    /// One `finish_many` statement writing the first item of each of
+    /// `chunk`'s leases. Returns the positions in `chunk` of the leases it
+    /// finished.
+    async fn finish_chunk(
+        &self,
+        items: &[(&Lease, &Finish)],
+        chunk: &[SameLease<'_>],
+    ) -> Result<Vec<usize>, sqlx_core::Error> {
+        let n = chunk.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut tokens = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut durations = Vec::with_capacity(n);
+        let mut rows_affected = Vec::with_capacity(n);
+        let mut results = Vec::with_capacity(n);
+        let mut error_codes = Vec::with_capacity(n);
+        let mut error_msgs = Vec::with_capacity(n);
+        let mut retry_afters = Vec::with_capacity(n);
+        for SameLease { items: at, values } in chunk {
+            let lease = items[at[0]].0;
+            ids.push(lease.id);
+            tokens.push(lease.token);
+            durations.push(values.duration_ms);
+            match &values.outcome {
+                OutcomeValues::Success {
+                    rows_affected: rows,
+                    result,
+                } => {
+                    statuses.push(Status::Success.as_str());
+                    rows_affected.push(Some(*rows));
+                    results.push(Some(Json(result.0)));
+                    error_codes.push(None);
+                    error_msgs.push(None);
+                    retry_afters.push(None);
+                }
+                OutcomeValues::Failure {
+                    error_code,
+                    error_msg,
+                    retry_after,
+                } => {
+                    statuses.push(Status::Failed.as_str());
+                    rows_affected.push(None);
+                    results.push(None);
+                    error_codes.push(Some(*error_code));
+                    error_msgs.push(Some(*error_msg));
+                    retry_afters.push(Some(*retry_after));
+                }
+            }
+        }
+        let written = self
+            .statement(&self.sql.finish_many)
+            .bind(ids)
+            .bind(tokens)
+            .bind(statuses)
+            .bind(durations)
+            .bind(rows_affected)
+            .bind(results)
+            .bind(error_codes)
+            .bind(error_msgs)
+            .bind(retry_afters)
+            .fetch_all(&self.pool)
+            .await?;
+        written
+            .iter()
+            .map(|row| {
+                let ord: i64 = row.try_get("ord")?;
+                usize::try_from(ord - 1)
+                    .ok()
+                    .filter(|&p| p < n)
+                    .ok_or_else(|| {
+                        sqlx_core::Error::Protocol(format!(
+                            "finish many returned ordinal {ord} of {n}"
+                        ))
+                    })
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl LeaseStore for PgLeaseStore {
     async fn now(&self) -> Result<OffsetDateTime, StoreError> {
@@ -586,18 +752,19 @@ impl LeaseStore for PgLeaseStore {
     }
 
     async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
-        let statement = match finish.outcome() {
-            FinishOutcome::Success {
+        let values = FinishValues::of(finish)?;
+        let statement = match values.outcome {
+            OutcomeValues::Success {
                 rows_affected,
                 result,
             } => self
                 .statement(&self.sql.finish_success)
                 .bind(lease.id)
                 .bind(lease.token)
-                .bind(finish.duration_ms())
-                .bind(*rows_affected)
-                .bind(Json(result)),
-            FinishOutcome::Failure {
+                .bind(values.duration_ms)
+                .bind(rows_affected)
+                .bind(result),
+            OutcomeValues::Failure {
                 error_code,
                 error_msg,
                 retry_after,
@@ -605,10 +772,10 @@ impl LeaseStore for PgLeaseStore {
                 .statement(&self.sql.finish_failure)
                 .bind(lease.id)
                 .bind(lease.token)
-                .bind(finish.duration_ms())
-                .bind(error_code.as_str())
-                .bind(error_msg.clone())
-                .bind(interval("retry_after", *retry_after)?),
+                .bind(values.duration_ms)
+                .bind(error_code)
+                .bind(error_msg)
+                .bind(retry_after),
         };
         let done = statement
             .execute(&self.pool)
@@ -618,6 +785,85 @@ impl LeaseStore for PgLeaseStore {
             return Err(StoreError::LeaseLost { id: lease.id });
         }
         Ok(())
+    }
+
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        let mut results: Vec<Option<Result<(), StoreError>>> =
+            std::iter::repeat_with(|| None).take(items.len()).collect();
+        // Values that can never be bound are refused item by item, as
+        // `finish` refuses them, before anything is sent.
+        let mut encoded: Vec<(usize, FinishValues<'_>)> = Vec::with_capacity(items.len());
+        for (i, (_, finish)) in items.iter().enumerate() {
+            match FinishValues::of(finish) {
+                Ok(values) => encoded.push((i, values)),
+                Err(refused) => results[i] = Some(Err(refused)),
+            }
+        }
+        // One canonical order (by lease, so that concurrent batches lock
+        // rows in the same order), and each (id, token) sent once, with the
+        // values of its first item: that item is written, the later ones
+        // are told LeaseLost, which is what `finish` called item by item
+        // answers (the first write ends the lease, the next finds it
+        // terminal). Items with the same id but different tokens are all
+        // sent; at most one of them can match the row.
+        let lease_of = |i: usize| (items[i].0.id, items[i].0.token);
+        encoded.sort_by_key(|(i, _)| (lease_of(*i), *i));
+        let mut leases: Vec<SameLease<'_>> = Vec::with_capacity(encoded.len());
+        for (i, values) in encoded {
+            match leases.last_mut() {
+                Some(same) if lease_of(same.items[0]) == lease_of(i) => same.items.push(i),
+                _ => leases.push(SameLease {
+                    items: vec![i],
+                    values,
+                }),
+            }
+        }
+
+        for chunk in leases.chunks(FINISH_MANY_CHUNK) {
+            match self.finish_chunk(items, chunk).await {
+                // Leases not written stay undecided: LeaseLost below.
+                Ok(written) => {
+                    for p in written {
+                        results[chunk[p].items[0]] = Some(Ok(()));
+                    }
+                }
+                // A value the server refuses (a retry time past the largest
+                // timestamp, say) fails the whole statement, which then
+                // wrote nothing: finishing the chunk's items one by one, in
+                // call order, confines the failure to the items `finish`
+                // fails.
+                Err(e) if is_data_exception(&e) => {
+                    tracing::debug!(
+                        error = %e,
+                        "postgres refused a value of a batch; finishing it one by one"
+                    );
+                    let mut one_by_one: Vec<usize> =
+                        chunk.iter().flat_map(|same| same.items.clone()).collect();
+                    one_by_one.sort_unstable();
+                    for i in one_by_one {
+                        let (lease, finish) = items[i];
+                        results[i] = Some(self.finish(lease, finish).await);
+                    }
+                }
+                Err(e) => {
+                    let message = format!("postgres finish many: {e}");
+                    let source = Arc::new(e);
+                    for i in chunk.iter().flat_map(|same| &same.items) {
+                        results[*i] = Some(Err(StoreError::Backend {
+                            message: message.clone(),
+                            source: Some(Box::new(Arc::clone(&source))),
+                        }));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .zip(items)
+            .map(|(result, (lease, _))| {
+                result.unwrap_or_else(|| Err(StoreError::LeaseLost { id: lease.id }))
+            })
+            .collect()
     }
 
     async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {

@@ -1,7 +1,7 @@
 //! The SQL statements held to the pure rules of `scheduler_core::machine`,
 //! field by field, over seeded random sequences of claims (with duplicate
-//! keys), heartbeats and terminal writes with current and stale tokens,
-//! sweeps, reads and jumps of store time.
+//! keys), heartbeats and terminal writes (one by one and in batches) with
+//! current and stale tokens, sweeps, reads and jumps of store time.
 //!
 //! PostgreSQL decides each write at one store instant `n` that the test
 //! cannot choose. For a row that changed, `n` is its new `updated_at`, and
@@ -209,28 +209,7 @@ impl Run<'_> {
         let Some(lease) = self.pick_lease(rng) else {
             return;
         };
-        let finish = match rng.below(3) {
-            0 => Finish::success(
-                Duration::from_millis(rng.below(5000)),
-                7,
-                serde_json::Map::from_iter([(
-                    "n".to_owned(),
-                    serde_json::Value::from(rng.below(100)),
-                )]),
-            ),
-            1 => Finish::failure(
-                Duration::from_millis(3),
-                ErrorCode::HandlerError,
-                "boom",
-                Duration::ZERO,
-            ),
-            _ => Finish::failure(
-                Duration::ZERO,
-                ErrorCode::RunTimeout,
-                "slow",
-                Duration::from_secs(30),
-            ),
-        };
+        let finish = random_finish(rng);
         let k = (lease.scope.clone(), lease.plan_time);
         let before = self.rows().await;
         let t0 = self.now().await;
@@ -257,6 +236,65 @@ impl Run<'_> {
             Err(e) => panic!("{ctx}: {e}"),
         }
         self.untouched(&before, &after, &[k]);
+    }
+
+    /// A batch of terminal writes, with repeated leases and stale tokens:
+    /// one statement, so one store time `n` for every row it changed, and
+    /// each item's result and the rows exactly what `machine::finish`
+    /// applied item by item at `n` gives.
+    async fn finish_many(&mut self, rng: &mut Rng) {
+        if self.leases.is_empty() {
+            return;
+        }
+        let n = 1 + rng.below(6) as usize;
+        let batch: Vec<(Lease, Finish)> = (0..n)
+            .map(|_| (self.pick_lease(rng).unwrap(), random_finish(rng)))
+            .collect();
+        let items: Vec<(&Lease, &Finish)> = batch.iter().map(|(l, f)| (l, f)).collect();
+        let before = self.rows().await;
+        let results = self.store.finish_many(&items).await;
+        let after = self.rows().await;
+        let ctx = &self.context;
+        assert_eq!(results.len(), n, "{ctx}: one result per item");
+        let stamps: std::collections::BTreeSet<OffsetDateTime> = after
+            .iter()
+            .filter(|(k, row)| before.get(*k) != Some(*row))
+            .map(|(_, row)| row.updated_at)
+            .collect();
+        assert!(stamps.len() <= 1, "{ctx}: several store times {stamps:?}");
+        // The guard does not depend on time: with nothing changed, every
+        // item must be refused at any instant.
+        let at = stamps
+            .first()
+            .copied()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut expected = before.clone();
+        let mut touched = Vec::new();
+        for ((lease, finish), result) in batch.iter().zip(&results) {
+            let k = (lease.scope.clone(), lease.plan_time);
+            match machine::finish(&expected[&k], lease.token, at, finish) {
+                Ok(new) => {
+                    assert!(
+                        result.is_ok(),
+                        "{ctx}: refused {result:?}, the rules accept"
+                    );
+                    expected.insert(k.clone(), new);
+                }
+                Err(_) => assert!(
+                    matches!(result, Err(StoreError::LeaseLost { id }) if *id == lease.id),
+                    "{ctx}: {result:?}, the rules refuse"
+                ),
+            }
+            touched.push(k);
+        }
+        for k in &touched {
+            assert_eq!(
+                after.get(k),
+                expected.get(k),
+                "{ctx}: batched terminal write differs from the rules"
+            );
+        }
+        self.untouched(&before, &after, &touched);
     }
 
     /// An operator's retry of one of the rows (whatever its state), or of
@@ -409,6 +447,29 @@ impl Run<'_> {
     }
 }
 
+/// A success or a failure, with attempts left or not depending on the row.
+fn random_finish(rng: &mut Rng) -> Finish {
+    match rng.below(3) {
+        0 => Finish::success(
+            Duration::from_millis(rng.below(5000)),
+            7,
+            serde_json::Map::from_iter([("n".to_owned(), serde_json::Value::from(rng.below(100)))]),
+        ),
+        1 => Finish::failure(
+            Duration::from_millis(3),
+            ErrorCode::HandlerError,
+            "boom",
+            Duration::ZERO,
+        ),
+        _ => Finish::failure(
+            Duration::ZERO,
+            ErrorCode::RunTimeout,
+            "slow",
+            Duration::from_secs(30),
+        ),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_transitions_match_the_pure_rules() {
     let Some(db) = test_db_store().await else {
@@ -432,8 +493,8 @@ async fn sql_transitions_match_the_pure_rules() {
             leases: Vec::new(),
             context: String::new(),
         };
-        for step in 0..70 {
-            let op = rng.below(11);
+        for step in 0..80 {
+            let op = rng.below(12);
             run.context = format!("seed {seed} step {step} op {op}");
             match op {
                 0..=2 => run.claim(&mut rng).await,
@@ -442,6 +503,7 @@ async fn sql_transitions_match_the_pure_rules() {
                 6 => run.sweep().await,
                 7 => run.reads(&mut rng).await,
                 8 => run.operator_retry(&mut rng).await,
+                9 => run.finish_many(&mut rng).await,
                 _ => {
                     let jumps = [1, 29, 31, 61, 200];
                     run.offset

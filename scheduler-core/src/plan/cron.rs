@@ -240,6 +240,11 @@ mod tests {
             vec![datetime!(2026-03-29 01:00 UTC)]
         );
         assert_eq!(
+            between(&sched("30 1 * * *", "Europe/Berlin"), spring.0, spring.1),
+            vec![datetime!(2026-03-29 00:30 UTC)],
+            "01:30 CET is unaffected"
+        );
+        assert_eq!(
             between(&sched("*/30 * * * *", "Europe/Berlin"), spring.0, spring.1),
             vec![
                 datetime!(2026-03-28 23:00 UTC), // 00:00 CET

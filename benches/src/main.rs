@@ -1,0 +1,534 @@
+//! The scheduler's benchmarks, measured side by side in one run.
+//!
+//! ```text
+//! cargo run -p benches --release -- all            # every benchmark, one table
+//! cargo run -p benches --release -- all --quick    # shorter runs (CI smoke)
+//! ```
+//!
+//! PostgreSQL figures need `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each measurement uses a
+//! schema of its own. The ceiling comes from `shared/bench/pg-ceiling.sh`
+//! (path overridable with `PG_CEILING`), run in the same process tree.
+//!
+//! Measured:
+//! 1. fan-out: one job with 10,000 due scopes and a no-op handler, 1 and 3
+//!    replicas: wall time until all are SUCCESS, plans/s;
+//! 2. seed path: the same work the seed's way (one plan per claim, one
+//!    finish per plan, sequential, a store-time read before each);
+//! 3. ceiling: raw SQL claim + finish, per plan and in batches of 100;
+//! 4. dispatch latency: 100 scopes on a 1 s cadence: plan eligible to
+//!    handler start, p50/p99/max;
+//! 5. idle tick: store calls per job in a tick with nothing due, 10,000 scopes;
+//! 6. memory: peak RSS of a process whose manager has 100,000 scopes and
+//!    ticks idle.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scheduler_core::store::CountingStore;
+use scheduler_core::{
+    ClaimRequest, ExecutionFilter, Finish, JobOutput, JobSpec, LeaseStore, Manager, ManagerOptions,
+    PlanKey, RunContext, Scope, Scopes, Status,
+};
+use scheduler_memory::MemoryLeaseStore;
+use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
+use scheduler_sqlite::SqliteLeaseStore;
+use time::OffsetDateTime;
+
+const FANOUT_SCOPES: usize = 10_000;
+/// Each replica's `max_concurrency` in the fan-out: less than the work, so
+/// replicas split it (each claims its free capacity, from its own offset)
+/// instead of all claiming every key.
+const FANOUT_CAPACITY: usize = 2_500;
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+fn pg_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Fresh, empty stores for one measurement: `n` handles on one database
+/// (separate connections for SQLite and PostgreSQL, as replicas have).
+struct Stores {
+    handles: Vec<Arc<dyn LeaseStore>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn stores(backend: Backend, n: usize) -> Stores {
+    match backend {
+        Backend::Memory => {
+            let store: Arc<dyn LeaseStore> = Arc::new(MemoryLeaseStore::new());
+            Stores {
+                handles: vec![store; n],
+                _dir: None,
+            }
+        }
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("bench.db");
+            let mut handles: Vec<Arc<dyn LeaseStore>> = Vec::new();
+            for _ in 0..n {
+                handles.push(Arc::new(
+                    SqliteLeaseStore::open(&path).await.expect("sqlite"),
+                ));
+            }
+            Stores {
+                handles,
+                _dir: Some(dir),
+            }
+        }
+        Backend::Postgres => {
+            let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+            let mut handles: Vec<Arc<dyn LeaseStore>> = Vec::new();
+            for i in 0..n {
+                let options = PgStoreOptions::new()
+                    .schema(&schema)
+                    .application_name(format!("bench-{i}"))
+                    .max_connections(8);
+                let store = PgLeaseStore::connect_with(&pg_url(), &options)
+                    .await
+                    .expect("postgres: set DATABASE_URL");
+                handles.push(Arc::new(store));
+            }
+            Stores {
+                handles,
+                _dir: None,
+            }
+        }
+    }
+}
+
+fn scopes(n: usize) -> Vec<Scope> {
+    (0..n)
+        .map(|i| Scope::new("tenant", format!("t{i:06}")))
+        .collect()
+}
+
+fn noop_job(name: &str, scopes: Vec<Scope>) -> JobSpec {
+    JobSpec::new(name, Scopes::fixed(scopes), |_ctx: RunContext| async {
+        Ok(JobOutput::default())
+    })
+    .cadence(DAY)
+}
+
+/// 1. fan-out: plans/s until all 10,000 due scopes are SUCCESS.
+async fn fanout(backend: Backend, replicas: usize) -> f64 {
+    let stores = stores(backend, replicas).await;
+    let managers: Vec<Manager> = stores
+        .handles
+        .iter()
+        .enumerate()
+        .map(|(i, store)| {
+            let m = Manager::new(
+                store.clone(),
+                ManagerOptions {
+                    runner_id: format!("replica-{i}"),
+                    max_concurrency: FANOUT_CAPACITY,
+                    ..Default::default()
+                },
+            );
+            m.register(noop_job("fanout", scopes(FANOUT_SCOPES)))
+                .unwrap();
+            m
+        })
+        .collect();
+    let started = Instant::now();
+    let mut done = 0;
+    // Each replica ticks until it finds nothing more to claim.
+    while done < FANOUT_SCOPES {
+        let reports = futures::future::join_all(managers.iter().map(Manager::run_once)).await;
+        let succeeded: u64 = reports.iter().map(|r| r.succeeded).sum();
+        done += succeeded as usize;
+        if succeeded == 0 {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let filter = ExecutionFilter {
+        job_name: Some("fanout".into()),
+        status: Some(Status::Success),
+        ..Default::default()
+    };
+    let rows = stores.handles[0].list_executions(&filter).await.unwrap();
+    assert_eq!(rows.len(), FANOUT_SCOPES, "every scope ran once, SUCCESS");
+    FANOUT_SCOPES as f64 / elapsed.as_secs_f64()
+}
+
+/// 2. seed path: one plan per claim and per finish, sequential, with a
+///    store-time read before each, through the same store.
+async fn seed_path(backend: Backend, plans: usize) -> f64 {
+    let stores = stores(backend, 1).await;
+    let store = &stores.handles[0];
+    let started = Instant::now();
+    for scope in scopes(plans) {
+        let now = store.now().await.unwrap();
+        let key = [PlanKey {
+            scope,
+            plan_time: scheduler_core::plan::floor(now, DAY),
+        }];
+        let outcome = store
+            .claim(&ClaimRequest {
+                job_name: "seed",
+                runner_id: "seed",
+                max_attempts: 3,
+                stale_timeout: Duration::from_secs(120),
+                allow_stale_reentry: false,
+                keys: &key,
+            })
+            .await
+            .unwrap();
+        let lease = outcome[0].lease().expect("fresh key").clone();
+        store.now().await.unwrap();
+        let finish = Finish::success(Duration::ZERO, 0, Default::default());
+        store.finish(&lease, &finish).await.unwrap();
+    }
+    plans as f64 / started.elapsed().as_secs_f64()
+}
+
+/// 3. ceiling: `pg-ceiling.sh`, parsed into `(shape, clients) -> plans/s`.
+fn ceiling(seconds: u32) -> BTreeMap<(String, u32), f64> {
+    let script = std::env::var("PG_CEILING")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/pg-ceiling.sh")
+        });
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(seconds.to_string())
+        .env("DATABASE_URL", pg_url())
+        .output();
+    let mut figures = BTreeMap::new();
+    match out {
+        Ok(out) if out.status.success() => {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                // ceiling <shape> clients=<c> plans_per_s=<n>
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                if let [_, shape, clients, rate] = parts[..] {
+                    let c = clients.trim_start_matches("clients=").parse().unwrap_or(0);
+                    let r = rate
+                        .trim_start_matches("plans_per_s=")
+                        .parse()
+                        .unwrap_or(0.0);
+                    figures.insert((shape.to_owned(), c), r);
+                }
+            }
+        }
+        Ok(out) => eprintln!(
+            "pg-ceiling.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("pg-ceiling.sh could not run ({}): {e}", script.display()),
+    }
+    figures
+}
+
+/// 4. dispatch latency: from eligibility to handler start, in ms.
+async fn latency(backend: Backend, run_for: Duration) -> (f64, f64, f64) {
+    let stores = stores(backend, 1).await;
+    let late = Arc::new(Mutex::new(Vec::new()));
+    let l = late.clone();
+    let manager = Manager::new(stores.handles[0].clone(), ManagerOptions::default());
+    manager
+        .register(
+            JobSpec::new(
+                "latency",
+                Scopes::fixed(scopes(100)),
+                move |ctx: RunContext| {
+                    let l = l.clone();
+                    async move {
+                        let late = OffsetDateTime::now_utc() - ctx.plan_time();
+                        l.lock()
+                            .unwrap()
+                            .push((ctx.plan_time(), late.as_seconds_f64() * 1000.0));
+                        Ok(JobOutput::default())
+                    }
+                },
+            )
+            .cadence(Duration::from_secs(1)),
+        )
+        .unwrap();
+    let started = OffsetDateTime::now_utc();
+    manager.run(tokio::time::sleep(run_for)).await;
+    // Only plans that became eligible while the manager ran: the first
+    // tick's bucket was already due (by up to a second) when it started.
+    let mut late: Vec<f64> = late
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(plan, _)| *plan > started)
+        .map(|(_, ms)| *ms)
+        .collect();
+    late.sort_by(f64::total_cmp);
+    let pct = |p: f64| late[((late.len() as f64 - 1.0) * p).round() as usize];
+    (pct(0.5), pct(0.99), *late.last().unwrap())
+}
+
+/// 5. idle tick: store calls per job when nothing is due, 10,000 scopes.
+async fn idle_tick(backend: Backend) -> f64 {
+    let stores = stores(backend, 1).await;
+    let counting = Arc::new(CountingStore::new(stores.handles[0].clone()));
+    let manager = Manager::new(
+        counting.clone(),
+        ManagerOptions {
+            max_concurrency: FANOUT_SCOPES,
+            ..Default::default()
+        },
+    );
+    manager
+        .register(noop_job("idle", scopes(FANOUT_SCOPES)))
+        .unwrap();
+    manager.run_once().await;
+    counting.take();
+    manager.run_once().await;
+    let calls = counting.take();
+    calls
+        .iter()
+        .filter(|(method, _)| **method != "now")
+        .map(|(_, n)| *n as f64)
+        .sum()
+}
+
+/// 6. memory: a child process runs 100,000 scopes on SQLite; peak RSS in MiB.
+fn memory_in_child() -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let out = Command::new(exe).arg("memory-child").output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "memory child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+async fn memory_child() {
+    const SCOPES: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn LeaseStore> = Arc::new(
+        SqliteLeaseStore::open(dir.path().join("m.db"))
+            .await
+            .unwrap(),
+    );
+    let manager = Manager::new(
+        store,
+        ManagerOptions {
+            max_concurrency: 1_000,
+            ..Default::default()
+        },
+    );
+    manager
+        .register(noop_job("memory", scopes(SCOPES)))
+        .unwrap();
+    // Run the day's bucket for every scope, then tick idle.
+    while manager.run_once().await.succeeded > 0 {}
+    for _ in 0..5 {
+        manager.run_once().await;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hwm_kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    println!("{:.1}", hwm_kib / 1024.0);
+}
+
+fn row(
+    table: &mut Vec<[String; 4]>,
+    what: &str,
+    figure: String,
+    vs_seed: String,
+    vs_ceiling: String,
+) {
+    table.push([what.to_owned(), figure, vs_seed, vs_ceiling]);
+}
+
+async fn all(quick: bool) {
+    let backends = [Backend::Memory, Backend::Sqlite, Backend::Postgres];
+    let seed_plans = |b: Backend| match (b, quick) {
+        (Backend::Postgres, _) => 2_000,
+        (_, true) => 2_000,
+        (_, false) => 10_000,
+    };
+    eprintln!("ceiling: pg-ceiling.sh ...");
+    let ceil = ceiling(if quick { 3 } else { 10 });
+    let batch4 = ceil.get(&("batch100".to_owned(), 4)).copied();
+    let mut table = Vec::new();
+    for backend in backends {
+        let name = backend.name();
+        eprintln!("{name}: seed path ...");
+        let seed = seed_path(backend, seed_plans(backend)).await;
+        for replicas in [1, 3] {
+            eprintln!("{name}: fan-out with {replicas} replica(s) ...");
+            let ours = fanout(backend, replicas).await;
+            let vs_ceiling = match (backend, batch4) {
+                (Backend::Postgres, Some(c)) => format!("{:.2}x batch100@4", ours / c),
+                _ => "-".to_owned(),
+            };
+            row(
+                &mut table,
+                &format!("{name} fan-out 10k scopes, {replicas} replica(s)"),
+                format!("{ours:.0} plans/s"),
+                format!("{:.1}x", ours / seed),
+                vs_ceiling,
+            );
+        }
+        row(
+            &mut table,
+            &format!("{name} seed path (1 plan/stmt)"),
+            format!("{seed:.0} plans/s"),
+            "1.0x".into(),
+            "-".into(),
+        );
+        eprintln!("{name}: idle tick ...");
+        let idle = idle_tick(backend).await;
+        row(
+            &mut table,
+            &format!("{name} idle tick, 10k scopes"),
+            format!("{idle} store calls/job"),
+            "-".into(),
+            "-".into(),
+        );
+        if backend != Backend::Memory {
+            let secs = if quick { 10 } else { 30 };
+            eprintln!("{name}: dispatch latency for {secs} s ...");
+            let (p50, p99, max) = latency(backend, Duration::from_secs(secs)).await;
+            row(
+                &mut table,
+                &format!("{name} dispatch latency, 100 scopes @1s"),
+                format!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"),
+                "-".into(),
+                "-".into(),
+            );
+        }
+    }
+    for ((shape, clients), rate) in &ceil {
+        row(
+            &mut table,
+            &format!("ceiling {shape}, {clients} client(s)"),
+            format!("{rate:.0} plans/s"),
+            "-".into(),
+            "-".into(),
+        );
+    }
+    eprintln!("memory: 100,000 scopes in a child process ...");
+    match memory_in_child() {
+        Some(mib) => row(
+            &mut table,
+            "peak RSS, 100k scopes on SQLite, ticking idle",
+            format!("{mib:.1} MiB"),
+            "-".into(),
+            "-".into(),
+        ),
+        None => row(
+            &mut table,
+            "peak RSS, 100k scopes",
+            "failed".into(),
+            "-".into(),
+            "-".into(),
+        ),
+    }
+    print_table(&table);
+}
+
+fn print_table(rows: &[[String; 4]]) {
+    let header = ["benchmark", "figure", "ours / seed path", "ours / ceiling"];
+    let mut widths = header.map(str::len);
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 4]| {
+        println!(
+            "| {:<w0$} | {:<w1$} | {:<w2$} | {:<w3$} |",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+    };
+    line(header);
+    println!(
+        "|{}|{}|{}|{}|",
+        "-".repeat(widths[0] + 2),
+        "-".repeat(widths[1] + 2),
+        "-".repeat(widths[2] + 2),
+        "-".repeat(widths[3] + 2)
+    );
+    for r in rows {
+        line([&r[0], &r[1], &r[2], &r[3]]);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let backend = |i: usize| match args.get(i).map(String::as_str) {
+        Some("memory") => Backend::Memory,
+        Some("sqlite") => Backend::Sqlite,
+        Some("postgres") => Backend::Postgres,
+        _ => usage(),
+    };
+    let number =
+        |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("all") => runtime.block_on(all(quick)),
+        Some("fanout") => {
+            let rate = runtime.block_on(fanout(backend(1), number(2, 1)));
+            println!("{rate:.0} plans/s");
+        }
+        Some("seed") => {
+            let rate = runtime.block_on(seed_path(backend(1), number(2, 2_000)));
+            println!("{rate:.0} plans/s");
+        }
+        Some("idle") => println!(
+            "{} store calls/job",
+            runtime.block_on(idle_tick(backend(1)))
+        ),
+        Some("latency") => {
+            let run_for = Duration::from_secs(number(2, 30) as u64);
+            let (p50, p99, max) = runtime.block_on(latency(backend(1), run_for));
+            println!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
+        }
+        Some("memory-child") => runtime.block_on(memory_child()),
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: benches all [--quick]\n       benches fanout|seed|idle|latency memory|sqlite|postgres [N]"
+    );
+    std::process::exit(2);
+}
