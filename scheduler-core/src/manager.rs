@@ -233,9 +233,9 @@ impl LeaseKeeper {
     }
 
     /// Heartbeats `keepers` every `interval`, skipping leases that are done
-    /// or lost, for as long as the scope's runs last (the caller drops this
-    /// future when they are over). One loop per scope rather than a task
-    /// per lease: queued leases stay alive, and a run costs no extra task.
+    /// or lost, for as long as the scope's runs last (the caller aborts it
+    /// when they are over). One loop per scope rather than a task per
+    /// lease: queued leases stay alive at the cost of one task per scope.
     async fn keep_alive(
         keepers: &[Arc<LeaseKeeper>],
         interval: Duration,
@@ -347,6 +347,17 @@ struct StoreClock {
 impl StoreClock {
     fn estimate(&self) -> OffsetDateTime {
         self.now + self.at.elapsed()
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped, so it never
+/// outlives the future that owns it (a dropped `run` must not leave
+/// heartbeats keeping its leases alive).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -984,10 +995,20 @@ impl Manager {
             }
             report
         };
-        let report = tokio::select! {
-            report = work => report,
-            never = LeaseKeeper::keep_alive(&keepers, job.spec.heartbeat_interval) => match never {},
-        };
+        // Heartbeats run in a task of their own, not in this one: a handler
+        // that blocks its thread (it should not, but some do) must not also
+        // stop its lease from being extended, or the lease would expire and
+        // the plan run twice. The task ends with this scope's runs.
+        let interval = job.spec.heartbeat_interval;
+        let heartbeats = AbortOnDrop(tokio::spawn(async move {
+            LeaseKeeper::keep_alive(&keepers, interval).await
+        }));
+        // Let the heartbeat task start (and arm its timer) before a handler
+        // can hold this thread: a task just spawned sits in this worker's
+        // LIFO slot, where no other worker can steal it.
+        tokio::task::yield_now().await;
+        let report = work.await;
+        drop(heartbeats);
         job.busy.lock().expect("busy lock").remove(&scope);
         self.inner.freed.notify_one();
         report

@@ -1159,3 +1159,68 @@ async fn a_queued_lease_that_may_have_expired_is_confirmed_before_it_starts() {
     );
     assert_eq!((report.succeeded, report.lease_lost), (0, 1), "{report:?}");
 }
+
+#[tokio::test]
+async fn a_dynamic_scope_provider_is_asked_each_tick_and_its_failure_skips_only_its_job() {
+    let (clock, store) = manual();
+    let ledger = Ledger::default();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let a = asked.clone();
+    let tenants = Scopes::dynamic(move |now: OffsetDateTime| {
+        let a = a.clone();
+        async move {
+            a.lock().unwrap().push(now);
+            // A tenant signs up between the two ticks.
+            let n = if a.lock().unwrap().len() == 1 { 1 } else { 2 };
+            Ok((0..n)
+                .map(|i| Scope::new("tenant", format!("t{i}")))
+                .collect())
+        }
+    });
+    let broken =
+        Scopes::dynamic(|_now| async { Err::<Vec<Scope>, BoxError>("tenant service down".into()) });
+    let m = manager(&store, "r1");
+    m.register(recording_job("per_tenant", tenants, &ledger))
+        .unwrap();
+    m.register(recording_job("broken", broken, &ledger))
+        .unwrap();
+    let first = m.run_once().await;
+    assert_eq!((first.succeeded, first.errors), (1, 1), "{first:?}");
+    clock.advance(MIN);
+    let second = m.run_once().await;
+    assert_eq!(second.succeeded, 2, "the new tenant runs too: {second:?}");
+    assert_eq!(
+        asked.lock().unwrap().clone(),
+        vec![T0, T0 + MIN],
+        "asked with store time each tick"
+    );
+    assert!(rows_of(&store, "broken").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_blocking_its_thread_does_not_stop_its_heartbeats() {
+    // A handler that blocks (std::thread::sleep instead of an await) holds
+    // its worker thread; the lease's heartbeats must go on elsewhere, or
+    // the lease expires under a run that is still going.
+    let store = Arc::new(MemoryLeaseStore::new());
+    let m = manager(&store, "r1");
+    m.register(
+        JobSpec::new("blocking", Scopes::global(), |_ctx| async {
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(JobOutput::default())
+        })
+        .cadence(MIN)
+        .run_timeout(Duration::from_millis(900))
+        .stale_timeout(Duration::from_millis(1000))
+        .heartbeat_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let report = m.run_once().await;
+    let row = rows_of(&store, "blocking").remove(0);
+    let beat = row.heartbeat_at.unwrap() - row.started_at.unwrap();
+    assert!(
+        beat >= time::Duration::milliseconds(1000),
+        "heartbeats continued while the handler blocked (last one {beat} after the start); {report:?}"
+    );
+    assert_eq!(row.status, Status::Success, "the lease never lapsed");
+}
