@@ -35,6 +35,22 @@ fn manager(store: &Arc<MemoryLeaseStore>, runner: &str) -> Manager {
     )
 }
 
+/// A manager on a store whose time follows tokio's (paused) clock from
+/// `start`, with a long tick interval: only exact wake-ups make it tick.
+fn waking_manager(start: OffsetDateTime, tick_interval: Duration) -> (TokioClock, Manager) {
+    let clock = TokioClock::new(start);
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let manager = Manager::new(
+        store,
+        ManagerOptions {
+            runner_id: "r1".into(),
+            tick_interval,
+            ..Default::default()
+        },
+    );
+    (clock, manager)
+}
+
 type Ledger = Arc<Mutex<Vec<(Scope, OffsetDateTime, i32)>>>;
 
 /// A job on a one-minute cadence whose handler records each run and succeeds.
@@ -638,15 +654,9 @@ async fn one_scopes_plans_run_one_at_a_time_in_plan_order() {
 
 #[tokio::test(start_paused = true)]
 async fn the_loop_wakes_when_the_next_plan_becomes_eligible() {
-    let clock = TokioClock::new(datetime!(2026-03-05 12:00:00.5 UTC));
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
-    let m = Manager::new(
-        store.clone(),
-        ManagerOptions {
-            runner_id: "r1".into(),
-            tick_interval: Duration::from_secs(3600),
-            ..Default::default()
-        },
+    let (clock, m) = waking_manager(
+        datetime!(2026-03-05 12:00:00.5 UTC),
+        Duration::from_secs(3600),
     );
     let lateness = Arc::new(Mutex::new(Vec::new()));
     let (l, c) = (lateness.clone(), clock.clone());
@@ -889,15 +899,9 @@ async fn a_failure_seen_by_another_replica_is_retried_through_retry_due() {
 
 #[tokio::test(start_paused = true)]
 async fn spread_staggers_scope_starts_inside_the_window() {
-    let clock = TokioClock::new(datetime!(2026-03-05 12:00:00.5 UTC));
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
-    let m = Manager::new(
-        store.clone(),
-        ManagerOptions {
-            runner_id: "r1".into(),
-            tick_interval: Duration::from_secs(3600),
-            ..Default::default()
-        },
+    let (clock, m) = waking_manager(
+        datetime!(2026-03-05 12:00:00.5 UTC),
+        Duration::from_secs(3600),
     );
     let starts = Arc::new(Mutex::new(Vec::new()));
     let (s, c) = (starts.clone(), clock.clone());
@@ -1004,15 +1008,9 @@ async fn cron_every_plan_replays_missed_occurrences_in_order_capped() {
 
 #[tokio::test(start_paused = true)]
 async fn the_loop_wakes_at_the_next_cron_occurrence() {
-    let clock = TokioClock::new(datetime!(2026-03-08 06:55 UTC));
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
-    let m = Manager::new(
-        store.clone(),
-        ManagerOptions {
-            runner_id: "r1".into(),
-            tick_interval: Duration::from_secs(24 * 3600),
-            ..Default::default()
-        },
+    let (clock, m) = waking_manager(
+        datetime!(2026-03-08 06:55 UTC),
+        Duration::from_secs(24 * 3600),
     );
     let starts = Arc::new(Mutex::new(Vec::new()));
     let (s, c) = (starts.clone(), clock.clone());
