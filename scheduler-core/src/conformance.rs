@@ -7,6 +7,9 @@
 //! how many concurrent claimers to race), never `cfg` forks. Every function
 //! uses job names of its own, so tests may share one database.
 //!
+//! [`differential`] holds stores to one another instead: random operation
+//! sequences applied to several stores in lockstep.
+//!
 //! [`conformance_tests!`](crate::conformance_tests) expands to one
 //! `#[tokio::test]` per function:
 //!
@@ -17,6 +20,8 @@
 //!     Some(Harness::new(Arc::new(store), Arc::new(clock)))
 //! });
 //! ```
+
+pub mod differential;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -1355,6 +1360,100 @@ pub async fn store_time_is_utc_micros_and_controllable(h: &Harness) {
         "{before} -> {after}"
     );
     let _: OffsetDateTime = after;
+}
+
+/// A manager started while its store is unavailable must keep ticking
+/// (backing off, capped), neither exit nor panic, and run its job once the
+/// store is back. The caller makes `store` unavailable before the call (a
+/// server that is not up, a file another program keeps locked, ...);
+/// `end_outage` makes it available again. Not part of
+/// [`conformance_tests!`](crate::conformance_tests): how to cause an outage
+/// depends on the store.
+///
+/// The outage ends once the manager has begun at least three ticks against
+/// the unavailable store; the job must then run within a minute.
+pub async fn manager_rides_out_a_store_down_at_start(
+    store: Arc<dyn LeaseStore>,
+    end_outage: impl std::future::Future<Output = ()>,
+) {
+    use crate::manager::{Manager, ManagerOptions};
+    use crate::spec::{JobOutput, JobSpec, Scopes};
+    use crate::store::CountingStore;
+
+    let job = unique("down_at_start");
+    let counting = Arc::new(CountingStore::new(store.clone()));
+    let manager = Manager::new(
+        counting.clone(),
+        ManagerOptions {
+            tick_interval: Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    manager
+        .register(
+            JobSpec::new(&job, Scopes::global(), |_| async { Ok(JobOutput::rows(1)) })
+                .cadence(Duration::from_secs(1)),
+        )
+        .expect("valid job");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        let report = manager
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+        (manager, report)
+    });
+
+    // Every tick begins by reading store time.
+    let mut ticks = 0;
+    wait_for("three ticks against the unavailable store", || {
+        ticks += counting.take().get("now").copied().unwrap_or(0);
+        async move { ticks >= 3 }
+    })
+    .await;
+    assert!(
+        !running.is_finished(),
+        "the manager gave up while the store was down"
+    );
+    end_outage.await;
+
+    let filter = ExecutionFilter {
+        job_name: Some(job.clone()),
+        status: Some(Status::Success),
+        ..Default::default()
+    };
+    wait_for("the job to run once the store is back", || {
+        let (store, filter) = (store.clone(), filter.clone());
+        async move {
+            store
+                .list_executions(&filter)
+                .await
+                .is_ok_and(|rows| !rows.is_empty())
+        }
+    })
+    .await;
+    stop.send(()).expect("the manager is running");
+    let (_manager, report) = running.await.expect("the manager did not panic");
+    assert!(report.succeeded >= 1, "{report:?}");
+    assert!(report.errors >= 1, "the outage was not seen: {report:?}");
+}
+
+/// Polls `done` every 10 ms (real time) until it holds; panics after a
+/// minute naming `what`.
+async fn wait_for<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Expands to one `#[tokio::test]` per conformance function. `$setup` is an

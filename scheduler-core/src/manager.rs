@@ -236,19 +236,42 @@ impl LeaseKeeper {
     /// or lost, for as long as the scope's runs last (the caller aborts it
     /// when they are over). One loop per scope rather than a task per
     /// lease: queued leases stay alive at the cost of one task per scope.
+    ///
+    /// A round that starts a whole interval late is counted in `late` and
+    /// logged: the runtime did not run this task in time (a handler
+    /// blocking its thread, most often on a current-thread runtime, where
+    /// nothing else can run) or the previous round's calls were slow. A
+    /// lease whose safe window passed meanwhile may have been taken over
+    /// unnoticed; the round's heartbeat settles it (a taken-over lease
+    /// answers `LeaseLost`, which cancels the run, and the run's terminal
+    /// write is refused by the fence in any case).
     async fn keep_alive(
         keepers: &[Arc<LeaseKeeper>],
         interval: Duration,
+        late: &::metrics::Counter,
     ) -> std::convert::Infallible {
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            let due = ticker.tick().await;
+            let delay = due.elapsed();
+            if delay >= interval {
+                late.increment(1);
+                warn!(
+                    delay = ?delay,
+                    "heartbeats ran late: the runtime was starved (a handler blocking its thread?) or the store was slow"
+                );
+            }
             for keeper in keepers {
                 if keeper.done.load(Ordering::Acquire) || keeper.lost.is_cancelled() {
                     continue;
                 }
                 let span = keeper.span.clone();
+                if Instant::now() >= keeper.safe_until() {
+                    span.in_scope(|| {
+                        warn!("the lease may have lapsed while heartbeats were late; confirming it")
+                    });
+                }
                 match keeper.beat().instrument(span.clone()).await {
                     Ok(()) => span.in_scope(|| debug!("heartbeat")),
                     Err(StoreError::LeaseLost { .. }) => span.in_scope(|| {
@@ -471,6 +494,12 @@ impl Manager {
     /// This replica's runner id.
     pub fn runner_id(&self) -> &str {
         &self.inner.options.runner_id
+    }
+
+    /// The names of the registered jobs, in registration order.
+    pub fn job_names(&self) -> Vec<String> {
+        let jobs = self.inner.jobs.read().expect("jobs lock");
+        jobs.iter().map(|j| j.spec.name.clone()).collect()
     }
 
     /// Adds a job. It takes part from the next tick on.
@@ -1000,8 +1029,9 @@ impl Manager {
         // stop its lease from being extended, or the lease would expire and
         // the plan run twice. The task ends with this scope's runs.
         let interval = job.spec.heartbeat_interval;
+        let late = job.metrics.heartbeats_late.clone();
         let heartbeats = AbortOnDrop(tokio::spawn(async move {
-            LeaseKeeper::keep_alive(&keepers, interval).await
+            LeaseKeeper::keep_alive(&keepers, interval, &late).await
         }));
         // Let the heartbeat task start (and arm its timer) before a handler
         // can hold this thread: a task just spawned sits in this worker's

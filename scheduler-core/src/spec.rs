@@ -195,6 +195,15 @@ impl fmt::Debug for JobSpec {
 impl JobSpec {
     /// A job named `name` (its audit key: keep it stable; snake_case ASCII
     /// advised) over `scopes`, running `handler` for every claimed plan.
+    ///
+    /// The handler must not block its thread: run blocking work in
+    /// `tokio::task::spawn_blocking`. Heartbeats run in a task of their own,
+    /// so on a multi-thread runtime a blocking handler does not stop them;
+    /// on a current-thread runtime nothing else can run while it blocks.
+    /// The manager notices late heartbeat rounds as soon as it runs again
+    /// (metric `scheduler_heartbeats_late_total`, a warning) and settles the
+    /// lease before writing the result: a lease taken over meanwhile cancels
+    /// the run and its result is not written.
     pub fn new<F, Fut>(name: impl Into<String>, scopes: Scopes, handler: F) -> Self
     where
         F: Fn(RunContext) -> Fut + Send + Sync + 'static,

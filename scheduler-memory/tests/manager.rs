@@ -1222,3 +1222,14 @@ async fn a_handler_blocking_its_thread_does_not_stop_its_heartbeats() {
     );
     assert_eq!(row.status, Status::Success, "the lease never lapsed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_started_while_the_store_fails_every_call_runs_once_it_is_back() {
+    let store = Arc::new(MemoryLeaseStore::new());
+    store.set_failing(true);
+    let back = store.clone();
+    scheduler_core::conformance::manager_rides_out_a_store_down_at_start(store, async move {
+        back.set_failing(false);
+    })
+    .await;
+}

@@ -7,12 +7,12 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;
 use scheduler_core::clock::TimeControl;
 use scheduler_core::metrics::{
-    CLAIMS_TOTAL, DISPATCH_LATENESS_SECONDS, EXECUTIONS_TOTAL, RUNNING, RUN_DURATION_SECONDS,
-    STALE_RUNNING,
+    CLAIMS_TOTAL, DISPATCH_LATENESS_SECONDS, EXECUTIONS_TOTAL, HEARTBEATS_LATE_TOTAL, RUNNING,
+    RUN_DURATION_SECONDS, STALE_RUNNING,
 };
 use scheduler_core::{
-    BoxError, ClaimRequest, JobOutput, JobSpec, LeaseStore, Manager, ManagerOptions, ManualClock,
-    PlanKey, Scope, Scopes,
+    BoxError, ClaimOutcome, ClaimRequest, ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager,
+    ManagerOptions, ManualClock, PlanKey, Scope, Scopes, Status,
 };
 use scheduler_memory::MemoryLeaseStore;
 use time::macros::datetime;
@@ -218,4 +218,87 @@ async fn scenario() {
     clock.advance(Duration::from_secs(601));
     // ok, fails, panics: the 12:10 bucket; takeover: swept, then retried.
     managers[0].run_once().await;
+}
+
+/// On a current-thread runtime a handler that blocks its thread stops
+/// everything, its lease's heartbeats included: nothing can prevent that
+/// but the handler (it should use `spawn_blocking`). What the manager must
+/// do is notice as soon as it runs again: count and log the late heartbeat
+/// round, and settle the lease before writing anything. Here another
+/// replica takes the plan over while the thread is blocked; the late round
+/// finds the lease lost and the handler's result is not written over the
+/// new holder's row.
+#[test]
+fn heartbeats_starved_by_a_blocking_handler_are_noticed_and_the_lapsed_lease_is_settled() {
+    let recorder = DebuggingRecorder::new();
+    let clock = ManualClock::new(datetime!(2026-03-05 12:00:30 UTC));
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let stale_timeout = Duration::from_millis(200);
+    let report = metrics::with_local_recorder(&recorder, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let m = Manager::new(store.clone(), ManagerOptions::default());
+                let thief = store.clone();
+                m.register(
+                    JobSpec::new("blocking", Scopes::global(), move |ctx| {
+                        let (thief, clock) = (thief.clone(), clock.clone());
+                        async move {
+                            // Another replica finds the lease stale and takes the plan.
+                            clock.advance(stale_timeout * 2);
+                            let keys = [PlanKey {
+                                scope: ctx.scope().clone(),
+                                plan_time: ctx.plan_time(),
+                            }];
+                            let taken = thief
+                                .claim(&ClaimRequest {
+                                    job_name: "blocking",
+                                    runner_id: "thief",
+                                    max_attempts: 3,
+                                    stale_timeout,
+                                    allow_stale_reentry: true,
+                                    keys: &keys,
+                                })
+                                .await?;
+                            assert!(matches!(taken[..], [ClaimOutcome::Stolen(_)]));
+                            // Blocks the only thread well past stale_timeout: the
+                            // very fault under test, not a wait for a race.
+                            std::thread::sleep(stale_timeout + Duration::from_millis(100));
+                            // The first await after the block lets the runtime
+                            // run the heartbeat task whose timer went off meanwhile.
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            Ok(JobOutput::rows(1))
+                        }
+                    })
+                    .cadence(Duration::from_secs(60))
+                    .allow_stale_reentry(true)
+                    .run_timeout(Duration::from_millis(150))
+                    .stale_timeout(stale_timeout)
+                    .heartbeat_interval(Duration::from_millis(50)),
+                )
+                .unwrap();
+                m.run_once().await
+            })
+    });
+    let snap = snapshot(&recorder);
+    let job = [("job", "blocking")];
+    assert!(
+        counter(&snap, HEARTBEATS_LATE_TOTAL, &job) >= 1,
+        "{report:?}"
+    );
+    assert_eq!((report.lease_lost, report.succeeded), (1, 0), "{report:?}");
+    let rows =
+        futures::executor::block_on(store.list_executions(&ExecutionFilter::default())).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (
+            rows[0].status,
+            rows[0].runner_id.as_deref(),
+            rows[0].attempt
+        ),
+        (Status::Running, Some("thief"), 2),
+        "the new holder's row is untouched"
+    );
 }

@@ -44,7 +44,12 @@
 //!
 //! - **Store time** is the server's `now()` in every statement (one instant
 //!   per statement, or per transaction for a claim), plus a [`TimeOffset`]
-//!   that is zero unless a test moves it. The process clock is never read.
+//!   that is zero unless a test moves it. The process clock is never read:
+//!   the server is the one clock every replica agrees on, whatever their
+//!   hosts' clocks say. Tests alone may give the store a client clock
+//!   instead ([`PgStoreOptions::clock`]), so that its rows carry instants
+//!   they chose exactly and can be compared field by field with the memory
+//!   and SQLite stores'.
 //! - **Migrations** are embedded and versioned in our own table
 //!   ([`MIGRATIONS_TABLE`], one row per executions table), run in one
 //!   transaction under an advisory lock. [`PgLeaseStore::connect`] runs them
@@ -103,7 +108,7 @@ mod schema;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,7 +116,7 @@ use async_trait::async_trait;
 use scheduler_core::clock::to_micros;
 use scheduler_core::machine::FreshIds;
 use scheduler_core::{
-    machine, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, FinishOutcome,
+    machine, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionFilter, Finish, FinishOutcome,
     LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, Status, StoreError,
     TimeControl,
 };
@@ -128,12 +133,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::rows::{backend, interval};
-use crate::schema::Sql;
+use crate::schema::{Sql, TimeSource};
 pub use crate::schema::{DEFAULT_TABLE, MIGRATIONS_TABLE, SCHEMA_VERSION};
 
-/// An offset added to the server's `now()` to give store time: zero in
-/// production, moved forward by tests (it implements
-/// [`TimeControl`], so it is what a conformance `Harness` advances).
+/// An offset added to the server's `now()` (or to a test's client clock,
+/// [`PgStoreOptions::clock`]) to give store time: zero in production, moved
+/// forward by tests (it implements [`TimeControl`], so it is what a
+/// conformance `Harness` advances).
 ///
 /// Clones share one offset, so several stores built with the same handle
 /// (replicas in one test) agree on store time.
@@ -161,6 +167,22 @@ impl TimeOffset {
             microseconds: self.micros.load(Ordering::SeqCst),
         }
     }
+
+    /// `$1` for a store on a client clock: the clock's reading plus the
+    /// offset, as microseconds since the Unix epoch (see
+    /// [`PgStoreOptions::clock`]).
+    fn since_epoch(&self, clock: &dyn Clock) -> PgInterval {
+        // Every OffsetDateTime (years -9999..=9999) is within ±3.2e17 µs,
+        // far inside i64 and inside PostgreSQL's interval.
+        let read = to_micros(clock.now()).unix_timestamp_nanos() / 1_000;
+        PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: i64::try_from(read)
+                .unwrap_or(i64::MAX)
+                .saturating_add(self.micros.load(Ordering::SeqCst)),
+        }
+    }
 }
 
 impl TimeControl for TimeOffset {
@@ -184,6 +206,7 @@ pub struct PgStoreOptions {
     max_connections: u32,
     acquire_timeout: Duration,
     migrate_on_connect: bool,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for PgStoreOptions {
@@ -195,6 +218,7 @@ impl Default for PgStoreOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             migrate_on_connect: true,
+            clock: None,
         }
     }
 }
@@ -245,9 +269,30 @@ impl PgStoreOptions {
         self
     }
 
-    /// Whether `connect` runs [`PgLeaseStore::migrate`] (default true).
+    /// Whether `connect` runs [`PgLeaseStore::migrate`], and a lazily
+    /// connected store migrates on its first connection (default true).
     pub fn migrate_on_connect(mut self, migrate: bool) -> Self {
         self.migrate_on_connect = migrate;
+        self
+    }
+
+    /// **For tests only**: store time is read from `clock` (say a
+    /// [`ManualClock`](scheduler_core::ManualClock) shared with the memory
+    /// and SQLite stores) instead of the server's `now()`, so rows carry
+    /// exactly the instants a test chose. Differential tests need that to
+    /// compare rows field by field across stores; the server clock gives
+    /// instants no test can predict.
+    ///
+    /// Every statement then computes store time as `'epoch'::timestamptz +
+    /// $1::interval`, `$1` bound to the clock's reading (plus the
+    /// [`TimeOffset`], if a test moves that too) in microseconds since the
+    /// Unix epoch; a claim reads the clock once for both of its statements.
+    /// The statement texts are chosen when the store is built. Production
+    /// must never set this: the server is the only clock every replica
+    /// shares, and replicas on their own hosts' clocks would disagree about
+    /// which leases are stale and which retries are due.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 }
@@ -258,6 +303,9 @@ pub struct PgLeaseStore {
     pool: PgPool,
     sql: Arc<Sql>,
     offset: TimeOffset,
+    /// A test's clock ([`PgStoreOptions::clock`]); `None` in production,
+    /// where the server's `now()` is store time.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl fmt::Debug for PgLeaseStore {
@@ -268,6 +316,7 @@ impl fmt::Debug for PgLeaseStore {
             .field("table", &self.sql.table_display)
             .field("pool_size", &self.pool.size())
             .field("time_offset", &self.offset.get())
+            .field("client_clock", &self.clock)
             .finish()
     }
 }
@@ -293,29 +342,64 @@ impl PgLeaseStore {
     /// As [`connect`](Self::connect), and [`StoreError::InvalidInput`] for
     /// schema or table names that are not plain identifiers.
     pub async fn connect_with(url: &str, options: &PgStoreOptions) -> Result<Self, StoreError> {
-        let sql = Sql::new(options.schema.as_deref(), &options.table)?;
-        let mut connect = PgConnectOptions::from_str(url).map_err(|e| {
-            StoreError::InvalidInput(format!("invalid postgres connection url: {e}"))
-        })?;
-        if let Some(name) = &options.application_name {
-            connect = connect.application_name(name);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(true)
+        let sql = Arc::new(options.sql()?);
+        let (pool, connect) = options.pool(url)?;
+        let pool = pool
             .connect_with(connect)
             .await
             .map_err(backend("connect"))?;
         let store = PgLeaseStore {
             pool,
-            sql: Arc::new(sql),
+            sql,
             offset: TimeOffset::default(),
+            clock: options.clock.clone(),
         };
         if options.migrate_on_connect {
             store.migrate().await?;
         }
         Ok(store)
+    }
+
+    /// Builds the store without reaching the server, for a service that
+    /// must start while its database is down: connections are opened when
+    /// a call needs one, so each call fails (after `acquire_timeout`) until
+    /// the server answers, and a [`Manager`](scheduler_core::Manager) on
+    /// the store keeps ticking, backing off, until it does. Unless told not
+    /// to ([`PgStoreOptions::migrate_on_connect`]), the first connection
+    /// opened migrates before any statement runs on it; a failed migration
+    /// fails that call and is tried again with the next connection.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a malformed URL (the message never
+    /// repeats the URL) or schema or table names that are not plain
+    /// identifiers. Nothing else is checked until the first call.
+    pub fn connect_lazy_with(url: &str, options: &PgStoreOptions) -> Result<Self, StoreError> {
+        let sql = Arc::new(options.sql()?);
+        let (mut pool, connect) = options.pool(url)?;
+        if options.migrate_on_connect {
+            let migrated = Arc::new(AtomicBool::new(false));
+            let sql = sql.clone();
+            pool = pool.after_connect(move |conn, _| {
+                let (sql, migrated) = (sql.clone(), migrated.clone());
+                Box::pin(async move {
+                    // Connections opened together may both migrate: the
+                    // migration is idempotent and serialised by its lock.
+                    if !migrated.load(Ordering::SeqCst) {
+                        sql.migrate(conn)
+                            .await
+                            .map_err(|e| sqlx_core::Error::Configuration(Box::new(e)))?;
+                        migrated.store(true, Ordering::SeqCst);
+                    }
+                    Ok(())
+                })
+            });
+        }
+        Ok(PgLeaseStore {
+            pool: pool.connect_lazy_with(connect),
+            sql,
+            offset: TimeOffset::default(),
+            clock: options.clock.clone(),
+        })
     }
 
     /// A store on the caller's pool and the default table. Does not migrate:
@@ -325,20 +409,22 @@ impl PgLeaseStore {
             pool,
             sql: Arc::new(Sql::new(None, DEFAULT_TABLE).expect("the default table name is valid")),
             offset: TimeOffset::default(),
+            clock: None,
         }
     }
 
-    /// A store on the caller's pool and the schema and table of `options`
-    /// (their connection settings do not apply: the pool has its own). Does
-    /// not migrate.
+    /// A store on the caller's pool and the schema, table and
+    /// [`clock`](PgStoreOptions::clock) of `options` (their connection
+    /// settings do not apply: the pool has its own). Does not migrate.
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] for names that are not plain identifiers.
     pub fn from_pool_with(pool: PgPool, options: &PgStoreOptions) -> Result<Self, StoreError> {
         Ok(PgLeaseStore {
             pool,
-            sql: Arc::new(Sql::new(options.schema.as_deref(), &options.table)?),
+            sql: Arc::new(options.sql()?),
             offset: TimeOffset::default(),
+            clock: options.clock.clone(),
         })
     }
 
@@ -378,8 +464,56 @@ impl PgLeaseStore {
         self.sql.migrate(&self.pool).await
     }
 
+    /// A statement that computes store time, with its `$1` bound now.
     fn statement(&self, sql: &Arc<str>) -> Query<'static, Postgres, PgArguments> {
-        query(AssertSqlSafe(Arc::clone(sql))).bind(self.offset.interval())
+        self.statement_at(sql, self.store_time())
+    }
+
+    /// A statement with `$1` bound to `time`, a value of
+    /// [`store_time`](Self::store_time): several statements of one
+    /// transaction share one store time by sharing it.
+    fn statement_at(
+        &self,
+        sql: &Arc<str>,
+        time: PgInterval,
+    ) -> Query<'static, Postgres, PgArguments> {
+        query(AssertSqlSafe(Arc::clone(sql))).bind(time)
+    }
+
+    /// The value of `$1`, the one time parameter of every statement that
+    /// computes store time: the offset added to the server's `now()`, or,
+    /// on a client clock, the instant itself.
+    fn store_time(&self) -> PgInterval {
+        match &self.clock {
+            None => self.offset.interval(),
+            Some(clock) => self.offset.since_epoch(clock.as_ref()),
+        }
+    }
+}
+
+impl PgStoreOptions {
+    /// The statements for these options' table and time source.
+    /// The pool's settings and the server's address from `url`.
+    fn pool(&self, url: &str) -> Result<(PgPoolOptions, PgConnectOptions), StoreError> {
+        let mut connect = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::InvalidInput(format!("invalid postgres connection url: {e}"))
+        })?;
+        if let Some(name) = &self.application_name {
+            connect = connect.application_name(name);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(true);
+        Ok((pool, connect))
+    }
+
+    fn sql(&self) -> Result<Sql, StoreError> {
+        let time = match self.clock {
+            None => TimeSource::Server,
+            Some(_) => TimeSource::Client,
+        };
+        Sql::with_time(self.schema.as_deref(), &self.table, time)
     }
 }
 
@@ -654,8 +788,11 @@ impl LeaseStore for PgLeaseStore {
         // the first one's leases behind unknown to the caller, and both
         // statements decide at the same store time, as machine::claim does.
         let mut tx = self.pool.begin().await.map_err(err)?;
+        // Read once: on a client clock both statements then decide at one
+        // instant, as they do at the transaction's `now()` on the server's.
+        let at = self.store_time();
         let inserted = self
-            .statement(&self.sql.insert_fresh)
+            .statement_at(&self.sql.insert_fresh, at)
             .bind(request.job_name)
             .bind(request.runner_id)
             .bind(request.max_attempts)
@@ -692,7 +829,7 @@ impl LeaseStore for PgLeaseStore {
             .collect();
         if !conflicted.is_empty() {
             let reclaimed = self
-                .statement(&self.sql.reclaim)
+                .statement_at(&self.sql.reclaim, at)
                 .bind(request.job_name)
                 .bind(request.runner_id)
                 .bind(stale)
@@ -1219,6 +1356,20 @@ mod tests {
                 &PgStoreOptions::new().table("no-dashes"),
             ))
             .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        // The lazy constructor checks the same, without a server.
+        let err = PgLeaseStore::connect_lazy_with(
+            "postgres://u:s3cret@127.0.0.1:notaport/db",
+            &PgStoreOptions::new(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = PgLeaseStore::connect_lazy_with(
+            "postgres://127.0.0.1/db",
+            &PgStoreOptions::new().table("no-dashes"),
+        )
+        .unwrap_err();
         assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
     }
 

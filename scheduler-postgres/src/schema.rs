@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use scheduler_core::StoreError;
+use sqlx_core::acquire::Acquire;
 use sqlx_core::raw_sql::raw_sql;
 use sqlx_core::sql_str::AssertSqlSafe;
-use sqlx_postgres::PgPool;
+use sqlx_postgres::Postgres;
 
 use crate::rows::backend;
 
@@ -122,6 +123,29 @@ fn derived_name(table: &str, suffix: &str) -> String {
     format!("{}_{hash:08x}_{suffix}", &table[..keep])
 }
 
+/// Where the statements take store time from. Chosen once, when the store
+/// is built, so the statement texts are fixed for its whole life; either
+/// way `$1` is the one time parameter, an `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeSource {
+    /// The server's `now()` plus the test offset bound as `$1`: production,
+    /// where the server is the one clock every replica agrees on.
+    Server,
+    /// The instant bound as `$1`, as microseconds since the Unix epoch,
+    /// read from a client clock: tests that need exact instants.
+    Client,
+}
+
+impl TimeSource {
+    /// The store-time expression, without parentheses.
+    fn bare(self) -> &'static str {
+        match self {
+            TimeSource::Server => "now() + $1::interval",
+            TimeSource::Client => "'epoch'::timestamptz + $1::interval",
+        }
+    }
+}
+
 /// Where the executions table lives, and every statement on it.
 #[derive(Debug)]
 pub(crate) struct Sql {
@@ -179,11 +203,12 @@ pub(crate) struct Sql {
 /// Two texts rather than `($2 IS NULL OR job_name = $2)`: a generic plan of
 /// that form could not use the unique index for one job. Scopes come in
 /// byte order (`"C"`), as the memory store sorts Rust strings.
-fn summaries(t: &str, filter: &str) -> String {
+fn summaries(t: &str, filter: &str, time: TimeSource) -> String {
     let failed_left = "e.status = 'FAILED' AND e.attempt < e.max_attempts";
     let pending = format!("{failed_left} AND e.error_code IS DISTINCT FROM 'stale_timeout'");
+    let now = time.bare();
     format!(
-        "WITH n AS (SELECT now() + $1::interval AS now), \
+        "WITH n AS (SELECT {now} AS now), \
          g AS ( \
             SELECT e.job_name, e.scope_kind, e.scope_id, \
                    max(e.plan_time) AS latest_plan_time, \
@@ -235,7 +260,17 @@ const COLUMNS: &str = "id, job_name, scope_kind, scope_id, plan_time, status, at
      created_at, updated_at";
 
 impl Sql {
+    /// The statements on `table`, with store time from the server.
     pub(crate) fn new(schema: Option<&str>, table: &str) -> Result<Self, StoreError> {
+        Self::with_time(schema, table, TimeSource::Server)
+    }
+
+    /// The statements on `table`, with store time from `time`.
+    pub(crate) fn with_time(
+        schema: Option<&str>,
+        table: &str,
+        time: TimeSource,
+    ) -> Result<Self, StoreError> {
         if let Some(schema) = schema {
             validate_identifier("schema", schema)?;
         }
@@ -252,9 +287,10 @@ impl Sql {
         let names = ObjectNames::for_table(table);
         let text = |s: String| -> Arc<str> { s.into() };
 
-        // Every instant is store time: the server's `now()` (fixed for the
-        // whole transaction) plus the test offset, always bound as $1.
-        let now = "(now() + $1::interval)";
+        // Every instant is store time, always from $1: in production the
+        // server's `now()` (fixed for the whole transaction) plus the test
+        // offset; with a client clock, its reading (see TimeSource).
+        let now = format!("({})", time.bare());
 
         let insert_fresh = text(format!(
             "INSERT INTO {t} ({COLUMNS}) \
@@ -421,12 +457,21 @@ impl Sql {
         // new version (RUNNING, finished_at NULL), which then no longer
         // matches; the inner query's row version would still say FAILED, so
         // without them a live lease could be deleted.
+        //
+        // Rows finished at one instant (a sweep's, a batch's) are taken in
+        // key order, bytewise ("C"), as the memory and SQLite stores take
+        // them: with `finished_at` alone, which of them a limited prune
+        // deletes would be whatever order the plan meets them in. The index
+        // still gives the order by `finished_at`; only rows that tie are
+        // sorted (an incremental sort), and the LIMIT still stops the walk.
         let terminal_before = "status IN ('SUCCESS', 'FAILED') AND finished_at < $1";
         let prune_count = text(format!("SELECT count(*) FROM {t} WHERE {terminal_before}"));
         let prune = text(format!(
             "DELETE FROM {t} \
              WHERE id IN (SELECT id FROM {t} WHERE {terminal_before} \
-                          ORDER BY finished_at LIMIT $2) \
+                          ORDER BY finished_at, job_name COLLATE \"C\", \
+                                   scope_kind COLLATE \"C\", scope_id COLLATE \"C\", plan_time \
+                          LIMIT $2) \
                AND {terminal_before}"
         ));
 
@@ -442,8 +487,8 @@ impl Sql {
             latest,
             retry_due,
             get: text(format!("SELECT {COLUMNS} FROM {t} WHERE id = $1")),
-            summaries_all: text(summaries(&t, "")),
-            summaries_job: text(summaries(&t, "WHERE e.job_name = $2")),
+            summaries_all: text(summaries(&t, "", time)),
+            summaries_job: text(summaries(&t, "WHERE e.job_name = $2", time)),
             lock_for_retry,
             operator_retry,
             prune_count,
@@ -514,9 +559,14 @@ impl Sql {
 
     /// Brings the table to [`SCHEMA_VERSION`] in one transaction under the
     /// migration advisory lock, so concurrent replicas run it once.
-    pub(crate) async fn migrate(&self, pool: &PgPool) -> Result<(), StoreError> {
+    /// `on` is the store's pool, or a connection being opened by it (see
+    /// `PgLeaseStore::connect_lazy_with`).
+    pub(crate) async fn migrate<'c>(
+        &self,
+        on: impl Acquire<'c, Database = Postgres>,
+    ) -> Result<(), StoreError> {
         let err = backend("migrate");
-        let mut tx = pool.begin().await.map_err(err)?;
+        let mut tx = on.begin().await.map_err(err)?;
         sqlx_core::query::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *tx)
@@ -649,7 +699,7 @@ mod tests {
     /// A server for the plan test, found as `tests/common` finds one: none
     /// without `DATABASE_URL` (said where libtest cannot hide it), a failure
     /// instead when `SCHEDULER_REQUIRE_POSTGRES=1`.
-    async fn server() -> Option<PgPool> {
+    async fn server() -> Option<sqlx_postgres::PgPool> {
         let required = std::env::var("SCHEDULER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
         let pool = match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => sqlx_postgres::PgPoolOptions::new()
@@ -867,6 +917,25 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
+    }
+
+    /// A client clock changes the store-time expression and nothing else;
+    /// the server's statements never mention the epoch.
+    #[test]
+    fn a_client_clock_changes_only_the_store_time_expression() {
+        for (schema, table) in [(None, DEFAULT_TABLE), (Some("s"), "t")] {
+            let server = format!("{:?}", Sql::new(schema, table).unwrap());
+            let client = format!(
+                "{:?}",
+                Sql::with_time(schema, table, TimeSource::Client).unwrap()
+            );
+            assert!(!server.contains("epoch"), "{server}");
+            assert!(!client.contains("now()"), "{client}");
+            assert_eq!(
+                client.replace(TimeSource::Client.bare(), TimeSource::Server.bare()),
+                server
+            );
+        }
     }
 
     #[test]

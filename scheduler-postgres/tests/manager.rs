@@ -378,3 +378,58 @@ async fn hostile_handler_error_text_ends_in_a_failed_row() {
     drop((m, store));
     db.drop_schema().await;
 }
+
+/// A stand-in for a server that is down: a local port that accepts and
+/// at once closes every connection until `up` is set, and from then on
+/// forwards connections to the real server.
+async fn flaky_front(real: std::net::SocketAddr, up: Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            if !up.load(std::sync::atomic::Ordering::SeqCst) {
+                drop(client);
+                continue;
+            }
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(real).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_started_while_the_server_is_down_retries_and_runs_once_it_is_up() {
+    let Some(db) = test_db().await else { return };
+    let mut url = url::Url::parse(&db.url).unwrap();
+    let real = url
+        .socket_addrs(|| Some(5432))
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = flaky_front(real, up.clone()).await;
+    url.set_ip_host("127.0.0.1".parse().unwrap()).unwrap();
+    url.set_port(Some(port)).unwrap();
+    // Built without reaching the server; it migrates on its first
+    // connection once the server answers.
+    let options = db
+        .options("lazy", 2)
+        .acquire_timeout(Duration::from_millis(500));
+    let store = PgLeaseStore::connect_lazy_with(url.as_str(), &options)
+        .expect("a well-formed URL needs no server");
+    assert!(store.now().await.is_err(), "the server is down");
+    scheduler_core::conformance::manager_rides_out_a_store_down_at_start(
+        Arc::new(store),
+        async move { up.store(true, std::sync::atomic::Ordering::SeqCst) },
+    )
+    .await;
+    db.drop_schema().await;
+}

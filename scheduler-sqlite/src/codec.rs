@@ -27,11 +27,11 @@ pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     t.unix_timestamp_nanos().div_euclid(1_000) as i64
 }
 
-/// The smallest whole microsecond not before `t`: for a strict bound
-/// `stored < t`, since a stored (whole-microsecond) instant `s` satisfies
-/// `s < t` exactly when `s < ceil(t)`. Flooring instead would drop the rows
-/// at `floor(t)` that the reference store, comparing at full precision,
-/// keeps in range.
+/// The smallest whole microsecond not before `t`: for a bound `stored < t`
+/// or `stored >= t`, since a stored (whole-microsecond) instant `s`
+/// satisfies `s < t` exactly when `s < ceil(t)`. Flooring instead would
+/// misplace the rows at `floor(t)`, which the reference store, comparing
+/// at full precision, finds before `t`.
 pub(crate) fn micros_ceil(t: OffsetDateTime) -> i64 {
     let nanos = t.unix_timestamp_nanos();
     let floor = nanos.div_euclid(1_000) as i64;

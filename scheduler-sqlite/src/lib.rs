@@ -873,7 +873,11 @@ impl LeaseStore for SqliteLeaseStore {
         limit_to: usize,
     ) -> Result<Vec<RetryDue>, StoreError> {
         let job = job_name.to_owned();
-        let since = micros(since);
+        // Rounded up, as a prune's cutoff is: `plan_time >= since` on whole
+        // microseconds is then exactly the comparison at full precision
+        // (flooring would let in the plan at `floor(since)`, which is before
+        // `since`).
+        let since = micros_ceil(since);
         self.read(move |conn, now| {
             let mut stmt = conn.prepare_cached(RETRY_DUE)?;
             let rows = stmt.query_map(
@@ -945,7 +949,8 @@ impl LeaseStore for SqliteLeaseStore {
         sql.push_str(" ORDER BY plan_time DESC, id DESC LIMIT :limit");
         self.read(move |conn, _| {
             let status = filter.status.map(|s| s.as_str());
-            let from = filter.plan_time_from.map(micros);
+            // Rounded up for the same reason as `retry_due`'s bound.
+            let from = filter.plan_time_from.map(micros_ceil);
             let row_limit = limit(filter.limit);
             let mut params: Vec<(&str, &dyn ToSql)> = vec![(":limit", &row_limit)];
             if let Some(job) = &filter.job_name {

@@ -1,0 +1,1042 @@
+//! Differential tests: random sequences of operations applied to several
+//! stores in lockstep, which must give identical outcomes and identical
+//! rows.
+//!
+//! Where the conformance suite checks chosen guarantees one at a time, this
+//! module lets proptest look for the sequence nobody thought of: claims of
+//! overlapping keys from several runners, heartbeats, terminal writes one
+//! by one and in batches, sweeps, operator retries, pruning, retry-due and
+//! audit reads, and jumps of store time. [`check`] applies each [`Op`] to
+//! every store in turn and compares, after every operation, what each call
+//! returned, every row of the job field by field (ids and tokens aside:
+//! they are random by design), and the scope summaries. The first store is the reference (the
+//! memory store, which applies [`machine`](crate::machine) directly); the
+//! first difference panics with the operation's index, the operation, both
+//! stores' names and both values, and the numbered operations up to there.
+//! proptest then shrinks the sequence, so a failure ends as a short list of
+//! operations that reads as a recipe.
+//!
+//! Exact comparison needs one store time that every store reads: a
+//! [`ManualClock`](crate::ManualClock) injected into each (the PostgreSQL
+//! store takes one through its client-clock option, for tests only), moved
+//! by [`check`] through the [`TimeControl`] it is given.
+//!
+//! In the manner of object_store's `integration` module, these are plain
+//! public functions that each backend's tests call:
+//!
+//! ```text
+//! proptest! {
+//!     #[test]
+//!     fn sqlite_matches_the_memory_store(ops in differential::ops()) {
+//!         runtime.block_on(async {
+//!             let clock = ManualClock::new(differential::START);
+//!             let memory = MemoryLeaseStore::with_clock(Arc::new(clock.clone()));
+//!             let sqlite = SqliteOptions::memory().clock(Arc::new(clock.clone())).open().await?;
+//!             let stores: [(&'static str, Arc<dyn LeaseStore>); 2] =
+//!                 [("memory", Arc::new(memory)), ("sqlite", Arc::new(sqlite))];
+//!             differential::check(&ops, &clock, &stores).await;
+//!         });
+//!     }
+//! }
+//! ```
+//!
+//! proptest is a dependency of the `conformance` feature for this module
+//! alone: its strategies and shrinking are what turn a random failure into a
+//! readable one, and the feature is only ever enabled by tests.
+
+use std::fmt::{self, Debug};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::Map;
+use time::macros::datetime;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::clock::TimeControl;
+use crate::error::StoreError;
+use crate::spec::Scope;
+use crate::store::{
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
+    PlanKey, RetryDue, Status,
+};
+
+/// The job every operation works on. The stores should hold no rows of
+/// other jobs: pruning is not per job, and [`check`] compares the scope
+/// summaries of every job.
+pub const JOB: &str = "differential";
+
+/// Where the shared clock should start: half a minute past the first plan
+/// time, so the plan times of the keys lie around it.
+pub const START: OffsetDateTime = datetime!(2026-03-01 12:00:30 UTC);
+
+/// The first plan time: [`Op::Claim`]'s plan `p` is `PLAN_BASE + p` minutes.
+const PLAN_BASE: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
+
+/// Scopes are `tenant/t0` to `tenant/t2`; reads also ask for `t3`, which
+/// never has rows.
+const SCOPES: u8 = 3;
+
+/// Plan times are the first three minutes from `PLAN_BASE`.
+const PLANS: u8 = 3;
+
+/// One operation of a differential sequence.
+///
+/// Operations on a lease name it by `lease`, counted back from the newest
+/// lease the store handed out (0 is the latest; the count wraps around the
+/// leases so far); with no lease yet they do nothing. Keys are
+/// `(scope, plan)`: scope `tenant/t{scope}`, plan time `12:0{plan}:00` on
+/// 2026-03-01.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// One batch claim of `keys` by `runner-{runner}`.
+    Claim {
+        /// `(scope, plan)` pairs, in the order the batch attempts them.
+        keys: Vec<(u8, u8)>,
+        /// Which runner claims.
+        runner: u8,
+        /// Copied into fresh rows.
+        max_attempts: i32,
+        /// The new leases' stale timeout, in seconds.
+        stale_secs: u64,
+        /// Whether stale leases may be stolen and swept rows retried.
+        reentrant: bool,
+    },
+    /// A heartbeat of a lease.
+    Heartbeat {
+        /// Which lease (see [`Op`]).
+        lease: usize,
+        /// The extended stale timeout, in seconds.
+        stale_secs: u64,
+    },
+    /// A successful terminal write of a lease.
+    Succeed {
+        /// Which lease (see [`Op`]).
+        lease: usize,
+        /// The rows the handler reports, also stored in its result.
+        rows: i64,
+    },
+    /// A failed terminal write of a lease.
+    Fail {
+        /// Which lease (see [`Op`]).
+        lease: usize,
+        /// The retry delay, in seconds.
+        retry_secs: u64,
+    },
+    /// One `finish_many` batch: per item, a lease and a success (`None`) or
+    /// a failure retried after that many seconds. The memory store's is the
+    /// trait's default, `finish` once per item: the reference.
+    FinishMany {
+        /// `(lease, retry_secs)` per item; a lease may repeat.
+        items: Vec<(usize, Option<u64>)>,
+    },
+    /// A sweep of the job's stale leases.
+    Sweep,
+    /// An operator's retry of the row a lease was for (which may since have
+    /// finished, been stolen, or been pruned).
+    OperatorRetry {
+        /// Which lease's row (see [`Op`]).
+        lease: usize,
+    },
+    /// A prune with the cutoff `back_secs` before store time, plus half a
+    /// microsecond when `sub_micro` (a cutoff between stored instants).
+    Prune {
+        /// How far before store time the cutoff lies, in seconds.
+        back_secs: u64,
+        /// Whether the cutoff falls between whole microseconds.
+        sub_micro: bool,
+        /// The most rows deleted.
+        limit: usize,
+        /// Count instead of deleting.
+        dry_run: bool,
+    },
+    /// A retry-eligibility read: the job's FAILED plans at or after plan
+    /// `since` (plus half a microsecond when `sub_micro`, a bound between
+    /// stored instants) whose retry is due.
+    RetryDue {
+        /// The plan (as in keys) the bound is at; past the last plan nothing
+        /// is found.
+        since: u8,
+        /// Whether the bound falls between whole microseconds.
+        sub_micro: bool,
+        /// Whether swept (`stale_timeout`) rows count as due.
+        reentrant: bool,
+        /// The most plans returned.
+        limit: usize,
+    },
+    /// An audit read: the job's rows at or after plan `from` (plus half a
+    /// microsecond when `sub_micro`), of one scope and status when given,
+    /// at most `limit`, newest plan time first.
+    List {
+        /// The plan (as in keys) the lower bound is at.
+        from: u8,
+        /// Whether the bound falls between whole microseconds.
+        sub_micro: bool,
+        /// Only this scope (as in keys).
+        scope: Option<u8>,
+        /// Only this status.
+        status: Option<Status>,
+        /// At most this many rows.
+        limit: Option<usize>,
+    },
+    /// Store time moves forward this many seconds.
+    Advance {
+        /// Seconds.
+        secs: u64,
+    },
+}
+
+/// One random operation, over a few scopes, plan times, runners and
+/// durations chosen so that leases go stale, retries come due and rows get
+/// pruned within a short sequence.
+pub fn op() -> impl Strategy<Value = Op> {
+    let lease = || 0usize..8;
+    let stale = || prop_oneof![Just(30u64), Just(60)];
+    let retry = || prop_oneof![Just(0u64), Just(20), Just(90)];
+    prop_oneof![
+        3 => (
+            prop::collection::vec((0..SCOPES, 0..PLANS), 1..4),
+            0u8..3,
+            1i32..4,
+            stale(),
+            any::<bool>(),
+        )
+            .prop_map(|(keys, runner, max_attempts, stale_secs, reentrant)| Op::Claim {
+                keys,
+                runner,
+                max_attempts,
+                stale_secs,
+                reentrant,
+            }),
+        1 => (lease(), stale()).prop_map(|(lease, stale_secs)| Op::Heartbeat { lease, stale_secs }),
+        1 => (lease(), 0i64..100).prop_map(|(lease, rows)| Op::Succeed { lease, rows }),
+        2 => (lease(), retry()).prop_map(|(lease, retry_secs)| Op::Fail { lease, retry_secs }),
+        1 => prop::collection::vec((lease(), prop::option::of(retry())), 0..6)
+            .prop_map(|items| Op::FinishMany { items }),
+        1 => Just(Op::Sweep),
+        1 => lease().prop_map(|lease| Op::OperatorRetry { lease }),
+        1 => (
+            prop_oneof![Just(0u64), Just(30), Just(120)],
+            any::<bool>(),
+            0usize..4,
+            any::<bool>(),
+        )
+            .prop_map(|(back_secs, sub_micro, limit, dry_run)| Op::Prune {
+                back_secs,
+                sub_micro,
+                limit,
+                dry_run,
+            }),
+        1 => (0..=PLANS, any::<bool>(), any::<bool>(), 0usize..4).prop_map(
+            |(since, sub_micro, reentrant, limit)| Op::RetryDue {
+                since,
+                sub_micro,
+                reentrant,
+                limit,
+            }
+        ),
+        1 => (
+            0..=PLANS,
+            any::<bool>(),
+            prop::option::of(0..SCOPES),
+            prop::option::of(prop_oneof![
+                Just(Status::Running),
+                Just(Status::Success),
+                Just(Status::Failed),
+            ]),
+            prop::option::of(0usize..4),
+        )
+            .prop_map(|(from, sub_micro, scope, status, limit)| Op::List {
+                from,
+                sub_micro,
+                scope,
+                status,
+                limit,
+            }),
+        2 => prop_oneof![Just(1u64), Just(20), Just(30), Just(60), Just(200)]
+            .prop_map(|secs| Op::Advance { secs }),
+    ]
+}
+
+/// A sequence of 1 to 39 random operations ([`op`]).
+pub fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(), 1..40)
+}
+
+/// What a call returned, without the random parts (ids and tokens).
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Claimed(Vec<ClaimOutcome>),
+    Heartbeat(Result<OffsetDateTime, String>),
+    Finished(Result<(), String>),
+    FinishedMany(Vec<Result<(), String>>),
+    Swept(u64),
+    Repaired(Result<Box<Execution>, String>),
+    Pruned(u64),
+    Due(Vec<RetryDue>),
+    Listed(Listed),
+    Nothing,
+}
+
+/// What an audit read returned, as far as it is the same in every store.
+/// Rows of one plan time come in id order, and ids are random: the plan
+/// times in order are compared, and the rows of each plan time as a set,
+/// except the last plan time's when the limit may have cut it (which of
+/// them made it depends on the ids too).
+#[derive(Debug, PartialEq)]
+struct Listed {
+    plan_times: Vec<OffsetDateTime>,
+    rows: Vec<Execution>,
+}
+
+impl Listed {
+    fn of(rows: Vec<Execution>, limit: Option<usize>) -> Self {
+        let plan_times: Vec<OffsetDateTime> = rows.iter().map(|r| r.plan_time).collect();
+        let cut = limit
+            .filter(|&l| l == rows.len())
+            .and_then(|_| plan_times.last().copied());
+        let mut rows: Vec<Execution> = rows
+            .into_iter()
+            .filter(|r| Some(r.plan_time) != cut)
+            .map(blank)
+            .collect();
+        sort_rows(&mut rows);
+        Listed { plan_times, rows }
+    }
+}
+
+/// The refusals a sequence can meet, as comparable text; any other error
+/// means the store failed, which no sequence may cause.
+fn refusal(store: &str, e: &StoreError) -> String {
+    match e {
+        StoreError::LeaseLost { .. } => "lease lost".to_owned(),
+        StoreError::NotFound { .. } => "not found".to_owned(),
+        StoreError::Conflict(why) => format!("conflict: {why}"),
+        other => panic!("{store}: unexpected store error: {other}"),
+    }
+}
+
+/// `row` with its random id and token blanked.
+fn blank(row: Execution) -> Execution {
+    Execution {
+        id: Uuid::nil(),
+        lease_token: Uuid::nil(),
+        ..row
+    }
+}
+
+/// `lease` with its random id and token blanked.
+fn blank_lease(lease: &Lease) -> Lease {
+    Lease {
+        id: Uuid::nil(),
+        token: Uuid::nil(),
+        ..lease.clone()
+    }
+}
+
+fn blank_outcome(outcome: &ClaimOutcome) -> ClaimOutcome {
+    match outcome {
+        ClaimOutcome::Won(l) => ClaimOutcome::Won(blank_lease(l)),
+        ClaimOutcome::Retried(l) => ClaimOutcome::Retried(blank_lease(l)),
+        ClaimOutcome::Stolen(l) => ClaimOutcome::Stolen(blank_lease(l)),
+        ClaimOutcome::Conflicted => ClaimOutcome::Conflicted,
+    }
+}
+
+fn scope(s: u8) -> Scope {
+    Scope::new("tenant", format!("t{s}"))
+}
+
+fn plan_time(p: u8) -> OffsetDateTime {
+    PLAN_BASE + Duration::from_secs(60 * u64::from(p))
+}
+
+fn finish_failed(millis: u64, msg: &str, retry_secs: u64) -> Finish {
+    Finish::failure(
+        Duration::from_millis(millis),
+        ErrorCode::HandlerError,
+        msg,
+        Duration::from_secs(retry_secs),
+    )
+}
+
+/// One store under test and the leases it handed out, oldest first.
+struct Side {
+    name: &'static str,
+    store: Arc<dyn LeaseStore>,
+    leases: Vec<Lease>,
+}
+
+/// The `back`-th newest of `leases` (oldest first), wrapping around; `None`
+/// before the first.
+fn pick(leases: &[Lease], back: usize) -> Option<&Lease> {
+    let n = leases.len();
+    (n > 0).then(|| &leases[n - 1 - back % n])
+}
+
+impl Side {
+    fn lease(&self, back: usize) -> Option<Lease> {
+        pick(&self.leases, back).cloned()
+    }
+
+    /// Applies `op` at store time `now` (which the store's own clock must
+    /// read too: it only picks cutoffs).
+    async fn apply(&mut self, op: &Op, now: OffsetDateTime) -> Seen {
+        let name = self.name;
+        match op {
+            Op::Claim {
+                keys,
+                runner,
+                max_attempts,
+                stale_secs,
+                reentrant,
+            } => {
+                let keys: Vec<PlanKey> = keys
+                    .iter()
+                    .map(|&(s, p)| PlanKey {
+                        scope: scope(s),
+                        plan_time: plan_time(p),
+                    })
+                    .collect();
+                let runner = format!("runner-{runner}");
+                let request = ClaimRequest {
+                    job_name: JOB,
+                    runner_id: &runner,
+                    max_attempts: *max_attempts,
+                    stale_timeout: Duration::from_secs(*stale_secs),
+                    allow_stale_reentry: *reentrant,
+                    keys: &keys,
+                };
+                let outcomes = self
+                    .store
+                    .claim(&request)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: claim failed: {e}"));
+                assert_eq!(outcomes.len(), keys.len(), "{name}: one outcome per key");
+                self.leases
+                    .extend(outcomes.iter().filter_map(|o| o.lease().cloned()));
+                Seen::Claimed(outcomes.iter().map(blank_outcome).collect())
+            }
+            Op::Heartbeat { lease, stale_secs } => match self.lease(*lease) {
+                Some(l) => Seen::Heartbeat(
+                    self.store
+                        .heartbeat(&l, Duration::from_secs(*stale_secs))
+                        .await
+                        .map_err(|e| refusal(name, &e)),
+                ),
+                None => Seen::Nothing,
+            },
+            Op::Succeed { lease, rows } => match self.lease(*lease) {
+                Some(l) => {
+                    let mut result = Map::new();
+                    result.insert("rows".into(), (*rows).into());
+                    let done = Finish::success(Duration::from_millis(7), *rows, result);
+                    Seen::Finished(
+                        self.store
+                            .finish(&l, &done)
+                            .await
+                            .map_err(|e| refusal(name, &e)),
+                    )
+                }
+                None => Seen::Nothing,
+            },
+            Op::Fail { lease, retry_secs } => match self.lease(*lease) {
+                Some(l) => Seen::Finished(
+                    self.store
+                        .finish(&l, &finish_failed(9, "boom", *retry_secs))
+                        .await
+                        .map_err(|e| refusal(name, &e)),
+                ),
+                None => Seen::Nothing,
+            },
+            Op::FinishMany { items } => {
+                if self.leases.is_empty() {
+                    return Seen::Nothing;
+                }
+                let batch: Vec<(Lease, Finish)> = items
+                    .iter()
+                    .map(|&(i, retry_secs)| {
+                        let lease = self.lease(i).expect("a lease exists");
+                        let finish = match retry_secs {
+                            None => Finish::success(Duration::from_millis(5), 3, Map::new()),
+                            Some(secs) => finish_failed(6, "batched boom", secs),
+                        };
+                        (lease, finish)
+                    })
+                    .collect();
+                let refs: Vec<(&Lease, &Finish)> = batch.iter().map(|(l, f)| (l, f)).collect();
+                let results = self.store.finish_many(&refs).await;
+                assert_eq!(results.len(), batch.len(), "{name}: one result per item");
+                Seen::FinishedMany(
+                    results
+                        .iter()
+                        .zip(&batch)
+                        .map(|(r, (lease, _))| {
+                            r.as_ref().map(|_| ()).map_err(|e| {
+                                if let StoreError::LeaseLost { id } = e {
+                                    assert_eq!(*id, lease.id, "{name}: the item's own execution");
+                                }
+                                refusal(name, e)
+                            })
+                        })
+                        .collect(),
+                )
+            }
+            Op::Sweep => Seen::Swept(
+                self.store
+                    .sweep_stale(JOB)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: sweep failed: {e}")),
+            ),
+            Op::OperatorRetry { lease } => match self.lease(*lease) {
+                Some(l) => Seen::Repaired(
+                    self.store
+                        .retry_execution(l.id)
+                        .await
+                        .map(|row| Box::new(blank(row)))
+                        .map_err(|e| refusal(name, &e)),
+                ),
+                None => Seen::Nothing,
+            },
+            Op::Prune {
+                back_secs,
+                sub_micro,
+                limit,
+                dry_run,
+            } => {
+                let mut cutoff = now - Duration::from_secs(*back_secs);
+                if *sub_micro {
+                    cutoff += Duration::from_nanos(500);
+                }
+                Seen::Pruned(
+                    self.store
+                        .prune_finished(cutoff, *limit, *dry_run)
+                        .await
+                        .unwrap_or_else(|e| panic!("{name}: prune failed: {e}")),
+                )
+            }
+            Op::RetryDue {
+                since,
+                sub_micro,
+                reentrant,
+                limit,
+            } => {
+                let mut since = plan_time(*since);
+                if *sub_micro {
+                    since += Duration::from_nanos(500);
+                }
+                Seen::Due(
+                    self.store
+                        .retry_due(JOB, since, *reentrant, *limit)
+                        .await
+                        .unwrap_or_else(|e| panic!("{name}: retry_due failed: {e}")),
+                )
+            }
+            Op::List {
+                from,
+                sub_micro,
+                scope: of_scope,
+                status,
+                limit,
+            } => {
+                let mut from = plan_time(*from);
+                if *sub_micro {
+                    from += Duration::from_nanos(500);
+                }
+                let filter = ExecutionFilter {
+                    job_name: Some(JOB.into()),
+                    scope: of_scope.map(scope),
+                    status: *status,
+                    plan_time_from: Some(from),
+                    limit: *limit,
+                };
+                let rows = self
+                    .store
+                    .list_executions(&filter)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: list_executions failed: {e}"));
+                Seen::Listed(Listed::of(rows, *limit))
+            }
+            Op::Advance { .. } => Seen::Nothing,
+        }
+    }
+
+    /// Every row of the job, in key order, with the random id and token
+    /// blanked.
+    async fn rows(&self) -> Vec<Execution> {
+        let filter = ExecutionFilter {
+            job_name: Some(JOB.into()),
+            ..Default::default()
+        };
+        let mut rows: Vec<Execution> = self
+            .store
+            .list_executions(&filter)
+            .await
+            .unwrap_or_else(|e| panic!("{}: list_executions failed: {e}", self.name))
+            .into_iter()
+            .map(blank)
+            .collect();
+        sort_rows(&mut rows);
+        rows
+    }
+}
+
+/// Key order: by scope, then plan time.
+fn sort_rows(rows: &mut [Execution]) {
+    rows.sort_by(|a, b| (&a.scope, a.plan_time).cmp(&(&b.scope, b.plan_time)));
+}
+
+/// Where in the sequence a comparison is made, for the failure message.
+#[derive(Clone, Copy)]
+enum At {
+    Start,
+    Op(usize),
+    End,
+}
+
+/// The numbered operations up to and including `upto`.
+struct Listing<'a>(&'a [Op], usize);
+
+impl fmt::Display for Listing<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, op) in self.0.iter().enumerate().take(self.1) {
+            writeln!(f, "  #{i} {op:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Panics unless `got` (of store `name`) equals `expected` (of the
+/// reference), naming the operation, both stores and both values.
+fn same<T: Debug + PartialEq>(
+    ops: &[Op],
+    at: At,
+    what: &str,
+    (reference, expected): (&str, &T),
+    (name, got): (&str, &T),
+) {
+    if got == expected {
+        return;
+    }
+    let (when, upto) = match at {
+        At::Start => ("before the first operation".to_owned(), 0),
+        At::Op(i) => (format!("at operation #{i} {:?}", ops[i]), i + 1),
+        At::End => ("after the last operation".to_owned(), ops.len()),
+    };
+    panic!(
+        "stores diverge {when}: {what} of {name} differs from {reference}'s\n\
+         {reference}: {expected:#?}\n\
+         {name}: {got:#?}\n\
+         operations so far:\n{ops}",
+        ops = Listing(ops, upto),
+    );
+}
+
+/// Rows compare as a whole, but a failure shows the first pair that
+/// differs rather than two long lists.
+fn same_rows(
+    ops: &[Op],
+    at: At,
+    (reference, expected): (&str, &[Execution]),
+    (name, got): (&str, &[Execution]),
+) {
+    if got == expected {
+        return;
+    }
+    if got.len() != expected.len() {
+        let keys = |rows: &[Execution]| -> Vec<String> {
+            rows.iter()
+                .map(|r| format!("{} {} {}", r.scope, r.plan_time, r.status))
+                .collect()
+        };
+        same(
+            ops,
+            at,
+            "the rows (scope, plan time, status)",
+            (reference, &keys(expected)),
+            (name, &keys(got)),
+        );
+    }
+    let i = (0..got.len())
+        .find(|&i| got[i] != expected[i])
+        .expect("a row differs");
+    same(
+        ops,
+        at,
+        &format!("row {i} in key order"),
+        (reference, &expected[i]),
+        (name, &got[i]),
+    );
+}
+
+/// Applies `ops` to every store in turn, one operation at a time, and
+/// panics at the first difference from the first store (the reference).
+///
+/// After every operation it compares what each call returned, every row of
+/// [`JOB`] (ids and tokens blanked), and the scope summaries of the job and
+/// of all jobs; after the last, the latest-execution views and every
+/// retry-due read. Each store must be empty of [`JOB`]'s rows, and all must
+/// read one store time that `time` moves ([`Op::Advance`] advances it once,
+/// for every store): [`check`] verifies first that they agree on it, and
+/// that it still agrees at the end.
+///
+/// # Panics
+/// At the first difference, naming the index of the operation, the
+/// operation, both stores and both values, and listing the operations up to
+/// there; also when a store fails outright (a [`StoreError`] other than a
+/// refusal the sequence can cause), or when fewer than two stores are given.
+pub async fn check(
+    ops: &[Op],
+    time: &dyn TimeControl,
+    stores: &[(&'static str, Arc<dyn LeaseStore>)],
+) {
+    assert!(stores.len() >= 2, "a differential check needs two stores");
+    let mut sides: Vec<Side> = stores
+        .iter()
+        .map(|(name, store)| Side {
+            name,
+            store: Arc::clone(store),
+            leases: Vec::new(),
+        })
+        .collect();
+    let reference = sides[0].name;
+    let mut now = store_time(&sides[0]).await;
+    for side in &sides[1..] {
+        same(
+            ops,
+            At::Start,
+            "store time (do the stores share one clock?)",
+            (reference, &now),
+            (side.name, &store_time(side).await),
+        );
+    }
+    for side in &sides {
+        same(
+            ops,
+            At::Start,
+            "the rows of the job (a store must start empty)",
+            (reference, &Vec::new()),
+            (side.name, &side.rows().await),
+        );
+    }
+
+    for (step, op) in ops.iter().enumerate() {
+        let at = At::Op(step);
+        if let Op::Advance { secs } = op {
+            let by = Duration::from_secs(*secs);
+            time.advance(by);
+            now += by;
+        }
+        let mut seen = Vec::with_capacity(sides.len());
+        for side in &mut sides {
+            seen.push(side.apply(op, now).await);
+        }
+        for (side, got) in sides.iter().zip(&seen).skip(1) {
+            same(
+                ops,
+                at,
+                "the outcome",
+                (reference, &seen[0]),
+                (side.name, got),
+            );
+        }
+        let expected = sides[0].rows().await;
+        for side in &sides[1..] {
+            same_rows(
+                ops,
+                at,
+                (reference, &expected),
+                (side.name, &side.rows().await),
+            );
+        }
+        for job in [Some(JOB), None] {
+            let summaries = |side: &Side| {
+                let store = Arc::clone(&side.store);
+                let name = side.name;
+                async move {
+                    store
+                        .scope_summaries(job)
+                        .await
+                        .unwrap_or_else(|e| panic!("{name}: scope_summaries failed: {e}"))
+                }
+            };
+            let expected = summaries(&sides[0]).await;
+            let what = match job {
+                Some(_) => "the job's scope summaries",
+                None => "the scope summaries of every job",
+            };
+            for side in &sides[1..] {
+                same(
+                    ops,
+                    at,
+                    what,
+                    (reference, &expected),
+                    (side.name, &summaries(side).await),
+                );
+            }
+        }
+    }
+
+    let asked: Vec<Scope> = (0..=SCOPES).map(scope).collect();
+    let latest = |side: &Side| {
+        let (store, name, asked) = (Arc::clone(&side.store), side.name, asked.clone());
+        async move {
+            store
+                .latest_executions(JOB, &asked)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: latest_executions failed: {e}"))
+        }
+    };
+    let expected = latest(&sides[0]).await;
+    for side in &sides[1..] {
+        same(
+            ops,
+            At::End,
+            "latest_executions",
+            (reference, &expected),
+            (side.name, &latest(side).await),
+        );
+    }
+    for reentrant in [false, true] {
+        let due = |side: &Side| {
+            let (store, name) = (Arc::clone(&side.store), side.name);
+            async move {
+                store
+                    .retry_due(JOB, PLAN_BASE, reentrant, 100)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: retry_due failed: {e}"))
+            }
+        };
+        let expected = due(&sides[0]).await;
+        for side in &sides[1..] {
+            same(
+                ops,
+                At::End,
+                &format!("retry_due (allow_stale_reentry = {reentrant})"),
+                (reference, &expected),
+                (side.name, &due(side).await),
+            );
+        }
+    }
+    for side in &sides {
+        same(
+            ops,
+            At::End,
+            "store time (only the time control may move it)",
+            ("the time control", &now),
+            (side.name, &store_time(side).await),
+        );
+    }
+}
+
+async fn store_time(side: &Side) -> OffsetDateTime {
+    side.store
+        .now()
+        .await
+        .unwrap_or_else(|e| panic!("{}: now failed: {e}", side.name))
+}
+
+impl Op {
+    /// A claim of `keys` by runner 0, not reentrant: the shape most
+    /// regression sequences start with.
+    pub fn claim(keys: &[(u8, u8)], max_attempts: i32, stale_secs: u64) -> Op {
+        Op::Claim {
+            keys: keys.to_vec(),
+            runner: 0,
+            max_attempts,
+            stale_secs,
+            reentrant: false,
+        }
+    }
+}
+
+/// Sequences the random search once failed on (on one store or another),
+/// by name: every backend's differential test runs them all, so a fix made
+/// for one store is held by the others too.
+pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
+    vec![
+        // A failure on the fifth of six fresh leases, among rows of several
+        // scopes and plan times.
+        (
+            "failing_one_lease_among_many",
+            vec![
+                Op::claim(&[(0, 0)], 1, 30),
+                Op::claim(&[(2, 0), (1, 0), (0, 1)], 1, 30),
+                Op::claim(&[(2, 1)], 2, 30),
+                Op::claim(&[(1, 1)], 1, 30),
+                Op::Fail {
+                    lease: 1,
+                    retry_secs: 0,
+                },
+            ],
+        ),
+        // A lease exactly one stale timeout old is not yet stale: the sweep
+        // closes it only once store time is past `stale_after`.
+        (
+            "sweep_at_the_stale_instant",
+            vec![
+                Op::claim(&[(0, 0)], 1, 60),
+                Op::Advance { secs: 60 },
+                Op::Sweep,
+            ],
+        ),
+        // A prune cutoff half a microsecond after a row's `finished_at` keeps it
+        // in range.
+        (
+            "prune_cutoff_between_microseconds",
+            vec![
+                Op::claim(&[(0, 0)], 1, 30),
+                Op::Succeed { lease: 0, rows: 0 },
+                Op::Prune {
+                    back_secs: 0,
+                    sub_micro: true,
+                    limit: 0,
+                    dry_run: true,
+                },
+            ],
+        ),
+        // Swept rows finished at one instant are pruned in key order.
+        (
+            "prune_order_among_rows_finished_together",
+            vec![
+                Op::claim(&[(0, 0), (0, 1)], 1, 30),
+                Op::claim(&[(0, 0)], 1, 30),
+                Op::Advance { secs: 60 },
+                Op::Sweep,
+                Op::Prune {
+                    back_secs: 0,
+                    sub_micro: true,
+                    limit: 1,
+                    dry_run: false,
+                },
+            ],
+        ),
+        // Terminal rows finished at one instant, of several scopes, pruned one.
+        (
+            "prune_one_of_rows_finished_together",
+            vec![
+                Op::claim(&[(0, 0)], 1, 30),
+                Op::claim(&[(0, 0)], 1, 30),
+                Op::claim(&[(1, 0), (0, 1)], 1, 30),
+                Op::Succeed { lease: 2, rows: 0 },
+                Op::Fail {
+                    lease: 1,
+                    retry_secs: 0,
+                },
+                Op::Succeed { lease: 0, rows: 0 },
+                Op::Prune {
+                    back_secs: 0,
+                    sub_micro: true,
+                    limit: 1,
+                    dry_run: false,
+                },
+            ],
+        ),
+        // A retry-due bound half a microsecond after a FAILED plan's time leaves
+        // that plan out. SQLite once floored the bound to whole microseconds and
+        // listed it.
+        (
+            "retry_due_bound_between_microseconds",
+            vec![
+                Op::claim(&[(0, 0)], 2, 30),
+                Op::Fail {
+                    lease: 0,
+                    retry_secs: 0,
+                },
+                Op::RetryDue {
+                    since: 0,
+                    sub_micro: true,
+                    reentrant: false,
+                    limit: 1,
+                },
+            ],
+        ),
+        // An audit read's `plan_time_from` half a microsecond after a row's plan
+        // time leaves that row out. SQLite once floored the bound and listed it.
+        (
+            "list_bound_between_microseconds",
+            vec![
+                Op::claim(&[(0, 2)], 1, 30),
+                Op::List {
+                    from: 2,
+                    sub_micro: true,
+                    scope: None,
+                    status: None,
+                    limit: None,
+                },
+            ],
+        ),
+        // Rows finished at one instant are pruned in key order. PostgreSQL
+        // once ordered them by `finished_at` alone, so a prune with a limit
+        // deleted whichever of them the plan met first (here t1/12:01, the
+        // first to finish in the table, where the others delete t0/12:00).
+        (
+            "prune_order_with_ties_in_finished_at",
+            vec![
+                Op::claim(&[(1, 1), (0, 0)], 1, 30),
+                Op::Succeed { lease: 1, rows: 0 },
+                Op::claim(&[(0, 2), (0, 1)], 1, 30),
+                Op::Succeed { lease: 2, rows: 0 },
+                Op::Succeed { lease: 0, rows: 0 },
+                Op::Advance { secs: 30 },
+                Op::Prune {
+                    back_secs: 0,
+                    sub_micro: false,
+                    limit: 1,
+                    dry_run: false,
+                },
+            ],
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_counted_back_from_the_newest() {
+        let lease = |n: u8| Lease {
+            id: Uuid::nil(),
+            token: Uuid::nil(),
+            job_name: JOB.into(),
+            scope: scope(n),
+            plan_time: PLAN_BASE,
+            attempt: 1,
+            max_attempts: 1,
+            started_at: START,
+            stale_after: START,
+        };
+        assert_eq!(pick(&[], 0), None);
+        let leases = [lease(0), lease(1), lease(2)];
+        assert_eq!(pick(&leases, 0).unwrap().scope, scope(2));
+        assert_eq!(pick(&leases, 2).unwrap().scope, scope(0));
+        assert_eq!(pick(&leases, 3).unwrap().scope, scope(2));
+    }
+
+    #[test]
+    fn a_difference_names_the_operation_the_stores_and_both_values() {
+        let ops = [Op::Sweep, Op::Advance { secs: 1 }];
+        let panicked = std::panic::catch_unwind(|| {
+            same(
+                ops.as_slice(),
+                At::Op(1),
+                "the outcome",
+                ("a", &1),
+                ("b", &2),
+            );
+        })
+        .unwrap_err();
+        let message = panicked.downcast_ref::<String>().unwrap();
+        for needle in [
+            "at operation #1 Advance { secs: 1 }",
+            "the outcome of b differs from a's",
+            "a: 1",
+            "b: 2",
+            "#0 Sweep",
+        ] {
+            assert!(message.contains(needle), "{needle:?} in {message}");
+        }
+    }
+}
