@@ -1,97 +1,469 @@
-//! A chaos run with real processes on PostgreSQL.
+//! A chaos run with real processes, on PostgreSQL or on one SQLite file.
 //!
 //! ```text
 //! cargo run -p benches --release --bin chaos -- --replicas 4 --duration 120s
+//! cargo run -p benches --release --bin chaos -- --database sqlite:/tmp/chaos.db --replicas 4 --duration 120s
 //! ```
 //!
+//! The first command runs on the PostgreSQL server of `--database` (default:
+//! `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`), in a
+//! schema of its own; the second runs every replica on one SQLite file (a
+//! file left by an earlier chaos run is replaced; any other existing file is
+//! refused).
+//!
 //! Starts replica processes (this binary, `--child`) that each run a
-//! `Manager` against one schema; SIGKILLs one replica every few seconds and
-//! starts a new one; every few seconds terminates every server connection
-//! of the replicas (`pg_terminate_backend`). Handlers write a side-effect
-//! ledger fenced by their lease token (the effect is written only while the
-//! lease is live). At the end a clean-up replica catches up, and the run
-//! checks the table and the ledger: plans due, executed, kills, connection
-//! kills, lost plans (must be 0), duplicate effects of the non-reentrant job
-//! (must be 0), and the longest time to resume after a connection kill. It
-//! exits non-zero on any violation.
+//! `Manager` on the run's database; SIGKILLs one replica every 3 s and
+//! starts a new one; on PostgreSQL, every 7 s terminates every server
+//! connection of the replicas (`pg_terminate_backend`). SQLite has no server
+//! connections, so that part is reported as `n/a` there. Handlers write a
+//! side-effect ledger fenced by their lease token: the row is inserted, in
+//! one transaction, only while the execution still holds its lease
+//! (`RUNNING` with that token), and a handler whose fence fails returns an
+//! error. At the end a clean-up replica catches up (the run waits until
+//! every plan due is settled, up to 2 minutes), and the run checks the table
+//! and the ledger: plans due, executed, kills, connection kills, reconnects,
+//! lost plans (must be 0), duplicate effects of the non-reentrant job (must
+//! be 0), successes without their effect (must be 0: the fence matches),
+//! plans that used up their attempts (must be 0: the jobs get 10, more than
+//! chaos spends on one plan, so a fence that never matches shows up here),
+//! and the longest time to resume after a connection kill. It exits
+//! non-zero on any violation, keeping the schema or file for inspection; a
+//! clean run removes it. Replicas exit when the parent process is gone.
 
-use std::process::{Child, Command};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rusqlite::TransactionBehavior;
+use scheduler_core::plan::{ceil, Schedule};
 use scheduler_core::{
-    CatchUpMode, JobOutput, JobSpec, LeaseStore, Manager, ManagerOptions, RunContext, Scope, Scopes,
+    BoxError, CatchUpMode, ErrorCode, Execution, ExecutionFilter, JobOutput, JobSpec, LeaseStore,
+    Manager, ManagerOptions, RunContext, Scope, Scopes, Status,
 };
 use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
+use scheduler_sqlite::SqliteOptions;
 use sqlx_core::query::query;
+use sqlx_core::query_as::query_as;
 use sqlx_core::query_scalar::query_scalar;
 use sqlx_core::raw_sql::raw_sql;
 use sqlx_core::sql_str::AssertSqlSafe;
+use sqlx_postgres::PgPool;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
-/// `(name, scopes, cadence, reentrant)`
+/// `(name, scopes, cadence in seconds, reentrant)`
 const JOBS: [(&str, usize, u64, bool); 2] = [("reentrant", 8, 1, true), ("once", 4, 2, false)];
 const WINDOW: Duration = Duration::from_secs(600);
+/// Far more attempts than chaos spends on one plan.
+const MAX_ATTEMPTS: i32 = 10;
+/// Plans due this close to the start or the end of the run are not checked:
+/// the first replicas are still starting, the last ones are being killed.
+const MARGIN: Duration = Duration::from_secs(3);
+/// How long the clean-up replica may take to settle every plan due.
+const SETTLE_CAP: Duration = Duration::from_secs(120);
+/// How long after a connection kill the replicas must have resumed.
+const RESUME_CAP: Duration = Duration::from_secs(20);
+/// How long a ledger write waits for SQLite's write lock: well inside the
+/// handlers' 2 s run timeout, so a write normally ends (committed or
+/// refused) before the timeout could stop its handler.
+const LEDGER_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Args {
-    url: String,
+    db: Db,
     replicas: usize,
     duration: Duration,
-    child: Option<(usize, String)>,
+    child: Option<usize>,
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        url: std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
-        replicas: 4,
-        duration: Duration::from_secs(120),
-        child: None,
-    };
+    let mut database = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let (mut schema, mut replicas, mut duration, mut child) =
+        (None, 4, Duration::from_secs(120), None);
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < argv.len() {
-        let value = argv.get(i + 1).cloned().unwrap_or_default();
-        match argv[i].as_str() {
-            "--database" => a.url = value,
-            "--replicas" => a.replicas = value.parse().expect("--replicas N"),
+    for pair in argv.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--database" => database = value,
+            "--replicas" => replicas = value.parse().expect("--replicas N"),
             "--duration" => {
-                a.duration = Duration::from_secs(
+                duration = Duration::from_secs(
                     value
                         .trim_end_matches('s')
                         .parse()
                         .expect("--duration like 120s"),
                 )
             }
-            "--child" => {
-                let (id, schema) = value.split_once(':').expect("--child ID:SCHEMA");
-                a.child = Some((id.parse().unwrap(), schema.to_owned()));
-            }
+            // Set by the parent for its replicas.
+            "--schema" => schema = Some(value),
+            "--child" => child = Some(value.parse().expect("--child ID")),
             other => panic!("unknown argument {other}"),
         }
-        i += 2;
     }
-    a
+    assert!(replicas > 0, "--replicas must be at least 1");
+    Args {
+        db: Db::new(&database, schema),
+        replicas,
+        duration,
+        child,
+    }
 }
 
-async fn store(url: &str, schema: &str, name: &str) -> PgLeaseStore {
-    let options = PgStoreOptions::new()
-        .schema(schema)
-        .application_name(name)
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(2));
-    PgLeaseStore::connect_with(url, &options)
+/// Where one run's replicas meet.
+#[derive(Debug, Clone)]
+enum Db {
+    /// A schema of the run's own on a PostgreSQL server.
+    Postgres { url: String, schema: String },
+    /// One SQLite file, opened by every replica.
+    Sqlite { path: PathBuf },
+}
+
+/// One process's handles on the run's database: its lease store, and what
+/// the ledger and the connection kills need.
+struct Conn {
+    store: Arc<dyn LeaseStore>,
+    link: Link,
+}
+
+enum Link {
+    Postgres {
+        pool: PgPool,
+        schema: String,
+        table: String,
+    },
+    Sqlite {
+        path: PathBuf,
+        ledger: Arc<Mutex<rusqlite::Connection>>,
+    },
+}
+
+/// One ledger row: an effect of a handler.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Effect {
+    job: String,
+    scope: String,
+    plan_time: OffsetDateTime,
+    token: Uuid,
+}
+
+/// The fenced write of each backend: the effect goes in only while the
+/// execution is RUNNING under this token.
+const PG_EFFECT: &str = "INSERT INTO \"{schema}\".chaos_ledger (job, scope, plan_time, token) \
+     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM {table} \
+     WHERE id = $5 AND lease_token = $4 AND status = 'RUNNING')";
+/// SQLite's table stores instants as INTEGER microseconds and UUIDs as
+/// hyphenated lowercase TEXT (scheduler-sqlite's codec); so does the ledger.
+const SQLITE_EFFECT: &str = "INSERT INTO chaos_ledger (job, scope, plan_time, token) \
+     SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM sys_cron_executions \
+     WHERE id = ?5 AND lease_token = ?4 AND status = 'RUNNING')";
+
+fn micros(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp_nanos().div_euclid(1_000) as i64
+}
+
+impl Db {
+    fn new(database: &str, schema: Option<String>) -> Db {
+        let is_sqlite = database
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sqlite:"));
+        if is_sqlite {
+            let options = SqliteOptions::from_url(database).unwrap_or_else(|e| panic!("{e}"));
+            let path = options
+                .path()
+                .expect("an in-memory SQLite database cannot be shared by processes")
+                .to_owned();
+            Db::Sqlite { path }
+        } else {
+            let schema = schema.unwrap_or_else(|| format!("chaos_{}", Uuid::new_v4().simple()));
+            Db::Postgres {
+                url: database.to_owned(),
+                schema,
+            }
+        }
+    }
+
+    /// The arguments that give a replica process this database.
+    fn args(&self) -> Vec<String> {
+        match self {
+            Db::Postgres { url, schema } => {
+                vec![
+                    "--database".into(),
+                    url.clone(),
+                    "--schema".into(),
+                    schema.clone(),
+                ]
+            }
+            Db::Sqlite { path } => vec!["--database".into(), format!("sqlite:{}", path.display())],
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Db::Postgres { schema, .. } => format!("PostgreSQL, schema {schema}"),
+            Db::Sqlite { path } => format!("SQLite, file {}", path.display()),
+        }
+    }
+
+    /// Opens the store (and migrates it) and the ledger's connection. On
+    /// PostgreSQL the connections are named `<schema>/<name>`.
+    async fn connect(&self, name: &str) -> Result<Conn, BoxError> {
+        Ok(match self {
+            Db::Postgres { url, schema } => {
+                let options = PgStoreOptions::new()
+                    .schema(schema)
+                    .application_name(format!("{schema}/{name}"))
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(2));
+                let store = PgLeaseStore::connect_with(url, &options).await?;
+                let link = Link::Postgres {
+                    pool: store.pool().clone(),
+                    schema: schema.clone(),
+                    table: store.qualified_table().to_owned(),
+                };
+                Conn {
+                    store: Arc::new(store),
+                    link,
+                }
+            }
+            Db::Sqlite { path } => {
+                let store = SqliteOptions::new(path).open().await?;
+                let ledger = rusqlite::Connection::open(path)?;
+                ledger.busy_timeout(LEDGER_BUSY_TIMEOUT)?;
+                Conn {
+                    store: Arc::new(store),
+                    link: Link::Sqlite {
+                        path: path.clone(),
+                        ledger: Arc::new(Mutex::new(ledger)),
+                    },
+                }
+            }
+        })
+    }
+
+    /// A fresh database for the run, its table and its ledger: the parent's
+    /// connection.
+    async fn create(&self) -> Conn {
+        if let Db::Sqlite { path } = self {
+            remove_earlier_run(path);
+        }
+        let conn = self.connect("admin").await.expect("open the database");
+        match &conn.link {
+            Link::Postgres { pool, schema, .. } => {
+                raw_sql(AssertSqlSafe(format!(
+                    "CREATE TABLE \"{schema}\".chaos_ledger \
+                     (job text NOT NULL, scope text NOT NULL, plan_time timestamptz NOT NULL, token uuid NOT NULL)"
+                )))
+                .execute(pool)
+                .await
+                .expect("create the ledger");
+            }
+            Link::Sqlite { ledger, .. } => {
+                lock(ledger)
+                    .execute_batch(
+                        "CREATE TABLE chaos_ledger \
+                         (job TEXT NOT NULL, scope TEXT NOT NULL, plan_time INTEGER NOT NULL, token TEXT NOT NULL) STRICT",
+                    )
+                    .expect("create the ledger");
+            }
+        }
+        conn
+    }
+}
+
+/// Clears the way for a run on `path`: removes a file an earlier chaos run
+/// left (it has a ledger), refuses any other.
+fn remove_earlier_run(path: &Path) {
+    if !path.exists() {
+        return;
+    }
+    let is_chaos = rusqlite::Connection::open(path)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'chaos_ledger'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .is_ok_and(|n| n == 1);
+    assert!(
+        is_chaos,
+        "{} exists and is not a chaos run's database: choose another path",
+        path.display()
+    );
+    remove_sqlite_files(path);
+}
+
+fn remove_sqlite_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+fn lock(ledger: &Mutex<rusqlite::Connection>) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+    ledger.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Conn {
+    /// The handler's effect, fenced by its lease token; `false` when the
+    /// fence refused it (the lease is gone).
+    async fn write_effect(&self, ctx: &RunContext) -> Result<bool, BoxError> {
+        let written = match &self.link {
+            Link::Postgres {
+                pool,
+                schema,
+                table,
+            } => {
+                let sql = PG_EFFECT
+                    .replace("{schema}", schema)
+                    .replace("{table}", table);
+                query(AssertSqlSafe(sql))
+                    .bind(ctx.job_name().to_owned())
+                    .bind(ctx.scope().id.clone())
+                    .bind(ctx.plan_time())
+                    .bind(ctx.lease_token())
+                    .bind(ctx.execution_id())
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Link::Sqlite { ledger, .. } => {
+                let ledger = ledger.clone();
+                let values = (
+                    ctx.job_name().to_owned(),
+                    ctx.scope().id.clone(),
+                    micros(ctx.plan_time()),
+                    ctx.lease_token().hyphenated().to_string(),
+                    ctx.execution_id().hyphenated().to_string(),
+                );
+                tokio::task::spawn_blocking(move || -> rusqlite::Result<u64> {
+                    let mut conn = lock(&ledger);
+                    // IMMEDIATE: the write lock before the fence is read, so
+                    // the lease cannot change between the check and the
+                    // insert.
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let n = tx.execute(SQLITE_EFFECT, values)?;
+                    tx.commit()?;
+                    Ok(n as u64)
+                })
+                .await??
+            }
+        };
+        Ok(written == 1)
+    }
+
+    /// Every effect in the ledger.
+    async fn effects(&self) -> Vec<Effect> {
+        match &self.link {
+            Link::Postgres { pool, schema, .. } => {
+                let rows: Vec<(String, String, OffsetDateTime, Uuid)> = query_as(AssertSqlSafe(
+                    format!("SELECT job, scope, plan_time, token FROM \"{schema}\".chaos_ledger"),
+                ))
+                .fetch_all(pool)
+                .await
+                .expect("read the ledger");
+                rows.into_iter()
+                    .map(|(job, scope, plan_time, token)| Effect {
+                        job,
+                        scope,
+                        plan_time,
+                        token,
+                    })
+                    .collect()
+            }
+            Link::Sqlite { ledger, .. } => {
+                let conn = lock(ledger);
+                let mut statement = conn
+                    .prepare("SELECT job, scope, plan_time, token FROM chaos_ledger")
+                    .expect("read the ledger");
+                let rows = statement
+                    .query_map([], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    })
+                    .expect("read the ledger");
+                rows.map(|row| {
+                    let (job, scope, plan_time, token) = row.expect("a ledger row");
+                    Effect {
+                        job,
+                        scope,
+                        plan_time: OffsetDateTime::from_unix_timestamp_nanos(
+                            i128::from(plan_time) * 1_000,
+                        )
+                        .expect("a plan time"),
+                        token: token.parse().expect("a token"),
+                    }
+                })
+                .collect()
+            }
+        }
+    }
+
+    /// Terminates every server connection of the replicas; `None` where the
+    /// backend has none (SQLite).
+    async fn kill_replica_connections(&self) -> Option<u64> {
+        let Link::Postgres { pool, schema, .. } = &self.link else {
+            return None;
+        };
+        let killed: Vec<bool> = query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE starts_with(application_name, $1)",
+        )
+        .bind(format!("{schema}/replica-"))
+        .fetch_all(pool)
         .await
-        .expect("connect")
+        .expect("terminate the replicas' connections");
+        Some(killed.len() as u64)
+    }
+
+    /// Removes the run's schema or file.
+    async fn remove(self) {
+        match self.link {
+            Link::Postgres { pool, schema, .. } => {
+                raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+                    .execute(&pool)
+                    .await
+                    .expect("drop the run's schema");
+                pool.close().await;
+            }
+            Link::Sqlite { path, ledger } => {
+                drop((self.store, ledger));
+                remove_sqlite_files(&path);
+            }
+        }
+    }
 }
 
-/// A replica: runs until killed.
-async fn child(url: String, id: usize, schema: String) {
-    let store = store(&url, &schema, &format!("chaos-{id}")).await;
-    let pool = store.pool().clone();
-    let table = store.qualified_table().to_owned();
+/// A replica: runs until killed, or until the parent is gone.
+async fn replica(db: Db, id: usize) {
+    // The parent holds our stdin open; if it dies, even by SIGKILL, stdin
+    // ends and so does this replica.
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
+    });
+    let name = format!("replica-{id}");
+    let mut tries = 0;
+    let conn = loop {
+        // A connection kill may hit a replica while it connects.
+        match db.connect(&name).await {
+            Ok(conn) => break Arc::new(conn),
+            Err(e) if tries < 50 => eprintln!("chaos {name}: connect: {e}; retrying"),
+            Err(e) => panic!("chaos {name}: connect: {e}"),
+        }
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let manager = Manager::new(
-        Arc::new(store),
+        conn.store.clone(),
         ManagerOptions {
             runner_id: format!("chaos-{id}-{}", std::process::id()),
             tick_interval: Duration::from_secs(1),
@@ -99,30 +471,18 @@ async fn child(url: String, id: usize, schema: String) {
         },
     );
     for (name, scopes, cadence, reentrant) in JOBS {
-        let (pool, table, schema) = (pool.clone(), table.clone(), schema.clone());
+        let conn = conn.clone();
         let scopes = Scopes::fixed((0..scopes).map(|i| Scope::new("tenant", format!("t{i}"))));
         let spec = JobSpec::new(name, scopes, move |ctx: RunContext| {
-            let (pool, table, schema) = (pool.clone(), table.clone(), schema.clone());
+            let conn = conn.clone();
             async move {
                 tokio::time::sleep(Duration::from_millis(
                     50 + u64::from(ctx.lease_token().as_bytes()[0]),
                 ))
                 .await;
-                // The effect, fenced by the lease token: written only while
-                // this execution still holds its lease.
-                let sql = format!(
-                    "INSERT INTO \"{schema}\".chaos_ledger (job, scope, plan_time, token) \
-                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM {table} \
-                     WHERE id = $5 AND lease_token = $4 AND status = 'RUNNING')"
-                );
-                query(AssertSqlSafe(sql))
-                    .bind(ctx.job_name().to_owned())
-                    .bind(ctx.scope().id.clone())
-                    .bind(ctx.plan_time())
-                    .bind(ctx.lease_token())
-                    .bind(ctx.execution_id())
-                    .execute(&pool)
-                    .await?;
+                if !conn.write_effect(&ctx).await? {
+                    return Err("the lease is gone: the fence refused the effect".into());
+                }
                 Ok(JobOutput::rows(1))
             }
         })
@@ -131,6 +491,10 @@ async fn child(url: String, id: usize, schema: String) {
         .catch_up_window(WINDOW)
         .max_plans_per_tick(20)
         .allow_stale_reentry(reentrant)
+        // Far more attempts than chaos can spend on one plan, so a plan
+        // that used them all up is a defect (a fence that never matches,
+        // say), not bad luck.
+        .max_attempts(MAX_ATTEMPTS)
         .run_timeout(Duration::from_secs(2))
         .stale_timeout(Duration::from_secs(3))
         .heartbeat_interval(Duration::from_millis(500))
@@ -140,152 +504,246 @@ async fn child(url: String, id: usize, schema: String) {
     manager.run(std::future::pending()).await;
 }
 
-fn spawn(url: &str, id: usize, schema: &str) -> Child {
+fn spawn(db: &Db, id: usize) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--database", url, "--child", &format!("{id}:{schema}")])
+        .args(db.args())
+        .args(["--child", &id.to_string()])
+        .stdin(Stdio::piped())
         .spawn()
         .expect("spawn replica")
 }
 
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The plans the run checks: `(job, scope, plan time, reentrant)`.
+fn due_plans(
+    started: OffsetDateTime,
+    ended: OffsetDateTime,
+) -> Vec<(&'static str, String, OffsetDateTime, bool)> {
+    let mut due = Vec::new();
+    for (name, scopes, cadence, reentrant) in JOBS {
+        let cadence = Duration::from_secs(cadence);
+        let from = ceil(started + MARGIN, cadence);
+        for plan in Schedule::Every(cadence).between(from, ended - MARGIN, 1_000_000) {
+            due.extend((0..scopes).map(|i| (name, format!("t{i}"), plan, reentrant)));
+        }
+    }
+    due
+}
+
+/// What the table and the ledger say about the plans due.
+#[derive(Debug, Default)]
+struct Tally {
+    due: usize,
+    /// SUCCESS rows, of any plan.
+    executed: usize,
+    /// Plans due with no row, or a row still RUNNING.
+    lost: usize,
+    /// Plans due not yet settled: lost, or FAILED with a retry to come.
+    unsettled: usize,
+    /// Non-reentrant plans the sweep closed (`stale_timeout`): by design
+    /// never rerun automatically.
+    stale_not_rerun: usize,
+    /// Plans due that ended FAILED with their attempts used up (with
+    /// [`MAX_ATTEMPTS`], only a defect gets there).
+    exhausted: usize,
+    /// Non-reentrant plans with more than one effect.
+    duplicates: usize,
+    /// SUCCESS rows whose effect, under their token, is not in the ledger.
+    missing_effects: usize,
+}
+
+async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]) -> Tally {
+    let rows = conn
+        .store
+        .list_executions(&ExecutionFilter::default())
+        .await
+        .expect("list the executions");
+    let effects = conn.effects().await;
+    let by_plan: HashMap<(&str, &str, OffsetDateTime), &Execution> = rows
+        .iter()
+        .map(|r| ((r.job_name.as_str(), r.scope.id.as_str(), r.plan_time), r))
+        .collect();
+    // Later than any retry of the run is due: "will it be retried at all".
+    let forever = OffsetDateTime::now_utc() + Duration::from_secs(86_400);
+    let stale = Some(ErrorCode::StaleTimeout.as_str());
+    let mut t = Tally {
+        due: due.len(),
+        ..Tally::default()
+    };
+    for (job, scope, plan, reentrant) in due {
+        match by_plan.get(&(*job, scope.as_str(), *plan)) {
+            None => (t.lost, t.unsettled) = (t.lost + 1, t.unsettled + 1),
+            Some(r) if r.status == Status::Running => {
+                (t.lost, t.unsettled) = (t.lost + 1, t.unsettled + 1)
+            }
+            Some(r) if r.retry_eligible(forever, *reentrant) => t.unsettled += 1,
+            Some(r)
+                if !reentrant && r.status == Status::Failed && r.error_code.as_deref() == stale =>
+            {
+                t.stale_not_rerun += 1
+            }
+            Some(r) if r.status == Status::Failed => t.exhausted += 1,
+            Some(_) => {}
+        }
+    }
+    t.executed = rows.iter().filter(|r| r.status == Status::Success).count();
+    let non_reentrant: HashSet<&str> = JOBS.iter().filter(|j| !j.3).map(|j| j.0).collect();
+    let mut per_plan: HashMap<(&str, &str, OffsetDateTime), usize> = HashMap::new();
+    for e in effects
+        .iter()
+        .filter(|e| non_reentrant.contains(e.job.as_str()))
+    {
+        *per_plan.entry((&e.job, &e.scope, e.plan_time)).or_default() += 1;
+    }
+    t.duplicates = per_plan.values().filter(|&&n| n > 1).count();
+    let effects: HashSet<&Effect> = effects.iter().collect();
+    t.missing_effects = rows
+        .iter()
+        .filter(|r| r.status == Status::Success)
+        .filter(|r| {
+            !effects.contains(&Effect {
+                job: r.job_name.clone(),
+                scope: r.scope.id.clone(),
+                plan_time: r.plan_time,
+                token: r.lease_token,
+            })
+        })
+        .count();
+    t
+}
+
+/// Waits until an execution finishes after `killed_at`; how long that took,
+/// or `None` past [`RESUME_CAP`].
+async fn resumed(store: &dyn LeaseStore, killed_at: OffsetDateTime) -> Option<Duration> {
+    let waited = Instant::now();
+    let recent = ExecutionFilter {
+        plan_time_from: Some(killed_at - Duration::from_secs(10)),
+        ..ExecutionFilter::default()
+    };
+    while waited.elapsed() < RESUME_CAP {
+        let rows = store
+            .list_executions(&recent)
+            .await
+            .expect("list executions");
+        if rows
+            .iter()
+            .any(|r| r.finished_at.is_some_and(|f| f > killed_at))
+        {
+            return Some(waited.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
 async fn parent(a: Args) -> bool {
-    let schema = format!("chaos_{}", uuid::Uuid::new_v4().simple());
-    let admin = store(&a.url, &schema, "chaos-admin").await;
-    let pool = admin.pool().clone();
-    raw_sql(AssertSqlSafe(format!(
-        "CREATE TABLE \"{schema}\".chaos_ledger (job text, scope text, plan_time timestamptz, token uuid)"
-    )))
-    .execute(&pool)
-    .await
-    .unwrap();
-    let started = admin.now().await.unwrap();
-    let mut children: Vec<Child> = (0..a.replicas).map(|i| spawn(&a.url, i, &schema)).collect();
-    let (mut kills, mut conn_kills, mut resumes) = (0u32, 0u32, 0u32);
+    let db = a.db;
+    println!(
+        "chaos run on {}: {} replicas for {:?}",
+        db.describe(),
+        a.replicas,
+        a.duration
+    );
+    let admin = db.create().await;
+    let started = admin.store.now().await.unwrap();
+    let mut children: Vec<Child> = (0..a.replicas).map(|i| spawn(&db, i)).collect();
+    let (mut kills, mut conn_kills, mut resumes) = (0u32, None::<u32>, 0u32);
     let mut max_resume = Duration::ZERO;
+    let first = tokio::time::Instant::now();
     let until = Instant::now() + a.duration;
     let mut step = 0u64;
     while Instant::now() < until {
-        tokio::time::sleep(Duration::from_secs(1)).await;
         step += 1;
+        // Each step at a random point of its second: plans fall due on
+        // whole seconds, and steps at a fixed phase would keep hitting the
+        // replicas at the same point of their handlers (or between them).
+        let random = Uuid::new_v4().as_u64_pair().0;
+        let phase = Duration::from_micros(random % 1_000_000);
+        tokio::time::sleep_until(first + Duration::from_secs(step) + phase).await;
         if step % 3 == 0 {
             let victim = (step as usize / 3) % children.len();
             let _ = children[victim].kill();
             let _ = children[victim].wait();
-            children[victim] = spawn(&a.url, victim, &schema);
+            children[victim] = spawn(&db, victim);
             kills += 1;
         }
         if step % 7 == 0 {
-            let killed_at = admin.now().await.unwrap();
-            query(AssertSqlSafe(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name LIKE 'chaos-%' AND application_name <> 'chaos-admin'",
-            ))
-            .execute(&pool)
-            .await
-            .unwrap();
-            conn_kills += 1;
-            // Resumed once an execution finishes after the kill.
-            let waited = Instant::now();
-            let sql = format!(
-                "SELECT count(*) FROM {} WHERE finished_at > $1",
-                admin.qualified_table()
-            );
-            loop {
-                let n: i64 = query_scalar(AssertSqlSafe(sql.clone()))
-                    .bind(killed_at)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-                if n > 0 {
+            let killed_at = admin.store.now().await.unwrap();
+            if admin.kill_replica_connections().await.is_some() {
+                *conn_kills.get_or_insert(0) += 1;
+                // Resumed once an execution finishes after the kill.
+                if let Some(took) = resumed(admin.store.as_ref(), killed_at).await {
                     resumes += 1;
-                    max_resume = max_resume.max(waited.elapsed());
-                    break;
+                    max_resume = max_resume.max(took);
                 }
-                if waited.elapsed() > Duration::from_secs(20) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
-    let ended = admin.now().await.unwrap();
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    // A clean-up replica sweeps the dead replicas' leases and catches up.
-    let mut cleanup = spawn(&a.url, 99, &schema);
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let _ = cleanup.kill();
-    let _ = cleanup.wait();
-    report(
-        &admin, &pool, &schema, started, ended, kills, conn_kills, resumes, max_resume,
-    )
-    .await
-}
+    let ended = admin.store.now().await.unwrap();
+    children.into_iter().for_each(stop);
 
-#[allow(clippy::too_many_arguments)]
-async fn report(
-    admin: &PgLeaseStore,
-    pool: &sqlx_postgres::PgPool,
-    schema: &str,
-    started: OffsetDateTime,
-    ended: OffsetDateTime,
-    kills: u32,
-    conn_kills: u32,
-    resumes: u32,
-    max_resume: Duration,
-) -> bool {
-    let table = admin.qualified_table();
-    let (mut due, mut lost) = (0i64, 0i64);
-    for (name, scopes, cadence, _) in JOBS {
-        let cadence = Duration::from_secs(cadence);
-        let from = scheduler_core::plan::ceil(started + Duration::from_secs(3), cadence);
-        let to = ended - Duration::from_secs(3);
-        let plans = scheduler_core::plan::Schedule::Every(cadence).between(from, to, 1_000_000);
-        due += (plans.len() * scopes) as i64;
-        let sql = format!(
-            "SELECT count(*) FROM unnest($2::timestamptz[]) AS p(t) CROSS JOIN generate_series(0, $3 - 1) AS s(i) \
-             WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.job_name = $1 AND e.scope_id = 't' || s.i \
-             AND e.plan_time = p.t AND e.status <> 'RUNNING')"
-        );
-        let missing: i64 = query_scalar(AssertSqlSafe(sql))
-            .bind(name)
-            .bind(plans)
-            .bind(scopes as i32)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        lost += missing;
+    // A clean-up replica sweeps the dead replicas' leases and catches up,
+    // until every plan due is settled.
+    let due = due_plans(started, ended);
+    let cleanup = spawn(&db, 99);
+    let waited = Instant::now();
+    while tally(&admin, &due).await.unsettled > 0 && waited.elapsed() < SETTLE_CAP {
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let executed: i64 = query_scalar(AssertSqlSafe(format!(
-        "SELECT count(*) FROM {table} WHERE status = 'SUCCESS'"
-    )))
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    let duplicates: i64 = query_scalar(AssertSqlSafe(format!(
-        "SELECT count(*) FROM (SELECT 1 FROM \"{schema}\".chaos_ledger WHERE job = 'once' \
-         GROUP BY scope, plan_time HAVING count(*) > 1) d"
-    )))
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    println!("plans due                            {due}");
-    println!("executed (SUCCESS rows)              {executed}");
+    let caught_up = waited.elapsed();
+    stop(cleanup);
+
+    let t = tally(&admin, &due).await;
+    let na = "n/a (SQLite: no server connections)";
+    println!("plans due                            {}", t.due);
+    println!("executed (SUCCESS rows)              {}", t.executed);
     println!("replica kills (SIGKILL)              {kills}");
-    println!("connection kills                     {conn_kills}");
-    println!("reconnects (resumed after a kill)    {resumes}");
-    println!("lost plans (must be 0)               {lost}");
-    println!("duplicate non-reentrant effects (0)  {duplicates}");
-    println!("max time to resume after a kill      {max_resume:?}");
-    lost == 0 && duplicates == 0 && resumes == conn_kills
+    match conn_kills {
+        Some(n) => {
+            println!("connection kills                     {n}");
+            println!("reconnects (resumed after a kill)    {resumes}");
+        }
+        None => {
+            println!("connection kills                     {na}");
+            println!("reconnects (resumed after a kill)    {na}");
+        }
+    }
+    println!("lost plans (must be 0)               {}", t.lost);
+    println!("duplicate non-reentrant effects (0)  {}", t.duplicates);
+    println!("successes without their effect (0)   {}", t.missing_effects);
+    println!("stale non-reentrant plans, not rerun {}", t.stale_not_rerun);
+    println!("failed, attempts used up (0)         {}", t.exhausted);
+    println!(
+        "plans still to retry at the end      {}",
+        t.unsettled - t.lost
+    );
+    match conn_kills {
+        Some(_) => println!("max time to resume after a kill      {max_resume:?}"),
+        None => println!("max time to resume after a kill      {na}"),
+    }
+    println!("clean-up replica caught up in        {caught_up:.1?}");
+    let ok = t.lost == 0
+        && t.duplicates == 0
+        && t.missing_effects == 0
+        && t.exhausted == 0
+        && conn_kills.is_none_or(|n| n == resumes);
+    if ok {
+        admin.remove().await;
+    } else {
+        println!("kept for inspection: {}", db.describe());
+    }
+    ok
 }
 
 fn main() {
     let a = args();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    match a.child.clone() {
-        Some((id, schema)) => runtime.block_on(child(a.url, id, schema)),
+    match a.child {
+        Some(id) => runtime.block_on(replica(a.db, id)),
         None => {
             if !runtime.block_on(parent(a)) {
                 eprintln!("chaos: VIOLATION");
