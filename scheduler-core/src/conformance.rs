@@ -93,6 +93,15 @@ async fn claim_one(h: &Harness, req: &ClaimRequest<'_>) -> ClaimOutcome {
     outcomes.remove(0)
 }
 
+/// Claims the one key of `req`, which must yield a lease (won, retried
+/// or stolen).
+async fn leased(h: &Harness, req: &ClaimRequest<'_>) -> Lease {
+    match claim_one(h, req).await.lease() {
+        Some(lease) => lease.clone(),
+        None => panic!("expected a lease for {:?}", req.keys),
+    }
+}
+
 fn ok() -> Finish {
     Finish::success(Duration::from_millis(3), 7, Map::new())
 }
@@ -234,11 +243,7 @@ pub async fn stolen_lease_is_fenced(h: &Harness) {
 pub async fn swept_lease_is_fenced(h: &Harness) {
     let job = unique("swept");
     let key = [plan_key(h, Scope::global()).await];
-    let lease = claim_one(h, &request(&job, "r1", &key, false))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let lease = leased(h, &request(&job, "r1", &key, false)).await;
     h.time.advance(STALE + Duration::from_secs(1));
     assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 1);
     assert!(matches!(
@@ -261,11 +266,7 @@ pub async fn swept_lease_is_fenced(h: &Harness) {
 pub async fn heartbeat_extends_the_lease(h: &Harness) {
     let job = unique("heartbeat");
     let key = [plan_key(h, Scope::global()).await];
-    let lease = claim_one(h, &request(&job, "r1", &key, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let lease = leased(h, &request(&job, "r1", &key, true)).await;
     h.time.advance(STALE - Duration::from_secs(10));
     let before = h.store.now().await.unwrap();
     let stale_after = h.store.heartbeat(&lease, STALE).await.unwrap();
@@ -342,11 +343,7 @@ pub async fn sweep_closes_only_stale_running_rows_of_the_job(h: &Harness) {
 pub async fn retry_waits_for_next_retry_at(h: &Harness) {
     let job = unique("retry");
     let key = [plan_key(h, Scope::global()).await];
-    let first = claim_one(h, &request(&job, "r1", &key, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let first = leased(h, &request(&job, "r1", &key, true)).await;
     h.store
         .finish(&first, &failed(Duration::from_secs(30)))
         .await
@@ -398,11 +395,7 @@ pub async fn non_reentrant_stale_row_is_not_retried(h: &Harness) {
     for reentrant in [false, true] {
         let job = unique("non_reentrant");
         let key = [plan_key(h, Scope::global()).await];
-        let lease = claim_one(h, &request(&job, "r1", &key, reentrant))
-            .await
-            .lease()
-            .cloned()
-            .unwrap();
+        let lease = leased(h, &request(&job, "r1", &key, reentrant)).await;
         h.time.advance(STALE + Duration::from_secs(1));
         if !reentrant {
             assert_eq!(
@@ -433,28 +426,16 @@ pub async fn non_reentrant_stale_row_is_not_retried(h: &Harness) {
 pub async fn attempts_never_exceed_max(h: &Harness) {
     let job = unique("attempts");
     let key = [plan_key(h, Scope::global()).await];
-    let mut lease = claim_one(h, &request(&job, "r1", &key, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let mut lease = leased(h, &request(&job, "r1", &key, true)).await;
     // attempt 1 fails, attempt 2 goes stale and is stolen as attempt 3
     h.store
         .finish(&lease, &failed(Duration::ZERO))
         .await
         .unwrap();
-    lease = claim_one(h, &request(&job, "r1", &key, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    lease = leased(h, &request(&job, "r1", &key, true)).await;
     assert_eq!(lease.attempt, 2);
     h.time.advance(STALE + Duration::from_secs(1));
-    lease = claim_one(h, &request(&job, "r2", &key, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    lease = leased(h, &request(&job, "r2", &key, true)).await;
     assert_eq!(lease.attempt, 3);
     h.time.advance(STALE + Duration::from_secs(1));
     assert_eq!(
@@ -491,11 +472,7 @@ pub async fn attempts_never_exceed_max(h: &Harness) {
 pub async fn success_is_final(h: &Harness) {
     let job = unique("success");
     let key = [plan_key(h, Scope::global()).await];
-    let lease = claim_one(h, &request(&job, "r1", &key, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let lease = leased(h, &request(&job, "r1", &key, true)).await;
     let mut result = Map::new();
     result.insert("processed".into(), Value::from(7));
     h.store
@@ -733,11 +710,7 @@ pub async fn retry_due_lists_older_failed_plans(h: &Harness) {
 pub async fn error_messages_are_stored_safely(h: &Harness) {
     let job = unique("errmsg");
     let key = [plan_key(h, Scope::global()).await];
-    let lease = claim_one(h, &request(&job, "r1", &key, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let lease = leased(h, &request(&job, "r1", &key, true)).await;
     let msg = format!("bad\0input: {}", "日本語".repeat(10_000));
     let finish = Finish::failure(
         Duration::ZERO,
@@ -821,11 +794,7 @@ pub async fn hostile_names_are_stored_or_refused_cleanly(h: &Harness) {
         scope: Scope::new("kind'\"", long.clone()),
         plan_time,
     }];
-    let lease = claim_one(h, &request(&job, "r'1", &keys, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let lease = leased(h, &request(&job, "r'1", &keys, true)).await;
     let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
     assert_eq!(
         (row.job_name.as_str(), row.scope.id.as_str()),
@@ -1006,11 +975,7 @@ pub async fn operator_retry_repairs_failed_rows_and_refuses_others(h: &Harness) 
     // A non-reentrant job's swept row.
     let job = unique("operator_stale");
     let key = [plan_key(h, Scope::global()).await];
-    let lease = claim_one(h, &request(&job, "dead", &key, false))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let lease = leased(h, &request(&job, "dead", &key, false)).await;
     h.time.advance(STALE + Duration::from_secs(1));
     assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 1);
     assert_eq!(
@@ -1069,21 +1034,13 @@ pub async fn operator_retry_repairs_failed_rows_and_refuses_others(h: &Harness) 
     // An exhausted row gets one more attempt.
     let job = unique("operator_exhausted");
     let key = [plan_key(h, Scope::global()).await];
-    let mut lease = claim_one(h, &request(&job, "r1", &key, true))
-        .await
-        .lease()
-        .cloned()
-        .unwrap();
+    let mut lease = leased(h, &request(&job, "r1", &key, true)).await;
     for _ in 0..2 {
         h.store
             .finish(&lease, &failed(Duration::ZERO))
             .await
             .unwrap();
-        lease = claim_one(h, &request(&job, "r1", &key, true))
-            .await
-            .lease()
-            .cloned()
-            .unwrap();
+        lease = leased(h, &request(&job, "r1", &key, true)).await;
     }
     h.store
         .finish(&lease, &failed(Duration::ZERO))
@@ -1203,11 +1160,7 @@ pub async fn scope_summaries_describe_each_scope(h: &Harness) {
             .finish(&exhausted, &failed(Duration::ZERO))
             .await
             .unwrap();
-        exhausted = claim_one(h, &request(&job, "r1", &[at(&a, 3)], true))
-            .await
-            .lease()
-            .cloned()
-            .unwrap();
+        exhausted = leased(h, &request(&job, "r1", &[at(&a, 3)], true)).await;
     }
     h.store
         .finish(&exhausted, &failed(Duration::ZERO))

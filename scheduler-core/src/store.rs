@@ -222,6 +222,41 @@ pub struct ClaimRequest<'a> {
     pub keys: &'a [PlanKey],
 }
 
+impl ClaimRequest<'_> {
+    /// Refuses a request no store can honour, before a store writes
+    /// anything: `max_attempts` below 1, and names, runner ids or scopes
+    /// holding a NUL character (which PostgreSQL text and SQLite's C
+    /// strings cannot hold). Every store calls it first, so they refuse
+    /// alike.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] naming the offending field.
+    pub fn refuse_unstorable(&self) -> Result<(), StoreError> {
+        if self.max_attempts < 1 {
+            return Err(StoreError::InvalidInput(format!(
+                "max_attempts must be at least 1, got {}",
+                self.max_attempts
+            )));
+        }
+        if self.job_name.contains('\0') {
+            return Err(StoreError::InvalidInput(format!(
+                "job name {:?} contains a NUL character",
+                self.job_name
+            )));
+        }
+        if self.runner_id.contains('\0') {
+            return Err(StoreError::InvalidInput(format!(
+                "runner id {:?} contains a NUL character",
+                self.runner_id
+            )));
+        }
+        match self.keys.iter().find_map(|k| k.scope.storage_problem()) {
+            Some(problem) => Err(StoreError::InvalidInput(problem)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The outcome of claiming one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {

@@ -206,25 +206,6 @@ impl MemoryLeaseStore {
     }
 }
 
-fn refuse_unstorable(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
-    if request.max_attempts < 1 {
-        return Err(StoreError::InvalidInput(format!(
-            "max_attempts must be at least 1, got {}",
-            request.max_attempts
-        )));
-    }
-    if request.job_name.contains('\0') || request.runner_id.contains('\0') {
-        return Err(StoreError::InvalidInput(format!(
-            "job name {:?} or runner id contains a NUL character",
-            request.job_name
-        )));
-    }
-    match request.keys.iter().find_map(|k| k.scope.storage_problem()) {
-        Some(problem) => Err(StoreError::InvalidInput(problem)),
-        None => Ok(()),
-    }
-}
-
 #[async_trait]
 impl LeaseStore for MemoryLeaseStore {
     async fn now(&self) -> Result<OffsetDateTime, StoreError> {
@@ -233,7 +214,7 @@ impl LeaseStore for MemoryLeaseStore {
 
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
         let now = self.check()?;
-        refuse_unstorable(request)?;
+        request.refuse_unstorable()?;
         let mut rows = self.lock();
         let outcomes = request
             .keys

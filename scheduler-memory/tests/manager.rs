@@ -19,8 +19,16 @@ use tokio::sync::Notify;
 const T0: OffsetDateTime = datetime!(2026-03-05 12:00:30 UTC);
 const MIN: Duration = Duration::from_secs(60);
 
-fn manual() -> (ManualClock, Arc<MemoryLeaseStore>) {
-    let clock = ManualClock::new(T0);
+/// A store on a manual clock starting at `start`.
+fn on_manual_clock(start: OffsetDateTime) -> (ManualClock, Arc<MemoryLeaseStore>) {
+    let clock = ManualClock::new(start);
+    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    (clock, store)
+}
+
+/// A store whose time follows tokio's (paused) clock from `start`.
+fn on_tokio_clock(start: OffsetDateTime) -> (TokioClock, Arc<MemoryLeaseStore>) {
+    let clock = TokioClock::new(start);
     let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
     (clock, store)
 }
@@ -38,8 +46,7 @@ fn manager(store: &Arc<MemoryLeaseStore>, runner: &str) -> Manager {
 /// A manager on a store whose time follows tokio's (paused) clock from
 /// `start`, with a long tick interval: only exact wake-ups make it tick.
 fn waking_manager(start: OffsetDateTime, tick_interval: Duration) -> (TokioClock, Manager) {
-    let clock = TokioClock::new(start);
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (clock, store) = on_tokio_clock(start);
     let manager = Manager::new(
         store,
         ManagerOptions {
@@ -79,7 +86,7 @@ fn rows_of(store: &MemoryLeaseStore, job: &str) -> Vec<Execution> {
 
 #[tokio::test]
 async fn eight_replicas_on_one_plan_give_one_execution() {
-    let (_clock, store) = manual();
+    let (_clock, store) = on_manual_clock(T0);
     let ledger = Ledger::default();
     let managers: Vec<Manager> = (0..8)
         .map(|i| {
@@ -120,7 +127,7 @@ fn blocking_job(name: &str, gate: &Arc<Notify>, started: &Arc<Notify>) -> JobSpe
 
 #[tokio::test]
 async fn a_stale_lease_is_taken_over_and_the_old_runners_success_is_rejected() {
-    let (clock, store) = manual();
+    let (clock, store) = on_manual_clock(T0);
     let (gate, started) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let slow = manager(&store, "slow");
     slow.register(blocking_job("report", &gate, &started).allow_stale_reentry(true))
@@ -170,7 +177,7 @@ async fn a_stale_lease_is_taken_over_and_the_old_runners_success_is_rejected() {
 
 #[tokio::test]
 async fn every_plan_retries_the_same_failed_plan_on_the_next_tick() {
-    let (clock, store) = manual();
+    let (clock, store) = on_manual_clock(T0);
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = Ledger::default();
     let m = manager(&store, "r1");
@@ -220,7 +227,7 @@ async fn every_plan_retries_the_same_failed_plan_on_the_next_tick() {
 #[tokio::test]
 async fn a_tick_closes_a_dead_runners_lease_and_runs_the_current_plan() {
     for reentrant in [false, true] {
-        let (clock, store) = manual();
+        let (clock, store) = on_manual_clock(T0);
         let job = format!("cleanup_{reentrant}");
         let dead_plan = datetime!(2026-03-05 12:00 UTC);
         let dead = store
@@ -259,7 +266,7 @@ async fn a_tick_closes_a_dead_runners_lease_and_runs_the_current_plan() {
 
 #[tokio::test]
 async fn a_panicking_handler_gives_failed_handler_panic_with_the_text() {
-    let (_clock, store) = manual();
+    let (_clock, store) = on_manual_clock(T0);
     let m = manager(&store, "r1");
     m.register(
         JobSpec::new("panics", Scopes::global(), |_ctx| async {
@@ -285,7 +292,7 @@ async fn a_panicking_handler_gives_failed_handler_panic_with_the_text() {
 
 #[tokio::test]
 async fn a_custom_planner_drives_plan_times_and_is_cut_at_the_cap() {
-    let (_clock, store) = manual();
+    let (_clock, store) = on_manual_clock(T0);
     let ledger = Ledger::default();
     let m = manager(&store, "r1");
     let base = datetime!(2026-01-01 00:00 UTC);
@@ -336,7 +343,7 @@ async fn a_custom_planner_drives_plan_times_and_is_cut_at_the_cap() {
 
 #[tokio::test]
 async fn a_non_reentrant_stale_row_waits_for_an_operator() {
-    let (clock, store) = manual();
+    let (clock, store) = on_manual_clock(T0);
     let job = "billing";
     let plan_time = datetime!(2026-03-05 12:00 UTC);
     let dead = store
@@ -396,7 +403,7 @@ async fn a_non_reentrant_stale_row_waits_for_an_operator() {
 
 #[tokio::test]
 async fn an_older_failed_plan_is_retried_after_a_newer_plan_ran() {
-    let (clock, store) = manual();
+    let (clock, store) = on_manual_clock(T0);
     let fail_once = Arc::new(AtomicUsize::new(0));
     let ledger = Ledger::default();
     let (f, l) = (fail_once.clone(), ledger.clone());
@@ -439,8 +446,7 @@ async fn an_older_failed_plan_is_retried_after_a_newer_plan_ran() {
 
 #[tokio::test(start_paused = true)]
 async fn a_handler_ignoring_cancellation_is_stopped_at_run_timeout() {
-    let clock = TokioClock::new(T0);
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (_, store) = on_tokio_clock(T0);
     let m = manager(&store, "r1");
     let dropped = Arc::new(AtomicUsize::new(0));
     let d = dropped.clone();
@@ -481,8 +487,7 @@ impl Drop for DropCounter {
 
 #[tokio::test(start_paused = true)]
 async fn losing_the_lease_cancels_the_handler_and_writes_nothing() {
-    let clock = TokioClock::new(T0);
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (clock, store) = on_tokio_clock(T0);
     let m = manager(&store, "r1");
     let dropped = Arc::new(AtomicUsize::new(0));
     let d = dropped.clone();
@@ -532,7 +537,7 @@ async fn losing_the_lease_cancels_the_handler_and_writes_nothing() {
 
 #[tokio::test]
 async fn error_text_and_results_can_never_fail_the_terminal_write() {
-    let (_clock, store) = manual();
+    let (_clock, store) = on_manual_clock(T0);
     let m = manager(&store, "r1");
     m.register(
         JobSpec::new("noisy_error", Scopes::global(), |_ctx| async {
@@ -561,7 +566,7 @@ async fn error_text_and_results_can_never_fail_the_terminal_write() {
 
 #[tokio::test]
 async fn a_slow_handler_does_not_delay_other_jobs() {
-    let (_clock, store) = manual();
+    let (_clock, store) = on_manual_clock(T0);
     let (gate, started) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let ledger = Ledger::default();
     let m = manager(&store, "r1");
@@ -589,7 +594,7 @@ async fn a_slow_handler_does_not_delay_other_jobs() {
 
 #[tokio::test]
 async fn a_replica_claims_only_its_free_capacity() {
-    let (_clock, store) = manual();
+    let (_clock, store) = on_manual_clock(T0);
     let ledger = Ledger::default();
     let scopes = Scopes::fixed((0..5).map(|i| Scope::new("tenant", format!("{i}"))));
     let small = Manager::new(
@@ -615,7 +620,7 @@ async fn a_replica_claims_only_its_free_capacity() {
 
 #[tokio::test]
 async fn one_scopes_plans_run_one_at_a_time_in_plan_order() {
-    let (clock, store) = manual();
+    let (clock, store) = on_manual_clock(T0);
     let log = Arc::new(Mutex::new(Vec::new()));
     let running = Arc::new(AtomicUsize::new(0));
     let m = manager(&store, "r1");
@@ -695,8 +700,7 @@ async fn the_loop_wakes_when_the_next_plan_becomes_eligible() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_cancels_after_grace_and_leaves_nothing_running() {
-    let clock = TokioClock::new(T0);
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (_, store) = on_tokio_clock(T0);
     let m = Manager::new(
         store.clone(),
         ManagerOptions {
@@ -731,8 +735,7 @@ async fn shutdown_cancels_after_grace_and_leaves_nothing_running() {
 
 #[tokio::test(start_paused = true)]
 async fn the_terminal_write_is_retried_through_a_store_outage() {
-    let clock = TokioClock::new(T0);
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (_, store) = on_tokio_clock(T0);
     let m = manager(&store, "r1");
     let (gate, started) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     m.register(
@@ -760,8 +763,7 @@ async fn the_terminal_write_is_retried_through_a_store_outage() {
 
 #[tokio::test(start_paused = true)]
 async fn the_loop_keeps_ticking_while_the_store_is_down_and_resumes() {
-    let clock = TokioClock::new(T0);
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (_, store) = on_tokio_clock(T0);
     store.set_failing(true);
     let ledger = Ledger::default();
     let m = manager(&store, "r1");
@@ -783,7 +785,7 @@ async fn the_loop_keeps_ticking_while_the_store_is_down_and_resumes() {
 
 #[test]
 fn registration_refuses_invalid_and_duplicate_jobs() {
-    let (_clock, store) = manual();
+    let (_clock, store) = on_manual_clock(T0);
     let m = manager(&store, "r1");
     let ledger = Ledger::default();
     m.register(recording_job("dup", Scopes::global(), &ledger))
@@ -800,7 +802,7 @@ fn registration_refuses_invalid_and_duplicate_jobs() {
 
 #[tokio::test]
 async fn an_idle_tick_costs_two_store_calls_per_job_whatever_the_scope_count() {
-    let (clock, store) = manual();
+    let (clock, store) = on_manual_clock(T0);
     let counting = Arc::new(scheduler_core::store::CountingStore::new(store.clone()));
     let m = Manager::new(
         counting.clone(),
@@ -864,7 +866,7 @@ async fn an_idle_tick_costs_two_store_calls_per_job_whatever_the_scope_count() {
 async fn a_failure_seen_by_another_replica_is_retried_through_retry_due() {
     // Replica A knows the plan exists; replica B runs it and fails; A must
     // still retry it once due, although its own knowledge says "exists".
-    let (clock, store) = manual();
+    let (clock, store) = on_manual_clock(T0);
     let fail = Arc::new(AtomicUsize::new(0));
     let make = |runner: &str, fail: Arc<AtomicUsize>| {
         let m = manager(&store, runner);
@@ -942,8 +944,7 @@ async fn spread_staggers_scope_starts_inside_the_window() {
 async fn cron_latest_only_after_an_outage_fires_only_a_recent_occurrence() {
     // Weekdays 09:00 in Berlin (08:00 UTC in winter). The store comes back
     // on Monday 2026-03-09 at 08:20 UTC after a 3-day outage.
-    let clock = ManualClock::new(datetime!(2026-03-09 08:20 UTC));
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (clock, store) = on_manual_clock(datetime!(2026-03-09 08:20 UTC));
     let ledger = Ledger::default();
     let m = manager(&store, "r1");
     m.register(
@@ -973,8 +974,7 @@ async fn cron_latest_only_after_an_outage_fires_only_a_recent_occurrence() {
 
 #[tokio::test]
 async fn cron_every_plan_replays_missed_occurrences_in_order_capped() {
-    let clock = ManualClock::new(datetime!(2026-03-09 08:20 UTC));
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (clock, store) = on_manual_clock(datetime!(2026-03-09 08:20 UTC));
     let ledger = Ledger::default();
     let m = manager(&store, "r1");
     m.register(
@@ -1041,8 +1041,7 @@ async fn a_replica_torn_down_without_cleanup_stops_heartbeating() {
     // Dropping `run` (a crash, as far as the store can tell) must take the
     // lease keepers and the handler with it, so the lease goes stale and
     // another replica can close it.
-    let clock = TokioClock::new(T0);
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (_, store) = on_tokio_clock(T0);
     let crashed = manager(&store, "crashed");
     let handler_alive = Arc::new(AtomicUsize::new(0));
     let alive = handler_alive.clone();
@@ -1093,8 +1092,7 @@ async fn a_queued_lease_that_may_have_expired_is_confirmed_before_it_starts() {
     // longer than its stale_timeout: another replica may hold it by the
     // time its turn comes. The manager must confirm it before starting, and
     // not start it when it cannot.
-    let clock = TokioClock::new(datetime!(2026-03-05 12:03:30 UTC));
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (_, store) = on_tokio_clock(datetime!(2026-03-05 12:03:30 UTC));
     let job = "queued";
     let history = store
         .claim(&ClaimRequest {
@@ -1160,7 +1158,7 @@ async fn a_queued_lease_that_may_have_expired_is_confirmed_before_it_starts() {
 
 #[tokio::test]
 async fn a_dynamic_scope_provider_is_asked_each_tick_and_its_failure_skips_only_its_job() {
-    let (clock, store) = manual();
+    let (clock, store) = on_manual_clock(T0);
     let ledger = Ledger::default();
     let asked = Arc::new(Mutex::new(Vec::new()));
     let a = asked.clone();

@@ -517,20 +517,6 @@ impl PgStoreOptions {
     }
 }
 
-/// Refuses what PostgreSQL text can never hold, before anything is sent.
-fn refuse_nul(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
-    if request.job_name.contains('\0') || request.runner_id.contains('\0') {
-        return Err(StoreError::InvalidInput(format!(
-            "job name {:?} or runner id contains a NUL character",
-            request.job_name
-        )));
-    }
-    match request.keys.iter().find_map(|k| k.scope.storage_problem()) {
-        Some(problem) => Err(StoreError::InvalidInput(problem)),
-        None => Ok(()),
-    }
-}
-
 /// The smallest microsecond instant at or after `t`: a bound that keeps
 /// `row >= t` (and `row < t`) exact for rows stored at microsecond precision.
 fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
@@ -733,13 +719,7 @@ impl LeaseStore for PgLeaseStore {
     }
 
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
-        refuse_nul(request)?;
-        if request.max_attempts < 1 {
-            return Err(StoreError::InvalidInput(format!(
-                "max_attempts must be at least 1, got {}",
-                request.max_attempts
-            )));
-        }
+        request.refuse_unstorable()?;
         let stale = interval("stale_timeout", request.stale_timeout)?;
         let keys = request.keys;
         if keys.is_empty() {

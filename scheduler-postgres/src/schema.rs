@@ -723,16 +723,9 @@ mod tests {
         }
     }
 
-    /// The bounded DELETE of pruning finds its rows by walking the partial
-    /// index on `finished_at` (the seed's name, or the derived one), in a
-    /// custom plan and in a generic one, on a table large enough for the
-    /// planner to care.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn pruning_walks_the_finished_index() {
-        let Some(pool) = server().await else { return };
-        let mut conn = pool.acquire().await.unwrap();
-        // Named and stamped as tests/common does, so its janitor removes
-        // the schema should this test fail before dropping it.
+    /// A fresh schema, named and stamped as tests/common does, so its
+    /// janitor removes it should a test fail before dropping it.
+    async fn test_schema(pool: &sqlx_postgres::PgPool) -> String {
         let schema = format!("sched_test_{}", uuid::Uuid::new_v4().simple());
         raw_sql(AssertSqlSafe(format!(
             "DO $$ BEGIN \
@@ -741,10 +734,20 @@ mod tests {
                               'created ' || extract(epoch FROM now())::bigint); \
              END $$"
         )))
-        .execute(&mut *conn)
+        .execute(pool)
         .await
         .unwrap();
-        drop(conn);
+        schema
+    }
+
+    /// The bounded DELETE of pruning finds its rows by walking the partial
+    /// index on `finished_at` (the seed's name, or the derived one), in a
+    /// custom plan and in a generic one, on a table large enough for the
+    /// planner to care.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_walks_the_finished_index() {
+        let Some(pool) = server().await else { return };
+        let schema = test_schema(&pool).await;
         for table in [DEFAULT_TABLE, "prune_plan"] {
             let sql = Sql::new(Some(&schema), table).unwrap();
             sql.migrate(&pool).await.unwrap();
@@ -808,19 +811,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn finishing_many_probes_by_lease_whatever_the_statistics_say() {
         let Some(pool) = server().await else { return };
-        let mut conn = pool.acquire().await.unwrap();
-        let schema = format!("sched_test_{}", uuid::Uuid::new_v4().simple());
-        raw_sql(AssertSqlSafe(format!(
-            "DO $$ BEGIN \
-               CREATE SCHEMA \"{schema}\"; \
-               EXECUTE format('COMMENT ON SCHEMA \"{schema}\" IS %L', \
-                              'created ' || extract(epoch FROM now())::bigint); \
-             END $$"
-        )))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        drop(conn);
+        let schema = test_schema(&pool).await;
         let sql = Sql::new(Some(&schema), DEFAULT_TABLE).unwrap();
         sql.migrate(&pool).await.unwrap();
         let t = &sql.table_display;

@@ -94,6 +94,16 @@ async fn claim_one(store: &PgLeaseStore, max_attempts: i32, runner: &str, id: &s
     outcome[0].lease().cloned().expect("claimed")
 }
 
+/// One batch claim by `r1` of fresh keys `ids`: their leases, in order.
+async fn claim_all(store: &PgLeaseStore, ids: &[&str]) -> Vec<Lease> {
+    let keys: Vec<PlanKey> = ids.iter().copied().map(key).collect();
+    let outcomes = store.claim(&request(3, "r1", &keys)).await.unwrap();
+    outcomes
+        .iter()
+        .map(|o| o.lease().cloned().expect("a fresh key is won"))
+        .collect()
+}
+
 fn success(rows: i64, result: serde_json::Value) -> Finish {
     let serde_json::Value::Object(result) = result else {
         panic!("an object")
@@ -432,15 +442,7 @@ async fn large_batches_are_cut_into_statements_of_5000() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_the_server_refuses_fails_only_its_item() {
     let Some(t) = twin().await else { return };
-    let keys: Vec<PlanKey> = ["x", "y", "z", "w"].into_iter().map(key).collect();
-    let leases: Vec<Lease> = t
-        .store
-        .claim(&request(3, "r1", &keys))
-        .await
-        .unwrap()
-        .iter()
-        .map(|o| o.lease().cloned().unwrap())
-        .collect();
+    let leases = claim_all(&t.store, &["x", "y", "z", "w"]).await;
     let far = failure(
         ErrorCode::HandlerError,
         "far",
@@ -475,15 +477,7 @@ async fn a_value_the_server_refuses_fails_only_its_item() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_statement_is_a_backend_error_for_every_item_sent() {
     let Some(t) = twin().await else { return };
-    let keys: Vec<PlanKey> = ["x", "y"].into_iter().map(key).collect();
-    let leases: Vec<Lease> = t
-        .store
-        .claim(&request(3, "r1", &keys))
-        .await
-        .unwrap()
-        .iter()
-        .map(|o| o.lease().cloned().unwrap())
-        .collect();
+    let leases = claim_all(&t.store, &["x", "y"]).await;
     let ok = success(1, serde_json::json!({}));
     let unknown = Lease {
         id: Uuid::now_v7(),
@@ -586,15 +580,7 @@ async fn batches_with_nothing_to_send_make_no_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_swept_while_the_batch_waits_is_lost() {
     let Some(t) = twin().await else { return };
-    let keys: Vec<PlanKey> = ["x", "y"].into_iter().map(key).collect();
-    let leases: Vec<Lease> = t
-        .store
-        .claim(&request(3, "r1", &keys))
-        .await
-        .unwrap()
-        .iter()
-        .map(|o| o.lease().cloned().unwrap())
-        .collect();
+    let leases = claim_all(&t.store, &["x", "y"]).await;
     let mut sweeper = t.db.admin.begin().await.unwrap();
     sqlx_core::query::query(AssertSqlSafe(format!(
         "UPDATE {} SET status = 'FAILED', error_code = 'stale_timeout', finished_at = now() \
@@ -611,7 +597,7 @@ async fn a_lease_swept_while_the_batch_waits_is_lost() {
         let batch: Vec<(Lease, Finish)> = leases.iter().map(|l| (l.clone(), ok.clone())).collect();
         async move { kinds(&store.finish_many(&items(&batch)).await, &batch) }
     });
-    wait_until_blocked(&t.db, "finish_many").await;
+    t.db.wait_until_blocked("finish_many").await;
     sweeper.commit().await.unwrap();
     assert_eq!(batch.await.unwrap(), [Kind::LeaseLost, Kind::Ok]);
     let x = t.store.get_execution(leases[0].id).await.unwrap().unwrap();
@@ -622,24 +608,4 @@ async fn a_lease_swept_while_the_batch_waits_is_lost() {
     );
     drop(t.store);
     t.db.drop_schema().await;
-}
-
-/// Polls (bounded) until a connection of the store named `name` waits on a
-/// lock: a condition, not a timing assumption.
-async fn wait_until_blocked(db: &TestDb, name: &str) {
-    for _ in 0..500 {
-        let waiting: i64 = sqlx_core::query_scalar::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE application_name = $1 AND wait_event_type = 'Lock'",
-        )
-        .bind(db.application_name(name))
-        .fetch_one(&db.admin)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the batch never waited on the lock");
 }

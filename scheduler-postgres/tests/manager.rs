@@ -232,19 +232,6 @@ async fn plans_follow_store_time_not_the_process_clock() {
     db.drop_schema().await;
 }
 
-/// Whether a connection of the store named `name` is waiting on a lock.
-async fn blocked(db: &TestDb, name: &str) -> bool {
-    let waiting: i64 = query_scalar(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE application_name = $1 AND wait_event_type = 'Lock'",
-    )
-    .bind(db.application_name(name))
-    .fetch_one(&db.admin)
-    .await
-    .unwrap();
-    waiting > 0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_connections_mid_tick_are_survived_and_missed_plans_run_once() {
     let Some(db) = test_db().await else { return };
@@ -286,7 +273,7 @@ async fn killed_connections_mid_tick_are_survived_and_missed_plans_run_once() {
     // for a moment, and is then simply terminated again.
     let mut kills = 0;
     while !tick.is_finished() {
-        if blocked(&db, "node0").await {
+        if db.blocked("node0").await {
             db.terminate("node0").await;
             kills += 1;
         } else {

@@ -466,7 +466,7 @@ async fn killed_connections_fail_the_call_in_flight_and_the_pool_recovers() {
         let (store, lease) = (store.clone(), lease.clone());
         async move { store.heartbeat(&lease, STALE).await }
     });
-    wait_until_blocked(&db, "victim").await;
+    db.wait_until_blocked("victim").await;
     assert!(db.terminate("victim").await >= 1);
     let err = heartbeat.await.unwrap().unwrap_err();
     assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
@@ -491,26 +491,6 @@ async fn killed_connections_fail_the_call_in_flight_and_the_pool_recovers() {
     assert_eq!(row.status, Status::Success);
     drop(store);
     db.drop_schema().await;
-}
-
-/// Polls (bounded) until a connection of the store named `name` waits on a
-/// lock: a condition, not a timing assumption.
-async fn wait_until_blocked(db: &TestDb, name: &str) {
-    for _ in 0..500 {
-        let waiting: i64 = query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE application_name = $1 AND wait_event_type = 'Lock'",
-        )
-        .bind(db.application_name(name))
-        .fetch_one(&db.admin)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the store's statement never waited on the lock");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,7 +564,7 @@ async fn pruning_spares_a_row_a_claim_retries_meanwhile() {
         let store = store.clone();
         async move { store.prune_finished(cutoff, 10, false).await }
     });
-    wait_until_blocked(&db, "pruner").await;
+    db.wait_until_blocked("pruner").await;
     claimer.commit().await.unwrap();
     assert_eq!(
         prune.await.unwrap().unwrap(),
@@ -644,7 +624,7 @@ async fn operator_retry_waits_for_a_writer_holding_the_row() {
     // A writer that gives up: the repair then goes ahead on the row as it was.
     let writer = hold_as_running(db.admin.clone(), db.table(), lease.id).await;
     let repair = retry(&store);
-    wait_until_blocked(&db, "operator").await;
+    db.wait_until_blocked("operator").await;
     writer.rollback().await.unwrap();
     let repaired = repair.await.unwrap().unwrap();
     assert_eq!(
@@ -656,7 +636,7 @@ async fn operator_retry_waits_for_a_writer_holding_the_row() {
     // A writer that commits: the repair sees RUNNING and changes nothing.
     let writer = hold_as_running(db.admin.clone(), db.table(), lease.id).await;
     let repair = retry(&store);
-    wait_until_blocked(&db, "operator").await;
+    db.wait_until_blocked("operator").await;
     writer.commit().await.unwrap();
     let refused = repair.await.unwrap();
     assert!(

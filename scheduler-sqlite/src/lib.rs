@@ -261,32 +261,6 @@ impl SqliteLeaseStore {
     }
 }
 
-/// Refuses what can never be stored, before anything is written.
-fn check_claim(request: &ClaimRequest<'_>) -> Result<(), StoreError> {
-    if request.job_name.contains('\0') {
-        return Err(StoreError::InvalidInput(format!(
-            "job name {:?} contains a NUL character",
-            request.job_name
-        )));
-    }
-    if request.runner_id.contains('\0') {
-        return Err(StoreError::InvalidInput(format!(
-            "runner id {:?} contains a NUL character",
-            request.runner_id
-        )));
-    }
-    if request.max_attempts < 1 {
-        return Err(StoreError::InvalidInput(format!(
-            "max_attempts must be at least 1, got {}",
-            request.max_attempts
-        )));
-    }
-    match request.keys.iter().find_map(|k| k.scope.storage_problem()) {
-        Some(problem) => Err(StoreError::InvalidInput(problem)),
-        None => Ok(()),
-    }
-}
-
 const CLAIM_FRESH: &str = "
 INSERT INTO sys_cron_executions (
     id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
@@ -650,7 +624,7 @@ impl LeaseStore for SqliteLeaseStore {
     }
 
     async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
-        check_claim(request)?;
+        request.refuse_unstorable()?;
         if request.keys.is_empty() {
             return Ok(Vec::new());
         }

@@ -158,6 +158,31 @@ impl TestDb {
         killed.len()
     }
 
+    /// Whether a connection of the store named `name` waits on a lock.
+    pub async fn blocked(&self, name: &str) -> bool {
+        let waiting: i64 = sqlx_core::query_scalar::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(self.application_name(name))
+        .fetch_one(&self.admin)
+        .await
+        .expect("read pg_stat_activity");
+        waiting > 0
+    }
+
+    /// Polls (bounded, 5 s) until a connection of the store named `name`
+    /// waits on a lock: a condition, not a timing assumption.
+    pub async fn wait_until_blocked(&self, name: &str) {
+        for _ in 0..500 {
+            if self.blocked(name).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the statement of {name:?} never waited on the lock");
+    }
+
     /// Drops the schema (tests that pass clean up after themselves; the
     /// janitor takes the rest).
     pub async fn drop_schema(self) {
