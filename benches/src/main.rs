@@ -146,7 +146,8 @@ async fn fanout(backend: Backend, replicas: usize) -> f64 {
                     max_concurrency: FANOUT_CAPACITY,
                     ..Default::default()
                 },
-            );
+            )
+            .expect("valid manager options");
             m.register(noop_job("fanout", scopes(FANOUT_SCOPES)))
                 .unwrap();
             m
@@ -247,7 +248,8 @@ async fn latency(backend: Backend, run_for: Duration) -> (f64, f64, f64) {
     let stores = stores(backend, 1).await;
     let late = Arc::new(Mutex::new(Vec::new()));
     let l = late.clone();
-    let manager = Manager::new(stores.handles[0].clone(), ManagerOptions::default());
+    let manager = Manager::new(stores.handles[0].clone(), ManagerOptions::default())
+        .expect("valid manager options");
     manager
         .register(
             JobSpec::new(
@@ -293,7 +295,8 @@ async fn idle_tick(backend: Backend) -> f64 {
             max_concurrency: FANOUT_SCOPES,
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     manager
         .register(noop_job("idle", scopes(FANOUT_SCOPES)))
         .unwrap();
@@ -336,7 +339,8 @@ async fn memory_child() {
             max_concurrency: 1_000,
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     manager
         .register(noop_job("memory", scopes(SCOPES)))
         .unwrap();

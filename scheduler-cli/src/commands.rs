@@ -410,7 +410,7 @@ pub async fn retry(url: &DatabaseUrl, id: Uuid, json: bool) -> Result<ExitCode, 
                 println!("{}", execution_json(&row));
             } else {
                 println!(
-                    "execution {id} ({} {} {}) will run again on the next tick: attempt {} of {}",
+                    "execution {id} ({} {} {}) will run again on the next tick of a replica that runs its job, once, whatever the job's catch-up rules: attempt {} of {}",
                     row.job_name,
                     row.scope,
                     ts(Some(row.plan_time)),

@@ -203,7 +203,8 @@ pub async fn run(
                 max_concurrency: 16,
                 shutdown_grace: Duration::from_secs(3),
             },
-        );
+        )
+        .expect("valid manager options");
         for job in jobs(&shared) {
             manager.register(job).expect("the demo's jobs are valid");
         }

@@ -59,8 +59,9 @@ enum Command {
     Status(commands::StatusArgs),
     /// Executions of a job, newest first.
     History(commands::HistoryArgs),
-    /// Make a FAILED execution run again on the next tick (granting one more
-    /// attempt when none is left).
+    /// Make a FAILED execution run once more on the next tick of a replica
+    /// that runs its job, whatever the job's catch-up rules (granting one
+    /// more attempt when none is left).
     Retry {
         /// The execution id.
         #[arg(value_parser = parse_uuid)]

@@ -241,7 +241,8 @@ fn retry_repairs_a_failed_row_and_refuses_the_rest() {
     // The repaired row runs again on the next tick, with one more attempt.
     rt.block_on(async {
         let store = Arc::new(SqliteLeaseStore::connect(&url).await.unwrap());
-        let manager = Manager::new(store.clone(), ManagerOptions::default());
+        let manager =
+            Manager::new(store.clone(), ManagerOptions::default()).expect("valid manager options");
         manager
             .register(
                 JobSpec::new(

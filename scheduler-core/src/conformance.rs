@@ -35,7 +35,7 @@ use crate::clock::{to_micros, TimeControl};
 use crate::error::StoreError;
 use crate::machine::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
 use crate::plan::floor;
-use crate::spec::Scope;
+use crate::spec::{Scope, MAX_NAME_BYTES};
 use crate::store::{
     ClaimOutcome, ClaimRequest, ErrorCode, ExecutionFilter, Finish, Lease, LeaseStore, PlanKey,
     ScopeSummary, Status,
@@ -245,7 +245,7 @@ pub async fn swept_lease_is_fenced(h: &Harness) {
     let key = [plan_key(h, Scope::global()).await];
     let lease = leased(h, &request(&job, "r1", &key, false)).await;
     h.time.advance(STALE + Duration::from_secs(1));
-    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 1);
+    assert_eq!(h.store.sweep_stale(&job, false).await.unwrap(), 1);
     assert!(matches!(
         h.store.heartbeat(&lease, STALE).await,
         Err(StoreError::LeaseLost { .. })
@@ -257,7 +257,11 @@ pub async fn swept_lease_is_fenced(h: &Harness) {
     let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
     assert_eq!(row.status, Status::Failed);
     assert_eq!(row.error_code.as_deref(), Some("stale_timeout"));
-    assert_eq!(row.next_retry_at, None);
+    assert_eq!(
+        row.next_retry_at,
+        Some(crate::machine::NEVER),
+        "a non-reentrant job's swept row is never due by itself"
+    );
     assert!(row.finished_at.is_some());
 }
 
@@ -278,7 +282,7 @@ pub async fn heartbeat_extends_the_lease(h: &Harness) {
     assert!(row.heartbeat_at.unwrap() >= before);
     h.time.advance(Duration::from_secs(20));
     assert_eq!(
-        h.store.sweep_stale(&job).await.unwrap(),
+        h.store.sweep_stale(&job, true).await.unwrap(),
         0,
         "the lease is live"
     );
@@ -310,8 +314,12 @@ pub async fn sweep_closes_only_stale_running_rows_of_the_job(h: &Harness) {
     let other_lease = claim_one(h, &request(&other, "r1", &done_key, true)).await;
     h.time.advance(STALE + Duration::from_secs(1));
     let live = claim_one(h, &request(&job, "r1", &[key_at("d")], true)).await;
-    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 2);
-    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 0, "idempotent");
+    assert_eq!(h.store.sweep_stale(&job, true).await.unwrap(), 2);
+    assert_eq!(
+        h.store.sweep_stale(&job, true).await.unwrap(),
+        0,
+        "idempotent"
+    );
     for outcome in &stale {
         let row = h
             .store
@@ -404,7 +412,14 @@ pub async fn non_reentrant_stale_row_is_not_retried(h: &Harness) {
                 "a stale lease of a non-reentrant job is not stolen"
             );
         }
-        assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 1);
+        assert_eq!(h.store.sweep_stale(&job, reentrant).await.unwrap(), 1);
+        let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+        let expected = if reentrant {
+            None
+        } else {
+            Some(crate::machine::NEVER)
+        };
+        assert_eq!(row.next_retry_at, expected, "reentrant: {reentrant}");
         h.time.advance(Duration::from_secs(3600));
         let since = key[0].plan_time - Duration::from_secs(7200);
         let due = h.store.retry_due(&job, since, reentrant, 10).await.unwrap();
@@ -499,7 +514,7 @@ pub async fn success_is_final(h: &Harness) {
         .await
         .is_err());
     assert!(h.store.finish(&lease, &ok()).await.is_err());
-    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 0);
+    assert_eq!(h.store.sweep_stale(&job, true).await.unwrap(), 0);
     assert_eq!(h.store.get_execution(lease.id).await.unwrap().unwrap(), row);
 }
 
@@ -789,7 +804,8 @@ pub async fn hostile_names_are_stored_or_refused_cleanly(h: &Harness) {
     let job = format!("{}'\"; DROP TABLE x; --ü", unique("hostile"));
     let now = h.store.now().await.unwrap();
     let plan_time = floor(now, Duration::from_secs(60));
-    let long = "ß".repeat(5_000);
+    // Two bytes a character: exactly at the limit.
+    let long = "ß".repeat(MAX_NAME_BYTES / 2);
     let keys = [PlanKey {
         scope: Scope::new("kind'\"", long.clone()),
         plan_time,
@@ -836,6 +852,247 @@ pub async fn hostile_names_are_stored_or_refused_cleanly(h: &Harness) {
         .await
         .unwrap();
     assert!(rows.is_empty(), "nothing of a refused batch is written");
+}
+
+/// Text that cannot be compressed: hexadecimal UUIDs, `bytes` long.
+fn incompressible(bytes: usize) -> String {
+    let mut text = String::new();
+    while text.len() < bytes {
+        text.push_str(&Uuid::new_v4().simple().to_string());
+    }
+    text.truncate(bytes);
+    text
+}
+
+/// A job name, scope kind, scope id and runner id of [`MAX_NAME_BYTES`]
+/// each are stored together (every store can index its unique key over
+/// them); one byte more in any of them, or a 10,000-character id of
+/// three-byte characters, is refused as [`StoreError::InvalidInput`]
+/// (never a transient error) and nothing of the batch is written.
+pub async fn names_are_stored_up_to_the_limit_and_refused_past_it(h: &Harness) {
+    let prefix = unique("limit");
+    let job = format!("{prefix}{}", incompressible(MAX_NAME_BYTES - prefix.len()));
+    let runner = incompressible(MAX_NAME_BYTES);
+    let plan_time = floor(h.store.now().await.unwrap(), Duration::from_secs(60));
+    let at_limit = Scope::new(
+        incompressible(MAX_NAME_BYTES),
+        incompressible(MAX_NAME_BYTES),
+    );
+    let key = [PlanKey {
+        scope: at_limit.clone(),
+        plan_time,
+    }];
+    let lease = leased(h, &request(&job, &runner, &key, true)).await;
+    let row = h.store.get_execution(lease.id).await.unwrap().unwrap();
+    assert_eq!((&row.job_name, &row.scope), (&job, &at_limit));
+    assert_eq!(row.runner_id.as_deref(), Some(runner.as_str()));
+
+    let over = incompressible(MAX_NAME_BYTES + 1);
+    let refused_job = unique("over");
+    let fine = PlanKey {
+        scope: Scope::new("t", "fine"),
+        plan_time,
+    };
+    let with = |scope: Scope| [fine.clone(), PlanKey { scope, plan_time }];
+    let cases: Vec<(String, String, [PlanKey; 2])> = vec![
+        (
+            refused_job.clone(),
+            "r1".into(),
+            with(Scope::new("t", over.clone())),
+        ),
+        (
+            refused_job.clone(),
+            "r1".into(),
+            with(Scope::new(over.clone(), "x")),
+        ),
+        (
+            refused_job.clone(),
+            "r1".into(),
+            with(Scope::new("t", "語".repeat(10_000))),
+        ),
+        (
+            refused_job.clone(),
+            over.clone(),
+            with(Scope::new("t", "x")),
+        ),
+        (
+            format!("{refused_job}{over}"),
+            "r1".into(),
+            with(Scope::new("t", "x")),
+        ),
+    ];
+    for (job, runner, keys) in &cases {
+        let refused = h.store.claim(&request(job, runner, keys, true)).await;
+        match refused {
+            Err(e @ StoreError::InvalidInput(_)) => {
+                assert!(!e.is_transient(), "invalid input is never transient");
+                assert!(e.to_string().contains("limit"), "{e}");
+            }
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+    }
+    let rows = h
+        .store
+        .list_executions(&ExecutionFilter {
+            job_name: Some(refused_job),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "nothing of a refused batch is written");
+}
+
+/// The retry read's limit is per scope: one scope's many old failures
+/// never crowd another scope's due retry out of the answer, and each
+/// scope's rows are its oldest.
+pub async fn retry_due_limits_each_scope_on_its_own(h: &Harness) {
+    let job = unique("retry_per_scope");
+    let minute = Duration::from_secs(60);
+    let base = floor(h.store.now().await.unwrap(), minute) - minute * 10;
+    let (busy, quiet) = (Scope::new("t", "busy"), Scope::new("t", "quiet"));
+    let mut keys: Vec<PlanKey> = (0..6)
+        .map(|i| PlanKey {
+            scope: busy.clone(),
+            plan_time: base + minute * i,
+        })
+        .collect();
+    keys.push(PlanKey {
+        scope: quiet.clone(),
+        plan_time: base + minute * 5,
+    });
+    let leases: Vec<Lease> = h
+        .store
+        .claim(&request(&job, "r1", &keys, true))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.lease().cloned().unwrap())
+        .collect();
+    for lease in &leases {
+        h.store
+            .finish(lease, &failed(Duration::ZERO))
+            .await
+            .unwrap();
+    }
+    let due = h.store.retry_due(&job, base, true, 2).await.unwrap();
+    let seen: Vec<(&str, OffsetDateTime)> = due
+        .iter()
+        .map(|d| (d.scope.id.as_str(), d.plan_time))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("busy", base),
+            ("busy", base + minute),
+            ("quiet", base + minute * 5)
+        ],
+        "two of the busy scope's oldest, and the quiet scope's one"
+    );
+    assert!(due.iter().all(|d| !d.operator_retry));
+}
+
+/// A row an operator retried is due whatever its plan time (even before
+/// `since`), marked as such, and counted apart from the scope's other
+/// retries.
+pub async fn operator_retries_are_due_whatever_their_plan_time(h: &Harness) {
+    let job = unique("operator_due");
+    let minute = Duration::from_secs(60);
+    let now = floor(h.store.now().await.unwrap(), minute);
+    let scope = Scope::new("t", "a");
+    let keys: Vec<PlanKey> = [now - minute * 120, now - minute * 2, now - minute]
+        .into_iter()
+        .map(|plan_time| PlanKey {
+            scope: scope.clone(),
+            plan_time,
+        })
+        .collect();
+    let leases: Vec<Lease> = h
+        .store
+        .claim(&request(&job, "r1", &keys, false))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.lease().cloned().unwrap())
+        .collect();
+    for lease in &leases {
+        h.store
+            .finish(lease, &failed(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+    }
+    let since = now - minute * 2;
+    assert!(
+        h.store
+            .retry_due(&job, since, false, 1)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    h.store.retry_execution(leases[0].id).await.unwrap();
+    h.store.retry_execution(leases[2].id).await.unwrap();
+    let due = h.store.retry_due(&job, since, false, 1).await.unwrap();
+    let seen: Vec<(OffsetDateTime, bool)> = due
+        .iter()
+        .map(|d| (d.plan_time, d.operator_retry))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(keys[0].plan_time, true)],
+        "the old one before since; the limit of one per kind keeps the oldest"
+    );
+    let due = h.store.retry_due(&job, since, false, 5).await.unwrap();
+    let seen: Vec<(OffsetDateTime, bool)> = due
+        .iter()
+        .map(|d| (d.plan_time, d.operator_retry))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(keys[0].plan_time, true), (keys[2].plan_time, true)]
+    );
+}
+
+/// A job whose scope provider returns one scope that can never be stored
+/// (an id far over [`MAX_NAME_BYTES`]) between two good ones: the manager
+/// skips that scope and runs the others in the same tick, on every store,
+/// with no error reported for the job.
+pub async fn manager_runs_the_storable_scopes_of_a_job(h: &Harness) {
+    use crate::manager::{Manager, ManagerOptions};
+    use crate::spec::{JobOutput, JobSpec, Scopes};
+
+    let job = unique("poison_scope");
+    let poison = incompressible(10_000);
+    let scopes = Scopes::dynamic(move |_now| {
+        let poison = poison.clone();
+        async move {
+            Ok(vec![
+                Scope::new("t", "short-a"),
+                Scope::new("t", poison),
+                Scope::new("t", "short-b"),
+            ])
+        }
+    });
+    let manager =
+        Manager::new(h.store.clone(), ManagerOptions::default()).expect("valid manager options");
+    manager
+        .register(
+            JobSpec::new(&job, scopes, |_| async { Ok(JobOutput::rows(1)) })
+                .cadence(Duration::from_secs(60)),
+        )
+        .expect("valid job");
+    let report = manager.run_once().await;
+    assert_eq!((report.succeeded, report.errors), (2, 0), "{report:?}");
+    let rows = h
+        .store
+        .list_executions(&ExecutionFilter {
+            job_name: Some(job),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.scope.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["short-a", "short-b"]);
 }
 
 /// Audit reads: get by id (unknown id is `None`) and list with filters,
@@ -977,7 +1234,7 @@ pub async fn operator_retry_repairs_failed_rows_and_refuses_others(h: &Harness) 
     let key = [plan_key(h, Scope::global()).await];
     let lease = leased(h, &request(&job, "dead", &key, false)).await;
     h.time.advance(STALE + Duration::from_secs(1));
-    assert_eq!(h.store.sweep_stale(&job).await.unwrap(), 1);
+    assert_eq!(h.store.sweep_stale(&job, false).await.unwrap(), 1);
     assert_eq!(
         claim_one(h, &request(&job, "r2", &key, false)).await,
         ClaimOutcome::Conflicted
@@ -1168,7 +1425,7 @@ pub async fn scope_summaries_describe_each_scope(h: &Harness) {
         .unwrap();
     h.time.advance(STALE + Duration::from_secs(1));
     assert_eq!(
-        h.store.sweep_stale(&job).await.unwrap(),
+        h.store.sweep_stale(&job, true).await.unwrap(),
         1,
         "at(a, 2) is closed"
     );
@@ -1341,7 +1598,8 @@ pub async fn manager_rides_out_a_store_down_at_start(
             tick_interval: Duration::from_millis(50),
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     manager
         .register(
             JobSpec::new(&job, Scopes::global(), |_| async { Ok(JobOutput::rows(1)) })
@@ -1435,6 +1693,10 @@ macro_rules! conformance_tests {
             error_messages_are_stored_safely,
             oversized_result_still_succeeds,
             hostile_names_are_stored_or_refused_cleanly,
+            names_are_stored_up_to_the_limit_and_refused_past_it,
+            retry_due_limits_each_scope_on_its_own,
+            operator_retries_are_due_whatever_their_plan_time,
+            manager_runs_the_storable_scopes_of_a_job,
             audit_reads_filter_and_order,
             operator_retry_repairs_failed_rows_and_refuses_others,
             prune_deletes_only_old_terminal_rows,

@@ -101,3 +101,14 @@ impl SpecError {
         }
     }
 }
+
+/// Manager options refused by [`Manager::new`](crate::Manager::new). The
+/// message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("manager options: {field}: {reason}")]
+pub struct OptionsError {
+    /// The offending option, e.g. `runner_id`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}

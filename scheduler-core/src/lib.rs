@@ -17,7 +17,7 @@
 //! # async fn main() {
 //! // Any LeaseStore: memory, SQLite or PostgreSQL.
 //! let store = Arc::new(scheduler_memory::MemoryLeaseStore::new());
-//! let manager = Manager::new(store, ManagerOptions::default());
+//! let manager = Manager::new(store, ManagerOptions::default()).expect("valid options");
 //! let tenants = Scopes::fixed(["acme", "globex"].map(|t| Scope::new("tenant", t)));
 //! manager
 //!     .register(
@@ -52,10 +52,10 @@ pub mod spec;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock, TimeControl, TokioClock};
-pub use error::{BoxError, SpecError, StoreError};
+pub use error::{BoxError, OptionsError, SpecError, StoreError};
 pub use manager::{Manager, ManagerOptions, RunContext, TickReport};
 pub use plan::{CatchUpMode, Planning};
-pub use spec::{JobOutput, JobSpec, Scope, Scopes};
+pub use spec::{JobOutput, JobSpec, Scope, Scopes, MAX_NAME_BYTES};
 pub use store::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, FinishOutcome,
     LatestExecution, Lease, LeaseStore, PlanKey, RetryDue, ScopeSummary, Status,

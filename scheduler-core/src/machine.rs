@@ -5,6 +5,7 @@
 //! applies these directly; the SQL stores encode the same guards and effects
 //! in their statements, and differential tests hold them to these functions.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -12,9 +13,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::clock::later;
+use crate::spec::Scope;
 use crate::store::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, Finish, FinishOutcome, LatestExecution,
-    PlanKey, Status,
+    PlanKey, RetryDue, Status,
 };
 
 /// The longest `error_msg` stored, in bytes (SPEC §7).
@@ -33,6 +35,17 @@ pub const OPERATOR_RETRY_CODE: &str = "operator_retry";
 
 /// The key under which an oversized result's marker records the original size.
 pub const RESULT_TOO_LARGE_KEY: &str = "result_too_large_bytes";
+
+/// The `next_retry_at` of a FAILED row that only an operator may run again:
+/// 9999-12-31T23:59:59.999999Z, "never" in every store's instant type.
+///
+/// The sweep writes it on the rows it closes for a job that forbids stale
+/// re-entry. Our own retry rule already refuses those rows by their
+/// `stale_timeout` code; the sentinel also keeps replicas of the Go seed
+/// off them when they share the table, since the seed's retry branch treats
+/// a NULL `next_retry_at` as due now and does not look at the code. An
+/// operator's [`operator_retry`] replaces it with the time of the repair.
+pub const NEVER: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999999 UTC);
 
 /// Whether a FAILED row may be claimed again now (SPEC §4, claim retry).
 ///
@@ -91,6 +104,44 @@ impl Execution {
             allow_stale_reentry,
         )
     }
+}
+
+/// What [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)
+/// answers over `rows` (one job's rows, in any order) at store time `now`:
+/// the reference every store's answer must equal.
+///
+/// Retry-eligible FAILED rows with `plan_time >= since`, and those an
+/// operator retried whatever their plan time; at most `limit` of each kind
+/// per scope, the oldest; ordered by plan time, then scope (bytewise).
+pub fn retry_due<'a>(
+    rows: impl IntoIterator<Item = &'a Execution>,
+    since: OffsetDateTime,
+    now: OffsetDateTime,
+    allow_stale_reentry: bool,
+    limit: usize,
+) -> Vec<RetryDue> {
+    let mut due: Vec<RetryDue> = rows
+        .into_iter()
+        .filter(|r| r.retry_eligible(now, allow_stale_reentry))
+        .map(|r| RetryDue {
+            scope: r.scope.clone(),
+            plan_time: r.plan_time,
+            operator_retry: r.error_code.as_deref() == Some(OPERATOR_RETRY_CODE),
+        })
+        .filter(|d| d.operator_retry || d.plan_time >= since)
+        .collect();
+    due.sort_by(|a, b| {
+        (a.plan_time, &a.scope, a.operator_retry).cmp(&(b.plan_time, &b.scope, b.operator_retry))
+    });
+    let mut taken: HashMap<(Scope, bool), usize> = HashMap::new();
+    due.retain(|d| {
+        let n = taken
+            .entry((d.scope.clone(), d.operator_retry))
+            .or_default();
+        *n += 1;
+        *n <= limit
+    });
+    due
 }
 
 /// The identifiers a claimer mints before it knows whether it will insert.
@@ -280,17 +331,27 @@ pub fn finish(
 
 /// The sweep of one row: a RUNNING row whose lease went stale becomes FAILED
 /// with `stale_timeout`; anything else is untouched (`None`).
-pub fn sweep(row: &Execution, now: OffsetDateTime) -> Option<Execution> {
+///
+/// For a job that allows stale re-entry the row is due for a retry at once
+/// (`next_retry_at` null); for one that does not, it waits for an operator
+/// (`next_retry_at` = [`NEVER`]).
+pub fn sweep(row: &Execution, now: OffsetDateTime, allow_stale_reentry: bool) -> Option<Execution> {
     let stale = row.status == Status::Running && row.stale_after.is_some_and(|s| s < now);
     stale.then(|| Execution {
         status: Status::Failed,
         finished_at: Some(now),
-        next_retry_at: None,
+        next_retry_at: swept_retry_at(allow_stale_reentry),
         error_code: Some(ErrorCode::StaleTimeout.as_str().to_owned()),
         error_msg: Some(STALE_SWEEP_MSG.to_owned()),
         updated_at: now,
         ..row.clone()
     })
+}
+
+/// The `next_retry_at` a sweep writes: null (due now) when the job allows
+/// stale re-entry, [`NEVER`] when only an operator may run the plan again.
+pub fn swept_retry_at(allow_stale_reentry: bool) -> Option<OffsetDateTime> {
+    (!allow_stale_reentry).then_some(NEVER)
 }
 
 /// An operator's repair of a FAILED row: due now (`next_retry_at = now`),
@@ -476,7 +537,7 @@ mod tests {
             heartbeat(&done, done.lease_token, T0, Duration::from_secs(1)),
             Err(LeaseLost)
         );
-        assert!(sweep(&done, T0 + Duration::from_secs(3600)).is_none());
+        assert!(sweep(&done, T0 + Duration::from_secs(3600), true).is_none());
     }
 
     #[test]
@@ -509,13 +570,20 @@ mod tests {
     #[test]
     fn swept_row_of_non_reentrant_job_is_not_retried() {
         let row = fresh();
-        let swept = sweep(&row, T0 + Duration::from_secs(61)).unwrap();
+        let swept = sweep(&row, T0 + Duration::from_secs(61), false).unwrap();
         assert_eq!(swept.error_code.as_deref(), Some("stale_timeout"));
+        assert_eq!(
+            swept.next_retry_at,
+            Some(NEVER),
+            "never due, even for a reader that ignores the error code"
+        );
         let later = T0 + Duration::from_secs(3600);
         assert!(!swept.retry_eligible(later, false));
-        assert!(swept.retry_eligible(later, true));
+        let reentrant = sweep(&row, T0 + Duration::from_secs(61), true).unwrap();
+        assert_eq!(reentrant.next_retry_at, None, "due at once");
+        assert!(reentrant.retry_eligible(later, true));
         assert!(
-            sweep(&row, T0 + Duration::from_secs(60)).is_none(),
+            sweep(&row, T0 + Duration::from_secs(60), true).is_none(),
             "stale means strictly past stale_after"
         );
     }
@@ -523,7 +591,7 @@ mod tests {
     #[test]
     fn operator_retry_grants_an_attempt_and_unblocks_stale_rows() {
         let row = fresh();
-        let swept = sweep(&row, T0 + Duration::from_secs(61)).unwrap();
+        let swept = sweep(&row, T0 + Duration::from_secs(61), false).unwrap();
         let exhausted = Execution {
             attempt: 2,
             ..swept

@@ -33,10 +33,10 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 use uuid::Uuid;
 
-use crate::error::{SpecError, StoreError};
+use crate::error::{OptionsError, SpecError, StoreError};
 use crate::metrics;
 use crate::plan::{self, CatchUpMode};
-use crate::spec::{JobSpec, Scope};
+use crate::spec::{name_problem, JobSpec, Scope};
 use crate::store::{ClaimOutcome, ClaimRequest, ErrorCode, Finish, Lease, LeaseStore, PlanKey};
 
 /// How a manager runs.
@@ -453,6 +453,63 @@ impl std::fmt::Debug for Manager {
     }
 }
 
+/// One scope's due retries, as [`LeaseStore::retry_due`] reported them.
+#[derive(Default)]
+struct ScopeRetries {
+    /// Due by the job's own retry rules.
+    due: Vec<OffsetDateTime>,
+    /// Asked for by an operator: run whatever the catch-up rules say.
+    operator: Vec<OffsetDateTime>,
+}
+
+/// The bounds of a job's [`LeaseStore::retry_due`] read, chosen so that the
+/// read can never starve a retry the job's catch-up rules would run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RetryRead {
+    /// The oldest plan time any scope would retry: each scope's newest plan
+    /// (`latest_only`) or the start of its catch-up window (`every_plan`).
+    since: OffsetDateTime,
+    /// Rows per scope: as many as a tick runs (1 for `latest_only`, the
+    /// per-tick cap for `every_plan`), plus the plan times between the
+    /// earliest and the latest scope's own lower bound. Spread offsets give
+    /// scopes different bounds, and the rows of a scope below its own bound
+    /// come first in the answer (oldest first) without being runnable;
+    /// this many rows always reach past them.
+    per_scope: usize,
+}
+
+impl RetryRead {
+    /// The most plan times the spread of lower bounds adds per scope.
+    const MAX_SPREAD_PLANS: usize = 10_000;
+
+    /// `None` when the schedule has no occurrence yet.
+    fn for_scopes(
+        planning: &plan::Planning,
+        now: OffsetDateTime,
+        offsets: &[Duration],
+    ) -> Option<RetryRead> {
+        let lower = |offset| match planning.catch_up {
+            CatchUpMode::LatestOnly => plan::latest_plan(planning, now, offset),
+            CatchUpMode::EveryPlan => plan::oldest_allowed(planning, now, offset),
+        };
+        let bounds: Vec<OffsetDateTime> = offsets.iter().filter_map(|&o| lower(o)).collect();
+        let since = *bounds.iter().min()?;
+        let until = *bounds.iter().max()?;
+        let runs = match planning.catch_up {
+            CatchUpMode::LatestOnly => 1,
+            CatchUpMode::EveryPlan => planning.max_plans_per_tick.max(1),
+        };
+        let spread_plans = planning
+            .schedule
+            .between(since, until, Self::MAX_SPREAD_PLANS)
+            .len();
+        Some(RetryRead {
+            since,
+            per_scope: runs.saturating_add(spread_plans),
+        })
+    }
+}
+
 /// What one tick leaves for the run loop.
 struct TickOutcome {
     report: TickReport,
@@ -468,13 +525,29 @@ struct TickOutcome {
 impl Manager {
     /// A manager over `store`. It starts nothing until [`run`](Self::run) or
     /// [`run_once`](Self::run_once).
-    pub fn new(store: Arc<dyn LeaseStore>, options: ManagerOptions) -> Self {
+    ///
+    /// # Errors
+    /// An [`OptionsError`] naming the field when the options can never work:
+    /// a runner id that is empty, holds a NUL character or is longer than
+    /// [`MAX_NAME_BYTES`](crate::spec::MAX_NAME_BYTES) (every claim would
+    /// be refused), or a zero `tick_interval`.
+    pub fn new(store: Arc<dyn LeaseStore>, options: ManagerOptions) -> Result<Self, OptionsError> {
+        let refuse = |field, reason: String| Err(OptionsError { field, reason });
+        if options.runner_id.trim().is_empty() {
+            return refuse("runner_id", "must not be empty or blank".to_owned());
+        }
+        if let Some(problem) = name_problem("runner id", &options.runner_id) {
+            return refuse("runner_id", problem);
+        }
+        if options.tick_interval.is_zero() {
+            return refuse("tick_interval", "must be greater than zero".to_owned());
+        }
         let options = ManagerOptions {
             max_concurrency: options.max_concurrency.max(1),
             ..options
         };
         let rotation = plan::stable_hash(&[options.runner_id.as_bytes()]);
-        Manager {
+        Ok(Manager {
             inner: Arc::new(Inner {
                 completer: Completer {
                     store: store.clone(),
@@ -488,7 +561,7 @@ impl Manager {
                 freed: tokio::sync::Notify::new(),
                 rotation,
             }),
-        }
+        })
     }
 
     /// This replica's runner id.
@@ -680,7 +753,8 @@ impl Manager {
             .into_iter()
             .filter(|s| match s.storage_problem() {
                 Some(problem) => {
-                    error!(scope = %s, "{problem}; scope skipped");
+                    error!("{problem}; scope skipped, the job's other scopes run");
+                    job.metrics.scopes_skipped.increment(1);
                     false
                 }
                 None => true,
@@ -689,7 +763,9 @@ impl Manager {
         // Close abandoned leases first, for every job: the FAILED audit row
         // is what alerts on a dead runner, and (for reentrant jobs) what lets
         // a retry pick the plan up again.
-        let swept = store.sweep_stale(&spec.name).await;
+        let swept = store
+            .sweep_stale(&spec.name, spec.allow_stale_reentry)
+            .await;
         if let Ok(n) = swept {
             job.metrics.stale_running.set(n as f64);
         }
@@ -846,24 +922,27 @@ impl Manager {
         {
             out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
         }
-        let Some(since) = offsets
-            .iter()
-            .filter_map(|&o| plan::oldest_allowed(&planning, now, o))
-            .min()
-        else {
+        let Some(read) = RetryRead::for_scopes(&planning, now, &offsets) else {
             return Some(Vec::new()); // the schedule has no occurrence yet
         };
-        let limit = scopes
-            .len()
-            .saturating_mul(planning.max_plans_per_tick.max(1));
-        let mut retries: HashMap<Scope, Vec<OffsetDateTime>> = HashMap::new();
+        let mut retries: HashMap<Scope, ScopeRetries> = HashMap::new();
         match store
-            .retry_due(&spec.name, since, planning.allow_stale_reentry, limit)
+            .retry_due(
+                &spec.name,
+                read.since,
+                planning.allow_stale_reentry,
+                read.per_scope,
+            )
             .await
         {
             Ok(due) => {
                 for d in due {
-                    retries.entry(d.scope).or_default().push(d.plan_time);
+                    let entry = retries.entry(d.scope).or_default();
+                    if d.operator_retry {
+                        entry.operator.push(d.plan_time);
+                    } else {
+                        entry.due.push(d.plan_time);
+                    }
                 }
             }
             Err(e) => {
@@ -880,7 +959,15 @@ impl Manager {
                 .cloned()
                 .collect()
         };
-        if planning.catch_up == CatchUpMode::EveryPlan && !unknown.is_empty() {
+        // Scopes never seen are read once: every_plan's cursor starts after
+        // their newest row, and a cron job must tell a scope with no history
+        // (which does not run an old occurrence, see FIRST_RUN_GRACE) from
+        // one whose newest row this replica has not seen yet. A cadence
+        // latest_only job needs neither: its claim of the newest bucket
+        // decides.
+        let needs_history = planning.catch_up == CatchUpMode::EveryPlan
+            || matches!(planning.schedule, plan::Schedule::Cron(_));
+        if needs_history && !unknown.is_empty() {
             let views = match store.latest_executions(&spec.name, &unknown).await {
                 Ok(views) => views,
                 Err(e) => {
@@ -896,7 +983,7 @@ impl Manager {
                 if let Some(after) = after {
                     known.insert(scope.clone(), after);
                 }
-                retries.entry(scope).or_default().extend(retry);
+                retries.entry(scope).or_default().due.extend(retry);
             }
         }
         let mut known = job.known.lock().expect("known lock");
@@ -907,10 +994,18 @@ impl Manager {
             known.retain(|s, _| current.contains(s));
         }
         let mut keys = Vec::new();
+        let none = ScopeRetries::default();
         for (scope, offset) in scopes.iter().zip(offsets) {
-            let scope_retries = retries.get(scope).map(Vec::as_slice).unwrap_or(&[]);
+            let scope_retries = retries.get(scope).unwrap_or(&none);
             let after = known.get(scope).copied();
-            let plans = plan::plan_scope(&planning, now, offset, after, scope_retries);
+            let plans = plan::plan_scope(
+                &planning,
+                now,
+                offset,
+                after,
+                &scope_retries.due,
+                &scope_retries.operator,
+            );
             if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
                 out.backlog = true;
             }
@@ -1139,13 +1234,16 @@ impl Manager {
                     metrics.lease_lost();
                     return;
                 }
-                Err(e) if Instant::now() + backoff < keeper.safe_until() => {
+                Err(e) if e.is_transient() && Instant::now() + backoff < keeper.safe_until() => {
                     warn!(error = %e, retry_in = ?backoff, "terminal write failed; retrying while the lease is ours");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
-                    error!(error = %e, "terminal write failed and the lease may have expired; giving up (the sweep will close the row)");
+                    // Invalid input never succeeds on a retry; a transient
+                    // failure stops being retried once the lease may be
+                    // another runner's.
+                    error!(error = %e, "terminal write failed; giving up (the sweep will close the row)");
                     report.errors += 1;
                     return;
                 }

@@ -10,6 +10,7 @@
 //! | `scheduler_stale_running` | gauge | `job` | RUNNING rows whose lease was found stale by this replica's last sweep of the job |
 //! | `scheduler_run_duration_seconds` | histogram | `job` | handler run time |
 //! | `scheduler_dispatch_lateness_seconds` | histogram | `job` | from the moment a fresh plan became eligible (plan time + schedule delay + spread offset) to its handler starting |
+//! | `scheduler_scopes_skipped_total` | counter | `job` | scopes a scope provider returned that can never be stored (a NUL character, a kind or id over [`MAX_NAME_BYTES`](crate::spec::MAX_NAME_BYTES)): skipped with an error log while the job's other scopes run |
 //! | `scheduler_heartbeats_late_total` | counter | `job` | rounds of heartbeats that started a whole `heartbeat_interval` or more after they were due: the runtime did not run them (a handler blocking its thread, an overloaded runtime) or the store's calls were slow. Any increase means leases were at risk of lapsing under running handlers |
 
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub const STALE_RUNNING: &str = "scheduler_stale_running";
 pub const RUN_DURATION_SECONDS: &str = "scheduler_run_duration_seconds";
 /// Histogram: eligible-to-start delay of fresh plans, seconds.
 pub const DISPATCH_LATENESS_SECONDS: &str = "scheduler_dispatch_lateness_seconds";
+/// Counter: scopes skipped because they can never be stored.
+pub const SCOPES_SKIPPED_TOTAL: &str = "scheduler_scopes_skipped_total";
 /// Counter: heartbeat rounds that started a whole interval late.
 pub const HEARTBEATS_LATE_TOTAL: &str = "scheduler_heartbeats_late_total";
 
@@ -56,6 +59,7 @@ pub(crate) struct JobMetrics {
     pub(crate) run_duration: Seconds,
     pub(crate) dispatch_lateness: Seconds,
     pub(crate) heartbeats_late: Counter,
+    pub(crate) scopes_skipped: Counter,
 }
 
 /// A histogram of durations, in seconds.
@@ -85,7 +89,8 @@ impl JobMetrics {
             stale_running: gauge!(STALE_RUNNING, "job" => job.clone()),
             run_duration: Seconds(histogram!(RUN_DURATION_SECONDS, "job" => job.clone())),
             dispatch_lateness: Seconds(histogram!(DISPATCH_LATENESS_SECONDS, "job" => job.clone())),
-            heartbeats_late: counter!(HEARTBEATS_LATE_TOTAL, "job" => job),
+            heartbeats_late: counter!(HEARTBEATS_LATE_TOTAL, "job" => job.clone()),
+            scopes_skipped: counter!(SCOPES_SKIPPED_TOTAL, "job" => job),
         }
     }
 

@@ -213,14 +213,29 @@ pub fn oldest_allowed(
     })
 }
 
+/// How late a scope with no history may still start a cron occurrence:
+/// 60 s after the moment it became eligible.
+///
+/// A job deployed (or a scope added) on a Sunday must not run Friday's
+/// 09:00 occurrence at once; like Kubernetes CronJob and Temporal
+/// Schedules, it starts with the next occurrence. The grace lets an
+/// occurrence that fell due moments before the start (a deploy at 09:00:20)
+/// still run. A cadence job's current bucket is at most one cadence old
+/// and still runs at start, as it always has.
+pub const FIRST_RUN_GRACE: Duration = Duration::from_secs(60);
+
 /// The plan times to attempt for one scope (SPEC §5).
 ///
 /// `after` is the newest plan time known to exist for the scope (its latest
 /// execution, whatever its state): the cursor starts at the next plan time.
+/// `None` means the scope has no execution at all: then a cron occurrence
+/// that became eligible more than [`FIRST_RUN_GRACE`] ago is not run.
 /// `retries` are plan times of this scope that are FAILED with their retry
 /// due (the latest execution itself, when it is retry-eligible, and older
 /// ones that [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)
-/// reported).
+/// reported); `operator_retries` are those an operator asked for, which run
+/// whatever the rules below say (an operator overriding the catch-up rules
+/// gets one run).
 ///
 /// `latest_only` attempts only the newest plan, and a retry only when it is
 /// that plan. For a cron schedule, whose newest occurrence can be days old,
@@ -228,38 +243,43 @@ pub fn oldest_allowed(
 /// `catch_up_window`, so a restart after a long outage does not fire a
 /// stale occurrence.
 ///
-/// The result is strictly increasing, made of plan times of the schedule
-/// (retries are stored plan times), never after `now - schedule_delay -
-/// offset`, never before the catch-up window, and at most
-/// `max_plans_per_tick` long when that is set.
+/// Apart from operator retries, the result is made of plan times of the
+/// schedule (retries are stored plan times), never after `now -
+/// schedule_delay - offset`, never before the catch-up window. It is
+/// strictly increasing, and at most `max_plans_per_tick` long when that is
+/// set (operator retries first when they alone would exceed it).
 pub fn plan_scope(
     planning: &Planning,
     now: OffsetDateTime,
     offset: Duration,
     after: Option<OffsetDateTime>,
     retries: &[OffsetDateTime],
+    operator_retries: &[OffsetDateTime],
 ) -> Vec<OffsetDateTime> {
     let now = to_micros(now);
-    let Some(newest) = latest_plan(planning, now, offset) else {
-        return Vec::new();
+    let cap = match (planning.catch_up, planning.max_plans_per_tick) {
+        (CatchUpMode::EveryPlan, n) if n > 0 => n,
+        _ => usize::MAX,
     };
-    match planning.catch_up {
+    let Some(newest) = latest_plan(planning, now, offset) else {
+        return finish(operator_retries.to_vec(), Vec::new(), cap);
+    };
+    let is_cron = matches!(planning.schedule, Schedule::Cron(_));
+    let eligible_at = newest + planning.schedule_delay + offset;
+    let too_late_to_start = after.is_none() && is_cron && now - eligible_at > FIRST_RUN_GRACE;
+    let plans = match planning.catch_up {
         CatchUpMode::LatestOnly => {
             let done = after.is_some_and(|a| a >= newest) && !retries.contains(&newest);
-            let stale = matches!(planning.schedule, Schedule::Cron(_))
+            let stale = is_cron
                 && !planning.catch_up_window.is_zero()
                 && newest < now - planning.catch_up_window;
-            if done || stale {
+            if done || stale || too_late_to_start {
                 Vec::new()
             } else {
                 vec![newest]
             }
         }
         CatchUpMode::EveryPlan => {
-            let cap = match planning.max_plans_per_tick {
-                0 => usize::MAX,
-                n => n,
-            };
             let oldest = oldest_allowed(planning, now, offset).unwrap_or(newest);
             let mut plans: Vec<OffsetDateTime> = retries
                 .iter()
@@ -268,24 +288,36 @@ pub fn plan_scope(
                 .collect();
             let start = match after {
                 Some(a) => planning.schedule.after(a),
+                None if too_late_to_start => None,
                 None => Some(newest),
             };
-            let first = match (start, planning.schedule.at_or_after(oldest)) {
-                (Some(s), Some(o)) => s.max(o),
-                _ => return finish(plans, cap),
-            };
-            // Only `cap` plans survive, so generating more is waste.
-            plans.extend(planning.schedule.between(first, newest, cap));
-            finish(plans, cap)
+            if let (Some(s), Some(o)) = (start, planning.schedule.at_or_after(oldest)) {
+                // Only `cap` plans survive, so generating more is waste.
+                plans.extend(planning.schedule.between(s.max(o), newest, cap));
+            }
+            plans
         }
-    }
+    };
+    finish(operator_retries.to_vec(), plans, cap)
 }
 
-fn finish(mut plans: Vec<OffsetDateTime>, cap: usize) -> Vec<OffsetDateTime> {
+/// Operator retries first (up to `cap`), then `plans` up to `cap` in all,
+/// merged in plan order without duplicates.
+fn finish(
+    mut forced: Vec<OffsetDateTime>,
+    mut plans: Vec<OffsetDateTime>,
+    cap: usize,
+) -> Vec<OffsetDateTime> {
+    forced.sort_unstable();
+    forced.dedup();
+    forced.truncate(cap);
     plans.sort_unstable();
     plans.dedup();
-    plans.truncate(cap);
-    plans
+    plans.retain(|t| forced.binary_search(t).is_err());
+    plans.truncate(cap - forced.len());
+    forced.extend(plans);
+    forced.sort_unstable();
+    forced
 }
 
 /// What [`plan_scope`] needs from a scope's latest execution: the plan time
@@ -369,7 +401,7 @@ mod tests {
         let (after, retry) = cursor_from(view, now, p.allow_stale_reentry);
         let mut retries = older_retries.to_vec();
         retries.extend(retry);
-        plan_scope(p, now, Duration::ZERO, after, &retries)
+        plan_scope(p, now, Duration::ZERO, after, &retries, &[])
     }
 
     #[test]
@@ -416,21 +448,22 @@ mod tests {
         // Once that bucket exists, latest_only has nothing to do until a retry
         // of it falls due.
         let done = Some(datetime!(2026-03-05 12:30 UTC));
-        assert!(plan_scope(&p, now, Duration::ZERO, done, &[]).is_empty());
+        assert!(plan_scope(&p, now, Duration::ZERO, done, &[], &[]).is_empty());
         assert_eq!(
             plan_scope(
                 &p,
                 now,
                 Duration::ZERO,
                 done,
-                &[datetime!(2026-03-05 12:30 UTC)]
+                &[datetime!(2026-03-05 12:30 UTC)],
+                &[]
             ),
             vec![datetime!(2026-03-05 12:30 UTC)]
         );
         // A spread offset delays the scope's buckets by the offset.
         let offset = Duration::from_secs(290);
         assert_eq!(
-            plan_scope(&p, now, offset, None, &[]),
+            plan_scope(&p, now, offset, None, &[], &[]),
             vec![datetime!(2026-03-05 12:25 UTC)]
         );
         assert_eq!(
@@ -473,6 +506,74 @@ mod tests {
         assert_eq!(
             plan_from_view(&p, now, Some(&ancient), &[])[0],
             datetime!(2026-03-05 12:01 UTC)
+        );
+    }
+
+    #[test]
+    fn a_cron_scope_without_history_starts_with_the_next_occurrence() {
+        let cron = CronSchedule::parse("0 9 * * MON-FRI", "Europe/Berlin").unwrap();
+        for mode in [CatchUpMode::LatestOnly, CatchUpMode::EveryPlan] {
+            let mut p = planning(MIN, mode);
+            p.schedule = Schedule::Cron(Arc::new(cron.clone()));
+            p.max_plans_per_tick = 1;
+            p.catch_up_window = 7 * 24 * 60 * MIN;
+            // Sunday: Friday's 09:00 (08:00 UTC) is two days old.
+            let sunday = datetime!(2026-03-08 12:00 UTC);
+            assert!(plan_scope(&p, sunday, Duration::ZERO, None, &[], &[]).is_empty());
+            // With history, the catch-up rules decide as before.
+            let thursday = Some(datetime!(2026-03-05 08:00 UTC));
+            assert_eq!(
+                plan_scope(&p, sunday, Duration::ZERO, thursday, &[], &[]),
+                vec![datetime!(2026-03-06 08:00 UTC)],
+                "{mode:?}"
+            );
+            // Monday 09:00:45 Berlin: inside the grace, the occurrence runs.
+            let monday = datetime!(2026-03-09 08:00:45 UTC);
+            assert_eq!(
+                plan_scope(&p, monday, Duration::ZERO, None, &[], &[]),
+                vec![datetime!(2026-03-09 08:00 UTC)]
+            );
+            let too_late = monday + FIRST_RUN_GRACE;
+            assert!(plan_scope(&p, too_late, Duration::ZERO, None, &[], &[]).is_empty());
+        }
+        // A cadence job's current bucket runs at start, however old.
+        let daily = planning(24 * 60 * MIN, CatchUpMode::LatestOnly);
+        let evening = datetime!(2026-03-08 23:00 UTC);
+        assert_eq!(
+            plan_scope(&daily, evening, Duration::ZERO, None, &[], &[]),
+            vec![datetime!(2026-03-08 00:00 UTC)]
+        );
+    }
+
+    #[test]
+    fn operator_retries_run_whatever_the_catch_up_rules_say() {
+        let now = datetime!(2026-03-05 12:10:30 UTC);
+        let old = datetime!(2026-03-05 11:00 UTC);
+        let latest_only = planning(MIN, CatchUpMode::LatestOnly);
+        let newest = datetime!(2026-03-05 12:10 UTC);
+        // The newest bucket exists: only the operator's retry runs.
+        assert_eq!(
+            plan_scope(&latest_only, now, Duration::ZERO, Some(newest), &[], &[old]),
+            vec![old]
+        );
+        // An older plan that is merely due is not a latest_only plan.
+        assert!(
+            plan_scope(&latest_only, now, Duration::ZERO, Some(newest), &[old], &[]).is_empty()
+        );
+        // every_plan: outside the window, and ahead of the cap.
+        let mut every = planning(MIN, CatchUpMode::EveryPlan);
+        every.catch_up_window = 5 * MIN;
+        every.max_plans_per_tick = 2;
+        let after = Some(datetime!(2026-03-05 12:00 UTC));
+        assert_eq!(
+            plan_scope(&every, now, Duration::ZERO, after, &[], &[old]),
+            vec![old, datetime!(2026-03-05 12:06 UTC)]
+        );
+        let older = old - MIN;
+        assert_eq!(
+            plan_scope(&every, now, Duration::ZERO, after, &[], &[old, older, old]),
+            vec![older, old],
+            "deduplicated, cut at the cap"
         );
     }
 

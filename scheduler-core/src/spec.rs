@@ -39,14 +39,60 @@ impl Scope {
         Scope::new("global", "global")
     }
 
-    /// Why this scope can never be stored, if it cannot (a NUL character,
-    /// which PostgreSQL text rejects).
+    /// Why this scope can never be stored, if it cannot: a kind or id
+    /// holding a NUL character or longer than [`MAX_NAME_BYTES`] (see
+    /// [`name_problem`]).
     pub fn storage_problem(&self) -> Option<String> {
-        if self.kind.contains('\0') || self.id.contains('\0') {
-            Some(format!("scope {self} contains a NUL character"))
-        } else {
-            None
-        }
+        name_problem("scope kind", &self.kind)
+            .or_else(|| name_problem("scope id", &self.id))
+            .map(|problem| format!("scope {}: {problem}", self.abbreviated()))
+    }
+
+    /// The scope for messages: each part cut to 64 characters, so refusing
+    /// a 10 kB id does not print it whole.
+    fn abbreviated(&self) -> String {
+        format!("{}/{}", abbreviate(&self.kind), abbreviate(&self.id))
+    }
+}
+
+/// The longest job name, scope kind, scope id or runner id, in bytes of
+/// UTF-8.
+///
+/// Every store keys executions on `(job_name, scope_kind, scope_id,
+/// plan_time)`, and PostgreSQL's btree refuses an index row above about
+/// 2,700 bytes: three names of at most 512 bytes each, with the plan time
+/// and the row overhead, always fit. The limit is enforced here, in core,
+/// for every store alike, so a name that one store could keep and another
+/// could not is refused everywhere, up front, as invalid input.
+pub const MAX_NAME_BYTES: usize = 512;
+
+/// Why `value`, used as `what` (a job name, scope kind, scope id or runner
+/// id), can never be stored, if it cannot: a NUL character (PostgreSQL text
+/// and SQLite's C strings cannot hold one) or more than [`MAX_NAME_BYTES`]
+/// bytes.
+pub fn name_problem(what: &str, value: &str) -> Option<String> {
+    if value.contains('\0') {
+        Some(format!(
+            "{what} {} contains a NUL character",
+            abbreviate(value)
+        ))
+    } else if value.len() > MAX_NAME_BYTES {
+        Some(format!(
+            "{what} {} is {} bytes long; the limit is {MAX_NAME_BYTES} bytes",
+            abbreviate(value),
+            value.len()
+        ))
+    } else {
+        None
+    }
+}
+
+/// `value` quoted and escaped for a message, cut after 64 characters.
+fn abbreviate(value: &str) -> String {
+    const SHOWN: usize = 64;
+    match value.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{:?}...", &value[..cut]),
+        None => format!("{value:?}"),
     }
 }
 
@@ -390,8 +436,8 @@ impl JobSpec {
         if self.name.trim().is_empty() {
             return fail("name", "must not be empty or blank");
         }
-        if self.name.contains('\0') {
-            return fail("name", "must not contain a NUL character");
+        if let Some(problem) = name_problem("job name", &self.name) {
+            return fail("name", &problem);
         }
         if let Some(error) = &self.schedule_error {
             return fail("cron", error);

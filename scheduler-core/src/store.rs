@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::machine;
-use crate::spec::Scope;
+use crate::spec::{name_problem, Scope};
 
 /// The state of an execution. "Stale" is not a state: it is
 /// [`Status::Running`] with `stale_after` in the past.
@@ -113,7 +113,8 @@ pub struct Execution {
     pub attempt: i32,
     /// Copied from the job at the first claim.
     pub max_attempts: i32,
-    /// When a FAILED row may be retried; `None` means as soon as a tick sees it.
+    /// When a FAILED row may be retried; `None` means as soon as a tick sees
+    /// it, [`machine::NEVER`] that only an operator may run it again.
     pub next_retry_at: Option<OffsetDateTime>,
     /// The replica holding, or last holding, the lease.
     pub runner_id: Option<String>,
@@ -224,10 +225,10 @@ pub struct ClaimRequest<'a> {
 
 impl ClaimRequest<'_> {
     /// Refuses a request no store can honour, before a store writes
-    /// anything: `max_attempts` below 1, and names, runner ids or scopes
-    /// holding a NUL character (which PostgreSQL text and SQLite's C
-    /// strings cannot hold). Every store calls it first, so they refuse
-    /// alike.
+    /// anything: `max_attempts` below 1, and a job name, runner id or scope
+    /// that can never be stored (a NUL character, or longer than
+    /// [`MAX_NAME_BYTES`](crate::spec::MAX_NAME_BYTES); see
+    /// [`name_problem`]). Every store calls it first, so they refuse alike.
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] naming the offending field.
@@ -238,19 +239,10 @@ impl ClaimRequest<'_> {
                 self.max_attempts
             )));
         }
-        if self.job_name.contains('\0') {
-            return Err(StoreError::InvalidInput(format!(
-                "job name {:?} contains a NUL character",
-                self.job_name
-            )));
-        }
-        if self.runner_id.contains('\0') {
-            return Err(StoreError::InvalidInput(format!(
-                "runner id {:?} contains a NUL character",
-                self.runner_id
-            )));
-        }
-        match self.keys.iter().find_map(|k| k.scope.storage_problem()) {
+        let problem = name_problem("job name", self.job_name)
+            .or_else(|| name_problem("runner id", self.runner_id))
+            .or_else(|| self.keys.iter().find_map(|k| k.scope.storage_problem()));
+        match problem {
             Some(problem) => Err(StoreError::InvalidInput(problem)),
             None => Ok(()),
         }
@@ -305,6 +297,10 @@ pub struct RetryDue {
     pub scope: Scope,
     /// The failed plan time.
     pub plan_time: OffsetDateTime,
+    /// An operator asked for this retry ([`LeaseStore::retry_execution`]:
+    /// its error code is [`machine::OPERATOR_RETRY_CODE`]). It runs once
+    /// whatever the job's catch-up mode and window say.
+    pub operator_retry: bool,
 }
 
 /// A terminal write. Built only through [`Finish::success`] and
@@ -555,12 +551,17 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
 
     /// Closes every RUNNING row of `job_name` whose `stale_after` is before
     /// store time: FAILED, `finished_at = now`, `error_code = stale_timeout`,
-    /// `next_retry_at` null ([`machine::sweep`]). Rows of other jobs and live
+    /// and `next_retry_at` null when the job allows stale re-entry, else
+    /// [`machine::NEVER`] ([`machine::sweep`]). Rows of other jobs and live
     /// leases must be untouched. Returns how many rows were closed.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.
-    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError>;
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError>;
 
     /// The latest execution (highest plan time) of each scope, in the order of
     /// `scopes`, in one round trip however many scopes there are.
@@ -573,11 +574,19 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
         scopes: &[Scope],
     ) -> Result<Vec<Option<LatestExecution>>, StoreError>;
 
-    /// FAILED plans of `job_name` with `plan_time >= since` whose retry is due
-    /// at store time ([`machine::retry_eligible`] with
-    /// `allow_stale_reentry`), oldest plan time first, at most `limit`.
-    /// This is what keeps retries of older plans from being stranded once a
-    /// newer plan ran (SPEC §5).
+    /// FAILED plans of `job_name` whose retry is due at store time
+    /// ([`machine::retry_eligible`] with `allow_stale_reentry`): those with
+    /// `plan_time >= since`, and those an operator retried
+    /// ([`RetryDue::operator_retry`]) whatever their plan time. Ordered by
+    /// plan time, then scope (bytewise).
+    ///
+    /// `limit` is **per scope**, and per kind: at most `limit` operator
+    /// retries and `limit` others of each `(job, scope)`, the oldest plan
+    /// times of each. A global limit would let one scope's many old failures
+    /// crowd every other scope's retries out of the answer, and a retry the
+    /// job's catch-up rules would run could then wait forever. This is what
+    /// keeps retries of older plans from being stranded once a newer plan
+    /// ran (SPEC §5).
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.
@@ -705,9 +714,13 @@ impl LeaseStore for CountingStore {
         self.inner.finish_many(items).await
     }
 
-    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError> {
         self.count("sweep_stale");
-        self.inner.sweep_stale(job_name).await
+        self.inner.sweep_stale(job_name, allow_stale_reentry).await
     }
 
     async fn latest_executions(

@@ -7,11 +7,13 @@
 //! The oracle below lists every rule as a predicate on the generated
 //! *inputs*, independently of how `JobSpec::validate` is written.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use scheduler_core::{CatchUpMode, JobOutput, JobSpec, Manager, ManagerOptions, Scope, Scopes};
+use scheduler_core::{
+    CatchUpMode, JobOutput, JobSpec, Manager, ManagerOptions, Scope, Scopes, MAX_NAME_BYTES,
+};
 use scheduler_memory::MemoryLeaseStore;
 
 /// The inputs of one spec, kept so the oracle can judge them.
@@ -37,16 +39,35 @@ enum Schedule {
     Cron(&'static str, &'static str, bool),
 }
 
-const NAMES: [&str; 7] = [
-    "rollup",
-    "",
-    "   ",
-    "a\0b",
-    "tenant's \"digest\"",
-    "日次の集計",
-    "x",
-];
-const SCOPE_IDS: [&str; 4] = ["acme", "", "a\0b", "ünïcødé 'quoted'"];
+/// `text` repeated `times` times, for the life of the test.
+fn repeated(text: &str, times: usize) -> &'static str {
+    Box::leak(text.repeat(times).into_boxed_str())
+}
+
+/// Names at and one byte past [`MAX_NAME_BYTES`], beside hostile short ones.
+static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    vec![
+        "rollup",
+        "",
+        "   ",
+        "a\0b",
+        "tenant's \"digest\"",
+        "日次の集計",
+        "x",
+        repeated("é", MAX_NAME_BYTES / 2),
+        repeated("x", MAX_NAME_BYTES + 1),
+    ]
+});
+static SCOPE_IDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    vec![
+        "acme",
+        "",
+        "a\0b",
+        "ünïcødé 'quoted'",
+        repeated("語", MAX_NAME_BYTES / 3),
+        repeated("語", 10_000),
+    ]
+});
 const CRONS: [(&str, &str, bool); 5] = [
     ("*/5 * * * *", "UTC", true),
     ("30 2 * * *", "America/New_York", true),
@@ -137,7 +158,10 @@ fn faults(i: &Inputs) -> Vec<&'static str> {
             faults.push(field);
         }
     };
-    rule(i.name.trim().is_empty() || i.name.contains('\0'), "name");
+    rule(
+        i.name.trim().is_empty() || i.name.contains('\0') || i.name.len() > MAX_NAME_BYTES,
+        "name",
+    );
     match i.schedule {
         Schedule::Cron(_, _, parses) => rule(!parses, "cron"),
         Schedule::Every(cadence) => {
@@ -156,7 +180,10 @@ fn faults(i: &Inputs) -> Vec<&'static str> {
         i.every_plan && !i.planner && i.max_plans_per_tick < 1,
         "max_plans_per_tick",
     );
-    rule(i.scope_id.contains('\0'), "scopes");
+    rule(
+        i.scope_id.contains('\0') || i.scope_id.len() > MAX_NAME_BYTES,
+        "scopes",
+    );
     faults
 }
 
@@ -166,7 +193,7 @@ proptest! {
     #[test]
     fn a_spec_is_accepted_exactly_when_it_breaks_no_rule(i in inputs()) {
         let faults = faults(&i);
-        let manager = Manager::new(Arc::new(MemoryLeaseStore::new()), ManagerOptions::default());
+        let manager = Manager::new(Arc::new(MemoryLeaseStore::new()), ManagerOptions::default()).expect("valid manager options");
         match manager.register(build(&i)) {
             Ok(()) => {
                 prop_assert!(faults.is_empty(), "accepted, but {faults:?} are at fault");
@@ -189,4 +216,40 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_manager_refuses_a_runner_id_that_can_never_be_stored() {
+    let with_runner = |runner_id: String| {
+        Manager::new(
+            Arc::new(MemoryLeaseStore::new()),
+            ManagerOptions {
+                runner_id,
+                ..Default::default()
+            },
+        )
+    };
+    for bad in [
+        "replica\0one".to_owned(),
+        String::new(),
+        "  ".to_owned(),
+        "r".repeat(MAX_NAME_BYTES + 1),
+    ] {
+        let err = with_runner(bad.clone()).expect_err("refused");
+        assert_eq!(err.field, "runner_id", "{bad:?}");
+        assert!(err.to_string().contains("runner_id"), "{err}");
+        assert!(
+            err.to_string().len() < 300,
+            "a long id is not echoed whole: {err}"
+        );
+    }
+    assert!(with_runner("r".repeat(MAX_NAME_BYTES)).is_ok());
+    let zero_tick = Manager::new(
+        Arc::new(MemoryLeaseStore::new()),
+        ManagerOptions {
+            tick_interval: Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    assert_eq!(zero_tick.expect_err("refused").field, "tick_interval");
 }

@@ -53,7 +53,8 @@ async fn main() {
                     runner_id: name.to_owned(),
                     ..Default::default()
                 },
-            );
+            )
+            .expect("valid manager options");
             for job in jobs() {
                 manager.register(job).expect("valid job");
             }

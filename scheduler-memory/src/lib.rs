@@ -14,7 +14,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let store = Arc::new(MemoryLeaseStore::new());
-//! let manager = Manager::new(store.clone(), ManagerOptions::default());
+//! let manager = Manager::new(store.clone(), ManagerOptions::default()).expect("valid manager options");
 //! manager
 //!     .register(
 //!         JobSpec::new("rollup", Scopes::global(), |ctx| async move {
@@ -67,6 +67,12 @@ struct Rows {
     key_of: HashMap<Uuid, Key>,
     running: BTreeSet<ByTime>,
     failed: BTreeSet<ByTime>,
+    /// FAILED rows an operator retried, as the SQL stores' partial index.
+    operator_retried: BTreeSet<ByTime>,
+}
+
+fn operator_retried(row: &Execution) -> bool {
+    row.status == Status::Failed && row.error_code.as_deref() == Some(machine::OPERATOR_RETRY_CODE)
 }
 
 impl Rows {
@@ -74,14 +80,32 @@ impl Rows {
     fn put(&mut self, key: Key, row: Execution) {
         let indexed = by_time(&key);
         if let Some(old) = self.by_key.get(&key) {
+            let was_operator_retried = operator_retried(old);
             self.index_of(old.status).map(|i| i.remove(&indexed));
+            if was_operator_retried {
+                self.operator_retried.remove(&indexed);
+            }
         } else {
             self.key_of.insert(row.id, key.clone());
+        }
+        if operator_retried(&row) {
+            self.operator_retried.insert(indexed.clone());
         }
         if let Some(index) = self.index_of(row.status) {
             index.insert(indexed);
         }
         self.by_key.insert(key, row);
+    }
+
+    /// Deletes the row under `key`, keeping every index in step.
+    fn remove(&mut self, key: &Key) {
+        let Some(row) = self.by_key.remove(key) else {
+            return;
+        };
+        self.key_of.remove(&row.id);
+        let indexed = by_time(key);
+        self.index_of(row.status).map(|i| i.remove(&indexed));
+        self.operator_retried.remove(&indexed);
     }
 
     fn index_of(&mut self, status: Status) -> Option<&mut BTreeSet<ByTime>> {
@@ -111,6 +135,9 @@ impl Rows {
             })
     }
 }
+
+/// The earliest instant: the start of a job's whole index range.
+const MIN_INSTANT: OffsetDateTime = time::PrimitiveDateTime::MIN.assume_utc();
 
 /// The in-memory store. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -250,16 +277,18 @@ impl LeaseStore for MemoryLeaseStore {
         .map(drop)
     }
 
-    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError> {
         let now = self.check()?;
         let mut rows = self.lock();
         let swept: Vec<(Key, Execution)> = rows
-            .of_job(
-                &rows.running,
-                job_name,
-                time::PrimitiveDateTime::MIN.assume_utc(),
-            )
-            .filter_map(|(key, row)| machine::sweep(row, now).map(|row| (key, row)))
+            .of_job(&rows.running, job_name, MIN_INSTANT)
+            .filter_map(|(key, row)| {
+                machine::sweep(row, now, allow_stale_reentry).map(|row| (key, row))
+            })
             .collect();
         let closed = swept.len() as u64;
         for (key, row) in swept {
@@ -297,18 +326,21 @@ impl LeaseStore for MemoryLeaseStore {
     ) -> Result<Vec<RetryDue>, StoreError> {
         let now = self.check()?;
         let rows = self.lock();
-        let due: Vec<RetryDue> = rows
-            .of_job(&rows.failed, job_name, since)
-            .map(|(_, r)| r)
-            .filter(|r| r.retry_eligible(now, allow_stale_reentry))
-            .map(|r| RetryDue {
-                scope: r.scope.clone(),
-                plan_time: r.plan_time,
-            })
-            // The index is in (plan time, scope) order already.
-            .take(limit)
-            .collect();
-        Ok(due)
+        // The job's own retries from `since` on, and the operator's whatever
+        // their plan time (the rule drops those of the first kind before
+        // `since`, and keeps each row once).
+        let since_on = rows.of_job(&rows.failed, job_name, since);
+        let operator = rows
+            .of_job(&rows.operator_retried, job_name, MIN_INSTANT)
+            .filter(|(_, r)| r.plan_time < since);
+        let failed = since_on.chain(operator).map(|(_, r)| r);
+        Ok(machine::retry_due(
+            failed,
+            since,
+            now,
+            allow_stale_reentry,
+            limit,
+        ))
     }
 
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
@@ -398,10 +430,7 @@ impl LeaseStore for MemoryLeaseStore {
         old.sort();
         old.truncate(limit);
         for (_, key) in &old {
-            let row = rows.by_key.remove(key).expect("listed row exists");
-            rows.key_of.remove(&row.id);
-            let indexed = by_time(key);
-            rows.failed.remove(&indexed);
+            rows.remove(key);
         }
         Ok(old.len() as u64)
     }

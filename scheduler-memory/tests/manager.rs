@@ -41,6 +41,7 @@ fn manager(store: &Arc<MemoryLeaseStore>, runner: &str) -> Manager {
             ..Default::default()
         },
     )
+    .expect("valid manager options")
 }
 
 /// A manager on a store whose time follows tokio's (paused) clock from
@@ -54,7 +55,8 @@ fn waking_manager(start: OffsetDateTime, tick_interval: Duration) -> (TokioClock
             tick_interval,
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     (clock, manager)
 }
 
@@ -391,8 +393,12 @@ async fn a_non_reentrant_stale_row_waits_for_an_operator() {
             .as_deref(),
         Some("stale_timeout")
     );
-    // The operator's repair: make it a plain failure due now.
-    assert!(store.update_execution(id, |row| row.error_code = Some("operator_retry".into())));
+    // Never due by itself, even to a reader that ignores the code (the Go
+    // seed sharing the table).
+    let swept = store.get_execution(id).await.unwrap().unwrap();
+    assert_eq!(swept.next_retry_at, Some(scheduler_core::machine::NEVER));
+    // The operator's repair.
+    store.retry_execution(id).await.unwrap();
     let report = m.run_once().await;
     assert_eq!(report.retried, 1);
     assert!(ledger
@@ -604,7 +610,8 @@ async fn a_replica_claims_only_its_free_capacity() {
             max_concurrency: 2,
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     small
         .register(recording_job("fanout", scopes.clone(), &ledger))
         .unwrap();
@@ -708,7 +715,8 @@ async fn shutdown_cancels_after_grace_and_leaves_nothing_running() {
             shutdown_grace: Duration::from_secs(3),
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     let ledger = Ledger::default();
     m.register(recording_job("quick", Scopes::global(), &ledger))
         .unwrap();
@@ -811,7 +819,8 @@ async fn an_idle_tick_costs_two_store_calls_per_job_whatever_the_scope_count() {
             max_concurrency: 5_000,
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     let scopes = Scopes::fixed((0..2_000).map(|i| Scope::new("tenant", format!("{i}"))));
     let ledger = Ledger::default();
     m.register(recording_job("latest", scopes.clone(), &ledger))
@@ -942,9 +951,11 @@ async fn spread_staggers_scope_starts_inside_the_window() {
 
 #[tokio::test]
 async fn cron_latest_only_after_an_outage_fires_only_a_recent_occurrence() {
-    // Weekdays 09:00 in Berlin (08:00 UTC in winter). The store comes back
-    // on Monday 2026-03-09 at 08:20 UTC after a 3-day outage.
-    let (clock, store) = on_manual_clock(datetime!(2026-03-09 08:20 UTC));
+    // Weekdays 09:00 in Berlin (08:00 UTC in winter). Thursday's runs;
+    // the store comes back on Monday 2026-03-09 at 08:20 UTC after a 3-day
+    // outage.
+    let thursday = datetime!(2026-03-05 08:00:30 UTC);
+    let (clock, store) = on_manual_clock(thursday);
     let ledger = Ledger::default();
     let m = manager(&store, "r1");
     m.register(
@@ -953,15 +964,20 @@ async fn cron_latest_only_after_an_outage_fires_only_a_recent_occurrence() {
             .catch_up_window(Duration::from_secs(3600)),
     )
     .unwrap();
+    assert_eq!(m.run_once().await.succeeded, 1);
+    clock.set(datetime!(2026-03-09 08:20 UTC));
     let report = m.run_once().await;
     assert_eq!(report.succeeded, 1);
     assert_eq!(
         ledger.lock().unwrap().clone(),
-        vec![(Scope::global(), datetime!(2026-03-09 08:00 UTC), 1)],
-        "Friday's and Thursday's missed occurrences are not fired"
+        vec![
+            (Scope::global(), datetime!(2026-03-05 08:00 UTC), 1),
+            (Scope::global(), datetime!(2026-03-09 08:00 UTC), 1)
+        ],
+        "Friday's missed occurrence is not fired"
     );
     // Had it come back on Sunday, Friday's occurrence is outside the window.
-    clock.set(datetime!(2026-03-08 12:00 UTC));
+    clock.set(thursday);
     let late = manager(&store, "r2");
     late.register(
         recording_job("digest_sunday", Scopes::global(), &ledger)
@@ -969,12 +985,38 @@ async fn cron_latest_only_after_an_outage_fires_only_a_recent_occurrence() {
             .catch_up_window(Duration::from_secs(3600)),
     )
     .unwrap();
+    assert_eq!(late.run_once().await.claimed, 1);
+    clock.set(datetime!(2026-03-08 12:00 UTC));
     assert_eq!(late.run_once().await.claimed, 0);
 }
 
 #[tokio::test]
+async fn a_cron_job_started_without_history_waits_for_the_next_occurrence() {
+    // The README's example: weekdays at 09:00 in Berlin, default options,
+    // started on Sunday on an empty store.
+    let (clock, store) = on_manual_clock(datetime!(2026-03-08 12:00 UTC));
+    let ledger = Ledger::default();
+    let m = manager(&store, "r1");
+    m.register(
+        recording_job("daily_digest", Scopes::global(), &ledger)
+            .cron("0 9 * * MON-FRI", "Europe/Berlin"),
+    )
+    .unwrap();
+    let report = m.run_once().await;
+    assert_eq!(report.claimed, 0, "Friday's 09:00 is not run on Sunday");
+    assert!(store.executions().is_empty());
+    // Monday 09:00:20 Berlin: the next occurrence runs.
+    clock.set(datetime!(2026-03-09 08:00:20 UTC));
+    assert_eq!(m.run_once().await.succeeded, 1);
+    assert_eq!(
+        ledger.lock().unwrap().clone(),
+        vec![(Scope::global(), datetime!(2026-03-09 08:00 UTC), 1)]
+    );
+}
+
+#[tokio::test]
 async fn cron_every_plan_replays_missed_occurrences_in_order_capped() {
-    let (clock, store) = on_manual_clock(datetime!(2026-03-09 08:20 UTC));
+    let (clock, store) = on_manual_clock(datetime!(2026-03-09 08:00:20 UTC));
     let ledger = Ledger::default();
     let m = manager(&store, "r1");
     m.register(
@@ -1082,7 +1124,7 @@ async fn a_replica_torn_down_without_cleanup_stops_heartbeating() {
         last_heartbeat,
         "no heartbeats after the crash"
     );
-    assert_eq!(store.sweep_stale("endless").await.unwrap(), 1);
+    assert_eq!(store.sweep_stale("endless", false).await.unwrap(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1230,4 +1272,161 @@ async fn a_manager_started_while_the_store_fails_every_call_runs_once_it_is_back
         back.set_failing(false);
     })
     .await;
+}
+
+/// A job whose handler fails the first attempt of every plan and succeeds
+/// afterwards, recording each run.
+fn fails_first_attempt(name: &str, scopes: Scopes, ledger: &Ledger) -> JobSpec {
+    let ledger = ledger.clone();
+    JobSpec::new(name, scopes, move |ctx: RunContext| {
+        let ledger = ledger.clone();
+        async move {
+            ledger
+                .lock()
+                .unwrap()
+                .push((ctx.scope().clone(), ctx.plan_time(), ctx.attempt()));
+            if ctx.attempt() == 1 {
+                Err(BoxError::from("first attempts fail"))
+            } else {
+                Ok(JobOutput::rows(1))
+            }
+        }
+    })
+    .retry_backoff(vec![])
+}
+
+#[tokio::test]
+async fn latest_only_retries_the_newest_plan_whatever_older_failures_exist() {
+    for scopes in [1, 3] {
+        let at = datetime!(2026-03-05 08:15:30 UTC);
+        let (clock, store) = on_manual_clock(at);
+        let ledger = Ledger::default();
+        let m = manager(&store, "r1");
+        let tenants = Scopes::fixed((0..scopes).map(|i| Scope::new("tenant", format!("t{i}"))));
+        m.register(
+            fails_first_attempt("latest", tenants, &ledger)
+                .cadence(5 * MIN)
+                .catch_up_window(60 * MIN),
+        )
+        .unwrap();
+        // 08:15 fails; no tick runs again inside its bucket.
+        assert_eq!(m.run_once().await.failed, scopes);
+        // 08:20 fails too; the older failure stays behind, due.
+        clock.set(datetime!(2026-03-05 08:20:30 UTC));
+        assert_eq!(m.run_once().await.failed, scopes);
+        // The next tick inside 08:20's bucket retries 08:20 (attempt 2).
+        clock.set(datetime!(2026-03-05 08:20:40 UTC));
+        let report = m.run_once().await;
+        assert_eq!(
+            (report.retried, report.succeeded),
+            (scopes, scopes),
+            "{scopes} scope(s)"
+        );
+        let newest = datetime!(2026-03-05 08:20 UTC);
+        for row in rows_of(&store, "latest")
+            .iter()
+            .filter(|r| r.plan_time == newest)
+        {
+            assert_eq!((row.status, row.attempt), (Status::Success, 2));
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_plan_retries_of_one_scope_never_wait_behind_another_scopes_failures() {
+    let now = datetime!(2026-03-05 12:00:30 UTC);
+    let (_clock, store) = on_manual_clock(now);
+    let bucket = datetime!(2026-03-05 12:00 UTC);
+    let (a, b) = (Scope::new("t", "a"), Scope::new("t", "b"));
+    // Scope a: five old failures; scope b: one, with a newer success.
+    // Both scopes' current bucket already succeeded.
+    let mut failures: Vec<PlanKey> = (6..=10)
+        .map(|m| PlanKey {
+            scope: a.clone(),
+            plan_time: bucket - MIN * m,
+        })
+        .collect();
+    failures.push(PlanKey {
+        scope: b.clone(),
+        plan_time: bucket - MIN * 5,
+    });
+    let request = |keys| ClaimRequest {
+        job_name: "every",
+        runner_id: "seed",
+        max_attempts: 3,
+        stale_timeout: Duration::from_secs(600),
+        allow_stale_reentry: false,
+        keys,
+    };
+    for outcome in store.claim(&request(&failures)).await.unwrap() {
+        let failure = scheduler_core::Finish::failure(
+            Duration::ZERO,
+            scheduler_core::ErrorCode::HandlerError,
+            "old failure",
+            Duration::ZERO,
+        );
+        store
+            .finish(outcome.lease().unwrap(), &failure)
+            .await
+            .unwrap();
+    }
+    let done: Vec<PlanKey> = [&a, &b]
+        .map(|s| PlanKey {
+            scope: s.clone(),
+            plan_time: bucket,
+        })
+        .to_vec();
+    for outcome in store.claim(&request(&done)).await.unwrap() {
+        let ok = scheduler_core::Finish::success(Duration::ZERO, 0, Default::default());
+        store.finish(outcome.lease().unwrap(), &ok).await.unwrap();
+    }
+    let ledger = Ledger::default();
+    let m = manager(&store, "r1");
+    m.register(
+        recording_job("every", Scopes::fixed([a.clone(), b.clone()]), &ledger)
+            .catch_up(CatchUpMode::EveryPlan)
+            .catch_up_window(60 * MIN)
+            .max_plans_per_tick(1),
+    )
+    .unwrap();
+    let report = m.run_once().await;
+    assert_eq!(report.retried, 2, "one per scope: {report:?}");
+    let mut ran = ledger.lock().unwrap().clone();
+    ran.sort();
+    assert_eq!(
+        ran,
+        vec![(a, bucket - MIN * 10, 2), (b, bucket - MIN * 5, 2)],
+        "each scope's oldest failure"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_retry_runs_once_whatever_the_catch_up_rules_say() {
+    for mode in [CatchUpMode::LatestOnly, CatchUpMode::EveryPlan] {
+        let (clock, store) = on_manual_clock(T0);
+        let ledger = Ledger::default();
+        let m = manager(&store, "r1");
+        m.register(
+            fails_first_attempt("digest", Scopes::global(), &ledger)
+                .cadence(MIN)
+                .max_attempts(1)
+                .catch_up(mode)
+                .catch_up_window(5 * MIN)
+                .max_plans_per_tick(1),
+        )
+        .unwrap();
+        assert_eq!(m.run_once().await.failed, 1, "{mode:?}: attempts used up");
+        let old = rows_of(&store, "digest")[0].clone();
+        // Half an hour on: newer buckets ran, the failure is outside the
+        // window, and latest_only would never look at it again.
+        clock.advance(30 * MIN);
+        m.run_once().await;
+        let repaired = store.retry_execution(old.id).await.unwrap();
+        assert_eq!(repaired.max_attempts, 2);
+        let report = m.run_once().await;
+        assert_eq!(report.retried, 1, "{mode:?}: {report:?}");
+        let row = store.get_execution(old.id).await.unwrap().unwrap();
+        assert_eq!((row.status, row.attempt), (Status::Success, 2), "{mode:?}");
+        assert_eq!(m.run_once().await.retried, 0, "{mode:?}: once, not again");
+    }
 }

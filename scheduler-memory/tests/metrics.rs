@@ -179,7 +179,8 @@ async fn scenario() {
                     runner_id: runner.to_owned(),
                     ..Default::default()
                 },
-            );
+            )
+            .expect("valid manager options");
             let minute = Duration::from_secs(60);
             let ok = |_| async { Ok(JobOutput::rows(1)) };
             m.register(JobSpec::new("ok", Scopes::global(), ok).cadence(minute))
@@ -240,7 +241,8 @@ fn heartbeats_starved_by_a_blocking_handler_are_noticed_and_the_lapsed_lease_is_
             .build()
             .unwrap()
             .block_on(async {
-                let m = Manager::new(store.clone(), ManagerOptions::default());
+                let m = Manager::new(store.clone(), ManagerOptions::default())
+                    .expect("valid manager options");
                 let thief = store.clone();
                 m.register(
                     JobSpec::new("blocking", Scopes::global(), move |ctx| {

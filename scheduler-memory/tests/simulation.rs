@@ -315,7 +315,8 @@ fn start(sim: &Arc<Sim>, store: &Arc<MemoryLeaseStore>, index: usize, generation
             max_concurrency: 16,
             shutdown_grace: MIN,
         },
-    );
+    )
+    .expect("valid manager options");
     for def in job_defs() {
         manager.register(spec(&def, sim, &alive)).unwrap();
     }

@@ -26,6 +26,9 @@ const STALE_SECS: i64 = 60;
 const MAX_ATTEMPTS: i32 = 3;
 const T0: OffsetDateTime = datetime!(2026-03-05 12:00 UTC);
 
+/// The model's `retry_at` of a row only an operator may run again.
+const NEVER: i64 = i64::MAX;
+
 fn reentrant(key: usize) -> bool {
     key == 0
 }
@@ -198,7 +201,8 @@ impl ReferenceStateMachine for Reference {
                 if let Some(row) = m.rows[key].as_mut() {
                     if row.status == Status::Running && row.stale_at < now {
                         row.status = Status::Failed;
-                        row.retry_at = None;
+                        // Reentrant: due at once; else never (an operator's).
+                        row.retry_at = (!reentrant(key)).then_some(NEVER);
                         row.swept = true;
                         n = 1;
                     }
@@ -334,7 +338,7 @@ impl StateMachineTest for Store {
                 }
             },
             Step::Sweep { key } => {
-                Expect::Swept(block_on(sut.store.sweep_stale(&job(key))).unwrap())
+                Expect::Swept(block_on(sut.store.sweep_stale(&job(key), reentrant(key))).unwrap())
             }
         };
         assert_eq!(
@@ -362,9 +366,10 @@ impl StateMachineTest for Store {
                     assert_eq!(row.runner_id, Some(format!("r{}", expected.runner)));
                     let stale_at = T0 + Duration::from_secs(expected.stale_at as u64);
                     assert_eq!(row.stale_after, Some(stale_at), "stale_after of key {k}");
-                    let retry_at = expected
-                        .retry_at
-                        .map(|s| T0 + Duration::from_secs(s as u64));
+                    let retry_at = expected.retry_at.map(|s| match s {
+                        NEVER => scheduler_core::machine::NEVER,
+                        s => T0 + Duration::from_secs(s as u64),
+                    });
                     assert_eq!(row.next_retry_at, retry_at, "next_retry_at of key {k}");
                     assert_eq!(
                         row.error_code.as_deref() == Some("stale_timeout"),

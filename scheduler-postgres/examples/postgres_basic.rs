@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     // Connects and migrates (creates sys_cron_executions if missing).
     let store = Arc::new(PgLeaseStore::connect(&url).await?);
-    let manager = Manager::new(store, ManagerOptions::default());
+    let manager = Manager::new(store, ManagerOptions::default()).expect("valid manager options");
     let tenants = Scopes::fixed(["acme", "globex", "initech"].map(|t| Scope::new("tenant", t)));
     manager.register(
         JobSpec::new("usage_rollup", tenants, |ctx: RunContext| async move {

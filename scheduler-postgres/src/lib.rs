@@ -23,7 +23,7 @@
 //!         runner_id: "billing-1".into(),
 //!         ..Default::default()
 //!     },
-//! );
+//! ).expect("valid manager options");
 //! manager.register(
 //!     JobSpec::new("rollup", Scopes::global(), |ctx| async move {
 //!         println!("rolling up {} at {}", ctx.scope(), ctx.plan_time());
@@ -618,14 +618,6 @@ struct SameLease<'a> {
     values: FinishValues<'a>,
 }
 
-/// Whether the server refused a value (SQLSTATE class 22, data exception)
-/// rather than failing as a whole.
-fn is_data_exception(e: &sqlx_core::Error) -> bool {
-    e.as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| code.starts_with("22"))
-}
-
 impl PgLeaseStore {
     /// One `finish_many` statement writing the first item of each of
     /// `chunk`'s leases. Returns the positions in `chunk` of the leases it
@@ -949,7 +941,7 @@ impl LeaseStore for PgLeaseStore {
                 // wrote nothing: finishing the chunk's items one by one, in
                 // call order, confines the failure to the items `finish`
                 // fails.
-                Err(e) if is_data_exception(&e) => {
+                Err(e) if rows::refused_value(&e) => {
                     tracing::debug!(
                         error = %e,
                         "postgres refused a value of a batch; finishing it one by one"
@@ -983,7 +975,11 @@ impl LeaseStore for PgLeaseStore {
             .collect()
     }
 
-    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError> {
         if job_name.contains('\0') {
             return Ok(0);
         }
@@ -991,6 +987,7 @@ impl LeaseStore for PgLeaseStore {
             .statement(&self.sql.sweep)
             .bind(job_name)
             .bind(machine::STALE_SWEEP_MSG)
+            .bind(machine::swept_retry_at(allow_stale_reentry))
             .execute(&self.pool)
             .await
             .map_err(backend("sweep"))?;
@@ -1051,6 +1048,7 @@ impl LeaseStore for PgLeaseStore {
                 Ok(RetryDue {
                     scope: Scope::new(get("scope_kind")?, get("scope_id")?),
                     plan_time: rows::instant(row, "plan_time")?,
+                    operator_retry: row.try_get("operator_retry").map_err(err)?,
                 })
             })
             .collect()

@@ -11,14 +11,31 @@ use sqlx_postgres::PgRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Maps a driver error of operation `op` to [`StoreError::Backend`]. The
-/// driver's messages name the server's complaint or the I/O failure, never
-/// the connection string, so no password can leak through them.
+/// Maps a driver error of operation `op` to a [`StoreError`]: a value the
+/// server refuses as such (SQLSTATE class 22, data exception, or 54,
+/// program limit exceeded, such as an index row over btree's size limit) is
+/// [`StoreError::InvalidInput`], which no retry can cure; anything else is
+/// [`StoreError::Backend`]. The driver's messages name the server's
+/// complaint or the I/O failure, never the connection string, so no
+/// password can leak through them.
 pub(crate) fn backend(op: &'static str) -> impl Fn(sqlx_core::Error) -> StoreError + Copy {
-    move |e| StoreError::Backend {
-        message: format!("postgres {op}: {e}"),
-        source: Some(Box::new(e)),
+    move |e| {
+        if refused_value(&e) {
+            return StoreError::InvalidInput(format!("postgres {op}: {e}"));
+        }
+        StoreError::Backend {
+            message: format!("postgres {op}: {e}"),
+            source: Some(Box::new(e)),
+        }
     }
+}
+
+/// Whether the server refused a value of the statement (SQLSTATE class 22
+/// or 54) rather than failing as a whole.
+pub(crate) fn refused_value(e: &sqlx_core::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code.starts_with("22") || code.starts_with("54"))
 }
 
 /// A duration as an `interval`, truncated to microseconds (PostgreSQL's

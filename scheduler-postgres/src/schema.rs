@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use scheduler_core::machine;
 use scheduler_core::StoreError;
 use sqlx_core::acquire::Acquire;
 use sqlx_core::raw_sql::raw_sql;
@@ -25,7 +26,7 @@ pub const DEFAULT_TABLE: &str = "sys_cron_executions";
 pub const MIGRATIONS_TABLE: &str = "sys_cron_schema_migrations";
 
 /// The newest schema version this code creates and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Serialises migrations of every replica (and every table) on one server:
 /// the bytes of `"schedmig"`. Held with `pg_advisory_xact_lock`, so it is
@@ -77,6 +78,7 @@ pub(crate) struct ObjectNames {
     pub idx_running_stale: String,
     pub idx_failed_recent: String,
     pub idx_finished: String,
+    pub idx_operator_retry: String,
 }
 
 impl ObjectNames {
@@ -90,6 +92,7 @@ impl ObjectNames {
                 idx_running_stale: "idx_sys_cron_exec_running_stale".into(),
                 idx_failed_recent: "idx_sys_cron_exec_failed_recent".into(),
                 idx_finished: "idx_sys_cron_exec_finished".into(),
+                idx_operator_retry: "idx_sys_cron_exec_operator_retry".into(),
             };
         }
         ObjectNames {
@@ -100,6 +103,7 @@ impl ObjectNames {
             idx_running_stale: derived_name(table, "running_stale"),
             idx_failed_recent: derived_name(table, "failed_recent"),
             idx_finished: derived_name(table, "finished"),
+            idx_operator_retry: derived_name(table, "operator_retry"),
         }
     }
 }
@@ -396,8 +400,10 @@ impl Sql {
              WHERE e.id = f.id AND e.lease_token = f.token AND e.status = f.live \
              RETURNING f.ord"
         ));
+        // `next_retry_at` is machine::swept_retry_at's, bound as $4: null
+        // for a reentrant job, "never" for one that waits for an operator.
         let sweep = text(format!(
-            "UPDATE {t} SET status = 'FAILED', finished_at = {now}, next_retry_at = NULL, \
+            "UPDATE {t} SET status = 'FAILED', finished_at = {now}, next_retry_at = $4, \
                 error_code = 'stale_timeout', error_msg = $3, updated_at = {now} \
              WHERE job_name = $2 AND status = 'RUNNING' AND stale_after < {now}"
         ));
@@ -419,16 +425,33 @@ impl Sql {
              ) e"
         ));
 
-        // Byte order ("C") for the scope tie-break, as the memory store sorts
-        // Rust strings, whatever the database's collation.
+        // machine::retry_eligible, in two branches: the job's own retries
+        // from $3 on (through the index of FAILED rows by plan time), and
+        // an operator's retries whatever their plan time (through the small
+        // index of operator_retry rows, so old history is never walked).
+        // At most $5 of each kind per scope, the oldest: a per-scope limit,
+        // so one scope's failures cannot crowd another's out. Byte order
+        // ("C") for the scope tie-break, as the memory store sorts Rust
+        // strings, whatever the database's collation.
+        let eligible = format!(
+            "job_name = $2 AND status = 'FAILED' AND attempt < max_attempts \
+             AND (next_retry_at IS NULL OR next_retry_at <= {now}) \
+             AND ($4 OR error_code IS DISTINCT FROM 'stale_timeout')"
+        );
         let retry_due = text(format!(
-            "SELECT scope_kind, scope_id, plan_time FROM {t} \
-             WHERE job_name = $2 AND status = 'FAILED' AND plan_time >= $3 \
-               AND attempt < max_attempts \
-               AND (next_retry_at IS NULL OR next_retry_at <= {now}) \
-               AND ($4 OR error_code IS DISTINCT FROM 'stale_timeout') \
-             ORDER BY plan_time, scope_kind COLLATE \"C\", scope_id COLLATE \"C\" \
-             LIMIT $5"
+            "SELECT scope_kind, scope_id, plan_time, operator_retry FROM ( \
+                SELECT scope_kind, scope_id, plan_time, operator_retry, \
+                       row_number() OVER (PARTITION BY scope_kind, scope_id, operator_retry \
+                                          ORDER BY plan_time) AS nth \
+                FROM (SELECT scope_kind, scope_id, plan_time, false AS operator_retry \
+                      FROM {t} WHERE {eligible} AND plan_time >= $3 \
+                        AND error_code IS DISTINCT FROM '{operator}' \
+                      UNION ALL \
+                      SELECT scope_kind, scope_id, plan_time, true \
+                      FROM {t} WHERE {eligible} AND error_code = '{operator}') d \
+             ) r WHERE nth <= $5 \
+             ORDER BY plan_time, scope_kind COLLATE \"C\", scope_id COLLATE \"C\", operator_retry",
+            operator = machine::OPERATOR_RETRY_CODE,
         ));
 
         // An operator's retry (machine::operator_retry, applied in Rust so
@@ -557,6 +580,18 @@ impl Sql {
         )
     }
 
+    /// Migration 2: a partial index of the rows an operator retried, so the
+    /// retry read finds them without walking the job's failures.
+    fn migration_2(&self) -> String {
+        format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON {t} (job_name) \
+             WHERE status = 'FAILED' AND error_code = '{operator}';\n",
+            name = quote(&self.names.idx_operator_retry),
+            t = self.table_display,
+            operator = machine::OPERATOR_RETRY_CODE,
+        )
+    }
+
     /// Brings the table to [`SCHEMA_VERSION`] in one transaction under the
     /// migration advisory lock, so concurrent replicas run it once.
     /// `on` is the store's pool, or a connection being opened by it (see
@@ -615,11 +650,14 @@ impl Sql {
                 known: SCHEMA_VERSION,
             });
         }
-        let steps = [(
-            1,
-            "executions table, constraints and indexes",
-            self.migration_1(),
-        )];
+        let steps = [
+            (
+                1,
+                "executions table, constraints and indexes",
+                self.migration_1(),
+            ),
+            (2, "index of operator retries", self.migration_2()),
+        ];
         for (version, description, sql) in steps {
             if version <= found {
                 continue;

@@ -19,7 +19,7 @@ use scheduler_core::machine::{self, Claim, FreshIds};
 use scheduler_core::plan::floor;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
-    PlanKey, RetryDue, Scope, ScopeSummary, StoreError, TimeControl,
+    PlanKey, Scope, ScopeSummary, StoreError, TimeControl,
 };
 use scheduler_postgres::{PgLeaseStore, TimeOffset};
 use time::OffsetDateTime;
@@ -341,10 +341,11 @@ impl Run<'_> {
         self.untouched(&before, &after, &[k]);
     }
 
-    async fn sweep(&mut self) {
+    async fn sweep(&mut self, rng: &mut Rng) {
         let before = self.rows().await;
         let t0 = self.now().await;
-        let closed = self.store.sweep_stale(&self.job).await.unwrap();
+        let reentrant = rng.below(2) == 0;
+        let closed = self.store.sweep_stale(&self.job, reentrant).await.unwrap();
         let after = self.rows().await;
         let ctx = &self.context;
         let mut changed = 0;
@@ -352,14 +353,14 @@ impl Run<'_> {
             let new = &after[k];
             if new == old {
                 assert_eq!(
-                    machine::sweep(old, t0),
+                    machine::sweep(old, t0, reentrant),
                     None,
                     "{ctx}: the rules would have swept {k:?}"
                 );
             } else {
                 changed += 1;
                 assert_eq!(
-                    machine::sweep(old, new.updated_at).as_ref(),
+                    machine::sweep(old, new.updated_at, reentrant).as_ref(),
                     Some(new),
                     "{ctx}: sweep differs"
                 );
@@ -402,18 +403,7 @@ impl Run<'_> {
             .await
             .unwrap();
         let t1 = self.now().await;
-        let expected_at = |now| {
-            let mut due: Vec<RetryDue> = rows
-                .values()
-                .filter(|r| r.retry_eligible(now, reentrant))
-                .map(|r| RetryDue {
-                    scope: r.scope.clone(),
-                    plan_time: r.plan_time,
-                })
-                .collect();
-            due.sort_by(|a, b| (a.plan_time, &a.scope).cmp(&(b.plan_time, &b.scope)));
-            due
-        };
+        let expected_at = |now| machine::retry_due(rows.values(), since, now, reentrant, 10);
         let (early, late) = (expected_at(t0), expected_at(t1));
         if early == late {
             assert_eq!(due, early, "{ctx}: retry_due");
@@ -500,7 +490,7 @@ async fn sql_transitions_match_the_pure_rules() {
                 0..=2 => run.claim(&mut rng).await,
                 3 => run.heartbeat(&mut rng).await,
                 4..=5 => run.finish(&mut rng).await,
-                6 => run.sweep().await,
+                6 => run.sweep(&mut rng).await,
                 7 => run.reads(&mut rng).await,
                 8 => run.operator_retry(&mut rng).await,
                 9 => run.finish_many(&mut rng).await,

@@ -437,8 +437,8 @@ async fn large_batches_are_cut_into_statements_of_5000() {
     t.db.drop_schema().await;
 }
 
-/// A retry time past the largest timestamp fails `finish` with a backend
-/// error; in a batch it fails that item alone.
+/// A retry time past the largest timestamp fails `finish` as invalid input
+/// (no retry can cure it); in a batch it fails that item alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_the_server_refuses_fails_only_its_item() {
     let Some(t) = twin().await else { return };
@@ -450,7 +450,8 @@ async fn a_value_the_server_refuses_fails_only_its_item() {
     );
     let ok = success(1, serde_json::json!({}));
     let err = t.store.finish(&leases[3], &far).await.unwrap_err();
-    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    assert!(!err.is_transient());
 
     let batch = vec![
         (leases[0].clone(), ok.clone()),
@@ -460,7 +461,7 @@ async fn a_value_the_server_refuses_fails_only_its_item() {
     ];
     let results = t.store.finish_many(&items(&batch)).await;
     use Kind::*;
-    assert_eq!(kinds(&results, &batch), [Ok, Backend, Ok, Ok]);
+    assert_eq!(kinds(&results, &batch), [Ok, InvalidInput, Ok, Ok]);
     for (lease, status) in leases.iter().zip([
         Status::Success,
         Status::Success,

@@ -66,6 +66,7 @@ fn manager(store: &PgLeaseStore, runner: &str) -> Manager {
             shutdown_grace: Duration::from_secs(1),
         },
     )
+    .expect("valid manager options")
 }
 
 /// Replicas: stores on pools of their own, named `<name><i>`, sharing one
@@ -197,7 +198,8 @@ async fn plans_follow_store_time_not_the_process_clock() {
             runner_id: "skewed".into(),
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     let job = |runs: &Runs| {
         counting_job("clock", vec![Scope::global()], runs).catch_up(CatchUpMode::LatestOnly)
     };

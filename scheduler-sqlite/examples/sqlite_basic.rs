@@ -15,7 +15,8 @@ use scheduler_sqlite::SqliteLeaseStore;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Arc::new(SqliteLeaseStore::open("basic.db").await?);
-    let manager = Manager::new(store.clone(), ManagerOptions::default());
+    let manager =
+        Manager::new(store.clone(), ManagerOptions::default()).expect("valid manager options");
     manager.register(
         JobSpec::new(
             "heartbeat_report",

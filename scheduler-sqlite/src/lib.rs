@@ -14,7 +14,7 @@
 //! let store = Arc::new(SqliteLeaseStore::open(dir.path().join("jobs.db")).await?);
 //! // or: SqliteLeaseStore::connect("sqlite:jobs.db"), connect("sqlite::memory:")
 //!
-//! let manager = Manager::new(store.clone(), ManagerOptions::default());
+//! let manager = Manager::new(store.clone(), ManagerOptions::default()).expect("valid manager options");
 //! manager.register(
 //!     JobSpec::new("rollup", Scopes::global(), |ctx| async move {
 //!         println!("rolling up {} at {}", ctx.scope(), ctx.plan_time());
@@ -329,9 +329,12 @@ WHERE id = :id AND lease_token = :token AND status = 'RUNNING'";
 /// Through the index of RUNNING rows, which holds only live leases however
 /// long the job's history: left to itself, the planner of a never analysed
 /// table prefers the unique index and walks the job's whole history.
+///
+/// `:next_retry_at` is `machine::swept_retry_at`'s: null for a reentrant
+/// job, "never" for one that waits for an operator.
 const SWEEP: &str = "
 UPDATE sys_cron_executions INDEXED BY idx_sys_cron_exec_running_stale
-SET status = 'FAILED', finished_at = :now, next_retry_at = NULL,
+SET status = 'FAILED', finished_at = :now, next_retry_at = :next_retry_at,
     error_code = :stale_code, error_msg = :stale_msg, updated_at = :now
 WHERE job_name = :job AND status = 'RUNNING' AND stale_after < :now";
 
@@ -349,16 +352,43 @@ JOIN sys_cron_executions AS e ON e.rowid = (
     ORDER BY x.plan_time DESC
     LIMIT 1)";
 
-/// The guards of `CLAIM_RETRY`, as a read; ordered like the memory store
-/// (plan time, then scope, in byte order).
-const RETRY_DUE: &str = "
-SELECT scope_kind, scope_id, plan_time FROM sys_cron_executions
-WHERE job_name = :job AND status = 'FAILED' AND plan_time >= :since
-    AND attempt < max_attempts
-    AND (next_retry_at IS NULL OR next_retry_at <= :now)
-    AND (:allow_stale_reentry OR error_code IS NOT :stale_code)
-ORDER BY plan_time, scope_kind, scope_id
-LIMIT :limit";
+/// The guards of `CLAIM_RETRY`, as a read, in two branches: the job's own
+/// retries from `:since` on (through the index of FAILED rows by plan
+/// time), and an operator's retries whatever their plan time (through the
+/// small index of `operator_retry` rows, so old history is never walked).
+/// At most `:limit` of each kind per scope, the oldest: a per-scope limit,
+/// so one scope's failures cannot crowd another's out. Ordered like the
+/// memory store (plan time, then scope, in byte order).
+///
+/// The code `operator_retry` (`machine::OPERATOR_RETRY_CODE`) is spelled
+/// out, not bound: SQLite uses a partial index only when the query's terms
+/// match the index's `WHERE` literally.
+macro_rules! retry_eligible {
+    () => {
+        "job_name = :job AND status = 'FAILED' AND attempt < max_attempts
+        AND (next_retry_at IS NULL OR next_retry_at <= :now)
+        AND (:allow_stale_reentry OR error_code IS NOT :stale_code)"
+    };
+}
+const RETRY_DUE: &str = concat!(
+    "SELECT scope_kind, scope_id, plan_time, operator_retry FROM (
+    SELECT scope_kind, scope_id, plan_time, operator_retry,
+        row_number() OVER (PARTITION BY scope_kind, scope_id, operator_retry
+                           ORDER BY plan_time) AS nth
+    FROM (SELECT scope_kind, scope_id, plan_time, 0 AS operator_retry
+          FROM sys_cron_executions INDEXED BY idx_sys_cron_exec_failed_recent
+          WHERE ",
+    retry_eligible!(),
+    " AND plan_time >= :since AND error_code IS NOT 'operator_retry'
+          UNION ALL
+          SELECT scope_kind, scope_id, plan_time, 1
+          FROM sys_cron_executions INDEXED BY idx_sys_cron_exec_operator_retry
+          WHERE ",
+    retry_eligible!(),
+    " AND error_code = 'operator_retry'))
+WHERE nth <= :limit
+ORDER BY plan_time, scope_kind, scope_id, operator_retry"
+);
 
 const GET: &str = concat!(
     "SELECT ",
@@ -798,12 +828,18 @@ impl LeaseStore for SqliteLeaseStore {
         }
     }
 
-    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError> {
         let job = job_name.to_owned();
+        let next_retry_at = machine::swept_retry_at(allow_stale_reentry).map(micros);
         self.write(move |tx, now| {
             let closed = tx.prepare_cached(SWEEP)?.execute(named_params! {
                 ":job": job,
                 ":now": micros(now),
+                ":next_retry_at": next_retry_at,
                 ":stale_code": ErrorCode::StaleTimeout.as_str(),
                 ":stale_msg": machine::STALE_SWEEP_MSG,
             })?;
@@ -865,12 +901,17 @@ impl LeaseStore for SqliteLeaseStore {
                 },
                 |row| {
                     let plan_us: i64 = row.get(2)?;
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, plan_us))
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        plan_us,
+                        row.get::<_, bool>(3)?,
+                    ))
                 },
             )?;
             let mut due = Vec::new();
             for row in rows {
-                let (kind, id, plan_us) = row?;
+                let (kind, id, plan_us, operator_retry) = row?;
                 let plan_time = instant(plan_us).ok_or_else(|| {
                     StoreError::backend_msg(format!(
                         "stored plan time {plan_us} µs is out of range"
@@ -879,6 +920,7 @@ impl LeaseStore for SqliteLeaseStore {
                 due.push(RetryDue {
                     scope: Scope::new(kind, id),
                     plan_time,
+                    operator_retry,
                 });
             }
             Ok(due)

@@ -57,14 +57,28 @@ CREATE INDEX IF NOT EXISTS idx_sys_cron_exec_finished
     ON sys_cron_executions (finished_at) WHERE status IN ('SUCCESS', 'FAILED');
 ";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create sys_cron_executions",
-    sql: V1,
-}];
+/// Version 2: a partial index of the rows an operator retried, so the retry
+/// read finds them without walking the job's failures.
+const V2: &str = "
+CREATE INDEX IF NOT EXISTS idx_sys_cron_exec_operator_retry
+    ON sys_cron_executions (job_name) WHERE status = 'FAILED' AND error_code = 'operator_retry';
+";
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create sys_cron_executions",
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        description: "index of operator retries",
+        sql: V2,
+    },
+];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const LEDGER: &str = "
 CREATE TABLE IF NOT EXISTS sys_cron_schema_migrations (
@@ -158,7 +172,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(ledger, vec![(1, 1)]);
+        assert_eq!(ledger, vec![(1, 1), (2, 1)]);
         let indexes: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'sys_cron_executions' \
@@ -174,6 +188,7 @@ mod tests {
             [
                 "idx_sys_cron_exec_failed_recent",
                 "idx_sys_cron_exec_finished",
+                "idx_sys_cron_exec_operator_retry",
                 "idx_sys_cron_exec_running_stale"
             ]
         );

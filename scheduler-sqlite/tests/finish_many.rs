@@ -109,7 +109,11 @@ async fn mixed_batch(store: &dyn LeaseStore, clock: &ManualClock) -> Vec<(Lease,
         .expect("a live lease finishes");
     // A sweep closes every stale lease of the job: claim the one to keep
     // stale after it, under another job.
-    assert_eq!(store.sweep_stale(JOB).await.unwrap(), 2, "short-1 and -2");
+    assert_eq!(
+        store.sweep_stale(JOB, true).await.unwrap(),
+        2,
+        "short-1 and -2"
+    );
     let swept = short[1].clone();
     let stale_other = store
         .claim(&ClaimRequest {

@@ -82,8 +82,15 @@ impl LeaseStore for Watched {
     async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
         self.seen("finish", self.store.finish(lease, finish).await)
     }
-    async fn sweep_stale(&self, job_name: &str) -> Result<u64, StoreError> {
-        self.seen("sweep_stale", self.store.sweep_stale(job_name).await)
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError> {
+        self.seen(
+            "sweep_stale",
+            self.store.sweep_stale(job_name, allow_stale_reentry).await,
+        )
     }
     async fn latest_executions(
         &self,
@@ -171,7 +178,7 @@ async fn fanout_child(db: &Path) {
         shutdown_grace: Duration::from_secs(10),
         ..Default::default()
     };
-    let manager = Manager::new(store.clone(), options);
+    let manager = Manager::new(store.clone(), options).expect("valid manager options");
     let job = JobSpec::new(FANOUT_JOB, Scopes::fixed(fanout_scopes()), move |ctx| {
         let ledger = ledger.clone();
         async move {
@@ -355,7 +362,8 @@ async fn victim_child(db: &Path) {
             runner_id: "victim".into(),
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     manager.register(takeover_job(true)).unwrap();
     manager.run_once().await;
     unreachable!("the handlers never return");
@@ -456,7 +464,8 @@ async fn a_killed_process_leases_are_taken_over_after_stale_timeout() {
             runner_id: "rescuer-manager".into(),
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     manager.register(takeover_job(false)).unwrap();
     let report = manager.run_once().await;
     assert_eq!(

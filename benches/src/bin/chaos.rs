@@ -469,7 +469,8 @@ async fn replica(db: Db, id: usize) {
             tick_interval: Duration::from_secs(1),
             ..Default::default()
         },
-    );
+    )
+    .expect("valid manager options");
     for (name, scopes, cadence, reentrant) in JOBS {
         let conn = conn.clone();
         let scopes = Scopes::fixed((0..scopes).map(|i| Scope::new("tenant", format!("t{i}"))));

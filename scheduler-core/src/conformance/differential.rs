@@ -131,8 +131,12 @@ pub enum Op {
         /// `(lease, retry_secs)` per item; a lease may repeat.
         items: Vec<(usize, Option<u64>)>,
     },
-    /// A sweep of the job's stale leases.
-    Sweep,
+    /// A sweep of the job's stale leases, for a job that allows stale
+    /// re-entry or not (which decides the swept rows' `next_retry_at`).
+    Sweep {
+        /// The job's `allow_stale_reentry`.
+        reentrant: bool,
+    },
     /// An operator's retry of the row a lease was for (which may since have
     /// finished, been stolen, or been pruned).
     OperatorRetry {
@@ -214,7 +218,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         2 => (lease(), retry()).prop_map(|(lease, retry_secs)| Op::Fail { lease, retry_secs }),
         1 => prop::collection::vec((lease(), prop::option::of(retry())), 0..6)
             .prop_map(|items| Op::FinishMany { items }),
-        1 => Just(Op::Sweep),
+        1 => any::<bool>().prop_map(|reentrant| Op::Sweep { reentrant }),
         1 => lease().prop_map(|lease| Op::OperatorRetry { lease }),
         1 => (
             prop_oneof![Just(0u64), Just(30), Just(120)],
@@ -483,9 +487,9 @@ impl Side {
                         .collect(),
                 )
             }
-            Op::Sweep => Seen::Swept(
+            Op::Sweep { reentrant } => Seen::Swept(
                 self.store
-                    .sweep_stale(JOB)
+                    .sweep_stale(JOB, *reentrant)
                     .await
                     .unwrap_or_else(|e| panic!("{name}: sweep failed: {e}")),
             ),
@@ -878,7 +882,7 @@ pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
             vec![
                 Op::claim(&[(0, 0)], 1, 60),
                 Op::Advance { secs: 60 },
-                Op::Sweep,
+                Op::Sweep { reentrant: true },
             ],
         ),
         // A prune cutoff half a microsecond after a row's `finished_at` keeps it
@@ -903,7 +907,7 @@ pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
                 Op::claim(&[(0, 0), (0, 1)], 1, 30),
                 Op::claim(&[(0, 0)], 1, 30),
                 Op::Advance { secs: 60 },
-                Op::Sweep,
+                Op::Sweep { reentrant: true },
                 Op::Prune {
                     back_secs: 0,
                     sub_micro: true,
@@ -1017,7 +1021,7 @@ mod tests {
 
     #[test]
     fn a_difference_names_the_operation_the_stores_and_both_values() {
-        let ops = [Op::Sweep, Op::Advance { secs: 1 }];
+        let ops = [Op::Sweep { reentrant: false }, Op::Advance { secs: 1 }];
         let panicked = std::panic::catch_unwind(|| {
             same(
                 ops.as_slice(),
@@ -1034,7 +1038,7 @@ mod tests {
             "the outcome of b differs from a's",
             "a: 1",
             "b: 2",
-            "#0 Sweep",
+            "#0 Sweep { reentrant: false }",
         ] {
             assert!(message.contains(needle), "{needle:?} in {message}");
         }
