@@ -48,7 +48,9 @@ enum Command {
         /// How many replicas (managers) to run.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
         replicas: u16,
-        /// How long to run, e.g. 20s or 1m.
+        /// How long to run, e.g. 20s or 1m. A run that ends before the
+        /// crashed replica's lease is taken over (about 5s in) goes on,
+        /// a few seconds at most, until it is, so the check can hold.
         #[arg(long, default_value = "20s", value_parser = parse_duration)]
         duration: Duration,
     },
