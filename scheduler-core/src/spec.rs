@@ -1,4 +1,5 @@
-//! Job specifications (SPEC §6): what a job is, its options, and validation.
+//! Job specifications (the contract, `docs/contract.md` §6): what a job is,
+//! its options, and validation.
 
 use std::fmt;
 use std::future::Future;
@@ -381,7 +382,8 @@ impl JobSpec {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// Checks the rules of SPEC §6. The error names the job and the field.
+    /// Checks the rules of `docs/contract.md` §6. The error names the job and
+    /// the field.
     ///
     /// # Errors
     /// A [`SpecError`] for the first rule broken.
