@@ -7,8 +7,10 @@
 //!
 //! PostgreSQL figures need `DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each measurement uses a
-//! schema of its own. The ceiling comes from `shared/bench/pg-ceiling.sh`
-//! (path overridable with `PG_CEILING`), run in the same process tree.
+//! schema of its own. The ceiling comes from `benches/ceiling/pg-ceiling.sh`
+//! (pgbench on the seed's table, in a scratch database it drops again; path
+//! overridable with `PG_CEILING`), run in the same process tree. "The seed"
+//! is the Go scheduler this design was ported from (`docs/contract.md` §1).
 //!
 //! Measured:
 //! 1. fan-out: one job with 10,000 due scopes and a no-op handler, 1 and 3
@@ -206,12 +208,13 @@ async fn seed_path(backend: Backend, plans: usize) -> f64 {
     plans as f64 / started.elapsed().as_secs_f64()
 }
 
-/// 3. ceiling: `pg-ceiling.sh`, parsed into `(shape, clients) -> plans/s`.
+/// 3. ceiling: `benches/ceiling/pg-ceiling.sh` (or `$PG_CEILING`), parsed
+///    into `(shape, clients) -> plans/s`; empty when it cannot run.
 fn ceiling(seconds: u32) -> BTreeMap<(String, u32), f64> {
     let script = std::env::var("PG_CEILING")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/pg-ceiling.sh")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ceiling/pg-ceiling.sh")
         });
     let out = Command::new("bash")
         .arg(&script)

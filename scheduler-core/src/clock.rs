@@ -28,8 +28,8 @@ pub trait TimeControl: Send + Sync {
 }
 
 /// Truncates an instant to microseconds and converts it to UTC: the precision
-/// every store keeps (SPEC §3), applied before anything is planned, stored or
-/// compared.
+/// every store keeps (the contract, `docs/contract.md` §3), applied before
+/// anything is planned, stored or compared.
 pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
     let t = t.to_offset(time::UtcOffset::UTC);
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)

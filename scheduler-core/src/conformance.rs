@@ -1,6 +1,7 @@
-//! The shared conformance suite: one `pub async fn` per guarantee of SPEC §4,
-//! which every [`LeaseStore`] implementation runs against itself, in the
-//! manner of object_store's `integration` module.
+//! The shared conformance suite: one `pub async fn` per guarantee of the
+//! lease state machine (the contract, `docs/contract.md` §4), which every
+//! [`LeaseStore`] implementation runs against itself, in the manner of
+//! object_store's `integration` module.
 //!
 //! Each function takes a [`Harness`]: the store and a way to move its store
 //! time forward. Capability differences between stores are parameters (e.g.

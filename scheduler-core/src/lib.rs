@@ -34,10 +34,27 @@
 //! # }
 //! ```
 //!
-//! The modules follow SPEC.md: [`plan`] (which plan times a tick attempts),
-//! [`machine`] (the lease state machine as pure functions), [`spec`] (job
-//! specifications), [`store`] (the execution record and the store trait),
-//! [`manager`] (ticking, running, heartbeats, shutdown) and [`clock`].
+//! # The contract
+//!
+//! What the scheduler promises (the execution record, the lease state
+//! machine, planning, job options, the manager) is written down in the
+//! repository's `docs/contract.md`; the docs here cite it by section, e.g.
+//! "`docs/contract.md` §4". The modules follow it: [`store`] (§3, the
+//! execution record and the store trait), [`machine`] (§4, the lease state
+//! machine as pure functions), [`plan`] (§5, which plan times a tick
+//! attempts), [`spec`] (§6, job specifications), [`manager`] (§7, ticking,
+//! running, heartbeats, shutdown) and [`clock`].
+//!
+//! # The seed
+//!
+//! "The seed", wherever these docs say it, is the Go scheduler this design
+//! was ported from: a package that drives periodic jobs through the one
+//! PostgreSQL table `sys_cron_executions`. Its replicas may share that table
+//! with ours: the table, its columns, its constraint and index names, and
+//! the plan-time grid (multiples of the cadence counted from
+//! 0001-01-01T00:00:00Z) are the same. Where this crate behaves differently
+//! on purpose, the docs say so; `docs/contract.md` §1 describes the seed and
+//! §8 lists every departure.
 #![warn(missing_docs)]
 
 pub mod clock;

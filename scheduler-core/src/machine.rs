@@ -1,4 +1,5 @@
-//! The lease state machine of SPEC §4 as pure functions over a row value.
+//! The lease state machine of the contract (`docs/contract.md` §4) as pure
+//! functions over a row value.
 //!
 //! Each function decides one transition from the row as it is and store time
 //! `now`, and returns the new row (or why nothing changes). The memory store
@@ -19,10 +20,11 @@ use crate::store::{
     PlanKey, RetryDue, Status,
 };
 
-/// The longest `error_msg` stored, in bytes (SPEC §7).
+/// The longest `error_msg` stored, in bytes (`docs/contract.md` §7).
 pub const MAX_ERROR_MSG_BYTES: usize = 4000;
 
-/// The largest `result` stored, in bytes of its JSON encoding (SPEC §7).
+/// The largest `result` stored, in bytes of its JSON encoding
+/// (`docs/contract.md` §7).
 pub const MAX_RESULT_BYTES: usize = 16 * 1024;
 
 /// The `error_msg` a sweep writes on the rows it closes.
@@ -47,7 +49,7 @@ pub const RESULT_TOO_LARGE_KEY: &str = "result_too_large_bytes";
 /// operator's [`operator_retry`] replaces it with the time of the repair.
 pub const NEVER: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999999 UTC);
 
-/// Whether a FAILED row may be claimed again now (SPEC §4, claim retry).
+/// Whether a FAILED row may be claimed again now (`docs/contract.md` §4, claim retry).
 ///
 /// It must be FAILED with attempts left and its retry due (`next_retry_at`
 /// null or not after `now`); and a row the sweep closed (`stale_timeout`)
@@ -68,7 +70,8 @@ pub fn retry_eligible(
         && (allow_stale_reentry || error_code != Some(ErrorCode::StaleTimeout.as_str()))
 }
 
-/// Whether a RUNNING row's lease may be taken over now (SPEC §4, claim steal).
+/// Whether a RUNNING row's lease may be taken over now (`docs/contract.md` §4,
+/// claim steal).
 pub fn steal_eligible(row: &Execution, now: OffsetDateTime, allow_stale_reentry: bool) -> bool {
     row.status == Status::Running
         && allow_stale_reentry
@@ -196,7 +199,8 @@ impl Claim {
     }
 }
 
-/// Decides a claim of `key` given the row stored for it (SPEC §4).
+/// Decides a claim of `key` given the row stored for it (the claim rows of
+/// `docs/contract.md` §4).
 pub fn claim(
     existing: Option<&Execution>,
     request: &ClaimRequest<'_>,

@@ -1,10 +1,11 @@
-//! The manager (SPEC §7): ticks, claims within free capacity, runs handlers
-//! concurrently with leases kept alive, and writes terminal states.
+//! The manager (the contract, `docs/contract.md` §7): ticks, claims within
+//! free capacity, runs handlers concurrently with leases kept alive, and
+//! writes terminal states.
 //!
 //! One manager runs per replica. It needs nothing but a [`LeaseStore`]: all
 //! coordination with other replicas goes through the store's claims.
 //!
-//! Decisions this module makes where SPEC.md is silent:
+//! Decisions this module makes where the contract is silent:
 //! - Planning and leases use store time only; the process clock is used for
 //!   nothing but sleeping (tokio's clock, so tests can pause it).
 //! - A `(job, scope)` that still has an execution in flight in this process is
@@ -579,7 +580,8 @@ impl Manager {
     ///
     /// # Errors
     /// A [`SpecError`] naming the job and field when the spec breaks a rule
-    /// of SPEC §6, or when a job of that name is already registered.
+    /// of `docs/contract.md` §6, or when a job of that name is already
+    /// registered.
     pub fn register(&self, job: JobSpec) -> Result<(), SpecError> {
         job.validate()?;
         let mut jobs = self.inner.jobs.write().expect("jobs lock");

@@ -1,4 +1,5 @@
-//! Which plan times a tick attempts (SPEC §5). Pure: no I/O, no clock.
+//! Which plan times a tick attempts (the contract, `docs/contract.md` §5).
+//! Pure: no I/O, no clock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -224,7 +225,7 @@ pub fn oldest_allowed(
 /// and still runs at start, as it always has.
 pub const FIRST_RUN_GRACE: Duration = Duration::from_secs(60);
 
-/// The plan times to attempt for one scope (SPEC §5).
+/// The plan times to attempt for one scope (`docs/contract.md` §5).
 ///
 /// `after` is the newest plan time known to exist for the scope (its latest
 /// execution, whatever its state): the cursor starts at the next plan time.

@@ -1,4 +1,5 @@
-//! Job specifications (SPEC §6): what a job is, its options, and validation.
+//! Job specifications (the contract, `docs/contract.md` §6): what a job is,
+//! its options, and validation.
 
 use std::fmt;
 use std::future::Future;
@@ -319,7 +320,10 @@ impl JobSpec {
     /// How far back `every_plan` replays missed plans; zero means only the
     /// latest bucket. For a cron schedule with `latest_only`, a non-zero
     /// window also keeps an occurrence older than the window from firing
-    /// (e.g. Friday's 09:00 run when the service starts on Sunday).
+    /// after an outage (e.g. Friday's 09:00 run when the service comes back
+    /// on Sunday). A scope with no history never starts with an occurrence
+    /// older than [`FIRST_RUN_GRACE`](crate::plan::FIRST_RUN_GRACE),
+    /// whatever the window.
     pub fn catch_up_window(mut self, window: Duration) -> Self {
         self.catch_up_window = window;
         self
@@ -427,7 +431,8 @@ impl JobSpec {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// Checks the rules of SPEC §6. The error names the job and the field.
+    /// Checks the rules of `docs/contract.md` §6. The error names the job and
+    /// the field.
     ///
     /// # Errors
     /// A [`SpecError`] for the first rule broken.

@@ -1,5 +1,5 @@
-//! The execution record (SPEC §3) and the [`LeaseStore`] trait every backend
-//! implements.
+//! The execution record (the contract, `docs/contract.md` §3) and the
+//! [`LeaseStore`] trait every backend implements.
 //!
 //! A store is the only coordinator between replicas: every method is one
 //! atomic statement or transaction, decided from the row as it is at that
@@ -58,7 +58,8 @@ impl fmt::Display for Status {
     }
 }
 
-/// Why an execution failed, as stored in `error_code` (SPEC §7).
+/// Why an execution failed, as stored in `error_code` (see
+/// `docs/contract.md` §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// The handler returned an error.
@@ -205,7 +206,7 @@ pub struct PlanKey {
     pub plan_time: OffsetDateTime,
 }
 
-/// A batch claim for one job (SPEC §4, the claim rows).
+/// A batch claim for one job (`docs/contract.md` §4, the claim rows).
 #[derive(Debug, Clone)]
 pub struct ClaimRequest<'a> {
     /// The job.
@@ -273,7 +274,8 @@ impl ClaimOutcome {
     }
 }
 
-/// What planning knows of a scope's latest execution (SPEC §5 inputs).
+/// What planning knows of a scope's latest execution (the inputs of
+/// `docs/contract.md` §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LatestExecution {
     /// The newest plan time stored for the scope.
@@ -336,8 +338,8 @@ pub enum FinishOutcome {
 
 impl Finish {
     /// A successful run. An oversized result is replaced by a small marker
-    /// (SPEC §7): the handler's effects already happened, so the row must
-    /// still become SUCCESS.
+    /// (`docs/contract.md` §7): the handler's effects already happened, so
+    /// the row must still become SUCCESS.
     pub fn success(duration: Duration, rows_affected: i64, result: Map<String, Value>) -> Self {
         Finish {
             outcome: FinishOutcome::Success {
@@ -586,7 +588,7 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// crowd every other scope's retries out of the answer, and a retry the
     /// job's catch-up rules would run could then wait forever. This is what
     /// keeps retries of older plans from being stranded once a newer plan
-    /// ran (SPEC §5).
+    /// ran (`docs/contract.md` §5).
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.

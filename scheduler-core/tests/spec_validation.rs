@@ -1,8 +1,8 @@
 //! Registration over random job specs: a spec is accepted exactly when it
-//! breaks no rule of SPEC §6 (plus this library's own: NUL characters, a
-//! cron expression that does not parse, `spread >= cadence`), and a refusal
-//! names the job and one of the fields actually at fault. A refused spec
-//! changes nothing: the manager's jobs are as before.
+//! breaks no rule of `docs/contract.md` §6 (including this library's own:
+//! NUL characters, a cron expression that does not parse, `spread >=
+//! cadence`), and a refusal names the job and one of the fields actually at
+//! fault. A refused spec changes nothing: the manager's jobs are as before.
 //!
 //! The oracle below lists every rule as a predicate on the generated
 //! *inputs*, independently of how `JobSpec::validate` is written.

@@ -1,5 +1,6 @@
-//! Manager behaviour (SPEC §7 and §8) on the memory store, with store time
-//! injected (a manual clock, or a clock that follows tokio's paused time).
+//! Manager behaviour (`docs/contract.md` §7 and §8) on the memory store, with
+//! store time injected (a manual clock, or a clock that follows tokio's
+//! paused time).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! A [`LeaseStore`] on PostgreSQL (via sqlx): the store a fleet of replicas
 //! coordinates through, on the seed's own `sys_cron_executions` table, so
-//! Rust and Go replicas can share it during a migration.
+//! Rust and Go replicas can share it during a migration. (The seed is the Go
+//! scheduler this design was ported from; the contract, `docs/contract.md`
+//! §1, says what the two share and §8 how they differ.)
 //!
 //! ```no_run
 //! use std::sync::Arc;

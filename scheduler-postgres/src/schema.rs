@@ -370,9 +370,9 @@ impl Sql {
         // would then pick one of the joined rows unpredictably); the caller
         // sees to it.
         //
-        // The planner trap again (SPEC §10): the leases were claimed moments
-        // ago, so the statistics may still say that hardly any row is
-        // RUNNING. As a restriction on `e`, `status = 'RUNNING'` then makes
+        // The planner trap again (docs/contract.md §10): the leases were
+        // claimed moments ago, so the statistics may still say that hardly
+        // any row is RUNNING. As a restriction on `e`, `status = 'RUNNING'` then makes
         // the RUNNING rows look like one, and the plan walks them once,
         // reading all the arrays again for each (seen: 17 s for 5,000 leases
         // among 10,000 RUNNING rows). So the guard compares with `f.live`, a
@@ -408,9 +408,10 @@ impl Sql {
              WHERE job_name = $2 AND status = 'RUNNING' AND stale_after < {now}"
         ));
 
-        // SPEC §10's planner trap: this shape (unnest of the client's arrays,
-        // a LIMIT 1 lateral probe of the unique index per scope) stays fast
-        // on a freshly filled table that has no statistics yet.
+        // The planner trap of docs/contract.md §10: this shape (unnest of the
+        // client's arrays, a LIMIT 1 lateral probe of the unique index per
+        // scope) stays fast on a freshly filled table that has no statistics
+        // yet.
         let latest = text(format!(
             "SELECT k.ord, e.plan_time, e.status, e.attempt, e.max_attempts, e.next_retry_at, \
                     e.error_code \

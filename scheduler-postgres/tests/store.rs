@@ -223,18 +223,6 @@ async fn create_seed_table(db: &TestDb) {
     tx.commit().await.unwrap();
 }
 
-#[test]
-fn the_seed_fixture_is_the_shared_seed_migration() {
-    let shared = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/bench/executions.sql"
-    );
-    match std::fs::read_to_string(shared) {
-        Ok(text) => assert_eq!(text, SEED_SQL, "tests/fixtures is out of date"),
-        Err(e) => eprintln!("note: {shared} not readable ({e}); using the fixture as is"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
     let Some(db) = test_db().await else { return };

@@ -67,12 +67,13 @@
 //! - **Store time** is the host clock (or the injected [`Clock`]), in
 //!   microseconds, read after the write lock is taken and passed to the
 //!   statements as a parameter.
-//! - **Schema.** The table of SPEC §3 with the seed's column, constraint and
-//!   index names; instants are INTEGER microseconds since the Unix epoch,
-//!   UUIDs hyphenated lowercase TEXT, `result` JSON TEXT. Versioned
-//!   migrations are embedded and run on open (and by
-//!   [`SqliteLeaseStore::migrate`]); a database migrated by a newer version
-//!   is refused with [`StoreError::SchemaTooNew`].
+//! - **Schema.** The table of the contract (`docs/contract.md` §3) with the
+//!   seed's column, constraint and index names (the seed: the Go scheduler
+//!   this design was ported from, §1 there); instants are INTEGER
+//!   microseconds since the Unix epoch, UUIDs hyphenated lowercase TEXT,
+//!   `result` JSON TEXT. Versioned migrations are embedded and run on open
+//!   (and by [`SqliteLeaseStore::migrate`]); a database migrated by a newer
+//!   version is refused with [`StoreError::SchemaTooNew`].
 //! - **Bad input.** A file that is not a database, a corrupt one, a missing
 //!   or read-only directory, or a file another program keeps locked gives a
 //!   [`StoreError::Backend`] whose message says which, at open or at the
@@ -271,9 +272,9 @@ VALUES (
     :runner, :token, :now, :stale_after, :now, '{}', :now, :now)
 ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO NOTHING";
 
-/// The effect shared by a retry and a steal (SPEC §4, `machine::claim`):
-/// back to RUNNING with attempt + 1, a new token and runner, lease instants
-/// reset, and the previous attempt's outcome cleared.
+/// The effect shared by a retry and a steal (`docs/contract.md` §4,
+/// `machine::claim`): back to RUNNING with attempt + 1, a new token and
+/// runner, lease instants reset, and the previous attempt's outcome cleared.
 macro_rules! reclaim {
     ($guard:literal) => {
         concat!(
@@ -1114,7 +1115,8 @@ mod tests {
         steps.join("; ")
     }
 
-    /// SPEC §10's trap: plans must hold on a fresh, never analysed table.
+    /// The planner trap of `docs/contract.md` §10: plans must hold on a
+    /// fresh, never analysed table.
     #[test]
     fn every_statement_uses_an_index_on_a_fresh_table() {
         let mut conn = Connection::open_in_memory().unwrap();

@@ -1,4 +1,5 @@
-//! The embedded, versioned migrations (SPEC §3 in SQLite's types).
+//! The embedded, versioned migrations (the table of `docs/contract.md` §3 in
+//! SQLite's types).
 //!
 //! Applied versions are recorded in `sys_cron_schema_migrations`, not in
 //! `PRAGMA user_version`: the scheduler's table often lives in an
