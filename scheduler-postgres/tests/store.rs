@@ -791,3 +791,55 @@ async fn scope_summaries_classify_rows_other_writers_leave() {
     drop(store);
     db.drop_schema().await;
 }
+
+/// Whether the seed's retry branch would pick the row up at `at` (an
+/// expression): FAILED with an attempt left and `next_retry_at` NULL or
+/// past, whatever `error_code` says.
+async fn seed_would_retry(store: &PgLeaseStore, id: uuid::Uuid, at: &str) -> bool {
+    query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) = 1 FROM {} WHERE id = $1 AND status = 'FAILED' \
+         AND attempt < max_attempts AND (next_retry_at IS NULL OR next_retry_at <= {at})",
+        store.qualified_table()
+    )))
+    .bind(id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+/// A mixed fleet: a non-reentrant job's lease that our sweep closed stays
+/// out of the seed's retry branch (even a century later) until an
+/// operator's retry; a reentrant job's swept lease is due at once for
+/// both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_retry_branch_leaves_our_swept_non_reentrant_rows_alone() {
+    let Some(db) = test_db().await else { return };
+    let offset = TimeOffset::new();
+    let store = db.store("mixed").await.with_time_offset(offset.clone());
+    let mut swept = Vec::new();
+    for reentrant in [false, true] {
+        let job = format!("mixed_{reentrant}");
+        let key = [key_now(&store, Scope::global()).await];
+        let mut req = request(&job, "dead-go-or-rust-replica", &key);
+        req.allow_stale_reentry = reentrant;
+        let lease = store.claim(&req).await.unwrap()[0]
+            .lease()
+            .cloned()
+            .unwrap();
+        swept.push((job, reentrant, lease.id));
+    }
+    offset.advance(STALE + Duration::from_secs(1));
+    for (job, reentrant, _) in &swept {
+        assert_eq!(store.sweep_stale(job, *reentrant).await.unwrap(), 1);
+    }
+    let later = "now() + interval '100 years'";
+    let [(_, _, non_reentrant), (_, _, reentrant)] = swept.as_slice() else {
+        unreachable!()
+    };
+    assert!(!seed_would_retry(&store, *non_reentrant, later).await);
+    assert!(seed_would_retry(&store, *reentrant, "now()").await);
+    store.retry_execution(*non_reentrant).await.unwrap();
+    assert!(seed_would_retry(&store, *non_reentrant, "now() + interval '1 hour'").await);
+    drop(store);
+    db.drop_schema().await;
+}
