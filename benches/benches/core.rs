@@ -68,7 +68,7 @@ fn lease_machine(c: &mut Criterion) {
         b.iter(|| machine::claim(None, &request, black_box(&key), now, ids))
     });
     let row = machine::claim(None, &request, &key, now, ids)
-        .row()
+        .get()
         .unwrap()
         .clone();
     c.bench_function("claim conflict", |b| {

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use scheduler_core::store::CountingStore;
 use scheduler_core::{
-    ClaimRequest, ExecutionFilter, Finish, JobOutput, JobSpec, LeaseStore, Manager, ManagerOptions,
-    PlanKey, RunContext, Scope, Scopes, Status,
+    ClaimRequest, ExecutionAudit, ExecutionFilter, Finish, JobOutput, JobSpec, LeaseStoreExt,
+    Manager, ManagerOptions, PlanKey, RunContext, Scope, Scopes, Status,
 };
 use scheduler_memory::MemoryLeaseStore;
 use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
@@ -72,14 +72,14 @@ fn pg_url() -> String {
 /// Fresh, empty stores for one measurement: `n` handles on one database
 /// (separate connections for SQLite and PostgreSQL, as replicas have).
 struct Stores {
-    handles: Vec<Arc<dyn LeaseStore>>,
+    handles: Vec<Arc<dyn ExecutionAudit>>,
     _dir: Option<tempfile::TempDir>,
 }
 
 async fn stores(backend: Backend, n: usize) -> Stores {
     match backend {
         Backend::Memory => {
-            let store: Arc<dyn LeaseStore> = Arc::new(MemoryLeaseStore::new());
+            let store: Arc<dyn ExecutionAudit> = Arc::new(MemoryLeaseStore::new());
             Stores {
                 handles: vec![store; n],
                 _dir: None,
@@ -88,7 +88,7 @@ async fn stores(backend: Backend, n: usize) -> Stores {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let path = dir.path().join("bench.db");
-            let mut handles: Vec<Arc<dyn LeaseStore>> = Vec::new();
+            let mut handles: Vec<Arc<dyn ExecutionAudit>> = Vec::new();
             for _ in 0..n {
                 handles.push(Arc::new(
                     SqliteLeaseStore::open(&path).await.expect("sqlite"),
@@ -101,7 +101,7 @@ async fn stores(backend: Backend, n: usize) -> Stores {
         }
         Backend::Postgres => {
             let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let mut handles: Vec<Arc<dyn LeaseStore>> = Vec::new();
+            let mut handles: Vec<Arc<dyn ExecutionAudit>> = Vec::new();
             for i in 0..n {
                 let options = PgStoreOptions::new()
                     .schema(&schema)
@@ -331,7 +331,7 @@ fn memory_in_child() -> Option<f64> {
 async fn memory_child() {
     const SCOPES: usize = 100_000;
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn LeaseStore> = Arc::new(
+    let store: Arc<dyn ExecutionAudit> = Arc::new(
         SqliteLeaseStore::open(dir.path().join("m.db"))
             .await
             .unwrap(),

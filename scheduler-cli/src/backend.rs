@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use scheduler_core::{LeaseStore, StoreError};
+use scheduler_core::{ExecutionAudit, StoreError};
 use scheduler_memory::MemoryLeaseStore;
 use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
 use scheduler_sqlite::SqliteLeaseStore;
@@ -108,7 +108,7 @@ fn explain(url: &DatabaseUrl, e: StoreError) -> String {
 ///
 /// # Errors
 /// A one-line, password-free message.
-pub async fn open(url: &DatabaseUrl, create: bool) -> Result<Arc<dyn LeaseStore>, String> {
+pub async fn open(url: &DatabaseUrl, create: bool) -> Result<Arc<dyn ExecutionAudit>, String> {
     match url.kind {
         Kind::Memory if create => Ok(Arc::new(MemoryLeaseStore::new())),
         Kind::Memory => Err(

@@ -154,7 +154,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-async fn open(url: &DatabaseUrl) -> Result<Arc<dyn scheduler_core::LeaseStore>, String> {
+async fn open(url: &DatabaseUrl) -> Result<Arc<dyn scheduler_core::ExecutionAudit>, String> {
     backend::open(url, false).await
 }
 

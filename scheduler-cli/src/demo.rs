@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scheduler_core::{
-    BoxError, CatchUpMode, ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager,
+    BoxError, CatchUpMode, ExecutionAudit, ExecutionFilter, JobOutput, JobSpec, Manager,
     ManagerOptions, RunContext, Scope, Scopes, Status, StoreError, TickReport,
 };
 use serde_json::json;
@@ -201,7 +201,7 @@ fn quiet_simulated_panics() {
 /// Runs the demo for `duration` with `replicas` managers on `store`;
 /// `counts` are kept by the [`ProgressLayer`] the caller installed.
 pub async fn run(
-    store: Arc<dyn LeaseStore>,
+    store: Arc<dyn ExecutionAudit>,
     replicas: usize,
     duration: Duration,
     counts: Arc<Mutex<Counts>>,
@@ -288,7 +288,7 @@ pub async fn run(
 /// that run finish in their graceful shutdown. Returns early when the store
 /// cannot be read: the check then reports it.
 async fn await_takeover(
-    store: &dyn LeaseStore,
+    store: &dyn ExecutionAudit,
     crashed: &[String],
     last_crash: Instant,
     started: Instant,
@@ -327,7 +327,7 @@ async fn await_takeover(
 }
 
 /// How many RUNNING rows of the demo's jobs the `runners` hold.
-async fn held_by(store: &dyn LeaseStore, runners: &[String]) -> Result<usize, StoreError> {
+async fn held_by(store: &dyn ExecutionAudit, runners: &[String]) -> Result<usize, StoreError> {
     let mut held = 0;
     for job in JOBS {
         let filter = ExecutionFilter {
@@ -346,7 +346,7 @@ async fn held_by(store: &dyn LeaseStore, runners: &[String]) -> Result<usize, St
 }
 
 async fn check(
-    store: &dyn LeaseStore,
+    store: &dyn ExecutionAudit,
     shared: &Shared,
     crashed: &[String],
     totals: TickReport,
@@ -455,7 +455,7 @@ async fn check(
         "replicas_crashed": crashed,
         "duplicates": duplicates,
         "still_running": still_running,
-        "claims": { "claimed": totals.claimed, "retried": totals.retried, "stolen": totals.stolen, "conflicted": totals.conflicted },
+        "claims": { "claimed": totals.won, "retried": totals.retried, "stolen": totals.stolen, "conflicted": totals.conflicted },
     });
     DemoReport { text, json, ok }
 }

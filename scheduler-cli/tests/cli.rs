@@ -1,5 +1,6 @@
 //! The real `scheduler` binary against SQLite files and PostgreSQL.
 
+use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use scheduler_core::{
     ClaimRequest, ErrorCode, ExecutionFilter, Finish, JobOutput, JobSpec, LeaseStore, Manager,
     ManagerOptions, ManualClock, PlanKey, Scope, Scopes, Status,
 };
-use scheduler_sqlite::{SqliteLeaseStore, SqliteOptions};
+use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -323,7 +324,7 @@ fn prune_dry_run_deletes_nothing_and_prune_deletes_exactly_the_old_terminal_rows
         // Old rows: written with a store clock three days in the past.
         let old_clock =
             ManualClock::new(OffsetDateTime::now_utc() - Duration::from_secs(3 * 86_400));
-        let old = SqliteOptions::new(dir.path().join("jobs.db"))
+        let old = SqliteStoreOptions::new(dir.path().join("jobs.db"))
             .clock(Arc::new(old_clock))
             .open()
             .await

@@ -34,16 +34,46 @@
 //! # }
 //! ```
 //!
+//! # Layers
+//!
+//! ```text
+//!   model            pure data: scopes, executions, claims, finishes, summaries
+//!     |
+//!   machine  plan    pure rules: the lease state machine; which plan times a tick attempts
+//!     |      |
+//!   store            the traits a backend implements (LeaseStore, ExecutionAudit)
+//!     |
+//!   job              what code registers: JobSpec, Scopes, RunContext
+//!     |
+//!   manager          per replica: tick, planning reads, keeper, execute, completer
+//! ```
+//!
+//! Each layer uses only the ones above it; [`time`] (clocks, microsecond
+//! helpers), [`error`] and [`metrics`] serve all of them. Nothing above
+//! [`store`] does I/O or awaits.
+//!
+//! - [`model`]: the data model (`docs/contract.md` §3).
+//! - [`machine`]: the lease state machine as pure functions (§4).
+//! - [`plan`]: which plan times a tick attempts, pure (§5).
+//! - [`store`]: [`LeaseStore`] and [`ExecutionAudit`], with their contract.
+//! - [`job`]: [`JobSpec`], [`Scopes`], [`RunContext`] (§6).
+//! - [`manager`]: [`Manager`]: ticking, running, heartbeats, shutdown (§7).
+//!
+//! # Stability
+//!
+//! The items re-exported at the crate root are the user's interface. The
+//! store-author interface (what a backend needs beyond the traits: the
+//! [`machine`] functions, [`model::FinishColumns`], the [`time`] and
+//! [`plan::grid`] helpers, [`store::CountingStore`]) is public so the store
+//! crates and their tests can share it, but, like sqlx-core's driver API,
+//! it is **not covered by semver**: it changes with the stores.
+//!
 //! # The contract
 //!
 //! What the scheduler promises (the execution record, the lease state
 //! machine, planning, job options, the manager) is written down in the
 //! repository's `docs/contract.md`; the docs here cite it by section, e.g.
-//! "`docs/contract.md` §4". The modules follow it: [`store`] (§3, the
-//! execution record and the store trait), [`machine`] (§4, the lease state
-//! machine as pure functions), [`plan`] (§5, which plan times a tick
-//! attempts), [`spec`] (§6, job specifications), [`manager`] (§7, ticking,
-//! running, heartbeats, shutdown) and [`clock`].
+//! "`docs/contract.md` §4".
 //!
 //! # The seed
 //!
@@ -57,23 +87,24 @@
 //! §8 lists every departure.
 #![warn(missing_docs)]
 
-pub mod clock;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 pub mod error;
+pub mod job;
 pub mod machine;
 pub mod manager;
 pub mod metrics;
+pub mod model;
 pub mod plan;
-pub mod spec;
 pub mod store;
+pub mod time;
 
-pub use clock::{Clock, ManualClock, SystemClock, TimeControl, TokioClock};
 pub use error::{BoxError, OptionsError, SpecError, StoreError};
-pub use manager::{Manager, ManagerOptions, RunContext, TickReport};
-pub use plan::{CatchUpMode, Planning};
-pub use spec::{JobOutput, JobSpec, Scope, Scopes, MAX_NAME_BYTES};
-pub use store::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, FinishOutcome,
-    LatestExecution, Lease, LeaseStore, PlanKey, RetryDue, ScopeSummary, Status,
+pub use job::{JobOutput, JobSpec, RunContext, Scopes};
+pub use manager::{Manager, ManagerOptions, TickReport};
+pub use model::{
+    ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish,
+    FinishOutcome, LatestExecution, Lease, PlanKey, RetryDue, Scope, ScopeSummary, Status,
+    MAX_NAME_BYTES,
 };
+pub use plan::{CatchUpMode, Planning};
+pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};
+pub use time::{Clock, ManualClock, SystemClock, TimeControl, TokioClock};

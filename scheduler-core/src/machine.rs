@@ -1,5 +1,9 @@
 //! The lease state machine of the contract (`docs/contract.md` §4) as pure
-//! functions over a row value.
+//! functions over a row value ([`crate::model`]); it imports nothing but the
+//! model.
+//!
+//! Part of the store-author interface: store implementations and their
+//! tests use it; it is not covered by semver (see the crate docs).
 //!
 //! Each function decides one transition from the row as it is and store time
 //! `now`, and returns the new row (or why nothing changes). The memory store
@@ -9,23 +13,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::clock::later;
-use crate::spec::Scope;
-use crate::store::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, Finish, FinishOutcome, LatestExecution,
-    PlanKey, RetryDue, Status,
+use crate::error::StoreError;
+use crate::model::{
+    bound_error_msg, ClaimOutcome, ClaimRequest, ErrorCode, Execution, Finish, FinishOutcome,
+    LatestExecution, PlanKey, RetryDue, Scope, Status,
 };
-
-/// The longest `error_msg` stored, in bytes (`docs/contract.md` §7).
-pub const MAX_ERROR_MSG_BYTES: usize = 4000;
-
-/// The largest `result` stored, in bytes of its JSON encoding
-/// (`docs/contract.md` §7).
-pub const MAX_RESULT_BYTES: usize = 16 * 1024;
+use crate::time::later;
 
 /// The `error_msg` a sweep writes on the rows it closes.
 pub const STALE_SWEEP_MSG: &str = "lease went stale: no heartbeat before stale_after";
@@ -34,9 +31,6 @@ pub const STALE_SWEEP_MSG: &str = "lease went stale: no heartbeat before stale_a
 /// code and message move into `error_msg`). Not `stale_timeout`, so the
 /// retry is allowed even for a job that forbids stale re-entry.
 pub const OPERATOR_RETRY_CODE: &str = "operator_retry";
-
-/// The key under which an oversized result's marker records the original size.
-pub const RESULT_TOO_LARGE_KEY: &str = "result_too_large_bytes";
 
 /// The `next_retry_at` of a FAILED row that only an operator may run again:
 /// 9999-12-31T23:59:59.999999Z, "never" in every store's instant type.
@@ -166,51 +160,19 @@ impl FreshIds {
     }
 }
 
-/// The row after a successful claim, and which branch it took.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// Insert this fresh row.
-    Fresh(Execution),
-    /// Replace the FAILED row with this one.
-    Retry(Execution),
-    /// Replace the stale RUNNING row with this one.
-    Steal(Execution),
-    /// Change nothing.
-    Conflict,
-}
-
-impl Claim {
-    /// The row to write, if any.
-    pub fn row(&self) -> Option<&Execution> {
-        match self {
-            Claim::Fresh(r) | Claim::Retry(r) | Claim::Steal(r) => Some(r),
-            Claim::Conflict => None,
-        }
-    }
-
-    /// What the claimer is told.
-    pub fn outcome(&self) -> ClaimOutcome {
-        match self {
-            Claim::Fresh(r) => ClaimOutcome::Won(r.lease().expect("fresh row is running")),
-            Claim::Retry(r) => ClaimOutcome::Retried(r.lease().expect("retried row is running")),
-            Claim::Steal(r) => ClaimOutcome::Stolen(r.lease().expect("stolen row is running")),
-            Claim::Conflict => ClaimOutcome::Conflicted,
-        }
-    }
-}
-
 /// Decides a claim of `key` given the row stored for it (the claim rows of
-/// `docs/contract.md` §4).
+/// `docs/contract.md` §4): the row to write, by how it was won, or
+/// [`ClaimOutcome::Conflicted`] when nothing changes.
 pub fn claim(
     existing: Option<&Execution>,
     request: &ClaimRequest<'_>,
     key: &PlanKey,
     now: OffsetDateTime,
     ids: FreshIds,
-) -> Claim {
+) -> ClaimOutcome<Execution> {
     let stale_after = later(now, request.stale_timeout);
     match existing {
-        None => Claim::Fresh(Execution {
+        None => ClaimOutcome::Won(Execution {
             id: ids.id,
             job_name: request.job_name.to_owned(),
             scope: key.scope.clone(),
@@ -236,7 +198,7 @@ pub fn claim(
         Some(row) => {
             let retry = row.retry_eligible(now, request.allow_stale_reentry);
             if !retry && !steal_eligible(row, now, request.allow_stale_reentry) {
-                return Claim::Conflict;
+                return ClaimOutcome::Conflicted;
             }
             let reclaimed = Execution {
                 status: Status::Running,
@@ -255,23 +217,22 @@ pub fn claim(
                 ..row.clone()
             };
             if retry {
-                Claim::Retry(reclaimed)
+                ClaimOutcome::Retried(reclaimed)
             } else {
-                Claim::Steal(reclaimed)
+                ClaimOutcome::Stolen(reclaimed)
             }
         }
     }
 }
 
-/// Why a guarded write changed nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseLost;
-
-fn guard(row: &Execution, token: Uuid) -> Result<(), LeaseLost> {
+/// The guard of every write to a live lease: the row must be RUNNING under
+/// `token`. When it is not, the write changes nothing and the answer is
+/// [`StoreError::LeaseLost`], the one way every layer says so.
+fn guard(row: &Execution, token: Uuid) -> Result<(), StoreError> {
     if row.status == Status::Running && row.lease_token == token {
         Ok(())
     } else {
-        Err(LeaseLost)
+        Err(StoreError::LeaseLost { id: row.id })
     }
 }
 
@@ -281,7 +242,7 @@ pub fn heartbeat(
     token: Uuid,
     now: OffsetDateTime,
     stale_timeout: Duration,
-) -> Result<Execution, LeaseLost> {
+) -> Result<Execution, StoreError> {
     guard(row, token)?;
     Ok(Execution {
         heartbeat_at: Some(now),
@@ -298,7 +259,7 @@ pub fn finish(
     token: Uuid,
     now: OffsetDateTime,
     finish: &Finish,
-) -> Result<Execution, LeaseLost> {
+) -> Result<Execution, StoreError> {
     guard(row, token)?;
     let done = Execution {
         finished_at: Some(now),
@@ -390,60 +351,9 @@ pub fn operator_retry_msg(row: &Execution) -> String {
     ))
 }
 
-/// Cuts an error message to [`MAX_ERROR_MSG_BYTES`] on a UTF-8 character
-/// boundary after removing NUL characters (PostgreSQL text rejects them, and
-/// a rejected message would make the terminal write itself fail).
-pub fn bound_error_msg(msg: &str) -> String {
-    let mut out: String = msg.chars().filter(|&c| c != '\0').collect();
-    if out.len() > MAX_ERROR_MSG_BYTES {
-        let mut cut = MAX_ERROR_MSG_BYTES;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
-    out
-}
-
-/// Makes a handler's result storable: NUL characters are removed from every
-/// string and key (PostgreSQL `jsonb` rejects `\u0000`), and a result whose
-/// encoding exceeds [`MAX_RESULT_BYTES`] is replaced by
-/// `{"result_too_large_bytes": N}` and logged, so the row still ends SUCCESS.
-pub fn bound_result(result: Map<String, Value>) -> Map<String, Value> {
-    let result = strip_nul_map(result);
-    let size = Value::Object(result.clone()).to_string().len();
-    if size <= MAX_RESULT_BYTES {
-        return result;
-    }
-    tracing::warn!(
-        size_bytes = size,
-        limit_bytes = MAX_RESULT_BYTES,
-        "handler result too large; storing a marker instead"
-    );
-    let mut marker = Map::new();
-    marker.insert(RESULT_TOO_LARGE_KEY.to_owned(), Value::from(size));
-    marker
-}
-
-fn strip_nul_map(map: Map<String, Value>) -> Map<String, Value> {
-    map.into_iter()
-        .map(|(k, v)| (k.replace('\0', ""), strip_nul(v)))
-        .collect()
-}
-
-fn strip_nul(value: Value) -> Value {
-    match value {
-        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
-        Value::Array(items) => Value::Array(items.into_iter().map(strip_nul).collect()),
-        Value::Object(map) => Value::Object(strip_nul_map(map)),
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Scope;
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
@@ -468,7 +378,7 @@ mod tests {
 
     fn fresh() -> Execution {
         match claim(None, &request(true), &key(), T0, FreshIds::mint()) {
-            Claim::Fresh(row) => row,
+            ClaimOutcome::Won(row) => row,
             other => panic!("expected a fresh claim, got {other:?}"),
         }
     }
@@ -491,14 +401,15 @@ mod tests {
         let later = T0 + Duration::from_secs(61);
         assert_eq!(
             claim(Some(&row), &request(true), &key(), T0, FreshIds::mint()),
-            Claim::Conflict
+            ClaimOutcome::Conflicted
         );
         assert_eq!(
             claim(Some(&row), &request(false), &key(), later, FreshIds::mint()),
-            Claim::Conflict
+            ClaimOutcome::Conflicted
         );
         let ids = FreshIds::mint();
-        let Claim::Steal(stolen) = claim(Some(&row), &request(true), &key(), later, ids) else {
+        let ClaimOutcome::Stolen(stolen) = claim(Some(&row), &request(true), &key(), later, ids)
+        else {
             panic!("expected a steal");
         };
         assert_eq!(stolen.attempt, 2);
@@ -514,7 +425,7 @@ mod tests {
                 much_later,
                 FreshIds::mint()
             ),
-            Claim::Conflict
+            ClaimOutcome::Conflicted
         );
     }
 
@@ -528,19 +439,21 @@ mod tests {
             T0 + Duration::from_secs(61),
             FreshIds::mint(),
         );
-        let stolen = stolen.row().unwrap();
+        let stolen = stolen.get().unwrap();
         let ok = Finish::success(Duration::ZERO, 1, Map::new());
-        assert_eq!(
-            finish(stolen, row.lease_token, T0, &ok),
-            Err(LeaseLost),
+        assert!(
+            matches!(
+                finish(stolen, row.lease_token, T0, &ok),
+                Err(StoreError::LeaseLost { id }) if id == row.id
+            ),
             "the old runner's late SUCCESS is rejected"
         );
         let done = finish(stolen, stolen.lease_token, T0, &ok).unwrap();
         assert_eq!(done.status, Status::Success);
-        assert_eq!(
+        assert!(matches!(
             heartbeat(&done, done.lease_token, T0, Duration::from_secs(1)),
-            Err(LeaseLost)
-        );
+            Err(StoreError::LeaseLost { id }) if id == row.id
+        ));
         assert!(sweep(&done, T0 + Duration::from_secs(3600), true).is_none());
     }
 
@@ -564,7 +477,7 @@ mod tests {
             T0 + Duration::from_secs(10),
             FreshIds::mint(),
         );
-        let retried = retried.row().unwrap();
+        let retried = retried.get().unwrap();
         assert_eq!((retried.attempt, retried.error_code.as_deref()), (2, None));
         let failed_again = finish(retried, retried.lease_token, T0, &fail).unwrap();
         assert_eq!(failed_again.next_retry_at, None);
@@ -618,33 +531,5 @@ mod tests {
         let ok = Finish::success(Duration::ZERO, 0, Map::new());
         let done = finish(&row, row.lease_token, T0, &ok).unwrap();
         assert!(operator_retry(&done, later).is_err(), "SUCCESS is refused");
-    }
-
-    #[test]
-    fn error_messages_are_cut_on_char_boundaries_without_nul() {
-        let msg = format!("a\0b{}", "é".repeat(3000));
-        let bounded = bound_error_msg(&msg);
-        assert!(bounded.len() <= MAX_ERROR_MSG_BYTES);
-        assert!(bounded.len() >= MAX_ERROR_MSG_BYTES - 1);
-        assert!(bounded.starts_with("abé"));
-        assert!(!bounded.contains('\0'));
-        assert_eq!(bound_error_msg("short"), "short");
-    }
-
-    #[test]
-    fn oversized_results_become_a_marker_and_nul_is_stripped() {
-        let mut big = Map::new();
-        big.insert("blob".into(), Value::from("x".repeat(MAX_RESULT_BYTES)));
-        let bounded = bound_result(big);
-        assert_eq!(bounded.len(), 1);
-        assert!(bounded[RESULT_TOO_LARGE_KEY].as_u64().unwrap() > MAX_RESULT_BYTES as u64);
-
-        let mut small = Map::new();
-        small.insert("k\0".into(), serde_json::json!(["a\0b", {"c": "\0"}]));
-        let bounded = bound_result(small);
-        assert_eq!(
-            Value::Object(bounded),
-            serde_json::json!({"k": ["ab", {"c": ""}]})
-        );
     }
 }

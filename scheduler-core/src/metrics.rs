@@ -10,14 +10,15 @@
 //! | `scheduler_stale_running` | gauge | `job` | RUNNING rows whose lease was found stale by this replica's last sweep of the job |
 //! | `scheduler_run_duration_seconds` | histogram | `job` | handler run time |
 //! | `scheduler_dispatch_lateness_seconds` | histogram | `job` | from the moment a fresh plan became eligible (plan time + schedule delay + spread offset) to its handler starting |
-//! | `scheduler_scopes_skipped_total` | counter | `job` | scopes a scope provider returned that can never be stored (a NUL character, a kind or id over [`MAX_NAME_BYTES`](crate::spec::MAX_NAME_BYTES)): skipped with an error log while the job's other scopes run |
+//! | `scheduler_scopes_skipped_total` | counter | `job` | scopes a scope provider returned that can never be stored (a NUL character, a kind or id over [`MAX_NAME_BYTES`](crate::model::MAX_NAME_BYTES)): skipped with an error log while the job's other scopes run |
 //! | `scheduler_heartbeats_late_total` | counter | `job` | rounds of heartbeats that started a whole `heartbeat_interval` or more after they were due: the runtime did not run them (a handler blocking its thread, an overloaded runtime) or the store's calls were slow. Any increase means leases were at risk of lapsing under running handlers |
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
-use crate::store::ErrorCode;
+use crate::model::{ClaimKind, ErrorCode};
 
 /// Counter: claim outcomes.
 pub const CLAIMS_TOTAL: &str = "scheduler_claims_total";
@@ -36,23 +37,13 @@ pub const SCOPES_SKIPPED_TOTAL: &str = "scheduler_scopes_skipped_total";
 /// Counter: heartbeat rounds that started a whole interval late.
 pub const HEARTBEATS_LATE_TOTAL: &str = "scheduler_heartbeats_late_total";
 
-/// Every error code an execution can end with.
-const CODES: [ErrorCode; 6] = [
-    ErrorCode::HandlerError,
-    ErrorCode::HandlerPanic,
-    ErrorCode::RunTimeout,
-    ErrorCode::Canceled,
-    ErrorCode::LeaseLost,
-    ErrorCode::StaleTimeout,
-];
-
 /// One job's metric handles, created when it is registered: recording
 /// through a handle allocates nothing, where building a labelled key on
 /// every execution would.
 pub(crate) struct JobMetrics {
-    claims: [Counter; 4],
+    claims: HashMap<ClaimKind, Counter>,
     succeeded: Counter,
-    failed: [Counter; 6],
+    failed: HashMap<ErrorCode, Counter>,
     lease_lost: Counter,
     pub(crate) running: Gauge,
     pub(crate) stale_running: Gauge,
@@ -71,19 +62,26 @@ impl Seconds {
     }
 }
 
-/// How a claim of one key ended, as labelled in [`CLAIMS_TOTAL`].
-pub(crate) const CLAIM_OUTCOMES: [&str; 4] = ["won", "retried", "stolen", "conflicted"];
-
 impl JobMetrics {
     pub(crate) fn new(job: &str) -> Self {
         let job = job.to_owned();
         JobMetrics {
-            claims: CLAIM_OUTCOMES
-                .map(|outcome| counter!(CLAIMS_TOTAL, "job" => job.clone(), "outcome" => outcome)),
+            claims: ClaimKind::ALL
+                .into_iter()
+                .map(|kind| {
+                    let counter =
+                        counter!(CLAIMS_TOTAL, "job" => job.clone(), "outcome" => kind.as_str());
+                    (kind, counter)
+                })
+                .collect(),
             succeeded: counter!(EXECUTIONS_TOTAL, "job" => job.clone(), "status" => "SUCCESS", "error_code" => ""),
-            failed: CODES.map(|code| {
-                counter!(EXECUTIONS_TOTAL, "job" => job.clone(), "status" => "FAILED", "error_code" => code.as_str())
-            }),
+            failed: ErrorCode::ALL
+                .into_iter()
+                .map(|code| {
+                    let counter = counter!(EXECUTIONS_TOTAL, "job" => job.clone(), "status" => "FAILED", "error_code" => code.as_str());
+                    (code, counter)
+                })
+                .collect(),
             lease_lost: counter!(EXECUTIONS_TOTAL, "job" => job.clone(), "status" => "LEASE_LOST", "error_code" => ErrorCode::LeaseLost.as_str()),
             running: gauge!(RUNNING, "job" => job.clone()),
             stale_running: gauge!(STALE_RUNNING, "job" => job.clone()),
@@ -94,10 +92,10 @@ impl JobMetrics {
         }
     }
 
-    /// Counts `n` claims that ended as `CLAIM_OUTCOMES[outcome]`.
-    pub(crate) fn claims(&self, outcome: usize, n: u64) {
+    /// Counts `n` claims that ended as `kind`.
+    pub(crate) fn claims(&self, kind: ClaimKind, n: u64) {
         if n > 0 {
-            self.claims[outcome].increment(n);
+            self.claims[&kind].increment(n);
         }
     }
 
@@ -106,11 +104,7 @@ impl JobMetrics {
     }
 
     pub(crate) fn failed(&self, code: ErrorCode) {
-        let index = CODES
-            .iter()
-            .position(|c| *c == code)
-            .expect("every code is listed");
-        self.failed[index].increment(1);
+        self.failed[&code].increment(1);
     }
 
     pub(crate) fn lease_lost(&self) {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scheduler_core::clock::TimeControl;
+use scheduler_core::time::TimeControl;
 use scheduler_core::{
     BoxError, CatchUpMode, JobOutput, JobSpec, Manager, ManagerOptions, ManualClock, RunContext,
     Scope, Scopes,

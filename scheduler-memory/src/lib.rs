@@ -37,11 +37,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scheduler_core::clock::{Clock, SystemClock};
 use scheduler_core::machine::{self, FreshIds};
+use scheduler_core::time::{Clock, SystemClock};
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease,
-    LeaseStore, RetryDue, Scope, ScopeSummary, Status, StoreError,
+    ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, Status, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -217,17 +217,16 @@ impl MemoryLeaseStore {
     fn guarded(
         &self,
         lease: &Lease,
-        apply: impl FnOnce(&Execution, OffsetDateTime) -> Result<Execution, machine::LeaseLost>,
+        apply: impl FnOnce(&Execution, OffsetDateTime) -> Result<Execution, StoreError>,
     ) -> Result<Execution, StoreError> {
         let now = self.check()?;
         let mut rows = self.lock();
-        let lost = StoreError::LeaseLost { id: lease.id };
         let key = rows
             .key_of
             .get(&lease.id)
             .cloned()
-            .ok_or_else(|| StoreError::LeaseLost { id: lease.id })?;
-        let updated = apply(&rows.by_key[&key], now).map_err(|_| lost)?;
+            .ok_or(StoreError::LeaseLost { id: lease.id })?;
+        let updated = apply(&rows.by_key[&key], now)?;
         rows.put(key, updated.clone());
         Ok(updated)
     }
@@ -250,10 +249,10 @@ impl LeaseStore for MemoryLeaseStore {
                 let k = key_of(request.job_name, &key.scope, key.plan_time);
                 let decision =
                     machine::claim(rows.by_key.get(&k), request, key, now, FreshIds::mint());
-                if let Some(row) = decision.row() {
+                if let Some(row) = decision.get() {
                     rows.put(k, row.clone());
                 }
-                decision.outcome()
+                decision.to_lease()
             })
             .collect();
         Ok(outcomes)
@@ -270,11 +269,18 @@ impl LeaseStore for MemoryLeaseStore {
         Ok(row.stale_after.expect("a heartbeat sets stale_after"))
     }
 
-    async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
-        self.guarded(lease, |row, now| {
-            machine::finish(row, lease.token, now, finish)
-        })
-        .map(drop)
+    /// One item after the other, each its own atomic transition: the
+    /// reference the SQL stores' batches are held to.
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        items
+            .iter()
+            .map(|(lease, finish)| {
+                self.guarded(lease, |row, now| {
+                    machine::finish(row, lease.token, now, finish)
+                })
+                .map(drop)
+            })
+            .collect()
     }
 
     async fn sweep_stale(
@@ -342,7 +348,10 @@ impl LeaseStore for MemoryLeaseStore {
             limit,
         ))
     }
+}
 
+#[async_trait]
+impl ExecutionAudit for MemoryLeaseStore {
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
         self.check()?;
         let rows = self.lock();

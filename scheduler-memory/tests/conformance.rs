@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use scheduler_core::conformance::Harness;
+use scheduler_conformance::Harness;
 use scheduler_core::ManualClock;
 use scheduler_memory::MemoryLeaseStore;
 use time::OffsetDateTime;
@@ -13,4 +13,4 @@ async fn setup() -> Option<Harness> {
     Some(Harness::new(Arc::new(store), Arc::new(clock)))
 }
 
-scheduler_core::conformance_tests!(setup());
+scheduler_conformance::conformance_tests!(setup());

@@ -2,12 +2,13 @@
 //! store time injected (a manual clock, or a clock that follows tokio's
 //! paused time).
 
+use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scheduler_core::clock::TimeControl;
-use scheduler_core::machine::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
+use scheduler_core::model::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
+use scheduler_core::time::TimeControl;
 use scheduler_core::{
     BoxError, CatchUpMode, ClaimRequest, Clock, Execution, JobOutput, JobSpec, LeaseStore, Manager,
     ManagerOptions, ManualClock, PlanKey, RunContext, Scope, Scopes, Status, TokioClock,
@@ -100,7 +101,7 @@ async fn eight_replicas_on_one_plan_give_one_execution() {
         })
         .collect();
     let reports = futures::future::join_all(managers.iter().map(Manager::run_once)).await;
-    assert_eq!(reports.iter().map(|r| r.claimed).sum::<u64>(), 1);
+    assert_eq!(reports.iter().map(|r| r.won).sum::<u64>(), 1);
     assert_eq!(reports.iter().map(|r| r.conflicted).sum::<u64>(), 7);
     assert_eq!(reports.iter().map(|r| r.succeeded).sum::<u64>(), 1);
     assert_eq!(ledger.lock().unwrap().len(), 1);
@@ -206,16 +207,16 @@ async fn every_plan_retries_the_same_failed_plan_on_the_next_tick() {
     )
     .unwrap();
     let first = m.run_once().await;
-    assert_eq!((first.claimed, first.failed), (1, 1));
+    assert_eq!((first.won, first.failed), (1, 1));
     // Backoff not over, same bucket: nothing to do.
     clock.advance(Duration::from_secs(10));
     let idle = m.run_once().await;
-    assert_eq!((idle.claimed, idle.retried), (0, 0), "{idle:?}");
+    assert_eq!((idle.won, idle.retried), (0, 0), "{idle:?}");
     // Backoff over, a new bucket is also due: the failed plan comes first.
     clock.advance(Duration::from_secs(25));
     let second = m.run_once().await;
     assert_eq!(
-        (second.retried, second.claimed, second.succeeded),
+        (second.retried, second.won, second.succeeded),
         (1, 1, 2),
         "{second:?}"
     );
@@ -255,7 +256,7 @@ async fn a_tick_closes_a_dead_runners_lease_and_runs_the_current_plan() {
             .unwrap();
         let report = m.run_once().await;
         assert_eq!(
-            (report.swept, report.claimed, report.succeeded),
+            (report.swept, report.won, report.succeeded),
             (1, 1, 1),
             "{report:?}"
         );
@@ -329,7 +330,7 @@ async fn a_custom_planner_drives_plan_times_and_is_cut_at_the_cap() {
     )
     .unwrap();
     let report = m.run_once().await;
-    assert_eq!((report.claimed, report.succeeded), (2, 2), "{report:?}");
+    assert_eq!((report.won, report.succeeded), (2, 2), "{report:?}");
     let mut plans: Vec<_> = ledger.lock().unwrap().iter().map(|(_, t, _)| *t).collect();
     plans.sort();
     assert_eq!(plans, vec![base, base + Duration::from_secs(3600)]);
@@ -341,7 +342,7 @@ async fn a_custom_planner_drives_plan_times_and_is_cut_at_the_cap() {
     assert_eq!(asked, vec![(Scope::new("tenant", "a"), T0, None)]);
     m.run_once().await;
     let asked_again = m.run_once().await;
-    assert_eq!(asked_again.claimed, 0, "planned times already ran");
+    assert_eq!(asked_again.won, 0, "planned times already ran");
 }
 
 #[tokio::test]
@@ -617,12 +618,12 @@ async fn a_replica_claims_only_its_free_capacity() {
         .register(recording_job("fanout", scopes.clone(), &ledger))
         .unwrap();
     let report = small.run_once().await;
-    assert_eq!(report.claimed, 2, "{report:?}");
+    assert_eq!(report.won, 2, "{report:?}");
     let other = manager(&store, "other");
     other
         .register(recording_job("fanout", scopes, &ledger))
         .unwrap();
-    assert_eq!(other.run_once().await.claimed, 3);
+    assert_eq!(other.run_once().await.won, 3);
     assert_eq!(rows_of(&store, "fanout").len(), 5);
 }
 
@@ -900,7 +901,7 @@ async fn a_failure_seen_by_another_replica_is_retried_through_retry_due() {
     let a = make("a", fail);
     assert_eq!(b.run_once().await.failed, 1);
     assert_eq!(
-        a.run_once().await.claimed,
+        a.run_once().await.won,
         0,
         "A learns the plan exists (conflict)"
     );
@@ -986,9 +987,9 @@ async fn cron_latest_only_after_an_outage_fires_only_a_recent_occurrence() {
             .catch_up_window(Duration::from_secs(3600)),
     )
     .unwrap();
-    assert_eq!(late.run_once().await.claimed, 1);
+    assert_eq!(late.run_once().await.won, 1);
     clock.set(datetime!(2026-03-08 12:00 UTC));
-    assert_eq!(late.run_once().await.claimed, 0);
+    assert_eq!(late.run_once().await.won, 0);
 }
 
 #[tokio::test]
@@ -1004,7 +1005,7 @@ async fn a_cron_job_started_without_history_waits_for_the_next_occurrence() {
     )
     .unwrap();
     let report = m.run_once().await;
-    assert_eq!(report.claimed, 0, "Friday's 09:00 is not run on Sunday");
+    assert_eq!(report.won, 0, "Friday's 09:00 is not run on Sunday");
     assert!(store.executions().is_empty());
     // Monday 09:00:20 Berlin: the next occurrence runs.
     clock.set(datetime!(2026-03-09 08:00:20 UTC));
@@ -1269,7 +1270,7 @@ async fn a_manager_started_while_the_store_fails_every_call_runs_once_it_is_back
     let store = Arc::new(MemoryLeaseStore::new());
     store.set_failing(true);
     let back = store.clone();
-    scheduler_core::conformance::manager_rides_out_a_store_down_at_start(store, async move {
+    scheduler_conformance::manager_rides_out_a_store_down_at_start(store, async move {
         back.set_failing(false);
     })
     .await;

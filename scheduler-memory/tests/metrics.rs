@@ -1,15 +1,16 @@
 //! The manager's metrics, read back through a recording recorder.
 
+use scheduler_core::ExecutionAudit as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;
-use scheduler_core::clock::TimeControl;
 use scheduler_core::metrics::{
     CLAIMS_TOTAL, DISPATCH_LATENESS_SECONDS, EXECUTIONS_TOTAL, HEARTBEATS_LATE_TOTAL, RUNNING,
     RUN_DURATION_SECONDS, STALE_RUNNING,
 };
+use scheduler_core::time::TimeControl;
 use scheduler_core::{
     BoxError, ClaimOutcome, ClaimRequest, ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager,
     ManagerOptions, ManualClock, PlanKey, Scope, Scopes, Status,

@@ -2,6 +2,7 @@
 //! runners, driven through `MemoryLeaseStore` and checked against a small,
 //! independent reference model after every step.
 
+use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use futures::executor::block_on;
 use proptest::prelude::*;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
-use scheduler_core::clock::TimeControl;
+use scheduler_core::time::TimeControl;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
     ManualClock, PlanKey, Scope, Status, StoreError,

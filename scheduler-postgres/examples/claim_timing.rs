@@ -12,6 +12,7 @@
 //! It works in a schema of its own (`sched_timing_<uuid>`), dropped at the
 //! end. Numbers are printed, never asserted: they are for the notes.
 
+use scheduler_core::LeaseStoreExt as _;
 use std::time::{Duration, Instant};
 
 use scheduler_core::plan::floor;

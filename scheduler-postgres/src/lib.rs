@@ -7,7 +7,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use scheduler_core::{JobOutput, JobSpec, Manager, ManagerOptions, Scopes};
+//! use scheduler_core::{ExecutionAudit, JobOutput, JobSpec, Manager, ManagerOptions, Scopes};
 //! use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -115,12 +115,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scheduler_core::clock::to_micros;
 use scheduler_core::machine::FreshIds;
+use scheduler_core::time::to_micros;
 use scheduler_core::{
-    machine, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionFilter, Finish, FinishOutcome,
-    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, Status, StoreError,
-    TimeControl,
+    machine, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    FinishOutcome, LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, Status,
+    StoreError, TimeControl,
 };
 use serde_json::{Map, Value};
 use sqlx_core::query::{query, Query};
@@ -621,6 +621,44 @@ struct SameLease<'a> {
 }
 
 impl PgLeaseStore {
+    /// One terminal write on its own statement: what a batch falls back to,
+    /// item by item, when the server refuses one of its values.
+    async fn finish_one(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
+        let values = FinishValues::of(finish)?;
+        let statement = match values.outcome {
+            OutcomeValues::Success {
+                rows_affected,
+                result,
+            } => self
+                .statement(&self.sql.finish_success)
+                .bind(lease.id)
+                .bind(lease.token)
+                .bind(values.duration_ms)
+                .bind(rows_affected)
+                .bind(result),
+            OutcomeValues::Failure {
+                error_code,
+                error_msg,
+                retry_after,
+            } => self
+                .statement(&self.sql.finish_failure)
+                .bind(lease.id)
+                .bind(lease.token)
+                .bind(values.duration_ms)
+                .bind(error_code)
+                .bind(error_msg)
+                .bind(retry_after),
+        };
+        let done = statement
+            .execute(&self.pool)
+            .await
+            .map_err(backend("finish"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost { id: lease.id });
+        }
+        Ok(())
+    }
+
     /// One `finish_many` statement writing the first item of each of
     /// `chunk`'s leases. Returns the positions in `chunk` of the leases it
     /// finished.
@@ -862,42 +900,6 @@ impl LeaseStore for PgLeaseStore {
         }
     }
 
-    async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
-        let values = FinishValues::of(finish)?;
-        let statement = match values.outcome {
-            OutcomeValues::Success {
-                rows_affected,
-                result,
-            } => self
-                .statement(&self.sql.finish_success)
-                .bind(lease.id)
-                .bind(lease.token)
-                .bind(values.duration_ms)
-                .bind(rows_affected)
-                .bind(result),
-            OutcomeValues::Failure {
-                error_code,
-                error_msg,
-                retry_after,
-            } => self
-                .statement(&self.sql.finish_failure)
-                .bind(lease.id)
-                .bind(lease.token)
-                .bind(values.duration_ms)
-                .bind(error_code)
-                .bind(error_msg)
-                .bind(retry_after),
-        };
-        let done = statement
-            .execute(&self.pool)
-            .await
-            .map_err(backend("finish"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost { id: lease.id });
-        }
-        Ok(())
-    }
-
     async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
         let mut results: Vec<Option<Result<(), StoreError>>> =
             std::iter::repeat_with(|| None).take(items.len()).collect();
@@ -953,7 +955,7 @@ impl LeaseStore for PgLeaseStore {
                     one_by_one.sort_unstable();
                     for i in one_by_one {
                         let (lease, finish) = items[i];
-                        results[i] = Some(self.finish(lease, finish).await);
+                        results[i] = Some(self.finish_one(lease, finish).await);
                     }
                 }
                 Err(e) => {
@@ -1055,7 +1057,10 @@ impl LeaseStore for PgLeaseStore {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl ExecutionAudit for PgLeaseStore {
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
         let row = query(AssertSqlSafe(Arc::clone(&self.sql.get)))
             .bind(id)

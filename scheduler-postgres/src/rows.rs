@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use scheduler_core::clock::to_micros;
+use scheduler_core::time::to_micros;
 use scheduler_core::{Execution, LatestExecution, Scope, ScopeSummary, Status, StoreError};
 use serde_json::{Map, Value};
 use sqlx_core::row::Row;

@@ -3,4 +3,4 @@
 
 mod common;
 
-scheduler_core::conformance_tests!(common::harness());
+scheduler_conformance::conformance_tests!(common::harness());

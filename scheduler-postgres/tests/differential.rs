@@ -12,10 +12,11 @@
 
 mod common;
 
+use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use scheduler_core::machine::{self, Claim, FreshIds};
+use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::plan::floor;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
@@ -138,11 +139,11 @@ impl Run<'_> {
                     };
                     let expected = machine::claim(old, &request, key, at, ids);
                     assert_eq!(
-                        expected.row(),
+                        expected.get(),
                         Some(new),
                         "{ctx}: claimed row differs from the rules"
                     );
-                    assert_eq!(expected.outcome(), *outcome, "{ctx}: outcome differs");
+                    assert_eq!(expected.to_lease(), *outcome, "{ctx}: outcome differs");
                     self.leases.push(outcome.lease().unwrap().clone());
                 }
                 None => {
@@ -154,7 +155,7 @@ impl Run<'_> {
                     let refused = machine::claim(old, &request, key, t0, FreshIds::mint());
                     assert_eq!(
                         refused,
-                        Claim::Conflict,
+                        ClaimOutcome::Conflicted,
                         "{ctx}: the rules would have claimed {k:?}"
                     );
                 }
@@ -183,8 +184,8 @@ impl Run<'_> {
             Ok(stale_after) => {
                 let expected = machine::heartbeat(old, lease.token, new.updated_at, STALE);
                 assert_eq!(
-                    expected.as_ref(),
-                    Ok(new),
+                    expected.ok().as_ref(),
+                    Some(new),
                     "{ctx}: heartbeat differs from the rules"
                 );
                 assert_eq!(Some(stale_after), new.stale_after, "{ctx}");
@@ -221,8 +222,8 @@ impl Run<'_> {
             Ok(()) => {
                 let expected = machine::finish(old, lease.token, new.updated_at, &finish);
                 assert_eq!(
-                    expected.as_ref(),
-                    Ok(new),
+                    expected.ok().as_ref(),
+                    Some(new),
                     "{ctx}: terminal write differs from the rules"
                 );
             }

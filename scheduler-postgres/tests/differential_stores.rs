@@ -1,5 +1,5 @@
 //! The memory, SQLite and PostgreSQL stores side by side: random operation
-//! sequences (`scheduler_core::conformance::differential`) applied to all
+//! sequences (`scheduler_conformance::differential`) applied to all
 //! three in one run, on one shared manual clock, must give identical
 //! outcomes, rows, scope summaries and reads. PostgreSQL reads that clock
 //! through its client-clock option ([`PgStoreOptions::clock`]), which puts
@@ -15,18 +15,19 @@
 
 mod common;
 
+use scheduler_core::{ExecutionAudit, LeaseStoreExt as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
-use scheduler_core::conformance::differential::{self, Op};
+use scheduler_conformance::differential::{self, Op};
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Finish, LeaseStore, ManualClock, PlanKey, Scope, Status,
     TimeControl,
 };
 use scheduler_memory::MemoryLeaseStore;
 use scheduler_postgres::{PgLeaseStore, TimeOffset};
-use scheduler_sqlite::SqliteOptions;
+use scheduler_sqlite::SqliteStoreOptions;
 use sqlx_core::raw_sql::raw_sql;
 use sqlx_core::sql_str::AssertSqlSafe;
 use time::macros::datetime;
@@ -69,12 +70,12 @@ impl Postgres {
             .expect("empty the table");
         self.clock.set(differential::START);
         let memory = MemoryLeaseStore::with_clock(Arc::new(self.clock.clone()));
-        let sqlite = SqliteOptions::memory()
+        let sqlite = SqliteStoreOptions::memory()
             .clock(Arc::new(self.clock.clone()))
             .open()
             .await
             .expect("open the SQLite store");
-        let stores: [(&'static str, Arc<dyn LeaseStore>); 3] = [
+        let stores: [(&'static str, Arc<dyn ExecutionAudit>); 3] = [
             ("memory", Arc::new(memory)),
             ("sqlite", Arc::new(sqlite)),
             ("postgres", Arc::new(self.store.clone())),

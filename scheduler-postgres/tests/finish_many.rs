@@ -5,6 +5,7 @@
 
 mod common;
 
+use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::collections::{BTreeSet, HashMap};
 use std::io::ErrorKind;
 use std::net::TcpListener;

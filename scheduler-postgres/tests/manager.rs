@@ -8,11 +8,12 @@
 
 mod common;
 
+use scheduler_core::ExecutionAudit as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scheduler_core::machine::MAX_ERROR_MSG_BYTES;
+use scheduler_core::model::MAX_ERROR_MSG_BYTES;
 use scheduler_core::plan::floor;
 use scheduler_core::{
     CatchUpMode, Execution, ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager,
@@ -172,7 +173,7 @@ async fn three_replicas_race_and_every_plan_runs_once() {
     let plans: Vec<OffsetDateTime> = (0..rounds).map(|r| first + CADENCE * r).collect();
     let rows = rows_of(&stores[0], "fleet").await;
     assert_each_plan_ran_once(&rows, &runs, &scopes, &plans);
-    assert_eq!((total.claimed, total.succeeded), (200, 200), "{total:?}");
+    assert_eq!((total.won, total.succeeded), (200, 200), "{total:?}");
     let mut by_runner: HashMap<String, usize> = HashMap::new();
     for row in &rows {
         *by_runner.entry(row.runner_id.clone().unwrap()).or_default() += 1;
@@ -228,7 +229,7 @@ async fn plans_follow_store_time_not_the_process_clock() {
     let other = manager(&stores[1], "other");
     other.register(job(&runs)).unwrap();
     let report = other.run_once().await;
-    assert_eq!((report.claimed, report.conflicted), (0, 1), "{report:?}");
+    assert_eq!((report.won, report.conflicted), (0, 1), "{report:?}");
     assert_eq!(rows_of(&stores[0], "clock").await.len(), 1);
     drop((skewed, other, stores));
     db.drop_schema().await;
@@ -289,7 +290,7 @@ async fn killed_connections_mid_tick_are_survived_and_missed_plans_run_once() {
         outage.errors >= 2,
         "the sweep and the claim were both cut off: {outage:?}"
     );
-    assert_eq!((outage.claimed, outage.succeeded), (0, 0), "{outage:?}");
+    assert_eq!((outage.won, outage.succeeded), (0, 0), "{outage:?}");
     assert!(
         runs.lock().unwrap().keys().all(|(_, plan)| *plan == first),
         "nothing of the failed claim ran"
@@ -303,7 +304,7 @@ async fn killed_connections_mid_tick_are_survived_and_missed_plans_run_once() {
         recovered += report;
     }
     assert_eq!(
-        (recovered.claimed, recovered.succeeded),
+        (recovered.won, recovered.succeeded),
         (20, 20),
         "{recovered:?}"
     );
@@ -333,7 +334,7 @@ async fn hostile_handler_error_text_ends_in_a_failed_row() {
     .unwrap();
     let report = m.run_once().await;
     assert_eq!(
-        (report.claimed, report.failed, report.errors),
+        (report.won, report.failed, report.errors),
         (1, 1, 0),
         "{report:?}"
     );
@@ -415,10 +416,9 @@ async fn a_manager_started_while_the_server_is_down_retries_and_runs_once_it_is_
     let store = PgLeaseStore::connect_lazy_with(url.as_str(), &options)
         .expect("a well-formed URL needs no server");
     assert!(store.now().await.is_err(), "the server is down");
-    scheduler_core::conformance::manager_rides_out_a_store_down_at_start(
-        Arc::new(store),
-        async move { up.store(true, std::sync::atomic::Ordering::SeqCst) },
-    )
+    scheduler_conformance::manager_rides_out_a_store_down_at_start(Arc::new(store), async move {
+        up.store(true, std::sync::atomic::Ordering::SeqCst)
+    })
     .await;
     db.drop_schema().await;
 }

@@ -4,11 +4,12 @@
 
 mod common;
 
+use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use scheduler_core::conformance::{self, Harness};
-use scheduler_core::machine::MAX_ERROR_MSG_BYTES;
+use scheduler_conformance::{self as conformance, Harness};
+use scheduler_core::model::MAX_ERROR_MSG_BYTES;
 use scheduler_core::plan::floor;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Finish, Lease, LeaseStore, PlanKey, Scope, ScopeSummary,

@@ -9,6 +9,7 @@
 //! cargo run --release -p scheduler-sqlite --example claim_throughput [ROUNDS]
 //! ```
 
+use scheduler_core::LeaseStoreExt as _;
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;

@@ -3,12 +3,12 @@
 //! `cargo run -p scheduler-sqlite --example sqlite_basic` (writes `basic.db`); run
 //! it in two terminals at once to see the replicas share the work.
 
+use scheduler_core::ExecutionAudit as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use scheduler_core::{
-    ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager, ManagerOptions, RunContext, Scope,
-    Scopes,
+    ExecutionFilter, JobOutput, JobSpec, Manager, ManagerOptions, RunContext, Scope, Scopes,
 };
 use scheduler_sqlite::SqliteLeaseStore;
 

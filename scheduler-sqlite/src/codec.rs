@@ -20,7 +20,7 @@ macro_rules! execution_columns {
 pub(crate) use execution_columns;
 
 /// Microseconds since the Unix epoch, floored, so an instant before 1970
-/// rounds the same way as [`scheduler_core::clock::to_micros`].
+/// rounds the same way as [`scheduler_core::time::to_micros`].
 pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     // Every OffsetDateTime (years -9999..=9999) is within ±3.2e17 µs, far
     // inside i64.
@@ -159,7 +159,7 @@ pub(crate) fn scope_summary(row: &Row<'_>) -> rusqlite::Result<ScopeSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scheduler_core::clock::to_micros;
+    use scheduler_core::time::to_micros;
     use time::macros::datetime;
 
     #[test]

@@ -4,7 +4,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use scheduler_core::{ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager, ManagerOptions, Scopes, Status};
+//! use scheduler_core::{ExecutionFilter, JobOutput, JobSpec, ExecutionAudit, Manager, ManagerOptions, Scopes, Status};
 //! use scheduler_sqlite::SqliteLeaseStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -44,7 +44,7 @@
 //!   write lock before reading anything and two processes can never deadlock
 //!   upgrading read locks. A busy database is waited for (`busy_timeout`),
 //!   then retried with backoff for up to
-//!   [`max_lock_wait`](SqliteOptions::max_lock_wait): contention is never
+//!   [`max_lock_wait`](SqliteStoreOptions::max_lock_wait): contention is never
 //!   reported as a lost claim, only as a [`StoreError::Backend`] once the
 //!   budget is spent.
 //! - **One transaction per call.** A batch claim is one IMMEDIATE
@@ -98,12 +98,12 @@ use async_trait::async_trait;
 use rusqlite::{
     named_params, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior,
 };
-use scheduler_core::clock::{later, to_micros};
 use scheduler_core::machine::{self, FreshIds};
-use scheduler_core::store::FinishOutcome;
+use scheduler_core::time::{later, to_micros};
 use scheduler_core::{
-    BoxError, ClaimOutcome, ClaimRequest, Clock, ErrorCode, Execution, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, StoreError,
+    BoxError, ClaimOutcome, ClaimRequest, Clock, ErrorCode, Execution, ExecutionAudit,
+    ExecutionFilter, Finish, FinishOutcome, LatestExecution, Lease, LeaseStore, RetryDue, Scope,
+    ScopeSummary, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -112,14 +112,14 @@ use crate::codec::{execution_columns, instant, micros, micros_ceil, uuid_text};
 use crate::error::{Failure, Location};
 use crate::worker::Worker;
 
-pub use crate::options::SqliteOptions;
+pub use crate::options::SqliteStoreOptions;
 pub use crate::schema::SCHEMA_VERSION;
 
 /// The SQLite store. Share it behind an `Arc`; every process on the host
 /// may open its own store on the same file.
 ///
 /// Dropping it closes its connections, after waiting for the call each one
-/// is running (at most [`max_lock_wait`](SqliteOptions::max_lock_wait) plus
+/// is running (at most [`max_lock_wait`](SqliteStoreOptions::max_lock_wait) plus
 /// a busy timeout when the database is locked).
 pub struct SqliteLeaseStore {
     // Declared before `writer` so it is dropped (and closed) first: the
@@ -154,25 +154,25 @@ impl std::fmt::Debug for SqliteLeaseStore {
 
 impl SqliteLeaseStore {
     /// Opens (creating if missing) the database file at `path` with the
-    /// default [`SqliteOptions`].
+    /// default [`SqliteStoreOptions`].
     ///
     /// # Errors
-    /// As [`SqliteOptions::open`].
+    /// As [`SqliteStoreOptions::open`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        SqliteOptions::new(path).open().await
+        SqliteStoreOptions::new(path).open().await
     }
 
     /// Opens the database a URL names: `sqlite:PATH`, `sqlite://PATH` or
-    /// `sqlite::memory:` (see [`SqliteOptions::from_url`]).
+    /// `sqlite::memory:` (see [`SqliteStoreOptions::from_url`]).
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] for a URL of another form; otherwise as
-    /// [`SqliteOptions::open`].
+    /// [`SqliteStoreOptions::open`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        SqliteOptions::from_url(url)?.open().await
+        SqliteStoreOptions::from_url(url)?.open().await
     }
 
-    pub(crate) async fn open_with(options: SqliteOptions) -> Result<Self, StoreError> {
+    pub(crate) async fn open_with(options: SqliteStoreOptions) -> Result<Self, StoreError> {
         let writer_options = options.clone();
         let writer = Worker::start("scheduler-sqlite-writer", move || {
             writer_options.open_writer()
@@ -764,11 +764,6 @@ impl LeaseStore for SqliteLeaseStore {
         .await
     }
 
-    async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
-        let write = TerminalWrite::new(lease, finish)?;
-        self.write(move |tx, now| write.apply(tx, now)).await
-    }
-
     /// The whole batch is one IMMEDIATE transaction (one commit), retried
     /// whole while the database is busy: store time is read once, under the
     /// write lock, and each item runs `finish`'s guarded statement in turn,
@@ -928,7 +923,10 @@ impl LeaseStore for SqliteLeaseStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl ExecutionAudit for SqliteLeaseStore {
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
         self.read(move |conn, _| {
             Ok(conn

@@ -24,7 +24,7 @@ pub(crate) enum Target {
 /// database for up to 30 s in all before it fails; store time is the host
 /// clock ([`SystemClock`]).
 #[derive(Debug, Clone)]
-pub struct SqliteOptions {
+pub struct SqliteStoreOptions {
     pub(crate) target: Target,
     pub(crate) busy_timeout: Duration,
     pub(crate) max_lock_wait: Duration,
@@ -32,10 +32,10 @@ pub struct SqliteOptions {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-impl SqliteOptions {
+impl SqliteStoreOptions {
     /// A database file at `path`. The path is taken literally (no `file:`
     /// URI parsing); the special name `:memory:` means
-    /// [`SqliteOptions::memory`].
+    /// [`SqliteStoreOptions::memory`].
     pub fn new(path: impl AsRef<Path>) -> Self {
         let path = path.as_ref();
         let target = if path == Path::new(":memory:") {
@@ -43,7 +43,7 @@ impl SqliteOptions {
         } else {
             Target::File(path.to_owned())
         };
-        SqliteOptions {
+        SqliteStoreOptions {
             target,
             busy_timeout: Duration::from_secs(5),
             max_lock_wait: Duration::from_secs(30),
@@ -56,7 +56,7 @@ impl SqliteOptions {
     /// a single connection (a second one would see another database), so
     /// reads queue behind writes.
     pub fn memory() -> Self {
-        SqliteOptions::new(":memory:")
+        SqliteStoreOptions::new(":memory:")
     }
 
     /// Parses `sqlite:PATH`, `sqlite://PATH` (so `sqlite:///abs/path` is
@@ -88,10 +88,11 @@ impl SqliteOptions {
         }
         if path.contains('?') {
             return Err(StoreError::InvalidInput(
-                "sqlite url query parameters are not supported: set them with SqliteOptions".into(),
+                "sqlite url query parameters are not supported: set them with SqliteStoreOptions"
+                    .into(),
             ));
         }
-        Ok(SqliteOptions::new(path))
+        Ok(SqliteStoreOptions::new(path))
     }
 
     /// How long one try waits inside SQLite for another connection's lock
@@ -256,7 +257,9 @@ mod tests {
     use super::*;
 
     fn target(url: &str) -> Target {
-        SqliteOptions::from_url(url).expect("a valid url").target
+        SqliteStoreOptions::from_url(url)
+            .expect("a valid url")
+            .target
     }
 
     #[test]
@@ -273,7 +276,7 @@ mod tests {
             Target::File("/var/lib/jobs.db".into())
         );
         assert_eq!(target("SQLite:/tmp/x.db"), Target::File("/tmp/x.db".into()));
-        assert_eq!(SqliteOptions::new(":memory:").target, Target::Memory);
+        assert_eq!(SqliteStoreOptions::new(":memory:").target, Target::Memory);
     }
 
     #[test]
@@ -288,7 +291,7 @@ mod tests {
             ("sqlite://", "no path"),
             ("sqlite:jobs.db?mode=ro", "query parameters"),
         ] {
-            match SqliteOptions::from_url(url) {
+            match SqliteStoreOptions::from_url(url) {
                 Err(StoreError::InvalidInput(msg)) => {
                     assert!(msg.contains(needle), "{url}: {msg}");
                     assert!(!msg.contains("hunter2"), "{msg}");

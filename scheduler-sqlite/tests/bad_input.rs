@@ -3,6 +3,7 @@
 //! read-only directory, a write-protected file, a file another program keeps
 //! locked, a schema from the future, and URLs of the wrong form.
 
+use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,7 +15,7 @@ use std::time::Duration;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ExecutionFilter, Finish, LeaseStore, PlanKey, Scope, StoreError,
 };
-use scheduler_sqlite::{SqliteLeaseStore, SqliteOptions, SCHEMA_VERSION};
+use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions, SCHEMA_VERSION};
 
 fn request<'a>(job: &'a str, keys: &'a [PlanKey]) -> ClaimRequest<'a> {
     ClaimRequest {
@@ -163,7 +164,7 @@ async fn a_missing_directory_or_a_directory_path_is_refused_at_open() {
 
     let absent = dir.path().join("absent.db");
     let message = backend_message(
-        SqliteOptions::new(&absent)
+        SqliteStoreOptions::new(&absent)
             .create_if_missing(false)
             .open()
             .await,
@@ -262,8 +263,8 @@ async fn a_read_only_directory_or_file_is_refused_at_open() {
     );
 }
 
-fn quick_locks(path: &Path) -> SqliteOptions {
-    SqliteOptions::new(path)
+fn quick_locks(path: &Path) -> SqliteStoreOptions {
+    SqliteStoreOptions::new(path)
         .busy_timeout(Duration::from_millis(20))
         .max_lock_wait(Duration::from_millis(200))
 }

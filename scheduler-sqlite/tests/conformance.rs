@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scheduler_core::conformance::Harness;
+use scheduler_conformance::Harness;
 use scheduler_core::{ManualClock, TimeControl};
-use scheduler_sqlite::SqliteOptions;
+use scheduler_sqlite::SqliteStoreOptions;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -31,7 +31,7 @@ mod file {
     async fn setup() -> Option<Harness> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let clock = ManualClock::new(OffsetDateTime::now_utc());
-        let store = SqliteOptions::new(dir.path().join("conformance.db"))
+        let store = SqliteStoreOptions::new(dir.path().join("conformance.db"))
             .clock(Arc::new(clock.clone()))
             .open()
             .await
@@ -40,7 +40,7 @@ mod file {
         Some(Harness::new(Arc::new(store), Arc::new(time)))
     }
 
-    scheduler_core::conformance_tests!(setup());
+    scheduler_conformance::conformance_tests!(setup());
 }
 
 mod memory {
@@ -48,7 +48,7 @@ mod memory {
 
     async fn setup() -> Option<Harness> {
         let clock = ManualClock::new(OffsetDateTime::now_utc());
-        let store = SqliteOptions::from_url("sqlite::memory:")
+        let store = SqliteStoreOptions::from_url("sqlite::memory:")
             .expect("a valid url")
             .clock(Arc::new(clock.clone()))
             .open()
@@ -57,5 +57,5 @@ mod memory {
         Some(Harness::new(Arc::new(store), Arc::new(clock)))
     }
 
-    scheduler_core::conformance_tests!(setup());
+    scheduler_conformance::conformance_tests!(setup());
 }

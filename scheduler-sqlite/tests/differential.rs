@@ -1,6 +1,6 @@
 //! Random operation sequences give identical results on the memory store
 //! (the reference, which applies `machine` directly) and on SQLite: the
-//! shared differential check of `scheduler_core::conformance::differential`
+//! shared differential check of `scheduler_conformance::differential`
 //! (outcomes, rows field by field, scope summaries, retry-due reads), both
 //! stores on one manual clock. The sequences it once failed on are kept in
 //! `differential::regressions` and run here too.
@@ -8,21 +8,21 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use scheduler_core::conformance::differential::{self, Op};
-use scheduler_core::{LeaseStore, ManualClock};
+use scheduler_conformance::differential::{self, Op};
+use scheduler_core::{ExecutionAudit, ManualClock};
 use scheduler_memory::MemoryLeaseStore;
-use scheduler_sqlite::SqliteOptions;
+use scheduler_sqlite::SqliteStoreOptions;
 
 /// Fresh stores on one clock at `differential::START`, then the check.
 async fn run(ops: &[Op]) {
     let clock = ManualClock::new(differential::START);
     let memory = MemoryLeaseStore::with_clock(Arc::new(clock.clone()));
-    let sqlite = SqliteOptions::memory()
+    let sqlite = SqliteStoreOptions::memory()
         .clock(Arc::new(clock.clone()))
         .open()
         .await
         .expect("open");
-    let stores: [(&'static str, Arc<dyn LeaseStore>); 2] =
+    let stores: [(&'static str, Arc<dyn ExecutionAudit>); 2] =
         [("memory", Arc::new(memory)), ("sqlite", Arc::new(sqlite))];
     differential::check(ops, &clock, &stores).await;
 }

@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
-    ManualClock, PlanKey, Scope, Status, StoreError, TimeControl,
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    Lease, LeaseStore, LeaseStoreExt, ManualClock, PlanKey, Scope, Status, StoreError, TimeControl,
 };
 use scheduler_memory::MemoryLeaseStore;
-use scheduler_sqlite::{SqliteLeaseStore, SqliteOptions};
+use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -41,7 +41,7 @@ fn keys(prefix: &str, n: usize, plan_time: OffsetDateTime) -> Vec<PlanKey> {
 }
 
 async fn claim(
-    store: &dyn LeaseStore,
+    store: &dyn ExecutionAudit,
     keys: &[PlanKey],
     max_attempts: i32,
     stale_secs: u64,
@@ -60,7 +60,7 @@ async fn claim(
 }
 
 async fn leases(
-    store: &dyn LeaseStore,
+    store: &dyn ExecutionAudit,
     keys: &[PlanKey],
     max_attempts: i32,
     stale_secs: u64,
@@ -90,7 +90,7 @@ fn failure(retry_secs: u64) -> Finish {
 /// The batch of the mixed scenario, built on `store` (whose clock is
 /// `clock`, started at `T0`): every kind of lease a terminal write can
 /// present, in an order where earlier items change what later ones see.
-async fn mixed_batch(store: &dyn LeaseStore, clock: &ManualClock) -> Vec<(Lease, Finish)> {
+async fn mixed_batch(store: &dyn ExecutionAudit, clock: &ManualClock) -> Vec<(Lease, Finish)> {
     let plan = T0;
     // Claimed with a short lease, which goes stale: the first is stolen,
     // the other two are swept.
@@ -164,7 +164,7 @@ fn seen(lease: &Lease, result: &Result<(), StoreError>) -> String {
 }
 
 /// Every row of every job, in key order, with the random id and token blanked.
-async fn rows(store: &dyn LeaseStore) -> Vec<Execution> {
+async fn rows(store: &dyn ExecutionAudit) -> Vec<Execution> {
     let mut rows: Vec<Execution> = store
         .list_executions(&ExecutionFilter::default())
         .await
@@ -183,7 +183,7 @@ async fn rows(store: &dyn LeaseStore) -> Vec<Execution> {
 }
 
 async fn file_store(dir: &Path, name: &str, clock: &ManualClock) -> SqliteLeaseStore {
-    SqliteOptions::new(dir.join(name))
+    SqliteStoreOptions::new(dir.join(name))
         .clock(Arc::new(clock.clone()))
         .open()
         .await
@@ -356,8 +356,8 @@ async fn a_batch_of_a_thousand_finishes_is_one_commit() {
     );
 }
 
-fn quick_locks(path: &Path, clock: &ManualClock) -> SqliteOptions {
-    SqliteOptions::new(path)
+fn quick_locks(path: &Path, clock: &ManualClock) -> SqliteStoreOptions {
+    SqliteStoreOptions::new(path)
         .clock(Arc::new(clock.clone()))
         .busy_timeout(Duration::from_millis(20))
         .max_lock_wait(Duration::from_secs(1))

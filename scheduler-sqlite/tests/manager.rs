@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scheduler_core::conformance;
-use scheduler_sqlite::SqliteOptions;
+use scheduler_conformance as conformance;
+use scheduler_sqlite::SqliteStoreOptions;
 
 #[tokio::test]
 async fn a_manager_started_while_the_file_is_locked_retries_and_runs_once_it_is_free() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked-at-start.db");
-    let store = SqliteOptions::new(&path)
+    let store = SqliteStoreOptions::new(&path)
         .busy_timeout(Duration::from_millis(20))
         .max_lock_wait(Duration::from_millis(100))
         .open()

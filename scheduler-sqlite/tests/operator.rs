@@ -4,6 +4,7 @@
 //! value. The summary must still equal `ScopeSummary::of_rows`, and an
 //! operator retry must still apply `machine::operator_retry` exactly.
 
+use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use scheduler_core::{
     ClaimRequest, ErrorCode, ExecutionFilter, Finish, LeaseStore, ManualClock, PlanKey, Scope,
     ScopeSummary, Status, StoreError, TimeControl,
 };
-use scheduler_sqlite::{SqliteLeaseStore, SqliteOptions};
+use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,7 +24,7 @@ const T0: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 const STALE: Duration = Duration::from_secs(60);
 
 async fn store_on(path: &Path, clock: &ManualClock) -> SqliteLeaseStore {
-    SqliteOptions::new(path)
+    SqliteStoreOptions::new(path)
         .clock(Arc::new(clock.clone()))
         .open()
         .await

@@ -6,6 +6,7 @@
 //! The children are this test binary run again (`current_exe()`), selected
 //! by an environment variable, so no helper binary has to be built.
 
+use scheduler_core::LeaseStoreExt as _;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -17,11 +18,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use scheduler_core::{
-    CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, JobOutput,
-    JobSpec, LatestExecution, Lease, LeaseStore, Manager, ManagerOptions, ManualClock, PlanKey,
-    RetryDue, Scope, ScopeSummary, Scopes, Status, StoreError, TimeControl,
+    CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, Manager, ManagerOptions, ManualClock,
+    PlanKey, RetryDue, Scope, ScopeSummary, Scopes, Status, StoreError, TimeControl,
 };
-use scheduler_sqlite::{SqliteLeaseStore, SqliteOptions};
+use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -65,6 +66,7 @@ impl Watched {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl LeaseStore for Watched {
     async fn now(&self) -> Result<OffsetDateTime, StoreError> {
         self.seen("now", self.store.now().await)
@@ -79,8 +81,12 @@ impl LeaseStore for Watched {
     ) -> Result<OffsetDateTime, StoreError> {
         self.seen("heartbeat", self.store.heartbeat(lease, stale).await)
     }
-    async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
-        self.seen("finish", self.store.finish(lease, finish).await)
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        let results = self.store.finish_many(items).await;
+        results
+            .into_iter()
+            .map(|result| self.seen("finish_many", result))
+            .collect()
     }
     async fn sweep_stale(
         &self,
@@ -115,6 +121,11 @@ impl LeaseStore for Watched {
             .await;
         self.seen("retry_due", due)
     }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl ExecutionAudit for Watched {
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
         self.seen("get_execution", self.store.get_execution(id).await)
     }
@@ -355,7 +366,11 @@ fn takeover_job(handler_blocks: bool) -> JobSpec {
 /// the parent kills it.
 async fn victim_child(db: &Path) {
     let clock = Arc::new(ManualClock::new(T0));
-    let store = SqliteOptions::new(db).clock(clock).open().await.unwrap();
+    let store = SqliteStoreOptions::new(db)
+        .clock(clock)
+        .open()
+        .await
+        .unwrap();
     let manager = Manager::new(
         Arc::new(store),
         ManagerOptions {
@@ -413,7 +428,7 @@ async fn a_killed_process_leases_are_taken_over_after_stale_timeout() {
 
     let clock = Arc::new(ManualClock::new(T0));
     let store = Arc::new(
-        SqliteOptions::new(&db)
+        SqliteStoreOptions::new(&db)
             .clock(clock.clone())
             .open()
             .await

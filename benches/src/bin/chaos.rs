@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 use rusqlite::TransactionBehavior;
 use scheduler_core::plan::{ceil, Schedule};
 use scheduler_core::{
-    BoxError, CatchUpMode, ErrorCode, Execution, ExecutionFilter, JobOutput, JobSpec, LeaseStore,
-    Manager, ManagerOptions, RunContext, Scope, Scopes, Status,
+    BoxError, CatchUpMode, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, JobOutput,
+    JobSpec, Manager, ManagerOptions, RunContext, Scope, Scopes, Status,
 };
 use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
-use scheduler_sqlite::SqliteOptions;
+use scheduler_sqlite::SqliteStoreOptions;
 use sqlx_core::query::query;
 use sqlx_core::query_as::query_as;
 use sqlx_core::query_scalar::query_scalar;
@@ -124,7 +124,7 @@ enum Db {
 /// One process's handles on the run's database: its lease store, and what
 /// the ledger and the connection kills need.
 struct Conn {
-    store: Arc<dyn LeaseStore>,
+    store: Arc<dyn ExecutionAudit>,
     link: Link,
 }
 
@@ -170,7 +170,7 @@ impl Db {
             .get(..7)
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sqlite:"));
         if is_sqlite {
-            let options = SqliteOptions::from_url(database).unwrap_or_else(|e| panic!("{e}"));
+            let options = SqliteStoreOptions::from_url(database).unwrap_or_else(|e| panic!("{e}"));
             let path = options
                 .path()
                 .expect("an in-memory SQLite database cannot be shared by processes")
@@ -229,7 +229,7 @@ impl Db {
                 }
             }
             Db::Sqlite { path } => {
-                let store = SqliteOptions::new(path).open().await?;
+                let store = SqliteStoreOptions::new(path).open().await?;
                 let ledger = rusqlite::Connection::open(path)?;
                 ledger.busy_timeout(LEDGER_BUSY_TIMEOUT)?;
                 Conn {
@@ -619,7 +619,7 @@ async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]
 
 /// Waits until an execution finishes after `killed_at`; how long that took,
 /// or `None` past [`RESUME_CAP`].
-async fn resumed(store: &dyn LeaseStore, killed_at: OffsetDateTime) -> Option<Duration> {
+async fn resumed(store: &dyn ExecutionAudit, killed_at: OffsetDateTime) -> Option<Duration> {
     let waited = Instant::now();
     let recent = ExecutionFilter {
         plan_time_from: Some(killed_at - Duration::from_secs(10)),

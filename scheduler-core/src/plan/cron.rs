@@ -19,7 +19,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
 use time::OffsetDateTime;
 
-use crate::clock::to_micros;
+use crate::time::to_micros;
 
 /// A parsed cron expression and its time zone.
 #[derive(Clone)]

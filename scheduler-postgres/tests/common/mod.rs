@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use scheduler_core::conformance::Harness;
+use scheduler_conformance::Harness;
 use scheduler_postgres::{PgLeaseStore, PgStoreOptions, TimeOffset};
 use sqlx_core::raw_sql::raw_sql;
 use sqlx_core::sql_str::AssertSqlSafe;

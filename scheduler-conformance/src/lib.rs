@@ -15,7 +15,7 @@
 //! `#[tokio::test]` per function:
 //!
 //! ```text
-//! scheduler_core::conformance_tests!(async {
+//! scheduler_conformance::conformance_tests!(async {
 //!     let clock = ManualClock::new(OffsetDateTime::now_utc());
 //!     let store = MemoryLeaseStore::with_clock(Arc::new(clock.clone()));
 //!     Some(Harness::new(Arc::new(store), Arc::new(clock)))
@@ -32,28 +32,28 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::clock::{to_micros, TimeControl};
-use crate::error::StoreError;
-use crate::machine::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
-use crate::plan::floor;
-use crate::spec::{Scope, MAX_NAME_BYTES};
-use crate::store::{
-    ClaimOutcome, ClaimRequest, ErrorCode, ExecutionFilter, Finish, Lease, LeaseStore, PlanKey,
-    ScopeSummary, Status,
+use scheduler_core::model::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
+use scheduler_core::plan::floor;
+use scheduler_core::time::{to_micros, TimeControl};
+use scheduler_core::StoreError;
+use scheduler_core::{
+    ClaimOutcome, ClaimRequest, ErrorCode, ExecutionFilter, Finish, Lease, PlanKey, ScopeSummary,
+    Status,
 };
+use scheduler_core::{ExecutionAudit, LeaseStoreExt, Scope, MAX_NAME_BYTES};
 
 /// A store under test and control over its store time.
 #[derive(Clone)]
 pub struct Harness {
     /// The store.
-    pub store: Arc<dyn LeaseStore>,
+    pub store: Arc<dyn ExecutionAudit>,
     /// Moves the store's time forward.
     pub time: Arc<dyn TimeControl>,
 }
 
 impl Harness {
     /// A harness over `store` whose time `time` controls.
-    pub fn new(store: Arc<dyn LeaseStore>, time: Arc<dyn TimeControl>) -> Self {
+    pub fn new(store: Arc<dyn ExecutionAudit>, time: Arc<dyn TimeControl>) -> Self {
         Harness { store, time }
     }
 }
@@ -260,7 +260,7 @@ pub async fn swept_lease_is_fenced(h: &Harness) {
     assert_eq!(row.error_code.as_deref(), Some("stale_timeout"));
     assert_eq!(
         row.next_retry_at,
-        Some(crate::machine::NEVER),
+        Some(scheduler_core::machine::NEVER),
         "a non-reentrant job's swept row is never due by itself"
     );
     assert!(row.finished_at.is_some());
@@ -418,7 +418,7 @@ pub async fn non_reentrant_stale_row_is_not_retried(h: &Harness) {
         let expected = if reentrant {
             None
         } else {
-            Some(crate::machine::NEVER)
+            Some(scheduler_core::machine::NEVER)
         };
         assert_eq!(row.next_retry_at, expected, "reentrant: {reentrant}");
         h.time.advance(Duration::from_secs(3600));
@@ -1058,8 +1058,8 @@ pub async fn operator_retries_are_due_whatever_their_plan_time(h: &Harness) {
 /// skips that scope and runs the others in the same tick, on every store,
 /// with no error reported for the job.
 pub async fn manager_runs_the_storable_scopes_of_a_job(h: &Harness) {
-    use crate::manager::{Manager, ManagerOptions};
-    use crate::spec::{JobOutput, JobSpec, Scopes};
+    use scheduler_core::{JobOutput, JobSpec, Scopes};
+    use scheduler_core::{Manager, ManagerOptions};
 
     let job = unique("poison_scope");
     let poison = incompressible(10_000);
@@ -1246,7 +1246,7 @@ pub async fn operator_retry_repairs_failed_rows_and_refuses_others(h: &Harness) 
     assert_eq!(repaired.status, Status::Failed);
     assert_eq!(
         repaired.error_code.as_deref(),
-        Some(crate::machine::OPERATOR_RETRY_CODE)
+        Some(scheduler_core::machine::OPERATOR_RETRY_CODE)
     );
     assert!(repaired
         .error_msg
@@ -1346,7 +1346,7 @@ pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
     h.time.advance(Duration::from_secs(1));
     let fresh = claim_one(h, &request(&job, "r1", &[key("new_ok")], true)).await;
     h.store.finish(fresh.lease().unwrap(), &ok()).await.unwrap();
-    let mine = |store: Arc<dyn LeaseStore>, job: String| async move {
+    let mine = |store: Arc<dyn ExecutionAudit>, job: String| async move {
         let filter = ExecutionFilter {
             job_name: Some(job),
             ..Default::default()
@@ -1584,12 +1584,12 @@ pub async fn store_time_is_utc_micros_and_controllable(h: &Harness) {
 /// The outage ends once the manager has begun at least three ticks against
 /// the unavailable store; the job must then run within a minute.
 pub async fn manager_rides_out_a_store_down_at_start(
-    store: Arc<dyn LeaseStore>,
+    store: Arc<dyn ExecutionAudit>,
     end_outage: impl std::future::Future<Output = ()>,
 ) {
-    use crate::manager::{Manager, ManagerOptions};
-    use crate::spec::{JobOutput, JobSpec, Scopes};
-    use crate::store::CountingStore;
+    use scheduler_core::store::CountingStore;
+    use scheduler_core::{JobOutput, JobSpec, Scopes};
+    use scheduler_core::{Manager, ManagerOptions};
 
     let job = unique("down_at_start");
     let counting = Arc::new(CountingStore::new(store.clone()));
@@ -1711,7 +1711,7 @@ macro_rules! conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             if let Some(harness) = $setup.await {
-                $crate::conformance::$name(&harness, $($arg),*).await;
+                $crate::$name(&harness, $($arg),*).await;
             }
         }
     };
@@ -1720,7 +1720,7 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 if let Some(harness) = $setup.await {
-                    $crate::conformance::$name(&harness).await;
+                    $crate::$name(&harness).await;
                 }
             }
         )*

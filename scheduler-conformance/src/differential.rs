@@ -10,14 +10,14 @@
 //! every store in turn and compares, after every operation, what each call
 //! returned, every row of the job field by field (ids and tokens aside:
 //! they are random by design), and the scope summaries. The first store is the reference (the
-//! memory store, which applies [`machine`](crate::machine) directly); the
+//! memory store, which applies [`machine`](scheduler_core::machine) directly); the
 //! first difference panics with the operation's index, the operation, both
 //! stores' names and both values, and the numbered operations up to there.
 //! proptest then shrinks the sequence, so a failure ends as a short list of
 //! operations that reads as a recipe.
 //!
 //! Exact comparison needs one store time that every store reads: a
-//! [`ManualClock`](crate::ManualClock) injected into each (the PostgreSQL
+//! [`ManualClock`](scheduler_core::ManualClock) injected into each (the PostgreSQL
 //! store takes one through its client-clock option, for tests only), moved
 //! by [`check`] through the [`TimeControl`] it is given.
 //!
@@ -31,8 +31,8 @@
 //!         runtime.block_on(async {
 //!             let clock = ManualClock::new(differential::START);
 //!             let memory = MemoryLeaseStore::with_clock(Arc::new(clock.clone()));
-//!             let sqlite = SqliteOptions::memory().clock(Arc::new(clock.clone())).open().await?;
-//!             let stores: [(&'static str, Arc<dyn LeaseStore>); 2] =
+//!             let sqlite = SqliteStoreOptions::memory().clock(Arc::new(clock.clone())).open().await?;
+//!             let stores: [(&'static str, Arc<dyn ExecutionAudit>); 2] =
 //!                 [("memory", Arc::new(memory)), ("sqlite", Arc::new(sqlite))];
 //!             differential::check(&ops, &clock, &stores).await;
 //!         });
@@ -54,12 +54,12 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::clock::TimeControl;
-use crate::error::StoreError;
-use crate::spec::Scope;
-use crate::store::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
-    PlanKey, RetryDue, Status,
+use scheduler_core::time::TimeControl;
+use scheduler_core::Scope;
+use scheduler_core::StoreError;
+use scheduler_core::{
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    Lease, LeaseStoreExt, PlanKey, RetryDue, Status,
 };
 
 /// The job every operation works on. The stores should hold no rows of
@@ -368,7 +368,7 @@ fn finish_failed(millis: u64, msg: &str, retry_secs: u64) -> Finish {
 /// One store under test and the leases it handed out, oldest first.
 struct Side {
     name: &'static str,
-    store: Arc<dyn LeaseStore>,
+    store: Arc<dyn ExecutionAudit>,
     leases: Vec<Lease>,
 }
 
@@ -693,7 +693,7 @@ fn same_rows(
 pub async fn check(
     ops: &[Op],
     time: &dyn TimeControl,
-    stores: &[(&'static str, Arc<dyn LeaseStore>)],
+    stores: &[(&'static str, Arc<dyn ExecutionAudit>)],
 ) {
     assert!(stores.len() >= 2, "a differential check needs two stores");
     let mut sides: Vec<Side> = stores

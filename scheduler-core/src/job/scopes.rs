@@ -1,0 +1,62 @@
+//! Where a job's scopes come from: a fixed list, or a provider asked every
+//! tick.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use time::OffsetDateTime;
+
+use crate::error::BoxError;
+use crate::model::Scope;
+
+type ScopesFn =
+    dyn Fn(OffsetDateTime) -> BoxFuture<'static, Result<Vec<Scope>, BoxError>> + Send + Sync;
+
+/// Where a job's scopes come from, asked once per tick.
+#[derive(Clone)]
+pub enum Scopes {
+    /// The same scopes every tick.
+    Fixed(Arc<[Scope]>),
+    /// Asked every tick with store time, e.g. to list tenants.
+    Dynamic(Arc<ScopesFn>),
+}
+
+impl Scopes {
+    /// Only [`Scope::global`].
+    pub fn global() -> Self {
+        Scopes::Fixed(Arc::from([Scope::global()]))
+    }
+
+    /// A fixed list.
+    pub fn fixed(scopes: impl IntoIterator<Item = Scope>) -> Self {
+        Scopes::Fixed(scopes.into_iter().collect())
+    }
+
+    /// A provider called every tick with store time.
+    pub fn dynamic<F, Fut>(provider: F) -> Self
+    where
+        F: Fn(OffsetDateTime) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<Scope>, BoxError>> + Send + 'static,
+    {
+        Scopes::Dynamic(Arc::new(move |now| provider(now).boxed()))
+    }
+
+    pub(crate) async fn resolve(&self, now: OffsetDateTime) -> Result<Vec<Scope>, BoxError> {
+        match self {
+            Scopes::Fixed(scopes) => Ok(scopes.to_vec()),
+            Scopes::Dynamic(provider) => provider(now).await,
+        }
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scopes::Fixed(s) => f.debug_tuple("Fixed").field(&s.len()).finish(),
+            Scopes::Dynamic(_) => f.write_str("Dynamic"),
+        }
+    }
+}

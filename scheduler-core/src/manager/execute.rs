@@ -1,0 +1,305 @@
+//! Running what a tick won: one task per scope runs its leases in plan
+//! order, each handler bounded by its run timeout, its lease and shutdown,
+//! then its terminal write through the completer.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, info_span, warn, Instrument};
+
+use super::keeper::{AbortOnDrop, LeaseKeeper};
+use super::tick::StoreClock;
+use super::{Manager, Registered, TickReport};
+use crate::error::StoreError;
+use crate::job::{JobOutput, JobSpec, RunContext};
+use crate::model::{ClaimKind, ErrorCode, Finish, Lease, Scope};
+use crate::plan;
+
+/// What the log says when a run starts, by how its lease was won.
+fn verb(kind: ClaimKind) -> &'static str {
+    match kind {
+        ClaimKind::Won => "claimed",
+        ClaimKind::Retried => "retrying",
+        ClaimKind::Stolen => "took over stale lease",
+        ClaimKind::Conflicted => unreachable!("a conflicted claim yields no lease"),
+    }
+}
+
+/// A won lease waiting for (or in) its run.
+pub(super) struct ClaimedRun {
+    keeper: Arc<LeaseKeeper>,
+    how: ClaimKind,
+    /// When the plan became eligible, for fresh claims of scheduled jobs:
+    /// the start of the dispatch-lateness measurement.
+    eligible_at: Option<OffsetDateTime>,
+    clock: StoreClock,
+}
+
+/// How one execution ended, before its terminal write.
+enum RunEnd {
+    Success(JobOutput),
+    Failure(ErrorCode, String),
+    LeaseLost,
+}
+
+impl Manager {
+    /// The runs of one scope's won leases, each heartbeaten from now on
+    /// (see [`LeaseKeeper::keep_alive`]).
+    pub(super) fn prepare_runs(
+        &self,
+        job: &JobSpec,
+        leases: Vec<(Lease, ClaimKind)>,
+        clock: StoreClock,
+    ) -> Vec<ClaimedRun> {
+        let claimed_at = Instant::now();
+        leases
+            .into_iter()
+            .map(|(lease, how)| {
+                let eligible_at = (how == ClaimKind::Won).then(|| {
+                    let offset = plan::scope_offset(&job.name, &lease.scope, job.spread);
+                    lease.plan_time + job.schedule_delay + offset
+                });
+                let span = execution_span(&self.inner.options.runner_id, &lease);
+                let keeper = Arc::new(LeaseKeeper {
+                    store: self.inner.store.clone(),
+                    lease: Arc::new(lease),
+                    stale_timeout: job.stale_timeout,
+                    safe_until: Mutex::new(claimed_at + job.stale_timeout),
+                    lost: CancellationToken::new(),
+                    done: AtomicBool::new(false),
+                    span,
+                });
+                ClaimedRun {
+                    keeper,
+                    how,
+                    eligible_at,
+                    clock,
+                }
+            })
+            .collect()
+    }
+
+    pub(super) async fn run_scope(
+        self,
+        job: Arc<Registered>,
+        scope: Scope,
+        runs: Vec<ClaimedRun>,
+    ) -> TickReport {
+        let keepers: Vec<Arc<LeaseKeeper>> = runs.iter().map(|r| r.keeper.clone()).collect();
+        let work = async {
+            let mut report = TickReport::default();
+            for run in runs {
+                let keeper = &run.keeper;
+                let span = keeper.span.clone();
+                if let Some(eligible_at) = run.eligible_at {
+                    let late = run.clock.estimate() - eligible_at;
+                    job.metrics
+                        .dispatch_lateness
+                        .record(Duration::try_from(late).unwrap_or_default());
+                }
+                let started = Instant::now();
+                job.metrics.running.increment(1.0);
+                let end = self
+                    .execute(&job.spec, keeper, run.how)
+                    .instrument(span.clone())
+                    .await;
+                job.metrics.running.decrement(1.0);
+                job.metrics.run_duration.record(started.elapsed());
+                self.write_terminal(&job, keeper, end, started.elapsed(), &mut report)
+                    .instrument(span)
+                    .await;
+                keeper.done.store(true, Ordering::Release);
+                self.inner.local.lock().expect("local lock").in_flight -= 1;
+                self.inner.freed.notify_one();
+            }
+            report
+        };
+        // Heartbeats run in a task of their own, not in this one: a handler
+        // that blocks its thread (it should not, but some do) must not also
+        // stop its lease from being extended, or the lease would expire and
+        // the plan run twice. The task ends with this scope's runs.
+        let interval = job.spec.heartbeat_interval;
+        let late = job.metrics.heartbeats_late.clone();
+        let heartbeats = AbortOnDrop(tokio::spawn(async move {
+            LeaseKeeper::keep_alive(&keepers, interval, &late).await
+        }));
+        // Let the heartbeat task start (and arm its timer) before a handler
+        // can hold this thread: a task just spawned sits in this worker's
+        // LIFO slot, where no other worker can steal it.
+        tokio::task::yield_now().await;
+        let report = work.await;
+        drop(heartbeats);
+        job.busy.lock().expect("busy lock").remove(&scope);
+        self.inner.freed.notify_one();
+        report
+    }
+
+    /// Runs the handler, bounded by the run timeout, the lease and shutdown.
+    async fn execute(
+        &self,
+        job: &Arc<JobSpec>,
+        keeper: &Arc<LeaseKeeper>,
+        how: ClaimKind,
+    ) -> RunEnd {
+        if keeper.lost.is_cancelled() {
+            return RunEnd::LeaseLost;
+        }
+        if Instant::now() >= keeper.safe_until() {
+            // The lease may have expired while this run waited (behind an
+            // earlier plan of its scope, through a store outage that failed
+            // its heartbeats): another replica may hold it now. Confirm
+            // before starting; if that is impossible, do not start. The row
+            // is then swept and retried like a dead runner's.
+            if let Err(e) = keeper.beat().await {
+                warn!(error = %e, "lease not confirmed before start; not running it");
+                return RunEnd::LeaseLost;
+            }
+        }
+        info!("{}", verb(how));
+        let cancel = CancellationToken::new();
+        let ctx = RunContext::new(
+            keeper.lease.clone(),
+            Arc::from(self.inner.options.runner_id.as_str()),
+            cancel.clone(),
+            keeper.clone(),
+        );
+        // The handler runs inside this task: dropping its future (timeout,
+        // lost lease, shutdown) stops it even if it ignores its signal, and
+        // a panic is caught here instead of unwinding through the scheduler.
+        let handler = AssertUnwindSafe(job.run_handler(ctx)).catch_unwind();
+        let end = tokio::select! {
+            ran = handler => match ran {
+                Ok(Ok(output)) => RunEnd::Success(output),
+                Ok(Err(e)) => RunEnd::Failure(ErrorCode::HandlerError, e.to_string()),
+                Err(payload) => {
+                    let msg = panic_message(payload);
+                    error!(panic = %msg, "handler panicked");
+                    RunEnd::Failure(ErrorCode::HandlerPanic, format!("handler panicked: {msg}"))
+                }
+            },
+            _ = tokio::time::sleep(job.run_timeout) => RunEnd::Failure(
+                ErrorCode::RunTimeout,
+                format!("handler exceeded run_timeout of {:?}", job.run_timeout),
+            ),
+            _ = keeper.lost.cancelled() => RunEnd::LeaseLost,
+            _ = self.inner.hard_stop.cancelled() => RunEnd::Failure(
+                ErrorCode::Canceled,
+                "scheduler shut down before the handler finished".to_owned(),
+            ),
+        };
+        // Tell a handler that kept a clone of its context why it stopped.
+        cancel.cancel();
+        end
+    }
+
+    /// Records how the run ended. A transient store failure is retried while
+    /// the lease can still be ours, so a finished run is not mistaken for an
+    /// abandoned one and executed again.
+    async fn write_terminal(
+        &self,
+        registered: &Registered,
+        keeper: &LeaseKeeper,
+        end: RunEnd,
+        duration: Duration,
+        report: &mut TickReport,
+    ) {
+        let job = &registered.spec;
+        let metrics = &registered.metrics;
+        let lease = &keeper.lease;
+        let finish = match &end {
+            RunEnd::LeaseLost => {
+                warn!("lease lost; no terminal write (the new holder owns the row)");
+                report.lease_lost += 1;
+                metrics.lease_lost();
+                return;
+            }
+            RunEnd::Success(output) => {
+                Finish::success(duration, output.rows_affected, output.result.clone())
+            }
+            RunEnd::Failure(code, msg) => {
+                let retry_after = match code {
+                    ErrorCode::Canceled => Duration::ZERO,
+                    _ => job.retry_delay(lease.attempt),
+                };
+                Finish::failure(duration, *code, msg, retry_after)
+            }
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.inner.completer.finish(lease, &finish).await {
+                Ok(()) => break,
+                Err(StoreError::LeaseLost { .. }) => {
+                    warn!("terminal write refused: the lease was taken over or swept meanwhile");
+                    report.lease_lost += 1;
+                    metrics.lease_lost();
+                    return;
+                }
+                Err(e) if e.is_transient() && Instant::now() + backoff < keeper.safe_until() => {
+                    warn!(error = %e, retry_in = ?backoff, "terminal write failed; retrying while the lease is ours");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    // Invalid input never succeeds on a retry; a transient
+                    // failure stops being retried once the lease may be
+                    // another runner's.
+                    error!(error = %e, "terminal write failed; giving up (the sweep will close the row)");
+                    report.errors += 1;
+                    return;
+                }
+            }
+        }
+        match end {
+            RunEnd::Success(output) => {
+                info!(
+                    rows_affected = output.rows_affected,
+                    duration_ms = finish.duration_ms(),
+                    "succeeded"
+                );
+                report.succeeded += 1;
+                metrics.succeeded();
+            }
+            RunEnd::Failure(code, msg) => {
+                metrics.failed(code);
+                let will_retry = lease.attempt < lease.max_attempts;
+                warn!(error_code = %code, error = %msg, will_retry, duration_ms = finish.duration_ms(), "failed");
+                report.failed += 1;
+                if will_retry {
+                    let at = Instant::now() + job.retry_delay(lease.attempt);
+                    let mut local = self.inner.local.lock().expect("local lock");
+                    local.retry_wake = Some(local.retry_wake.map_or(at, |w| w.min(at)));
+                }
+            }
+            RunEnd::LeaseLost => unreachable!("returned above"),
+        }
+    }
+}
+
+fn execution_span(runner: &str, lease: &Lease) -> tracing::Span {
+    info_span!(
+        "execution",
+        runner = %runner,
+        job = %lease.job_name,
+        scope = %lease.scope,
+        plan_time = %lease.plan_time,
+        attempt = lease.attempt,
+        execution_id = %lease.id,
+    )
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "non-string panic payload".to_owned(),
+        },
+    }
+}

@@ -1,0 +1,123 @@
+//! Keeping leases alive: one [`LeaseKeeper`] per won lease, heartbeaten
+//! by one task per scope while the scope's runs last.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn, Instrument};
+
+use crate::error::StoreError;
+use crate::job::Heartbeat;
+use crate::model::Lease;
+use crate::store::LeaseStore;
+
+/// Keeps one lease alive and remembers how long it is surely ours.
+pub(super) struct LeaseKeeper {
+    pub(super) store: Arc<dyn LeaseStore>,
+    pub(super) lease: Arc<Lease>,
+    pub(super) stale_timeout: Duration,
+    /// Until when (process time) no other replica can have taken the lease:
+    /// the last successful claim or heartbeat plus `stale_timeout`.
+    pub(super) safe_until: Mutex<Instant>,
+    /// Fired when a heartbeat finds the lease gone.
+    pub(super) lost: CancellationToken,
+    /// Set once the run's terminal write is done: no more heartbeats.
+    pub(super) done: AtomicBool,
+    /// The execution's span, for the heartbeat loop's log lines.
+    pub(super) span: tracing::Span,
+}
+
+impl LeaseKeeper {
+    pub(super) async fn beat(&self) -> Result<(), StoreError> {
+        let sent = Instant::now();
+        match self.store.heartbeat(&self.lease, self.stale_timeout).await {
+            Ok(_) => {
+                *self.safe_until.lock().expect("keeper lock") = sent + self.stale_timeout;
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, StoreError::LeaseLost { .. }) {
+                    self.lost.cancel();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) fn safe_until(&self) -> Instant {
+        *self.safe_until.lock().expect("keeper lock")
+    }
+
+    /// Heartbeats `keepers` every `interval`, skipping leases that are done
+    /// or lost, for as long as the scope's runs last (the caller aborts it
+    /// when they are over). One loop per scope rather than a task per
+    /// lease: queued leases stay alive at the cost of one task per scope.
+    ///
+    /// A round that starts a whole interval late is counted in `late` and
+    /// logged: the runtime did not run this task in time (a handler
+    /// blocking its thread, most often on a current-thread runtime, where
+    /// nothing else can run) or the previous round's calls were slow. A
+    /// lease whose safe window passed meanwhile may have been taken over
+    /// unnoticed; the round's heartbeat settles it (a taken-over lease
+    /// answers `LeaseLost`, which cancels the run, and the run's terminal
+    /// write is refused by the fence in any case).
+    pub(super) async fn keep_alive(
+        keepers: &[Arc<LeaseKeeper>],
+        interval: Duration,
+        late: &::metrics::Counter,
+    ) -> std::convert::Infallible {
+        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let due = ticker.tick().await;
+            let delay = due.elapsed();
+            if delay >= interval {
+                late.increment(1);
+                warn!(
+                    delay = ?delay,
+                    "heartbeats ran late: the runtime was starved (a handler blocking its thread?) or the store was slow"
+                );
+            }
+            for keeper in keepers {
+                if keeper.done.load(Ordering::Acquire) || keeper.lost.is_cancelled() {
+                    continue;
+                }
+                let span = keeper.span.clone();
+                if Instant::now() >= keeper.safe_until() {
+                    span.in_scope(|| {
+                        warn!("the lease may have lapsed while heartbeats were late; confirming it")
+                    });
+                }
+                match keeper.beat().instrument(span.clone()).await {
+                    Ok(()) => span.in_scope(|| debug!("heartbeat")),
+                    Err(StoreError::LeaseLost { .. }) => span.in_scope(|| {
+                        warn!("lease lost: another runner took it over or swept it; cancelling the run")
+                    }),
+                    Err(e) => span.in_scope(|| warn!(error = %e, "heartbeat failed; will retry")),
+                }
+            }
+        }
+    }
+}
+
+impl Heartbeat for LeaseKeeper {
+    fn beat(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        LeaseKeeper::beat(self).boxed()
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped, so it never
+/// outlives the future that owns it (a dropped `run` must not leave
+/// heartbeats keeping its leases alive).
+pub(super) struct AbortOnDrop<T>(pub(super) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,285 @@
+//! The manager (`docs/contract.md` §7): ticks, claims within free
+//! capacity, runs handlers concurrently with leases kept alive, and writes
+//! terminal states.
+//!
+//! - [`options`]: [`ManagerOptions`] and [`TickReport`].
+//! - `tick`: one tick over every job (scopes, sweep, claim).
+//! - `planning`: the store reads of a tick and the plan times per scope.
+//! - `keeper`: heartbeats, one task per scope with runs in flight.
+//! - `execute`: running what a tick won, and recording how it ended.
+//! - `completer`: terminal writes in batches (group commit).
+//!
+//! One manager runs per replica. It needs nothing but a [`LeaseStore`]: all
+//! coordination with other replicas goes through the store's claims.
+//!
+//! Decisions this module makes where the contract is silent:
+//! - Planning and leases use store time only; the process clock is used for
+//!   nothing but sleeping (tokio's clock, so tests can pause it).
+//! - A `(job, scope)` that still has an execution in flight in this process is
+//!   skipped by the next tick; its later plans are claimed once it is free, so
+//!   one scope's plans run one at a time and in plan order, and no lease sits
+//!   claimed while waiting behind a slow run.
+//! - Leases claimed in one batch for one scope are run in plan order by one
+//!   task; each is heartbeaten from the moment it is claimed.
+//! - A run cancelled by shutdown is recorded `canceled` with its retry due at
+//!   once, so another replica picks it up on its next tick.
+
+mod completer;
+mod execute;
+mod keeper;
+pub mod options;
+mod planning;
+mod tick;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use options::{ManagerOptions, TickReport};
+
+use self::completer::Completer;
+use crate::error::{OptionsError, SpecError};
+use crate::job::JobSpec;
+use crate::metrics;
+use crate::model::{name_problem, Scope};
+use crate::plan;
+use crate::store::LeaseStore;
+
+/// A registered job and what this replica remembers about it.
+struct Registered {
+    spec: Arc<JobSpec>,
+    /// Per scope, the newest plan time known to exist in the store (claimed
+    /// by anyone, whatever its state since). Only used to avoid asking again.
+    known: Mutex<HashMap<Scope, OffsetDateTime>>,
+    /// Scopes with an execution in flight in this process.
+    busy: Mutex<HashSet<Scope>>,
+    metrics: metrics::JobMetrics,
+}
+
+#[derive(Default)]
+struct Local {
+    /// Executions claimed and not yet finished.
+    in_flight: usize,
+    /// The earliest local retry that will fall due, if any.
+    retry_wake: Option<Instant>,
+}
+
+struct Inner {
+    store: Arc<dyn LeaseStore>,
+    completer: Completer,
+    options: ManagerOptions,
+    jobs: RwLock<Vec<Arc<Registered>>>,
+    local: Mutex<Local>,
+    /// Fired once the shutdown grace period is over: running handlers are
+    /// cancelled and recorded `canceled`.
+    hard_stop: CancellationToken,
+    /// Signalled when an execution finishes and frees capacity.
+    freed: tokio::sync::Notify,
+    /// This replica's offset into scope lists (a hash of its runner id).
+    rotation: u64,
+}
+
+/// The per-replica scheduler. Cheap to clone; clones share everything.
+///
+/// Register jobs with [`register`](Self::register), then either drive it with
+/// [`run`](Self::run) until shutdown, or tick by hand with
+/// [`run_once`](Self::run_once).
+#[derive(Clone)]
+pub struct Manager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("runner_id", &self.inner.options.runner_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// A manager over `store`. It starts nothing until [`run`](Self::run) or
+    /// [`run_once`](Self::run_once).
+    ///
+    /// # Errors
+    /// An [`OptionsError`] naming the field when the options can never work:
+    /// a runner id that is empty, holds a NUL character or is longer than
+    /// [`MAX_NAME_BYTES`](crate::model::MAX_NAME_BYTES) (every claim would
+    /// be refused), or a zero `tick_interval`.
+    pub fn new(store: Arc<dyn LeaseStore>, options: ManagerOptions) -> Result<Self, OptionsError> {
+        let refuse = |field, reason: String| Err(OptionsError { field, reason });
+        if options.runner_id.trim().is_empty() {
+            return refuse("runner_id", "must not be empty or blank".to_owned());
+        }
+        if let Some(problem) = name_problem("runner id", &options.runner_id) {
+            return refuse("runner_id", problem);
+        }
+        if options.tick_interval.is_zero() {
+            return refuse("tick_interval", "must be greater than zero".to_owned());
+        }
+        let options = ManagerOptions {
+            max_concurrency: options.max_concurrency.max(1),
+            ..options
+        };
+        let rotation = plan::stable_hash(&[options.runner_id.as_bytes()]);
+        Ok(Manager {
+            inner: Arc::new(Inner {
+                completer: Completer {
+                    store: store.clone(),
+                    queue: OnceLock::new(),
+                },
+                store,
+                options,
+                jobs: RwLock::new(Vec::new()),
+                local: Mutex::new(Local::default()),
+                hard_stop: CancellationToken::new(),
+                freed: tokio::sync::Notify::new(),
+                rotation,
+            }),
+        })
+    }
+
+    /// This replica's runner id.
+    pub fn runner_id(&self) -> &str {
+        &self.inner.options.runner_id
+    }
+
+    /// The names of the registered jobs, in registration order.
+    pub fn job_names(&self) -> Vec<String> {
+        let jobs = self.inner.jobs.read().expect("jobs lock");
+        jobs.iter().map(|j| j.spec.name.clone()).collect()
+    }
+
+    /// Adds a job. It takes part from the next tick on.
+    ///
+    /// # Errors
+    /// A [`SpecError`] naming the job and field when the spec breaks a rule
+    /// of `docs/contract.md` §6, or when a job of that name is already
+    /// registered.
+    pub fn register(&self, job: JobSpec) -> Result<(), SpecError> {
+        job.validate()?;
+        let mut jobs = self.inner.jobs.write().expect("jobs lock");
+        if jobs.iter().any(|j| j.spec.name == job.name) {
+            return Err(SpecError::new(
+                &job.name,
+                "name",
+                "a job with this name is already registered",
+            ));
+        }
+        jobs.push(Arc::new(Registered {
+            metrics: metrics::JobMetrics::new(&job.name),
+            spec: Arc::new(job),
+            known: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashSet::new()),
+        }));
+        Ok(())
+    }
+
+    /// One full tick, returning once everything it claimed has finished.
+    pub async fn run_once(&self) -> TickReport {
+        let mut tasks = JoinSet::new();
+        let mut report = self.tick(&mut tasks).await.report;
+        while let Some(done) = tasks.join_next().await {
+            report += done.expect("execution tasks catch handler panics");
+        }
+        report
+    }
+
+    /// Ticks until `shutdown` resolves, then shuts down gracefully: no new
+    /// claims; running handlers get `shutdown_grace` to finish; the rest are
+    /// cancelled and recorded `canceled`. Returns the sum of all reports.
+    /// Nothing is left RUNNING by this replica when it returns, unless the
+    /// store was unreachable for the terminal writes.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> TickReport {
+        let o = &self.inner.options;
+        info!(runner_id = %o.runner_id, tick_interval = ?o.tick_interval, "scheduler starting");
+        tokio::pin!(shutdown);
+        let mut tasks = JoinSet::new();
+        let mut total = TickReport::default();
+        let mut failures: u32 = 0;
+        loop {
+            let started = Instant::now();
+            let tick = self.tick(&mut tasks).await;
+            total += tick.report;
+            let mut sleep_for = o.tick_interval;
+            match tick.now {
+                None => {
+                    // Store down at the start of a tick: back off, capped.
+                    failures = failures.saturating_add(1);
+                    let backoff = Duration::from_millis(100).saturating_mul(1 << failures.min(10));
+                    sleep_for = sleep_for.min(backoff);
+                }
+                Some(now) => {
+                    failures = 0;
+                    if let Some(due) = tick.next_due {
+                        let until_due = Duration::try_from(due - now).unwrap_or(Duration::ZERO);
+                        sleep_for = sleep_for.min(
+                            until_due.saturating_sub(started.elapsed()) + Duration::from_millis(1),
+                        );
+                    }
+                }
+            }
+            let mut deadline = started + sleep_for;
+            if let Some(retry) = self.take_retry_wake() {
+                deadline = deadline.min(retry);
+            }
+            let sleep = tokio::time::sleep_until(deadline);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return self.shut_down(tasks, total).await,
+                    _ = &mut sleep => break,
+                    _ = self.inner.freed.notified(), if tick.backlog => break,
+                    Some(done) = tasks.join_next() => {
+                        total += done.expect("execution tasks catch handler panics");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn shut_down(&self, mut tasks: JoinSet<TickReport>, mut total: TickReport) -> TickReport {
+        let grace = self.inner.options.shutdown_grace;
+        info!(
+            running = tasks.len(),
+            ?grace,
+            "scheduler stopping: no new claims"
+        );
+        let graceful = async {
+            while let Some(done) = tasks.join_next().await {
+                total += done.expect("execution tasks catch handler panics");
+            }
+        };
+        if tokio::time::timeout(grace, graceful).await.is_err() {
+            warn!(
+                running = tasks.len(),
+                "shutdown grace over; cancelling running handlers"
+            );
+            self.inner.hard_stop.cancel();
+            while let Some(done) = tasks.join_next().await {
+                total += done.expect("execution tasks catch handler panics");
+            }
+        }
+        info!("scheduler stopped");
+        total
+    }
+
+    fn take_retry_wake(&self) -> Option<Instant> {
+        self.inner
+            .local
+            .lock()
+            .expect("local lock")
+            .retry_wake
+            .take()
+    }
+
+    fn jobs(&self) -> Vec<Arc<Registered>> {
+        self.inner.jobs.read().expect("jobs lock").clone()
+    }
+}

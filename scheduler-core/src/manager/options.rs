@@ -1,0 +1,103 @@
+//! How a manager runs ([`ManagerOptions`]) and what a tick reports
+//! ([`TickReport`]).
+
+use std::ops::AddAssign;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::model::ClaimKind;
+
+/// How a manager runs.
+#[derive(Debug, Clone)]
+pub struct ManagerOptions {
+    /// Identifies this replica in audit rows. Default: a fresh UUID v4.
+    pub runner_id: String,
+    /// The longest sleep between ticks. The loop also wakes exactly when the
+    /// next plan becomes eligible, so this only bounds how late a change the
+    /// manager cannot foresee (a new scope, another replica's failure) is
+    /// noticed. Default: 30 s.
+    pub tick_interval: Duration,
+    /// The most executions this replica holds at once (claimed and not yet
+    /// finished). A tick claims no more than the free capacity, so other
+    /// replicas get the rest. Default: 64.
+    pub max_concurrency: usize,
+    /// On shutdown, how long running handlers may take to finish before they
+    /// are cancelled. Default: 30 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            runner_id: Uuid::new_v4().to_string(),
+            tick_interval: Duration::from_secs(30),
+            max_concurrency: 64,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a tick did, and (for [`Manager::run_once`](super::Manager::run_once))
+/// how its executions ended. The claim counts use the one claim vocabulary
+/// ([`ClaimKind`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Claims that inserted a fresh row ([`ClaimKind::Won`]).
+    pub won: u64,
+    /// FAILED plans claimed again.
+    pub retried: u64,
+    /// Stale leases taken over by a claim. A tick sweeps a job's stale
+    /// leases before it claims, so a dead runner's plan usually shows up as
+    /// `swept` and then `retried`; `stolen` counts the leases that went
+    /// stale between the two.
+    pub stolen: u64,
+    /// Claims that changed nothing (another replica's lease, already done, ...).
+    pub conflicted: u64,
+    /// Executions that ended SUCCESS.
+    pub succeeded: u64,
+    /// Executions that ended FAILED (handler error, panic, timeout, shutdown).
+    pub failed: u64,
+    /// Executions whose lease was lost while they ran (no terminal write).
+    pub lease_lost: u64,
+    /// Stale RUNNING rows closed by the sweep.
+    pub swept: u64,
+    /// Store or scope-provider calls that failed during the tick.
+    pub errors: u64,
+}
+
+impl AddAssign for TickReport {
+    fn add_assign(&mut self, o: TickReport) {
+        self.won += o.won;
+        self.retried += o.retried;
+        self.stolen += o.stolen;
+        self.conflicted += o.conflicted;
+        self.succeeded += o.succeeded;
+        self.failed += o.failed;
+        self.lease_lost += o.lease_lost;
+        self.swept += o.swept;
+        self.errors += o.errors;
+    }
+}
+
+impl TickReport {
+    /// Counts one claim that ended as `kind`.
+    pub fn count_claim(&mut self, kind: ClaimKind) {
+        match kind {
+            ClaimKind::Won => self.won += 1,
+            ClaimKind::Retried => self.retried += 1,
+            ClaimKind::Stolen => self.stolen += 1,
+            ClaimKind::Conflicted => self.conflicted += 1,
+        }
+    }
+
+    /// How many claims ended as `kind`.
+    pub fn claims(&self, kind: ClaimKind) -> u64 {
+        match kind {
+            ClaimKind::Won => self.won,
+            ClaimKind::Retried => self.retried,
+            ClaimKind::Stolen => self.stolen,
+            ClaimKind::Conflicted => self.conflicted,
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Planning a tick for one job: the store reads planning needs (due
+//! retries, the newest row of scopes never seen) and the plan times of
+//! each scope, from [`crate::plan`].
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tracing::warn;
+
+use super::tick::TickOutcome;
+use super::{Manager, Registered};
+use crate::job::JobSpec;
+use crate::model::{PlanKey, Scope};
+use crate::plan::{self, CatchUpMode};
+
+/// One scope's due retries, as [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due) reported them.
+#[derive(Default)]
+pub(super) struct ScopeRetries {
+    /// Due by the job's own retry rules.
+    due: Vec<OffsetDateTime>,
+    /// Asked for by an operator: run whatever the catch-up rules say.
+    operator: Vec<OffsetDateTime>,
+}
+
+/// The bounds of a job's [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due) read, chosen so that the
+/// read can never starve a retry the job's catch-up rules would run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RetryRead {
+    /// The oldest plan time any scope would retry: each scope's newest plan
+    /// (`latest_only`) or the start of its catch-up window (`every_plan`).
+    since: OffsetDateTime,
+    /// Rows per scope: as many as a tick runs (1 for `latest_only`, the
+    /// per-tick cap for `every_plan`), plus the plan times between the
+    /// earliest and the latest scope's own lower bound. Spread offsets give
+    /// scopes different bounds, and the rows of a scope below its own bound
+    /// come first in the answer (oldest first) without being runnable;
+    /// this many rows always reach past them.
+    per_scope: usize,
+}
+
+impl RetryRead {
+    /// The most plan times the spread of lower bounds adds per scope.
+    const MAX_SPREAD_PLANS: usize = 10_000;
+
+    /// `None` when the schedule has no occurrence yet.
+    fn for_scopes(
+        planning: &plan::Planning,
+        now: OffsetDateTime,
+        offsets: &[Duration],
+    ) -> Option<RetryRead> {
+        let lower = |offset| match planning.catch_up {
+            CatchUpMode::LatestOnly => plan::latest_plan(planning, now, offset),
+            CatchUpMode::EveryPlan => plan::oldest_allowed(planning, now, offset),
+        };
+        let bounds: Vec<OffsetDateTime> = offsets.iter().filter_map(|&o| lower(o)).collect();
+        let since = *bounds.iter().min()?;
+        let until = *bounds.iter().max()?;
+        let runs = match planning.catch_up {
+            CatchUpMode::LatestOnly => 1,
+            CatchUpMode::EveryPlan => planning.max_plans_per_tick.max(1),
+        };
+        let spread_plans = planning
+            .schedule
+            .between(since, until, Self::MAX_SPREAD_PLANS)
+            .len();
+        Some(RetryRead {
+            since,
+            per_scope: runs.saturating_add(spread_plans),
+        })
+    }
+}
+
+impl Manager {
+    /// Keys for a cadence job, scope by scope in plan order; `None` when a
+    /// store read failed.
+    ///
+    /// An idle tick costs one statement here (`retry_due`) whatever the
+    /// number of scopes: the newest plan time known to exist per scope is
+    /// kept from earlier ticks, so only scopes never seen are read
+    /// (`latest_executions`, once), and only due plans are claimed. The
+    /// knowledge only ever skips asking for plans that exist; whether a plan
+    /// may run is still decided by the store's claim.
+    pub(super) async fn plan_cadence(
+        &self,
+        job: &Registered,
+        scopes: &[Scope],
+        now: OffsetDateTime,
+        out: &mut TickOutcome,
+    ) -> Option<Vec<PlanKey>> {
+        let spec = &job.spec;
+        let store = &self.inner.store;
+        let planning = spec.planning();
+        let offsets: Vec<Duration> = scopes
+            .iter()
+            .map(|s| plan::scope_offset(&spec.name, s, planning.spread))
+            .collect();
+        if let Some(due) = offsets
+            .iter()
+            .filter_map(|&o| plan::next_eligible(&planning, now, o))
+            .min()
+        {
+            out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
+        }
+        let Some(read) = RetryRead::for_scopes(&planning, now, &offsets) else {
+            return Some(Vec::new()); // the schedule has no occurrence yet
+        };
+        let mut retries: HashMap<Scope, ScopeRetries> = HashMap::new();
+        match store
+            .retry_due(
+                &spec.name,
+                read.since,
+                planning.allow_stale_reentry,
+                read.per_scope,
+            )
+            .await
+        {
+            Ok(due) => {
+                for d in due {
+                    let entry = retries.entry(d.scope).or_default();
+                    if d.operator_retry {
+                        entry.operator.push(d.plan_time);
+                    } else {
+                        entry.due.push(d.plan_time);
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "retry-due read failed");
+                out.report.errors += 1;
+                return None;
+            }
+        }
+        let unknown: Vec<Scope> = {
+            let known = job.known.lock().expect("known lock");
+            scopes
+                .iter()
+                .filter(|s| !known.contains_key(*s))
+                .cloned()
+                .collect()
+        };
+        // Scopes never seen are read once: every_plan's cursor starts after
+        // their newest row, and a cron job must tell a scope with no history
+        // (which does not run an old occurrence, see FIRST_RUN_GRACE) from
+        // one whose newest row this replica has not seen yet. A cadence
+        // latest_only job needs neither: its claim of the newest bucket
+        // decides.
+        let needs_history = planning.catch_up == CatchUpMode::EveryPlan
+            || matches!(planning.schedule, plan::Schedule::Cron(_));
+        if needs_history && !unknown.is_empty() {
+            let views = match store.latest_executions(&spec.name, &unknown).await {
+                Ok(views) => views,
+                Err(e) => {
+                    warn!(error = %e, "latest-execution read failed");
+                    out.report.errors += 1;
+                    return None;
+                }
+            };
+            let mut known = job.known.lock().expect("known lock");
+            for (scope, view) in unknown.into_iter().zip(views) {
+                let (after, retry) =
+                    plan::cursor_from(view.as_ref(), now, planning.allow_stale_reentry);
+                if let Some(after) = after {
+                    known.insert(scope.clone(), after);
+                }
+                retries.entry(scope).or_default().due.extend(retry);
+            }
+        }
+        let mut known = job.known.lock().expect("known lock");
+        if known.len() > scopes.len().saturating_mul(2) {
+            // Scopes the provider no longer returns (deleted tenants) must
+            // not pin memory forever.
+            let current: HashSet<&Scope> = scopes.iter().collect();
+            known.retain(|s, _| current.contains(s));
+        }
+        let mut keys = Vec::new();
+        let none = ScopeRetries::default();
+        for (scope, offset) in scopes.iter().zip(offsets) {
+            let scope_retries = retries.get(scope).unwrap_or(&none);
+            let after = known.get(scope).copied();
+            let plans = plan::plan_scope(
+                &planning,
+                now,
+                offset,
+                after,
+                &scope_retries.due,
+                &scope_retries.operator,
+            );
+            if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
+                out.backlog = true;
+            }
+            keys.extend(plans.into_iter().map(|plan_time| PlanKey {
+                scope: scope.clone(),
+                plan_time,
+            }));
+        }
+        Some(keys)
+    }
+
+    /// Keys for a job with a custom planner, which is shown each scope's
+    /// latest execution every tick; `None` when the read failed.
+    pub(super) async fn plan_custom(
+        &self,
+        spec: &JobSpec,
+        scopes: &[Scope],
+        now: OffsetDateTime,
+        out: &mut TickOutcome,
+    ) -> Option<Vec<PlanKey>> {
+        let views = match self.inner.store.latest_executions(&spec.name, scopes).await {
+            Ok(views) => views,
+            Err(e) => {
+                warn!(error = %e, "latest-execution read failed");
+                out.report.errors += 1;
+                return None;
+            }
+        };
+        let mut keys = Vec::new();
+        for (scope, view) in scopes.iter().zip(&views) {
+            let plans = spec.custom_plans(scope, now, view.as_ref());
+            if spec.max_plans_per_tick > 0 && plans.len() >= spec.max_plans_per_tick {
+                out.backlog = true;
+            }
+            keys.extend(plans.into_iter().map(|plan_time| PlanKey {
+                scope: scope.clone(),
+                plan_time,
+            }));
+        }
+        Some(keys)
+    }
+}

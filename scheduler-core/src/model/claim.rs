@@ -1,0 +1,167 @@
+//! Claims: the request a replica sends for one job's due plans, and the
+//! one vocabulary of how a claim of one key ends (won, retried, stolen,
+//! conflicted), used alike by the state machine, the stores, the manager's
+//! tick report, the metrics and the logs.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{name_problem, Execution, Lease, PlanKey};
+use crate::error::StoreError;
+
+/// A batch claim for one job (`docs/contract.md` §4, the claim rows).
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    /// The job.
+    pub job_name: &'a str,
+    /// The claiming replica.
+    pub runner_id: &'a str,
+    /// Copied into fresh rows. Must be at least 1; stores refuse a claim
+    /// with a smaller value as [`StoreError::InvalidInput`].
+    pub max_attempts: i32,
+    /// The new lease lasts this long without a heartbeat.
+    pub stale_timeout: Duration,
+    /// Whether stale RUNNING rows may be stolen and `stale_timeout` rows retried.
+    pub allow_stale_reentry: bool,
+    /// The keys, in the order the caller wants them attempted.
+    pub keys: &'a [PlanKey],
+}
+
+impl ClaimRequest<'_> {
+    /// Refuses a request no store can honour, before a store writes
+    /// anything: `max_attempts` below 1, and a job name, runner id or scope
+    /// that can never be stored (a NUL character, or longer than
+    /// [`MAX_NAME_BYTES`](super::MAX_NAME_BYTES); see
+    /// [`name_problem`]). Every store calls it first, so they refuse alike.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] naming the offending field.
+    pub fn refuse_unstorable(&self) -> Result<(), StoreError> {
+        if self.max_attempts < 1 {
+            return Err(StoreError::InvalidInput(format!(
+                "max_attempts must be at least 1, got {}",
+                self.max_attempts
+            )));
+        }
+        let problem = name_problem("job name", self.job_name)
+            .or_else(|| name_problem("runner id", self.runner_id))
+            .or_else(|| self.keys.iter().find_map(|k| k.scope.storage_problem()));
+        match problem {
+            Some(problem) => Err(StoreError::InvalidInput(problem)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How a claim of one key ended, without its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClaimKind {
+    /// No row existed; a fresh one was inserted with attempt 1.
+    Won,
+    /// A retry-eligible FAILED row went back to RUNNING.
+    Retried,
+    /// A stale RUNNING row of a reentrant job was taken over.
+    Stolen,
+    /// Nothing changed.
+    Conflicted,
+}
+
+impl ClaimKind {
+    /// Every kind, in this order.
+    pub const ALL: [ClaimKind; 4] = [
+        ClaimKind::Won,
+        ClaimKind::Retried,
+        ClaimKind::Stolen,
+        ClaimKind::Conflicted,
+    ];
+
+    /// The word for it in metrics labels and logs: `won`, `retried`,
+    /// `stolen`, `conflicted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimKind::Won => "won",
+            ClaimKind::Retried => "retried",
+            ClaimKind::Stolen => "stolen",
+            ClaimKind::Conflicted => "conflicted",
+        }
+    }
+}
+
+impl fmt::Display for ClaimKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a claim of one key ended, with what it yields: the [`Lease`] a store
+/// returns to the claimer, or (in [`machine::claim`](crate::machine::claim))
+/// the [`Execution`] row to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome<T = Lease> {
+    /// No row existed; a fresh one was inserted with attempt 1.
+    Won(T),
+    /// A retry-eligible FAILED row went back to RUNNING.
+    Retried(T),
+    /// A stale RUNNING row of a reentrant job was taken over.
+    Stolen(T),
+    /// Nothing changed: a live lease elsewhere, SUCCESS, retry not yet due, or
+    /// attempts exhausted. The expected, silent case for losing replicas.
+    Conflicted,
+}
+
+impl<T> ClaimOutcome<T> {
+    /// Which of the four it is.
+    pub fn kind(&self) -> ClaimKind {
+        match self {
+            ClaimOutcome::Won(_) => ClaimKind::Won,
+            ClaimOutcome::Retried(_) => ClaimKind::Retried,
+            ClaimOutcome::Stolen(_) => ClaimKind::Stolen,
+            ClaimOutcome::Conflicted => ClaimKind::Conflicted,
+        }
+    }
+
+    /// The payload, unless the claim conflicted.
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            ClaimOutcome::Won(t) | ClaimOutcome::Retried(t) | ClaimOutcome::Stolen(t) => Some(t),
+            ClaimOutcome::Conflicted => None,
+        }
+    }
+
+    /// The same outcome with its payload mapped by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ClaimOutcome<U> {
+        match self {
+            ClaimOutcome::Won(t) => ClaimOutcome::Won(f(t)),
+            ClaimOutcome::Retried(t) => ClaimOutcome::Retried(f(t)),
+            ClaimOutcome::Stolen(t) => ClaimOutcome::Stolen(f(t)),
+            ClaimOutcome::Conflicted => ClaimOutcome::Conflicted,
+        }
+    }
+
+    /// Splits off the payload: its kind and the payload, unless the claim
+    /// conflicted.
+    pub fn into_parts(self) -> (ClaimKind, Option<T>) {
+        let kind = self.kind();
+        match self {
+            ClaimOutcome::Won(t) | ClaimOutcome::Retried(t) | ClaimOutcome::Stolen(t) => {
+                (kind, Some(t))
+            }
+            ClaimOutcome::Conflicted => (kind, None),
+        }
+    }
+}
+
+impl ClaimOutcome {
+    /// The lease, unless the claim conflicted.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.get()
+    }
+}
+
+impl ClaimOutcome<Execution> {
+    /// What the claimer is told: the row's lease in place of the row.
+    pub fn to_lease(&self) -> ClaimOutcome {
+        self.clone()
+            .map(|row| row.lease().expect("a claimed row is RUNNING"))
+    }
+}

@@ -1,0 +1,29 @@
+//! The data model: pure values, no I/O, no clock, no async.
+//!
+//! - [`scope`]: [`Scope`] and the limits on every name a store keys rows by.
+//! - [`execution`]: the execution row ([`Execution`]), its [`Status`] and
+//!   [`ErrorCode`], the [`Lease`] it grants, and what planning reads of it.
+//! - [`claim`]: [`ClaimRequest`], and [`ClaimOutcome`] / [`ClaimKind`], the
+//!   one vocabulary of how a claim ends.
+//! - [`finish`]: terminal writes ([`Finish`]) and the bounds that keep them
+//!   storable.
+//! - [`summary`]: operator reads ([`ExecutionFilter`], [`ScopeSummary`]).
+//!
+//! Every other layer builds on this one: the state machine and planning
+//! compute over these values, the store traits carry them, the manager
+//! moves them around.
+
+pub mod claim;
+pub mod execution;
+pub mod finish;
+pub mod scope;
+pub mod summary;
+
+pub use claim::{ClaimKind, ClaimOutcome, ClaimRequest};
+pub use execution::{ErrorCode, Execution, LatestExecution, Lease, PlanKey, RetryDue, Status};
+pub use finish::{
+    bound_error_msg, bound_result, Finish, FinishColumns, FinishOutcome, MAX_ERROR_MSG_BYTES,
+    MAX_RESULT_BYTES, RESULT_TOO_LARGE_KEY,
+};
+pub use scope::{name_problem, Scope, MAX_NAME_BYTES};
+pub use summary::{ExecutionFilter, ScopeSummary};

@@ -1,0 +1,77 @@
+//! [`ExecutionAudit`]: the operator's reads and repairs, which the CLI and
+//! dashboards call and the manager never does.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::LeaseStore;
+use crate::error::StoreError;
+use crate::model::{Execution, ExecutionFilter, ScopeSummary};
+
+/// The audit side of a store: reading executions and summaries, an
+/// operator's retry, retention. Every store implements it beside
+/// [`LeaseStore`], whose contract (atomicity, store time, bad input,
+/// cancellation, wrappers forwarding every method) applies here too.
+///
+/// It extends [`LeaseStore`] so that an operator's tool holds one
+/// `Arc<dyn ExecutionAudit>` and still reads store time (for "since" and
+/// "older than" bounds) and can hand the store to a manager.
+#[async_trait]
+pub trait ExecutionAudit: LeaseStore {
+    /// One execution by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError>;
+
+    /// Executions matching `filter`, newest plan time first (ties by id,
+    /// descending).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn list_executions(&self, filter: &ExecutionFilter)
+        -> Result<Vec<Execution>, StoreError>;
+
+    /// One [`ScopeSummary`] per `(job, scope)` that has rows (of `job_name`
+    /// only, when given), ordered by job name then scope, computed at store
+    /// time; each must equal [`ScopeSummary::of_rows`] over that scope's
+    /// rows.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError>;
+
+    /// An operator's repair ([`machine::operator_retry`](crate::machine::operator_retry)):
+    /// makes a FAILED execution due at once, granting one more attempt when
+    /// none is left, even when the sweep closed it (`stale_timeout`) for a
+    /// job that forbids stale re-entry; the next tick of a replica running
+    /// the job runs it once, whatever the job's catch-up rules. Must return
+    /// the updated row.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Conflict`]
+    /// for a RUNNING or SUCCESS row (nothing changes);
+    /// [`StoreError::Backend`] when the store fails.
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError>;
+
+    /// Deletes up to `limit` terminal rows (SUCCESS or FAILED) whose
+    /// `finished_at` is before `finished_before`, oldest first, in one
+    /// statement, and must return how many it deleted. With `dry_run`,
+    /// deletes nothing and returns how many rows match in all (ignoring
+    /// `limit`). A pruned FAILED plan inside a job's catch-up window would
+    /// be planned again, so callers keep `finished_before` older than every
+    /// window.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,151 @@
+//! [`CountingStore`]: a wrapper that counts the calls made to a store, per
+//! method: what a tick costs, for tests and benchmarks. Test support, part
+//! of the store-author interface (not semver-stable).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{ExecutionAudit, LeaseStore};
+use crate::error::StoreError;
+use crate::model::{
+    ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease,
+    RetryDue, Scope, ScopeSummary,
+};
+
+/// A store that counts the calls made to another, per method: what a tick
+/// costs, for tests and benchmarks. Every call is forwarded unchanged.
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: Arc<dyn ExecutionAudit>,
+    calls: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl CountingStore {
+    /// Counts the calls made to `inner`.
+    pub fn new(inner: Arc<dyn ExecutionAudit>) -> Self {
+        CountingStore {
+            inner,
+            calls: Default::default(),
+        }
+    }
+
+    /// The counts since the last `take`, by method name, and resets them.
+    pub fn take(&self) -> BTreeMap<&'static str, u64> {
+        std::mem::take(&mut *self.calls.lock().expect("counts lock"))
+    }
+
+    fn count(&self, method: &'static str) {
+        *self
+            .calls
+            .lock()
+            .expect("counts lock")
+            .entry(method)
+            .or_default() += 1;
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl LeaseStore for CountingStore {
+    async fn now(&self) -> Result<OffsetDateTime, StoreError> {
+        self.count("now");
+        self.inner.now().await
+    }
+
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
+        self.count("claim");
+        self.inner.claim(request).await
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, StoreError> {
+        self.count("heartbeat");
+        self.inner.heartbeat(lease, stale_timeout).await
+    }
+
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        self.count("finish_many");
+        self.inner.finish_many(items).await
+    }
+
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError> {
+        self.count("sweep_stale");
+        self.inner.sweep_stale(job_name, allow_stale_reentry).await
+    }
+
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<LatestExecution>>, StoreError> {
+        self.count("latest_executions");
+        self.inner.latest_executions(job_name, scopes).await
+    }
+
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit: usize,
+    ) -> Result<Vec<RetryDue>, StoreError> {
+        self.count("retry_due");
+        self.inner
+            .retry_due(job_name, since, allow_stale_reentry, limit)
+            .await
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl ExecutionAudit for CountingStore {
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        self.count("get_execution");
+        self.inner.get_execution(id).await
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.count("list_executions");
+        self.inner.list_executions(filter).await
+    }
+
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError> {
+        self.count("scope_summaries");
+        self.inner.scope_summaries(job_name).await
+    }
+
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
+        self.count("retry_execution");
+        self.inner.retry_execution(id).await
+    }
+
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        self.count("prune_finished");
+        self.inner
+            .prune_finished(finished_before, limit, dry_run)
+            .await
+    }
+}

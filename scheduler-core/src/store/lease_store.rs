@@ -1,0 +1,161 @@
+//! [`LeaseStore`]: the coordination methods the manager calls.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::model::{ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, Scope};
+
+/// The coordination side of a store: what the manager of every replica
+/// calls, tick after tick. The store is the only coordinator between
+/// replicas.
+///
+/// # Contract
+///
+/// Every implementation:
+///
+/// - must be safe to share between tasks and replicas (`Send + Sync`,
+///   usable as `Arc<dyn LeaseStore>`);
+/// - must make every method one atomic statement or transaction, decided on
+///   the rows as they are at that moment: the rules are the pure functions
+///   of [`crate::machine`] (`docs/contract.md` §4), and the conformance
+///   suite (the `scheduler-conformance` crate) holds every store to them;
+/// - must use **store time** for every instant it writes or compares, never
+///   the caller's clock, and must return every instant in UTC at
+///   microsecond precision;
+/// - must refuse, with [`StoreError::InvalidInput`] and before anything is
+///   written, a string that can never be stored
+///   ([`ClaimRequest::refuse_unstorable`] decides, for every store alike),
+///   and must never answer [`StoreError::Backend`] (transient) for an input
+///   no retry can cure.
+///
+/// # Cancellation
+///
+/// The manager may drop any of these futures (shutdown, a timeout). A
+/// dropped call must leave the store consistent: it either took effect
+/// whole or not at all, and the caller must assume either. A claim that
+/// committed after its future was dropped leaves leases nobody runs; they go
+/// stale and are swept like those of a crashed replica, which the rules
+/// already allow for.
+///
+/// # Wrappers
+///
+/// A store that wraps another (metrics, fault injection, counting) must
+/// forward **every** method. This trait has no provided methods, so a
+/// wrapper cannot silently fall back to a default path that production
+/// does not use; wrappers in this workspace deny
+/// `clippy::missing_trait_methods` to keep it so.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + fmt::Debug {
+    /// Store time: the clock every decision uses.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store cannot be reached.
+    async fn now(&self) -> Result<OffsetDateTime, StoreError>;
+
+    /// Claims every key of `request` for one job, and must return exactly
+    /// one outcome per key, in the order of `request.keys`.
+    ///
+    /// For each key the store must apply [`machine::claim`](crate::machine::claim)
+    /// atomically: insert a fresh RUNNING row (attempt 1, id v7, token v4);
+    /// or, for a retry-eligible FAILED row or a stealable stale RUNNING
+    /// row, move it to RUNNING with attempt + 1 and a new token; or change
+    /// nothing. Among any number of concurrent claimers of one key, exactly
+    /// one must get a lease. Duplicate keys within one batch must not both
+    /// win. The whole batch should cost one transaction (or at most two
+    /// statements), however many keys it has.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for unstorable names (nothing is
+    /// claimed); [`StoreError::Backend`] when the store fails, in which
+    /// case no key may be left claimed without the caller knowing it,
+    /// except that a commit whose acknowledgement was lost may leave leases
+    /// that simply go stale.
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError>;
+
+    /// Extends a live lease: `heartbeat_at = now`, `stale_after = now +
+    /// stale_timeout`, only if the row matches id **and** token **and** is
+    /// RUNNING. Must return the new `stale_after`.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when the guard does not match (nothing
+    /// changed); [`StoreError::Backend`] when the store fails.
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, StoreError>;
+
+    /// Writes the terminal state of each lease of `items`, each guarded
+    /// like [`heartbeat`](LeaseStore::heartbeat), at store time
+    /// ([`machine::finish`](crate::machine::finish)): a success, or a
+    /// failure with `next_retry_at = now + retry_after` while `attempt <
+    /// max_attempts`, else null. Must return one result per item, in
+    /// order; the guard is per item, so one lost lease does not fail the
+    /// others, and an item whose lease an earlier item of the same batch
+    /// ended is [`StoreError::LeaseLost`]. Stores should write the whole
+    /// batch in one statement or transaction: the manager sends the
+    /// terminal writes of executions that end close together through here,
+    /// which is what lets a replica finish thousands of plans per second.
+    /// [`LeaseStoreExt::finish`](super::LeaseStoreExt::finish) writes one.
+    ///
+    /// # Errors
+    /// Per item: [`StoreError::LeaseLost`] when its guard does not match;
+    /// [`StoreError::InvalidInput`] for a value the store can never hold
+    /// (that item alone); when the whole batch fails, every item carries a
+    /// [`StoreError::Backend`].
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>>;
+
+    /// Closes every RUNNING row of `job_name` whose `stale_after` is before
+    /// store time: FAILED, `finished_at = now`, `error_code =
+    /// stale_timeout`, and `next_retry_at` null when the job allows stale
+    /// re-entry, else [`NEVER`](crate::machine::NEVER)
+    /// ([`machine::sweep`](crate::machine::sweep)). Rows of other jobs and
+    /// live leases must be untouched. Must return how many rows it closed.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError>;
+
+    /// The latest execution (highest plan time) of each scope, in the order
+    /// of `scopes`, in one round trip however many scopes there are.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<LatestExecution>>, StoreError>;
+
+    /// FAILED plans of `job_name` whose retry is due at store time: those
+    /// with `plan_time >= since`, and those an operator retried
+    /// ([`RetryDue::operator_retry`]) whatever their plan time. The answer
+    /// must equal [`machine::retry_due`](crate::machine::retry_due) over
+    /// the job's rows: ordered by plan time, then scope (bytewise).
+    ///
+    /// `limit` is **per scope**, and per kind: at most `limit` operator
+    /// retries and `limit` others of each `(job, scope)`, the oldest plan
+    /// times of each. A global limit would let one scope's many old
+    /// failures crowd every other scope's retries out of the answer, and a
+    /// retry the job's catch-up rules would run could then wait forever.
+    /// This is what keeps retries of older plans from being stranded once a
+    /// newer plan ran (`docs/contract.md` §5).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit: usize,
+    ) -> Result<Vec<RetryDue>, StoreError>;
+}
