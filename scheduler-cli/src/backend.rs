@@ -50,6 +50,9 @@ impl DatabaseUrl {
                 redact(raw)
             ));
         };
+        if kind == Kind::Postgres {
+            refuse_unread_secrets(raw)?;
+        }
         Ok(DatabaseUrl {
             raw: raw.to_owned(),
             kind,
@@ -61,6 +64,17 @@ impl DatabaseUrl {
         redact(&self.raw)
     }
 
+    /// `text` (a message about this database, say a driver's error) with
+    /// the URL and each of its secrets replaced, so a driver that echoes
+    /// its input cannot leak a password through us.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.replace(&self.raw, &self.redacted());
+        for secret in secrets(&self.raw) {
+            out = out.replace(&secret, "***");
+        }
+        out
+    }
+
     /// The SQLite file, if the URL names one.
     fn sqlite_path(&self) -> Option<&Path> {
         let rest = self.raw.strip_prefix("sqlite:")?;
@@ -69,16 +83,33 @@ impl DatabaseUrl {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`. A URL
-/// that cannot be parsed is cut after its scheme rather than risk a leak.
+/// A URL with every secret replaced by `***`: the password of the user
+/// info (`postgres://user:secret@host/db`) and the value of every query
+/// parameter whose name contains `password` (`?password=…`,
+/// `?user=…&password=…`, libpq's `sslpassword`), which the PostgreSQL URL
+/// parser accepts as well. A URL that cannot be parsed is cut after its
+/// scheme when it could hold a secret, rather than risk a leak.
 pub fn redact(raw: &str) -> String {
+    let could_hold_secret =
+        |text: &str| text.contains('@') || text.to_ascii_lowercase().contains("password");
     match url::Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query_pairs().any(|(k, _)| is_secret(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if is_secret(&k) { "***".into() } else { v };
+                        (k.into_owned(), v.into_owned())
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        Ok(_) => raw.to_owned(),
-        Err(_) if raw.contains('@') => {
+        Err(_) if could_hold_secret(raw) => {
             let scheme = raw.split(':').next().unwrap_or("");
             format!("{scheme}://*** (unparseable; details withheld)")
         }
@@ -86,11 +117,66 @@ pub fn redact(raw: &str) -> String {
     }
 }
 
-/// Makes a store error printable: no URL in it, and a hint when the table
-/// is missing.
+/// Refuses a PostgreSQL URL with a secret parameter the driver does not
+/// read (libpq's `sslpassword`, for an encrypted client key): the driver
+/// would ignore it, logging its value in a warning.
+fn refuse_unread_secrets(raw: &str) -> Result<(), String> {
+    let Ok(u) = url::Url::parse(raw) else {
+        return Ok(());
+    };
+    match u
+        .query_pairs()
+        .find(|(k, _)| is_secret(k) && k != "password")
+    {
+        Some((key, _)) => Err(format!(
+            "{}: the parameter {key} is not supported (an encrypted client key cannot be \
+             used; decrypt it, or pass the password as password=)",
+            redact(raw)
+        )),
+        None => Ok(()),
+    }
+}
+
+fn is_secret(query_key: &str) -> bool {
+    query_key.to_ascii_lowercase().contains("password")
+}
+
+/// The secrets a URL holds, as they may appear in a driver's message:
+/// decoded and as written. Only those of three characters or more: a
+/// shorter one would blank out ordinary words of the message, and is not
+/// what a driver echoes.
+fn secrets(raw: &str) -> Vec<String> {
+    let Ok(u) = url::Url::parse(raw) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = u.password().map(str::to_owned).into_iter().collect();
+    found.extend(
+        u.query_pairs()
+            .filter(|(k, _)| is_secret(k))
+            .map(|(_, v)| v.into_owned()),
+    );
+    let decoded: Vec<String> = found.iter().filter_map(|s| percent_decode(s)).collect();
+    found.extend(decoded);
+    found.retain(|s| s.chars().count() >= 3);
+    found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    found.dedup();
+    found
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| v != s)
+}
+
+/// Makes a store error printable: no URL or secret in it, and advice that
+/// fits what went wrong.
 fn explain(url: &DatabaseUrl, e: StoreError) -> String {
-    let text = e.to_string();
-    if text.contains("does not exist") || text.contains("no such table") {
+    let text = url.scrub(&e.to_string());
+    let table_missing = text.contains("no such table")
+        || (text.contains("relation") && text.contains("does not exist"));
+    if table_missing {
         format!(
             "{}: the executions table is missing; run `scheduler migrate --database {}` first ({text})",
             url.redacted(),
@@ -188,6 +274,22 @@ mod tests {
         );
         assert_eq!(redact("postgres://app@db/prod"), "postgres://app@db/prod");
         assert!(!redact("postgres://app:s3cr et@db/%%%").contains("s3cr"));
+        for form in [
+            "postgres://db/prod?password=s3cret",
+            "postgres://db/prod?user=app&password=s3cret&sslmode=require",
+            "postgres://app:s3cret@db/prod?password=s3cret",
+            "postgresql://db/prod?Password=s3cr%20et",
+        ] {
+            let redacted = redact(form);
+            assert!(!redacted.contains("s3cr"), "{form} -> {redacted}");
+            assert!(redacted.contains("***"), "{form} -> {redacted}");
+        }
+        assert!(redact("postgres://db/prod?sslmode=require").contains("sslmode=require"));
+        let url = DatabaseUrl::parse("postgres://db/prod?password=s3cr%20et").unwrap();
+        assert_eq!(
+            url.scrub("driver said: password s3cr et was wrong"),
+            "driver said: password *** was wrong"
+        );
         let err = DatabaseUrl::parse("mysql://root:hunter2@localhost/db").unwrap_err();
         assert!(err.contains("unsupported database URL"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");

@@ -207,6 +207,10 @@ pub async fn run(
     counts: Arc<Mutex<Counts>>,
 ) -> DemoReport {
     quiet_simulated_panics();
+    // The summary and the check cover the rows this run wrote: a file the
+    // demo ran on before keeps that run's rows, which are not this run's
+    // to count. A store that cannot tell the time fails the check below.
+    let run_start = store.now().await.ok();
     let (kill_tx, mut kill_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         effects: Mutex::new(Vec::new()),
@@ -276,7 +280,15 @@ pub async fn run(
         }
     }
     let counts = counts.lock().unwrap().clone();
-    check(store.as_ref(), &shared, &crashed, totals, &counts).await
+    check(
+        store.as_ref(),
+        run_start,
+        &shared,
+        &crashed,
+        totals,
+        &counts,
+    )
+    .await
 }
 
 /// Returns once no crashed replica holds a RUNNING lease of the demo's jobs,
@@ -347,11 +359,19 @@ async fn held_by(store: &dyn ExecutionAudit, runners: &[String]) -> Result<usize
 
 async fn check(
     store: &dyn ExecutionAudit,
+    run_start: Option<OffsetDateTime>,
     shared: &Shared,
     crashed: &[String],
     totals: TickReport,
     counts: &Counts,
 ) -> DemoReport {
+    let Some(run_start) = run_start else {
+        return DemoReport {
+            text: "check failed: the store could not tell its time at the start\n".to_owned(),
+            json: json!({ "ok": false, "error": "store time unavailable at the start" }),
+            ok: false,
+        };
+    };
     let mut rows = Vec::new();
     for job in JOBS {
         let filter = ExecutionFilter {
@@ -359,7 +379,7 @@ async fn check(
             ..Default::default()
         };
         match store.list_executions(&filter).await {
-            Ok(mut r) => rows.append(&mut r),
+            Ok(r) => rows.extend(r.into_iter().filter(|r| r.updated_at >= run_start)),
             Err(e) => {
                 return DemoReport {
                     text: format!("check failed: cannot read executions: {e}\n"),

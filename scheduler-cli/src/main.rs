@@ -1,49 +1,75 @@
 //! `scheduler`: a demo that shows the guarantees, and the operator's tool.
 //!
 //! Every subcommand takes `--database URL` (env `SCHEDULER_DATABASE_URL`):
-//! `sqlite:PATH` (the default, `sqlite:scheduler.db`), `postgres://...`, or
-//! `memory:` where that makes sense. `--json` prints one JSON document for
-//! scripts. Exit codes: 0 success, 1 runtime error (or a failed demo
-//! check), 2 usage error. Passwords in URLs are never printed.
+//! `sqlite:PATH` (the default, `sqlite:scheduler.db`) or `postgres://...`;
+//! the demo also takes `memory:` and `sqlite::memory:`. `--json` prints one
+//! JSON document for scripts. Exit codes: 0 success, 1 runtime error (or a
+//! failed demo check), 2 usage error. Passwords in URLs are never printed.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::layer::{Layer as _, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 mod backend;
 mod commands;
 mod demo;
+mod output;
+
+use output::{emit, emit_json, Failure, Zone};
+
+/// The database when neither `--database` nor `SCHEDULER_DATABASE_URL` says.
+const DEFAULT_DATABASE: &str = "sqlite:scheduler.db";
 
 /// Distributed periodic jobs coordinated by a database: demo and operator tool.
 #[derive(Debug, Parser)]
 #[command(name = "scheduler", version, about)]
 struct Cli {
-    /// The store: sqlite:PATH, sqlite::memory:, postgres://USER@HOST/DB, or memory:
+    /// The store: sqlite:PATH or postgres://USER@HOST/DB for every command;
+    /// the demo also takes memory: and sqlite::memory: (nothing kept).
+    /// Default: sqlite:scheduler.db.
     #[arg(
         long,
         env = "SCHEDULER_DATABASE_URL",
-        default_value = "sqlite:scheduler.db",
         global = true,
         hide_env_values = true
     )]
-    database: String,
+    database: Option<String>,
 
     /// Print one JSON document instead of a table.
     #[arg(long, global = true)]
     json: bool,
 
+    /// Show instants in the local time zone (TZ, else the system's)
+    /// instead of UTC; every column of instants says which.
+    #[arg(long, global = true)]
+    local_time: bool,
+
+    /// The format of log lines on stderr (their level is set by
+    /// SCHEDULER_LOG, e.g. info or scheduler_core=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run N replicas in this process on one store with example jobs, show
     /// every execution event, then check the table: nothing ran twice,
-    /// nothing is left RUNNING.
+    /// nothing is left RUNNING. Takes any --database, memory: included.
     Demo {
         /// How many replicas (managers) to run.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -54,23 +80,24 @@ enum Command {
         #[arg(long, default_value = "20s", value_parser = parse_duration)]
         duration: Duration,
     },
-    /// Create or upgrade the schema (idempotent).
+    /// Create or upgrade the schema (idempotent). sqlite:PATH or postgres://.
     Migrate,
     /// Per job and scope: latest plan, last success, running, stale, retries
-    /// pending, exhausted and operator-bound rows.
-    Status(commands::StatusArgs),
-    /// Executions of a job, newest first.
-    History(commands::HistoryArgs),
+    /// pending, exhausted and operator-bound rows. sqlite:PATH or postgres://.
+    Status(commands::status::StatusArgs),
+    /// Executions of a job, newest first. sqlite:PATH or postgres://.
+    History(commands::history::HistoryArgs),
     /// Make a FAILED execution run once more on the next tick of a replica
     /// that runs its job, whatever the job's catch-up rules (granting one
-    /// more attempt when none is left).
+    /// more attempt when none is left). sqlite:PATH or postgres://.
     Retry {
         /// The execution id.
         #[arg(value_parser = parse_uuid)]
         id: uuid::Uuid,
     },
-    /// Delete terminal executions finished before a cutoff, in bounded batches.
-    Prune(commands::PruneArgs),
+    /// Delete terminal executions finished before a cutoff, in bounded
+    /// batches. sqlite:PATH or postgres://.
+    Prune(commands::prune::PruneArgs),
 }
 
 /// Parses `20s`, `5m`, `1h 30m`, `2days`.
@@ -85,54 +112,89 @@ fn parse_uuid(s: &str) -> Result<uuid::Uuid, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Parsed here, not by clap: clap's message would repeat the raw value,
-    // password included.
-    let url = match backend::DatabaseUrl::parse(&cli.database) {
-        Ok(url) => url,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run(cli, url)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+    match run_cli(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            failure.exit_code()
         }
     }
 }
 
-async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<ExitCode, String> {
+/// The database URL to use, and a note when the default was picked while
+/// `DATABASE_URL` is set: that variable is the test suite's, not read here,
+/// and an operator who set it meant something.
+fn database(cli: &Cli) -> (String, Option<String>) {
+    match &cli.database {
+        Some(url) => (url.clone(), None),
+        None => {
+            let note = std::env::var_os("DATABASE_URL").map(|_| {
+                format!(
+                    "note: using the default database {DEFAULT_DATABASE}; DATABASE_URL is set but \
+                     not read: pass --database or set SCHEDULER_DATABASE_URL to use it"
+                )
+            });
+            (DEFAULT_DATABASE.to_owned(), note)
+        }
+    }
+}
+
+fn run_cli(cli: Cli) -> Result<(), Failure> {
+    let (raw, note) = database(&cli);
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    // Parsed here, not by clap: clap's message would repeat the raw value,
+    // password included.
+    let url = backend::DatabaseUrl::parse(&raw).map_err(Failure::Usage)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run(cli, url))
+}
+
+/// Log lines on stderr, in the requested format, at the level SCHEDULER_LOG
+/// says (`default` when it is unset), beside any `extra` layer.
+fn init_logging<L>(format: LogFormat, default: &str, extra: L)
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCHEDULER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let lines = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(extra)
+        .with(lines)
+        .init();
+}
+
+async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
+    let zone = if cli.local_time {
+        Zone::local()
+    } else {
+        Zone::Utc
+    };
     match cli.command {
         Command::Demo { replicas, duration } => {
             let (progress, counts) = demo::ProgressLayer::new();
-            tracing_subscriber::registry()
-                .with(progress)
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_writer(std::io::stderr)
-                        // The manager's own log lines only on request
-                        // (e.g. SCHEDULER_LOG=info); the progress lines
-                        // above already tell the story.
-                        .with_filter(
-                            tracing_subscriber::EnvFilter::try_from_env("SCHEDULER_LOG")
-                                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-                        ),
-                )
-                .init();
+            // The manager's own log lines only on request (e.g.
+            // SCHEDULER_LOG=info); the progress lines already tell the story.
+            init_logging(cli.log_format, "off", progress);
             let store = backend::open(&url, true).await?;
             eprintln!(
-                "demo: {replicas} replicas on {} for {}; one line per execution event\n",
+                "demo: {replicas} replicas on {} for {}; one line per execution event, times {}\n",
                 url.redacted(),
-                humantime::format_duration(duration)
+                humantime::format_duration(duration),
+                zone.label()
             );
             eprintln!(
                 "{:>7}  {:<10} {:<15} {:<16} {:<8} {:<3} outcome",
@@ -140,31 +202,43 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<ExitCode, String> {
             );
             let report = demo::run(store, replicas.into(), duration, counts).await;
             if cli.json {
-                println!("{}", report.json);
+                emit_json(&report.json)?;
             } else {
-                print!("{}", report.text);
+                emit(&report.text)?;
             }
-            Ok(if report.ok {
-                ExitCode::SUCCESS
+            if report.ok {
+                Ok(())
             } else {
-                ExitCode::from(1)
-            })
-        }
-        Command::Migrate => {
-            backend::migrate(&url).await?;
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "database": url.redacted(), "migrated": true })
-                );
-            } else {
-                println!("{}: schema is up to date", url.redacted());
+                Err(Failure::Runtime("the demo's check failed".to_owned()))
             }
-            Ok(ExitCode::SUCCESS)
         }
-        Command::Status(args) => commands::status(&url, args, cli.json).await,
-        Command::History(args) => commands::history(&url, args, cli.json).await,
-        Command::Retry { id } => commands::retry(&url, id, cli.json).await,
-        Command::Prune(args) => commands::prune(&url, args, cli.json).await,
+        command => {
+            init_logging(
+                cli.log_format,
+                "warn",
+                tracing_subscriber::layer::Identity::new(),
+            );
+            match command {
+                Command::Demo { .. } => unreachable!("handled above"),
+                Command::Migrate => {
+                    backend::migrate(&url).await?;
+                    if cli.json {
+                        emit_json(
+                            &serde_json::json!({ "database": url.redacted(), "migrated": true }),
+                        )
+                    } else {
+                        emit(&format!("{}: schema is up to date\n", url.redacted()))
+                    }
+                }
+                Command::Status(args) => {
+                    commands::status::status(&url, args, cli.json, &zone).await
+                }
+                Command::History(args) => {
+                    commands::history::history(&url, args, cli.json, &zone).await
+                }
+                Command::Retry { id } => commands::retry::retry(&url, id, cli.json, &zone).await,
+                Command::Prune(args) => commands::prune::prune(&url, args, cli.json, &zone).await,
+            }
+        }
     }
 }

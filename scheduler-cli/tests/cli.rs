@@ -418,9 +418,29 @@ fn migrate_is_idempotent() {
     assert_eq!(history, Value::Array(vec![]));
 }
 
+/// A PostgreSQL database a test created, dropped when the test ends
+/// (passing or not).
+struct TempDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args(["-X", "-q", "-d", &self.admin, "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .status();
+    }
+}
+
 /// A fresh PostgreSQL database for one test, or `None` (reported loudly)
 /// when `DATABASE_URL` is unset and PostgreSQL is not required.
-fn postgres_db(name: &str) -> Option<String> {
+fn postgres_db(name: &str) -> Option<TempDb> {
     let Ok(admin) = std::env::var("DATABASE_URL") else {
         assert!(
             std::env::var("SCHEDULER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
@@ -439,14 +459,19 @@ fn postgres_db(name: &str) -> Option<String> {
     };
     psql(&format!("CREATE DATABASE {db}"));
     let (base, _) = admin.rsplit_once('/').expect("a database in DATABASE_URL");
-    Some(format!("{base}/{db}"))
+    Some(TempDb {
+        url: format!("{base}/{db}"),
+        admin: admin.clone(),
+        name: db,
+    })
 }
 
 #[test]
 fn on_postgres_the_demo_passes_and_operator_commands_work() {
-    let Some(url) = postgres_db("demo") else {
+    let Some(db) = postgres_db("demo") else {
         return;
     };
+    let url = db.url.clone();
     // Before migrate: the table is missing, and the error says what to do.
     let out = scheduler(&url, &["status"]);
     assert_eq!(out.status.code(), Some(1));
@@ -547,4 +572,204 @@ fn status_reports_plan_times_that_have_no_execution_at_all() {
         text.contains("missed plans") && text.contains("1: "),
         "{text}"
     );
+}
+
+/// The forms of a PostgreSQL URL that carry a password, `SECRET` standing
+/// for it.
+const PASSWORD_FORMS: [&str; 4] = [
+    "postgres://postgres:SECRET@HOST/DB",
+    "postgres://postgres@HOST/DB?password=SECRET",
+    "postgres://HOST/DB?user=postgres&password=SECRET",
+    "postgres://postgres@HOST/DB?sslmode=prefer&password=SECRET&application_name=x",
+];
+
+#[test]
+fn a_secret_parameter_the_driver_ignores_is_refused_unprinted() {
+    let out = scheduler(
+        "postgres://postgres@127.0.0.1/db?sslpassword=pw-0a1b2c3d",
+        &["status"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("sslpassword is not supported"), "{err}");
+    assert!(!err.contains("pw-0a1b2c3d"), "{err}");
+}
+
+#[test]
+fn a_password_in_any_url_form_is_never_printed() {
+    let Some(db) = postgres_db("secret") else {
+        return;
+    };
+    let host = db
+        .url
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let host = host.rsplit('@').next().unwrap().to_owned();
+    let secret = "pw-0a1b2c3d";
+    for form in PASSWORD_FORMS {
+        let url = |database: &str| {
+            form.replace("SECRET", secret)
+                .replace("HOST", &host)
+                .replace("DB", database)
+        };
+        let good = url(&db.name);
+        let missing = url("no_such_database_here");
+        // Every output path: success (migrate, migrate --json, the demo's
+        // header and report) and failure (a database that does not exist,
+        // a usage error).
+        let runs = [
+            scheduler(&good, &["migrate"]),
+            scheduler(&good, &["migrate", "--json"]),
+            scheduler(&good, &["demo", "--duration", "0s"]),
+            scheduler(&missing, &["status"]),
+            scheduler(&missing, &["history", "--job", "x", "--since", "soon"]),
+        ];
+        for (i, out) in runs.iter().enumerate() {
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!all.contains(secret), "{form}, run {i}: {all}");
+        }
+        assert!(runs[0].status.success(), "{}", stderr(&runs[0]));
+        let migrated = stdout_json(&runs[1]);
+        assert!(
+            migrated["database"].as_str().unwrap().contains("***"),
+            "{migrated}"
+        );
+        assert!(stderr(&runs[2]).contains("***"), "{}", stderr(&runs[2]));
+        assert_eq!(runs[3].status.code(), Some(1), "{}", stderr(&runs[3]));
+        assert!(stderr(&runs[3]).contains("***"), "{}", stderr(&runs[3]));
+        assert_eq!(runs[4].status.code(), Some(2), "{}", stderr(&runs[4]));
+    }
+}
+
+#[test]
+fn a_wrong_schedule_is_a_usage_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--job", "x", "--cron", "61 * * * *"],
+            "invalid cron expression",
+        ),
+        (
+            &["--job", "x", "--cron", "not cron"],
+            "invalid cron expression",
+        ),
+        (
+            &["--job", "x", "--cron", "0 9 * * *", "--tz", "Mars/Olympus"],
+            "unknown time zone",
+        ),
+        (&["--job", "x", "--every", "0s"], "is zero"),
+    ];
+    for (args, expect) in cases {
+        let mut all = vec!["status"];
+        all.extend_from_slice(args);
+        let out = scheduler(&url, &all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!dir.path().join("jobs.db").exists(), "nothing was opened");
+}
+
+#[test]
+fn output_that_cannot_be_written_is_a_runtime_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    assert!(scheduler(&url, &["migrate"]).status.success());
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("scheduler"))
+        .env_remove("SCHEDULER_DATABASE_URL")
+        .args(["--database", &url, "status"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: cannot write the output"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn errors_say_what_is_wrong_and_advise_only_what_helps() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scheduler("sqlite:/nonexistent/dir/x.db", &["migrate"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("directory /nonexistent/dir does not exist"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("scheduler migrate"),
+        "no advice to migrate: {err}"
+    );
+    // A missing file for an operator command: migrate is the advice.
+    let missing = format!("sqlite:{}", dir.path().join("nope.db").display());
+    let err = stderr(&scheduler(&missing, &["status"]));
+    assert!(err.contains("scheduler migrate"), "{err}");
+}
+
+#[test]
+fn the_default_database_is_named_when_database_url_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("scheduler")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_remove("SCHEDULER_DATABASE_URL")
+        .env("DATABASE_URL", "postgres://someone@elsewhere/db")
+        .args(["migrate"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("using the default database sqlite:scheduler.db"),
+        "{err}"
+    );
+    assert!(dir.path().join("scheduler.db").exists());
+}
+
+#[test]
+fn times_are_labelled_and_can_be_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let (_rt, _ids) = seeded(&url);
+    let utc = String::from_utf8_lossy(&scheduler(&url, &["history", "--job", "report"]).stdout)
+        .into_owned();
+    assert!(utc.contains("plan time (UTC)"), "{utc}");
+    let local = Command::cargo_bin("scheduler")
+        .unwrap()
+        .env_remove("SCHEDULER_DATABASE_URL")
+        .env("TZ", "America/New_York")
+        .args([
+            "--database",
+            &url,
+            "--local-time",
+            "history",
+            "--job",
+            "report",
+        ])
+        .output()
+        .unwrap();
+    let local = String::from_utf8_lossy(&local.stdout).into_owned();
+    assert!(local.contains("plan time (America/New_York)"), "{local}");
+    let first_time = |text: &str| {
+        text.lines()
+            .nth(1)
+            .and_then(|l| l.split("  ").map(str::trim).find(|c| c.starts_with("20")))
+            .map(str::to_owned)
+            .unwrap()
+    };
+    assert_ne!(first_time(&utc), first_time(&local), "shifted by the zone");
 }

@@ -99,7 +99,7 @@ pub mod time;
 
 pub use error::{BoxError, OptionsError, SpecError, StoreError};
 pub use job::{JobOutput, JobSpec, RunContext, Scopes};
-pub use manager::{Manager, ManagerOptions, TickReport};
+pub use manager::{shutdown_signal, Manager, ManagerOptions, TickReport};
 pub use model::{
     ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish,
     FinishOutcome, LatestExecution, Lease, PlanKey, RetryDue, Scope, ScopeSummary, Status,

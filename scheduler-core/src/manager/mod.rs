@@ -8,6 +8,7 @@
 //! - `keeper`: heartbeats, one task per scope with runs in flight.
 //! - `execute`: running what a tick won, and recording how it ended.
 //! - `completer`: terminal writes in batches (group commit).
+//! - [`shutdown_signal`]: SIGINT or SIGTERM, what `run` should stop on.
 //!
 //! One manager runs per replica. It needs nothing but a [`LeaseStore`]: all
 //! coordination with other replicas goes through the store's claims.
@@ -29,6 +30,7 @@ mod execute;
 mod keeper;
 pub mod options;
 mod planning;
+mod signal;
 mod tick;
 
 use std::collections::{HashMap, HashSet};
@@ -41,7 +43,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use options::{ManagerOptions, TickReport};
+pub use options::{default_runner_id, ManagerOptions, TickReport};
+pub use signal::shutdown_signal;
 
 use self::completer::Completer;
 use crate::error::{OptionsError, SpecError};

@@ -11,7 +11,8 @@ use crate::model::ClaimKind;
 /// How a manager runs.
 #[derive(Debug, Clone)]
 pub struct ManagerOptions {
-    /// Identifies this replica in audit rows. Default: a fresh UUID v4.
+    /// Identifies this replica in audit rows. Default:
+    /// [`default_runner_id`], `HOST-PID-RANDOM`.
     pub runner_id: String,
     /// The longest sleep between ticks. The loop also wakes exactly when the
     /// next plan becomes eligible, so this only bounds how late a change the
@@ -30,12 +31,30 @@ pub struct ManagerOptions {
 impl Default for ManagerOptions {
     fn default() -> Self {
         ManagerOptions {
-            runner_id: Uuid::new_v4().to_string(),
+            runner_id: default_runner_id(),
             tick_interval: Duration::from_secs(30),
             max_concurrency: 64,
             shutdown_grace: Duration::from_secs(30),
         }
     }
+}
+
+/// `HOST-PID-RANDOM`: a runner id that names the machine and the process
+/// an audit row came from (a bare UUID maps to nothing an operator can
+/// look up), with 8 random hex digits so that a restarted process that
+/// reuses its pid is still told apart. The host part is cut so the whole
+/// stays far below [`MAX_NAME_BYTES`](crate::model::MAX_NAME_BYTES), and a
+/// host name that is not UTF-8 is read lossily.
+pub fn default_runner_id() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host: String = host.chars().filter(|c| *c != '\0').take(200).collect();
+    let host = if host.is_empty() {
+        "host".to_owned()
+    } else {
+        host
+    };
+    let random = &Uuid::new_v4().simple().to_string()[..8];
+    format!("{host}-{}-{random}", std::process::id())
 }
 
 /// What a tick did, and (for [`Manager::run_once`](super::Manager::run_once))
