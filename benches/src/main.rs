@@ -74,6 +74,24 @@ fn pg_url() -> String {
 struct Stores {
     handles: Vec<Arc<dyn ExecutionAudit>>,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL schema the measurement created, dropped with it.
+    schema: Option<String>,
+}
+
+impl Drop for Stores {
+    /// A benchmark leaves nothing behind in the user's database. `psql`
+    /// is there wherever the ceiling's `pgbench` is; a failed drop is
+    /// reported, not fatal.
+    fn drop(&mut self) {
+        let Some(schema) = &self.schema else { return };
+        let dropped = Command::new("psql")
+            .args(["-X", "-q", "-d", &pg_url(), "-c"])
+            .arg(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .status();
+        if !dropped.is_ok_and(|s| s.success()) {
+            eprintln!("note: could not drop the benchmark's schema {schema}");
+        }
+    }
 }
 
 async fn stores(backend: Backend, n: usize) -> Stores {
@@ -83,6 +101,7 @@ async fn stores(backend: Backend, n: usize) -> Stores {
             Stores {
                 handles: vec![store; n],
                 _dir: None,
+                schema: None,
             }
         }
         Backend::Sqlite => {
@@ -97,6 +116,7 @@ async fn stores(backend: Backend, n: usize) -> Stores {
             Stores {
                 handles,
                 _dir: Some(dir),
+                schema: None,
             }
         }
         Backend::Postgres => {
@@ -115,6 +135,7 @@ async fn stores(backend: Backend, n: usize) -> Stores {
             Stores {
                 handles,
                 _dir: None,
+                schema: Some(schema),
             }
         }
     }
