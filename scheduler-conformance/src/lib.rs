@@ -1,6 +1,6 @@
 //! The shared conformance suite: one `pub async fn` per guarantee of the
 //! lease state machine (the contract, `docs/contract.md` §4), which every
-//! [`LeaseStore`] implementation runs against itself, in the manner of
+//! [`LeaseStore`](scheduler_core::LeaseStore) implementation runs against itself, in the manner of
 //! object_store's `integration` module.
 //!
 //! Each function takes a [`Harness`]: the store and a way to move its store

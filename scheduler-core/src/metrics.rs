@@ -1,4 +1,4 @@
-//! Metrics through the [`metrics`] facade: the application installs the
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade: the application installs the
 //! exporter (Prometheus, StatsD, ...); without one, recording costs next to
 //! nothing.
 //!

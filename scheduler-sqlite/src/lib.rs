@@ -56,13 +56,13 @@
 //!   A batch of terminal writes ([`finish_many`](LeaseStore::finish_many))
 //!   is likewise one IMMEDIATE transaction, one commit: `finish`'s guarded
 //!   `UPDATE` per item, at one store time, each item answered on its own.
-//! - **Operator calls.** [`scope_summaries`](LeaseStore::scope_summaries)
+//! - **Operator calls.** [`scope_summaries`](ExecutionAudit::scope_summaries)
 //!   is one read statement (conditional aggregates per scope, then the
 //!   latest and last SUCCESS rows by their unique key), equal to
 //!   [`ScopeSummary::of_rows`] at one store time.
-//!   [`retry_execution`](LeaseStore::retry_execution) reads the row, applies
+//!   [`retry_execution`](ExecutionAudit::retry_execution) reads the row, applies
 //!   [`machine::operator_retry`] and writes the result back in one IMMEDIATE
-//!   transaction. [`prune_finished`](LeaseStore::prune_finished) deletes
+//!   transaction. [`prune_finished`](ExecutionAudit::prune_finished) deletes
 //!   through `idx_sys_cron_exec_finished` in one `DELETE`, oldest first.
 //! - **Store time** is the host clock (or the injected [`Clock`]), in
 //!   microseconds, read after the write lock is taken and passed to the
