@@ -253,6 +253,9 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut end => break,
+            // A SIGTERM or Ctrl-C ends the demo early, gracefully: the
+            // replicas stop as a service would, and the check still runs.
+            () = scheduler_core::shutdown_signal() => break,
             Some(victim) = kill_rx.recv() => {
                 // Stop the replica without cleanup (its run future is
                 // dropped, as a killed process would vanish); keep at least

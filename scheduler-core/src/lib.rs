@@ -29,7 +29,7 @@
 //!         .cadence(Duration::from_secs(24 * 3600)),
 //!     )
 //!     .expect("a valid job");
-//! let report = manager.run_once().await; // or manager.run(shutdown_signal).await
+//! let report = manager.run_once().await; // or manager.run(scheduler_core::shutdown_signal()).await
 //! assert_eq!(report.succeeded, 2);
 //! # }
 //! ```

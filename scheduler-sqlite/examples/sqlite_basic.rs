@@ -15,8 +15,7 @@ use scheduler_sqlite::SqliteLeaseStore;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Arc::new(SqliteLeaseStore::open("basic.db").await?);
-    let manager =
-        Manager::new(store.clone(), ManagerOptions::default()).expect("valid manager options");
+    let manager = Manager::new(store.clone(), ManagerOptions::default())?;
     manager.register(
         JobSpec::new(
             "heartbeat_report",
@@ -41,8 +40,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .cadence(Duration::from_secs(3)),
     )?;
+    // Seven seconds, or until Ctrl-C / SIGTERM: either way a graceful stop.
     manager
-        .run(tokio::time::sleep(Duration::from_secs(7)))
+        .run(async {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(7)) => {}
+                () = scheduler_core::shutdown_signal() => {}
+            }
+        })
         .await;
     let rows = store.list_executions(&ExecutionFilter::default()).await?;
     println!("{} executions in basic.db", rows.len());
