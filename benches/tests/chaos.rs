@@ -1,5 +1,8 @@
-//! The chaos run (`src/bin/chaos.rs`), short, as CI runs it: 30 s on
-//! PostgreSQL and 15 s on one SQLite file, each with 3 replica processes.
+//! The chaos run (`src/bin/chaos.rs`), short: 10 s on PostgreSQL and 6 s on
+//! one SQLite file, each with 3 replica processes; with
+//! `SCHEDULER_LONG_TESTS=1` (CI sets it) 30 s and 15 s. The short runs keep
+//! a newcomer's `cargo test --workspace` quick and still kill replicas (and,
+//! on PostgreSQL, a connection).
 //! The binary checks its own invariants and exits non-zero on a violation;
 //! these tests also read its figures, so a run that passed without checking
 //! anything (nothing due, nothing killed) fails too.
@@ -15,6 +18,15 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The run's length: `long` when `SCHEDULER_LONG_TESTS=1`, else `short`.
+fn duration(short: &'static str, long: &'static str) -> &'static str {
+    if std::env::var("SCHEDULER_LONG_TESTS").as_deref() == Ok("1") {
+        long
+    } else {
+        short
+    }
+}
 
 /// Runs the chaos binary with `args`; its stdout, after asserting that it
 /// exited successfully. `name` stands for the run in messages (the
@@ -90,7 +102,14 @@ fn chaos_on_postgres() {
     };
     let stdout = chaos(
         "PostgreSQL",
-        &["--database", &url, "--replicas", "3", "--duration", "30s"],
+        &[
+            "--database",
+            &url,
+            "--replicas",
+            "3",
+            "--duration",
+            duration("10s", "30s"),
+        ],
     );
     assert_clean(&stdout);
     let conn_kills = number(&stdout, "connection kills");
@@ -114,7 +133,7 @@ fn chaos_on_one_sqlite_file() {
             "--replicas",
             "3",
             "--duration",
-            "15s",
+            duration("6s", "15s"),
         ],
     );
     assert_clean(&stdout);
