@@ -1,4 +1,4 @@
-//! The chaos run (`src/bin/chaos.rs`), short: 10 s on PostgreSQL and 6 s on
+//! The chaos run (`src/bin/chaos.rs`), short: 12 s on PostgreSQL and 10 s on
 //! one SQLite file, each with 3 replica processes; with
 //! `SCHEDULER_LONG_TESTS=1` (CI sets it) 30 s and 15 s. The short runs keep
 //! a newcomer's `cargo test --workspace` quick and still kill replicas (and,
@@ -108,7 +108,7 @@ fn chaos_on_postgres() {
             "--replicas",
             "3",
             "--duration",
-            duration("10s", "30s"),
+            duration("12s", "30s"),
         ],
     );
     assert_clean(&stdout);
@@ -133,7 +133,7 @@ fn chaos_on_one_sqlite_file() {
             "--replicas",
             "3",
             "--duration",
-            duration("6s", "15s"),
+            duration("10s", "15s"),
         ],
     );
     assert_clean(&stdout);
