@@ -95,6 +95,8 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod store;
+#[cfg(feature = "opentelemetry")]
+pub mod telemetry;
 pub mod time;
 
 pub use error::{BoxError, OptionsError, SpecError, StoreError};

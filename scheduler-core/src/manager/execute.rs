@@ -216,6 +216,7 @@ impl Manager {
         let finish = match &end {
             RunEnd::LeaseLost => {
                 warn!("lease lost; no terminal write (the new holder owns the row)");
+                record_outcome("LEASE_LOST", Some(ErrorCode::LeaseLost));
                 report.lease_lost += 1;
                 metrics.lease_lost();
                 return;
@@ -237,6 +238,7 @@ impl Manager {
                 Ok(()) => break,
                 Err(StoreError::LeaseLost { .. }) => {
                     warn!("terminal write refused: the lease was taken over or swept meanwhile");
+                    record_outcome("LEASE_LOST", Some(ErrorCode::LeaseLost));
                     report.lease_lost += 1;
                     metrics.lease_lost();
                     return;
@@ -263,10 +265,12 @@ impl Manager {
                     duration_ms = finish.duration_ms(),
                     "succeeded"
                 );
+                record_outcome("SUCCESS", None);
                 report.succeeded += 1;
                 metrics.succeeded();
             }
             RunEnd::Failure(code, msg) => {
+                record_outcome("FAILED", Some(code));
                 metrics.failed(code);
                 let will_retry = lease.attempt < lease.max_attempts;
                 warn!(error_code = %code, error = %msg, will_retry, duration_ms = finish.duration_ms(), "failed");
@@ -282,6 +286,11 @@ impl Manager {
     }
 }
 
+/// The span every log line of one execution is in. `outcome` and
+/// `error_code` are recorded when the run ends; `otel.kind` and
+/// `otel.status_code` are the fields an OpenTelemetry layer
+/// (`tracing-opentelemetry`, see the `telemetry` module) maps onto the
+/// exported span's kind and status.
 fn execution_span(runner: &str, lease: &Lease) -> tracing::Span {
     info_span!(
         "execution",
@@ -291,7 +300,23 @@ fn execution_span(runner: &str, lease: &Lease) -> tracing::Span {
         plan_time = %lease.plan_time,
         attempt = lease.attempt,
         execution_id = %lease.id,
+        outcome = tracing::field::Empty,
+        error_code = tracing::field::Empty,
+        otel.kind = "internal",
+        otel.status_code = tracing::field::Empty,
     )
+}
+
+/// Records how the run ended on its span.
+fn record_outcome(outcome: &str, error_code: Option<ErrorCode>) {
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    if let Some(code) = error_code {
+        span.record("error_code", code.as_str());
+        span.record("otel.status_code", "ERROR");
+    } else {
+        span.record("otel.status_code", "OK");
+    }
 }
 
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
