@@ -1,6 +1,5 @@
 //! The real `scheduler` binary against SQLite files and PostgreSQL.
 
-use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
@@ -8,8 +7,9 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use scheduler_core::{
-    ClaimRequest, ErrorCode, ExecutionFilter, Finish, JobOutput, JobSpec, LeaseStore, Manager,
-    ManagerOptions, ManualClock, PlanKey, Scope, Scopes, Status,
+    ClaimRequest, ErrorCode, ExecutionAudit, ExecutionFilter, Finish, JobOutput, JobSpec,
+    LeaseStore, LeaseStoreExt, Manager, ManagerOptions, ManualClock, PlanKey, Scope, Scopes,
+    Status,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use serde_json::Value;

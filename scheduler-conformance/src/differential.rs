@@ -40,9 +40,9 @@
 //! }
 //! ```
 //!
-//! proptest is a dependency of the `conformance` feature for this module
-//! alone: its strategies and shrinking are what turn a random failure into a
-//! readable one, and the feature is only ever enabled by tests.
+//! proptest is a dependency of this crate for this module alone: its
+//! strategies and shrinking are what turn a random failure into a readable
+//! one, and the crate is only ever a dev-dependency.
 
 use std::fmt::{self, Debug};
 use std::sync::Arc;

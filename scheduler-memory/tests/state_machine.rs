@@ -2,7 +2,6 @@
 //! runners, driven through `MemoryLeaseStore` and checked against a small,
 //! independent reference model after every step.
 
-use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +11,8 @@ use proptest::prelude::*;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
-    ManualClock, PlanKey, Scope, Status, StoreError,
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    Lease, LeaseStore, LeaseStoreExt, ManualClock, PlanKey, Scope, Status, StoreError,
 };
 use scheduler_memory::MemoryLeaseStore;
 use serde_json::Map;

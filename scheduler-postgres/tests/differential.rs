@@ -12,15 +12,14 @@
 
 mod common;
 
-use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::collections::HashMap;
 use std::time::Duration;
 
 use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::plan::floor;
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
-    PlanKey, Scope, ScopeSummary, StoreError, TimeControl,
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    Lease, LeaseStore, LeaseStoreExt, PlanKey, Scope, ScopeSummary, StoreError, TimeControl,
 };
 use scheduler_postgres::{PgLeaseStore, TimeOffset};
 use time::OffsetDateTime;

@@ -15,15 +15,14 @@
 
 mod common;
 
-use scheduler_core::{ExecutionAudit, LeaseStoreExt as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use scheduler_conformance::differential::{self, Op};
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Finish, LeaseStore, ManualClock, PlanKey, Scope, Status,
-    TimeControl,
+    ClaimOutcome, ClaimRequest, ErrorCode, ExecutionAudit, Finish, LeaseStore, LeaseStoreExt,
+    ManualClock, PlanKey, Scope, Status, TimeControl,
 };
 use scheduler_memory::MemoryLeaseStore;
 use scheduler_postgres::{PgLeaseStore, TimeOffset};

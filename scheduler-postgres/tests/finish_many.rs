@@ -5,7 +5,6 @@
 
 mod common;
 
-use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::collections::{BTreeSet, HashMap};
 use std::io::ErrorKind;
 use std::net::TcpListener;
@@ -14,8 +13,8 @@ use std::time::Duration;
 
 use scheduler_core::machine;
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish, Lease, LeaseStore,
-    PlanKey, Scope, Status, StoreError, TimeControl,
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    Lease, LeaseStore, LeaseStoreExt, PlanKey, Scope, Status, StoreError, TimeControl,
 };
 use scheduler_postgres::{PgLeaseStore, TimeOffset};
 use sqlx_core::raw_sql::raw_sql;

@@ -8,7 +8,6 @@
 
 mod common;
 
-use scheduler_core::ExecutionAudit as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,8 +15,8 @@ use std::time::Duration;
 use scheduler_core::model::MAX_ERROR_MSG_BYTES;
 use scheduler_core::plan::floor;
 use scheduler_core::{
-    CatchUpMode, Execution, ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager,
-    ManagerOptions, RunContext, Scope, Scopes, Status, TickReport, TimeControl,
+    CatchUpMode, Execution, ExecutionAudit, ExecutionFilter, JobOutput, JobSpec, LeaseStore,
+    Manager, ManagerOptions, RunContext, Scope, Scopes, Status, TickReport, TimeControl,
 };
 use scheduler_postgres::{PgLeaseStore, TimeOffset};
 use sqlx_core::query_scalar::query_scalar;

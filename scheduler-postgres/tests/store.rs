@@ -4,16 +4,15 @@
 
 mod common;
 
-use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use scheduler_conformance::{self as conformance, Harness};
+use scheduler_conformance::Harness;
 use scheduler_core::model::MAX_ERROR_MSG_BYTES;
 use scheduler_core::plan::floor;
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Finish, Lease, LeaseStore, PlanKey, Scope, ScopeSummary,
-    Status, StoreError, TimeControl,
+    ClaimOutcome, ClaimRequest, ErrorCode, ExecutionAudit, Finish, Lease, LeaseStore,
+    LeaseStoreExt, PlanKey, Scope, ScopeSummary, Status, StoreError, TimeControl,
 };
 use scheduler_postgres::{
     PgLeaseStore, PgStoreOptions, TimeOffset, MIGRATIONS_TABLE, SCHEMA_VERSION,
@@ -258,34 +257,34 @@ async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
     assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
 
     let h = harness_on(store);
-    conformance::concurrent_claimers_have_one_winner(&h, 8).await;
-    conformance::concurrent_reclaimers_have_one_winner(&h, 8).await;
-    conformance::batch_claim_returns_outcomes_in_order(&h).await;
-    conformance::stolen_lease_is_fenced(&h).await;
-    conformance::swept_lease_is_fenced(&h).await;
-    conformance::heartbeat_extends_the_lease(&h).await;
-    conformance::sweep_closes_only_stale_running_rows_of_the_job(&h).await;
-    conformance::retry_waits_for_next_retry_at(&h).await;
-    conformance::non_reentrant_stale_row_is_not_retried(&h).await;
-    conformance::attempts_never_exceed_max(&h).await;
-    conformance::success_is_final(&h).await;
-    conformance::ids_are_v7_and_tokens_v4(&h).await;
-    conformance::plan_times_round_trip_at_microseconds(&h).await;
-    conformance::latest_executions_view(&h).await;
-    conformance::retry_due_lists_older_failed_plans(&h).await;
-    conformance::error_messages_are_stored_safely(&h).await;
-    conformance::oversized_result_still_succeeds(&h).await;
-    conformance::hostile_names_are_stored_or_refused_cleanly(&h).await;
-    conformance::names_are_stored_up_to_the_limit_and_refused_past_it(&h).await;
-    conformance::retry_due_limits_each_scope_on_its_own(&h).await;
-    conformance::operator_retries_are_due_whatever_their_plan_time(&h).await;
-    conformance::audit_reads_filter_and_order(&h).await;
-    conformance::operator_retry_repairs_failed_rows_and_refuses_others(&h).await;
-    conformance::scope_summaries_describe_each_scope(&h).await;
-    conformance::claims_with_no_attempt_budget_are_refused(&h).await;
+    scheduler_conformance::concurrent_claimers_have_one_winner(&h, 8).await;
+    scheduler_conformance::concurrent_reclaimers_have_one_winner(&h, 8).await;
+    scheduler_conformance::batch_claim_returns_outcomes_in_order(&h).await;
+    scheduler_conformance::stolen_lease_is_fenced(&h).await;
+    scheduler_conformance::swept_lease_is_fenced(&h).await;
+    scheduler_conformance::heartbeat_extends_the_lease(&h).await;
+    scheduler_conformance::sweep_closes_only_stale_running_rows_of_the_job(&h).await;
+    scheduler_conformance::retry_waits_for_next_retry_at(&h).await;
+    scheduler_conformance::non_reentrant_stale_row_is_not_retried(&h).await;
+    scheduler_conformance::attempts_never_exceed_max(&h).await;
+    scheduler_conformance::success_is_final(&h).await;
+    scheduler_conformance::ids_are_v7_and_tokens_v4(&h).await;
+    scheduler_conformance::plan_times_round_trip_at_microseconds(&h).await;
+    scheduler_conformance::latest_executions_view(&h).await;
+    scheduler_conformance::retry_due_lists_older_failed_plans(&h).await;
+    scheduler_conformance::error_messages_are_stored_safely(&h).await;
+    scheduler_conformance::oversized_result_still_succeeds(&h).await;
+    scheduler_conformance::hostile_names_are_stored_or_refused_cleanly(&h).await;
+    scheduler_conformance::names_are_stored_up_to_the_limit_and_refused_past_it(&h).await;
+    scheduler_conformance::retry_due_limits_each_scope_on_its_own(&h).await;
+    scheduler_conformance::operator_retries_are_due_whatever_their_plan_time(&h).await;
+    scheduler_conformance::audit_reads_filter_and_order(&h).await;
+    scheduler_conformance::operator_retry_repairs_failed_rows_and_refuses_others(&h).await;
+    scheduler_conformance::scope_summaries_describe_each_scope(&h).await;
+    scheduler_conformance::claims_with_no_attempt_budget_are_refused(&h).await;
     // Last but one: it deletes every old terminal row of the table.
-    conformance::prune_deletes_only_old_terminal_rows(&h).await;
-    conformance::store_time_is_utc_micros_and_controllable(&h).await;
+    scheduler_conformance::prune_deletes_only_old_terminal_rows(&h).await;
+    scheduler_conformance::store_time_is_utc_micros_and_controllable(&h).await;
     drop(h);
     db.drop_schema().await;
 }

@@ -3,7 +3,6 @@
 //! read-only directory, a write-protected file, a file another program keeps
 //! locked, a schema from the future, and URLs of the wrong form.
 
-use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -13,7 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ExecutionFilter, Finish, LeaseStore, PlanKey, Scope, StoreError,
+    ClaimOutcome, ClaimRequest, ExecutionAudit, ExecutionFilter, Finish, LeaseStore, LeaseStoreExt,
+    PlanKey, Scope, StoreError,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions, SCHEMA_VERSION};
 

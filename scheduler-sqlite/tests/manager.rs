@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scheduler_conformance as conformance;
 use scheduler_sqlite::SqliteStoreOptions;
 
 #[tokio::test]
@@ -21,7 +20,7 @@ async fn a_manager_started_while_the_file_is_locked_retries_and_runs_once_it_is_
     other
         .execute_batch("BEGIN EXCLUSIVE; UPDATE sys_cron_executions SET runner_id = 'other';")
         .unwrap();
-    conformance::manager_rides_out_a_store_down_at_start(Arc::new(store), async move {
+    scheduler_conformance::manager_rides_out_a_store_down_at_start(Arc::new(store), async move {
         other.execute_batch("ROLLBACK").unwrap();
     })
     .await;

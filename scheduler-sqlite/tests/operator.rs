@@ -4,7 +4,6 @@
 //! value. The summary must still equal `ScopeSummary::of_rows`, and an
 //! operator retry must still apply `machine::operator_retry` exactly.
 
-use scheduler_core::{ExecutionAudit as _, LeaseStoreExt as _};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +11,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection};
 use scheduler_core::machine::{self, OPERATOR_RETRY_CODE};
 use scheduler_core::{
-    ClaimRequest, ErrorCode, ExecutionFilter, Finish, LeaseStore, ManualClock, PlanKey, Scope,
-    ScopeSummary, Status, StoreError, TimeControl,
+    ClaimRequest, ErrorCode, ExecutionAudit, ExecutionFilter, Finish, LeaseStore, LeaseStoreExt,
+    ManualClock, PlanKey, Scope, ScopeSummary, Status, StoreError, TimeControl,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::macros::datetime;

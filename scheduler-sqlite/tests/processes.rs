@@ -6,7 +6,6 @@
 //! The children are this test binary run again (`current_exe()`), selected
 //! by an environment variable, so no helper binary has to be built.
 
-use scheduler_core::LeaseStoreExt as _;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -19,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scheduler_core::{
     CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, Manager, ManagerOptions, ManualClock,
-    PlanKey, RetryDue, Scope, ScopeSummary, Scopes, Status, StoreError, TimeControl,
+    JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, LeaseStoreExt, Manager, ManagerOptions,
+    ManualClock, PlanKey, RetryDue, Scope, ScopeSummary, Scopes, Status, StoreError, TimeControl,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::OffsetDateTime;

@@ -68,3 +68,77 @@ impl Completer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::future::join_all;
+
+    use super::*;
+    use crate::manager::fake_store::{lease, FakeStore};
+
+    fn success() -> Finish {
+        Finish::success(Duration::ZERO, 0, Default::default())
+    }
+
+    /// Holds one completion in flight (a batch of one: a lone completion
+    /// is written at once), queues `leases` behind it, then lets `batches`
+    /// `finish_many` calls answer; the queued completions' results.
+    async fn queue_behind_a_write(
+        store: &Arc<FakeStore>,
+        leases: &[Arc<Lease>],
+        batches: usize,
+    ) -> Vec<Result<(), StoreError>> {
+        let completer = Arc::new(Completer {
+            store: store.clone(),
+            queue: OnceLock::new(),
+        });
+        let first = tokio::spawn({
+            let completer = completer.clone();
+            async move { completer.finish(&Arc::new(lease()), &success()).await }
+        });
+        store.writing.notified().await;
+        let finish = success();
+        let mut queued: Vec<_> = leases
+            .iter()
+            .map(|lease| Box::pin(completer.finish(lease, &finish)))
+            .collect();
+        for completion in &mut queued {
+            // One poll sends it to the queue; its result waits for a batch.
+            assert!(futures::poll!(completion.as_mut()).is_pending());
+        }
+        store.gate.as_ref().unwrap().add_permits(batches);
+        assert!(first.await.unwrap().is_ok());
+        join_all(queued).await
+    }
+
+    #[tokio::test]
+    async fn completions_queued_during_a_write_go_out_together_each_with_its_result() {
+        let store = Arc::new(FakeStore::gated());
+        let leases: Vec<Arc<Lease>> = (0..4).map(|_| Arc::new(lease())).collect();
+        store.lost.lock().unwrap().insert(leases[2].token);
+        let results = queue_behind_a_write(&store, &leases, 2).await;
+        assert_eq!(
+            *store.batches.lock().unwrap(),
+            vec![1, 4],
+            "one call for the four"
+        );
+        assert!(results[0].is_ok() && results[1].is_ok() && results[3].is_ok());
+        assert!(
+            matches!(results[2], Err(StoreError::LeaseLost { id }) if id == leases[2].id),
+            "{results:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_holds_at_most_max_finish_batch_writes() {
+        let store = Arc::new(FakeStore::gated());
+        let leases: Vec<Arc<Lease>> = (0..MAX_FINISH_BATCH + 2)
+            .map(|_| Arc::new(lease()))
+            .collect();
+        let results = queue_behind_a_write(&store, &leases, 3).await;
+        assert_eq!(*store.batches.lock().unwrap(), vec![1, MAX_FINISH_BATCH, 2]);
+        assert!(results.iter().all(Result::is_ok));
+    }
+}

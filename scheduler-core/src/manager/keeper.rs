@@ -121,3 +121,72 @@ impl<T> Drop for AbortOnDrop<T> {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::fake_store::{lease, FakeStore};
+
+    const STALE_TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn keeper(store: &Arc<FakeStore>) -> Arc<LeaseKeeper> {
+        Arc::new(LeaseKeeper {
+            store: store.clone(),
+            lease: Arc::new(lease()),
+            stale_timeout: STALE_TIMEOUT,
+            safe_until: Mutex::new(Instant::now() + STALE_TIMEOUT),
+            lost: CancellationToken::new(),
+            done: AtomicBool::new(false),
+            span: tracing::Span::none(),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeat_moves_the_safe_window_to_its_send_time_plus_stale_timeout() {
+        let store = Arc::new(FakeStore::default());
+        let keeper = keeper(&store);
+        tokio::time::advance(Duration::from_secs(45)).await;
+        let sent = Instant::now();
+        keeper.beat().await.expect("the lease is live");
+        assert_eq!(keeper.safe_until(), sent + STALE_TIMEOUT);
+        assert!(!keeper.lost.is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_lost_lease_cancels_the_run_and_no_failure_extends_the_window() {
+        let store = Arc::new(FakeStore::default());
+        let keeper = keeper(&store);
+        let before = keeper.safe_until();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        store.down.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            keeper.beat().await,
+            Err(StoreError::Backend { .. })
+        ));
+        assert!(!keeper.lost.is_cancelled(), "an outage is not a lost lease");
+        store.down.store(false, Ordering::SeqCst);
+        store.lost.lock().unwrap().insert(keeper.lease.token);
+        assert!(matches!(
+            keeper.beat().await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        assert!(keeper.lost.is_cancelled());
+        assert_eq!(keeper.safe_until(), before);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_beats_each_interval_and_skips_done_and_lost_leases() {
+        let store = Arc::new(FakeStore::default());
+        let (live, done, lost) = (keeper(&store), keeper(&store), keeper(&store));
+        done.done.store(true, Ordering::Release);
+        lost.lost.cancel();
+        let interval = Duration::from_secs(10);
+        let keepers = [live.clone(), done, lost];
+        let late = ::metrics::Counter::noop();
+        // Three rounds (at 10, 20 and 30 s), then the caller stops it.
+        let rounds = LeaseKeeper::keep_alive(&keepers, interval, &late);
+        let stopped = tokio::time::timeout(interval * 3 + interval / 2, rounds).await;
+        assert!(stopped.is_err(), "keep_alive runs until it is stopped");
+        assert_eq!(*store.heartbeats.lock().unwrap(), vec![live.lease.id; 3]);
+    }
+}

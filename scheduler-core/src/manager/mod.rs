@@ -27,6 +27,8 @@
 
 mod completer;
 mod execute;
+#[cfg(test)]
+mod fake_store;
 mod keeper;
 pub mod options;
 mod planning;

@@ -228,3 +228,93 @@ impl Manager {
         Some(keys)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::plan::{Planning, Schedule};
+
+    const MIN: Duration = Duration::from_secs(60);
+    const NOW: OffsetDateTime = datetime!(2026-03-05 12:00:30 UTC);
+
+    fn planning(catch_up: CatchUpMode, window: Duration, per_tick: usize) -> Planning {
+        Planning {
+            schedule: Schedule::Every(MIN),
+            schedule_delay: Duration::ZERO,
+            catch_up,
+            catch_up_window: window,
+            max_plans_per_tick: per_tick,
+            allow_stale_reentry: true,
+            spread: Duration::ZERO,
+        }
+    }
+
+    fn read(planning: &Planning, offsets: &[Duration]) -> RetryRead {
+        RetryRead::for_scopes(planning, NOW, offsets).expect("a cadence always has a plan")
+    }
+
+    #[test]
+    fn no_scopes_need_no_read() {
+        let latest = planning(CatchUpMode::LatestOnly, Duration::ZERO, 0);
+        assert_eq!(RetryRead::for_scopes(&latest, NOW, &[]), None);
+    }
+
+    #[test]
+    fn latest_only_without_spread_reads_from_the_newest_plan() {
+        let latest = planning(CatchUpMode::LatestOnly, Duration::ZERO, 0);
+        let expected = RetryRead {
+            since: datetime!(2026-03-05 12:00 UTC),
+            // The one run a tick makes, and the newest plan itself.
+            per_scope: 2,
+        };
+        assert_eq!(read(&latest, &[Duration::ZERO; 3]), expected);
+    }
+
+    #[test]
+    fn latest_only_with_spread_reaches_back_to_the_earliest_scopes_plan() {
+        let latest = planning(CatchUpMode::LatestOnly, Duration::ZERO, 0);
+        // The 59 s offset's newest plan is 11:59; the others' is 12:00.
+        let offsets = [
+            Duration::ZERO,
+            Duration::from_secs(30),
+            Duration::from_secs(59),
+        ];
+        let expected = RetryRead {
+            since: datetime!(2026-03-05 11:59 UTC),
+            per_scope: 1 + 2,
+        };
+        assert_eq!(read(&latest, &offsets), expected);
+    }
+
+    #[test]
+    fn every_plan_reads_the_per_tick_cap_from_the_window_start() {
+        let every = planning(CatchUpMode::EveryPlan, 10 * MIN, 5);
+        let expected = RetryRead {
+            since: datetime!(2026-03-05 11:50:30 UTC),
+            // The window starts between plans: no plan lies at the bound.
+            per_scope: 5,
+        };
+        assert_eq!(read(&every, &[Duration::ZERO]), expected);
+        let uncapped = planning(CatchUpMode::EveryPlan, 10 * MIN, 0);
+        assert_eq!(
+            read(&uncapped, &[Duration::ZERO]).per_scope,
+            1,
+            "at least one row"
+        );
+    }
+
+    #[test]
+    fn every_plan_with_spread_adds_the_plans_between_the_scopes_bounds() {
+        // A zero window starts each scope at its newest plan: 12:00 for
+        // offset 0, 11:55 for offset 5 min.
+        let every = planning(CatchUpMode::EveryPlan, Duration::ZERO, 5);
+        let expected = RetryRead {
+            since: datetime!(2026-03-05 11:55 UTC),
+            // 11:55, 11:56, ..., 12:00.
+            per_scope: 5 + 6,
+        };
+        assert_eq!(read(&every, &[Duration::ZERO, 5 * MIN]), expected);
+    }
+}

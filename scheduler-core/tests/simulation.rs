@@ -6,7 +6,6 @@
 //! `SIM_SEEDS=N` runs seeds 1..=N (default 20); `SIM_SEED=K` replays one.
 //! A failing seed is printed so it can be replayed.
 
-use scheduler_core::ExecutionAudit as _;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +14,8 @@ use std::time::Duration;
 
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
-    BoxError, CatchUpMode, Clock, Execution, JobOutput, JobSpec, Manager, ManagerOptions,
-    RunContext, Scope, Scopes, Status, TickReport, TokioClock,
+    BoxError, CatchUpMode, Clock, Execution, ExecutionAudit, JobOutput, JobSpec, Manager,
+    ManagerOptions, RunContext, Scope, Scopes, Status, TickReport, TokioClock,
 };
 use scheduler_memory::MemoryLeaseStore;
 use time::macros::datetime;

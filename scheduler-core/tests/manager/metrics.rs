@@ -1,7 +1,5 @@
 //! The manager's metrics, read back through a recording recorder.
 
-use scheduler_core::ExecutionAudit as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -12,11 +10,12 @@ use scheduler_core::metrics::{
 };
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
-    BoxError, ClaimOutcome, ClaimRequest, ExecutionFilter, JobOutput, JobSpec, LeaseStore, Manager,
-    ManagerOptions, ManualClock, PlanKey, Scope, Scopes, Status,
+    BoxError, ClaimOutcome, ClaimRequest, ExecutionAudit, ExecutionFilter, JobOutput, JobSpec,
+    LeaseStore, Manager, ManagerOptions, PlanKey, Scopes, Status,
 };
-use scheduler_memory::MemoryLeaseStore;
 use time::macros::datetime;
+
+use crate::common::{claim_as, global_at, manager, on_manual_clock, panicking_job, MIN, T0};
 
 type Snapshot = Vec<(String, MetricKind, Vec<(String, String)>, DebugValue)>;
 
@@ -154,62 +153,40 @@ fn counters_gauges_and_histograms_follow_executions() {
 }
 
 async fn scenario() {
-    let clock = ManualClock::new(datetime!(2026-03-05 12:00:30 UTC));
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
-    let dead = store
-        .claim(&ClaimRequest {
-            job_name: "takeover",
-            runner_id: "dead",
-            max_attempts: 3,
-            stale_timeout: Duration::from_secs(600),
-            allow_stale_reentry: true,
-            keys: &[PlanKey {
-                scope: Scope::global(),
-                plan_time: datetime!(2026-03-05 12:00 UTC),
-            }],
-        })
-        .await
-        .unwrap();
-    assert!(dead[0].lease().is_some());
+    let (clock, store) = on_manual_clock(T0);
+    let takeover_plan = datetime!(2026-03-05 12:00 UTC);
+    let stale_timeout = Duration::from_secs(600);
+    claim_as(
+        &store,
+        "takeover",
+        "dead",
+        stale_timeout,
+        true,
+        &global_at(takeover_plan),
+    )
+    .await;
     let managers: Vec<Manager> = ["a", "b"]
         .into_iter()
         .map(|runner| {
-            let m = Manager::new(
-                store.clone(),
-                ManagerOptions {
-                    runner_id: runner.to_owned(),
-                    ..Default::default()
-                },
-            )
-            .expect("valid manager options");
-            let minute = Duration::from_secs(60);
+            let m = manager(&store, runner);
             let ok = |_| async { Ok(JobOutput::rows(1)) };
-            m.register(JobSpec::new("ok", Scopes::global(), ok).cadence(minute))
+            m.register(JobSpec::new("ok", Scopes::global(), ok).cadence(MIN))
                 .unwrap();
             m.register(
                 JobSpec::new("fails", Scopes::global(), |_| async {
                     Err::<JobOutput, BoxError>("nope".into())
                 })
-                .cadence(minute),
+                .cadence(MIN),
             )
             .unwrap();
-            m.register(
-                JobSpec::new("panics", Scopes::global(), |_| async {
-                    if true {
-                        panic!("boom");
-                    }
-                    Ok(JobOutput::default())
-                })
-                .cadence(minute),
-            )
-            .unwrap();
+            m.register(panicking_job("panics", "boom")).unwrap();
             m.register(
                 JobSpec::new("takeover", Scopes::global(), |_| async {
                     Ok(JobOutput::default())
                 })
                 .cadence(Duration::from_secs(3600))
                 .allow_stale_reentry(true)
-                .planner(|_, _, _| vec![datetime!(2026-03-05 12:00 UTC)]),
+                .planner(move |_, _, _| vec![takeover_plan]),
             )
             .unwrap();
             m
@@ -233,8 +210,7 @@ async fn scenario() {
 #[test]
 fn heartbeats_starved_by_a_blocking_handler_are_noticed_and_the_lapsed_lease_is_settled() {
     let recorder = DebuggingRecorder::new();
-    let clock = ManualClock::new(datetime!(2026-03-05 12:00:30 UTC));
-    let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let (clock, store) = on_manual_clock(T0);
     let stale_timeout = Duration::from_millis(200);
     let report = metrics::with_local_recorder(&recorder, || {
         tokio::runtime::Builder::new_current_thread()

@@ -1,0 +1,253 @@
+//! The operator's side ([`ExecutionAudit`](scheduler_core::ExecutionAudit)):
+//! reads by id and by filter, scope summaries, an operator's retry, and
+//! pruning (`docs/contract.md` §3 and §4).
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use scheduler_core::{
+    ClaimOutcome, ExecutionFilter, PlanKey, Scope, ScopeSummary, Status, StoreError,
+};
+
+use crate::fixtures::{
+    assert_conflicts, claim_one, exhaust, failed, finish, key, keys_of, leased, leases, list, ok,
+    plan_key, request, row, rows_of, sweep, swept, this_minute, unique, Harness, MINUTE,
+    PAST_STALE,
+};
+
+/// Audit reads: get by id (unknown id is `None`) and list with filters,
+/// newest plan time first, limited.
+pub async fn audit_reads_filter_and_order(h: &Harness) {
+    let job = unique("audit");
+    let base = this_minute(h).await;
+    let a = Scope::new("tenant", "a");
+    let keys: Vec<PlanKey> = (0..4u32)
+        .map(|i| {
+            let scope = if i % 2 == 0 {
+                a.clone()
+            } else {
+                Scope::new("tenant", "b")
+            };
+            key(scope, base - MINUTE * i)
+        })
+        .collect();
+    let leases = leases(h, &request(&job, "r1", &keys, true)).await;
+    finish(h, &leases[0], &ok()).await;
+    finish(h, &leases[1], &failed(Duration::ZERO)).await;
+    assert_eq!(h.store.get_execution(Uuid::now_v7()).await.unwrap(), None);
+    let of_job = || ExecutionFilter {
+        job_name: Some(job.clone()),
+        ..Default::default()
+    };
+    let all = rows_of(h, &job).await;
+    assert_eq!(
+        all.iter().map(|r| r.plan_time).collect::<Vec<_>>(),
+        vec![base, base - MINUTE, base - MINUTE * 2, base - MINUTE * 3]
+    );
+    let only_a = list(
+        h,
+        ExecutionFilter {
+            scope: Some(a),
+            ..of_job()
+        },
+    )
+    .await;
+    assert_eq!(only_a.len(), 2);
+    let with_status = |status| {
+        list(
+            h,
+            ExecutionFilter {
+                status: Some(status),
+                ..of_job()
+            },
+        )
+    };
+    let failed_rows = with_status(Status::Failed).await;
+    assert_eq!(failed_rows.len(), 1);
+    assert_eq!(failed_rows[0].plan_time, base - MINUTE);
+    let recent = list(
+        h,
+        ExecutionFilter {
+            plan_time_from: Some(base - MINUTE),
+            limit: Some(1),
+            ..of_job()
+        },
+    )
+    .await;
+    assert_eq!(
+        recent.iter().map(|r| r.plan_time).collect::<Vec<_>>(),
+        vec![base]
+    );
+    let running = with_status(Status::Running).await;
+    assert_eq!(running.len(), 2);
+}
+
+/// Scope summaries: one per (job, scope), in order, equal to
+/// [`ScopeSummary::of_rows`] over the scope's rows.
+pub async fn scope_summaries_describe_each_scope(h: &Harness) {
+    let job = unique("summary");
+    let base = this_minute(h).await;
+    let (a, b) = (Scope::new("tenant", "a"), Scope::new("tenant", "b"));
+    let at = |scope: &Scope, back: u32| [key(scope.clone(), base - MINUTE * back)];
+    // a: SUCCESS (5 back), FAILED retry pending (4), FAILED exhausted (3),
+    //    stale_timeout (2, swept), RUNNING stale (1, after the sweep), RUNNING live (0)
+    let keys = [at(&a, 5), at(&a, 4), at(&a, 3), at(&a, 2)].concat();
+    let leases = leases(h, &request(&job, "r1", &keys, true)).await;
+    finish(h, &leases[0], &ok()).await;
+    finish(h, &leases[1], &failed(Duration::from_secs(7200))).await;
+    exhaust(h, &request(&job, "r1", &at(&a, 3), true), leases[2].clone()).await;
+    h.time.advance(PAST_STALE);
+    assert_eq!(sweep(h, &job, true).await, 1, "at(a, 2) is closed");
+    let stale = claim_one(h, &request(&job, "r1", &at(&a, 1), true)).await;
+    h.time.advance(PAST_STALE);
+    let live = claim_one(h, &request(&job, "r1", &at(&a, 0), true)).await;
+    let b_lease = leased(h, &request(&job, "r1", &at(&b, 9), true)).await;
+    finish(h, &b_lease, &ok()).await;
+    assert!(stale.lease().is_some() && live.lease().is_some());
+
+    let now = h.store.now().await.unwrap();
+    let summaries = h.store.scope_summaries(Some(&job)).await.unwrap();
+    assert_eq!(summaries.len(), 2);
+    let sa = &summaries[0];
+    assert_eq!((&sa.job_name, &sa.scope), (&job, &a));
+    assert_eq!(
+        (sa.latest.plan_time, sa.latest.status),
+        (base, Status::Running)
+    );
+    assert_eq!(sa.last_success_plan_time, Some(base - MINUTE * 5));
+    assert!(sa.last_success_finished_at.is_some());
+    assert_eq!((sa.running, sa.stale), (1, 1));
+    assert_eq!(
+        (sa.retry_pending, sa.exhausted, sa.stale_timeout),
+        (1, 1, 1)
+    );
+    assert!(sa.next_retry_at.unwrap() > now);
+    assert_eq!(summaries[1].scope, b);
+    assert_eq!(summaries[1].latest.status, Status::Success);
+    for summary in &summaries {
+        let filter = ExecutionFilter {
+            job_name: Some(job.clone()),
+            scope: Some(summary.scope.clone()),
+            ..Default::default()
+        };
+        let rows = list(h, filter).await;
+        assert_eq!(Some(summary), ScopeSummary::of_rows(&rows, now).as_ref());
+    }
+    let all = h.store.scope_summaries(None).await.unwrap();
+    assert!(all
+        .windows(2)
+        .all(|w| (&w[0].job_name, &w[0].scope) < (&w[1].job_name, &w[1].scope)));
+    assert!(all.iter().filter(|s| s.job_name == job).count() == 2);
+}
+
+/// An operator's retry makes a FAILED row run again on the next claim, even
+/// a non-reentrant job's `stale_timeout` row or one with no attempt left;
+/// RUNNING, SUCCESS and unknown rows are refused and unchanged.
+pub async fn operator_retry_repairs_failed_rows_and_refuses_others(h: &Harness) {
+    // A non-reentrant job's swept row.
+    let job = unique("operator_stale");
+    let (key, lease) = swept(h, &job, "dead").await;
+    assert_conflicts(
+        h,
+        &request(&job, "r2", &key, false),
+        "waits for an operator",
+    )
+    .await;
+    let before = h.store.now().await.unwrap();
+    let repaired = h.store.retry_execution(lease.id).await.unwrap();
+    let after = h.store.now().await.unwrap();
+    assert_eq!(repaired.status, Status::Failed);
+    assert_eq!(
+        repaired.error_code.as_deref(),
+        Some(scheduler_core::machine::OPERATOR_RETRY_CODE)
+    );
+    assert!(repaired
+        .error_msg
+        .as_deref()
+        .unwrap()
+        .starts_with("operator retry after stale_timeout"));
+    let due = repaired.next_retry_at.unwrap();
+    assert!(due >= before && due <= after);
+    assert_eq!((repaired.attempt, repaired.max_attempts), (1, 3));
+    assert_eq!(row(h, lease.id).await, repaired);
+    let ClaimOutcome::Retried(again) = claim_one(h, &request(&job, "r2", &key, false)).await else {
+        panic!("the repaired row runs again");
+    };
+    assert_eq!(again.attempt, 2);
+    // RUNNING and SUCCESS rows are refused, unchanged.
+    let refused_unchanged = || async {
+        let before = row(h, again.id).await;
+        assert!(matches!(
+            h.store.retry_execution(again.id).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(row(h, again.id).await, before);
+    };
+    refused_unchanged().await;
+    finish(h, &again, &ok()).await;
+    refused_unchanged().await;
+    let unknown = Uuid::now_v7();
+    assert!(
+        matches!(h.store.retry_execution(unknown).await, Err(StoreError::NotFound { id }) if id == unknown)
+    );
+
+    // An exhausted row gets one more attempt.
+    let job = unique("operator_exhausted");
+    let key = [plan_key(h, Scope::global()).await];
+    let req = request(&job, "r1", &key, true);
+    let lease = exhaust(h, &req, leased(h, &req).await).await;
+    assert_conflicts(h, &req, "no attempt left").await;
+    let repaired = h.store.retry_execution(lease.id).await.unwrap();
+    assert_eq!((repaired.attempt, repaired.max_attempts), (3, 4));
+    let ClaimOutcome::Retried(last) = claim_one(h, &req).await else {
+        panic!("one more attempt is granted");
+    };
+    assert_eq!((last.attempt, last.max_attempts), (4, 4));
+}
+
+/// Pruning deletes terminal rows finished before the cutoff, at most
+/// `limit` per call, oldest first; a dry run counts without deleting;
+/// RUNNING rows and newer rows stay.
+pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
+    let job = unique("prune");
+    let base = this_minute(h).await;
+    let old_keys = keys_of("t", &["old_ok", "old_failed", "old_running"], base);
+    let old = leases(h, &request(&job, "r1", &old_keys, true)).await;
+    finish(h, &old[0], &ok()).await;
+    h.time.advance(Duration::from_secs(1));
+    finish(h, &old[1], &failed(Duration::ZERO)).await;
+    h.time.advance(Duration::from_secs(3600));
+    let cutoff = h.store.now().await.unwrap();
+    h.time.advance(Duration::from_secs(1));
+    let new_key = keys_of("t", &["new_ok"], base);
+    let fresh = leased(h, &request(&job, "r1", &new_key, true)).await;
+    finish(h, &fresh, &ok()).await;
+    let mine = || async {
+        let mut ids: Vec<String> = rows_of(h, &job)
+            .await
+            .into_iter()
+            .map(|r| r.scope.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    // Other rows of this store (other tests' jobs) may be old too, so count
+    // only this job's.
+    let counted = h.store.prune_finished(cutoff, 1, true).await.unwrap();
+    assert!(
+        counted >= 2,
+        "the dry run counts both old terminal rows: {counted}"
+    );
+    assert_eq!(mine().await.len(), 4, "a dry run deletes nothing");
+    assert!(
+        h.store.prune_finished(cutoff, 1, false).await.unwrap() <= 1,
+        "at most `limit` per call"
+    );
+    while h.store.prune_finished(cutoff, 1, false).await.unwrap() > 0 {}
+    assert_eq!(
+        mine().await,
+        vec!["new_ok".to_owned(), "old_running".to_owned()]
+    );
+    assert_eq!(h.store.prune_finished(cutoff, 10, true).await.unwrap(), 0);
+}

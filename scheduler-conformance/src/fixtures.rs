@@ -1,0 +1,296 @@
+//! What every area of the suite builds on: the [`Harness`], claim requests,
+//! and the plumbing the checks would otherwise repeat (claim keys and
+//! collect their leases, finish each with a failure, read one job's rows).
+//!
+//! The fixtures panic on any store error they do not expect: they set a
+//! check up, and a check whose set-up fails must fail loudly, not assert
+//! on a half-built state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Map;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use scheduler_core::plan::floor;
+use scheduler_core::time::TimeControl;
+use scheduler_core::{
+    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    Lease, LeaseStoreExt, PlanKey, RetryDue, Scope, StoreError,
+};
+
+/// A store under test and control over its store time.
+#[derive(Clone)]
+pub struct Harness {
+    /// The store.
+    pub store: Arc<dyn ExecutionAudit>,
+    /// Moves the store's time forward.
+    pub time: Arc<dyn TimeControl>,
+}
+
+impl Harness {
+    /// A harness over `store` whose time `time` controls.
+    pub fn new(store: Arc<dyn ExecutionAudit>, time: Arc<dyn TimeControl>) -> Self {
+        Harness { store, time }
+    }
+}
+
+/// The stale timeout of every claim the suite makes.
+pub(crate) const STALE: Duration = Duration::from_secs(60);
+
+/// One minute: the cadence the suite's plan times fall on.
+pub(crate) const MINUTE: Duration = Duration::from_secs(60);
+
+/// Long enough past [`STALE`] that a lease claimed before is surely stale.
+pub(crate) const PAST_STALE: Duration = Duration::from_secs(61);
+
+/// A name no other check uses, so checks may share one database.
+pub(crate) fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::new_v4().simple())
+}
+
+/// A claim of `keys` for `job` by `runner`, with three attempts and the
+/// suite's [`STALE`] timeout.
+pub(crate) fn request<'a>(
+    job: &'a str,
+    runner: &'a str,
+    keys: &'a [PlanKey],
+    reentrant: bool,
+) -> ClaimRequest<'a> {
+    ClaimRequest {
+        job_name: job,
+        runner_id: runner,
+        max_attempts: 3,
+        stale_timeout: STALE,
+        allow_stale_reentry: reentrant,
+        keys,
+    }
+}
+
+/// The key of `scope` at `plan_time`.
+pub(crate) fn key(scope: Scope, plan_time: OffsetDateTime) -> PlanKey {
+    PlanKey { scope, plan_time }
+}
+
+/// Store time, floored to the minute: the current plan time.
+pub(crate) async fn this_minute(h: &Harness) -> OffsetDateTime {
+    floor(h.store.now().await.expect("store time"), MINUTE)
+}
+
+/// The key of `scope` at the current plan time.
+pub(crate) async fn plan_key(h: &Harness, scope: Scope) -> PlanKey {
+    key(scope, this_minute(h).await)
+}
+
+/// One key per scope id of `ids`, each of kind `kind`, all at `plan_time`.
+pub(crate) fn keys_of(kind: &str, ids: &[&str], plan_time: OffsetDateTime) -> Vec<PlanKey> {
+    ids.iter()
+        .map(|id| key(Scope::new(kind, *id), plan_time))
+        .collect()
+}
+
+/// Claims `req`, which must not fail.
+pub(crate) async fn claim(h: &Harness, req: &ClaimRequest<'_>) -> Vec<ClaimOutcome> {
+    h.store.claim(req).await.expect("claim")
+}
+
+/// Claims the one key of `req`.
+pub(crate) async fn claim_one(h: &Harness, req: &ClaimRequest<'_>) -> ClaimOutcome {
+    let mut outcomes = claim(h, req).await;
+    assert_eq!(outcomes.len(), 1, "one outcome per key");
+    outcomes.remove(0)
+}
+
+/// Claims the one key of `req`, which must yield a lease (won, retried
+/// or stolen).
+pub(crate) async fn leased(h: &Harness, req: &ClaimRequest<'_>) -> Lease {
+    match claim_one(h, req).await.lease() {
+        Some(lease) => lease.clone(),
+        None => panic!("expected a lease for {:?}", req.keys),
+    }
+}
+
+/// Claims the one key of `req`, which must conflict: `why` says why.
+pub(crate) async fn assert_conflicts(h: &Harness, req: &ClaimRequest<'_>, why: &str) {
+    assert_eq!(claim_one(h, req).await, ClaimOutcome::Conflicted, "{why}");
+}
+
+/// A lease of `job` (non-reentrant) on the global scope, claimed by
+/// `runner`, gone stale and swept: its row is FAILED with
+/// `stale_timeout`, never due by itself. The key and the dead lease.
+pub(crate) async fn swept(h: &Harness, job: &str, runner: &str) -> ([PlanKey; 1], Lease) {
+    let key = [plan_key(h, Scope::global()).await];
+    let lease = leased(h, &request(job, runner, &key, false)).await;
+    h.time.advance(PAST_STALE);
+    assert_eq!(sweep(h, job, false).await, 1);
+    (key, lease)
+}
+
+/// Claims every key of `req`, each of which must yield a lease, in key
+/// order.
+pub(crate) async fn leases(h: &Harness, req: &ClaimRequest<'_>) -> Vec<Lease> {
+    claim(h, req)
+        .await
+        .iter()
+        .map(|o| match o.lease() {
+            Some(lease) => lease.clone(),
+            None => panic!("expected a lease for every key of {:?}: {o:?}", req.keys),
+        })
+        .collect()
+}
+
+/// `claimers` runners (`runner-0`, `runner-1`, ...) claiming `key` at
+/// once; their outcomes in runner order.
+pub(crate) async fn race(
+    h: &Harness,
+    job: &str,
+    key: &[PlanKey],
+    runners: &[String],
+) -> Vec<ClaimOutcome> {
+    let claims = runners.iter().map(|runner| {
+        let req = request(job, runner, key, true);
+        let store = h.store.clone();
+        async move { store.claim(&req).await.expect("claim").remove(0) }
+    });
+    futures::future::join_all(claims).await
+}
+
+/// The names of `claimers` racing runners.
+pub(crate) fn runners(claimers: usize) -> Vec<String> {
+    (0..claimers).map(|i| format!("runner-{i}")).collect()
+}
+
+/// A success: 3 ms, 7 rows, no result.
+pub(crate) fn ok() -> Finish {
+    Finish::success(Duration::from_millis(3), 7, Map::new())
+}
+
+/// A handler error, "boom", retried after `retry_after` while attempts
+/// remain.
+pub(crate) fn failed(retry_after: Duration) -> Finish {
+    Finish::failure(
+        Duration::from_millis(3),
+        ErrorCode::HandlerError,
+        "boom",
+        retry_after,
+    )
+}
+
+/// Writes `finish` for `lease`, which must still hold.
+pub(crate) async fn finish(h: &Harness, lease: &Lease, finish: &Finish) {
+    h.store
+        .finish(lease, finish)
+        .await
+        .expect("the terminal write succeeds");
+}
+
+/// Finishes each of `leases` with a failure retried after `retry_after`.
+pub(crate) async fn fail_each<'a>(
+    h: &Harness,
+    leases: impl IntoIterator<Item = &'a Lease>,
+    retry_after: Duration,
+) {
+    for lease in leases {
+        finish(h, lease, &failed(retry_after)).await;
+    }
+}
+
+/// Fails `lease` and every attempt after it (retried at once by `runner`)
+/// until none is left; the last lease, whose row is now FAILED with no
+/// retry.
+pub(crate) async fn exhaust(h: &Harness, req: &ClaimRequest<'_>, mut lease: Lease) -> Lease {
+    while lease.attempt < lease.max_attempts {
+        finish(h, &lease, &failed(Duration::ZERO)).await;
+        lease = leased(h, req).await;
+    }
+    finish(h, &lease, &failed(Duration::ZERO)).await;
+    lease
+}
+
+/// The row `id`, which must exist.
+pub(crate) async fn row(h: &Harness, id: Uuid) -> Execution {
+    h.store
+        .get_execution(id)
+        .await
+        .expect("get_execution")
+        .expect("the row exists")
+}
+
+/// Every row of `job`, as the audit lists them (newest plan time first).
+pub(crate) async fn rows_of(h: &Harness, job: &str) -> Vec<Execution> {
+    list(
+        h,
+        ExecutionFilter {
+            job_name: Some(job.to_owned()),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The rows `filter` lists, which must not fail.
+pub(crate) async fn list(h: &Harness, filter: ExecutionFilter) -> Vec<Execution> {
+    h.store
+        .list_executions(&filter)
+        .await
+        .expect("list_executions")
+}
+
+/// The due retries of `job` from `since`, at most `limit` per scope and
+/// kind, which must not fail.
+pub(crate) async fn retry_due(
+    h: &Harness,
+    job: &str,
+    since: OffsetDateTime,
+    reentrant: bool,
+    limit: usize,
+) -> Vec<RetryDue> {
+    h.store
+        .retry_due(job, since, reentrant, limit)
+        .await
+        .expect("retry_due")
+}
+
+/// Sweeps `job`'s stale leases; how many rows were closed.
+pub(crate) async fn sweep(h: &Harness, job: &str, reentrant: bool) -> u64 {
+    h.store
+        .sweep_stale(job, reentrant)
+        .await
+        .expect("sweep_stale")
+}
+
+/// Asserts that `result` is [`StoreError::LeaseLost`].
+pub(crate) fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::LeaseLost { .. })),
+        "expected LeaseLost: {result:?}"
+    );
+}
+
+/// Text that cannot be compressed: hexadecimal UUIDs, `bytes` long.
+pub(crate) fn incompressible(bytes: usize) -> String {
+    let mut text = String::new();
+    while text.len() < bytes {
+        text.push_str(&Uuid::new_v4().simple().to_string());
+    }
+    text.truncate(bytes);
+    text
+}
+
+/// Polls `done` every 10 ms (real time) until it holds; panics after a
+/// minute naming `what`.
+pub(crate) async fn wait_for<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
