@@ -3,7 +3,9 @@
 //! fail, panic, hang or run long, over 30 simulated days per seed, with the
 //! scheduler's invariants checked after every step and at the end.
 //!
-//! `SIM_SEEDS=N` runs seeds 1..=N (default 20); `SIM_SEED=K` replays one.
+//! `SIM_SEEDS=N` runs seeds 1..=N: by default 4, so a newcomer's
+//! `cargo test --workspace` stays quick; 20 with `SCHEDULER_LONG_TESTS=1`
+//! (CI sets it). `SIM_SEED=K` replays one.
 //! A failing seed is printed so it can be replayed.
 
 use std::collections::{BTreeMap, HashMap};
@@ -570,10 +572,11 @@ fn a_simulated_cluster_keeps_its_invariants() {
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(one) => vec![one.parse().expect("SIM_SEED is a number")],
         Err(_) => {
+            let long = std::env::var("SCHEDULER_LONG_TESTS").as_deref() == Ok("1");
             let n = std::env::var("SIM_SEEDS")
                 .ok()
                 .and_then(|n| n.parse().ok())
-                .unwrap_or(20);
+                .unwrap_or(if long { 20 } else { 4 });
             (1..=n).collect()
         }
     };
@@ -591,7 +594,7 @@ fn a_simulated_cluster_keeps_its_invariants() {
                 println!("seed {seed}: {rows} executions, {runs} handler runs, invariants held")
             }
             Err(panic) => {
-                eprintln!("simulation seed {seed} failed; replay with SIM_SEED={seed} cargo test -p scheduler-memory --test simulation");
+                eprintln!("simulation seed {seed} failed; replay with SIM_SEED={seed} cargo test -p scheduler-core --test simulation");
                 std::panic::resume_unwind(panic);
             }
         }
