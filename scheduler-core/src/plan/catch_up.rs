@@ -10,7 +10,7 @@ use crate::model::LatestExecution;
 use crate::time::to_micros;
 
 /// The newest plan time that is eligible at `now` for a scope with `offset`
-/// (see [`scope_offset`]): the newest at or before `now - schedule_delay -
+/// (see [`scope_offset`](super::scope_offset)): the newest at or before `now - schedule_delay -
 /// offset`. `None` when the schedule has no such occurrence.
 pub fn latest_plan(
     planning: &Planning,

@@ -91,6 +91,6 @@ pub struct Planning {
     /// Whether `stale_timeout` rows count as retry-eligible.
     pub allow_stale_reentry: bool,
     /// Each scope's plans become eligible a stable offset inside
-    /// `[0, spread)` later (see [`scope_offset`]); zero means no offset.
+    /// `[0, spread)` later (see [`scope_offset`](super::scope_offset)); zero means no offset.
     pub spread: Duration,
 }
