@@ -49,7 +49,8 @@
 //! ```
 //!
 //! Each layer uses only the ones above it; [`time`] (clocks, microsecond
-//! helpers), [`error`] and [`metrics`] serve all of them. Nothing above
+//! helpers), [`hash`] (stable hashes), [`error`] and [`metrics`] serve all
+//! of them. Nothing above
 //! [`store`] does I/O or awaits.
 //!
 //! - [`model`]: the data model (`docs/contract.md` §3).
@@ -63,8 +64,9 @@
 //!
 //! The items re-exported at the crate root are the user's interface. The
 //! store-author interface (what a backend needs beyond the traits: the
-//! [`machine`] functions, [`model::FinishColumns`], the [`time`] and
-//! [`plan::grid`] helpers, [`store::CountingStore`]) is public so the store
+//! [`machine`] functions, [`model::FinishColumns`], the [`time`],
+//! [`hash`] and [`plan::grid`] helpers, [`store::sql`],
+//! [`store::CountingStore`]) is public so the store
 //! crates and their tests can share it, but, like sqlx-core's driver API,
 //! it is **not covered by semver**: it changes with the stores.
 //!
@@ -88,6 +90,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod hash;
 pub mod job;
 pub mod machine;
 pub mod manager;

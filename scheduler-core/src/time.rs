@@ -36,6 +36,26 @@ pub fn to_micros(t: OffsetDateTime) -> OffsetDateTime {
         .expect("a truncated nanosecond is in range")
 }
 
+/// The smallest whole-microsecond instant not before `t`, in UTC: the bound
+/// a store compares its whole-microsecond instants with, for `stored < t`
+/// or `stored >= t`, since a stored instant `s` satisfies `s < t` exactly
+/// when `s < ceil_to_micros(t)`. Truncating instead ([`to_micros`]) would
+/// misplace the rows at `to_micros(t)`, which the reference store,
+/// comparing at full precision, finds before `t`.
+///
+/// Inside the last microsecond of year 9999, where no later whole
+/// microsecond exists, it saturates at that microsecond rather than panic.
+/// Part of the store-author interface (not semver-stable).
+pub fn ceil_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let down = to_micros(t);
+    if down < t {
+        down.checked_add(time::Duration::MICROSECOND)
+            .unwrap_or(down)
+    } else {
+        down
+    }
+}
+
 /// `t + by`, saturating at the latest representable instant: an absurd
 /// timeout or backoff (say `Duration::MAX`) must not panic or fail the
 /// write it belongs to.
@@ -148,6 +168,32 @@ mod tests {
         assert_eq!(
             later(t, Duration::MAX),
             datetime!(9999-12-31 23:59:59.999999 UTC)
+        );
+    }
+
+    #[test]
+    fn lower_bounds_round_up_to_the_next_microsecond() {
+        let exact = datetime!(2026-01-01 00:00:00.000001 UTC);
+        assert_eq!(ceil_to_micros(exact), exact);
+        assert_eq!(
+            ceil_to_micros(datetime!(2026-01-01 00:00:00.0000011 UTC)),
+            datetime!(2026-01-01 00:00:00.000002 UTC)
+        );
+    }
+
+    #[test]
+    fn micros_ceil_rounds_up_only_sub_microsecond_instants() {
+        let whole = datetime!(2026-03-05 12:34:56.123456 UTC);
+        assert_eq!(ceil_to_micros(whole), whole);
+        let sub = datetime!(2026-03-05 12:34:56.1234561 UTC);
+        assert_eq!(ceil_to_micros(sub), whole + Duration::from_micros(1));
+        let before_epoch = datetime!(1969-12-31 23:59:59.9999995 UTC);
+        assert_eq!(ceil_to_micros(before_epoch), OffsetDateTime::UNIX_EPOCH);
+        let last = datetime!(9999-12-31 23:59:59.9999995 UTC);
+        assert_eq!(
+            ceil_to_micros(last),
+            datetime!(9999-12-31 23:59:59.999999 UTC),
+            "saturates"
         );
     }
 

@@ -86,7 +86,7 @@ fn result_object(value: Value) -> Map<String, Value> {
     }
 }
 
-/// A whole row, selected with `schema::COLUMNS`.
+/// A whole row, selected with `sql/fragments/columns.sql`.
 pub(crate) fn execution(row: &PgRow) -> Result<Execution, StoreError> {
     Ok(Execution {
         id: get(row, "id")?,
@@ -128,7 +128,7 @@ pub(crate) fn latest(row: &PgRow) -> Result<LatestExecution, StoreError> {
     })
 }
 
-/// A row of the scope-summary query (`schema::summaries`): the group's
+/// A row of the scope-summary query (`sql/summaries.sql`): the group's
 /// counts, its latest row under the columns [`latest`] reads, and its last
 /// SUCCESS.
 pub(crate) fn summary(row: &PgRow) -> Result<ScopeSummary, StoreError> {

@@ -3,21 +3,12 @@
 
 use rusqlite::types::Type;
 use rusqlite::Row;
-use scheduler_core::{Execution, LatestExecution, Scope, ScopeSummary, Status};
+use scheduler_core::{Execution, LatestExecution, Scope, ScopeSummary, Status, StoreError};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The columns of [`execution`], in its order, for `SELECT` lists.
-macro_rules! execution_columns {
-    () => {
-        "id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts, \
-         next_retry_at, runner_id, lease_token, heartbeat_at, stale_after, started_at, \
-         finished_at, duration_ms, rows_affected, result, error_code, error_msg, created_at, \
-         updated_at"
-    };
-}
-pub(crate) use execution_columns;
+use crate::error::Failure;
 
 /// Microseconds since the Unix epoch, floored, so an instant before 1970
 /// rounds the same way as [`scheduler_core::time::to_micros`].
@@ -25,21 +16,6 @@ pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     // Every OffsetDateTime (years -9999..=9999) is within ±3.2e17 µs, far
     // inside i64.
     t.unix_timestamp_nanos().div_euclid(1_000) as i64
-}
-
-/// The smallest whole microsecond not before `t`: for a bound `stored < t`
-/// or `stored >= t`, since a stored (whole-microsecond) instant `s`
-/// satisfies `s < t` exactly when `s < ceil(t)`. Flooring instead would
-/// misplace the rows at `floor(t)`, which the reference store, comparing
-/// at full precision, finds before `t`.
-pub(crate) fn micros_ceil(t: OffsetDateTime) -> i64 {
-    let nanos = t.unix_timestamp_nanos();
-    let floor = nanos.div_euclid(1_000) as i64;
-    if nanos.rem_euclid(1_000) == 0 {
-        floor
-    } else {
-        floor + 1
-    }
 }
 
 /// The instant `micros` encodes, if it is one `time` can represent.
@@ -50,6 +26,23 @@ pub(crate) fn instant(micros: i64) -> Option<OffsetDateTime> {
 /// A UUID in its stored form.
 pub(crate) fn uuid_text(id: Uuid) -> String {
     id.hyphenated().to_string()
+}
+
+/// A stored UUID, read outside a row decoder.
+pub(crate) fn parse_uuid(text: &str) -> Result<Uuid, Failure> {
+    Uuid::parse_str(text).map_err(|e| {
+        StoreError::backend_msg(format!("stored id {text:?} is not a uuid: {e}")).into()
+    })
+}
+
+/// `result` in its stored form, JSON text.
+///
+/// # Errors
+/// [`StoreError::InvalidInput`] for a result that cannot be encoded (the
+/// write is refused before anything is written).
+pub(crate) fn result_text(result: &Map<String, Value>) -> Result<String, StoreError> {
+    serde_json::to_string(result)
+        .map_err(|e| StoreError::InvalidInput(format!("result cannot be encoded: {e}")))
 }
 
 fn bad(idx: usize, ty: Type, what: String) -> rusqlite::Error {
@@ -91,7 +84,7 @@ fn result_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Map<String, Value>> 
     }
 }
 
-/// A row selected with [`execution_columns!`].
+/// A row selected with `sql/fragments/columns.sql`.
 pub(crate) fn execution(row: &Row<'_>) -> rusqlite::Result<Execution> {
     Ok(Execution {
         id: uuid_at(row, 0)?,
@@ -175,15 +168,5 @@ mod tests {
         let sub = datetime!(1969-12-31 23:59:59.9999995 UTC);
         assert_eq!(instant(micros(sub)), Some(to_micros(sub)));
         assert_eq!(instant(i64::MAX), None);
-    }
-
-    #[test]
-    fn micros_ceil_rounds_up_only_sub_microsecond_instants() {
-        let whole = datetime!(2026-03-05 12:34:56.123456 UTC);
-        assert_eq!(micros_ceil(whole), micros(whole));
-        let sub = datetime!(2026-03-05 12:34:56.1234561 UTC);
-        assert_eq!(micros_ceil(sub), micros(whole) + 1);
-        let before_epoch = datetime!(1969-12-31 23:59:59.9999995 UTC);
-        assert_eq!(micros_ceil(before_epoch), 0);
     }
 }

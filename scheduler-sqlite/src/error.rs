@@ -28,6 +28,12 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// The answer of a guarded write whose guard did not match: the lease is
+/// lost, a decision of the store that leaves the transaction usable.
+pub(crate) fn lease_lost(id: uuid::Uuid) -> Failure {
+    StoreError::LeaseLost { id }.into()
+}
+
 /// Whether another connection holds the lock this operation needs.
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(

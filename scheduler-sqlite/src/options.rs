@@ -8,7 +8,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, MAIN_DB};
 use scheduler_core::{Clock, StoreError, SystemClock};
 
 use crate::error::Location;
-use crate::SqliteLeaseStore;
+use crate::store::SqliteLeaseStore;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {

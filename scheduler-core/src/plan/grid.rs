@@ -33,18 +33,10 @@ pub fn scope_offset(job: &str, scope: &Scope, spread: Duration) -> Duration {
     Duration::from_micros(hash % spread_us)
 }
 
-/// 64-bit FNV-1a over the concatenated parts: fixed here, not taken from
-/// `std`, so every replica and every version of this library agrees on it.
-pub fn stable_hash(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &byte in *part {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
-}
+/// 64-bit FNV-1a over the concatenated parts ([`crate::hash`]): fixed
+/// there, not taken from `std`, so every replica and every version of this
+/// library agrees on it.
+pub use crate::hash::fnv1a_64 as stable_hash;
 
 pub(crate) fn micros_since_zero(t: OffsetDateTime) -> i128 {
     t.unix_timestamp_nanos().div_euclid(1_000) + ZERO_TO_UNIX_MICROS

@@ -5,12 +5,15 @@
 //!   written contract every store and wrapper follows.
 //! - [`audit`]: [`ExecutionAudit`], the operator's reads and repairs.
 //! - [`counting`]: [`CountingStore`], a forwarding wrapper that counts calls.
+//! - [`sql`]: what the SQL stores share (statement templates, limits); part
+//!   of the store-author interface.
 //! - [`LeaseStoreExt`]: conveniences over [`LeaseStore`] that no store
 //!   implements (and so no wrapper can get wrong).
 
 pub mod audit;
 pub mod counting;
 pub mod lease_store;
+pub mod sql;
 
 pub use audit::ExecutionAudit;
 pub use counting::CountingStore;

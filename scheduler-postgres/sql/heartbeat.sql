@@ -1,0 +1,6 @@
+-- machine::heartbeat: extends a live lease, guarded by id and token and
+-- RUNNING, like every write to a lease. $2 id, $3 token, $4 stale_timeout.
+UPDATE {table} SET heartbeat_at = {now}, stale_after = {now} + $4::interval,
+    updated_at = {now}
+WHERE id = $2 AND lease_token = $3 AND status = 'RUNNING'
+RETURNING stale_after

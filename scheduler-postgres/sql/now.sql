@@ -1,0 +1,2 @@
+-- Store time, for `LeaseStore::now`.
+SELECT {now}

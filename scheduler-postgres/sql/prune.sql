@@ -1,0 +1,22 @@
+-- Pruning: terminal rows finished before $1, oldest first, at most $2 per
+-- statement, so that one call never holds many row locks or writes much WAL
+-- at once; the inner query walks the partial index on finished_at (whose
+-- predicate is exactly this status list) in order and stops at the limit.
+-- The outer WHERE repeats the conditions on purpose: if a concurrent claim
+-- retried a selected FAILED row, the DELETE waits for it and re-checks the
+-- outer conditions against the new version (RUNNING, finished_at NULL),
+-- which then no longer matches; the inner query's row version would still
+-- say FAILED, so without them a live lease could be deleted.
+--
+-- Rows finished at one instant (a sweep's, a batch's) are taken in key
+-- order, bytewise ("C"), as the memory and SQLite stores take them: with
+-- `finished_at` alone, which of them a limited prune deletes would be
+-- whatever order the plan meets them in. The index still gives the order by
+-- `finished_at`; only rows that tie are sorted (an incremental sort), and
+-- the LIMIT still stops the walk.
+DELETE FROM {table}
+WHERE id IN (SELECT id FROM {table} WHERE {prunable}
+             ORDER BY finished_at, job_name COLLATE "C",
+                      scope_kind COLLATE "C", scope_id COLLATE "C", plan_time
+             LIMIT $2)
+  AND {prunable}

@@ -1,0 +1,2 @@
+-- A dry run of pruning: how many rows match.
+SELECT count(*) FROM {table} WHERE {prunable}

@@ -1,0 +1,7 @@
+-- machine::sweep of one job ($2): every RUNNING row whose lease went stale
+-- becomes FAILED with `stale_timeout` and the message $3. `next_retry_at` is
+-- machine::swept_retry_at's, bound as $4: null for a reentrant job, "never"
+-- for one that waits for an operator.
+UPDATE {table} SET status = 'FAILED', finished_at = {now}, next_retry_at = $4,
+    error_code = 'stale_timeout', error_msg = $3, updated_at = {now}
+WHERE job_name = $2 AND status = 'RUNNING' AND stale_after < {now}

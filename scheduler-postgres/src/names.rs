@@ -1,0 +1,227 @@
+//! Where the executions table lives, and the names of the objects that
+//! belong to it.
+//!
+//! No SQL is ever built from caller strings except the schema and table
+//! names, which are validated as plain identifiers and then always quoted
+//! (so a valid name that happens to be a keyword, such as `user`, still
+//! works, and case is kept as given).
+
+use scheduler_core::hash::fnv1a_32;
+use scheduler_core::StoreError;
+
+use crate::schema::MIGRATIONS_TABLE;
+
+/// The default table name, the seed's.
+pub const DEFAULT_TABLE: &str = "sys_cron_executions";
+
+/// PostgreSQL truncates longer identifiers silently (`NAMEDATALEN - 1`).
+const MAX_IDENT_BYTES: usize = 63;
+
+/// Checks that `name` is a plain identifier: `[A-Za-z_][A-Za-z0-9_]*`, at
+/// most 63 bytes.
+pub(crate) fn validate_identifier(what: &str, name: &str) -> Result<(), StoreError> {
+    let mut chars = name.chars();
+    let well_formed = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !well_formed {
+        return Err(StoreError::InvalidInput(format!(
+            "{what} name {name:?} is not an identifier of the form [A-Za-z_][A-Za-z0-9_]*"
+        )));
+    }
+    if name.len() > MAX_IDENT_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "{what} name {name:?} is longer than {MAX_IDENT_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn quote(ident: &str) -> String {
+    // Only called on validated identifiers, which contain no quote.
+    format!("\"{ident}\"")
+}
+
+/// An executions table: its schema (or the `search_path`'s), its name, and
+/// the names of its objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Table {
+    /// `"schema"."table"` or `"table"`, as the statements name it.
+    pub display: String,
+    pub schema: Option<String>,
+    pub name: String,
+    pub names: ObjectNames,
+}
+
+impl Table {
+    /// The table `name`, in `schema` or found through the `search_path`.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for names that are not plain
+    /// identifiers, and for the name of the migrations table.
+    pub(crate) fn new(schema: Option<&str>, name: &str) -> Result<Self, StoreError> {
+        if let Some(schema) = schema {
+            validate_identifier("schema", schema)?;
+        }
+        validate_identifier("table", name)?;
+        if name == MIGRATIONS_TABLE {
+            return Err(StoreError::InvalidInput(format!(
+                "table name {name:?} is reserved for the migration records"
+            )));
+        }
+        let table = Table {
+            display: String::new(),
+            schema: schema.map(str::to_owned),
+            name: name.to_owned(),
+            names: ObjectNames::for_table(name),
+        };
+        Ok(Table {
+            display: table.qualified(name),
+            ..table
+        })
+    }
+
+    /// `name` in this table's schema, quoted.
+    pub(crate) fn qualified(&self, name: &str) -> String {
+        match &self.schema {
+            Some(s) => format!("{}.{}", quote(s), quote(name)),
+            None => quote(name),
+        }
+    }
+}
+
+/// The names of the constraints and indexes of one executions table.
+///
+/// For the default table they are exactly the seed's, so adopting a table
+/// the seed created is a no-op. Index-backed names (the unique constraint and
+/// the indexes) must be unique within a schema, so another table gets its
+/// own, derived from its name. These names are persisted: the derivation
+/// must never change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectNames {
+    pub chk_status: String,
+    pub chk_attempt: String,
+    pub chk_duration: String,
+    pub unique: String,
+    pub idx_running_stale: String,
+    pub idx_failed_recent: String,
+    pub idx_finished: String,
+    pub idx_operator_retry: String,
+}
+
+impl ObjectNames {
+    pub(crate) fn for_table(table: &str) -> Self {
+        if table == DEFAULT_TABLE {
+            return ObjectNames {
+                chk_status: "chk_sys_cron_status".into(),
+                chk_attempt: "chk_sys_cron_attempt".into(),
+                chk_duration: "chk_sys_cron_duration".into(),
+                unique: "uq_sys_cron_execution".into(),
+                idx_running_stale: "idx_sys_cron_exec_running_stale".into(),
+                idx_failed_recent: "idx_sys_cron_exec_failed_recent".into(),
+                idx_finished: "idx_sys_cron_exec_finished".into(),
+                idx_operator_retry: "idx_sys_cron_exec_operator_retry".into(),
+            };
+        }
+        ObjectNames {
+            chk_status: derived_name(table, "chk_status"),
+            chk_attempt: derived_name(table, "chk_attempt"),
+            chk_duration: derived_name(table, "chk_duration"),
+            unique: derived_name(table, "uq_execution"),
+            idx_running_stale: derived_name(table, "running_stale"),
+            idx_failed_recent: derived_name(table, "failed_recent"),
+            idx_finished: derived_name(table, "finished"),
+            idx_operator_retry: derived_name(table, "operator_retry"),
+        }
+    }
+
+    /// Each name, quoted, under the placeholder the migrations use.
+    pub(crate) fn placeholders(&self) -> [(&'static str, String); 8] {
+        [
+            ("chk_status", quote(&self.chk_status)),
+            ("chk_attempt", quote(&self.chk_attempt)),
+            ("chk_duration", quote(&self.chk_duration)),
+            ("uq", quote(&self.unique)),
+            ("idx_running_stale", quote(&self.idx_running_stale)),
+            ("idx_failed_recent", quote(&self.idx_failed_recent)),
+            ("idx_finished", quote(&self.idx_finished)),
+            ("idx_operator_retry", quote(&self.idx_operator_retry)),
+        ]
+    }
+}
+
+/// `{table}_{suffix}`, or, when that would pass 63 bytes (and PostgreSQL
+/// would truncate it, possibly onto another table's name), a prefix of the
+/// table name, a hash of the whole name, and the suffix.
+fn derived_name(table: &str, suffix: &str) -> String {
+    let plain = format!("{table}_{suffix}");
+    if plain.len() <= MAX_IDENT_BYTES {
+        return plain;
+    }
+    // 32-bit FNV-1a: tiny, and stable across Rust versions (unlike std's
+    // hasher), which persisted names require.
+    let hash = fnv1a_32(&[table.as_bytes()]);
+    // Room for "_", 8 hex digits and "_". Validated identifiers are ASCII,
+    // so any byte index is a char boundary.
+    let keep = MAX_IDENT_BYTES - suffix.len() - 10;
+    format!("{}_{hash:08x}_{suffix}", &table[..keep])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_validated() {
+        for ok in ["a", "_", "sys_cron_executions", "A1_b2", &"x".repeat(63)] {
+            assert!(validate_identifier("table", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "a-b",
+            "a b",
+            "a\"b",
+            "a;drop",
+            "ü",
+            "a\0",
+            &"x".repeat(64),
+        ] {
+            let err = validate_identifier("table", bad).unwrap_err();
+            assert!(matches!(err, StoreError::InvalidInput(_)), "{bad:?}");
+        }
+        assert!(Table::new(None, MIGRATIONS_TABLE).is_err());
+        assert!(Table::new(Some("bad schema"), "t").is_err());
+    }
+
+    #[test]
+    fn default_table_keeps_the_seeds_names_and_others_derive_unique_ones() {
+        let seed = ObjectNames::for_table(DEFAULT_TABLE);
+        assert_eq!(seed.unique, "uq_sys_cron_execution");
+        assert_eq!(seed.idx_finished, "idx_sys_cron_exec_finished");
+        let other = ObjectNames::for_table("jobs");
+        assert_eq!(other.unique, "jobs_uq_execution");
+        assert_eq!(other.idx_running_stale, "jobs_running_stale");
+
+        let long_a = format!("{}a", "t".repeat(62));
+        let long_b = format!("{}b", "t".repeat(62));
+        let (a, b) = (
+            ObjectNames::for_table(&long_a),
+            ObjectNames::for_table(&long_b),
+        );
+        for name in [&a.unique, &a.idx_failed_recent, &a.chk_duration] {
+            assert!(name.len() <= MAX_IDENT_BYTES, "{name}");
+        }
+        assert_ne!(
+            a.unique, b.unique,
+            "names differing only past the cut stay distinct"
+        );
+        assert!(a.unique.ends_with("_uq_execution"));
+        // Persisted: exactly the name earlier versions derived.
+        assert_eq!(
+            a.unique,
+            format!("{}_8d73021c_uq_execution", "t".repeat(41))
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! [`PgStoreOptions`]: where the table lives and how to connect.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use scheduler_core::{Clock, StoreError};
+use sqlx_postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::names::{Table, DEFAULT_TABLE};
+use crate::statements::Statements;
+use crate::store_time::TimeSource;
+
+/// Where the table lives and, for
+/// [`PgLeaseStore::connect_with`](crate::PgLeaseStore::connect_with), how
+/// to connect. Names are checked when the store is built.
+#[derive(Debug, Clone)]
+pub struct PgStoreOptions {
+    pub(crate) schema: Option<String>,
+    pub(crate) table: String,
+    pub(crate) application_name: Option<String>,
+    pub(crate) max_connections: u32,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) migrate_on_connect: bool,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for PgStoreOptions {
+    fn default() -> Self {
+        PgStoreOptions {
+            schema: None,
+            table: DEFAULT_TABLE.to_owned(),
+            application_name: None,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            migrate_on_connect: true,
+            clock: None,
+        }
+    }
+}
+
+impl PgStoreOptions {
+    /// The defaults: table [`DEFAULT_TABLE`] found through the connection's
+    /// `search_path`, 10 connections, a 10 s acquire timeout, migrations on
+    /// connect.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts the table in `schema` (created by
+    /// [`PgLeaseStore::migrate`](crate::PgLeaseStore::migrate) if missing)
+    /// instead of resolving it through the `search_path`. Must be a plain
+    /// identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes); it is used
+    /// exactly as given, quoted.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// The table's name instead of [`DEFAULT_TABLE`]; a plain identifier, as
+    /// for [`schema`](Self::schema). Its constraints and indexes get names
+    /// derived from it (the default table keeps the seed's names).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The `application_name` of the store's connections (shown in
+    /// `pg_stat_activity`); by default the URL's, if any. `connect` only.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = Some(name.into());
+        self
+    }
+
+    /// The pool's size. `connect` only: a caller's pool keeps its own.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a call waits for a connection before failing with
+    /// [`StoreError::Backend`] (while the server is unreachable, say).
+    /// `connect` only.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether `connect` runs
+    /// [`PgLeaseStore::migrate`](crate::PgLeaseStore::migrate), and a lazily
+    /// connected store migrates on its first connection (default true).
+    pub fn migrate_on_connect(mut self, migrate: bool) -> Self {
+        self.migrate_on_connect = migrate;
+        self
+    }
+
+    /// **For tests only**: store time is read from `clock` (say a
+    /// [`ManualClock`](scheduler_core::ManualClock) shared with the memory
+    /// and SQLite stores) instead of the server's `now()`, so rows carry
+    /// exactly the instants a test chose. Differential tests need that to
+    /// compare rows field by field across stores; the server clock gives
+    /// instants no test can predict.
+    ///
+    /// Every statement then computes store time as `'epoch'::timestamptz +
+    /// $1::interval`, `$1` bound to the clock's reading (plus the
+    /// [`TimeOffset`](crate::TimeOffset), if a test moves that too) in
+    /// microseconds since the Unix epoch; a claim reads the clock once for
+    /// both of its statements.
+    /// The statement texts are chosen when the store is built. Production
+    /// must never set this: the server is the only clock every replica
+    /// shares, and replicas on their own hosts' clocks would disagree about
+    /// which leases are stale and which retries are due.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+}
+
+impl PgStoreOptions {
+    /// The pool's settings and the server's address from `url`.
+    pub(crate) fn pool(&self, url: &str) -> Result<(PgPoolOptions, PgConnectOptions), StoreError> {
+        let mut connect = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::InvalidInput(format!("invalid postgres connection url: {e}"))
+        })?;
+        if let Some(name) = &self.application_name {
+            connect = connect.application_name(name);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(true);
+        Ok((pool, connect))
+    }
+
+    /// The statements for these options' table and time source.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for names that are not plain identifiers.
+    pub(crate) fn statements(&self) -> Result<Statements, StoreError> {
+        let time = match self.clock {
+            None => TimeSource::Server,
+            Some(_) => TimeSource::Client,
+        };
+        Ok(Statements::new(
+            Table::new(self.schema.as_deref(), &self.table)?,
+            time,
+        ))
+    }
+}

@@ -1,0 +1,379 @@
+//! Every statement of the store, from the files under `sql/`: one
+//! statement per file, named as in `scheduler-sqlite`, so the two stores
+//! read side by side. What each statement does, and why it is written as it
+//! is, is said in its file. The rules of the lease state machine that guard
+//! several statements are written once, as fragments: `retry_eligible.sql`
+//! and `steal_eligible.sql` (see [`Statements::new`] for where each goes).
+//!
+//! The texts are rendered once per store, when it is built, for its table
+//! and its [`TimeSource`] ([`scheduler_core::store::sql::render`]: fragments
+//! spliced in, `{table}` and `{now}` filled, comment lines dropped). Every
+//! instant is store time, always from `$1`: in production the server's
+//! `now()` (fixed for the whole transaction) plus the test offset; with a
+//! client clock, its reading. The texts are then fixed for the store's
+//! life, so sqlx prepares each once per connection.
+
+use std::sync::Arc;
+
+use scheduler_core::store::sql::{render, rule, summary_rules};
+
+use crate::names::{quote, Table};
+use crate::store_time::TimeSource;
+
+/// The text of `sql/<path>`.
+macro_rules! sql_file {
+    ($path:literal) => {
+        include_str!(concat!("../sql/", $path))
+    };
+}
+pub(crate) use sql_file;
+
+/// Where the executions table lives, and every statement on it.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    /// The table the statements name.
+    pub table: Table,
+    /// `now.sql`.
+    pub now: Arc<str>,
+    /// `claim_insert.sql`: a batch claim's fresh rows.
+    pub claim_insert: Arc<str>,
+    /// `claim_reclaim.sql`: a batch claim's retries and takeovers.
+    pub claim_reclaim: Arc<str>,
+    /// `heartbeat.sql`.
+    pub heartbeat: Arc<str>,
+    /// `finish.sql`: one terminal write.
+    pub finish: Arc<str>,
+    /// `finish_many.sql`: many terminal writes in one statement.
+    pub finish_many: Arc<str>,
+    /// `sweep.sql`.
+    pub sweep: Arc<str>,
+    /// `latest.sql`.
+    pub latest: Arc<str>,
+    /// `retry_due.sql`.
+    pub retry_due: Arc<str>,
+    /// `get.sql`.
+    pub get: Arc<str>,
+    /// `list.sql` up to its filters, and from them on.
+    pub list: (String, String),
+    /// `summaries.sql` over every job.
+    pub summaries_all: Arc<str>,
+    /// `summaries.sql` over one job, bound as `$2`.
+    pub summaries_of_job: Arc<str>,
+    /// `operator_retry_lock.sql`: reads and locks the row, with store time.
+    pub operator_retry_lock: Arc<str>,
+    /// `operator_retry.sql`: writes the repaired row back.
+    pub operator_retry: Arc<str>,
+    /// `prune_count.sql`: a dry run of pruning.
+    pub prune_count: Arc<str>,
+    /// `prune.sql`: one bounded DELETE.
+    pub prune: Arc<str>,
+}
+
+impl Statements {
+    /// The statements on `table`, with store time from `time`. The rules go
+    /// where `machine` applies them: the retry rule into the claim's reclaim
+    /// and the retry read, decided at store time, and into the summaries,
+    /// decided at each row's due time ([`summary_rules`]); the takeover rule
+    /// into the claim's reclaim.
+    pub(crate) fn new(table: Table, time: TimeSource) -> Self {
+        let now = format!("({})", time.bare());
+        let columns = render(sql_file!("fragments/columns.sql"), &[]);
+        let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
+        let retry_eligible = sql_file!("fragments/retry_eligible.sql");
+        // In the claim, $5 is allow_stale_reentry; in retry_due, $4.
+        let claim_retry = rule(retry_eligible, &now, "$5");
+        let claim_steal = rule(sql_file!("fragments/steal_eligible.sql"), &now, "$5");
+        let [pending, pending_if_reentrant] =
+            summary_rules(retry_eligible, "n.now", ["false", "true"]);
+        let uq = quote(&table.names.unique);
+        let t = table.display.as_str();
+        let values = [
+            ("table", t),
+            ("now", now.as_str()),
+            ("columns", columns.as_str()),
+            ("uq", uq.as_str()),
+            ("prunable", prunable.as_str()),
+        ];
+        let text = |template: &str, more: &[(&str, &str)]| -> Arc<str> {
+            render(template, &[&values[..], more].concat()).into()
+        };
+        let summaries = |filter: &str| {
+            text(
+                sql_file!("summaries.sql"),
+                &[
+                    (pending.0, &pending.1),
+                    (pending_if_reentrant.0, &pending_if_reentrant.1),
+                    ("filter", filter),
+                ],
+            )
+        };
+        // The filters stay a placeholder, where the call's conditions go.
+        let list = text(sql_file!("list.sql"), &[("filters", "{filters}")]);
+        let (head, tail) = list
+            .split_once("{filters}")
+            .expect("list.sql has a {filters} placeholder");
+        Statements {
+            now: text(sql_file!("now.sql"), &[]),
+            claim_insert: text(sql_file!("claim_insert.sql"), &[]),
+            claim_reclaim: text(
+                sql_file!("claim_reclaim.sql"),
+                &[
+                    ("retry_eligible", &claim_retry),
+                    ("steal_eligible", &claim_steal),
+                ],
+            ),
+            heartbeat: text(sql_file!("heartbeat.sql"), &[]),
+            finish: text(sql_file!("finish.sql"), &[]),
+            finish_many: text(sql_file!("finish_many.sql"), &[]),
+            sweep: text(sql_file!("sweep.sql"), &[]),
+            latest: text(sql_file!("latest.sql"), &[]),
+            retry_due: text(
+                sql_file!("retry_due.sql"),
+                &[("retry_eligible", &rule(retry_eligible, &now, "$4"))],
+            ),
+            get: text(sql_file!("get.sql"), &[]),
+            list: (head.to_owned(), tail.to_owned()),
+            summaries_all: summaries(""),
+            summaries_of_job: summaries("WHERE e.job_name = $2"),
+            operator_retry_lock: text(sql_file!("operator_retry_lock.sql"), &[]),
+            operator_retry: text(sql_file!("operator_retry.sql"), &[]),
+            prune_count: text(sql_file!("prune_count.sql"), &[]),
+            prune: text(sql_file!("prune.sql"), &[]),
+            table,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use scheduler_core::machine::OPERATOR_RETRY_CODE;
+    use scheduler_core::ErrorCode;
+    use sqlx_core::raw_sql::raw_sql;
+    use sqlx_core::sql_str::AssertSqlSafe;
+
+    use super::*;
+    use crate::names::DEFAULT_TABLE;
+    use crate::schema;
+    use crate::test_db::{server, test_schema};
+
+    /// The statements on `table` in `schema`, on store time from `time`.
+    fn on(schema: Option<&str>, table: &str, time: TimeSource) -> Statements {
+        Statements::new(Table::new(schema, table).unwrap(), time)
+    }
+
+    /// The bounded DELETE of pruning finds its rows by walking the partial
+    /// index on `finished_at` (the seed's name, or the derived one), in a
+    /// custom plan and in a generic one, on a table large enough for the
+    /// planner to care.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_walks_the_finished_index() {
+        let Some(pool) = server().await else { return };
+        let schema = test_schema(&pool).await;
+        for table in [DEFAULT_TABLE, "prune_plan"] {
+            let sql = on(Some(&schema), table, TimeSource::Server);
+            schema::migrate(&sql.table, &pool).await.unwrap();
+            let t = &sql.table.display;
+            let mut conn = pool.acquire().await.unwrap();
+            raw_sql(AssertSqlSafe(format!(
+                "INSERT INTO {t} (job_name, scope_kind, scope_id, plan_time, status, finished_at) \
+                 SELECT 'job', 't', 'x' || i % 100, now() - i * interval '1 minute', \
+                        CASE WHEN i % 100 = 0 THEN 'RUNNING' \
+                             WHEN i % 7 = 0 THEN 'FAILED' ELSE 'SUCCESS' END, \
+                        CASE WHEN i % 100 <> 0 THEN now() - i * interval '1 minute' END \
+                 FROM generate_series(1, 50000) i; \
+                 ANALYZE {t}"
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            let uses_index = |plan: &[String]| {
+                let wanted = format!("using {} on", sql.table.names.idx_finished);
+                plan.iter().any(|line| line.contains(&wanted))
+            };
+            let custom: Vec<String> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(
+                format!("EXPLAIN {}", sql.prune),
+            ))
+            .bind(time::OffsetDateTime::now_utc())
+            .bind(1000_i64)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            assert!(uses_index(&custom), "{table}: {custom:#?}");
+            raw_sql(AssertSqlSafe(format!(
+                "PREPARE prune_probe(timestamptz, bigint) AS {}; \
+                 SET plan_cache_mode = force_generic_plan",
+                sql.prune
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            let generic: Vec<String> =
+                sqlx_core::query_scalar::query_scalar("EXPLAIN EXECUTE prune_probe(now(), 1000)")
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+            assert!(uses_index(&generic), "{table}: {generic:#?}");
+            raw_sql("DEALLOCATE prune_probe; RESET plan_cache_mode")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+
+    /// The batched terminal write finds its rows by lease, never by
+    /// walking the RUNNING rows once per lease, even when the statistics
+    /// say no row is RUNNING and 10,000 are: in a custom plan and in a
+    /// generic one (the first shows its cost, the second is what a
+    /// connection settles on).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finishing_many_probes_by_lease_whatever_the_statistics_say() {
+        let Some(pool) = server().await else { return };
+        let schema = test_schema(&pool).await;
+        let sql = on(Some(&schema), DEFAULT_TABLE, TimeSource::Server);
+        schema::migrate(&sql.table, &pool).await.unwrap();
+        let t = &sql.table.display;
+        let mut conn = pool.acquire().await.unwrap();
+        // Statistics taken while every row was terminal, kept stale (no
+        // autovacuum) while 10,000 leases are claimed.
+        raw_sql(AssertSqlSafe(format!(
+            "ALTER TABLE {t} SET (autovacuum_enabled = false); \
+             INSERT INTO {t} (job_name, scope_kind, scope_id, plan_time, status, finished_at) \
+             SELECT 'old', 't', 'x' || i, now(), 'SUCCESS', now() \
+             FROM generate_series(1, 20000) i; \
+             ANALYZE {t}; \
+             INSERT INTO {t} (job_name, scope_kind, scope_id, plan_time, status, stale_after) \
+             SELECT 'new', 't', 'x' || i, now(), 'RUNNING', now() + interval '1 hour' \
+             FROM generate_series(1, 10000) i"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let leases: Vec<(uuid::Uuid, uuid::Uuid)> =
+            sqlx_core::query_as::query_as(AssertSqlSafe(format!(
+                "SELECT id, lease_token FROM {t} WHERE status = 'RUNNING' ORDER BY id LIMIT 5000"
+            )))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let n = leases.len();
+        let arrays = (
+            leases.iter().map(|l| l.0).collect::<Vec<_>>(),
+            leases.iter().map(|l| l.1).collect::<Vec<_>>(),
+            vec!["SUCCESS"; n],
+            vec![1_i32; n],
+            vec![Some(1_i64); n],
+            vec![Some(sqlx_core::types::Json(serde_json::json!({}))); n],
+            vec![None::<&str>; n],
+            vec![None::<&str>; n],
+            vec![None::<sqlx_postgres::types::PgInterval>; n],
+        );
+        let zero = sqlx_postgres::types::PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: 0,
+        };
+        let sane = |plan: &[String]| {
+            let running = format!("using {} on", sql.table.names.idx_running_stale);
+            !plan
+                .iter()
+                .any(|line| line.contains(&running) || line.contains("Join Filter"))
+        };
+        // A custom plan (EXPLAIN with the values bound), then the generic
+        // one (EXPLAIN EXECUTE of a prepared statement, generic forced; its
+        // plan does not depend on the values, which it cannot take as
+        // parameters anyway).
+        raw_sql(AssertSqlSafe(format!(
+            "PREPARE finish_probe(interval, uuid[], uuid[], text[], int4[], int8[], jsonb[], \
+                                  text[], text[], interval[]) AS {}; \
+             SET plan_cache_mode = force_generic_plan",
+            sql.finish_many
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let custom: Vec<String> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(format!(
+            "EXPLAIN {}",
+            sql.finish_many
+        )))
+        .bind(zero)
+        .bind(&arrays.0)
+        .bind(&arrays.1)
+        .bind(&arrays.2)
+        .bind(&arrays.3)
+        .bind(&arrays.4)
+        .bind(&arrays.5)
+        .bind(&arrays.6)
+        .bind(&arrays.7)
+        .bind(&arrays.8)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert!(sane(&custom), "{custom:#?}");
+        let generic: Vec<String> = sqlx_core::query_scalar::query_scalar(
+            "EXPLAIN EXECUTE finish_probe('0', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert!(sane(&generic), "{generic:#?}");
+        raw_sql("DEALLOCATE finish_probe; RESET plan_cache_mode")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+
+    /// A client clock changes the store-time expression and nothing else;
+    /// the server's statements never mention the epoch.
+    #[test]
+    fn a_client_clock_changes_only_the_store_time_expression() {
+        for (schema, table) in [(None, DEFAULT_TABLE), (Some("s"), "t")] {
+            let server = format!("{:?}", on(schema, table, TimeSource::Server));
+            let client = format!("{:?}", on(schema, table, TimeSource::Client));
+            assert!(!server.contains("epoch"), "{server}");
+            assert!(!client.contains("now()"), "{client}");
+            assert_eq!(
+                client.replace(TimeSource::Client.bare(), TimeSource::Server.bare()),
+                server
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_quoted_and_qualified() {
+        let sql = on(Some("Sched"), "user", TimeSource::Server);
+        assert_eq!(sql.table.display, "\"Sched\".\"user\"");
+        assert!(sql.get.contains("FROM \"Sched\".\"user\" WHERE id = $1"));
+        assert_eq!(
+            on(None, DEFAULT_TABLE, TimeSource::Server).table.display,
+            "\"sys_cron_executions\""
+        );
+    }
+
+    /// The error codes the statements write out (see
+    /// `fragments/retry_eligible.sql`) are the ones the core names.
+    #[test]
+    fn the_codes_written_out_are_the_cores() {
+        let sql = on(None, DEFAULT_TABLE, TimeSource::Server);
+        let stale = format!("'{}'", ErrorCode::StaleTimeout.as_str());
+        let operator = format!("'{OPERATOR_RETRY_CODE}'");
+        for text in [
+            &sql.claim_reclaim,
+            &sql.retry_due,
+            &sql.summaries_all,
+            &sql.sweep,
+        ] {
+            assert!(text.contains(&stale), "{text}");
+        }
+        assert_eq!(sql.retry_due.matches(&operator).count(), 2);
+        assert!(sql_file!("migrations/0002_operator_retry_index.sql").contains(&operator));
+    }
+}

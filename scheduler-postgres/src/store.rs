@@ -1,0 +1,392 @@
+//! [`PgLeaseStore`]: construction, store time, and the thin trait impls,
+//! which hand each non-trivial operation to its module.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scheduler_core::time::to_micros;
+use scheduler_core::{
+    machine, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, StoreError,
+};
+use sqlx_core::query::{query, Query};
+use sqlx_core::row::Row;
+use sqlx_core::sql_str::AssertSqlSafe;
+use sqlx_postgres::types::PgInterval;
+use sqlx_postgres::{PgArguments, PgPool, Postgres};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::options::PgStoreOptions;
+use crate::rows::{self, backend, interval};
+use crate::schema;
+use crate::statements::Statements;
+use crate::store_time::TimeOffset;
+use crate::{claim, finish, operator, reads};
+
+/// The PostgreSQL store. Cheap to clone (clones share the pool).
+#[derive(Clone)]
+pub struct PgLeaseStore {
+    pool: PgPool,
+    pub(crate) sql: Arc<Statements>,
+    offset: TimeOffset,
+    /// A test's clock ([`PgStoreOptions::clock`]); `None` in production,
+    /// where the server's `now()` is store time.
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl fmt::Debug for PgLeaseStore {
+    // By hand: nothing of the connection options (which hold the password)
+    // may show up in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgLeaseStore")
+            .field("table", &self.sql.table.display)
+            .field("pool_size", &self.pool.size())
+            .field("time_offset", &self.offset.get())
+            .field("client_clock", &self.clock)
+            .finish()
+    }
+}
+
+impl PgLeaseStore {
+    /// Connects to `url` with the default options and migrates.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a malformed URL (the message never
+    /// repeats the URL); [`StoreError::Backend`] when the server cannot be
+    /// reached or the migration fails; [`StoreError::SchemaTooNew`] when a
+    /// newer version of this library migrated the table.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &PgStoreOptions::default()).await
+    }
+
+    /// Connects to `url` with `options`, opening one connection to check
+    /// the server is there, and migrates unless told not to. The pool tests
+    /// each connection before handing it out, so connections the server
+    /// dropped are replaced.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), and [`StoreError::InvalidInput`] for
+    /// schema or table names that are not plain identifiers.
+    pub async fn connect_with(url: &str, options: &PgStoreOptions) -> Result<Self, StoreError> {
+        let sql = Arc::new(options.statements()?);
+        let (pool, connect) = options.pool(url)?;
+        let pool = pool
+            .connect_with(connect)
+            .await
+            .map_err(backend("connect"))?;
+        let store = PgLeaseStore {
+            pool,
+            sql,
+            offset: TimeOffset::default(),
+            clock: options.clock.clone(),
+        };
+        if options.migrate_on_connect {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Builds the store without reaching the server, for a service that
+    /// must start while its database is down: connections are opened when
+    /// a call needs one, so each call fails (after `acquire_timeout`) until
+    /// the server answers, and a [`Manager`](scheduler_core::Manager) on
+    /// the store keeps ticking, backing off, until it does. Unless told not
+    /// to ([`PgStoreOptions::migrate_on_connect`]), the first connection
+    /// opened migrates before any statement runs on it; a failed migration
+    /// fails that call and is tried again with the next connection.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a malformed URL (the message never
+    /// repeats the URL) or schema or table names that are not plain
+    /// identifiers. Nothing else is checked until the first call.
+    pub fn connect_lazy_with(url: &str, options: &PgStoreOptions) -> Result<Self, StoreError> {
+        let sql = Arc::new(options.statements()?);
+        let (mut pool, connect) = options.pool(url)?;
+        if options.migrate_on_connect {
+            let migrated = Arc::new(AtomicBool::new(false));
+            let sql = sql.clone();
+            pool = pool.after_connect(move |conn, _| {
+                let (sql, migrated) = (sql.clone(), migrated.clone());
+                Box::pin(async move {
+                    // Connections opened together may both migrate: the
+                    // migration is idempotent and serialised by its lock.
+                    if !migrated.load(Ordering::SeqCst) {
+                        schema::migrate(&sql.table, conn)
+                            .await
+                            .map_err(|e| sqlx_core::Error::Configuration(Box::new(e)))?;
+                        migrated.store(true, Ordering::SeqCst);
+                    }
+                    Ok(())
+                })
+            });
+        }
+        Ok(PgLeaseStore {
+            pool: pool.connect_lazy_with(connect),
+            sql,
+            offset: TimeOffset::default(),
+            clock: options.clock.clone(),
+        })
+    }
+
+    /// A store on the caller's pool and the default table. Does not migrate:
+    /// call [`migrate`](Self::migrate) once at start-up.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self::from_pool_with(pool, &PgStoreOptions::default())
+            .expect("the default table name is valid")
+    }
+
+    /// A store on the caller's pool and the schema, table and
+    /// [`clock`](PgStoreOptions::clock) of `options` (their connection
+    /// settings do not apply: the pool has its own). Does not migrate.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for names that are not plain identifiers.
+    pub fn from_pool_with(pool: PgPool, options: &PgStoreOptions) -> Result<Self, StoreError> {
+        Ok(PgLeaseStore {
+            pool,
+            sql: Arc::new(options.statements()?),
+            offset: TimeOffset::default(),
+            clock: options.clock.clone(),
+        })
+    }
+
+    /// Uses `offset` for store time from now on: for tests, which move it
+    /// forward instead of waiting.
+    pub fn with_time_offset(mut self, offset: TimeOffset) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// The store-time offset handle (shared with clones of this store).
+    pub fn time_offset(&self) -> &TimeOffset {
+        &self.offset
+    }
+
+    /// The pool the store runs on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The table, as the statements name it (`"schema"."table"`).
+    pub fn qualified_table(&self) -> &str {
+        &self.sql.table.display
+    }
+
+    /// Creates the schema (if one was given and is missing), the table, its
+    /// constraints and indexes, or adopts them if they exist; records the
+    /// version in [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE). Idempotent,
+    /// and safe to run from many replicas at once: one transaction under a
+    /// PostgreSQL advisory lock.
+    ///
+    /// # Errors
+    /// [`StoreError::SchemaTooNew`] when the recorded version is newer than
+    /// [`SCHEMA_VERSION`](crate::SCHEMA_VERSION) (nothing is changed);
+    /// [`StoreError::Backend`] when the server fails or refuses (e.g.
+    /// missing privileges).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        schema::migrate(&self.sql.table, &self.pool).await
+    }
+
+    /// A statement that computes store time, with its `$1` bound now.
+    pub(crate) fn statement(&self, sql: &Arc<str>) -> Query<'static, Postgres, PgArguments> {
+        self.statement_at(sql, self.store_time())
+    }
+
+    /// A statement with `$1` bound to `time`, a value of
+    /// [`store_time`](Self::store_time): several statements of one
+    /// transaction share one store time by sharing it.
+    pub(crate) fn statement_at(
+        &self,
+        sql: &Arc<str>,
+        time: PgInterval,
+    ) -> Query<'static, Postgres, PgArguments> {
+        query(AssertSqlSafe(Arc::clone(sql))).bind(time)
+    }
+
+    /// The value of `$1`, the one time parameter of every statement that
+    /// computes store time: the offset added to the server's `now()`, or,
+    /// on a client clock, the instant itself.
+    pub(crate) fn store_time(&self) -> PgInterval {
+        match &self.clock {
+            None => self.offset.interval(),
+            Some(clock) => self.offset.since_epoch(clock.as_ref()),
+        }
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PgLeaseStore {
+    async fn now(&self) -> Result<OffsetDateTime, StoreError> {
+        let row = self
+            .statement(&self.sql.now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend("now"))?;
+        let now: OffsetDateTime = row.try_get(0).map_err(backend("now"))?;
+        Ok(to_micros(now))
+    }
+
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimOutcome>, StoreError> {
+        claim::claim(self, request).await
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: &Lease,
+        stale_timeout: Duration,
+    ) -> Result<OffsetDateTime, StoreError> {
+        let row = self
+            .statement(&self.sql.heartbeat)
+            .bind(lease.id)
+            .bind(lease.token)
+            .bind(interval("stale_timeout", stale_timeout)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend("heartbeat"))?;
+        match row {
+            Some(row) => rows::instant(&row, "stale_after"),
+            None => Err(StoreError::LeaseLost { id: lease.id }),
+        }
+    }
+
+    async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        finish::finish_many(self, items).await
+    }
+
+    async fn sweep_stale(
+        &self,
+        job_name: &str,
+        allow_stale_reentry: bool,
+    ) -> Result<u64, StoreError> {
+        if job_name.contains('\0') {
+            return Ok(0);
+        }
+        let done = self
+            .statement(&self.sql.sweep)
+            .bind(job_name)
+            .bind(machine::STALE_SWEEP_MSG)
+            .bind(machine::swept_retry_at(allow_stale_reentry))
+            .execute(&self.pool)
+            .await
+            .map_err(backend("sweep"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn latest_executions(
+        &self,
+        job_name: &str,
+        scopes: &[Scope],
+    ) -> Result<Vec<Option<LatestExecution>>, StoreError> {
+        reads::latest_executions(self, job_name, scopes).await
+    }
+
+    async fn retry_due(
+        &self,
+        job_name: &str,
+        since: OffsetDateTime,
+        allow_stale_reentry: bool,
+        limit: usize,
+    ) -> Result<Vec<RetryDue>, StoreError> {
+        reads::retry_due(self, job_name, since, allow_stale_reentry, limit).await
+    }
+}
+
+#[async_trait]
+impl ExecutionAudit for PgLeaseStore {
+    async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
+        reads::get_execution(self, id).await
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<Execution>, StoreError> {
+        reads::list_executions(self, filter).await
+    }
+
+    async fn scope_summaries(
+        &self,
+        job_name: Option<&str>,
+    ) -> Result<Vec<ScopeSummary>, StoreError> {
+        reads::scope_summaries(self, job_name).await
+    }
+
+    async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
+        operator::retry_execution(self, id).await
+    }
+
+    async fn prune_finished(
+        &self,
+        finished_before: OffsetDateTime,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        operator::prune_finished(self, finished_before, limit, dry_run).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx_postgres::{PgConnectOptions, PgPoolOptions};
+
+    use super::*;
+
+    #[test]
+    fn debug_output_names_the_table_but_no_connection_details() {
+        let rt = tokio_runtime();
+        let _guard = rt.enter();
+        let pool = PgPoolOptions::new().connect_lazy_with(
+            PgConnectOptions::from_str("postgres://u:s3cret@127.0.0.1:1/db").unwrap(),
+        );
+        let store = PgLeaseStore::from_pool(pool);
+        let shown = format!("{store:?}");
+        assert!(shown.contains("sys_cron_executions"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn malformed_urls_are_invalid_input_without_echoing_the_password() {
+        let rt = tokio_runtime();
+        let err = rt
+            .block_on(PgLeaseStore::connect(
+                "postgres://u:s3cret@127.0.0.1:notaport/db",
+            ))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = rt
+            .block_on(PgLeaseStore::connect_with(
+                "postgres://127.0.0.1/db",
+                &PgStoreOptions::new().table("no-dashes"),
+            ))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        // The lazy constructor checks the same, without a server.
+        let err = PgLeaseStore::connect_lazy_with(
+            "postgres://u:s3cret@127.0.0.1:notaport/db",
+            &PgStoreOptions::new(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = PgLeaseStore::connect_lazy_with(
+            "postgres://127.0.0.1/db",
+            &PgStoreOptions::new().table("no-dashes"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    }
+
+    fn tokio_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+}

@@ -1,0 +1,224 @@
+//! Every statement of the store, from the files under `sql/`: one
+//! statement per file, named as in `scheduler-postgres`, so the two stores
+//! read side by side. What each statement does, and why it is written as it
+//! is, is said in its file. The rules of the lease state machine that guard
+//! several statements are written once, as fragments: `retry_eligible.sql`
+//! and `steal_eligible.sql` (see [`Statements::load`] for where each goes).
+//!
+//! The texts are rendered once, at first use (fragments spliced in, comment
+//! lines dropped: [`scheduler_core::store::sql::render`]), and are then
+//! fixed, so each connection prepares them once.
+
+use std::sync::LazyLock;
+
+use scheduler_core::store::sql::{render, rule, summary_rules};
+
+/// The text of `sql/<path>`.
+macro_rules! sql_file {
+    ($path:literal) => {
+        include_str!(concat!("../sql/", $path))
+    };
+}
+
+/// Every statement, rendered (see the module docs).
+pub(crate) static SQL: LazyLock<Statements> = LazyLock::new(Statements::load);
+
+/// The rendered statements, one field per file of `sql/`.
+pub(crate) struct Statements {
+    /// `claim_insert.sql`: a claim's fresh row.
+    pub(crate) claim_insert: String,
+    /// `claim_reclaim.sql`: a claim's retry or takeover of an existing row.
+    pub(crate) claim_reclaim: String,
+    /// `heartbeat.sql`.
+    pub(crate) heartbeat: String,
+    /// `finish.sql`: one terminal write, once per item of `finish_many`.
+    pub(crate) finish: String,
+    /// `sweep.sql`.
+    pub(crate) sweep: String,
+    /// `latest.sql`.
+    pub(crate) latest: String,
+    /// `retry_due.sql`.
+    pub(crate) retry_due: String,
+    /// `get.sql`: one row by id.
+    pub(crate) get: String,
+    /// `list.sql` up to its filters, and from them on.
+    pub(crate) list: (String, String),
+    /// `summaries.sql` over every job.
+    pub(crate) summaries_all: String,
+    /// `summaries.sql` over one job (`:job`).
+    pub(crate) summaries_of_job: String,
+    /// `operator_retry.sql`: the write-back of an operator's retry.
+    pub(crate) operator_retry: String,
+    /// `prune_count.sql`: a dry run of pruning.
+    pub(crate) prune_count: String,
+    /// `prune.sql`: one bounded DELETE.
+    pub(crate) prune: String,
+}
+
+impl Statements {
+    /// Renders every file. The rules go where `machine` applies them: the
+    /// retry rule into the claim's reclaim and the retry read, decided at
+    /// `:now`, and into the summaries, decided at each row's due time
+    /// ([`summary_rules`]); the takeover rule into the claim's reclaim.
+    fn load() -> Self {
+        let columns = render(sql_file!("fragments/columns.sql"), &[]);
+        let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
+        let retry_eligible = sql_file!("fragments/retry_eligible.sql");
+        let decided_now = rule(retry_eligible, ":now", ":allow_stale_reentry");
+        let steal_eligible = rule(
+            sql_file!("fragments/steal_eligible.sql"),
+            ":now",
+            ":allow_stale_reentry",
+        );
+        let [pending, pending_if_reentrant] = summary_rules(retry_eligible, ":now", ["0", "1"]);
+        let summaries = |filter: &str| {
+            render(
+                sql_file!("summaries.sql"),
+                &[
+                    (pending.0, &pending.1),
+                    (pending_if_reentrant.0, &pending_if_reentrant.1),
+                    ("filter", filter),
+                ],
+            )
+        };
+        // The filters stay a placeholder, where the call's conditions go.
+        let list = render(
+            sql_file!("list.sql"),
+            &[("columns", &columns), ("filters", "{filters}")],
+        );
+        let (head, tail) = list
+            .split_once("{filters}")
+            .expect("list.sql has a {filters} placeholder");
+        Statements {
+            claim_insert: render(sql_file!("claim_insert.sql"), &[]),
+            claim_reclaim: render(
+                sql_file!("claim_reclaim.sql"),
+                &[
+                    ("retry_eligible", &decided_now),
+                    ("steal_eligible", &steal_eligible),
+                ],
+            ),
+            heartbeat: render(sql_file!("heartbeat.sql"), &[]),
+            finish: render(sql_file!("finish.sql"), &[]),
+            sweep: render(sql_file!("sweep.sql"), &[]),
+            latest: render(sql_file!("latest.sql"), &[]),
+            retry_due: render(
+                sql_file!("retry_due.sql"),
+                &[("retry_eligible", &decided_now)],
+            ),
+            get: render(sql_file!("get.sql"), &[("columns", &columns)]),
+            list: (head.to_owned(), tail.to_owned()),
+            summaries_all: summaries(""),
+            summaries_of_job: summaries("WHERE job_name = :job"),
+            operator_retry: render(sql_file!("operator_retry.sql"), &[("columns", &columns)]),
+            prune_count: render(sql_file!("prune_count.sql"), &[("prunable", &prunable)]),
+            prune: render(sql_file!("prune.sql"), &[("prunable", &prunable)]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+    use scheduler_core::machine::OPERATOR_RETRY_CODE;
+    use scheduler_core::ErrorCode;
+
+    use super::*;
+    use crate::schema;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("; ")
+    }
+
+    /// The planner trap of `docs/contract.md` §10: plans must hold on a
+    /// fresh, never analysed table.
+    #[test]
+    fn every_statement_uses_an_index_on_a_fresh_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn, 0).unwrap();
+        let unique = "sqlite_autoindex_sys_cron_executions_2";
+        let primary = "sqlite_autoindex_sys_cron_executions_1";
+        let list = format!("{} AND job_name = :job{}", SQL.list.0, SQL.list.1);
+        for (sql, index) in [
+            (&SQL.latest, unique),
+            (&SQL.claim_reclaim, unique),
+            (&SQL.retry_due, "idx_sys_cron_exec_failed_recent"),
+            (&SQL.retry_due, "idx_sys_cron_exec_operator_retry"),
+            (&SQL.sweep, "idx_sys_cron_exec_running_stale"),
+            (&SQL.get, primary),
+            (&SQL.heartbeat, primary),
+            (&SQL.finish, primary),
+            (&SQL.summaries_of_job, unique),
+            (&SQL.operator_retry, primary),
+            (&SQL.prune_count, "idx_sys_cron_exec_finished"),
+            (&SQL.prune, "idx_sys_cron_exec_finished"),
+            (&list, unique),
+        ] {
+            let plan = plan(&conn, sql);
+            assert!(plan.contains(index), "{sql}\n=> {plan}");
+            assert!(
+                !plan.contains("SCAN sys_cron_executions"),
+                "{sql}\n=> {plan}"
+            );
+            assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
+        }
+    }
+
+    /// Summarising every job must read every row once, but in the unique
+    /// index's order, so the groups need no sort; the latest and last
+    /// SUCCESS rows are then point lookups, never scans. (The only sort left
+    /// is of the output, one row per scope.)
+    #[test]
+    fn the_summary_of_every_job_is_one_ordered_pass() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn, 0).unwrap();
+        let plan = plan(&conn, &SQL.summaries_all);
+        let unique = "sqlite_autoindex_sys_cron_executions_2";
+        assert!(
+            plan.contains(&format!("SCAN sys_cron_executions USING INDEX {unique}")),
+            "{plan}"
+        );
+        assert_eq!(
+            plan.matches("SCAN sys_cron_executions").count(),
+            1,
+            "{plan}"
+        );
+        assert_eq!(
+            plan.matches(&format!("SEARCH l USING INDEX {unique}"))
+                .count(),
+            1,
+            "{plan}"
+        );
+        assert_eq!(
+            plan.matches(&format!("SEARCH s USING INDEX {unique}"))
+                .count(),
+            1,
+            "{plan}"
+        );
+        assert!(!plan.contains("FOR GROUP BY"), "{plan}");
+    }
+
+    /// The error codes the statements write out (see
+    /// `fragments/retry_eligible.sql`) are the ones the core names.
+    #[test]
+    fn the_codes_written_out_are_the_cores() {
+        let stale = format!("'{}'", ErrorCode::StaleTimeout.as_str());
+        let operator = format!("'{OPERATOR_RETRY_CODE}'");
+        for sql in [
+            &SQL.claim_reclaim,
+            &SQL.retry_due,
+            &SQL.summaries_all,
+            &SQL.sweep,
+        ] {
+            assert!(sql.contains(&stale), "{sql}");
+        }
+        assert_eq!(SQL.retry_due.matches(&operator).count(), 2);
+        assert!(sql_file!("migrations/0002_operator_retry_index.sql").contains(&operator));
+    }
+}
