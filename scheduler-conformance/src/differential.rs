@@ -59,7 +59,7 @@ use scheduler_core::Scope;
 use scheduler_core::StoreError;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    Lease, LeaseStoreExt, PlanKey, RetryDue, Status,
+    Lease, LeaseStoreExt, PlanKey, RetryDue, RetryRead, Status,
 };
 
 /// The job every operation works on. The stores should hold no rows of
@@ -532,7 +532,12 @@ impl Side {
                 }
                 Seen::Due(
                     self.store
-                        .retry_due(JOB, since, *reentrant, *limit)
+                        .retry_due(&RetryRead {
+                            job_name: JOB,
+                            since,
+                            allow_stale_reentry: *reentrant,
+                            per_scope_limit: *limit,
+                        })
                         .await
                         .unwrap_or_else(|e| panic!("{name}: retry_due failed: {e}")),
                 )
@@ -807,7 +812,12 @@ pub async fn check(
             let (store, name) = (Arc::clone(&side.store), side.name);
             async move {
                 store
-                    .retry_due(JOB, PLAN_BASE, reentrant, 100)
+                    .retry_due(&RetryRead {
+                        job_name: JOB,
+                        since: PLAN_BASE,
+                        allow_stale_reentry: reentrant,
+                        per_scope_limit: 100,
+                    })
                     .await
                     .unwrap_or_else(|e| panic!("{name}: retry_due failed: {e}"))
             }

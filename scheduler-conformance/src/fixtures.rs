@@ -17,7 +17,7 @@ use scheduler_core::plan::floor;
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    Lease, LeaseStoreExt, PlanKey, RetryDue, Scope, StoreError,
+    Lease, LeaseStoreExt, PlanKey, RetryDue, RetryRead, Scope, StoreError,
 };
 
 /// A store under test and control over its store time.
@@ -247,7 +247,12 @@ pub(crate) async fn retry_due(
     limit: usize,
 ) -> Vec<RetryDue> {
     h.store
-        .retry_due(job, since, reentrant, limit)
+        .retry_due(&RetryRead {
+            job_name: job,
+            since,
+            allow_stale_reentry: reentrant,
+            per_scope_limit: limit,
+        })
         .await
         .expect("retry_due")
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::model::{
     bound_error_msg, ClaimOutcome, ClaimRequest, ErrorCode, Execution, Finish, FinishOutcome,
-    LatestExecution, PlanKey, RetryDue, Scope, Status,
+    LatestExecution, PlanKey, RetryDue, RetryRead, Scope, Status,
 };
 use crate::time::later;
 
@@ -104,22 +104,22 @@ impl Execution {
 }
 
 /// What [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)
-/// answers over `rows` (one job's rows, in any order) at store time `now`:
-/// the reference every store's answer must equal.
+/// answers for `read` over `rows` (the job's rows, in any order) at store
+/// time `now`: the reference every store's answer must equal.
 ///
-/// Retry-eligible FAILED rows with `plan_time >= since`, and those an
-/// operator retried whatever their plan time; at most `limit` of each kind
-/// per scope, the oldest; ordered by plan time, then scope (bytewise).
+/// Retry-eligible FAILED rows with `plan_time >= read.since`, and those an
+/// operator retried whatever their plan time; at most
+/// `read.per_scope_limit` of each kind per scope, the oldest; ordered by
+/// plan time, then scope (bytewise).
 pub fn retry_due<'a>(
     rows: impl IntoIterator<Item = &'a Execution>,
-    since: OffsetDateTime,
+    read: &RetryRead<'_>,
     now: OffsetDateTime,
-    allow_stale_reentry: bool,
-    limit: usize,
 ) -> Vec<RetryDue> {
+    let since = read.since;
     let mut due: Vec<RetryDue> = rows
         .into_iter()
-        .filter(|r| r.retry_eligible(now, allow_stale_reentry))
+        .filter(|r| r.retry_eligible(now, read.allow_stale_reentry))
         .map(|r| RetryDue {
             scope: r.scope.clone(),
             plan_time: r.plan_time,
@@ -136,7 +136,7 @@ pub fn retry_due<'a>(
             .entry((d.scope.clone(), d.operator_retry))
             .or_default();
         *n += 1;
-        *n <= limit
+        *n <= read.per_scope_limit
     });
     due
 }

@@ -41,7 +41,8 @@ use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::time::{Clock, SystemClock};
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, Status, StoreError,
+    LatestExecution, Lease, LeaseStore, RetryDue, RetryRead, Scope, ScopeSummary, Status,
+    StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -323,30 +324,18 @@ impl LeaseStore for MemoryLeaseStore {
             .collect())
     }
 
-    async fn retry_due(
-        &self,
-        job_name: &str,
-        since: OffsetDateTime,
-        allow_stale_reentry: bool,
-        limit: usize,
-    ) -> Result<Vec<RetryDue>, StoreError> {
+    async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
         let now = self.check()?;
         let rows = self.lock();
         // The job's own retries from `since` on, and the operator's whatever
         // their plan time (the rule drops those of the first kind before
         // `since`, and keeps each row once).
-        let since_on = rows.of_job(&rows.failed, job_name, since);
+        let since_on = rows.of_job(&rows.failed, read.job_name, read.since);
         let operator = rows
-            .of_job(&rows.operator_retried, job_name, MIN_INSTANT)
-            .filter(|(_, r)| r.plan_time < since);
+            .of_job(&rows.operator_retried, read.job_name, MIN_INSTANT)
+            .filter(|(_, r)| r.plan_time < read.since);
         let failed = since_on.chain(operator).map(|(_, r)| r);
-        Ok(machine::retry_due(
-            failed,
-            since,
-            now,
-            allow_stale_reentry,
-            limit,
-        ))
+        Ok(machine::retry_due(failed, read, now))
     }
 }
 

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{
-    Execution, ExecutionFilter, LatestExecution, RetryDue, Scope, ScopeSummary, StoreError,
+    Execution, ExecutionFilter, LatestExecution, RetryDue, RetryRead, Scope, ScopeSummary,
+    StoreError,
 };
 use sqlx_core::query::query;
 use sqlx_core::query_builder::QueryBuilder;
 use sqlx_core::row::Row;
 use sqlx_core::sql_str::AssertSqlSafe;
 use sqlx_postgres::Postgres;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::rows::{self, backend};
@@ -54,21 +54,18 @@ pub(crate) async fn latest_executions(
 /// `retry_due.sql`.
 pub(crate) async fn retry_due(
     store: &PgLeaseStore,
-    job_name: &str,
-    since: OffsetDateTime,
-    allow_stale_reentry: bool,
-    limit: usize,
+    read: &RetryRead<'_>,
 ) -> Result<Vec<RetryDue>, StoreError> {
-    if job_name.contains('\0') {
+    if read.job_name.contains('\0') {
         return Ok(Vec::new());
     }
     let err = backend("retry due");
     let found = store
         .statement(&store.sql.retry_due)
-        .bind(job_name)
-        .bind(ceil_to_micros(since))
-        .bind(allow_stale_reentry)
-        .bind(sql::limit(limit))
+        .bind(read.job_name)
+        .bind(ceil_to_micros(read.since))
+        .bind(read.allow_stale_reentry)
+        .bind(sql::limit(read.per_scope_limit))
         .fetch_all(store.pool())
         .await
         .map_err(err)?;

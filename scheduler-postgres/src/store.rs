@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use scheduler_core::time::to_micros;
 use scheduler_core::{
     machine, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, StoreError,
+    LatestExecution, Lease, LeaseStore, RetryDue, RetryRead, Scope, ScopeSummary, StoreError,
 };
 use sqlx_core::query::{query, Query};
 use sqlx_core::row::Row;
@@ -284,14 +284,8 @@ impl LeaseStore for PgLeaseStore {
         reads::latest_executions(self, job_name, scopes).await
     }
 
-    async fn retry_due(
-        &self,
-        job_name: &str,
-        since: OffsetDateTime,
-        allow_stale_reentry: bool,
-        limit: usize,
-    ) -> Result<Vec<RetryDue>, StoreError> {
-        reads::retry_due(self, job_name, since, allow_stale_reentry, limit).await
+    async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
+        reads::retry_due(self, read).await
     }
 }
 

@@ -19,7 +19,8 @@ use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::plan::floor;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    Lease, LeaseStore, LeaseStoreExt, PlanKey, Scope, ScopeSummary, StoreError, TimeControl,
+    Lease, LeaseStore, LeaseStoreExt, PlanKey, RetryRead, Scope, ScopeSummary, StoreError,
+    TimeControl,
 };
 use scheduler_postgres::{PgLeaseStore, TimeOffset};
 use time::OffsetDateTime;
@@ -397,13 +398,15 @@ impl Run<'_> {
         let reentrant = rng.below(2) == 0;
         let since = self.keys[0].plan_time - Duration::from_secs(3600);
         let t0 = self.now().await;
-        let due = self
-            .store
-            .retry_due(&self.job, since, reentrant, 10)
-            .await
-            .unwrap();
+        let read = RetryRead {
+            job_name: &self.job,
+            since,
+            allow_stale_reentry: reentrant,
+            per_scope_limit: 10,
+        };
+        let due = self.store.retry_due(&read).await.unwrap();
         let t1 = self.now().await;
-        let expected_at = |now| machine::retry_due(rows.values(), since, now, reentrant, 10);
+        let expected_at = |now| machine::retry_due(rows.values(), &read, now);
         let (early, late) = (expected_at(t0), expected_at(t1));
         if early == late {
             assert_eq!(due, early, "{ctx}: retry_due");

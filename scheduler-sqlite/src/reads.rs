@@ -6,9 +6,9 @@ use rusqlite::{named_params, OptionalExtension, ToSql};
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{
-    Execution, ExecutionFilter, LatestExecution, RetryDue, Scope, ScopeSummary, StoreError,
+    Execution, ExecutionFilter, LatestExecution, RetryDue, RetryRead, Scope, ScopeSummary,
+    StoreError,
 };
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::codec::{self, instant, micros, uuid_text};
@@ -47,15 +47,13 @@ pub(crate) async fn latest_executions(
 /// `retry_due.sql`.
 pub(crate) async fn retry_due(
     store: &SqliteLeaseStore,
-    job_name: &str,
-    since: OffsetDateTime,
-    allow_stale_reentry: bool,
-    limit: usize,
+    read: &RetryRead<'_>,
 ) -> Result<Vec<RetryDue>, StoreError> {
-    let job = job_name.to_owned();
+    let job = read.job_name.to_owned();
+    let (allow_stale_reentry, limit) = (read.allow_stale_reentry, read.per_scope_limit);
     // Rounded up, as a prune's cutoff is: `plan_time >= since` on whole
     // microseconds is then exactly the comparison at full precision.
-    let since = micros(ceil_to_micros(since));
+    let since = micros(ceil_to_micros(read.since));
     store
         .read(move |conn, now| {
             let mut stmt = conn.prepare_cached(&SQL.retry_due)?;

@@ -11,7 +11,7 @@ use scheduler_core::machine;
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, RetryDue, Scope, ScopeSummary, StoreError,
+    LatestExecution, Lease, LeaseStore, RetryDue, RetryRead, Scope, ScopeSummary, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -235,14 +235,8 @@ impl LeaseStore for SqliteLeaseStore {
         reads::latest_executions(self, job_name, scopes).await
     }
 
-    async fn retry_due(
-        &self,
-        job_name: &str,
-        since: OffsetDateTime,
-        allow_stale_reentry: bool,
-        limit: usize,
-    ) -> Result<Vec<RetryDue>, StoreError> {
-        reads::retry_due(self, job_name, since, allow_stale_reentry, limit).await
+    async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
+        reads::retry_due(self, read).await
     }
 }
 

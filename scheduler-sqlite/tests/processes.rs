@@ -19,7 +19,8 @@ use async_trait::async_trait;
 use scheduler_core::{
     CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
     JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, LeaseStoreExt, Manager, ManagerOptions,
-    ManualClock, PlanKey, RetryDue, Scope, ScopeSummary, Scopes, Status, StoreError, TimeControl,
+    ManualClock, PlanKey, RetryDue, RetryRead, Scope, ScopeSummary, Scopes, Status, StoreError,
+    TimeControl,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::OffsetDateTime;
@@ -107,18 +108,8 @@ impl LeaseStore for Watched {
             self.store.latest_executions(job_name, scopes).await,
         )
     }
-    async fn retry_due(
-        &self,
-        job_name: &str,
-        since: OffsetDateTime,
-        allow_stale_reentry: bool,
-        limit: usize,
-    ) -> Result<Vec<RetryDue>, StoreError> {
-        let due = self
-            .store
-            .retry_due(job_name, since, allow_stale_reentry, limit)
-            .await;
-        self.seen("retry_due", due)
+    async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
+        self.seen("retry_due", self.store.retry_due(read).await)
     }
 }
 

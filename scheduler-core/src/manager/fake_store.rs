@@ -14,7 +14,9 @@ use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::{ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, Scope};
+use crate::model::{
+    ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, RetryRead, Scope,
+};
 use crate::store::LeaseStore;
 
 /// The fake's store time, which never moves.
@@ -122,13 +124,7 @@ impl LeaseStore for FakeStore {
         unimplemented!("the units under test do not read history")
     }
 
-    async fn retry_due(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: bool,
-        _: usize,
-    ) -> Result<Vec<RetryDue>, StoreError> {
+    async fn retry_due(&self, _: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
         unimplemented!("the units under test do not read retries")
     }
 }

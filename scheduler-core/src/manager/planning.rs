@@ -11,7 +11,7 @@ use tracing::warn;
 use super::tick::TickOutcome;
 use super::{Manager, Registered};
 use crate::job::JobSpec;
-use crate::model::{PlanKey, Scope};
+use crate::model::{PlanKey, RetryRead, Scope};
 use crate::plan::{self, CatchUpMode};
 
 /// One scope's due retries, as [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due) reported them.
@@ -23,52 +23,49 @@ pub(super) struct ScopeRetries {
     operator: Vec<OffsetDateTime>,
 }
 
-/// The bounds of a job's [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due) read, chosen so that the
-/// read can never starve a retry the job's catch-up rules would run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RetryRead {
-    /// The oldest plan time any scope would retry: each scope's newest plan
-    /// (`latest_only`) or the start of its catch-up window (`every_plan`).
-    since: OffsetDateTime,
-    /// Rows per scope: as many as a tick runs (1 for `latest_only`, the
-    /// per-tick cap for `every_plan`), plus the plan times between the
-    /// earliest and the latest scope's own lower bound. Spread offsets give
-    /// scopes different bounds, and the rows of a scope below its own bound
-    /// come first in the answer (oldest first) without being runnable;
-    /// this many rows always reach past them.
-    per_scope: usize,
-}
+/// The most plan times the spread of lower bounds adds per scope.
+const MAX_SPREAD_PLANS: usize = 10_000;
 
-impl RetryRead {
-    /// The most plan times the spread of lower bounds adds per scope.
-    const MAX_SPREAD_PLANS: usize = 10_000;
-
-    /// `None` when the schedule has no occurrence yet.
-    fn for_scopes(
-        planning: &plan::Planning,
-        now: OffsetDateTime,
-        offsets: &[Duration],
-    ) -> Option<RetryRead> {
-        let lower = |offset| match planning.catch_up {
-            CatchUpMode::LatestOnly => plan::latest_plan(planning, now, offset),
-            CatchUpMode::EveryPlan => plan::oldest_allowed(planning, now, offset),
-        };
-        let bounds: Vec<OffsetDateTime> = offsets.iter().filter_map(|&o| lower(o)).collect();
-        let since = *bounds.iter().min()?;
-        let until = *bounds.iter().max()?;
-        let runs = match planning.catch_up {
-            CatchUpMode::LatestOnly => 1,
-            CatchUpMode::EveryPlan => planning.max_plans_per_tick.max(1),
-        };
-        let spread_plans = planning
-            .schedule
-            .between(since, until, Self::MAX_SPREAD_PLANS)
-            .len();
-        Some(RetryRead {
-            since,
-            per_scope: runs.saturating_add(spread_plans),
-        })
-    }
+/// The bounds of a job's [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)
+/// read, chosen so that the read can never starve a retry the job's
+/// catch-up rules would run; `None` when the schedule has no occurrence
+/// yet.
+///
+/// `since` is the oldest plan time any scope would retry: each scope's
+/// newest plan (`latest_only`) or the start of its catch-up window
+/// (`every_plan`). The per-scope limit is as many rows as a tick runs (1
+/// for `latest_only`, the per-tick cap for `every_plan`), plus the plan
+/// times between the earliest and the latest scope's own lower bound.
+/// Spread offsets give scopes different bounds, and the rows of a scope
+/// below its own bound come first in the answer (oldest first) without
+/// being runnable; this many rows always reach past them.
+fn retry_read<'a>(
+    job_name: &'a str,
+    planning: &plan::Planning,
+    now: OffsetDateTime,
+    offsets: &[Duration],
+) -> Option<RetryRead<'a>> {
+    let lower = |offset| match planning.catch_up {
+        CatchUpMode::LatestOnly => plan::latest_plan(planning, now, offset),
+        CatchUpMode::EveryPlan => plan::oldest_allowed(planning, now, offset),
+    };
+    let bounds: Vec<OffsetDateTime> = offsets.iter().filter_map(|&o| lower(o)).collect();
+    let since = *bounds.iter().min()?;
+    let until = *bounds.iter().max()?;
+    let runs = match planning.catch_up {
+        CatchUpMode::LatestOnly => 1,
+        CatchUpMode::EveryPlan => planning.max_plans_per_tick.max(1),
+    };
+    let spread_plans = planning
+        .schedule
+        .between(since, until, MAX_SPREAD_PLANS)
+        .len();
+    Some(RetryRead {
+        job_name,
+        since,
+        allow_stale_reentry: planning.allow_stale_reentry,
+        per_scope_limit: runs.saturating_add(spread_plans),
+    })
 }
 
 impl Manager {
@@ -102,19 +99,11 @@ impl Manager {
         {
             out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
         }
-        let Some(read) = RetryRead::for_scopes(&planning, now, &offsets) else {
+        let Some(read) = retry_read(&spec.name, &planning, now, &offsets) else {
             return Some(Vec::new()); // the schedule has no occurrence yet
         };
         let mut retries: HashMap<Scope, ScopeRetries> = HashMap::new();
-        match store
-            .retry_due(
-                &spec.name,
-                read.since,
-                planning.allow_stale_reentry,
-                read.per_scope,
-            )
-            .await
-        {
+        match store.retry_due(&read).await {
             Ok(due) => {
                 for d in due {
                     let entry = retries.entry(d.scope).or_default();
@@ -251,24 +240,33 @@ mod tests {
         }
     }
 
-    fn read(planning: &Planning, offsets: &[Duration]) -> RetryRead {
-        RetryRead::for_scopes(planning, NOW, offsets).expect("a cadence always has a plan")
+    fn read(planning: &Planning, offsets: &[Duration]) -> RetryRead<'static> {
+        retry_read(JOB, planning, NOW, offsets).expect("a cadence always has a plan")
+    }
+
+    const JOB: &str = "job";
+
+    /// What the read should be: `since` and the per-scope limit.
+    fn expected(since: OffsetDateTime, per_scope_limit: usize) -> RetryRead<'static> {
+        RetryRead {
+            job_name: JOB,
+            since,
+            allow_stale_reentry: true,
+            per_scope_limit,
+        }
     }
 
     #[test]
     fn no_scopes_need_no_read() {
         let latest = planning(CatchUpMode::LatestOnly, Duration::ZERO, 0);
-        assert_eq!(RetryRead::for_scopes(&latest, NOW, &[]), None);
+        assert_eq!(retry_read(JOB, &latest, NOW, &[]), None);
     }
 
     #[test]
     fn latest_only_without_spread_reads_from_the_newest_plan() {
         let latest = planning(CatchUpMode::LatestOnly, Duration::ZERO, 0);
-        let expected = RetryRead {
-            since: datetime!(2026-03-05 12:00 UTC),
-            // The one run a tick makes, and the newest plan itself.
-            per_scope: 2,
-        };
+        // The one run a tick makes, and the newest plan itself.
+        let expected = expected(datetime!(2026-03-05 12:00 UTC), 2);
         assert_eq!(read(&latest, &[Duration::ZERO; 3]), expected);
     }
 
@@ -281,25 +279,19 @@ mod tests {
             Duration::from_secs(30),
             Duration::from_secs(59),
         ];
-        let expected = RetryRead {
-            since: datetime!(2026-03-05 11:59 UTC),
-            per_scope: 1 + 2,
-        };
+        let expected = expected(datetime!(2026-03-05 11:59 UTC), 1 + 2);
         assert_eq!(read(&latest, &offsets), expected);
     }
 
     #[test]
     fn every_plan_reads_the_per_tick_cap_from_the_window_start() {
         let every = planning(CatchUpMode::EveryPlan, 10 * MIN, 5);
-        let expected = RetryRead {
-            since: datetime!(2026-03-05 11:50:30 UTC),
-            // The window starts between plans: no plan lies at the bound.
-            per_scope: 5,
-        };
+        // The window starts between plans: no plan lies at the bound.
+        let expected = expected(datetime!(2026-03-05 11:50:30 UTC), 5);
         assert_eq!(read(&every, &[Duration::ZERO]), expected);
         let uncapped = planning(CatchUpMode::EveryPlan, 10 * MIN, 0);
         assert_eq!(
-            read(&uncapped, &[Duration::ZERO]).per_scope,
+            read(&uncapped, &[Duration::ZERO]).per_scope_limit,
             1,
             "at least one row"
         );
@@ -310,11 +302,8 @@ mod tests {
         // A zero window starts each scope at its newest plan: 12:00 for
         // offset 0, 11:55 for offset 5 min.
         let every = planning(CatchUpMode::EveryPlan, Duration::ZERO, 5);
-        let expected = RetryRead {
-            since: datetime!(2026-03-05 11:55 UTC),
-            // 11:55, 11:56, ..., 12:00.
-            per_scope: 5 + 6,
-        };
+        // 11:55, 11:56, ..., 12:00.
+        let expected = expected(datetime!(2026-03-05 11:55 UTC), 5 + 6);
         assert_eq!(read(&every, &[Duration::ZERO, 5 * MIN]), expected);
     }
 }

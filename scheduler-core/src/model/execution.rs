@@ -226,6 +226,21 @@ pub struct LatestExecution {
     pub error_code: Option<String>,
 }
 
+/// A read of one job's due retries ([`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryRead<'a> {
+    /// The job.
+    pub job_name: &'a str,
+    /// The oldest plan time of the job's own retries to report (operator
+    /// retries are reported whatever their plan time).
+    pub since: OffsetDateTime,
+    /// The job's `allow_stale_reentry`: whether `stale_timeout` rows count
+    /// as retry-eligible.
+    pub allow_stale_reentry: bool,
+    /// At most this many rows of each kind per scope, the oldest.
+    pub per_scope_limit: usize,
+}
+
 /// A FAILED plan whose retry is due (see [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryDue {

@@ -20,7 +20,9 @@ pub mod scope;
 pub mod summary;
 
 pub use claim::{ClaimKind, ClaimOutcome, ClaimRequest};
-pub use execution::{ErrorCode, Execution, LatestExecution, Lease, PlanKey, RetryDue, Status};
+pub use execution::{
+    ErrorCode, Execution, LatestExecution, Lease, PlanKey, RetryDue, RetryRead, Status,
+};
 pub use finish::{
     bound_error_msg, bound_result, Finish, FinishColumns, FinishOutcome, MAX_ERROR_MSG_BYTES,
     MAX_RESULT_BYTES, RESULT_TOO_LARGE_KEY,

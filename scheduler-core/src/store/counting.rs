@@ -14,7 +14,7 @@ use super::{ExecutionAudit, LeaseStore};
 use crate::error::StoreError;
 use crate::model::{
     ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease,
-    RetryDue, Scope, ScopeSummary,
+    RetryDue, RetryRead, Scope, ScopeSummary,
 };
 
 /// A store that counts the calls made to another, per method: what a tick
@@ -94,17 +94,9 @@ impl LeaseStore for CountingStore {
         self.inner.latest_executions(job_name, scopes).await
     }
 
-    async fn retry_due(
-        &self,
-        job_name: &str,
-        since: OffsetDateTime,
-        allow_stale_reentry: bool,
-        limit: usize,
-    ) -> Result<Vec<RetryDue>, StoreError> {
+    async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
         self.count("retry_due");
-        self.inner
-            .retry_due(job_name, since, allow_stale_reentry, limit)
-            .await
+        self.inner.retry_due(read).await
     }
 }
 

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, Scope};
+use crate::model::{
+    ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, RetryRead, Scope,
+};
 
 /// The coordination side of a store: what the manager of every replica
 /// calls, tick after tick. The store is the only coordinator between
@@ -135,15 +137,15 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
         scopes: &[Scope],
     ) -> Result<Vec<Option<LatestExecution>>, StoreError>;
 
-    /// FAILED plans of `job_name` whose retry is due at store time: those
-    /// with `plan_time >= since`, and those an operator retried
+    /// FAILED plans of `read.job_name` whose retry is due at store time:
+    /// those with `plan_time >= read.since`, and those an operator retried
     /// ([`RetryDue::operator_retry`]) whatever their plan time. The answer
     /// must equal [`machine::retry_due`](crate::machine::retry_due) over
     /// the job's rows: ordered by plan time, then scope (bytewise).
     ///
-    /// `limit` is **per scope**, and per kind: at most `limit` operator
-    /// retries and `limit` others of each `(job, scope)`, the oldest plan
-    /// times of each. A global limit would let one scope's many old
+    /// The limit is **per scope**, and per kind: at most
+    /// `read.per_scope_limit` operator retries and as many others of each
+    /// `(job, scope)`, the oldest plan times of each. A global limit would let one scope's many old
     /// failures crowd every other scope's retries out of the answer, and a
     /// retry the job's catch-up rules would run could then wait forever.
     /// This is what keeps retries of older plans from being stranded once a
@@ -151,11 +153,5 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.
-    async fn retry_due(
-        &self,
-        job_name: &str,
-        since: OffsetDateTime,
-        allow_stale_reentry: bool,
-        limit: usize,
-    ) -> Result<Vec<RetryDue>, StoreError>;
+    async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError>;
 }
