@@ -7,7 +7,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use scheduler_core::{
-    ClaimOutcome, ExecutionFilter, PlanKey, Scope, ScopeSummary, Status, StoreError,
+    ClaimOutcome, ExecutionFilter, PlanKey, Prune, Scope, ScopeSummary, Status, StoreError,
 };
 
 use crate::fixtures::{
@@ -234,20 +234,56 @@ pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
     };
     // Other rows of this store (other tests' jobs) may be old too, so count
     // only this job's.
-    let counted = h.store.prune_finished(cutoff, 1, true).await.unwrap();
+    let counted = h
+        .store
+        .prune_finished(&Prune {
+            finished_before: cutoff,
+            limit: 1,
+            dry_run: true,
+        })
+        .await
+        .unwrap();
     assert!(
         counted >= 2,
         "the dry run counts both old terminal rows: {counted}"
     );
     assert_eq!(mine().await.len(), 4, "a dry run deletes nothing");
     assert!(
-        h.store.prune_finished(cutoff, 1, false).await.unwrap() <= 1,
+        h.store
+            .prune_finished(&Prune {
+                finished_before: cutoff,
+                limit: 1,
+                dry_run: false
+            })
+            .await
+            .unwrap()
+            <= 1,
         "at most `limit` per call"
     );
-    while h.store.prune_finished(cutoff, 1, false).await.unwrap() > 0 {}
+    while h
+        .store
+        .prune_finished(&Prune {
+            finished_before: cutoff,
+            limit: 1,
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        > 0
+    {}
     assert_eq!(
         mine().await,
         vec!["new_ok".to_owned(), "old_running".to_owned()]
     );
-    assert_eq!(h.store.prune_finished(cutoff, 10, true).await.unwrap(), 0);
+    assert_eq!(
+        h.store
+            .prune_finished(&Prune {
+                finished_before: cutoff,
+                limit: 10,
+                dry_run: true
+            })
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -59,7 +59,7 @@ use scheduler_core::Scope;
 use scheduler_core::StoreError;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    Lease, LeaseStoreExt, PlanKey, RetryDue, RetryRead, Status,
+    Lease, LeaseStoreExt, PlanKey, Prune, RetryDue, RetryRead, Status,
 };
 
 /// The job every operation works on. The stores should hold no rows of
@@ -515,7 +515,11 @@ impl Side {
                 }
                 Seen::Pruned(
                     self.store
-                        .prune_finished(cutoff, *limit, *dry_run)
+                        .prune_finished(&Prune {
+                            finished_before: cutoff,
+                            limit: *limit,
+                            dry_run: *dry_run,
+                        })
                         .await
                         .unwrap_or_else(|e| panic!("{name}: prune failed: {e}")),
                 )

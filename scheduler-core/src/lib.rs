@@ -107,8 +107,8 @@ pub use job::{JobOutput, JobSpec, RunContext, Scopes};
 pub use manager::{shutdown_signal, Manager, ManagerOptions, TickReport};
 pub use model::{
     ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish,
-    FinishOutcome, LatestExecution, Lease, PlanKey, RetryDue, RetryRead, Scope, ScopeSummary,
-    Status, MAX_NAME_BYTES,
+    FinishOutcome, LatestExecution, Lease, PlanKey, Prune, RetryDue, RetryRead, Scope,
+    ScopeSummary, Status, MAX_NAME_BYTES,
 };
 pub use plan::{CatchUpMode, Planning};
 pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};

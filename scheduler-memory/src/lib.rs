@@ -41,7 +41,7 @@ use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::time::{Clock, SystemClock};
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, RetryDue, RetryRead, Scope, ScopeSummary, Status,
+    LatestExecution, Lease, LeaseStore, Prune, RetryDue, RetryRead, Scope, ScopeSummary, Status,
     StoreError,
 };
 use time::OffsetDateTime;
@@ -404,13 +404,13 @@ impl ExecutionAudit for MemoryLeaseStore {
         Ok(repaired)
     }
 
-    async fn prune_finished(
-        &self,
-        finished_before: OffsetDateTime,
-        limit: usize,
-        dry_run: bool,
-    ) -> Result<u64, StoreError> {
+    async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
         self.check()?;
+        let Prune {
+            finished_before,
+            limit,
+            dry_run,
+        } = *prune;
         let mut rows = self.lock();
         let mut old: Vec<(OffsetDateTime, Key)> = rows
             .by_key

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use scheduler_core::machine;
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
-use scheduler_core::{Execution, StoreError};
+use scheduler_core::{Execution, Prune, StoreError};
 use sqlx_core::query::query;
 use sqlx_core::row::Row;
 use sqlx_core::sql_str::AssertSqlSafe;
 use sqlx_core::transaction::Transaction;
 use sqlx_core::types::Json;
 use sqlx_postgres::Postgres;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::rows::{self, backend};
@@ -120,12 +119,12 @@ fn operator_retry_write(row: &Execution, repaired: &Execution) -> Execution {
 }
 
 /// `prune.sql` (or `prune_count.sql` for a dry run).
-pub(crate) async fn prune_finished(
-    store: &PgLeaseStore,
-    finished_before: OffsetDateTime,
-    limit: usize,
-    dry_run: bool,
-) -> Result<u64, StoreError> {
+pub(crate) async fn prune_finished(store: &PgLeaseStore, prune: &Prune) -> Result<u64, StoreError> {
+    let Prune {
+        finished_before,
+        limit,
+        dry_run,
+    } = *prune;
     let err = backend("prune");
     // Rows are stored at microsecond precision, so `finished_at < t`
     // is `finished_at < ceil_to_micros(t)`, whatever the driver does with

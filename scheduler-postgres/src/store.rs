@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use scheduler_core::time::to_micros;
 use scheduler_core::{
     machine, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, RetryDue, RetryRead, Scope, ScopeSummary, StoreError,
+    LatestExecution, Lease, LeaseStore, Prune, RetryDue, RetryRead, Scope, ScopeSummary,
+    StoreError,
 };
 use sqlx_core::query::{query, Query};
 use sqlx_core::row::Row;
@@ -313,13 +314,8 @@ impl ExecutionAudit for PgLeaseStore {
         operator::retry_execution(self, id).await
     }
 
-    async fn prune_finished(
-        &self,
-        finished_before: OffsetDateTime,
-        limit: usize,
-        dry_run: bool,
-    ) -> Result<u64, StoreError> {
-        operator::prune_finished(self, finished_before, limit, dry_run).await
+    async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
+        operator::prune_finished(self, prune).await
     }
 }
 

@@ -12,7 +12,7 @@ use scheduler_core::model::MAX_ERROR_MSG_BYTES;
 use scheduler_core::plan::floor;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, ExecutionAudit, Finish, Lease, LeaseStore,
-    LeaseStoreExt, PlanKey, Scope, ScopeSummary, Status, StoreError, TimeControl,
+    LeaseStoreExt, PlanKey, Prune, Scope, ScopeSummary, Status, StoreError, TimeControl,
 };
 use scheduler_postgres::{
     PgLeaseStore, PgStoreOptions, TimeOffset, MIGRATIONS_TABLE, SCHEMA_VERSION,
@@ -551,7 +551,17 @@ async fn pruning_spares_a_row_a_claim_retries_meanwhile() {
     let store = db.store("pruner").await.with_time_offset(offset.clone());
     let lease = old_failed_row(&store, &offset, "prune_race").await;
     let cutoff = store.now().await.unwrap();
-    assert_eq!(store.prune_finished(cutoff, 10, true).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .prune_finished(&Prune {
+                finished_before: cutoff,
+                limit: 10,
+                dry_run: true
+            })
+            .await
+            .unwrap(),
+        1
+    );
 
     // A claim retrying the row, caught between its write and its commit:
     // the prune has already chosen the row (its snapshot says FAILED) and
@@ -570,7 +580,15 @@ async fn pruning_spares_a_row_a_claim_retries_meanwhile() {
     .unwrap();
     let prune = tokio::spawn({
         let store = store.clone();
-        async move { store.prune_finished(cutoff, 10, false).await }
+        async move {
+            store
+                .prune_finished(&Prune {
+                    finished_before: cutoff,
+                    limit: 10,
+                    dry_run: false,
+                })
+                .await
+        }
     });
     db.wait_until_blocked("pruner").await;
     claimer.commit().await.unwrap();
@@ -593,11 +611,48 @@ async fn pruning_spares_a_row_a_claim_retries_meanwhile() {
         .finished_at
         .unwrap();
     let just_after = finished + Duration::from_nanos(1);
-    assert_eq!(store.prune_finished(finished, 10, true).await.unwrap(), 0);
-    assert_eq!(store.prune_finished(just_after, 10, true).await.unwrap(), 1);
-    assert_eq!(store.prune_finished(just_after, 0, false).await.unwrap(), 0);
     assert_eq!(
-        store.prune_finished(just_after, 10, false).await.unwrap(),
+        store
+            .prune_finished(&Prune {
+                finished_before: finished,
+                limit: 10,
+                dry_run: true
+            })
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_finished(&Prune {
+                finished_before: just_after,
+                limit: 10,
+                dry_run: true
+            })
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .prune_finished(&Prune {
+                finished_before: just_after,
+                limit: 0,
+                dry_run: false
+            })
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_finished(&Prune {
+                finished_before: just_after,
+                limit: 10,
+                dry_run: false
+            })
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(store.get_execution(lease.id).await.unwrap(), None);

@@ -7,8 +7,7 @@ use rusqlite::{named_params, OptionalExtension};
 use scheduler_core::machine;
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
-use scheduler_core::{Execution, StoreError};
-use time::OffsetDateTime;
+use scheduler_core::{Execution, Prune, StoreError};
 use uuid::Uuid;
 
 use crate::codec::{self, micros, result_text, uuid_text};
@@ -76,10 +75,13 @@ pub(crate) async fn retry_execution(
 /// `prune.sql` (or `prune_count.sql` for a dry run).
 pub(crate) async fn prune_finished(
     store: &SqliteLeaseStore,
-    finished_before: OffsetDateTime,
-    limit: usize,
-    dry_run: bool,
+    prune: &Prune,
 ) -> Result<u64, StoreError> {
+    let Prune {
+        finished_before,
+        limit,
+        dry_run,
+    } = *prune;
     // Rounded up: `finished_at < cutoff` on whole microseconds is then
     // exactly `finished_at < finished_before` at full precision.
     let cutoff = micros(ceil_to_micros(finished_before));

@@ -11,7 +11,8 @@ use scheduler_core::machine;
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, RetryDue, RetryRead, Scope, ScopeSummary, StoreError,
+    LatestExecution, Lease, LeaseStore, Prune, RetryDue, RetryRead, Scope, ScopeSummary,
+    StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -264,12 +265,7 @@ impl ExecutionAudit for SqliteLeaseStore {
         operator::retry_execution(self, id).await
     }
 
-    async fn prune_finished(
-        &self,
-        finished_before: OffsetDateTime,
-        limit: usize,
-        dry_run: bool,
-    ) -> Result<u64, StoreError> {
-        operator::prune_finished(self, finished_before, limit, dry_run).await
+    async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
+        operator::prune_finished(self, prune).await
     }
 }

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use scheduler_core::{
     CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
     JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, LeaseStoreExt, Manager, ManagerOptions,
-    ManualClock, PlanKey, RetryDue, RetryRead, Scope, ScopeSummary, Scopes, Status, StoreError,
-    TimeControl,
+    ManualClock, PlanKey, Prune, RetryDue, RetryRead, Scope, ScopeSummary, Scopes, Status,
+    StoreError, TimeControl,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::OffsetDateTime;
@@ -137,17 +137,8 @@ impl ExecutionAudit for Watched {
     async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
         self.seen("retry_execution", self.store.retry_execution(id).await)
     }
-    async fn prune_finished(
-        &self,
-        finished_before: OffsetDateTime,
-        limit: usize,
-        dry_run: bool,
-    ) -> Result<u64, StoreError> {
-        let pruned = self
-            .store
-            .prune_finished(finished_before, limit, dry_run)
-            .await;
-        self.seen("prune_finished", pruned)
+    async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
+        self.seen("prune_finished", self.store.prune_finished(prune).await)
     }
 }
 

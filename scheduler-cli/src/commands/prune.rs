@@ -1,5 +1,6 @@
 //! `scheduler prune`: retention, in bounded batches.
 
+use scheduler_core::Prune;
 use std::time::Duration;
 
 use clap::Args;
@@ -37,13 +38,21 @@ pub async fn prune(
     let mut total = 0u64;
     if args.dry_run {
         total = store
-            .prune_finished(cutoff, args.batch as usize, true)
+            .prune_finished(&Prune {
+                finished_before: cutoff,
+                limit: args.batch as usize,
+                dry_run: true,
+            })
             .await
             .map_err(|e| backend::error(url, e))?;
     } else {
         loop {
             let n = store
-                .prune_finished(cutoff, args.batch as usize, false)
+                .prune_finished(&Prune {
+                    finished_before: cutoff,
+                    limit: args.batch as usize,
+                    dry_run: false,
+                })
                 .await
                 .map_err(|e| backend::error(url, e))?;
             total += n;

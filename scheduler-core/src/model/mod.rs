@@ -28,4 +28,4 @@ pub use finish::{
     MAX_RESULT_BYTES, RESULT_TOO_LARGE_KEY,
 };
 pub use scope::{name_problem, Scope, MAX_NAME_BYTES};
-pub use summary::{ExecutionFilter, ScopeSummary};
+pub use summary::{ExecutionFilter, Prune, ScopeSummary};

@@ -20,6 +20,19 @@ pub struct ExecutionFilter {
     pub limit: Option<usize>,
 }
 
+/// A prune: retention of terminal rows (see
+/// [`ExecutionAudit::prune_finished`](crate::store::ExecutionAudit::prune_finished)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prune {
+    /// Terminal rows whose `finished_at` is before this instant go.
+    pub finished_before: OffsetDateTime,
+    /// At most this many rows per call, so that one call never holds many
+    /// row locks or writes much at once.
+    pub limit: usize,
+    /// Count what would go; delete nothing (and ignore `limit`).
+    pub dry_run: bool,
+}
+
 /// What an operator needs to know about one `(job, scope)` (see
 /// [`ExecutionAudit::scope_summaries`](crate::store::ExecutionAudit::scope_summaries)). Counts are over all of the scope's rows.
 #[derive(Debug, Clone, PartialEq, Eq)]

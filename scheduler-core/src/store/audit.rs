@@ -2,12 +2,11 @@
 //! dashboards call and the manager never does.
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::LeaseStore;
 use crate::error::StoreError;
-use crate::model::{Execution, ExecutionFilter, ScopeSummary};
+use crate::model::{Execution, ExecutionFilter, Prune, ScopeSummary};
 
 /// The audit side of a store: reading executions and summaries, an
 /// operator's retry, retention. Every store implements it beside
@@ -58,20 +57,15 @@ pub trait ExecutionAudit: LeaseStore {
     /// [`StoreError::Backend`] when the store fails.
     async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError>;
 
-    /// Deletes up to `limit` terminal rows (SUCCESS or FAILED) whose
-    /// `finished_at` is before `finished_before`, oldest first, in one
-    /// statement, and must return how many it deleted. With `dry_run`,
-    /// deletes nothing and returns how many rows match in all (ignoring
-    /// `limit`). A pruned FAILED plan inside a job's catch-up window would
+    /// Deletes up to `prune.limit` terminal rows (SUCCESS or FAILED) whose
+    /// `finished_at` is before `prune.finished_before`, oldest first, in
+    /// one statement, and must return how many it deleted. With
+    /// `prune.dry_run`, deletes nothing and returns how many rows match in
+    /// all (ignoring the limit). A pruned FAILED plan inside a job's catch-up window would
     /// be planned again, so callers keep `finished_before` older than every
     /// window.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.
-    async fn prune_finished(
-        &self,
-        finished_before: OffsetDateTime,
-        limit: usize,
-        dry_run: bool,
-    ) -> Result<u64, StoreError>;
+    async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError>;
 }

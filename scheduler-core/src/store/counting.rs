@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{ExecutionAudit, LeaseStore};
 use crate::error::StoreError;
 use crate::model::{
-    ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease,
+    ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease, Prune,
     RetryDue, RetryRead, Scope, ScopeSummary,
 };
 
@@ -129,15 +129,8 @@ impl ExecutionAudit for CountingStore {
         self.inner.retry_execution(id).await
     }
 
-    async fn prune_finished(
-        &self,
-        finished_before: OffsetDateTime,
-        limit: usize,
-        dry_run: bool,
-    ) -> Result<u64, StoreError> {
+    async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
         self.count("prune_finished");
-        self.inner
-            .prune_finished(finished_before, limit, dry_run)
-            .await
+        self.inner.prune_finished(prune).await
     }
 }
