@@ -234,15 +234,7 @@ pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
     };
     // Other rows of this store (other tests' jobs) may be old too, so count
     // only this job's.
-    let counted = h
-        .store
-        .prune_finished(&Prune {
-            finished_before: cutoff,
-            limit: 1,
-            dry_run: true,
-        })
-        .await
-        .unwrap();
+    let counted = h.store.prune_finished(&Prune::count(cutoff)).await.unwrap();
     assert!(
         counted >= 2,
         "the dry run counts both old terminal rows: {counted}"
@@ -250,11 +242,7 @@ pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
     assert_eq!(mine().await.len(), 4, "a dry run deletes nothing");
     assert!(
         h.store
-            .prune_finished(&Prune {
-                finished_before: cutoff,
-                limit: 1,
-                dry_run: false
-            })
+            .prune_finished(&Prune::batch(cutoff, 1))
             .await
             .unwrap()
             <= 1,
@@ -262,11 +250,7 @@ pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
     );
     while h
         .store
-        .prune_finished(&Prune {
-            finished_before: cutoff,
-            limit: 1,
-            dry_run: false,
-        })
+        .prune_finished(&Prune::batch(cutoff, 1))
         .await
         .unwrap()
         > 0
@@ -276,14 +260,7 @@ pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
         vec!["new_ok".to_owned(), "old_running".to_owned()]
     );
     assert_eq!(
-        h.store
-            .prune_finished(&Prune {
-                finished_before: cutoff,
-                limit: 10,
-                dry_run: true
-            })
-            .await
-            .unwrap(),
+        h.store.prune_finished(&Prune::count(cutoff)).await.unwrap(),
         0
     );
 }

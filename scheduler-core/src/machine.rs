@@ -73,35 +73,28 @@ pub fn steal_eligible(row: &Execution, now: OffsetDateTime, allow_stale_reentry:
         && row.stale_after.is_some_and(|s| s < now)
 }
 
-impl LatestExecution {
-    /// [`retry_eligible`] for this view.
-    pub fn retry_eligible(&self, now: OffsetDateTime, allow_stale_reentry: bool) -> bool {
-        retry_eligible(
-            self.status,
-            self.attempt,
-            self.max_attempts,
-            self.next_retry_at,
-            self.error_code.as_deref(),
-            now,
-            allow_stale_reentry,
-        )
-    }
+/// `retry_eligible(now, allow_stale_reentry)` on each type that carries the
+/// fields the rule reads: a whole row, and the view planning keeps of one.
+macro_rules! retry_eligible_on {
+    ($($ty:ty: $what:literal),*) => {$(
+        impl $ty {
+            #[doc = concat!("[`retry_eligible`] for this ", $what, ".")]
+            pub fn retry_eligible(&self, now: OffsetDateTime, allow_stale_reentry: bool) -> bool {
+                retry_eligible(
+                    self.status,
+                    self.attempt,
+                    self.max_attempts,
+                    self.next_retry_at,
+                    self.error_code.as_deref(),
+                    now,
+                    allow_stale_reentry,
+                )
+            }
+        }
+    )*};
 }
 
-impl Execution {
-    /// [`retry_eligible`] for this row.
-    pub fn retry_eligible(&self, now: OffsetDateTime, allow_stale_reentry: bool) -> bool {
-        retry_eligible(
-            self.status,
-            self.attempt,
-            self.max_attempts,
-            self.next_retry_at,
-            self.error_code.as_deref(),
-            now,
-            allow_stale_reentry,
-        )
-    }
-}
+retry_eligible_on!(LatestExecution: "view", Execution: "row");
 
 /// What [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due)
 /// answers for `read` over `rows` (the job's rows, in any order) at store

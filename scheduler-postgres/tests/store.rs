@@ -552,14 +552,7 @@ async fn pruning_spares_a_row_a_claim_retries_meanwhile() {
     let lease = old_failed_row(&store, &offset, "prune_race").await;
     let cutoff = store.now().await.unwrap();
     assert_eq!(
-        store
-            .prune_finished(&Prune {
-                finished_before: cutoff,
-                limit: 10,
-                dry_run: true
-            })
-            .await
-            .unwrap(),
+        store.prune_finished(&Prune::count(cutoff)).await.unwrap(),
         1
     );
 
@@ -580,15 +573,7 @@ async fn pruning_spares_a_row_a_claim_retries_meanwhile() {
     .unwrap();
     let prune = tokio::spawn({
         let store = store.clone();
-        async move {
-            store
-                .prune_finished(&Prune {
-                    finished_before: cutoff,
-                    limit: 10,
-                    dry_run: false,
-                })
-                .await
-        }
+        async move { store.prune_finished(&Prune::batch(cutoff, 10)).await }
     });
     db.wait_until_blocked("pruner").await;
     claimer.commit().await.unwrap();
@@ -612,45 +597,26 @@ async fn pruning_spares_a_row_a_claim_retries_meanwhile() {
         .unwrap();
     let just_after = finished + Duration::from_nanos(1);
     assert_eq!(
-        store
-            .prune_finished(&Prune {
-                finished_before: finished,
-                limit: 10,
-                dry_run: true
-            })
-            .await
-            .unwrap(),
+        store.prune_finished(&Prune::count(finished)).await.unwrap(),
         0
     );
     assert_eq!(
         store
-            .prune_finished(&Prune {
-                finished_before: just_after,
-                limit: 10,
-                dry_run: true
-            })
+            .prune_finished(&Prune::count(just_after))
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .prune_finished(&Prune {
-                finished_before: just_after,
-                limit: 0,
-                dry_run: false
-            })
+            .prune_finished(&Prune::batch(just_after, 0))
             .await
             .unwrap(),
         0
     );
     assert_eq!(
         store
-            .prune_finished(&Prune {
-                finished_before: just_after,
-                limit: 10,
-                dry_run: false
-            })
+            .prune_finished(&Prune::batch(just_after, 10))
             .await
             .unwrap(),
         1

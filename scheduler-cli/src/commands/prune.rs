@@ -38,21 +38,13 @@ pub async fn prune(
     let mut total = 0u64;
     if args.dry_run {
         total = store
-            .prune_finished(&Prune {
-                finished_before: cutoff,
-                limit: args.batch as usize,
-                dry_run: true,
-            })
+            .prune_finished(&Prune::count(cutoff))
             .await
             .map_err(|e| backend::error(url, e))?;
     } else {
         loop {
             let n = store
-                .prune_finished(&Prune {
-                    finished_before: cutoff,
-                    limit: args.batch as usize,
-                    dry_run: false,
-                })
+                .prune_finished(&Prune::batch(cutoff, args.batch as usize))
                 .await
                 .map_err(|e| backend::error(url, e))?;
             total += n;

@@ -33,6 +33,27 @@ pub struct Prune {
     pub dry_run: bool,
 }
 
+impl Prune {
+    /// A dry run: how many terminal rows finished before `finished_before`.
+    pub fn count(finished_before: OffsetDateTime) -> Self {
+        Prune {
+            finished_before,
+            limit: 0,
+            dry_run: true,
+        }
+    }
+
+    /// One batch: delete up to `limit` terminal rows finished before
+    /// `finished_before`, oldest first.
+    pub fn batch(finished_before: OffsetDateTime, limit: usize) -> Self {
+        Prune {
+            finished_before,
+            limit,
+            dry_run: false,
+        }
+    }
+}
+
 /// What an operator needs to know about one `(job, scope)` (see
 /// [`ExecutionAudit::scope_summaries`](crate::store::ExecutionAudit::scope_summaries)). Counts are over all of the scope's rows.
 #[derive(Debug, Clone, PartialEq, Eq)]

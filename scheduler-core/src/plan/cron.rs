@@ -165,6 +165,21 @@ mod tests {
         CronSchedule::parse(expr, zone).unwrap()
     }
 
+    /// The occurrences of `expr` in `zone` inside `window` are `expected`.
+    fn check(
+        zone: &str,
+        window: (OffsetDateTime, OffsetDateTime),
+        expr: &str,
+        expected: &[OffsetDateTime],
+        why: &str,
+    ) {
+        assert_eq!(
+            between(&sched(expr, zone), window.0, window.1),
+            expected,
+            "{expr} in {zone}: {why}"
+        );
+    }
+
     #[test]
     fn new_york_spring_forward_runs_a_missing_time_once_after_the_gap() {
         // 2026-03-08: 02:00 EST jumps to 03:00 EDT (07:00 UTC).
@@ -172,19 +187,25 @@ mod tests {
             datetime!(2026-03-08 05:00 UTC),
             datetime!(2026-03-08 09:00 UTC),
         );
-        assert_eq!(
-            between(&sched("30 2 * * *", "America/New_York"), day.0, day.1),
-            vec![datetime!(2026-03-08 07:00 UTC)],
-            "02:30 does not exist: once, at 03:00 EDT"
+        check(
+            "America/New_York",
+            day,
+            "30 2 * * *",
+            &[datetime!(2026-03-08 07:00 UTC)],
+            "02:30 does not exist: once, at 03:00 EDT",
         );
-        assert_eq!(
-            between(&sched("30 1 * * *", "America/New_York"), day.0, day.1),
-            vec![datetime!(2026-03-08 06:30 UTC)],
-            "01:30 EST is unaffected"
+        check(
+            "America/New_York",
+            day,
+            "30 1 * * *",
+            &[datetime!(2026-03-08 06:30 UTC)],
+            "01:30 EST is unaffected",
         );
-        assert_eq!(
-            between(&sched("*/30 * * * *", "America/New_York"), day.0, day.1),
-            vec![
+        check(
+            "America/New_York",
+            day,
+            "*/30 * * * *",
+            &[
                 datetime!(2026-03-08 05:00 UTC), // 00:00 EST
                 datetime!(2026-03-08 05:30 UTC),
                 datetime!(2026-03-08 06:00 UTC), // 01:00 EST
@@ -194,7 +215,8 @@ mod tests {
                 datetime!(2026-03-08 08:00 UTC),
                 datetime!(2026-03-08 08:30 UTC),
                 datetime!(2026-03-08 09:00 UTC),
-            ]
+            ],
+            "",
         );
     }
 
@@ -205,18 +227,25 @@ mod tests {
             datetime!(2026-11-01 04:00 UTC),
             datetime!(2026-11-01 08:00 UTC),
         );
-        assert_eq!(
-            between(&sched("30 1 * * *", "America/New_York"), day.0, day.1),
-            vec![datetime!(2026-11-01 05:30 UTC)],
-            "01:30 EDT only"
+        check(
+            "America/New_York",
+            day,
+            "30 1 * * *",
+            &[datetime!(2026-11-01 05:30 UTC)],
+            "01:30 EDT only",
         );
-        assert_eq!(
-            between(&sched("30 2 * * *", "America/New_York"), day.0, day.1),
-            vec![datetime!(2026-11-01 07:30 UTC)]
+        check(
+            "America/New_York",
+            day,
+            "30 2 * * *",
+            &[datetime!(2026-11-01 07:30 UTC)],
+            "",
         );
-        assert_eq!(
-            between(&sched("*/30 * * * *", "America/New_York"), day.0, day.1),
-            vec![
+        check(
+            "America/New_York",
+            day,
+            "*/30 * * * *",
+            &[
                 datetime!(2026-11-01 04:00 UTC), // 00:00 EDT
                 datetime!(2026-11-01 04:30 UTC),
                 datetime!(2026-11-01 05:00 UTC), // 01:00 EDT
@@ -224,7 +253,8 @@ mod tests {
                 datetime!(2026-11-01 07:00 UTC), // 02:00 EST
                 datetime!(2026-11-01 07:30 UTC),
                 datetime!(2026-11-01 08:00 UTC),
-            ]
+            ],
+            "",
         );
     }
 
@@ -235,18 +265,25 @@ mod tests {
             datetime!(2026-03-28 23:00 UTC),
             datetime!(2026-03-29 02:00 UTC),
         );
-        assert_eq!(
-            between(&sched("30 2 * * *", "Europe/Berlin"), spring.0, spring.1),
-            vec![datetime!(2026-03-29 01:00 UTC)]
+        check(
+            "Europe/Berlin",
+            spring,
+            "30 2 * * *",
+            &[datetime!(2026-03-29 01:00 UTC)],
+            "",
         );
-        assert_eq!(
-            between(&sched("30 1 * * *", "Europe/Berlin"), spring.0, spring.1),
-            vec![datetime!(2026-03-29 00:30 UTC)],
-            "01:30 CET is unaffected"
+        check(
+            "Europe/Berlin",
+            spring,
+            "30 1 * * *",
+            &[datetime!(2026-03-29 00:30 UTC)],
+            "01:30 CET is unaffected",
         );
-        assert_eq!(
-            between(&sched("*/30 * * * *", "Europe/Berlin"), spring.0, spring.1),
-            vec![
+        check(
+            "Europe/Berlin",
+            spring,
+            "*/30 * * * *",
+            &[
                 datetime!(2026-03-28 23:00 UTC), // 00:00 CET
                 datetime!(2026-03-28 23:30 UTC),
                 datetime!(2026-03-29 00:00 UTC), // 01:00 CET
@@ -254,25 +291,33 @@ mod tests {
                 datetime!(2026-03-29 01:00 UTC), // 03:00 CEST
                 datetime!(2026-03-29 01:30 UTC),
                 datetime!(2026-03-29 02:00 UTC),
-            ]
+            ],
+            "",
         );
         // 2026-10-25: 03:00 CEST falls back to 02:00 CET (01:00 UTC).
         let autumn = (
             datetime!(2026-10-24 23:00 UTC),
             datetime!(2026-10-25 03:00 UTC),
         );
-        assert_eq!(
-            between(&sched("30 2 * * *", "Europe/Berlin"), autumn.0, autumn.1),
-            vec![datetime!(2026-10-25 00:30 UTC)],
-            "02:30 CEST only"
+        check(
+            "Europe/Berlin",
+            autumn,
+            "30 2 * * *",
+            &[datetime!(2026-10-25 00:30 UTC)],
+            "02:30 CEST only",
         );
-        assert_eq!(
-            between(&sched("30 1 * * *", "Europe/Berlin"), autumn.0, autumn.1),
-            vec![datetime!(2026-10-24 23:30 UTC)]
+        check(
+            "Europe/Berlin",
+            autumn,
+            "30 1 * * *",
+            &[datetime!(2026-10-24 23:30 UTC)],
+            "",
         );
-        assert_eq!(
-            between(&sched("*/30 * * * *", "Europe/Berlin"), autumn.0, autumn.1),
-            vec![
+        check(
+            "Europe/Berlin",
+            autumn,
+            "*/30 * * * *",
+            &[
                 datetime!(2026-10-24 23:00 UTC), // 01:00 CEST
                 datetime!(2026-10-24 23:30 UTC),
                 datetime!(2026-10-25 00:00 UTC), // 02:00 CEST
@@ -280,7 +325,8 @@ mod tests {
                 datetime!(2026-10-25 02:00 UTC), // 03:00 CET
                 datetime!(2026-10-25 02:30 UTC),
                 datetime!(2026-10-25 03:00 UTC),
-            ]
+            ],
+            "",
         );
     }
 
