@@ -215,21 +215,27 @@ pub async fn open(url: &DatabaseUrl, create: bool) -> Result<Arc<dyn ExecutionAu
                 }
                 _ => {}
             }
-            let store = SqliteLeaseStore::connect(&url.raw)
-                .await
-                .map_err(|e| explain(url, e))?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(connect_sqlite(url).await?))
         }
-        Kind::Postgres => {
-            let options = PgStoreOptions::new()
-                .migrate_on_connect(create)
-                .application_name("scheduler-cli");
-            let store = PgLeaseStore::connect_with(&url.raw, &options)
-                .await
-                .map_err(|e| explain(url, e))?;
-            Ok(Arc::new(store))
-        }
+        Kind::Postgres => Ok(Arc::new(connect_postgres(url, create).await?)),
     }
+}
+
+/// The SQLite store a URL names (opening it migrates it).
+async fn connect_sqlite(url: &DatabaseUrl) -> Result<SqliteLeaseStore, String> {
+    SqliteLeaseStore::connect(&url.raw)
+        .await
+        .map_err(|e| explain(url, e))
+}
+
+/// The PostgreSQL store a URL names, migrated on connect only if `migrate`.
+async fn connect_postgres(url: &DatabaseUrl, migrate: bool) -> Result<PgLeaseStore, String> {
+    let options = PgStoreOptions::new()
+        .migrate_on_connect(migrate)
+        .application_name("scheduler-cli");
+    PgLeaseStore::connect_with(&url.raw, &options)
+        .await
+        .map_err(|e| explain(url, e))
 }
 
 /// Creates or upgrades the schema.
@@ -239,21 +245,16 @@ pub async fn open(url: &DatabaseUrl, create: bool) -> Result<Arc<dyn ExecutionAu
 pub async fn migrate(url: &DatabaseUrl) -> Result<(), String> {
     match url.kind {
         Kind::Memory => Err("memory: has no schema to migrate".to_owned()),
-        Kind::Sqlite => {
-            let store = SqliteLeaseStore::connect(&url.raw)
-                .await
-                .map_err(|e| explain(url, e))?;
-            store.migrate().await.map_err(|e| explain(url, e))
-        }
-        Kind::Postgres => {
-            let options = PgStoreOptions::new()
-                .migrate_on_connect(false)
-                .application_name("scheduler-cli");
-            let store = PgLeaseStore::connect_with(&url.raw, &options)
-                .await
-                .map_err(|e| explain(url, e))?;
-            store.migrate().await.map_err(|e| explain(url, e))
-        }
+        Kind::Sqlite => connect_sqlite(url)
+            .await?
+            .migrate()
+            .await
+            .map_err(|e| explain(url, e)),
+        Kind::Postgres => connect_postgres(url, false)
+            .await?
+            .migrate()
+            .await
+            .map_err(|e| explain(url, e)),
     }
 }
 

@@ -230,14 +230,20 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                         emit(&format!("{}: schema is up to date\n", url.redacted()))
                     }
                 }
-                Command::Status(args) => {
-                    commands::status::status(&url, args, cli.json, &zone).await
+                command => {
+                    let cx = commands::Cx {
+                        url,
+                        json: cli.json,
+                        zone,
+                    };
+                    match command {
+                        Command::Status(args) => commands::status::status(&cx, args).await,
+                        Command::History(args) => commands::history::history(&cx, args).await,
+                        Command::Retry { id } => commands::retry::retry(&cx, id).await,
+                        Command::Prune(args) => commands::prune::prune(&cx, args).await,
+                        Command::Demo { .. } | Command::Migrate => unreachable!("handled above"),
+                    }
                 }
-                Command::History(args) => {
-                    commands::history::history(&url, args, cli.json, &zone).await
-                }
-                Command::Retry { id } => commands::retry::retry(&url, id, cli.json, &zone).await,
-                Command::Prune(args) => commands::prune::prune(&url, args, cli.json, &zone).await,
             }
         }
     }

@@ -6,9 +6,8 @@ use clap::Args;
 use scheduler_core::{ExecutionFilter, Scope, Status};
 use serde_json::Value;
 
-use super::{execution_json, open, parse_scope, parse_status};
-use crate::backend::{self, DatabaseUrl};
-use crate::output::{emit, emit_json, table, Failure, Zone};
+use super::{execution_json, parse_scope, parse_status, Cx};
+use crate::output::{emit, emit_json, table, Failure};
 use crate::parse_duration;
 
 /// `scheduler history`
@@ -32,15 +31,11 @@ pub struct HistoryArgs {
 }
 
 /// `scheduler history`
-pub async fn history(
-    url: &DatabaseUrl,
-    args: HistoryArgs,
-    json: bool,
-    zone: &Zone,
-) -> Result<(), Failure> {
-    let store = open(url).await?;
+pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
+    let (json, zone) = (cx.json, &cx.zone);
+    let store = cx.store().await?;
     let plan_time_from = match args.since {
-        Some(since) => Some(store.now().await.map_err(|e| backend::error(url, e))? - since),
+        Some(since) => Some(store.now().await.map_err(|e| cx.error(e))? - since),
         None => None,
     };
     let filter = ExecutionFilter {
@@ -53,7 +48,7 @@ pub async fn history(
     let rows = store
         .list_executions(&filter)
         .await
-        .map_err(|e| backend::error(url, e))?;
+        .map_err(|e| cx.error(e))?;
     if json {
         return emit_json(&Value::Array(rows.iter().map(execution_json).collect()));
     }

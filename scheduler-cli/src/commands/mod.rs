@@ -12,16 +12,33 @@ pub mod status;
 
 use std::sync::Arc;
 
-use scheduler_core::{Execution, ExecutionAudit, Scope, Status};
+use scheduler_core::{Execution, ExecutionAudit, Scope, Status, StoreError};
 use serde_json::{json, Value};
 
 use crate::backend::{self, DatabaseUrl};
-use crate::output::json_ts;
+use crate::output::{json_ts, Zone};
 
-/// Opens the store for an operator command: nothing is created or
-/// migrated that the operator did not ask for.
-async fn open(url: &DatabaseUrl) -> Result<Arc<dyn ExecutionAudit>, String> {
-    backend::open(url, false).await
+/// What every operator command gets: the database, and how to answer.
+pub struct Cx {
+    /// The `--database` URL.
+    pub url: DatabaseUrl,
+    /// `--json`: one JSON document instead of a table.
+    pub json: bool,
+    /// Where instants are shown.
+    pub zone: Zone,
+}
+
+impl Cx {
+    /// Opens the store for an operator command: nothing is created or
+    /// migrated that the operator did not ask for.
+    async fn store(&self) -> Result<Arc<dyn ExecutionAudit>, String> {
+        backend::open(&self.url, false).await
+    }
+
+    /// A store error, printable: no secret in it, advice where it helps.
+    fn error(&self, e: StoreError) -> String {
+        backend::error(&self.url, e)
+    }
 }
 
 pub fn parse_scope(s: &str) -> Result<Scope, String> {

@@ -6,9 +6,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::open;
-use crate::backend::{self, DatabaseUrl};
-use crate::output::{emit, emit_json, json_ts, Failure, Zone};
+use super::Cx;
+use crate::output::{emit, emit_json, json_ts, Failure};
 use crate::parse_duration;
 
 /// `scheduler prune`
@@ -26,27 +25,23 @@ pub struct PruneArgs {
 }
 
 /// `scheduler prune`
-pub async fn prune(
-    url: &DatabaseUrl,
-    args: PruneArgs,
-    json: bool,
-    zone: &Zone,
-) -> Result<(), Failure> {
-    let store = open(url).await?;
-    let now = store.now().await.map_err(|e| backend::error(url, e))?;
+pub async fn prune(cx: &Cx, args: PruneArgs) -> Result<(), Failure> {
+    let (json, zone) = (cx.json, &cx.zone);
+    let store = cx.store().await?;
+    let now = store.now().await.map_err(|e| cx.error(e))?;
     let cutoff = now - args.older_than;
     let mut total = 0u64;
     if args.dry_run {
         total = store
             .prune_finished(&Prune::count(cutoff))
             .await
-            .map_err(|e| backend::error(url, e))?;
+            .map_err(|e| cx.error(e))?;
     } else {
         loop {
             let n = store
                 .prune_finished(&Prune::batch(cutoff, args.batch as usize))
                 .await
-                .map_err(|e| backend::error(url, e))?;
+                .map_err(|e| cx.error(e))?;
             total += n;
             // A batch can come back short when a row changed under it (a
             // claim retried it meanwhile), so only an empty one ends it.

@@ -3,13 +3,13 @@
 use scheduler_core::StoreError;
 use uuid::Uuid;
 
-use super::{execution_json, open};
-use crate::backend::{self, DatabaseUrl};
-use crate::output::{emit, emit_json, Failure, Zone};
+use super::{execution_json, Cx};
+use crate::output::{emit, emit_json, Failure};
 
 /// `scheduler retry ID`
-pub async fn retry(url: &DatabaseUrl, id: Uuid, json: bool, zone: &Zone) -> Result<(), Failure> {
-    let store = open(url).await?;
+pub async fn retry(cx: &Cx, id: Uuid) -> Result<(), Failure> {
+    let (json, zone) = (cx.json, &cx.zone);
+    let store = cx.store().await?;
     match store.retry_execution(id).await {
         Ok(row) => {
             if json {
@@ -32,6 +32,6 @@ pub async fn retry(url: &DatabaseUrl, id: Uuid, json: bool, zone: &Zone) -> Resu
         Err(StoreError::Conflict(why)) => Err(Failure::Runtime(format!(
             "execution {id} was not changed: {why}"
         ))),
-        Err(e) => Err(backend::error(url, e).into()),
+        Err(e) => Err(cx.error(e).into()),
     }
 }

@@ -10,9 +10,8 @@ use scheduler_core::{ExecutionFilter, Scope, ScopeSummary};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::open;
-use crate::backend::{self, DatabaseUrl};
-use crate::output::{ago, emit, emit_json, json_ts, table, Failure, Zone};
+use super::Cx;
+use crate::output::{ago, emit, emit_json, json_ts, table, Failure};
 use crate::parse_duration;
 
 /// The most plan times the missed-plan report lists per scope; beyond it
@@ -92,19 +91,15 @@ impl Missed {
 }
 
 /// `scheduler status`
-pub async fn status(
-    url: &DatabaseUrl,
-    args: StatusArgs,
-    json: bool,
-    zone: &Zone,
-) -> Result<(), Failure> {
+pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
+    let (json, zone) = (cx.json, &cx.zone);
     let schedule = args.schedule()?;
-    let store = open(url).await?;
-    let now = store.now().await.map_err(|e| backend::error(url, e))?;
+    let store = cx.store().await?;
+    let now = store.now().await.map_err(|e| cx.error(e))?;
     let summaries = store
         .scope_summaries(args.job.as_deref())
         .await
-        .map_err(|e| backend::error(url, e))?;
+        .map_err(|e| cx.error(e))?;
     let mut missed: Vec<Missed> = Vec::new();
     if let (Some(schedule), Some(job)) = (&schedule, &args.job) {
         let from = now - args.window;
@@ -124,7 +119,7 @@ pub async fn status(
             let present: BTreeSet<OffsetDateTime> = store
                 .list_executions(&filter)
                 .await
-                .map_err(|e| backend::error(url, e))?
+                .map_err(|e| cx.error(e))?
                 .into_iter()
                 .map(|r| r.plan_time)
                 .collect();
