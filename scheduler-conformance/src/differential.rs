@@ -352,6 +352,16 @@ fn scope(s: u8) -> Scope {
     Scope::new("tenant", format!("t{s}"))
 }
 
+/// `t`, or half a microsecond later when `sub_micro`: an instant between
+/// stored (whole-microsecond) instants, where stores that round a bound the
+/// wrong way would disagree.
+fn nudged(t: OffsetDateTime, sub_micro: bool) -> OffsetDateTime {
+    if sub_micro {
+        t + Duration::from_nanos(500)
+    } else {
+        t
+    }
+}
 fn plan_time(p: u8) -> OffsetDateTime {
     PLAN_BASE + Duration::from_secs(60 * u64::from(p))
 }
@@ -509,10 +519,7 @@ impl Side {
                 limit,
                 dry_run,
             } => {
-                let mut cutoff = now - Duration::from_secs(*back_secs);
-                if *sub_micro {
-                    cutoff += Duration::from_nanos(500);
-                }
+                let cutoff = nudged(now - Duration::from_secs(*back_secs), *sub_micro);
                 Seen::Pruned(
                     self.store
                         .prune_finished(&Prune {
@@ -530,10 +537,7 @@ impl Side {
                 reentrant,
                 limit,
             } => {
-                let mut since = plan_time(*since);
-                if *sub_micro {
-                    since += Duration::from_nanos(500);
-                }
+                let since = nudged(plan_time(*since), *sub_micro);
                 Seen::Due(
                     self.store
                         .retry_due(&RetryRead {
@@ -553,10 +557,7 @@ impl Side {
                 status,
                 limit,
             } => {
-                let mut from = plan_time(*from);
-                if *sub_micro {
-                    from += Duration::from_nanos(500);
-                }
+                let from = nudged(plan_time(*from), *sub_micro);
                 let filter = ExecutionFilter {
                     job_name: Some(JOB.into()),
                     scope: of_scope.map(scope),

@@ -163,58 +163,83 @@ pub fn claim(
     now: OffsetDateTime,
     ids: FreshIds,
 ) -> ClaimOutcome<Execution> {
-    let stale_after = later(now, request.stale_timeout);
     match existing {
-        None => ClaimOutcome::Won(Execution {
-            id: ids.id,
-            job_name: request.job_name.to_owned(),
-            scope: key.scope.clone(),
-            plan_time: key.plan_time,
-            status: Status::Running,
-            attempt: 1,
-            max_attempts: request.max_attempts,
-            next_retry_at: None,
-            runner_id: Some(request.runner_id.to_owned()),
-            lease_token: ids.token,
-            heartbeat_at: Some(now),
-            stale_after: Some(stale_after),
-            started_at: Some(now),
-            finished_at: None,
-            duration_ms: None,
-            rows_affected: None,
-            result: Map::new(),
-            error_code: None,
-            error_msg: None,
-            created_at: now,
-            updated_at: now,
-        }),
+        None => ClaimOutcome::Won(with_new_lease(
+            Execution {
+                id: ids.id,
+                job_name: request.job_name.to_owned(),
+                scope: key.scope.clone(),
+                plan_time: key.plan_time,
+                attempt: 1,
+                max_attempts: request.max_attempts,
+                rows_affected: None,
+                result: Map::new(),
+                created_at: now,
+                // Set by `with_new_lease`, like every other lease field.
+                status: Status::Running,
+                next_retry_at: None,
+                runner_id: None,
+                lease_token: ids.token,
+                heartbeat_at: None,
+                stale_after: None,
+                started_at: None,
+                finished_at: None,
+                duration_ms: None,
+                error_code: None,
+                error_msg: None,
+                updated_at: now,
+            },
+            request,
+            ids,
+            now,
+        )),
         Some(row) => {
             let retry = row.retry_eligible(now, request.allow_stale_reentry);
             if !retry && !steal_eligible(row, now, request.allow_stale_reentry) {
                 return ClaimOutcome::Conflicted;
             }
-            let reclaimed = Execution {
-                status: Status::Running,
-                attempt: row.attempt + 1,
-                runner_id: Some(request.runner_id.to_owned()),
-                lease_token: ids.token,
-                heartbeat_at: Some(now),
-                stale_after: Some(stale_after),
-                started_at: Some(now),
-                finished_at: None,
-                duration_ms: None,
-                next_retry_at: None,
-                error_code: None,
-                error_msg: None,
-                updated_at: now,
-                ..row.clone()
-            };
+            let reclaimed = with_new_lease(
+                Execution {
+                    attempt: row.attempt + 1,
+                    ..row.clone()
+                },
+                request,
+                ids,
+                now,
+            );
             if retry {
                 ClaimOutcome::Retried(reclaimed)
             } else {
                 ClaimOutcome::Stolen(reclaimed)
             }
         }
+    }
+}
+
+/// `row` under a new lease for `request`'s runner: RUNNING, a new token,
+/// the liveness and start instants reset, and the previous attempt's
+/// outcome (finish, duration, retry time, error) cleared. What a fresh
+/// claim, a retry and a takeover all write.
+fn with_new_lease(
+    row: Execution,
+    request: &ClaimRequest<'_>,
+    ids: FreshIds,
+    now: OffsetDateTime,
+) -> Execution {
+    Execution {
+        status: Status::Running,
+        runner_id: Some(request.runner_id.to_owned()),
+        lease_token: ids.token,
+        heartbeat_at: Some(now),
+        stale_after: Some(later(now, request.stale_timeout)),
+        started_at: Some(now),
+        finished_at: None,
+        duration_ms: None,
+        next_retry_at: None,
+        error_code: None,
+        error_msg: None,
+        updated_at: now,
+        ..row
     }
 }
 
@@ -369,6 +394,11 @@ mod tests {
         }
     }
 
+    /// A claim of `row`'s key at `at` by a reentrant job.
+    fn reclaim(row: &Execution, at: OffsetDateTime) -> ClaimOutcome<Execution> {
+        claim(Some(row), &request(true), &key(), at, FreshIds::mint())
+    }
+
     fn fresh() -> Execution {
         match claim(None, &request(true), &key(), T0, FreshIds::mint()) {
             ClaimOutcome::Won(row) => row,
@@ -392,10 +422,7 @@ mod tests {
     fn live_lease_conflicts_and_stale_lease_is_stolen_only_when_reentrant() {
         let row = fresh();
         let later = T0 + Duration::from_secs(61);
-        assert_eq!(
-            claim(Some(&row), &request(true), &key(), T0, FreshIds::mint()),
-            ClaimOutcome::Conflicted
-        );
+        assert_eq!(reclaim(&row, T0), ClaimOutcome::Conflicted);
         assert_eq!(
             claim(Some(&row), &request(false), &key(), later, FreshIds::mint()),
             ClaimOutcome::Conflicted
@@ -410,28 +437,13 @@ mod tests {
         assert_eq!(stolen.lease_token, ids.token);
         // attempts exhausted: no further steal
         let much_later = later + Duration::from_secs(120);
-        assert_eq!(
-            claim(
-                Some(&stolen),
-                &request(true),
-                &key(),
-                much_later,
-                FreshIds::mint()
-            ),
-            ClaimOutcome::Conflicted
-        );
+        assert_eq!(reclaim(&stolen, much_later), ClaimOutcome::Conflicted);
     }
 
     #[test]
     fn guarded_writes_reject_old_tokens_and_terminal_rows() {
         let row = fresh();
-        let stolen = claim(
-            Some(&row),
-            &request(true),
-            &key(),
-            T0 + Duration::from_secs(61),
-            FreshIds::mint(),
-        );
+        let stolen = reclaim(&row, T0 + Duration::from_secs(61));
         let stolen = stolen.get().unwrap();
         let ok = Finish::success(Duration::ZERO, 1, Map::new());
         assert!(
@@ -463,13 +475,7 @@ mod tests {
         assert_eq!(failed.next_retry_at, Some(T0 + Duration::from_secs(10)));
         assert!(!failed.retry_eligible(T0 + Duration::from_secs(9), true));
         assert!(failed.retry_eligible(T0 + Duration::from_secs(10), true));
-        let retried = claim(
-            Some(&failed),
-            &request(true),
-            &key(),
-            T0 + Duration::from_secs(10),
-            FreshIds::mint(),
-        );
+        let retried = reclaim(&failed, T0 + Duration::from_secs(10));
         let retried = retried.get().unwrap();
         assert_eq!((retried.attempt, retried.error_code.as_deref()), (2, None));
         let failed_again = finish(retried, retried.lease_token, T0, &fail).unwrap();

@@ -86,13 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let scopes: Vec<Scope> = (0..n)
                 .map(|i| Scope::new("tenant", format!("t{i:05}")))
                 .collect();
-            let keys: Vec<PlanKey> = scopes
-                .iter()
-                .map(|scope| PlanKey {
-                    scope: scope.clone(),
-                    plan_time,
-                })
-                .collect();
+            let keys = PlanKey::each(&scopes, plan_time);
             let request = |runner| ClaimRequest {
                 job_name: &job,
                 runner_id: runner,

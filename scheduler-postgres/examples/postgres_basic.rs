@@ -30,12 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tenants = Scopes::fixed(["acme", "globex", "initech"].map(|t| Scope::new("tenant", t)));
     manager.register(
         JobSpec::new("usage_rollup", tenants, |ctx: RunContext| async move {
-            println!(
-                "[{}] rollup {} at {}",
-                ctx.runner_id(),
-                ctx.scope(),
-                ctx.plan_time()
-            );
+            let (who, scope, plan) = (ctx.runner_id(), ctx.scope(), ctx.plan_time());
+            println!("[{who}] rollup {scope} at {plan}");
             Ok(JobOutput::rows(100))
         })
         .cadence(Duration::from_secs(2)),
@@ -43,10 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Five seconds, or until Ctrl-C / SIGTERM: either way a graceful stop.
     let report = manager
         .run(async {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
-                () = shutdown_signal() => {}
-            }
+            let stop = shutdown_signal();
+            let _ = tokio::time::timeout(Duration::from_secs(5), stop).await;
         })
         .await;
     println!("{report:?}");

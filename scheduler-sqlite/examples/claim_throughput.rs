@@ -57,13 +57,7 @@ async fn main() -> Result<(), StoreError> {
     );
     for round in 0..rounds {
         let plan_time = start + Duration::from_secs(60 * round as u64);
-        let keys: Vec<PlanKey> = scopes
-            .iter()
-            .map(|scope| PlanKey {
-                scope: scope.clone(),
-                plan_time,
-            })
-            .collect();
+        let keys = PlanKey::each(&scopes, plan_time);
 
         let t = Instant::now();
         let outcomes = store.claim(&request("batch", &keys)).await?;

@@ -30,12 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tenants = Scopes::fixed(["acme", "globex"].map(|t| Scope::new("tenant", t)));
     manager.register(
         JobSpec::new("tenant_sync", tenants, |ctx: RunContext| async move {
-            println!(
-                "[{}] sync {} at {}",
-                ctx.runner_id(),
-                ctx.scope(),
-                ctx.plan_time()
-            );
+            let (who, scope, plan) = (ctx.runner_id(), ctx.scope(), ctx.plan_time());
+            println!("[{who}] sync {scope} at {plan}");
             Ok(JobOutput::rows(10))
         })
         .cadence(Duration::from_secs(3)),
@@ -43,10 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Seven seconds, or until Ctrl-C / SIGTERM: either way a graceful stop.
     manager
         .run(async {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(7)) => {}
-                () = scheduler_core::shutdown_signal() => {}
-            }
+            let stop = scheduler_core::shutdown_signal();
+            let _ = tokio::time::timeout(Duration::from_secs(7), stop).await;
         })
         .await;
     let rows = store.list_executions(&ExecutionFilter::default()).await?;

@@ -6,11 +6,13 @@
 //! The children are this test binary run again (`current_exe()`), selected
 //! by an environment variable, so no helper binary has to be built.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,14 +39,6 @@ const SCOPES: usize = 20;
 const PROCESSES: usize = 4;
 /// How long each fan-out child runs its manager: several 1 s plans.
 const CHILD_RUN: Duration = Duration::from_secs(5);
-
-/// A child process running this binary's test `name` in role `role`.
-fn child(name: &str, role: &str, db: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(role, db);
-    cmd
-}
 
 /// Forwards to the store and reports every backend error on stderr (the
 /// manager would only count or log them), so the parent sees any "database
@@ -213,15 +207,14 @@ async fn fanout_child(db: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_processes_share_one_file_and_run_every_plan_once() {
-    if let Some(db) = std::env::var_os(FANOUT_CHILD) {
-        return fanout_child(Path::new(&db)).await;
+    if let Some(db) = common::role(FANOUT_CHILD) {
+        return fanout_child(&db).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shared.db");
+    let (dir, db) = common::temp_db("shared.db");
     let ledger = dir.path().join("ledger.txt");
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
-            child(
+            common::child(
                 "several_processes_share_one_file_and_run_every_plan_once",
                 FANOUT_CHILD,
                 &db,
@@ -367,12 +360,11 @@ async fn victim_child(db: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_leases_are_taken_over_after_stale_timeout() {
-    if let Some(db) = std::env::var_os(VICTIM_CHILD) {
-        return victim_child(Path::new(&db)).await;
+    if let Some(db) = common::role(VICTIM_CHILD) {
+        return victim_child(&db).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("takeover.db");
-    let mut victim = child(
+    let (_dir, db) = common::temp_db("takeover.db");
+    let mut victim = common::child(
         "a_killed_process_leases_are_taken_over_after_stale_timeout",
         VICTIM_CHILD,
         &db,

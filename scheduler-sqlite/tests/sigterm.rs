@@ -6,6 +6,8 @@
 //! variable, as in `processes.rs`.
 #![cfg(unix)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -60,22 +62,19 @@ async fn rows(db: &Path) -> Vec<scheduler_core::Execution> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_run_ends_with_terminal_rows_and_a_clean_exit() {
-    if let Some(db) = std::env::var_os(CHILD) {
-        return child(Path::new(&db)).await;
+    if let Some(db) = common::role(CHILD) {
+        return child(&db).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("sigterm.db");
-    let mut process = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sigterm_mid_run_ends_with_terminal_rows_and_a_clean_exit",
-            "--nocapture",
-        ])
-        .env(CHILD, &db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the child");
+    let (_dir, db) = common::temp_db("sigterm.db");
+    let mut process = common::child(
+        "sigterm_mid_run_ends_with_terminal_rows_and_a_clean_exit",
+        CHILD,
+        &db,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("start the child");
 
     // Wait (bounded) until the child's handler holds a RUNNING lease.
     let mut running = false;

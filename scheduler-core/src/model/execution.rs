@@ -208,6 +208,20 @@ pub struct PlanKey {
     pub plan_time: OffsetDateTime,
 }
 
+impl PlanKey {
+    /// The key of `plan_time` for each of `scopes`, in their order: what a
+    /// tick claims when every scope is due at once.
+    pub fn each(scopes: &[Scope], plan_time: OffsetDateTime) -> Vec<PlanKey> {
+        scopes
+            .iter()
+            .map(|scope| PlanKey {
+                scope: scope.clone(),
+                plan_time,
+            })
+            .collect()
+    }
+}
+
 /// What planning knows of a scope's latest execution (the inputs of
 /// `docs/contract.md` §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
