@@ -34,6 +34,22 @@
 //! # }
 //! ```
 //!
+//! # Where to go next
+//!
+//! - **Choosing a backend**: `scheduler-postgres` for a fleet of replicas
+//!   (it also connects lazily, for a service that must start while its
+//!   database is down, and speaks TLS), `scheduler-sqlite` for one host
+//!   (several processes may share the file), `scheduler-memory` for tests.
+//! - **Stopping cleanly**: pass [`shutdown_signal`] to [`Manager::run`]
+//!   (SIGINT and SIGTERM), so nothing is left RUNNING.
+//! - **Options**: [`JobSpec`] (schedule, catch-up, retries, timeouts,
+//!   re-entry) and [`ManagerOptions`] (runner id, capacity, grace).
+//! - **Observing**: [`metrics`] lists the metrics (any `metrics` exporter,
+//!   Prometheus included); every execution logs in a `tracing` span, and
+//!   the `opentelemetry` feature exports those spans (`telemetry`).
+//! - **Operating**: the `scheduler` command (crate `scheduler-cli`) shows
+//!   status and history, retries a failed execution and prunes.
+//!
 //! # Layers
 //!
 //! ```text

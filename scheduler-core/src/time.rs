@@ -66,6 +66,25 @@ pub fn later(t: OffsetDateTime, by: Duration) -> OffsetDateTime {
         .unwrap_or_else(|| to_micros(time::PrimitiveDateTime::MAX.assume_utc()))
 }
 
+/// An instant shown as RFC 3339 in UTC (`2026-03-05T12:30:00Z`), the form
+/// log lines and messages use: `OffsetDateTime`'s own `Display` is meant
+/// for debugging (`2026-03-05 12:30:00.0 +00:00:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub OffsetDateTime);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self
+            .0
+            .to_offset(time::UtcOffset::UTC)
+            .format(&time::format_description::well_known::Rfc3339)
+        {
+            Ok(text) => f.write_str(&text),
+            Err(_) => write!(f, "{}", self.0),
+        }
+    }
+}
+
 /// The host's clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -149,6 +168,12 @@ impl TimeControl for TokioClock {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn instants_show_as_rfc3339_in_utc() {
+        let t = datetime!(2026-03-05 13:30:00.25 +01:00);
+        assert_eq!(Rfc3339(t).to_string(), "2026-03-05T12:30:00.25Z");
+    }
 
     #[test]
     fn manual_clock_truncates_to_micros_and_advances() {

@@ -1,9 +1,15 @@
-//! An in-memory [`LeaseStore`] for tests and single-process use.
+//! An in-memory [`LeaseStore`] for tests and single-process use: the
+//! scheduler's behaviour with nothing to install, and nothing kept when the
+//! process ends.
 //!
 //! It applies the pure state machine of [`scheduler_core::machine`] under one
 //! lock, so every call is atomic. Store time comes from an injectable
-//! [`Clock`]; [`MemoryLeaseStore::set_failing`] makes every call fail, for
-//! fault tests.
+//! [`Clock`] (a `ManualClock`, or a `TokioClock` that follows
+//! `tokio::time::pause`), so tests of your jobs need not sleep;
+//! [`MemoryLeaseStore::set_failing`] makes every call fail, for fault tests.
+//! For anything that must survive a restart, use `scheduler-sqlite` (one
+//! host) or `scheduler-postgres` (a fleet): the same jobs run unchanged on
+//! either.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -31,6 +31,14 @@
 //! # }
 //! ```
 //!
+//! # Where to go next
+//!
+//! - Several processes on one host may open the same file: each plan still
+//!   runs once. For replicas on several hosts, use `scheduler-postgres`.
+//! - [`SqliteStoreOptions`] sets the lock budget and an injected clock.
+//! - The `scheduler` command (crate `scheduler-cli`) reads the same file:
+//!   `scheduler status --database sqlite:jobs.db`.
+//!
 //! # Design
 //!
 //! - **Threads.** Each connection lives on a dedicated thread fed by a
@@ -128,3 +136,9 @@ mod worker;
 pub use crate::options::SqliteStoreOptions;
 pub use crate::schema::SCHEMA_VERSION;
 pub use crate::store::SqliteLeaseStore;
+
+/// The repository's README, whose Rust example (a whole `main.rs` on SQLite)
+/// is compiled as a doctest here, so it keeps building as pasted.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

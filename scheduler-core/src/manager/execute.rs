@@ -21,6 +21,7 @@ use crate::error::StoreError;
 use crate::job::{JobOutput, JobSpec, RunContext};
 use crate::model::{ClaimKind, ErrorCode, Finish, Lease, Scope};
 use crate::plan;
+use crate::time::Rfc3339;
 
 /// What the log says when a run starts, by how its lease was won.
 fn verb(kind: ClaimKind) -> &'static str {
@@ -297,7 +298,7 @@ fn execution_span(runner: &str, lease: &Lease) -> tracing::Span {
         runner = %runner,
         job = %lease.job_name,
         scope = %lease.scope,
-        plan_time = %lease.plan_time,
+        plan_time = %Rfc3339(lease.plan_time),
         attempt = lease.attempt,
         execution_id = %lease.id,
         outcome = tracing::field::Empty,
