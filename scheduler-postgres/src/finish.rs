@@ -74,7 +74,7 @@ pub(crate) async fn finish_many(
             // fails.
             Err(e) if rows::refused_value(&e) => {
                 tracing::debug!(
-                    error = %e,
+                    error = %rows::describe(&e),
                     "postgres refused a value of a batch; finishing it one by one"
                 );
                 let mut one_by_one: Vec<usize> =
@@ -86,7 +86,7 @@ pub(crate) async fn finish_many(
                 }
             }
             Err(e) => {
-                let message = format!("postgres finish many: {e}");
+                let message = format!("postgres finish many: {}", rows::describe(&e));
                 let source = Arc::new(e);
                 for i in chunk.iter().flat_map(|same| &same.items) {
                     results[*i] = Some(Err(StoreError::Backend {

@@ -122,6 +122,8 @@
 
 /// The batch claim.
 mod claim;
+/// The first connection of an eager connect, and why it failed.
+mod connect;
 /// The batched terminal write.
 mod finish;
 /// The table's location and the names of its objects.
