@@ -526,6 +526,31 @@ fn on_postgres_the_demo_passes_and_operator_commands_work() {
     );
 }
 
+/// TLS as libpq users ask for it: the server's certificate (Debian's
+/// snakeoil on the machines this project runs on) is not checked by
+/// `require`, only that the connection is encrypted.
+#[test]
+fn migrate_and_status_work_over_tls_with_sslmode_require() {
+    let Some(db) = postgres_db("tls") else {
+        return;
+    };
+    if psql(&db.admin, "SHOW ssl") != "on" {
+        skip("the server has ssl = off (Debian's package turns it on)");
+        return;
+    }
+    let url = format!("{}?sslmode=require", db.url);
+    let out = scheduler(&url, &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = stdout_json(&scheduler(&url, &["status", "--json"]));
+    assert_eq!(status["scopes"], Value::Array(vec![]), "{status}");
+    // The migration really ran in that database.
+    let tables = psql(
+        &db.url,
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'sys_cron_executions'",
+    );
+    assert_eq!(tables, "1");
+}
+
 /// A database that does not exist: named, with the server's SQLSTATE, and
 /// the advice to create it; `migrate` cannot help, so it is not advised.
 #[test]

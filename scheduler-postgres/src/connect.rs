@@ -84,6 +84,10 @@ fn failure(connect: &PgConnectOptions, e: &sqlx_core::Error) -> String {
         sqlx_core::Error::Io(io) => {
             format!("the server is not reachable at {at}: {io}; check the host name and port")
         }
+        sqlx_core::Error::Tls(_) if cfg!(not(feature = "tls")) => format!(
+            "the URL asks for TLS with the server at {at}, and this build has none: turn on \
+             scheduler-postgres's tls feature, or use sslmode=prefer or disable"
+        ),
         sqlx_core::Error::Tls(_) => format!(
             "TLS with the server at {at} failed: {}; check sslmode and sslrootcert",
             describe(e)

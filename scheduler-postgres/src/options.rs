@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scheduler_core::{Clock, StoreError};
-use sqlx_postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx_postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use crate::names::{Table, DEFAULT_TABLE};
 use crate::statements::Statements;
@@ -132,6 +132,13 @@ impl PgStoreOptions {
         if let Some(name) = &self.application_name {
             connect = connect.application_name(name);
         }
+        if matches!(connect.get_ssl_mode(), PgSslMode::Require) && names_root_cert(url) {
+            // libpq checks the server's certificate under `require` when it
+            // has a root certificate to check it with, as under
+            // `verify-ca`; sqlx never does. A user who named the CA expects
+            // it to be used.
+            connect = connect.ssl_mode(PgSslMode::VerifyCa);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
@@ -178,4 +185,16 @@ fn refuse_unread_secrets(url: &str) -> Result<(), StoreError> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Whether a root certificate is named, in the URL (`sslrootcert`, or
+/// sqlx's spellings `ssl-root-cert` and `ssl-ca`) or in `PGSSLROOTCERT`,
+/// which the driver reads as libpq does.
+fn names_root_cert(url: &str) -> bool {
+    let in_url = sqlx_core::Url::parse(url).is_ok_and(|parsed| {
+        parsed
+            .query_pairs()
+            .any(|(key, _)| matches!(&*key, "sslrootcert" | "ssl-root-cert" | "ssl-ca"))
+    });
+    in_url || std::env::var_os("PGSSLROOTCERT").is_some()
 }

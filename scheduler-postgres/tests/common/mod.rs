@@ -29,7 +29,9 @@ fn required() -> bool {
     std::env::var("SCHEDULER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
 }
 
-fn skip(why: &str) {
+/// Reports a test that cannot run (`why`), or fails it when PostgreSQL
+/// tests are required.
+pub fn skip(why: &str) {
     assert!(
         !required(),
         "SCHEDULER_REQUIRE_POSTGRES=1 but {why}: the PostgreSQL tests cannot run"
@@ -128,6 +130,17 @@ impl TestDb {
             .schema(&self.schema)
             .max_connections(max_connections)
             .application_name(self.application_name(name))
+    }
+
+    /// The server's address (the URL's host and port, 5432 when it names
+    /// none), for a stand-in a test puts in front of it.
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        let url = url::Url::parse(&self.url).expect("DATABASE_URL is a URL");
+        url.socket_addrs(|| Some(5432))
+            .expect("the server's host resolves")
+            .into_iter()
+            .next()
+            .expect("the server's host has an address")
     }
 
     pub fn application_name(&self, name: &str) -> String {
