@@ -168,6 +168,11 @@
 
 /// The batch claim.
 mod claim;
+/// What the tests that need a server share (`tests/common`), for the
+/// unit tests that need one: they test statements the crate keeps private.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod common;
 /// The first connection of an eager connect, and why it failed.
 mod connect;
 /// The batched terminal write.
@@ -190,9 +195,9 @@ mod statements;
 mod store;
 /// Where store time comes from, and the offset tests move it by.
 mod store_time;
-/// A server for the unit tests that need one.
+/// `tests/common` names this crate as the integration tests see it.
 #[cfg(test)]
-mod test_db;
+extern crate self as scheduler_postgres;
 
 pub use crate::names::DEFAULT_TABLE;
 pub use crate::options::PgStoreOptions;
