@@ -171,11 +171,15 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Makes a store error printable: no URL or secret in it, and advice that
-/// fits what went wrong.
+/// fits what went wrong. A missing executions table (SQLite's "no such
+/// table", PostgreSQL's undefined_table) is what `migrate` cures. Nothing
+/// else is: the PostgreSQL store's connect errors already name the server
+/// and say what to check (a server not reachable at host:port, a database
+/// to create, a password or pg_hba.conf to check), so they are printed as
+/// they are.
 fn explain(url: &DatabaseUrl, e: StoreError) -> String {
     let text = url.scrub(&e.to_string());
-    let table_missing = text.contains("no such table")
-        || (text.contains("relation") && text.contains("does not exist"));
+    let table_missing = text.contains("no such table") || text.contains("(SQLSTATE 42P01)");
     if table_missing {
         format!(
             "{}: the executions table is missing; run `scheduler migrate --database {}` first ({text})",

@@ -438,30 +438,51 @@ impl Drop for TempDb {
     }
 }
 
-/// A fresh PostgreSQL database for one test, or `None` (reported loudly)
-/// when `DATABASE_URL` is unset and PostgreSQL is not required.
-fn postgres_db(name: &str) -> Option<TempDb> {
+/// The test server's URL, or `None` (reported loudly) when `DATABASE_URL`
+/// is unset and PostgreSQL is not required.
+fn postgres_admin() -> Option<String> {
     let Ok(admin) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var("SCHEDULER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "SCHEDULER_REQUIRE_POSTGRES=1 but DATABASE_URL is not set"
-        );
-        eprintln!("SKIPPED: DATABASE_URL not set: this PostgreSQL test did not run");
+        skip("DATABASE_URL not set");
         return None;
     };
-    let db = format!("cli_{name}_{}", uuid::Uuid::new_v4().simple());
-    let psql = |sql: &str| {
-        let status = std::process::Command::new("psql")
-            .args(["-X", "-q", "-d", &admin, "-c", sql])
-            .status()
-            .expect("psql runs");
-        assert!(status.success(), "psql {sql}");
-    };
-    psql(&format!("CREATE DATABASE {db}"));
+    Some(admin)
+}
+
+/// Says a PostgreSQL test did not run, and why; fails it instead when
+/// `SCHEDULER_REQUIRE_POSTGRES=1`.
+fn skip(why: &str) {
+    assert!(
+        std::env::var("SCHEDULER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+        "SCHEDULER_REQUIRE_POSTGRES=1 but {why}"
+    );
+    eprintln!("SKIPPED: {why}: this PostgreSQL test did not run");
+}
+
+/// `admin`, the test server's URL, naming database `db` instead.
+fn on_database(admin: &str, db: &str) -> String {
     let (base, _) = admin.rsplit_once('/').expect("a database in DATABASE_URL");
+    format!("{base}/{db}")
+}
+
+/// One line of output of `sql` run by psql on `admin`.
+fn psql(admin: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-At", "-d", admin, "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "psql {sql}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A fresh PostgreSQL database for one test, or `None` as
+/// [`postgres_admin`] says.
+fn postgres_db(name: &str) -> Option<TempDb> {
+    let admin = postgres_admin()?;
+    let db = format!("cli_{name}_{}", uuid::Uuid::new_v4().simple());
+    psql(&admin, &format!("CREATE DATABASE {db}"));
     Some(TempDb {
-        url: format!("{base}/{db}"),
-        admin: admin.clone(),
+        url: on_database(&admin, &db),
+        admin,
         name: db,
     })
 }
@@ -503,6 +524,71 @@ fn on_postgres_the_demo_passes_and_operator_commands_work() {
         scopes.iter().all(|s| s["running"] == 0 && s["stale"] == 0),
         "{status}"
     );
+}
+
+/// TLS as libpq users ask for it: the server's certificate (Debian's
+/// snakeoil on the machines this project runs on) is not checked by
+/// `require`, only that the connection is encrypted.
+#[test]
+fn migrate_and_status_work_over_tls_with_sslmode_require() {
+    let Some(db) = postgres_db("tls") else {
+        return;
+    };
+    if psql(&db.admin, "SHOW ssl") != "on" {
+        skip("the server has ssl = off (Debian's package turns it on)");
+        return;
+    }
+    let url = format!("{}?sslmode=require", db.url);
+    let out = scheduler(&url, &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = stdout_json(&scheduler(&url, &["status", "--json"]));
+    assert_eq!(status["scopes"], Value::Array(vec![]), "{status}");
+    // The migration really ran in that database.
+    let tables = psql(
+        &db.url,
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'sys_cron_executions'",
+    );
+    assert_eq!(tables, "1");
+}
+
+/// A database that does not exist: named, with the server's SQLSTATE, and
+/// the advice to create it; `migrate` cannot help, so it is not advised.
+#[test]
+fn migrate_on_a_database_that_does_not_exist_names_it_and_says_to_create_it() {
+    let Some(admin) = postgres_admin() else {
+        return;
+    };
+    let missing = format!("cli_missing_{}", uuid::Uuid::new_v4().simple());
+    let out = scheduler(&on_database(&admin, &missing), &["migrate"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "database \"{missing}\" does not exist (SQLSTATE 3D000)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("create the database"), "{err}");
+    assert!(!err.contains(" at line "), "{err}");
+    assert!(!err.contains("scheduler migrate"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+/// Nothing listens on the port: the command fails at once (not after the
+/// pool's 10 s acquire timeout) and says the server is not reachable there.
+#[test]
+fn status_on_a_closed_port_fails_at_once_saying_connection_refused() {
+    let started = std::time::Instant::now();
+    let out = scheduler("postgres://postgres@127.0.0.1:1/postgres", &["status"]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < Duration::from_secs(5), "{took:?}: {err}");
+    assert!(
+        err.contains("the server is not reachable at 127.0.0.1:1: connection refused"),
+        "{err}"
+    );
+    assert!(!err.contains("scheduler migrate"), "{err}");
 }
 
 #[test]

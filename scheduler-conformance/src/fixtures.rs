@@ -6,8 +6,11 @@
 //! check up, and a check whose set-up fails must fail loudly, not assert
 //! on a half-built state.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
 
 use serde_json::Map;
 use time::OffsetDateTime;
@@ -20,19 +23,59 @@ use scheduler_core::{
     Lease, LeaseStoreExt, PlanKey, RetryDue, RetryRead, Scope, StoreError,
 };
 
-/// A store under test and control over its store time.
+/// A store under test and control over its store time, and what to undo
+/// once a check has passed.
 #[derive(Clone)]
 pub struct Harness {
     /// The store.
     pub store: Arc<dyn ExecutionAudit>,
     /// Moves the store's time forward.
     pub time: Arc<dyn TimeControl>,
+    teardown: Option<Teardown>,
 }
 
+/// Removes what a harness's set-up created (a schema, say): called once,
+/// after the store is dropped.
+type Teardown = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 impl Harness {
-    /// A harness over `store` whose time `time` controls.
+    /// A harness over `store` whose time `time` controls, with nothing to
+    /// tear down.
     pub fn new(store: Arc<dyn ExecutionAudit>, time: Arc<dyn TimeControl>) -> Self {
-        Harness { store, time }
+        Harness {
+            store,
+            time,
+            teardown: None,
+        }
+    }
+
+    /// Runs `teardown` in [`tear_down`](Self::tear_down), after a passing
+    /// check: for a set-up that creates what outlives the store, such as
+    /// a schema on a shared server. A check that panics never gets there,
+    /// and leaves what it used for a look (and for a janitor).
+    pub fn with_teardown<F, Fut>(mut self, teardown: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.teardown = Some(Arc::new(move || teardown().boxed()));
+        self
+    }
+
+    /// Drops the store and time control, then runs the teardown, if any.
+    /// [`conformance_tests!`](crate::conformance_tests) calls it after each
+    /// check that passed.
+    pub async fn tear_down(self) {
+        let Harness {
+            store,
+            time,
+            teardown,
+        } = self;
+        // The store's connections go before what they were connected to.
+        drop((store, time));
+        if let Some(teardown) = teardown {
+            teardown().await;
+        }
     }
 }
 

@@ -64,6 +64,8 @@ pub use retry::*;
 /// expression of type `impl Future<Output = Option<Harness>>`, evaluated
 /// afresh for each test; `None` means the backend is unavailable and the
 /// setup has already reported why (the test returns without running).
+/// After a function returns, the test calls [`Harness::tear_down`], which
+/// runs the harness's [teardown](Harness::with_teardown), if it has one.
 #[macro_export]
 macro_rules! conformance_tests {
     ($setup:expr) => {
@@ -104,6 +106,7 @@ macro_rules! conformance_tests {
         async fn $name() {
             if let Some(harness) = $setup.await {
                 $crate::$name(&harness, $($arg),*).await;
+                harness.tear_down().await;
             }
         }
     };
@@ -113,6 +116,7 @@ macro_rules! conformance_tests {
             async fn $name() {
                 if let Some(harness) = $setup.await {
                     $crate::$name(&harness).await;
+                    harness.tear_down().await;
                 }
             }
         )*

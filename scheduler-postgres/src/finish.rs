@@ -74,7 +74,7 @@ pub(crate) async fn finish_many(
             // fails.
             Err(e) if rows::refused_value(&e) => {
                 tracing::debug!(
-                    error = %e,
+                    error = %rows::describe(&e),
                     "postgres refused a value of a batch; finishing it one by one"
                 );
                 let mut one_by_one: Vec<usize> =
@@ -86,7 +86,7 @@ pub(crate) async fn finish_many(
                 }
             }
             Err(e) => {
-                let message = format!("postgres finish many: {e}");
+                let message = format!("postgres finish many: {}", rows::describe(&e));
                 let source = Arc::new(e);
                 for i in chunk.iter().flat_map(|same| &same.items) {
                     results[*i] = Some(Err(StoreError::Backend {
@@ -232,12 +232,10 @@ mod tests {
     use scheduler_core::{
         ClaimRequest, ErrorCode, Execution, ExecutionAudit, LeaseStore, PlanKey, Scope,
     };
-    use sqlx_core::raw_sql::raw_sql;
-    use sqlx_core::sql_str::AssertSqlSafe;
     use time::macros::datetime;
 
     use super::*;
-    use crate::test_db::{server, test_schema};
+    use crate::common::test_db;
     use crate::PgStoreOptions;
 
     /// What a terminal write leaves, but for the instants, which differ
@@ -260,11 +258,12 @@ mod tests {
     /// without an attempt left.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn finishing_one_writes_what_a_batch_writes() {
-        let Some(pool) = server().await else { return };
-        let schema = test_schema(&pool).await;
-        let store =
-            PgLeaseStore::from_pool_with(pool.clone(), &PgStoreOptions::new().schema(&schema))
-                .unwrap();
+        let Some(db) = test_db().await else { return };
+        let store = PgLeaseStore::from_pool_with(
+            db.admin.clone(),
+            &PgStoreOptions::new().schema(&db.schema),
+        )
+        .unwrap();
         store.migrate().await.unwrap();
         let ok = Finish::success(
             Duration::from_millis(7),
@@ -312,9 +311,7 @@ mod tests {
                 "{lost:?}"
             );
         }
-        raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-            .execute(&pool)
-            .await
-            .unwrap();
+        drop(store);
+        db.drop_schema().await;
     }
 }

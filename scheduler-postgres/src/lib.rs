@@ -42,6 +42,52 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # TLS
+//!
+//! The `tls` feature (on by default) encrypts connections with rustls, in
+//! pure Rust: no OpenSSL on the host. The URL says how, with libpq's
+//! parameters:
+//!
+//! | `sslmode` | TLS | the server's certificate |
+//! |---|---|---|
+//! | `disable` | never | |
+//! | `allow` | never (libpq would try TLS when plain text is refused) | |
+//! | `prefer` (the default) | when the server offers it | not checked |
+//! | `require` | always; a server without TLS is refused | not checked, unless a root certificate is named: then as `verify-ca` |
+//! | `verify-ca` | always | signed by a trusted CA |
+//! | `verify-full` | always | signed by a trusted CA, and naming the URL's host |
+//!
+//! `sslrootcert=/path/ca.pem` adds the CA (PEM, one or more certificates)
+//! that signed the server's certificate to the trusted ones, which are
+//! otherwise Mozilla's public CAs (webpki-roots, built in; the host's own
+//! store is not read). So a managed database whose certificate a public CA
+//! signed needs no `sslrootcert`, and a private CA, the usual case, is
+//! named as libpq users name it:
+//!
+//! ```text
+//! postgres://scheduler@db.internal:5432/app?sslmode=verify-full&sslrootcert=/etc/scheduler/db-ca.pem
+//! ```
+//!
+//! `sslcert` and `sslkey` give a client certificate and its key (PEM, the
+//! key not encrypted). `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and
+//! `PGSSLKEY` are read when the URL does not say, as libpq reads them.
+//! Where this store differs from libpq: it never reads
+//! `~/.postgresql/root.crt`, and it trusts the public CAs beside an
+//! `sslrootcert` file rather than that file alone; `allow` never tries TLS,
+//! and `prefer` does not fall back to plain text when a TLS handshake
+//! fails; `sslpassword` is refused (an encrypted key cannot be used); and
+//! `sslrootcert=system` is not understood (leave it out: the public CAs are
+//! trusted anyway).
+//!
+//! To build without TLS, turn the default features off:
+//!
+//! ```toml
+//! scheduler-postgres = { version = "0.1", default-features = false }
+//! ```
+//!
+//! Connections then use plain text (`prefer`, the default, settles for
+//! it), and a URL asking for `require` or stricter fails to connect.
+//!
 //! # Decisions
 //!
 //! - **Store time** is the server's `now()` in every statement (one instant
@@ -122,6 +168,13 @@
 
 /// The batch claim.
 mod claim;
+/// What the tests that need a server share (`tests/common`), for the
+/// unit tests that need one: they test statements the crate keeps private.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+/// The first connection of an eager connect, and why it failed.
+mod connect;
 /// The batched terminal write.
 mod finish;
 /// The table's location and the names of its objects.
@@ -142,9 +195,9 @@ mod statements;
 mod store;
 /// Where store time comes from, and the offset tests move it by.
 mod store_time;
-/// A server for the unit tests that need one.
+/// `tests/common` names this crate as the integration tests see it.
 #[cfg(test)]
-mod test_db;
+extern crate self as scheduler_postgres;
 
 pub use crate::names::DEFAULT_TABLE;
 pub use crate::options::PgStoreOptions;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scheduler_core::{Clock, StoreError};
-use sqlx_postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx_postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use crate::names::{Table, DEFAULT_TABLE};
 use crate::statements::Statements;
@@ -79,8 +79,9 @@ impl PgStoreOptions {
     }
 
     /// How long a call waits for a connection before failing with
-    /// [`StoreError::Backend`] (while the server is unreachable, say).
-    /// `connect` only.
+    /// [`StoreError::Backend`] (while the server is unreachable, say), and
+    /// how long [`connect_with`](crate::PgLeaseStore::connect_with) waits
+    /// for the server to answer its first connection. `connect` only.
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
@@ -118,12 +119,25 @@ impl PgStoreOptions {
 
 impl PgStoreOptions {
     /// The pool's settings and the server's address from `url`.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a malformed URL, or one holding a
+    /// secret the driver would not read (see [`refuse_unread_secrets`]);
+    /// the message never repeats the URL.
     pub(crate) fn pool(&self, url: &str) -> Result<(PgPoolOptions, PgConnectOptions), StoreError> {
+        refuse_unread_secrets(url)?;
         let mut connect = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::InvalidInput(format!("invalid postgres connection url: {e}"))
         })?;
         if let Some(name) = &self.application_name {
             connect = connect.application_name(name);
+        }
+        if matches!(connect.get_ssl_mode(), PgSslMode::Require) && names_root_cert(url) {
+            // libpq checks the server's certificate under `require` when it
+            // has a root certificate to check it with, as under
+            // `verify-ca`; sqlx never does. A user who named the CA expects
+            // it to be used.
+            connect = connect.ssl_mode(PgSslMode::VerifyCa);
         }
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
@@ -146,4 +160,41 @@ impl PgStoreOptions {
             time,
         ))
     }
+}
+
+/// Refuses a URL with a query parameter that holds a secret the driver does
+/// not read: any whose name contains `password` but `password` itself, such
+/// as libpq's `sslpassword` (the key of an encrypted client key). sqlx
+/// ignores parameters it does not know and logs each at WARN, value and
+/// all, so such a URL would put the secret in the service's logs. Checked
+/// before the driver parses the URL; the message names the parameter, never
+/// its value.
+fn refuse_unread_secrets(url: &str) -> Result<(), StoreError> {
+    let Ok(parsed) = sqlx_core::Url::parse(url) else {
+        // The driver's parser refuses it too, before reading any parameter.
+        return Ok(());
+    };
+    let unread = parsed
+        .query_pairs()
+        .find(|(key, _)| key != "password" && key.to_ascii_lowercase().contains("password"));
+    match unread {
+        Some((key, _)) => Err(StoreError::InvalidInput(format!(
+            "postgres connection url: the parameter {key} is not supported (the driver would \
+             ignore it and log its value); leave it out (an encrypted client key cannot be \
+             used: decrypt it), and pass a password as the URL's password or password="
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether a root certificate is named, in the URL (`sslrootcert`, or
+/// sqlx's spellings `ssl-root-cert` and `ssl-ca`) or in `PGSSLROOTCERT`,
+/// which the driver reads as libpq does.
+fn names_root_cert(url: &str) -> bool {
+    let in_url = sqlx_core::Url::parse(url).is_ok_and(|parsed| {
+        parsed
+            .query_pairs()
+            .any(|(key, _)| matches!(&*key, "sslrootcert" | "ssl-root-cert" | "ssl-ca"))
+    });
+    in_url || std::env::var_os("PGSSLROOTCERT").is_some()
 }

@@ -7,7 +7,7 @@ use scheduler_core::{Execution, LatestExecution, Scope, ScopeSummary, Status, St
 use serde_json::{Map, Value};
 use sqlx_core::row::Row;
 use sqlx_postgres::types::PgInterval;
-use sqlx_postgres::PgRow;
+use sqlx_postgres::{PgDatabaseError, PgRow};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -15,27 +15,59 @@ use uuid::Uuid;
 /// server refuses as such (SQLSTATE class 22, data exception, or 54,
 /// program limit exceeded, such as an index row over btree's size limit) is
 /// [`StoreError::InvalidInput`], which no retry can cure; anything else is
-/// [`StoreError::Backend`]. The driver's messages name the server's
-/// complaint or the I/O failure, never the connection string, so no
-/// password can leak through them.
+/// [`StoreError::Backend`]. The message is [`describe`]'s. The driver's
+/// messages name the server's complaint or the I/O failure, never the
+/// connection string, so no password can leak through them.
 pub(crate) fn backend(op: &'static str) -> impl Fn(sqlx_core::Error) -> StoreError + Copy {
     move |e| {
+        let message = format!("postgres {op}: {}", describe(&e));
         if refused_value(&e) {
-            return StoreError::InvalidInput(format!("postgres {op}: {e}"));
+            return StoreError::InvalidInput(message);
         }
         StoreError::Backend {
-            message: format!("postgres {op}: {e}"),
+            message,
             source: Some(Box::new(e)),
         }
     }
 }
 
+/// A driver error as a reader wants it. An error the server sent is its
+/// message, then its DETAIL and HINT when it gave them, then its SQLSTATE:
+/// `database "x" does not exist (SQLSTATE 3D000)`. (The driver's own
+/// rendering prefixes "error returned from database" and appends the line
+/// of the server's C source that raised it, which helps nobody and hides
+/// the code.) Any other error is the driver's text.
+pub(crate) fn describe(e: &sqlx_core::Error) -> String {
+    let Some(db) = e
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<PgDatabaseError>())
+    else {
+        return e.to_string();
+    };
+    let mut text = db.message().to_owned();
+    if let Some(detail) = db.detail() {
+        text.push_str("; detail: ");
+        text.push_str(detail);
+    }
+    if let Some(hint) = db.hint() {
+        text.push_str("; hint: ");
+        text.push_str(hint);
+    }
+    text.push_str(&format!(" (SQLSTATE {})", db.code()));
+    text
+}
+
+/// The SQLSTATE of an error the server sent, if it is one.
+pub(crate) fn sqlstate(e: &sqlx_core::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .map(|code| code.into_owned())
+}
+
 /// Whether the server refused a value of the statement (SQLSTATE class 22
 /// or 54) rather than failing as a whole.
 pub(crate) fn refused_value(e: &sqlx_core::Error) -> bool {
-    e.as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| code.starts_with("22") || code.starts_with("54"))
+    sqlstate(e).is_some_and(|code| code.starts_with("22") || code.starts_with("54"))
 }
 
 /// A duration as an `interval`, truncated to microseconds (PostgreSQL's

@@ -152,9 +152,9 @@ mod tests {
     use sqlx_core::sql_str::AssertSqlSafe;
 
     use super::*;
+    use crate::common::test_db;
     use crate::names::DEFAULT_TABLE;
     use crate::schema;
-    use crate::test_db::{server, test_schema};
 
     /// The statements on `table` in `schema`, on store time from `time`.
     fn on(schema: Option<&str>, table: &str, time: TimeSource) -> Statements {
@@ -167,11 +167,11 @@ mod tests {
     /// planner to care.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pruning_walks_the_finished_index() {
-        let Some(pool) = server().await else { return };
-        let schema = test_schema(&pool).await;
+        let Some(db) = test_db().await else { return };
+        let pool = &db.admin;
         for table in [DEFAULT_TABLE, "prune_plan"] {
-            let sql = on(Some(&schema), table, TimeSource::Server);
-            schema::migrate(&sql.table, &pool).await.unwrap();
+            let sql = on(Some(&db.schema), table, TimeSource::Server);
+            schema::migrate(&sql.table, pool).await.unwrap();
             let t = &sql.table.display;
             let mut conn = pool.acquire().await.unwrap();
             raw_sql(AssertSqlSafe(format!(
@@ -218,10 +218,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-            .execute(&pool)
-            .await
-            .unwrap();
+        db.drop_schema().await;
     }
 
     /// The batched terminal write finds its rows by lease, never by
@@ -231,12 +228,11 @@ mod tests {
     /// connection settles on).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn finishing_many_probes_by_lease_whatever_the_statistics_say() {
-        let Some(pool) = server().await else { return };
-        let schema = test_schema(&pool).await;
-        let sql = on(Some(&schema), DEFAULT_TABLE, TimeSource::Server);
-        schema::migrate(&sql.table, &pool).await.unwrap();
+        let Some(db) = test_db().await else { return };
+        let sql = on(Some(&db.schema), DEFAULT_TABLE, TimeSource::Server);
+        schema::migrate(&sql.table, &db.admin).await.unwrap();
         let t = &sql.table.display;
-        let mut conn = pool.acquire().await.unwrap();
+        let mut conn = db.admin.acquire().await.unwrap();
         // Statistics taken while every row was terminal, kept stale (no
         // autovacuum) while 10,000 leases are claimed.
         raw_sql(AssertSqlSafe(format!(
@@ -325,10 +321,7 @@ mod tests {
             .await
             .unwrap();
         drop(conn);
-        raw_sql(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-            .execute(&pool)
-            .await
-            .unwrap();
+        db.drop_schema().await;
     }
 
     /// A client clock changes the store-time expression and nothing else;

@@ -26,7 +26,7 @@ use crate::rows::{self, backend, interval};
 use crate::schema;
 use crate::statements::Statements;
 use crate::store_time::TimeOffset;
-use crate::{claim, finish, operator, reads};
+use crate::{claim, connect, finish, operator, reads};
 
 /// The PostgreSQL store. Cheap to clone (clones share the pool).
 #[derive(Clone)]
@@ -69,12 +69,24 @@ impl PgLeaseStore {
     /// each connection before handing it out, so connections the server
     /// dropped are replaced.
     ///
+    /// A server that cannot be reached fails the call at once (or after
+    /// [`acquire_timeout`](PgStoreOptions::acquire_timeout) when nothing
+    /// answers), with a message that names the server's address and the
+    /// cause: connection refused, a host name that does not resolve, a TLS
+    /// failure, a refused login, a missing database.
+    ///
     /// # Errors
     /// As [`connect`](Self::connect), and [`StoreError::InvalidInput`] for
-    /// schema or table names that are not plain identifiers.
+    /// schema or table names that are not plain identifiers, or a URL
+    /// parameter holding a secret the driver does not read (libpq's
+    /// `sslpassword`).
     pub async fn connect_with(url: &str, options: &PgStoreOptions) -> Result<Self, StoreError> {
         let sql = Arc::new(options.statements()?);
         let (pool, connect) = options.pool(url)?;
+        // On a connection of its own: the pool would retry a refused
+        // connection until its acquire timeout and then report only that
+        // it timed out.
+        connect::check(&connect, options.acquire_timeout).await?;
         let pool = pool
             .connect_with(connect)
             .await
@@ -102,8 +114,9 @@ impl PgLeaseStore {
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] for a malformed URL (the message never
-    /// repeats the URL) or schema or table names that are not plain
-    /// identifiers. Nothing else is checked until the first call.
+    /// repeats the URL), a URL parameter holding a secret the driver does
+    /// not read (libpq's `sslpassword`), or schema or table names that are
+    /// not plain identifiers. Nothing else is checked until the first call.
     pub fn connect_lazy_with(url: &str, options: &PgStoreOptions) -> Result<Self, StoreError> {
         let sql = Arc::new(options.statements()?);
         let (mut pool, connect) = options.pool(url)?;
@@ -371,6 +384,81 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    }
+
+    /// What the process logs while `f` runs, at every level.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = lines.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// The driver ignores parameters it does not know and logs each with
+    /// its value: a secret one (libpq's sslpassword) is refused before the
+    /// driver sees it, by both constructors, and neither the error nor the
+    /// log shows it.
+    #[test]
+    fn a_secret_parameter_the_driver_ignores_is_refused_unlogged() {
+        let rt = tokio_runtime();
+        let _guard = rt.enter();
+        for url in [
+            "postgres://u@127.0.0.1:1/db?sslpassword=pw-0a1b2c3d",
+            "postgres://u@127.0.0.1:1/db?sslmode=require&SSLPassword=pw-0a1b2c3d",
+            "postgres://u@127.0.0.1:1/db?Password=pw-0a1b2c3d",
+        ] {
+            let mut errors = Vec::new();
+            let log = logged(|| {
+                errors.push(
+                    PgLeaseStore::connect_lazy_with(url, &PgStoreOptions::new()).unwrap_err(),
+                );
+                errors.push(
+                    rt.block_on(PgLeaseStore::connect_with(url, &PgStoreOptions::new()))
+                        .unwrap_err(),
+                );
+            });
+            for err in &errors {
+                assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+                assert!(err.to_string().contains("is not supported"), "{err}");
+                assert!(!format!("{err} {err:?}").contains("pw-0a1b2c3d"), "{err:?}");
+            }
+            assert!(!log.contains("pw-0a1b2c3d"), "{log}");
+        }
+        // What the refusal prevents: the driver logging a parameter it
+        // ignores, value and all (which also shows the capture works).
+        let log = logged(|| {
+            PgLeaseStore::connect_lazy_with(
+                "postgres://u@127.0.0.1:1/db?connect_timeout=7",
+                &PgStoreOptions::new(),
+            )
+            .unwrap();
+        });
+        assert!(
+            log.contains("ignoring unrecognized connect parameter") && log.contains('7'),
+            "{log}"
+        );
+        // The password parameter is one the driver reads.
+        PgLeaseStore::connect_lazy_with(
+            "postgres://u@127.0.0.1:1/db?password=pw-0a1b2c3d",
+            &PgStoreOptions::new(),
+        )
+        .unwrap();
     }
 
     fn tokio_runtime() -> tokio::runtime::Runtime {

@@ -397,12 +397,7 @@ async fn flaky_front(real: std::net::SocketAddr, up: Arc<std::sync::atomic::Atom
 async fn a_manager_started_while_the_server_is_down_retries_and_runs_once_it_is_up() {
     let Some(db) = test_db().await else { return };
     let mut url = url::Url::parse(&db.url).unwrap();
-    let real = url
-        .socket_addrs(|| Some(5432))
-        .unwrap()
-        .into_iter()
-        .next()
-        .unwrap();
+    let real = db.server_addr();
     let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let port = flaky_front(real, up.clone()).await;
     url.set_ip_host("127.0.0.1".parse().unwrap()).unwrap();

@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use scheduler_conformance::Harness;
 use scheduler_core::model::MAX_ERROR_MSG_BYTES;
@@ -501,17 +501,83 @@ async fn killed_connections_fail_the_call_in_flight_and_the_pool_recovers() {
     db.drop_schema().await;
 }
 
+/// Nothing listens: the connect fails at once, not after the pool's
+/// acquire timeout, and says where it tried and why it failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_server_is_a_backend_error() {
+async fn an_unreachable_server_is_reported_at_once_with_its_address() {
     // Port 1 on loopback: nothing listens there.
+    let started = Instant::now();
     let err = PgLeaseStore::connect_with(
         "postgres://nobody:hunter2@127.0.0.1:1/none",
-        &PgStoreOptions::new().acquire_timeout(Duration::from_secs(2)),
+        &PgStoreOptions::new().acquire_timeout(Duration::from_secs(30)),
     )
     .await
     .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("not reachable at 127.0.0.1:1: connection refused"),
+        "{shown}"
+    );
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+}
+
+/// A server that accepts connections and never answers: the connect gives
+/// up after the acquire timeout, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_the_connect_after_the_acquire_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let err = PgLeaseStore::connect_with(
+        &format!("postgres://nobody@127.0.0.1:{port}/none"),
+        &PgStoreOptions::new().acquire_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        Duration::from_millis(300) <= took && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!(
+            "no answer from the server at 127.0.0.1:{port} within"
+        )),
+        "{err}"
+    );
+}
+
+/// The server's own complaint, as the server words it, with its SQLSTATE
+/// and advice that fits, without the driver's "at line N" of the server's
+/// C source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_is_named_with_its_sqlstate() {
+    let Some(db) = test_db().await else { return };
+    let missing = format!("sched_test_missing_{}", uuid::Uuid::new_v4().simple());
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_path(&missing);
+    let err = PgLeaseStore::connect_with(url.as_str(), &PgStoreOptions::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    let shown = err.to_string();
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    for expected in [
+        format!("the server at {addr} refused the connection"),
+        format!("database \"{missing}\" does not exist (SQLSTATE 3D000)"),
+        "create the database".to_owned(),
+    ] {
+        assert!(shown.contains(&expected), "{expected:?} in {shown}");
+    }
+    assert!(!shown.contains(" at line "), "{shown}");
+    db.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,12 @@
 //! `SKIPPED` line and returns; with `SCHEDULER_REQUIRE_POSTGRES=1` a missing
 //! or unreachable server fails the test instead, so CI can never pass by
 //! skipping. Every test works in a schema of its own, so tests run in
-//! parallel; schemas left behind (the shared conformance suite has no
-//! teardown) are dropped by a later run once they are 15 minutes old.
+//! parallel, and drops it when it passes (the conformance suite's through
+//! its harness's teardown); a test that fails leaves its schema for a look,
+//! and a later run drops it once it is 15 minutes old.
+//!
+//! The crate's unit tests that need a server use this module too (from
+//! `src/lib.rs`, by path).
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::io::Write;
@@ -29,7 +33,9 @@ fn required() -> bool {
     std::env::var("SCHEDULER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
 }
 
-fn skip(why: &str) {
+/// Reports a test that cannot run (`why`), or fails it when PostgreSQL
+/// tests are required.
+pub fn skip(why: &str) {
     assert!(
         !required(),
         "SCHEDULER_REQUIRE_POSTGRES=1 but {why}: the PostgreSQL tests cannot run"
@@ -47,6 +53,7 @@ fn skip(why: &str) {
 static UNREACHABLE: OnceLock<String> = OnceLock::new();
 
 /// A fresh schema on the test server, and an admin pool to inspect it.
+#[derive(Clone)]
 pub struct TestDb {
     pub url: String,
     pub schema: String,
@@ -130,6 +137,17 @@ impl TestDb {
             .application_name(self.application_name(name))
     }
 
+    /// The server's address (the URL's host and port, 5432 when it names
+    /// none), for a stand-in a test puts in front of it.
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        let url = url::Url::parse(&self.url).expect("DATABASE_URL is a URL");
+        url.socket_addrs(|| Some(5432))
+            .expect("the server's host resolves")
+            .into_iter()
+            .next()
+            .expect("the server's host has an address")
+    }
+
     pub fn application_name(&self, name: &str) -> String {
         format!("{}/{name}", self.schema)
     }
@@ -199,10 +217,11 @@ impl TestDb {
 }
 
 /// A conformance harness on a fresh schema: the store, and its time offset
-/// as the harness's time control.
+/// as the harness's time control; its teardown drops the schema.
 pub async fn harness() -> Option<Harness> {
     let db = test_db().await?;
-    Some(harness_on(db.store("conformance").await))
+    let store = db.store("conformance").await;
+    Some(harness_on(store).with_teardown(move || db.clone().drop_schema()))
 }
 
 pub fn harness_on(store: PgLeaseStore) -> Harness {
