@@ -178,7 +178,7 @@ fn explain(url: &DatabaseUrl, e: StoreError) -> String {
         || (text.contains("relation") && text.contains("does not exist"));
     if table_missing {
         format!(
-            "{}: the executions table is missing; run `scheduler migrate --database {}` first ({text})",
+            "{}: a scheduler table is missing (never migrated, or by an older version); run `scheduler migrate --database {}` first ({text})",
             url.redacted(),
             url.redacted()
         )
