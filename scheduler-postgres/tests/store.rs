@@ -247,13 +247,7 @@ async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
         storage,
         "no rewrite"
     );
-    let versions: Vec<i64> = query_scalar(AssertSqlSafe(format!(
-        "SELECT version FROM \"{}\".{MIGRATIONS_TABLE} WHERE table_name = 'sys_cron_executions'",
-        db.schema
-    )))
-    .fetch_all(&db.admin)
-    .await
-    .unwrap();
+    let versions = versions(&db).await;
     // Version 3 (the attempts log) is another line of work's; once both
     // are merged this is every version up to SCHEMA_VERSION.
     assert_eq!(versions, [1, 2, SCHEMA_VERSION]);
@@ -290,6 +284,18 @@ async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
     scheduler_conformance::store_time_is_utc_micros_and_controllable(&h).await;
     drop(h);
     db.drop_schema().await;
+}
+
+/// The versions the ledger records for the default table, ascending.
+async fn versions(db: &TestDb) -> Vec<i64> {
+    query_scalar(AssertSqlSafe(format!(
+        "SELECT version FROM \"{}\".{MIGRATIONS_TABLE} \
+         WHERE table_name = 'sys_cron_executions' ORDER BY version",
+        db.schema
+    )))
+    .fetch_all(&db.admin)
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,14 +351,7 @@ async fn a_version_missing_below_the_highest_is_applied() {
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    let versions: Vec<i64> = query_scalar(AssertSqlSafe(format!(
-        "SELECT version FROM \"{}\".{MIGRATIONS_TABLE} ORDER BY version",
-        db.schema
-    )))
-    .fetch_all(&db.admin)
-    .await
-    .unwrap();
-    assert_eq!(versions, [1, 2, SCHEMA_VERSION]);
+    assert_eq!(versions(&db).await, [1, 2, SCHEMA_VERSION]);
     let index: i64 = query_scalar(
         "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 \
          AND indexname = 'idx_sys_cron_exec_operator_retry'",

@@ -133,6 +133,16 @@ mod tests {
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
     }
 
+    /// The ledger's rows: (version, applied_at), by version.
+    fn ledger(conn: &Connection) -> Vec<(i64, i64)> {
+        conn.prepare("SELECT version, applied_at FROM sys_cron_schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     #[test]
     fn migrating_twice_is_a_no_op_and_adopts_an_existing_table() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -140,14 +150,7 @@ mod tests {
         conn.execute_batch(V1).unwrap();
         migrate(&mut conn, 1).unwrap();
         migrate(&mut conn, 2).unwrap();
-        let ledger: Vec<(i64, i64)> = conn
-            .prepare("SELECT version, applied_at FROM sys_cron_schema_migrations")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(ledger, vec![(1, 1), (2, 1), (4, 1)]);
+        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (4, 1)]);
         let indexes: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'sys_cron_executions' \
@@ -181,14 +184,7 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn, 2).unwrap();
-        let ledger: Vec<(i64, i64)> = conn
-            .prepare("SELECT version, applied_at FROM sys_cron_schema_migrations ORDER BY version")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(ledger, vec![(1, 1), (2, 2), (4, 1)]);
+        assert_eq!(ledger(&conn), [(1, 1), (2, 2), (4, 1)]);
         let index: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name = 'idx_sys_cron_exec_operator_retry'",
