@@ -10,9 +10,20 @@
 # workspace, so our own cross-crate links must all render; this checks it.
 # (Blanket impls of tracing's traits on our types carry tracing's own docs,
 # whose links point into tracing: those are not ours and are skipped.)
+#
+# So this script documents our crates itself, one after the other in
+# dependency order, each with RUSTDOCFLAGS="-D warnings" (a broken link is
+# an error): documented in parallel on a fresh target directory, a crate may
+# be rendered before the folder of the crate it links to exists, and then
+# its links become text too (rustdoc 1.95).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 doc=target/doc
+rm -rf "$doc"
+for crate in scheduler-core scheduler-memory scheduler-sqlite scheduler-postgres \
+             scheduler-conformance scheduler-cli benches; do
+  RUSTDOCFLAGS="-D warnings" cargo doc -q -p "$crate" --no-deps
+done
 bad=$(grep -rhoE '\[<code>[A-Za-z_:]+</code>\]' \
         "$doc"/scheduler_core "$doc"/scheduler_conformance "$doc"/scheduler_memory \
         "$doc"/scheduler_sqlite "$doc"/scheduler_postgres 2>/dev/null \

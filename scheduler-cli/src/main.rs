@@ -82,9 +82,17 @@ enum Command {
     },
     /// Create or upgrade the schema (idempotent). sqlite:PATH or postgres://.
     Migrate,
-    /// Per job and scope: latest plan, last success, running, stale, retries
-    /// pending, exhausted and operator-bound rows. sqlite:PATH or postgres://.
+    /// Every registered job (from the live replicas' announcements: its
+    /// schedule in words and next plan time, even before its first run),
+    /// and per job and scope: latest plan, last success, running, stale,
+    /// retries pending, exhausted and operator-bound rows. sqlite:PATH or
+    /// postgres://.
     Status(commands::status::StatusArgs),
+    /// The replicas that announced themselves: live (seen within 3 refresh
+    /// intervals), vanished (silent longer, never stopped cleanly) and
+    /// stopped, with host, pid, version, start, last sight and jobs.
+    /// sqlite:PATH or postgres://.
+    Replicas,
     /// Executions of a job, newest first. sqlite:PATH or postgres://.
     History(commands::history::HistoryArgs),
     /// Make a FAILED execution run once more on the next tick of a replica
@@ -238,6 +246,7 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                     };
                     match command {
                         Command::Status(args) => commands::status::status(&cx, args).await,
+                        Command::Replicas => commands::replicas::replicas(&cx).await,
                         Command::History(args) => commands::history::history(&cx, args).await,
                         Command::Retry { id } => commands::retry::retry(&cx, id).await,
                         Command::Prune(args) => commands::prune::prune(&cx, args).await,

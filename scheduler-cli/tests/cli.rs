@@ -520,6 +520,16 @@ fn on_postgres_the_demo_passes_and_operator_commands_work() {
     let status = stdout_json(&scheduler(&url, &["status", "--json"]));
     let scopes = status["scopes"].as_array().unwrap();
     assert!(scopes.iter().any(|s| s["job"] == "tenant_rollup"));
+    // The demo's three replicas announced themselves; those that were not
+    // made to crash stopped cleanly.
+    let replicas = stdout_json(&scheduler(&url, &["replicas", "--json"]));
+    let listed = replicas["replicas"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{replicas}");
+    assert_eq!(
+        listed.iter().filter(|r| r["state"] == "stopped").count(),
+        2,
+        "{replicas}"
+    );
     assert!(
         scopes.iter().all(|s| s["running"] == 0 && s["stale"] == 0),
         "{status}"
@@ -858,4 +868,121 @@ fn times_are_labelled_and_can_be_local() {
             .unwrap()
     };
     assert_ne!(first_time(&utc), first_time(&local), "shifted by the zone");
+}
+
+/// A replica (a manager on the test's SQLite file) registers a job that
+/// has never run: `status` lists it with its schedule in words and its
+/// next plan time, `replicas` lists the replica as live; a job with rows
+/// but no live replica is marked so; after a clean stop the replica is
+/// `stopped` and its job no longer counts as registered.
+#[test]
+fn registered_jobs_and_live_replicas_show_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let (rt, _) = seeded(&url);
+    let (cron, zone) = ("0 9 * * MON-FRI", "Europe/Berlin");
+    let (manager, before) = rt.block_on(async {
+        let store = Arc::new(SqliteLeaseStore::connect(&url).await.unwrap());
+        let manager = Manager::new(
+            store.clone(),
+            ManagerOptions {
+                runner_id: "replica-under-test".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // No tenant yet: the job is registered and can never run.
+        let tenants = Scopes::dynamic(|_| async { Ok(Vec::new()) });
+        manager
+            .register(
+                JobSpec::new("weekday_digest", tenants, |_| async {
+                    Ok(JobOutput::rows(1))
+                })
+                .cron(cron, zone),
+            )
+            .unwrap();
+        let report = manager.run_once().await;
+        assert_eq!((report.won, report.errors), (0, 0), "{report:?}");
+        (manager, store.now().await.unwrap())
+    });
+
+    let status = stdout_json(&scheduler(&url, &["status", "--json"]));
+    let jobs = status["jobs"].as_array().unwrap();
+    let digest = jobs.iter().find(|j| j["job"] == "weekday_digest").unwrap();
+    assert_eq!(digest["registered"], true, "{status}");
+    assert_eq!(digest["schedule"], "09:00 on weekdays, Europe/Berlin");
+    assert_eq!(
+        digest["live_replicas"],
+        serde_json::json!(["replica-under-test"])
+    );
+    assert_eq!(digest["scopes_with_rows"], 0);
+    assert_eq!(digest["registration"]["scopes"], "dynamic");
+    assert_eq!(digest["registration"]["schedule_form"]["expression"], cron);
+    let schedule = scheduler_core::plan::CronSchedule::parse(cron, zone).unwrap();
+    let after = rt.block_on(async {
+        SqliteLeaseStore::connect(&url)
+            .await
+            .unwrap()
+            .now()
+            .await
+            .unwrap()
+    });
+    let next = OffsetDateTime::parse(
+        digest["next_plan_time"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        [schedule.after(before), schedule.after(after)].contains(&Some(next)),
+        "{next} is the next weekday 09:00 in Berlin"
+    );
+    let report = jobs.iter().find(|j| j["job"] == "report").unwrap();
+    assert_eq!(report["registered"], false, "rows, but no live replica");
+    assert_eq!(report["live_replicas"], serde_json::json!([]));
+    assert_eq!(report["scopes_with_rows"], 3);
+    assert_eq!(
+        status["scopes"].as_array().unwrap().len(),
+        3,
+        "rows as before"
+    );
+
+    let table = scheduler(&url, &["status"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("09:00 on weekdays, Europe/Berlin")
+            && text.contains("next plan (UTC)")
+            && text.contains("1 live")
+            && text.contains("none live (rows only)")
+            && text.contains("tenant/busy"),
+        "{text}"
+    );
+
+    let replicas = stdout_json(&scheduler(&url, &["replicas", "--json"]));
+    let listed = replicas["replicas"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{replicas}");
+    assert_eq!(listed[0]["runner_id"], "replica-under-test");
+    assert_eq!(listed[0]["state"], "live");
+    assert_eq!(listed[0]["pid"], std::process::id());
+    assert_eq!(listed[0]["jobs"][0]["name"], "weekday_digest");
+    assert!(listed[0]["stopped_at"].is_null());
+    let table = scheduler(&url, &["replicas"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("1 live, 0 vanished, 0 stopped")
+            && text.contains("last seen (UTC)")
+            && text.contains("weekday_digest"),
+        "{text}"
+    );
+
+    // A clean stop: the replica is stopped, and its job is no longer live.
+    rt.block_on(manager.run(async {}));
+    let replicas = stdout_json(&scheduler(&url, &["replicas", "--json"]));
+    assert_eq!(replicas["replicas"][0]["state"], "stopped", "{replicas}");
+    assert!(replicas["replicas"][0]["stopped_at"].is_string());
+    let status = stdout_json(&scheduler(&url, &["status", "--json"]));
+    let jobs = status["jobs"].as_array().unwrap();
+    assert!(
+        jobs.iter().all(|j| j["job"] != "weekday_digest"),
+        "only live replicas' jobs: {status}"
+    );
 }

@@ -6,10 +6,11 @@
 //! module lets proptest look for the sequence nobody thought of: claims of
 //! overlapping keys from several runners, heartbeats, terminal writes one
 //! by one and in batches, sweeps, operator retries, pruning, retry-due and
-//! audit reads, and jumps of store time. [`check`] applies each [`Op`] to
-//! every store in turn and compares, after every operation, what each call
-//! returned, every row of the job field by field (ids and tokens aside:
-//! they are random by design), and the scope summaries. The first store is the reference (the
+//! audit reads, replicas announcing themselves, and jumps of store time.
+//! [`check`] applies each [`Op`] to every store in turn and compares, after
+//! every operation, what each call returned, every row of the job field by
+//! field (ids and tokens aside: they are random by design), the scope
+//! summaries and the replica registry. The first store is the reference (the
 //! memory store, which applies [`machine`](scheduler_core::machine) directly); the
 //! first difference panics with the operation's index, the operation, both
 //! stores' names and both values, and the numbered operations up to there.
@@ -54,12 +55,14 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use scheduler_core::model::ScheduleForm;
 use scheduler_core::time::TimeControl;
 use scheduler_core::Scope;
 use scheduler_core::StoreError;
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    Lease, LeaseStoreExt, PlanKey, Prune, RetryDue, RetryRead, Status,
+    Announcement, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit,
+    ExecutionFilter, Finish, Lease, LeaseStoreExt, PlanKey, Presence, Prune, RegisteredJob,
+    Replica, ReplicaInfo, RetryDue, RetryRead, Status,
 };
 
 /// The job every operation works on. The stores should hold no rows of
@@ -184,6 +187,16 @@ pub enum Op {
         /// At most this many rows.
         limit: Option<usize>,
     },
+    /// An announcement of replica `runner-{runner}` to the registry, with
+    /// the first `jobs` of three jobs.
+    Announce {
+        /// Which runner announces.
+        runner: u8,
+        /// How many jobs it registered.
+        jobs: u8,
+        /// Starting, alive or stopping.
+        presence: Presence,
+    },
     /// Store time moves forward this many seconds.
     Advance {
         /// Seconds.
@@ -258,6 +271,20 @@ pub fn op() -> impl Strategy<Value = Op> {
                 status,
                 limit,
             }),
+        1 => (
+            0u8..3,
+            0u8..4,
+            prop_oneof![
+                Just(Presence::Started),
+                Just(Presence::Alive),
+                Just(Presence::Stopped),
+            ],
+        )
+            .prop_map(|(runner, jobs, presence)| Op::Announce {
+                runner,
+                jobs,
+                presence,
+            }),
         2 => prop_oneof![Just(1u64), Just(20), Just(30), Just(60), Just(200)]
             .prop_map(|secs| Op::Advance { secs }),
     ]
@@ -280,6 +307,7 @@ enum Seen {
     Pruned(u64),
     Due(Vec<RetryDue>),
     Listed(Listed),
+    Announced,
     Nothing,
 }
 
@@ -373,6 +401,40 @@ fn finish_failed(millis: u64, msg: &str, retry_secs: u64) -> Finish {
         msg,
         Duration::from_secs(retry_secs),
     )
+}
+
+/// What [`Op::Announce`]'s runner ids start with.
+const REPLICA_PREFIX: &str = "differential-runner-";
+
+/// [`Op::Announce`]'s announcement: a runner, its first `jobs` of three
+/// jobs (one of them on a cron schedule), and `presence`.
+fn announcement(runner: u8, jobs: u8, presence: Presence) -> Announcement {
+    let job = |i: u8| RegisteredJob {
+        name: format!("job-{i}"),
+        schedule: format!("every {} minutes", i + 1),
+        schedule_form: match i {
+            0 => ScheduleForm::Cron {
+                expression: "0 9 * * 1-5".into(),
+                zone: "Europe/Berlin".into(),
+            },
+            _ => ScheduleForm::Every {
+                cadence: Duration::from_secs(60 * u64::from(i + 1)),
+            },
+        },
+        max_attempts: i32::from(i) + 1,
+        ..Default::default()
+    };
+    Announcement {
+        replica: ReplicaInfo {
+            runner_id: format!("{REPLICA_PREFIX}{runner}"),
+            host: "host".into(),
+            pid: 100 + u32::from(runner),
+            version: "0.1.0".into(),
+            refresh_interval: Duration::from_secs(15),
+            jobs: (0..jobs).map(job).collect(),
+        },
+        presence,
+    }
 }
 
 /// One store under test and the leases it handed out, oldest first.
@@ -572,8 +634,31 @@ impl Side {
                     .unwrap_or_else(|e| panic!("{name}: list_executions failed: {e}"));
                 Seen::Listed(Listed::of(rows, *limit))
             }
+            Op::Announce {
+                runner,
+                jobs,
+                presence,
+            } => {
+                self.store
+                    .announce(&announcement(*runner, *jobs, *presence))
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: announce failed: {e}"));
+                Seen::Announced
+            }
             Op::Advance { .. } => Seen::Nothing,
         }
+    }
+
+    /// The replicas of the registry that [`Op::Announce`] names, in the
+    /// order the store lists them.
+    async fn replicas(&self) -> Vec<Replica> {
+        self.store
+            .replicas()
+            .await
+            .unwrap_or_else(|e| panic!("{}: replicas failed: {e}", self.name))
+            .into_iter()
+            .filter(|r| r.info.runner_id.starts_with(REPLICA_PREFIX))
+            .collect()
     }
 
     /// Every row of the job, in key order, with the random id and token
@@ -688,9 +773,10 @@ fn same_rows(
 /// panics at the first difference from the first store (the reference).
 ///
 /// After every operation it compares what each call returned, every row of
-/// [`JOB`] (ids and tokens blanked), and the scope summaries of the job and
-/// of all jobs; after the last, the latest-execution views and every
-/// retry-due read. Each store must be empty of [`JOB`]'s rows, and all must
+/// [`JOB`] (ids and tokens blanked), the replicas [`Op::Announce`] wrote,
+/// and the scope summaries of the job and of all jobs; after the last, the latest-execution views and every
+/// retry-due read. Each store must be empty of [`JOB`]'s rows and of the
+/// replicas [`Op::Announce`] names, and all must
 /// read one store time that `time` moves ([`Op::Advance`] advances it once,
 /// for every store): [`check`] verifies first that they agree on it, and
 /// that it still agrees at the end.
@@ -733,6 +819,13 @@ pub async fn check(
             (reference, &Vec::new()),
             (side.name, &side.rows().await),
         );
+        same(
+            ops,
+            At::Start,
+            "the replicas (a store must start without them)",
+            (reference, &Vec::new()),
+            (side.name, &side.replicas().await),
+        );
     }
 
     for (step, op) in ops.iter().enumerate() {
@@ -762,6 +855,16 @@ pub async fn check(
                 at,
                 (reference, &expected),
                 (side.name, &side.rows().await),
+            );
+        }
+        let expected = sides[0].replicas().await;
+        for side in &sides[1..] {
+            same(
+                ops,
+                at,
+                "the replicas",
+                (reference, &expected),
+                (side.name, &side.replicas().await),
             );
         }
         for job in [Some(JOB), None] {
@@ -874,7 +977,28 @@ impl Op {
 /// by name: every backend's differential test runs them all, so a fix made
 /// for one store is held by the others too.
 pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
+    let announce = |runner, jobs, presence| Op::Announce {
+        runner,
+        jobs,
+        presence,
+    };
     vec![
+        // A replica starts, refreshes with other jobs, stops and starts
+        // again, beside a second one: one row each, with the start kept
+        // by a refresh and reset by a new start.
+        (
+            "replicas_start_refresh_stop_and_restart",
+            vec![
+                announce(0, 2, Presence::Started),
+                Op::Advance { secs: 20 },
+                announce(1, 0, Presence::Alive),
+                announce(0, 3, Presence::Alive),
+                Op::Advance { secs: 1 },
+                announce(0, 1, Presence::Stopped),
+                Op::Advance { secs: 30 },
+                announce(0, 1, Presence::Started),
+            ],
+        ),
         // A failure on the fifth of six fresh leases, among rows of several
         // scopes and plan times.
         (

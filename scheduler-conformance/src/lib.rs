@@ -23,6 +23,7 @@
 //! - [`retry`]: retry timing, swept non-reentrant rows, attempts, `retry_due` and its limits.
 //! - [`audit`]: reads by id and filter, scope summaries, operator retries, pruning.
 //! - [`limits`]: names at and past the limit, hostile text, error messages, results, microseconds, store time.
+//! - [`registry`]: the replica registry: announcements read back, refreshed without duplicates, stops, order, hostile text.
 //! - [`manager`]: manager-over-store checks (an outage at start, an unstorable scope), not store guarantees.
 //! - [`differential`]: random operation sequences applied to several stores in lockstep.
 //!
@@ -50,6 +51,7 @@ pub mod fencing;
 mod fixtures;
 pub mod limits;
 pub mod manager;
+pub mod registry;
 pub mod retry;
 
 pub use audit::*;
@@ -58,6 +60,7 @@ pub use fencing::*;
 pub use fixtures::Harness;
 pub use limits::*;
 pub use manager::*;
+pub use registry::*;
 pub use retry::*;
 
 /// Expands to one `#[tokio::test]` per conformance function. `$setup` is an
@@ -98,7 +101,12 @@ macro_rules! conformance_tests {
             scope_summaries_describe_each_scope,
             claims_with_no_attempt_budget_are_refused,
             finish_many_guards_each_lease,
-            store_time_is_utc_micros_and_controllable
+            store_time_is_utc_micros_and_controllable,
+            announced_replicas_are_read_back,
+            announcing_again_updates_the_row_without_duplicating_it,
+            a_stop_marks_the_replica_stopped,
+            every_replica_is_listed_in_runner_id_order,
+            hostile_replica_text_is_stored_or_refused_cleanly
         );
     };
     (@one $setup:expr, $name:ident, $($arg:expr),*) => {

@@ -61,7 +61,7 @@
 //!     |
 //!   job              what code registers: JobSpec, Scopes, RunContext
 //!     |
-//!   manager          per replica: tick, planning reads, keeper, execute, completer
+//!   manager          per replica: tick, planning reads, keeper, execute, completer, announce
 //! ```
 //!
 //! Each layer uses only the ones above it; [`time`] (clocks, microsecond
@@ -122,9 +122,10 @@ pub use error::{BoxError, OptionsError, SpecError, StoreError};
 pub use job::{JobOutput, JobSpec, RunContext, Scopes};
 pub use manager::{shutdown_signal, Manager, ManagerOptions, TickReport};
 pub use model::{
-    ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter, Finish,
-    FinishOutcome, LatestExecution, Lease, PlanKey, Prune, RetryDue, RetryRead, Scope,
-    ScopeSummary, Status, MAX_NAME_BYTES,
+    Announcement, ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter,
+    Finish, FinishOutcome, LatestExecution, Lease, PlanKey, Presence, Prune, RegisteredJob,
+    Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, Scope, ScopeSummary, Status,
+    MAX_NAME_BYTES,
 };
 pub use plan::{CatchUpMode, Planning};
 pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};

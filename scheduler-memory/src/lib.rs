@@ -46,9 +46,9 @@ use async_trait::async_trait;
 use scheduler_core::machine::{self, FreshIds};
 use scheduler_core::time::{Clock, SystemClock};
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, Prune, RetryDue, RetryRead, Scope, ScopeSummary, Status,
-    StoreError,
+    Announcement, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
+    LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue, RetryRead, Scope, ScopeSummary,
+    Status, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -150,6 +150,8 @@ const MIN_INSTANT: OffsetDateTime = time::PrimitiveDateTime::MIN.assume_utc();
 #[derive(Debug)]
 pub struct MemoryLeaseStore {
     rows: Mutex<Rows>,
+    /// The replica registry, by runner id (so in bytewise order).
+    replicas: Mutex<BTreeMap<String, Replica>>,
     clock: Arc<dyn Clock>,
     failing: AtomicBool,
 }
@@ -179,6 +181,7 @@ impl MemoryLeaseStore {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         MemoryLeaseStore {
             rows: Mutex::new(Rows::default()),
+            replicas: Mutex::new(BTreeMap::new()),
             clock,
             failing: AtomicBool::new(false),
         }
@@ -343,6 +346,16 @@ impl LeaseStore for MemoryLeaseStore {
         let failed = since_on.chain(operator).map(|(_, r)| r);
         Ok(machine::retry_due(failed, read, now))
     }
+
+    async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError> {
+        let now = self.check()?;
+        announcement.refuse_unstorable()?;
+        let mut replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        let runner_id = &announcement.replica.runner_id;
+        let row = announcement.apply(replicas.get(runner_id), now);
+        replicas.insert(runner_id.clone(), row);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -437,5 +450,11 @@ impl ExecutionAudit for MemoryLeaseStore {
             rows.remove(key);
         }
         Ok(old.len() as u64)
+    }
+
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        self.check()?;
+        let replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(replicas.values().cloned().collect())
     }
 }

@@ -146,6 +146,12 @@
 //! - **Pruning** deletes at most `limit` rows per statement, oldest
 //!   `finished_at` first, through the partial index on `finished_at`, so a
 //!   large table is never locked for long; a dry run is one `count(*)`.
+//! - **The replica registry** is a table of its own beside the executions
+//!   table (`sys_cron_replicas` for the default table, derived from the
+//!   table's name otherwise), migrated with it (version 4): one row per
+//!   runner id, its jobs as `jsonb`. An announcement is one
+//!   `INSERT ... ON CONFLICT DO UPDATE` at store time; the read is one
+//!   statement in runner-id byte order.
 //! - **Strings with NUL** can never be stored: a claim refuses them with
 //!   [`StoreError::InvalidInput`]; a read finds nothing for them, as the
 //!   memory store does.
@@ -185,6 +191,8 @@ mod operator;
 mod options;
 /// The planning and audit reads.
 mod reads;
+/// The replica registry.
+mod replicas;
 /// Decoding rows, and mapping driver errors.
 mod rows;
 /// The embedded migrations.

@@ -14,6 +14,9 @@ use crate::schema::MIGRATIONS_TABLE;
 /// The default table name, the seed's.
 pub const DEFAULT_TABLE: &str = "sys_cron_executions";
 
+/// The replica registry's table beside the default executions table.
+const DEFAULT_REPLICAS_TABLE: &str = "sys_cron_replicas";
+
 /// PostgreSQL truncates longer identifiers silently (`NAMEDATALEN - 1`).
 const MAX_IDENT_BYTES: usize = 63;
 
@@ -59,15 +62,16 @@ impl Table {
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] for names that are not plain
-    /// identifiers, and for the name of the migrations table.
+    /// identifiers, and for the names of the migrations table and of the
+    /// default table's replica registry.
     pub(crate) fn new(schema: Option<&str>, name: &str) -> Result<Self, StoreError> {
         if let Some(schema) = schema {
             validate_identifier("schema", schema)?;
         }
         validate_identifier("table", name)?;
-        if name == MIGRATIONS_TABLE {
+        if name == MIGRATIONS_TABLE || name == DEFAULT_REPLICAS_TABLE {
             return Err(StoreError::InvalidInput(format!(
-                "table name {name:?} is reserved for the migration records"
+                "table name {name:?} is reserved for the scheduler's own records"
             )));
         }
         let table = Table {
@@ -82,6 +86,11 @@ impl Table {
         })
     }
 
+    /// The replica registry's table, in this table's schema, quoted.
+    pub(crate) fn replicas(&self) -> String {
+        self.qualified(&self.names.replicas)
+    }
+
     /// `name` in this table's schema, quoted.
     pub(crate) fn qualified(&self, name: &str) -> String {
         match &self.schema {
@@ -91,7 +100,8 @@ impl Table {
     }
 }
 
-/// The names of the constraints and indexes of one executions table.
+/// The names of the constraints and indexes of one executions table, and
+/// of the replica registry's table beside it.
 ///
 /// For the default table they are exactly the seed's, so adopting a table
 /// the seed created is a no-op. Index-backed names (the unique constraint and
@@ -108,6 +118,7 @@ pub(crate) struct ObjectNames {
     pub idx_failed_recent: String,
     pub idx_finished: String,
     pub idx_operator_retry: String,
+    pub replicas: String,
 }
 
 impl ObjectNames {
@@ -122,6 +133,7 @@ impl ObjectNames {
                 idx_failed_recent: "idx_sys_cron_exec_failed_recent".into(),
                 idx_finished: "idx_sys_cron_exec_finished".into(),
                 idx_operator_retry: "idx_sys_cron_exec_operator_retry".into(),
+                replicas: DEFAULT_REPLICAS_TABLE.into(),
             };
         }
         ObjectNames {
@@ -133,10 +145,13 @@ impl ObjectNames {
             idx_failed_recent: derived_name(table, "failed_recent"),
             idx_finished: derived_name(table, "finished"),
             idx_operator_retry: derived_name(table, "operator_retry"),
+            replicas: derived_name(table, "replicas"),
         }
     }
 
-    /// Each name, quoted, under the placeholder the migrations use.
+    /// Each index and constraint name, quoted, under the placeholder the
+    /// migrations use (the replicas table is [`Table::replicas`]: a table
+    /// name is qualified by its schema, an index name is not).
     pub(crate) fn placeholders(&self) -> [(&'static str, String); 8] {
         [
             ("chk_status", quote(&self.chk_status)),
@@ -192,6 +207,7 @@ mod tests {
             assert!(matches!(err, StoreError::InvalidInput(_)), "{bad:?}");
         }
         assert!(Table::new(None, MIGRATIONS_TABLE).is_err());
+        assert!(Table::new(None, DEFAULT_REPLICAS_TABLE).is_err());
         assert!(Table::new(Some("bad schema"), "t").is_err());
     }
 
@@ -203,6 +219,12 @@ mod tests {
         let other = ObjectNames::for_table("jobs");
         assert_eq!(other.unique, "jobs_uq_execution");
         assert_eq!(other.idx_running_stale, "jobs_running_stale");
+        assert_eq!(other.replicas, "jobs_replicas");
+        assert_eq!(seed.replicas, "sys_cron_replicas");
+        assert_eq!(
+            Table::new(Some("s"), "jobs").unwrap().replicas(),
+            "\"s\".\"jobs_replicas\""
+        );
 
         let long_a = format!("{}a", "t".repeat(62));
         let long_b = format!("{}b", "t".repeat(62));

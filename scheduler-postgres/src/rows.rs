@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use scheduler_core::model::jobs_from_json;
 use scheduler_core::time::to_micros;
-use scheduler_core::{Execution, LatestExecution, Scope, ScopeSummary, Status, StoreError};
+use scheduler_core::{
+    Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary, Status, StoreError,
+};
 use serde_json::{Map, Value};
 use sqlx_core::row::Row;
 use sqlx_postgres::types::PgInterval;
@@ -185,6 +188,32 @@ pub(crate) fn summary(row: &PgRow) -> Result<ScopeSummary, StoreError> {
         next_retry_at: opt_instant(row, "first_retry_at")?,
         exhausted: count("exhausted")?,
         stale_timeout: count("stale_timeout")?,
+    })
+}
+
+/// A row of `sql/replicas.sql`.
+pub(crate) fn replica(row: &PgRow) -> Result<Replica, StoreError> {
+    let out_of_range = |column: &str, n: i64| {
+        StoreError::backend_msg(format!("postgres replica row has {column} = {n}"))
+    };
+    let pid: i64 = get(row, "pid")?;
+    let refresh_ms: i64 = get(row, "refresh_interval_ms")?;
+    let jobs: String = get(row, "jobs")?;
+    Ok(Replica {
+        info: ReplicaInfo {
+            runner_id: get(row, "runner_id")?,
+            host: get(row, "host")?,
+            pid: u32::try_from(pid).map_err(|_| out_of_range("pid", pid))?,
+            version: get(row, "version")?,
+            refresh_interval: Duration::from_millis(
+                u64::try_from(refresh_ms)
+                    .map_err(|_| out_of_range("refresh_interval_ms", refresh_ms))?,
+            ),
+            jobs: jobs_from_json(&jobs).map_err(StoreError::backend_msg)?,
+        },
+        started_at: instant(row, "started_at")?,
+        last_seen_at: instant(row, "last_seen_at")?,
+        stopped_at: opt_instant(row, "stopped_at")?,
     })
 }
 

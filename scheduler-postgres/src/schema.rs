@@ -20,7 +20,7 @@ use crate::statements::sql_file;
 pub const MIGRATIONS_TABLE: &str = "sys_cron_schema_migrations";
 
 /// The newest schema version this code creates and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Serialises migrations of every replica (and every table) on one server:
 /// the bytes of `"schedmig"`. Held with `pg_advisory_xact_lock`, so it is
@@ -28,8 +28,13 @@ pub const SCHEMA_VERSION: i64 = 2;
 const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"schedmig");
 
 /// Every migration: its version, its description (recorded in the ledger)
-/// and its template.
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+/// and its template. A migration runs when the ledger lacks its version,
+/// not only when it is above the highest recorded: versions are numbered
+/// as features claim them, and a table that got a later number first
+/// (version 4, the replica registry, before version 3, the attempts log,
+/// which another line of work adds) still gets the earlier one when the
+/// code that has it arrives.
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (
         1,
         "executions table, constraints and indexes",
@@ -40,10 +45,15 @@ const MIGRATIONS: [(i64, &str, &str); 2] = [
         "index of operator retries",
         sql_file!("migrations/0002_operator_retry_index.sql"),
     ),
+    (
+        4,
+        "replica registry",
+        sql_file!("migrations/0004_replicas.sql"),
+    ),
 ];
 
-/// Brings `table` to [`SCHEMA_VERSION`] in one transaction under the
-/// migration advisory lock, so concurrent replicas run it once.
+/// Applies every migration `table`'s ledger lacks, in one transaction under
+/// the migration advisory lock, so concurrent replicas run each once.
 /// `on` is the store's pool, or a connection being opened by it (see
 /// `PgLeaseStore::connect_lazy_with`).
 pub(crate) async fn migrate<'c>(
@@ -82,25 +92,25 @@ pub(crate) async fn migrate<'c>(
     .execute(&mut *tx)
     .await
     .map_err(err)?;
-    let found: Option<i64> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(format!(
-        "SELECT max(version) FROM {migrations} WHERE table_name = $1"
+    let applied: Vec<i64> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(format!(
+        "SELECT version FROM {migrations} WHERE table_name = $1 ORDER BY version"
     )))
     .bind(&table.name)
-    .fetch_one(&mut *tx)
+    .fetch_all(&mut *tx)
     .await
     .map_err(err)?;
-    let found = found.unwrap_or(0);
-    if found > SCHEMA_VERSION {
+    if let Some(&found) = applied.last().filter(|&&v| v > SCHEMA_VERSION) {
         return Err(StoreError::SchemaTooNew {
             found,
             known: SCHEMA_VERSION,
         });
     }
     let names = table.names.placeholders();
-    let mut values: Vec<(&str, &str)> = vec![("table", &table.display)];
+    let replicas = table.replicas();
+    let mut values: Vec<(&str, &str)> = vec![("table", &table.display), ("replicas", &replicas)];
     values.extend(names.iter().map(|(key, name)| (*key, name.as_str())));
     for (version, description, template) in MIGRATIONS {
-        if version <= found {
+        if applied.binary_search(&version).is_ok() {
             continue;
         }
         raw_sql(AssertSqlSafe(render(template, &values)))

@@ -67,6 +67,10 @@ pub(crate) struct Statements {
     pub prune_count: Arc<str>,
     /// `prune.sql`: one bounded DELETE.
     pub prune: Arc<str>,
+    /// `announce.sql`: a replica's upsert into the registry.
+    pub announce: Arc<str>,
+    /// `replicas.sql`: the registry.
+    pub replicas: Arc<str>,
 }
 
 impl Statements {
@@ -86,9 +90,11 @@ impl Statements {
         let [pending, pending_if_reentrant] =
             summary_rules(retry_eligible, "n.now", ["false", "true"]);
         let uq = quote(&table.names.unique);
+        let replicas = table.replicas();
         let t = table.display.as_str();
         let values = [
             ("table", t),
+            ("replicas", replicas.as_str()),
             ("now", now.as_str()),
             ("columns", columns.as_str()),
             ("uq", uq.as_str()),
@@ -139,6 +145,8 @@ impl Statements {
             operator_retry: text(sql_file!("operator_retry.sql"), &[]),
             prune_count: text(sql_file!("prune_count.sql"), &[]),
             prune: text(sql_file!("prune.sql"), &[]),
+            announce: text(sql_file!("announce.sql"), &[]),
+            replicas: text(sql_file!("replicas.sql"), &[]),
             table,
         }
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scheduler_core::time::to_micros;
 use scheduler_core::{
-    machine, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, Prune, RetryDue, RetryRead, Scope, ScopeSummary,
-    StoreError,
+    machine, Announcement, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
+    ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue,
+    RetryRead, Scope, ScopeSummary, StoreError,
 };
 use sqlx_core::query::{query, Query};
 use sqlx_core::row::Row;
@@ -26,7 +26,7 @@ use crate::rows::{self, backend, interval};
 use crate::schema;
 use crate::statements::Statements;
 use crate::store_time::TimeOffset;
-use crate::{claim, connect, finish, operator, reads};
+use crate::{claim, connect, finish, operator, reads, replicas};
 
 /// The PostgreSQL store. Cheap to clone (clones share the pool).
 #[derive(Clone)]
@@ -301,6 +301,10 @@ impl LeaseStore for PgLeaseStore {
     async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
         reads::retry_due(self, read).await
     }
+
+    async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError> {
+        replicas::announce(self, announcement).await
+    }
 }
 
 #[async_trait]
@@ -329,6 +333,10 @@ impl ExecutionAudit for PgLeaseStore {
 
     async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
         operator::prune_finished(self, prune).await
+    }
+
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        replicas::replicas(self).await
     }
 }
 

@@ -9,7 +9,7 @@
 //! still holds the production variant (the server's `now()`) to the pure
 //! rules, so neither test makes the other redundant.
 //!
-//! One schema and one PostgreSQL store serve every case: the table is
+//! One schema and one PostgreSQL store serve every case: the tables are
 //! emptied and the clock set back before each, and the memory and SQLite
 //! stores are made afresh.
 
@@ -60,13 +60,17 @@ impl Postgres {
         Some(Postgres { db, store, clock })
     }
 
-    /// One case: an empty table, the clock back at the start, fresh memory
+    /// One case: empty tables, the clock back at the start, fresh memory
     /// and SQLite stores on it, and the check.
     async fn run(&self, ops: &[Op]) {
-        raw_sql(AssertSqlSafe(format!("TRUNCATE {}", self.db.table())))
-            .execute(self.store.pool())
-            .await
-            .expect("empty the table");
+        raw_sql(AssertSqlSafe(format!(
+            "TRUNCATE {}, \"{}\".sys_cron_replicas",
+            self.db.table(),
+            self.db.schema
+        )))
+        .execute(self.store.pool())
+        .await
+        .expect("empty the tables");
         self.clock.set(differential::START);
         let memory = MemoryLeaseStore::with_clock(Arc::new(self.clock.clone()));
         let sqlite = SqliteStoreOptions::memory()

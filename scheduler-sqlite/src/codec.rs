@@ -3,7 +3,10 @@
 
 use rusqlite::types::Type;
 use rusqlite::Row;
-use scheduler_core::{Execution, LatestExecution, Scope, ScopeSummary, Status, StoreError};
+use scheduler_core::model::jobs_from_json;
+use scheduler_core::{
+    Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary, Status, StoreError,
+};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -146,6 +149,30 @@ pub(crate) fn scope_summary(row: &Row<'_>) -> rusqlite::Result<ScopeSummary> {
         next_retry_at: opt_instant_at(row, 14)?,
         exhausted: count_at(row, 15)?,
         stale_timeout: count_at(row, 16)?,
+    })
+}
+
+/// A row of `replicas.sql`: runner id, host, pid, version, refresh
+/// interval (ms), jobs (JSON), started, last seen, stopped.
+pub(crate) fn replica(row: &Row<'_>) -> rusqlite::Result<Replica> {
+    let pid: i64 = row.get(2)?;
+    let refresh_ms: i64 = row.get(4)?;
+    let jobs: String = row.get(5)?;
+    Ok(Replica {
+        info: ReplicaInfo {
+            runner_id: row.get(0)?,
+            host: row.get(1)?,
+            pid: u32::try_from(pid).map_err(|_| bad(2, Type::Integer, format!("pid {pid}")))?,
+            version: row.get(3)?,
+            refresh_interval: std::time::Duration::from_millis(
+                u64::try_from(refresh_ms)
+                    .map_err(|_| bad(4, Type::Integer, format!("interval {refresh_ms} ms")))?,
+            ),
+            jobs: jobs_from_json(&jobs).map_err(|e| bad(5, Type::Text, e))?,
+        },
+        started_at: instant_at(row, 6)?,
+        last_seen_at: instant_at(row, 7)?,
+        stopped_at: opt_instant_at(row, 8)?,
     })
 }
 

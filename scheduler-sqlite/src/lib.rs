@@ -71,6 +71,10 @@
 //!   [`machine::operator_retry`] and writes the result back in one
 //!   IMMEDIATE transaction. [`prune_finished`] deletes through
 //!   `idx_sys_cron_exec_finished` in one `DELETE`, oldest first.
+//! - **The replica registry** is a table of its own, `sys_cron_replicas`
+//!   (one row per runner id, its jobs as JSON text); an announcement is one
+//!   upsert in an IMMEDIATE transaction, the read one statement in runner-id
+//!   order.
 //! - **Store time** is the host clock (or the injected [`Clock`]), in
 //!   microseconds, read after the write lock is taken and passed to the
 //!   statements as a parameter.
@@ -124,6 +128,8 @@ mod operator;
 mod options;
 /// The planning and audit reads.
 mod reads;
+/// The replica registry.
+mod replicas;
 /// The embedded migrations.
 mod schema;
 /// Every statement, rendered from `sql/`.

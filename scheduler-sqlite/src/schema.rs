@@ -2,7 +2,11 @@
 //! SQLite's types), from `sql/migrations/`, and what applies them.
 //!
 //! Applied versions are recorded in `sys_cron_schema_migrations`
-//! (`sql/migrations/ledger.sql` says why there).
+//! (`sql/migrations/ledger.sql` says why there). A migration runs when the
+//! ledger lacks its version, not only when it is above the highest
+//! recorded: versions are numbered as features claim them, and a database
+//! that got a later number first (version 4 before version 3, say) still
+//! gets the earlier one when the code that has it arrives.
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use scheduler_core::StoreError;
@@ -21,6 +25,10 @@ const V1: &str = include_str!("../sql/migrations/0001_executions.sql");
 /// Version 2: a partial index of the rows an operator retried.
 const V2: &str = include_str!("../sql/migrations/0002_operator_retry_index.sql");
 
+/// Version 4: the replica registry. (Version 3, the attempts log, comes
+/// from another line of work; the gap is deliberate, see the module docs.)
+const V4: &str = include_str!("../sql/migrations/0004_replicas.sql");
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -32,16 +40,22 @@ const MIGRATIONS: &[Migration] = &[
         description: "index of operator retries",
         sql: V2,
     },
+    Migration {
+        version: 4,
+        description: "create sys_cron_replicas",
+        sql: V4,
+    },
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The table of applied versions.
 const LEDGER: &str = include_str!("../sql/migrations/ledger.sql");
 
-/// The highest applied version; 0 for a database the store never touched.
-fn applied_version(conn: &Connection) -> rusqlite::Result<i64> {
+/// The applied versions, ascending; none for a database the store never
+/// touched.
+fn applied_versions(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
     let has_ledger = conn
         .prepare_cached(
             "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'sys_cron_schema_migrations'",
@@ -50,41 +64,50 @@ fn applied_version(conn: &Connection) -> rusqlite::Result<i64> {
         .optional()?
         .is_some();
     if !has_ledger {
-        return Ok(0);
+        return Ok(Vec::new());
     }
-    conn.prepare_cached("SELECT coalesce(max(version), 0) FROM sys_cron_schema_migrations")?
-        .query_row([], |r| r.get(0))
+    conn.prepare_cached("SELECT version FROM sys_cron_schema_migrations ORDER BY version")?
+        .query_map([], |r| r.get(0))?
+        .collect()
 }
 
-fn too_new(found: i64) -> Result<(), Failure> {
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
+/// Refuses a database a newer version of this code migrated.
+fn too_new(applied: &[i64]) -> Result<(), Failure> {
+    match applied.last() {
+        Some(&found) if found > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
             found,
             known: SCHEMA_VERSION,
         }
-        .into());
+        .into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// Brings the schema to [`SCHEMA_VERSION`]; a no-op (and no write lock)
-/// when it is already there.
+/// The migrations the ledger lacks, in version order.
+fn missing(applied: &[i64]) -> impl Iterator<Item = &'static Migration> + '_ {
+    MIGRATIONS
+        .iter()
+        .filter(|m| applied.binary_search(&m.version).is_err())
+}
+
+/// Applies every migration the ledger lacks; a no-op (and no write lock)
+/// when it lacks none.
 ///
 /// The version is checked again inside the IMMEDIATE transaction because
 /// another process may have migrated between the first look and the lock;
 /// each migration and its ledger row commit together, so a crash leaves
 /// either both or neither.
 pub(crate) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<(), Failure> {
-    let found = applied_version(conn)?;
-    too_new(found)?;
-    if found == SCHEMA_VERSION {
+    let applied = applied_versions(conn)?;
+    too_new(&applied)?;
+    if missing(&applied).next().is_none() {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found = applied_version(&tx)?;
-    too_new(found)?;
+    let applied = applied_versions(&tx)?;
+    too_new(&applied)?;
     tx.execute_batch(LEDGER)?;
-    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+    for m in missing(&applied) {
         tx.execute_batch(m.sql)?;
         tx.execute(
             "INSERT INTO sys_cron_schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
@@ -110,6 +133,16 @@ mod tests {
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
     }
 
+    /// The ledger's rows: (version, applied_at), by version.
+    fn ledger(conn: &Connection) -> Vec<(i64, i64)> {
+        conn.prepare("SELECT version, applied_at FROM sys_cron_schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     #[test]
     fn migrating_twice_is_a_no_op_and_adopts_an_existing_table() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -117,14 +150,7 @@ mod tests {
         conn.execute_batch(V1).unwrap();
         migrate(&mut conn, 1).unwrap();
         migrate(&mut conn, 2).unwrap();
-        let ledger: Vec<(i64, i64)> = conn
-            .prepare("SELECT version, applied_at FROM sys_cron_schema_migrations")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(ledger, vec![(1, 1), (2, 1)]);
+        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (4, 1)]);
         let indexes: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'sys_cron_executions' \
@@ -144,6 +170,29 @@ mod tests {
                 "idx_sys_cron_exec_running_stale"
             ]
         );
+    }
+
+    /// A database that got a later version before an earlier one (the
+    /// ledger has a gap) gets the earlier one, and nothing runs twice.
+    #[test]
+    fn a_version_missing_below_the_highest_is_applied() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            "DELETE FROM sys_cron_schema_migrations WHERE version = 2; \
+             DROP INDEX idx_sys_cron_exec_operator_retry",
+        )
+        .unwrap();
+        migrate(&mut conn, 2).unwrap();
+        assert_eq!(ledger(&conn), [(1, 1), (2, 2), (4, 1)]);
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'idx_sys_cron_exec_operator_retry'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1);
     }
 
     #[test]

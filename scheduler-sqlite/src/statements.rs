@@ -53,6 +53,10 @@ pub(crate) struct Statements {
     pub(crate) prune_count: String,
     /// `prune.sql`: one bounded DELETE.
     pub(crate) prune: String,
+    /// `announce.sql`: a replica's upsert into the registry.
+    pub(crate) announce: String,
+    /// `replicas.sql`: the registry.
+    pub(crate) replicas: String,
 }
 
 impl Statements {
@@ -113,6 +117,8 @@ impl Statements {
             operator_retry: render(sql_file!("operator_retry.sql"), &[("columns", &columns)]),
             prune_count: render(sql_file!("prune_count.sql"), &[("prunable", &prunable)]),
             prune: render(sql_file!("prune.sql"), &[("prunable", &prunable)]),
+            announce: render(sql_file!("announce.sql"), &[]),
+            replicas: render(sql_file!("replicas.sql"), &[]),
         }
     }
 }
@@ -168,6 +174,12 @@ mod tests {
             );
             assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
         }
+        let registry = plan(&conn, &SQL.replicas);
+        assert!(
+            registry.contains("sqlite_autoindex_sys_cron_replicas_1"),
+            "{registry}"
+        );
+        assert!(!registry.contains("TEMP B-TREE"), "{registry}");
     }
 
     /// Summarising every job must read every row once, but in the unique

@@ -10,9 +10,9 @@ use rusqlite::{named_params, Connection, Transaction, TransactionBehavior};
 use scheduler_core::machine;
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, Prune, RetryDue, RetryRead, Scope, ScopeSummary,
-    StoreError,
+    Announcement, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter,
+    Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue, RetryRead, Scope,
+    ScopeSummary, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,7 +23,7 @@ use crate::options::SqliteStoreOptions;
 use crate::schema;
 use crate::statements::SQL;
 use crate::worker::Worker;
-use crate::{claim, finish, operator, reads};
+use crate::{claim, finish, operator, reads, replicas};
 
 /// The SQLite store. Share it behind an `Arc`; every process on the host
 /// may open its own store on the same file.
@@ -239,6 +239,10 @@ impl LeaseStore for SqliteLeaseStore {
     async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
         reads::retry_due(self, read).await
     }
+
+    async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError> {
+        replicas::announce(self, announcement).await
+    }
 }
 
 #[async_trait]
@@ -267,5 +271,9 @@ impl ExecutionAudit for SqliteLeaseStore {
 
     async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
         operator::prune_finished(self, prune).await
+    }
+
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        replicas::replicas(self).await
     }
 }

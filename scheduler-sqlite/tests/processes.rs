@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use scheduler_core::{
-    CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, LeaseStoreExt, Manager, ManagerOptions,
-    ManualClock, PlanKey, Prune, RetryDue, RetryRead, Scope, ScopeSummary, Scopes, Status,
-    StoreError, TimeControl,
+    Announcement, CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit,
+    ExecutionFilter, Finish, JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, LeaseStoreExt,
+    Manager, ManagerOptions, ManualClock, PlanKey, Prune, Replica, RetryDue, RetryRead, Scope,
+    ScopeSummary, Scopes, Status, StoreError, TimeControl,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::OffsetDateTime;
@@ -105,6 +105,9 @@ impl LeaseStore for Watched {
     async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
         self.seen("retry_due", self.store.retry_due(read).await)
     }
+    async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError> {
+        self.seen("announce", self.store.announce(announcement).await)
+    }
 }
 
 #[async_trait]
@@ -133,6 +136,9 @@ impl ExecutionAudit for Watched {
     }
     async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
         self.seen("prune_finished", self.store.prune_finished(prune).await)
+    }
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        self.seen("replicas", self.store.replicas().await)
     }
 }
 
@@ -293,6 +299,16 @@ async fn several_processes_share_one_file_and_run_every_plan_once() {
         .collect();
     let ran: HashSet<(String, i64)> = runs.keys().cloned().collect();
     assert_eq!(stored, ran, "every row ran, and every run has its row");
+    // Each process announced itself to the registry, concurrently with the
+    // others, and marked itself stopped: one row each.
+    let replicas = store.replicas().await.unwrap();
+    assert_eq!(replicas.len(), PROCESSES, "{replicas:#?}");
+    assert!(
+        replicas.iter().all(|r| r.stopped_at.is_some()
+            && r.info.runner_id == format!("process-{}", r.info.pid)
+            && r.info.jobs.len() == 1),
+        "{replicas:#?}"
+    );
 
     let scopes: HashSet<&str> = ran.iter().map(|(s, _)| s.as_str()).collect();
     let plans: HashSet<i64> = ran.iter().map(|(_, p)| *p).collect();

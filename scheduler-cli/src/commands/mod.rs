@@ -1,12 +1,16 @@
 //! The operator's subcommands, one module each.
 //!
-//! - [`status`]: per job and scope, what the table says now.
+//! - [`status`]: every registered job, and per job and scope what the
+//!   table says now.
+//! - [`replicas`]: the replica registry: live, vanished and stopped
+//!   replicas.
 //! - [`history`]: executions of a job, newest first.
 //! - [`retry`]: an operator's retry of a FAILED execution.
 //! - [`prune`]: retention, in bounded batches.
 
 pub mod history;
 pub mod prune;
+pub mod replicas;
 pub mod retry;
 pub mod status;
 

@@ -1,12 +1,15 @@
-//! `scheduler status`: per job and scope, what the table says now.
+//! `scheduler status`: every registered job, from the live replicas'
+//! announcements (its schedule in words and its next plan time, even
+//! before its first run), and per job and scope what the table says now.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use scheduler_core::plan::next_plan_time;
 use scheduler_core::plan::{CronSchedule, Schedule};
-use scheduler_core::{ExecutionFilter, Scope, ScopeSummary};
+use scheduler_core::{ExecutionFilter, RegisteredJob, Replica, ReplicaState, Scope, ScopeSummary};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -44,6 +47,36 @@ pub struct StatusArgs {
     /// The job's schedule delay, if any.
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     delay: Duration,
+}
+
+/// The registered jobs as a table: schedule in words, next plan time,
+/// scopes, and which live replicas run each.
+fn jobs_table(jobs: &[JobView], now: OffsetDateTime, zone: &crate::output::Zone) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| match &j.registration {
+            Some(r) => vec![
+                j.name.escape_debug().to_string(),
+                if j.schedules_differ {
+                    format!("{} (replicas differ)", r.schedule)
+                } else {
+                    r.schedule.clone()
+                },
+                zone.ts(next_plan_time(r, now)),
+                r.scopes.to_string(),
+                format!("{} live", j.replicas.len()),
+            ],
+            None => vec![
+                j.name.escape_debug().to_string(),
+                "-".to_owned(),
+                "-".to_owned(),
+                format!("{} with rows", j.scopes_with_rows),
+                "none live (rows only)".to_owned(),
+            ],
+        })
+        .collect();
+    let next = format!("next plan {}", zone.label());
+    table(&["job", "schedule", &next, "scopes", "replicas"], &rows)
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -90,6 +123,69 @@ impl Missed {
     }
 }
 
+/// One job as the registry and the table know it.
+struct JobView {
+    name: String,
+    /// How the most recently started live replica that runs the job
+    /// registered it; `None` when no live replica does (the job has rows
+    /// only).
+    registration: Option<RegisteredJob>,
+    /// The live replicas that registered it.
+    replicas: Vec<String>,
+    /// Live replicas registered it with different schedules (a rolling
+    /// deploy that changes it, say).
+    schedules_differ: bool,
+    /// How many of its scopes have rows.
+    scopes_with_rows: usize,
+}
+
+/// Every job of `job` (all when `None`) that a live replica registered or
+/// that has rows, by name.
+fn job_views(
+    replicas: &[Replica],
+    summaries: &[ScopeSummary],
+    job: Option<&str>,
+    now: OffsetDateTime,
+) -> Vec<JobView> {
+    let mut live: Vec<&Replica> = replicas
+        .iter()
+        .filter(|r| r.state(now) == ReplicaState::Live)
+        .collect();
+    // Newest start first: its registration is the one shown.
+    live.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+    let mut views: BTreeMap<&str, JobView> = BTreeMap::new();
+    let wanted = |name: &str| job.is_none_or(|j| j == name);
+    for replica in live {
+        for registered in replica.info.jobs.iter().filter(|j| wanted(&j.name)) {
+            let view = views.entry(&registered.name).or_insert_with(|| JobView {
+                name: registered.name.clone(),
+                registration: Some(registered.clone()),
+                replicas: Vec::new(),
+                schedules_differ: false,
+                scopes_with_rows: 0,
+            });
+            view.schedules_differ |= view
+                .registration
+                .as_ref()
+                .is_some_and(|shown| shown.schedule_form != registered.schedule_form);
+            view.replicas.push(replica.info.runner_id.clone());
+        }
+    }
+    for summary in summaries {
+        views
+            .entry(&summary.job_name)
+            .or_insert_with(|| JobView {
+                name: summary.job_name.clone(),
+                registration: None,
+                replicas: Vec::new(),
+                schedules_differ: false,
+                scopes_with_rows: 0,
+            })
+            .scopes_with_rows += 1;
+    }
+    views.into_values().collect()
+}
+
 /// `scheduler status`
 pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
     let (json, zone) = (cx.json, &cx.zone);
@@ -100,6 +196,12 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
         .scope_summaries(args.job.as_deref())
         .await
         .map_err(|e| cx.error(e))?;
+    // A schema older than the registry still has its executions to show.
+    let replicas = store.replicas().await.unwrap_or_else(|e| {
+        eprintln!("note: registered jobs are not shown: {}", cx.error(e));
+        Vec::new()
+    });
+    let jobs = job_views(&replicas, &summaries, args.job.as_deref(), now);
     let mut missed: Vec<Missed> = Vec::new();
     if let (Some(schedule), Some(job)) = (&schedule, &args.job) {
         let from = now - args.window;
@@ -166,20 +268,42 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
                 })
             })
             .collect();
+        let jobs: Vec<Value> = jobs
+            .iter()
+            .map(|j| {
+                let registration = j.registration.as_ref();
+                json!({
+                    "job": j.name,
+                    "registered": registration.is_some(),
+                    "schedule": registration.map(|r| &r.schedule),
+                    "next_plan_time": json_ts(registration.and_then(|r| next_plan_time(r, now))),
+                    "live_replicas": j.replicas,
+                    "schedules_differ": j.schedules_differ,
+                    "scopes_with_rows": j.scopes_with_rows,
+                    "registration": registration,
+                })
+            })
+            .collect();
         return emit_json(&json!({
             "store_time": json_ts(Some(now)),
+            "jobs": jobs,
             "scopes": rows,
             "missed_plans_listed_per_scope": MAX_MISSED_LISTED,
         }));
     }
-    if summaries.is_empty() {
-        return emit(&format!(
-            "no executions{}\n",
-            args.job
-                .map(|j| format!(" for job {j:?}"))
-                .unwrap_or_default()
-        ));
+    let for_job = args
+        .job
+        .map(|j| format!(" for job {j:?}"))
+        .unwrap_or_default();
+    if summaries.is_empty() && jobs.is_empty() {
+        return emit(&format!("no registered jobs and no executions{for_job}\n"));
     }
+    let mut text = jobs_table(&jobs, now, zone);
+    if summaries.is_empty() {
+        text.push_str(&format!("\nno executions yet{for_job}\n"));
+        return emit(&text);
+    }
+    text.push('\n');
     let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|s| {
@@ -215,7 +339,7 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
         })
         .collect();
     let latest = format!("latest plan {}", zone.label());
-    let mut text = table(
+    text.push_str(&table(
         &[
             "job",
             "scope",
@@ -230,7 +354,7 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
             "missed plans",
         ],
         &rows,
-    );
+    ));
     if summaries.iter().any(|s| s.stale_timeout > 0) {
         text.push_str("\nstale_timeout rows of non-reentrant jobs wait for an operator: `scheduler retry ID` (ids: `scheduler history --job NAME --status FAILED`)\n");
     }

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use time::OffsetDateTime;
 
 use crate::error::BoxError;
-use crate::model::Scope;
+use crate::model::{Scope, ScopeCount};
 
 type ScopesFn =
     dyn Fn(OffsetDateTime) -> BoxFuture<'static, Result<Vec<Scope>, BoxError>> + Send + Sync;
@@ -42,6 +42,15 @@ impl Scopes {
         Fut: Future<Output = Result<Vec<Scope>, BoxError>> + Send + 'static,
     {
         Scopes::Dynamic(Arc::new(move |now| provider(now).boxed()))
+    }
+
+    /// How many scopes, as a replica announces it: the fixed list's
+    /// length, or [`ScopeCount::Dynamic`] for a provider.
+    pub fn count(&self) -> ScopeCount {
+        match self {
+            Scopes::Fixed(scopes) => ScopeCount::Fixed(scopes.len()),
+            Scopes::Dynamic(_) => ScopeCount::Dynamic,
+        }
     }
 
     pub(crate) async fn resolve(&self, now: OffsetDateTime) -> Result<Vec<Scope>, BoxError> {

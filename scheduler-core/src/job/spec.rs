@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::{RunContext, Scopes};
 use crate::error::{BoxError, SpecError};
-use crate::model::{name_problem, LatestExecution, Scope};
+use crate::model::{name_problem, LatestExecution, RegisteredJob, ScheduleForm, Scope};
 use crate::plan::{CatchUpMode, CronSchedule, Planning, Schedule};
 
 /// What a handler returns on success.
@@ -286,6 +286,31 @@ impl JobSpec {
         }
     }
 
+    /// The job as data, as its replica announces it (`docs/contract.md`
+    /// §7): its schedule in words ([`Planning::describe`], or `custom
+    /// planner`) and in machine form, its scope count and main options.
+    pub fn registration(&self) -> RegisteredJob {
+        let planning = self.planning();
+        let (schedule, schedule_form) = match &self.planner {
+            Some(_) => ("custom planner".to_owned(), ScheduleForm::Custom),
+            None => (planning.describe(), planning.schedule.form()),
+        };
+        RegisteredJob {
+            name: self.name.clone(),
+            schedule,
+            schedule_form,
+            schedule_delay: self.schedule_delay,
+            spread: self.spread,
+            scopes: self.scopes.count(),
+            catch_up: self.catch_up,
+            catch_up_window: self.catch_up_window,
+            max_attempts: self.max_attempts,
+            run_timeout: self.run_timeout,
+            stale_timeout: self.stale_timeout,
+            allow_stale_reentry: self.allow_stale_reentry,
+        }
+    }
+
     /// The wait before the retry that follows a failure of `attempt`.
     pub fn retry_delay(&self, attempt: i32) -> Duration {
         let index = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
@@ -442,6 +467,40 @@ mod tests {
             .catch_up(CatchUpMode::EveryPlan)
             .planner(|_, _, _| Vec::new());
         assert_eq!(spec.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_registration_describes_the_job_as_data() {
+        let tenants = Scopes::fixed([Scope::new("t", "a"), Scope::new("t", "b")]);
+        let spec = JobSpec::new("digest", tenants, |_| async { Ok(JobOutput::default()) })
+            .cron("0 9 * * MON-FRI", "Europe/Berlin")
+            .max_attempts(5)
+            .allow_stale_reentry(true);
+        let reg = spec.registration();
+        assert_eq!(reg.name, "digest");
+        assert_eq!(reg.schedule, "09:00 on weekdays, Europe/Berlin");
+        assert_eq!(
+            reg.schedule_form,
+            ScheduleForm::Cron {
+                expression: "0 9 * * MON-FRI".into(),
+                zone: "Europe/Berlin".into()
+            }
+        );
+        assert_eq!(reg.scopes, crate::model::ScopeCount::Fixed(2));
+        assert_eq!((reg.max_attempts, reg.allow_stale_reentry), (5, true));
+        assert_eq!(reg.stale_timeout, Duration::from_secs(600));
+        let custom = job("c").planner(|_, _, _| Vec::new()).registration();
+        assert_eq!(
+            (custom.schedule.as_str(), custom.schedule_form),
+            ("custom planner", ScheduleForm::Custom)
+        );
+        let dynamic = JobSpec::new("d", Scopes::dynamic(|_| async { Ok(vec![]) }), |_| async {
+            Ok(JobOutput::default())
+        });
+        assert_eq!(
+            dynamic.registration().scopes,
+            crate::model::ScopeCount::Dynamic
+        );
     }
 
     #[test]

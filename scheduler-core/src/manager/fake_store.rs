@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::model::{
-    ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, RetryRead, Scope,
+    Announcement, ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, RetryRead,
+    Scope,
 };
 use crate::store::LeaseStore;
 
@@ -126,5 +127,9 @@ impl LeaseStore for FakeStore {
 
     async fn retry_due(&self, _: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
         unimplemented!("the units under test do not read retries")
+    }
+
+    async fn announce(&self, _: &Announcement) -> Result<(), StoreError> {
+        unimplemented!("the units under test do not announce")
     }
 }

@@ -3,6 +3,8 @@
 //! terminal states.
 //!
 //! - [`options`]: [`ManagerOptions`] and [`TickReport`].
+//! - `announce`: this replica's entry in the replica registry, refreshed
+//!   every [`refresh_interval`].
 //! - `tick`: one tick over every job (scopes, sweep, claim).
 //! - `planning`: the store reads of a tick and the plan times per scope.
 //! - `keeper`: heartbeats, one task per scope with runs in flight.
@@ -24,7 +26,13 @@
 //!   task; each is heartbeaten from the moment it is claimed.
 //! - A run cancelled by shutdown is recorded `canceled` with its retry due at
 //!   once, so another replica picks it up on its next tick.
+//! - The replica announces itself to the registry at the first tick of a
+//!   run (and of `run_once`), refreshes at most every [`refresh_interval`]
+//!   (`max(tick_interval, 15 s)`), and at the next tick after a job is
+//!   registered; a clean `run` stop marks it stopped. The interval is
+//!   measured on tokio's clock, like the loop's sleeps.
 
+mod announce;
 mod completer;
 mod execute;
 #[cfg(test)]
@@ -45,9 +53,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub use announce::{refresh_interval, MIN_REFRESH_INTERVAL};
 pub use options::{default_runner_id, ManagerOptions, TickReport};
 pub use signal::shutdown_signal;
 
+use self::announce::Registry;
 use self::completer::Completer;
 use crate::error::{OptionsError, SpecError};
 use crate::job::JobSpec;
@@ -88,6 +98,8 @@ struct Inner {
     freed: tokio::sync::Notify,
     /// This replica's offset into scope lists (a hash of its runner id).
     rotation: u64,
+    /// What it remembers of its announcements to the replica registry.
+    registry: Mutex<Registry>,
 }
 
 /// The per-replica scheduler. Cheap to clone; clones share everything.
@@ -146,6 +158,7 @@ impl Manager {
                 hard_stop: CancellationToken::new(),
                 freed: tokio::sync::Notify::new(),
                 rotation,
+                registry: Mutex::new(Registry::default()),
             }),
         })
     }
@@ -161,7 +174,8 @@ impl Manager {
         jobs.iter().map(|j| j.spec.name.clone()).collect()
     }
 
-    /// Adds a job. It takes part from the next tick on.
+    /// Adds a job. It takes part from the next tick on, which also
+    /// announces it to the replica registry.
     ///
     /// # Errors
     /// A [`SpecError`] naming the job and field when the spec breaks a rule
@@ -183,6 +197,12 @@ impl Manager {
             known: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
         }));
+        drop(jobs);
+        self.inner
+            .registry
+            .lock()
+            .expect("registry lock")
+            .job_registered();
         Ok(())
     }
 
@@ -198,9 +218,10 @@ impl Manager {
 
     /// Ticks until `shutdown` resolves, then shuts down gracefully: no new
     /// claims; running handlers get `shutdown_grace` to finish; the rest are
-    /// cancelled and recorded `canceled`. Returns the sum of all reports.
-    /// Nothing is left RUNNING by this replica when it returns, unless the
-    /// store was unreachable for the terminal writes.
+    /// cancelled and recorded `canceled`; the replica is marked stopped in
+    /// the replica registry. Returns the sum of all reports. Nothing is
+    /// left RUNNING by this replica when it returns, unless the store was
+    /// unreachable for the terminal writes.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> TickReport {
         let o = &self.inner.options;
         info!(runner_id = %o.runner_id, tick_interval = ?o.tick_interval, "scheduler starting");
@@ -271,6 +292,7 @@ impl Manager {
                 total += done.expect("execution tasks catch handler panics");
             }
         }
+        self.announce_stopped().await;
         info!("scheduler stopped");
         total
     }

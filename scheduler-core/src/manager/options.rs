@@ -17,7 +17,9 @@ pub struct ManagerOptions {
     /// The longest sleep between ticks. The loop also wakes exactly when the
     /// next plan becomes eligible, so this only bounds how late a change the
     /// manager cannot foresee (a new scope, another replica's failure) is
-    /// noticed. Default: 30 s.
+    /// noticed. It also sets how often the replica refreshes its entry in
+    /// the replica registry: every `max(tick_interval, 15 s)`
+    /// ([`refresh_interval`](super::refresh_interval)). Default: 30 s.
     pub tick_interval: Duration,
     /// The most executions this replica holds at once (claimed and not yet
     /// finished). A tick claims no more than the free capacity, so other
@@ -46,15 +48,25 @@ impl Default for ManagerOptions {
 /// stays far below [`MAX_NAME_BYTES`](crate::model::MAX_NAME_BYTES), and a
 /// host name that is not UTF-8 is read lossily.
 pub fn default_runner_id() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let host: String = host.chars().filter(|c| *c != '\0').take(200).collect();
-    let host = if host.is_empty() {
+    let host: String = host_name().chars().take(200).collect();
+    let random = &Uuid::new_v4().simple().to_string()[..8];
+    format!("{host}-{}-{random}", std::process::id())
+}
+
+/// This machine's host name, read lossily when it is not UTF-8, without
+/// NUL characters; `host` when there is none. What runner ids start with,
+/// and what a replica announces.
+pub(crate) fn host_name() -> String {
+    let host: String = gethostname::gethostname()
+        .to_string_lossy()
+        .chars()
+        .filter(|c| *c != '\0')
+        .collect();
+    if host.is_empty() {
         "host".to_owned()
     } else {
         host
-    };
-    let random = &Uuid::new_v4().simple().to_string()[..8];
-    format!("{host}-{}-{random}", std::process::id())
+    }
 }
 
 /// What a tick did, and (for [`Manager::run_once`](super::Manager::run_once))

@@ -1,6 +1,7 @@
-//! One tick: for each job, resolve its scopes, sweep its stale leases, pick
-//! the scopes this replica may work on, plan, claim, and hand what was won
-//! to the executor.
+//! One tick: announce this replica when due (see `announce`), then, for
+//! each job, resolve its scopes, sweep its stale leases, pick the scopes
+//! this replica may work on, plan, claim, and hand what was won to the
+//! executor.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ impl Manager {
             }
         };
         out.now = Some(now);
+        self.announce_if_due(&mut out).await;
         let clock = StoreClock {
             now,
             at: Instant::now(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::ErrorCode;
+use super::{bound_text, ErrorCode};
 
 /// The longest `error_msg` stored, in bytes (`docs/contract.md` §7).
 pub const MAX_ERROR_MSG_BYTES: usize = 4000;
@@ -161,15 +161,7 @@ fn duration_ms(d: Duration) -> i32 {
 /// boundary after removing NUL characters (PostgreSQL text rejects them, and
 /// a rejected message would make the terminal write itself fail).
 pub fn bound_error_msg(msg: &str) -> String {
-    let mut out: String = msg.chars().filter(|&c| c != '\0').collect();
-    if out.len() > MAX_ERROR_MSG_BYTES {
-        let mut cut = MAX_ERROR_MSG_BYTES;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
-    out
+    bound_text(msg, MAX_ERROR_MSG_BYTES)
 }
 
 /// Makes a handler's result storable: NUL characters are removed from every

@@ -8,6 +8,9 @@
 //! - [`finish`]: terminal writes ([`Finish`]) and the bounds that keep them
 //!   storable.
 //! - [`summary`]: operator reads ([`ExecutionFilter`], [`ScopeSummary`]).
+//! - [`registration`]: a registered job as data ([`RegisteredJob`]), what
+//!   a replica announces of each job.
+//! - [`replica`]: the replica registry ([`Announcement`], [`Replica`]).
 //!
 //! Every other layer builds on this one: the state machine and planning
 //! compute over these values, the store traits carry them, the manager
@@ -16,6 +19,8 @@
 pub mod claim;
 pub mod execution;
 pub mod finish;
+pub mod registration;
+pub mod replica;
 pub mod scope;
 pub mod summary;
 
@@ -27,5 +32,11 @@ pub use finish::{
     bound_error_msg, bound_result, Finish, FinishColumns, FinishOutcome, MAX_ERROR_MSG_BYTES,
     MAX_RESULT_BYTES, RESULT_TOO_LARGE_KEY,
 };
-pub use scope::{name_problem, Scope, MAX_NAME_BYTES};
+pub use registration::{
+    jobs_from_json, jobs_to_json, CatchUpMode, RegisteredJob, ScheduleForm, ScopeCount,
+};
+pub use replica::{
+    Announcement, Presence, Replica, ReplicaInfo, ReplicaState, LIVE_WITHIN_REFRESHES,
+};
+pub use scope::{bound_text, name_problem, Scope, MAX_NAME_BYTES};
 pub use summary::{ExecutionFilter, Prune, ScopeSummary};

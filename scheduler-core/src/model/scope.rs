@@ -75,6 +75,23 @@ pub fn name_problem(what: &str, value: &str) -> Option<String> {
     }
 }
 
+/// `text` made storable as free text of at most `max_bytes`: NUL
+/// characters removed (PostgreSQL text and `jsonb` refuse them), then cut
+/// on a UTF-8 character boundary. For text that describes rather than keys
+/// (an error message, a host name, a schedule in words), where a cut copy
+/// is better than a refused write.
+pub fn bound_text(text: &str, max_bytes: usize) -> String {
+    let mut out: String = text.chars().filter(|&c| c != '\0').collect();
+    if out.len() > max_bytes {
+        let mut cut = max_bytes;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
 /// `value` quoted and escaped for a message, cut after 64 characters.
 fn abbreviate(value: &str) -> String {
     const SHOWN: usize = 64;

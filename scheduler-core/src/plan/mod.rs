@@ -7,11 +7,15 @@
 //!   [`CronSchedule`]) and a job's planning options ([`Planning`],
 //!   [`CatchUpMode`]).
 //! - [`cron`]: cron expressions in IANA time zones, with a DST policy.
+//! - [`describe`]: schedules in plain words ([`Schedule::describe`]) and
+//!   in the machine form a replica announces ([`Schedule::form`],
+//!   [`next_plan_time`]).
 //! - [`catch_up`]: the plan times of one scope for one tick
 //!   ([`plan_scope`]), and the instants around them.
 
 pub mod catch_up;
 pub mod cron;
+pub mod describe;
 pub mod grid;
 pub mod schedule;
 
@@ -20,6 +24,7 @@ pub use catch_up::{
     FIRST_RUN_GRACE,
 };
 pub use cron::CronSchedule;
+pub use describe::next_plan_time;
 pub use grid::{ceil, floor, scope_offset, stable_hash};
 pub use schedule::{CatchUpMode, Planning, Schedule};
 

@@ -8,18 +8,9 @@ use time::OffsetDateTime;
 
 use super::grid::{ceil, floor};
 use super::CronSchedule;
-
-/// How a job catches up on plans it missed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CatchUpMode {
-    /// Attempt only the latest bucket; missed buckets are never replayed (the
-    /// handler keeps its own watermark).
-    #[default]
-    LatestOnly,
-    /// Replay missed buckets oldest first, inside the catch-up window, at most
-    /// `max_plans_per_tick` per tick.
-    EveryPlan,
-}
+/// Re-exported from [`crate::model`], where a registered job's options
+/// live as data.
+pub use crate::model::CatchUpMode;
 
 /// When a job's plans fall.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::LeaseStore;
 use crate::error::StoreError;
-use crate::model::{Execution, ExecutionFilter, Prune, ScopeSummary};
+use crate::model::{Execution, ExecutionFilter, Prune, Replica, ScopeSummary};
 
 /// The audit side of a store: reading executions and summaries, an
 /// operator's retry, retention. Every store implements it beside
@@ -68,4 +68,14 @@ pub trait ExecutionAudit: LeaseStore {
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.
     async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError>;
+
+    /// Every replica the registry holds, live, stopped and vanished
+    /// ([`Replica::state`](crate::model::Replica::state) tells which), each
+    /// as [`LeaseStore::announce`] last left it, ordered by runner id
+    /// (bytewise).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails, or when a stored row
+    /// cannot be read back.
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError>;
 }

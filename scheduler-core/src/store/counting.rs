@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{ExecutionAudit, LeaseStore};
 use crate::error::StoreError;
 use crate::model::{
-    ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution, Lease, Prune,
-    RetryDue, RetryRead, Scope, ScopeSummary,
+    Announcement, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution,
+    Lease, Prune, Replica, RetryDue, RetryRead, Scope, ScopeSummary,
 };
 
 /// A store that counts the calls made to another, per method: what a tick
@@ -98,6 +98,11 @@ impl LeaseStore for CountingStore {
         self.count("retry_due");
         self.inner.retry_due(read).await
     }
+
+    async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError> {
+        self.count("announce");
+        self.inner.announce(announcement).await
+    }
 }
 
 #[async_trait]
@@ -132,5 +137,10 @@ impl ExecutionAudit for CountingStore {
     async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
         self.count("prune_finished");
         self.inner.prune_finished(prune).await
+    }
+
+    async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
+        self.count("replicas");
+        self.inner.replicas().await
     }
 }

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{
-    ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, RetryRead, Scope,
+    Announcement, ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, RetryRead,
+    Scope,
 };
 
 /// The coordination side of a store: what the manager of every replica
@@ -154,4 +155,19 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.
     async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError>;
+
+    /// Records a replica's announcement in the replica registry
+    /// (`docs/contract.md` §7, "The replica registry"): one upsert of the
+    /// row keyed by `announcement.replica.runner_id`, whatever the state of
+    /// the row, applying [`Announcement::apply`] at store time. Idempotent:
+    /// announcing again replaces the information and moves `last_seen_at`,
+    /// and never adds a second row for the runner id. The manager calls it
+    /// at its first tick, then at most once per refresh interval, and when
+    /// `run` stops cleanly; never per job.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for unstorable text
+    /// ([`Announcement::refuse_unstorable`]; nothing is written);
+    /// [`StoreError::Backend`] when the store fails.
+    async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError>;
 }

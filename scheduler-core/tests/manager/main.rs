@@ -8,6 +8,7 @@ mod common;
 mod claims;
 mod leases;
 mod metrics;
+mod replicas;
 mod retries;
 mod schedule;
 mod shutdown;
