@@ -182,7 +182,7 @@ fn explain(url: &DatabaseUrl, e: StoreError) -> String {
     let table_missing = text.contains("no such table") || text.contains("(SQLSTATE 42P01)");
     if table_missing {
         format!(
-            "{}: a scheduler table is missing (never migrated, or by an older version); run `scheduler migrate --database {}` first ({text})",
+            "{}: a table of the schema is missing (never migrated, or migrated by an older version); run `scheduler migrate --database {}` first ({text})",
             url.redacted(),
             url.redacted()
         )

@@ -93,8 +93,16 @@ enum Command {
     /// stopped, with host, pid, version, start, last sight and jobs.
     /// sqlite:PATH or postgres://.
     Replicas,
-    /// Executions of a job, newest first. sqlite:PATH or postgres://.
+    /// Executions of a job, newest first (--attempts: one line per
+    /// attempt). sqlite:PATH or postgres://.
     History(commands::history::HistoryArgs),
+    /// One execution: every field, and each of its attempts. sqlite:PATH or
+    /// postgres://.
+    Show {
+        /// The execution id.
+        #[arg(value_parser = parse_uuid)]
+        id: uuid::Uuid,
+    },
     /// Make a FAILED execution run once more on the next tick of a replica
     /// that runs its job, whatever the job's catch-up rules (granting one
     /// more attempt when none is left). sqlite:PATH or postgres://.
@@ -248,6 +256,7 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                         Command::Status(args) => commands::status::status(&cx, args).await,
                         Command::Replicas => commands::replicas::replicas(&cx).await,
                         Command::History(args) => commands::history::history(&cx, args).await,
+                        Command::Show { id } => commands::show::show(&cx, id).await,
                         Command::Retry { id } => commands::retry::retry(&cx, id).await,
                         Command::Prune(args) => commands::prune::prune(&cx, args).await,
                         Command::Demo { .. } | Command::Migrate => unreachable!("handled above"),

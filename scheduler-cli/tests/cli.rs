@@ -211,6 +211,32 @@ fn status_and_history_reflect_the_rows() {
     assert_eq!(failed["error_code"], "handler_error");
     assert_eq!(failed["error_msg"], "upstream 503");
     assert_eq!(failed["duration_ms"], 7);
+    let attempts = |r: &Value| r["attempts"].as_array().expect("an attempts array").clone();
+    let logged = attempts(failed);
+    assert_eq!(logged.len(), 1, "{failed}");
+    assert_eq!(
+        (
+            &logged[0]["attempt"],
+            &logged[0]["outcome"],
+            &logged[0]["runner_id"],
+            &logged[0]["error_msg"],
+            &logged[0]["duration_ms"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from("FAILED"),
+            &Value::from("seed"),
+            &Value::from("upstream 503"),
+            &Value::from(7)
+        )
+    );
+    assert_eq!(logged[0]["ended_at"], failed["finished_at"]);
+    let busy = rows.iter().find(|r| r["status"] == "RUNNING").unwrap();
+    assert_eq!(
+        attempts(busy),
+        Vec::<Value>::new(),
+        "a running attempt has not ended"
+    );
     let only_ok = stdout_json(&scheduler(
         &url,
         &[
@@ -313,6 +339,129 @@ fn retry_repairs_a_failed_row_and_refuses_the_rest() {
             "refused rows are unchanged"
         );
     });
+}
+
+/// A failed execution retried by an operator and then run again: `history
+/// --attempts`, `history --json` and `show` list both attempts, the first
+/// with its error; `show` prints every field.
+#[test]
+fn history_and_show_list_every_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let (rt, ids) = seeded(&url);
+    let (bad, busy) = (ids[1], ids[2]);
+    rt.block_on(async {
+        let store = SqliteLeaseStore::connect(&url).await.unwrap();
+        let row = store.retry_execution(bad).await.unwrap();
+        let outcome = store
+            .claim(&ClaimRequest {
+                job_name: "report",
+                runner_id: "again",
+                max_attempts: 1,
+                stale_timeout: Duration::from_secs(3600),
+                allow_stale_reentry: false,
+                keys: &[PlanKey {
+                    scope: row.scope,
+                    plan_time: row.plan_time,
+                }],
+            })
+            .await
+            .unwrap();
+        let lease = outcome[0].lease().expect("the repaired row runs again");
+        let ok = Finish::success(Duration::from_millis(4), 2, Default::default());
+        store.finish(lease, &ok).await.unwrap();
+    });
+
+    let text = String::from_utf8_lossy(
+        &scheduler(&url, &["history", "--job", "report", "--attempts"]).stdout,
+    )
+    .into_owned();
+    assert!(
+        text.lines().next().unwrap().contains("started (UTC)"),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&bad.to_string()))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        lines[at].contains("#1")
+            && lines[at].contains("FAILED")
+            && lines[at].contains("upstream 503"),
+        "{text}"
+    );
+    assert!(
+        lines[at + 1].trim_start().starts_with("#2") && lines[at + 1].contains("SUCCESS"),
+        "the second attempt on a line of its own: {text}"
+    );
+    let running = lines
+        .iter()
+        .find(|l| l.starts_with(&busy.to_string()))
+        .unwrap();
+    assert!(
+        running.contains("#1") && running.contains("RUNNING"),
+        "{text}"
+    );
+
+    let history = stdout_json(&scheduler(&url, &["history", "--job", "report", "--json"]));
+    let row = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == bad.to_string())
+        .unwrap();
+    let outcomes: Vec<&Value> = row["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["outcome"])
+        .collect();
+    assert_eq!(outcomes, [&Value::from("FAILED"), &Value::from("SUCCESS")]);
+    assert_eq!(
+        row["error_msg"],
+        Value::Null,
+        "the row shows only the success"
+    );
+
+    let shown = stdout_json(&scheduler(&url, &["show", &bad.to_string(), "--json"]));
+    assert_eq!(shown["attempts"], row["attempts"]);
+    for field in [
+        "lease_token",
+        "heartbeat_at",
+        "stale_after",
+        "created_at",
+        "updated_at",
+        "result",
+        "next_retry_at",
+    ] {
+        assert!(shown.get(field).is_some(), "{field} in {shown}");
+    }
+    let out = scheduler(&url, &["show", &bad.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for needle in [
+        "plan time (UTC)",
+        "attempt              2 of 2",
+        "lease token",
+        "attempts\n",
+        "upstream 503",
+        "again",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in {text}");
+    }
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let out = scheduler(&url, &["show", &unknown]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no execution with id"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        scheduler(&url, &["show", "not-a-uuid"]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -512,10 +661,22 @@ fn on_postgres_the_demo_passes_and_operator_commands_work() {
         &["history", "--job", "doomed_export", "--json"],
     ));
     let rows = history.as_array().unwrap();
+    // The crashed replica's attempt is in the log, ended by the sweep or
+    // a takeover, and each attempt of the row is logged once.
+    let taken_over = rows
+        .iter()
+        .find(|r| r["status"] == "SUCCESS" && r["attempt"].as_i64().unwrap() >= 2)
+        .unwrap_or_else(|| panic!("{history}"));
+    let log = taken_over["attempts"].as_array().unwrap();
+    assert_eq!(
+        log.len() as i64,
+        taken_over["attempt"].as_i64().unwrap(),
+        "{taken_over}"
+    );
     assert!(
-        rows.iter()
-            .any(|r| r["status"] == "SUCCESS" && r["attempt"].as_i64().unwrap() >= 2),
-        "{history}"
+        ["SWEPT", "STOLEN"].contains(&log[0]["outcome"].as_str().unwrap())
+            && log[0]["error_code"] == "stale_timeout",
+        "{taken_over}"
     );
     let status = stdout_json(&scheduler(&url, &["status", "--json"]));
     let scopes = status["scopes"].as_array().unwrap();

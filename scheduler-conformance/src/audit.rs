@@ -12,7 +12,7 @@ use scheduler_core::{
 
 use crate::fixtures::{
     assert_conflicts, claim_one, exhaust, failed, finish, key, keys_of, leased, leases, list, ok,
-    plan_key, request, row, rows_of, sweep, swept, this_minute, unique, Harness, MINUTE,
+    plan_key, prune_all, request, row, rows_of, sweep, swept, this_minute, unique, Harness, MINUTE,
     PAST_STALE,
 };
 
@@ -162,11 +162,10 @@ pub async fn operator_retry_repairs_failed_rows_and_refuses_others(h: &Harness) 
         repaired.error_code.as_deref(),
         Some(scheduler_core::machine::OPERATOR_RETRY_CODE)
     );
-    assert!(repaired
-        .error_msg
-        .as_deref()
-        .unwrap()
-        .starts_with("operator retry after stale_timeout"));
+    assert_eq!(
+        repaired.error_msg.as_deref(),
+        Some("operator retry; last error: stale_timeout")
+    );
     let due = repaired.next_retry_at.unwrap();
     assert!(due >= before && due <= after);
     assert_eq!((repaired.attempt, repaired.max_attempts), (1, 3));
@@ -248,13 +247,7 @@ pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
             <= 1,
         "at most `limit` per call"
     );
-    while h
-        .store
-        .prune_finished(&Prune::batch(cutoff, 1))
-        .await
-        .unwrap()
-        > 0
-    {}
+    prune_all(h, cutoff, 1).await;
     assert_eq!(
         mine().await,
         vec!["new_ok".to_owned(), "old_running".to_owned()]

@@ -9,8 +9,10 @@
 //! audit reads, replicas announcing themselves, and jumps of store time.
 //! [`check`] applies each [`Op`] to every store in turn and compares, after
 //! every operation, what each call returned, every row of the job field by
-//! field (ids and tokens aside: they are random by design), the scope
-//! summaries and the replica registry. The first store is the reference (the
+//! field (ids and tokens aside: they are random by design), the attempts
+//! log of every execution a lease was ever handed out for (pruned ones
+//! included, whose logs must be gone), the scope summaries and the replica
+//! registry. The first store is the reference (the
 //! memory store, which applies [`machine`](scheduler_core::machine) directly); the
 //! first difference panics with the operation's index, the operation, both
 //! stores' names and both values, and the numbered operations up to there.
@@ -60,7 +62,7 @@ use scheduler_core::time::TimeControl;
 use scheduler_core::Scope;
 use scheduler_core::StoreError;
 use scheduler_core::{
-    Announcement, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit,
+    Announcement, Attempt, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit,
     ExecutionFilter, Finish, Lease, LeaseStoreExt, PlanKey, Presence, Prune, RegisteredJob,
     Replica, ReplicaInfo, RetryDue, RetryRead, Status,
 };
@@ -355,6 +357,14 @@ fn blank(row: Execution) -> Execution {
         id: Uuid::nil(),
         lease_token: Uuid::nil(),
         ..row
+    }
+}
+
+/// `attempt` with its execution's random id blanked.
+fn blank_attempt(attempt: Attempt) -> Attempt {
+    Attempt {
+        execution_id: Uuid::nil(),
+        ..attempt
     }
 }
 
@@ -661,6 +671,32 @@ impl Side {
             .collect()
     }
 
+    /// The attempts log of every execution a lease was handed out for, in
+    /// the order of its first lease (the same in every store, since the
+    /// claims' outcomes are), each labelled with its key, ids blanked: one
+    /// `attempts_of` read.
+    async fn logs(&self) -> Vec<(String, Vec<Attempt>)> {
+        let mut ids: Vec<Uuid> = Vec::new();
+        let mut labels = Vec::new();
+        for lease in &self.leases {
+            if !ids.contains(&lease.id) {
+                ids.push(lease.id);
+                labels.push(format!("{} {}", lease.scope, lease.plan_time));
+            }
+        }
+        let logs = self
+            .store
+            .attempts_of(&ids)
+            .await
+            .unwrap_or_else(|e| panic!("{}: attempts_of failed: {e}", self.name));
+        assert_eq!(logs.len(), ids.len(), "{}: one log per id", self.name);
+        labels
+            .into_iter()
+            .zip(logs)
+            .map(|(label, log)| (label, log.into_iter().map(blank_attempt).collect()))
+            .collect()
+    }
+
     /// Every row of the job, in key order, with the random id and token
     /// blanked.
     async fn rows(&self) -> Vec<Execution> {
@@ -732,17 +768,35 @@ fn same<T: Debug + PartialEq>(
     );
 }
 
-/// Rows compare as a whole, but a failure shows the first pair that
-/// differs rather than two long lists.
+/// Lists compare as a whole, but a failure shows the first entry that
+/// differs, `what` and its index, rather than two long lists.
+fn same_each<T: Debug + PartialEq>(
+    ops: &[Op],
+    at: At,
+    what: &str,
+    (reference, expected): (&str, &[T]),
+    (name, got): (&str, &[T]),
+) {
+    let differs = (0..expected.len().max(got.len())).find(|&i| expected.get(i) != got.get(i));
+    if let Some(i) = differs {
+        same(
+            ops,
+            at,
+            &format!("{what} {i}"),
+            (reference, &expected.get(i)),
+            (name, &got.get(i)),
+        );
+    }
+}
+
+/// Rows compare as a whole; a failure shows which rows each store has when
+/// they differ in number, else the first pair that differs.
 fn same_rows(
     ops: &[Op],
     at: At,
     (reference, expected): (&str, &[Execution]),
     (name, got): (&str, &[Execution]),
 ) {
-    if got == expected {
-        return;
-    }
     if got.len() != expected.len() {
         let keys = |rows: &[Execution]| -> Vec<String> {
             rows.iter()
@@ -757,15 +811,12 @@ fn same_rows(
             (name, &keys(got)),
         );
     }
-    let i = (0..got.len())
-        .find(|&i| got[i] != expected[i])
-        .expect("a row differs");
-    same(
+    same_each(
         ops,
         at,
-        &format!("row {i} in key order"),
-        (reference, &expected[i]),
-        (name, &got[i]),
+        "row in key order",
+        (reference, expected),
+        (name, got),
     );
 }
 
@@ -773,10 +824,12 @@ fn same_rows(
 /// panics at the first difference from the first store (the reference).
 ///
 /// After every operation it compares what each call returned, every row of
-/// [`JOB`] (ids and tokens blanked), the replicas [`Op::Announce`] wrote,
-/// and the scope summaries of the job and of all jobs; after the last, the latest-execution views and every
-/// retry-due read. Each store must be empty of [`JOB`]'s rows and of the
-/// replicas [`Op::Announce`] names, and all must
+/// [`JOB`] (ids and tokens blanked), the attempts log of every execution a
+/// lease was handed out for, the replicas [`Op::Announce`] wrote, and the
+/// scope summaries of the job and of all jobs; after the last, the
+/// latest-execution views and every retry-due read. Each store must be
+/// empty of [`JOB`]'s rows and of the replicas [`Op::Announce`] names, and
+/// all must
 /// read one store time that `time` moves ([`Op::Advance`] advances it once,
 /// for every store): [`check`] verifies first that they agree on it, and
 /// that it still agrees at the end.
@@ -865,6 +918,16 @@ pub async fn check(
                 "the replicas",
                 (reference, &expected),
                 (side.name, &side.replicas().await),
+            );
+        }
+        let expected = sides[0].logs().await;
+        for side in &sides[1..] {
+            same_each(
+                ops,
+                at,
+                "the attempts log of the execution in lease order",
+                (reference, &expected),
+                (side.name, &side.logs().await),
             );
         }
         for job in [Some(JOB), None] {
@@ -974,8 +1037,9 @@ impl Op {
 }
 
 /// Sequences the random search once failed on (on one store or another),
-/// by name: every backend's differential test runs them all, so a fix made
-/// for one store is held by the others too.
+/// and a few written by hand for what a short random sequence rarely
+/// reaches, by name: every backend's differential test runs them all, so a
+/// fix made for one store is held by the others too.
 pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
     let announce = |runner, jobs, presence| Op::Announce {
         runner,
@@ -997,6 +1061,42 @@ pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
                 announce(0, 1, Presence::Stopped),
                 Op::Advance { secs: 30 },
                 announce(0, 1, Presence::Started),
+            ],
+        ),
+        // Written by hand: every way an attempt ends, in a few steps. A
+        // steal (t0), a sweep (t1), a batch writing the thief's success
+        // once and losing its duplicate and the swept lease, and a prune
+        // of one of the two, whose log must go with it.
+        (
+            "every_ending_of_an_attempt_is_logged_once",
+            vec![
+                Op::Claim {
+                    keys: vec![(0, 0), (1, 0)],
+                    runner: 0,
+                    max_attempts: 3,
+                    stale_secs: 30,
+                    reentrant: true,
+                },
+                Op::Advance { secs: 60 },
+                Op::Claim {
+                    keys: vec![(0, 0)],
+                    runner: 1,
+                    max_attempts: 3,
+                    stale_secs: 30,
+                    reentrant: true,
+                },
+                Op::Sweep { reentrant: true },
+                Op::FinishMany {
+                    items: vec![(0, None), (0, Some(0)), (1, None)],
+                },
+                Op::OperatorRetry { lease: 1 },
+                Op::Advance { secs: 200 },
+                Op::Prune {
+                    back_secs: 0,
+                    sub_micro: false,
+                    limit: 1,
+                    dry_run: false,
+                },
             ],
         ),
         // A failure on the fifth of six fresh leases, among rows of several

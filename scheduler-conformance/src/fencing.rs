@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use scheduler_core::{ClaimOutcome, Finish, LeaseStoreExt, Scope, Status};
 
 use crate::fixtures::{
-    assert_conflicts, assert_lease_lost, claim_one, failed, finish, key, keys_of, leased, leases,
-    ok, plan_key, request, row, sweep, swept, this_minute, unique, Harness, PAST_STALE, STALE,
+    assert_conflicts, assert_lease_lost, claim_one, failed, finish, finish_a_mixed_batch, key,
+    keys_of, leased, leases, ok, plan_key, request, row, sweep, swept, this_minute, unique,
+    Harness, PAST_STALE, STALE,
 };
 
 /// A lease taken over after going stale gets a new token and attempt + 1;
@@ -151,28 +152,7 @@ pub async fn success_is_final(h: &Harness) {
 /// earlier in the same batch are `LeaseLost`, and the others are unaffected.
 pub async fn finish_many_guards_each_lease(h: &Harness) {
     let job = unique("finish_many");
-    let keys = keys_of("t", &["ok", "failed", "stolen"], this_minute(h).await);
-    let leases = leases(h, &request(&job, "r1", &keys, true)).await;
-    // Keep the first two alive; let the third go stale and be taken over.
-    h.time.advance(STALE - Duration::from_secs(5));
-    for lease in &leases[..2] {
-        h.store.heartbeat(lease, STALE).await.unwrap();
-    }
-    h.time.advance(Duration::from_secs(10));
-    let thief = claim_one(h, &request(&job, "r2", &keys[2..], true)).await;
-    assert!(matches!(thief, ClaimOutcome::Stolen(_)));
-    let (success, failure) = (ok(), failed(Duration::from_secs(30)));
-    let items = [
-        (&leases[0], &success),
-        (&leases[1], &failure),
-        (&leases[2], &success),
-        (&leases[0], &failure),
-    ];
-    let mut results = h.store.finish_many(&items).await;
-    assert_eq!(results.len(), 4, "one result per item");
-    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
-    assert_lease_lost(results.remove(3));
-    assert_lease_lost(results.remove(2));
+    let (leases, _) = finish_a_mixed_batch(h, &job).await;
     assert_eq!(row(h, leases[0].id).await.status, Status::Success);
     let failed_row = row(h, leases[1].id).await;
     assert_eq!(

@@ -19,8 +19,8 @@ use uuid::Uuid;
 use scheduler_core::plan::floor;
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    Lease, LeaseStoreExt, PlanKey, RetryDue, RetryRead, Scope, StoreError,
+    Attempt, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter,
+    Finish, Lease, LeaseStoreExt, PlanKey, Prune, RetryDue, RetryRead, Scope, StoreError,
 };
 
 /// A store under test and control over its store time, and what to undo
@@ -170,6 +170,55 @@ pub(crate) async fn swept(h: &Harness, job: &str, runner: &str) -> ([PlanKey; 1]
     (key, lease)
 }
 
+/// One `finish_many` batch over three leases of `job` claimed by `r1`
+/// (scopes `t/ok`, `t/failed`, `t/stolen`), the first two kept alive by a
+/// heartbeat, the third gone stale and taken over by `r2` before the batch:
+/// a success of the first, a failure ("boom", retried after 30 s) of the
+/// second, a success of the stolen one, then both live leases again. The
+/// first two items must be written and the other three refused as
+/// `LeaseLost`. The three leases, and the thief's.
+pub(crate) async fn finish_a_mixed_batch(h: &Harness, job: &str) -> (Vec<Lease>, Lease) {
+    let keys = keys_of("t", &["ok", "failed", "stolen"], this_minute(h).await);
+    let leases = leases(h, &request(job, "r1", &keys, true)).await;
+    h.time.advance(STALE - Duration::from_secs(5));
+    for lease in &leases[..2] {
+        h.store.heartbeat(lease, STALE).await.expect("heartbeat");
+    }
+    h.time.advance(Duration::from_secs(10));
+    let ClaimOutcome::Stolen(thief) = claim_one(h, &request(job, "r2", &keys[2..], true)).await
+    else {
+        panic!("the third lease went stale and is taken over");
+    };
+    let (success, failure) = (ok(), failed(Duration::from_secs(30)));
+    let items = [
+        (&leases[0], &success),
+        (&leases[1], &failure),
+        (&leases[2], &success),
+        (&leases[0], &failure),
+        (&leases[1], &success),
+    ];
+    let results = h.store.finish_many(&items).await;
+    assert_eq!(results.len(), items.len(), "one result per item");
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    for lost in results.into_iter().skip(2) {
+        assert_lease_lost(lost);
+    }
+    (leases, thief)
+}
+
+/// Prunes the terminal rows finished before `cutoff`, `limit` per call,
+/// until a call deletes nothing. Other rows of the store may be that old
+/// too: callers look only at their own.
+pub(crate) async fn prune_all(h: &Harness, cutoff: OffsetDateTime, limit: usize) {
+    while h
+        .store
+        .prune_finished(&Prune::batch(cutoff, limit))
+        .await
+        .expect("prune_finished")
+        > 0
+    {}
+}
+
 /// Claims every key of `req`, each of which must yield a lease, in key
 /// order.
 pub(crate) async fn leases(h: &Harness, req: &ClaimRequest<'_>) -> Vec<Lease> {
@@ -258,6 +307,11 @@ pub(crate) async fn row(h: &Harness, id: Uuid) -> Execution {
         .await
         .expect("get_execution")
         .expect("the row exists")
+}
+
+/// The attempts log of execution `id`, which must be readable.
+pub(crate) async fn attempts(h: &Harness, id: Uuid) -> Vec<Attempt> {
+    h.store.attempts(id).await.expect("attempts")
 }
 
 /// Every row of `job`, as the audit lists them (newest plan time first).

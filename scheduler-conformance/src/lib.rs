@@ -22,6 +22,7 @@
 //! - [`fencing`]: stolen and swept leases, heartbeats, success is final, `finish_many` guards.
 //! - [`retry`]: retry timing, swept non-reentrant rows, attempts, `retry_due` and its limits.
 //! - [`audit`]: reads by id and filter, scope summaries, operator retries, pruning.
+//! - [`attempts`]: the attempts log: what each transition appends, once, and pruning with the execution.
 //! - [`limits`]: names at and past the limit, hostile text, error messages, results, microseconds, store time.
 //! - [`registry`]: the replica registry: announcements read back, refreshed without duplicates, stops, order, hostile text.
 //! - [`manager`]: manager-over-store checks (an outage at start, an unstorable scope), not store guarantees.
@@ -44,6 +45,7 @@
 //! });
 //! ```
 
+pub mod attempts;
 pub mod audit;
 pub mod claim;
 pub mod differential;
@@ -54,6 +56,7 @@ pub mod manager;
 pub mod registry;
 pub mod retry;
 
+pub use attempts::*;
 pub use audit::*;
 pub use claim::*;
 pub use fencing::*;
@@ -106,7 +109,13 @@ macro_rules! conformance_tests {
             announcing_again_updates_the_row_without_duplicating_it,
             a_stop_marks_the_replica_stopped,
             every_replica_is_listed_in_runner_id_order,
-            hostile_replica_text_is_stored_or_refused_cleanly
+            hostile_replica_text_is_stored_or_refused_cleanly,
+            failure_then_success_logs_both_attempts,
+            swept_attempt_is_logged_as_stale_timeout,
+            stolen_attempt_is_logged_for_its_runner,
+            prune_deletes_attempts_with_their_execution,
+            operator_retries_do_not_stack_messages,
+            finish_many_logs_each_item_once
         );
     };
     (@one $setup:expr, $name:ident, $($arg:expr),*) => {

@@ -53,7 +53,7 @@
 //! # Layers
 //!
 //! ```text
-//!   model            pure data: scopes, executions, claims, finishes, summaries
+//!   model            pure data: scopes, executions, attempts, claims, finishes, summaries
 //!     |
 //!   machine  plan    pure rules: the lease state machine; which plan times a tick attempts
 //!     |      |
@@ -122,10 +122,10 @@ pub use error::{BoxError, OptionsError, SpecError, StoreError};
 pub use job::{JobOutput, JobSpec, RunContext, Scopes};
 pub use manager::{shutdown_signal, Manager, ManagerOptions, TickReport};
 pub use model::{
-    Announcement, ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter,
-    Finish, FinishOutcome, LatestExecution, Lease, PlanKey, Presence, Prune, RegisteredJob,
-    Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, Scope, ScopeSummary, Status,
-    MAX_NAME_BYTES,
+    Announcement, Attempt, AttemptOutcome, ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode,
+    Execution, ExecutionFilter, Finish, FinishOutcome, LatestExecution, Lease, PlanKey, Presence,
+    Prune, RegisteredJob, Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, Scope,
+    ScopeSummary, Status, MAX_NAME_BYTES,
 };
 pub use plan::{CatchUpMode, Planning};
 pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};

@@ -19,17 +19,22 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::model::{
-    bound_error_msg, ClaimOutcome, ClaimRequest, ErrorCode, Execution, Finish, FinishOutcome,
-    LatestExecution, PlanKey, RetryDue, RetryRead, Scope, Status,
+    bound_error_msg, Attempt, AttemptOutcome, ClaimOutcome, ClaimRequest, ErrorCode, Execution,
+    Finish, FinishOutcome, LatestExecution, PlanKey, RetryDue, RetryRead, Scope, Status,
 };
 use crate::time::later;
 
 /// The `error_msg` a sweep writes on the rows it closes.
 pub const STALE_SWEEP_MSG: &str = "lease went stale: no heartbeat before stale_after";
 
+/// The `error_msg` the attempts log records for an attempt whose stale lease
+/// a claim took over before any sweep closed it ([`Ending::Steal`]).
+pub const STALE_STEAL_MSG: &str = "lease went stale: taken over by another runner before a sweep";
+
 /// The `error_code` an operator's retry leaves on a FAILED row (the earlier
-/// code and message move into `error_msg`). Not `stale_timeout`, so the
-/// retry is allowed even for a job that forbids stale re-entry.
+/// code is named in `error_msg`; the attempts log keeps its message). Not
+/// `stale_timeout`, so the retry is allowed even for a job that forbids
+/// stale re-entry.
 pub const OPERATOR_RETRY_CODE: &str = "operator_retry";
 
 /// The `next_retry_at` of a FAILED row that only an operator may run again:
@@ -339,9 +344,12 @@ pub fn swept_retry_at(allow_stale_reentry: bool) -> Option<OffsetDateTime> {
 
 /// An operator's repair of a FAILED row: due now (`next_retry_at = now`),
 /// one more attempt granted when none is left, and the error code replaced
-/// by [`OPERATOR_RETRY_CODE`] (keeping the old code and message in
-/// `error_msg`) so even a non-reentrant job's `stale_timeout` row runs
-/// again. A RUNNING or SUCCESS row is refused with the reason.
+/// by [`OPERATOR_RETRY_CODE`] (naming the old code in `error_msg`,
+/// [`operator_retry_msg`]) so even a non-reentrant job's `stale_timeout`
+/// row runs again. A RUNNING or SUCCESS row is refused with the reason.
+///
+/// It ends no attempt, so it appends nothing to the attempts log: the
+/// failure it repairs was logged when it happened.
 pub fn operator_retry(row: &Execution, now: OffsetDateTime) -> Result<Execution, &'static str> {
     match row.status {
         Status::Running => {
@@ -360,13 +368,106 @@ pub fn operator_retry(row: &Execution, now: OffsetDateTime) -> Result<Execution,
     }
 }
 
-/// The `error_msg` an operator's retry writes: what the row failed with.
+/// The `error_msg` an operator's retry writes: that it is one, and the code
+/// of the failure it repairs (`operator retry; last error: handler_error`).
+/// The failure's own message stays in the attempts log, so it is not
+/// copied here, and a row an operator already retried keeps its message:
+/// repeated retries never nest one message inside the next.
 pub fn operator_retry_msg(row: &Execution) -> String {
-    bound_error_msg(&format!(
-        "operator retry after {}: {}",
-        row.error_code.as_deref().unwrap_or("unknown"),
-        row.error_msg.as_deref().unwrap_or("")
-    ))
+    match (row.error_code.as_deref(), &row.error_msg) {
+        (Some(OPERATOR_RETRY_CODE), Some(msg)) => bound_error_msg(msg),
+        (code, _) => bound_error_msg(&format!(
+            "operator retry; last error: {}",
+            code.unwrap_or("unknown")
+        )),
+    }
+}
+
+/// The transitions that end an attempt (`docs/contract.md` §4), each of
+/// which appends one [`Attempt`] to the attempts log, in the same statement
+/// or transaction as the transition itself ([`ended_attempt`]).
+///
+/// No other transition appends anything: a fresh claim and a heartbeat end
+/// no attempt; a claim that retries a FAILED row starts a new attempt after
+/// one whose failure was logged when it was written; an operator's retry
+/// only makes a logged failure due again; a prune deletes an execution's
+/// records with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ending<'a> {
+    /// [`finish`]: the runner wrote SUCCESS or FAILED.
+    Finish(&'a Finish),
+    /// [`sweep`]: the sweep closed the stale lease.
+    Sweep,
+    /// [`claim`] taking a stale lease over ([`ClaimOutcome::Stolen`]).
+    Steal,
+}
+
+/// What an [`Ending`] records of how the attempt ended, beside the
+/// attempt's own number, runner and start: the columns the SQL stores bind
+/// for the record they append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndingColumns<'a> {
+    /// How the attempt ended; a finish's is the status it wrote.
+    pub outcome: AttemptOutcome,
+    /// The error code: a failure's, `stale_timeout` for a sweep or a steal.
+    pub error_code: Option<&'a str>,
+    /// The message: a failure's (bounded), [`STALE_SWEEP_MSG`] or
+    /// [`STALE_STEAL_MSG`].
+    pub error_msg: Option<&'a str>,
+    /// A finish's run time; none when the runner never reported one.
+    pub duration_ms: Option<i32>,
+}
+
+impl<'a> Ending<'a> {
+    /// What the record says of how the attempt ended.
+    pub fn columns(self) -> EndingColumns<'a> {
+        let stale = |outcome, msg| EndingColumns {
+            outcome,
+            error_code: Some(ErrorCode::StaleTimeout.as_str()),
+            error_msg: Some(msg),
+            duration_ms: None,
+        };
+        match self {
+            Ending::Finish(finish) => {
+                let c = finish.columns();
+                EndingColumns {
+                    outcome: match c.status {
+                        Status::Success => AttemptOutcome::Success,
+                        _ => AttemptOutcome::Failed,
+                    },
+                    error_code: c.error_code.map(ErrorCode::as_str),
+                    error_msg: c.error_msg,
+                    duration_ms: Some(c.duration_ms),
+                }
+            }
+            Ending::Sweep => stale(AttemptOutcome::Swept, STALE_SWEEP_MSG),
+            Ending::Steal => stale(AttemptOutcome::Stolen, STALE_STEAL_MSG),
+        }
+    }
+}
+
+/// The record a transition that ends `row`'s current attempt at store time
+/// `now` appends to the attempts log. `row` is the row as it was before the
+/// transition: the attempt's number, runner and start are the ones the
+/// attempt ran under; the rest is [`Ending::columns`].
+///
+/// A finish records its outcome (the status it wrote), error code, message
+/// and duration; a sweep and a steal record `stale_timeout` with
+/// [`STALE_SWEEP_MSG`] or [`STALE_STEAL_MSG`], and no duration, since the
+/// runner never reported one.
+pub fn ended_attempt(row: &Execution, ending: Ending<'_>, now: OffsetDateTime) -> Attempt {
+    let c = ending.columns();
+    Attempt {
+        execution_id: row.id,
+        attempt: row.attempt,
+        runner_id: row.runner_id.clone(),
+        started_at: row.started_at,
+        ended_at: now,
+        outcome: c.outcome,
+        error_code: c.error_code.map(str::to_owned),
+        error_msg: c.error_msg.map(str::to_owned),
+        duration_ms: c.duration_ms,
+    }
 }
 
 #[cfg(test)]
@@ -518,10 +619,10 @@ mod tests {
         assert_eq!((repaired.attempt, repaired.max_attempts), (2, 3));
         assert_eq!(repaired.next_retry_at, Some(later));
         assert_eq!(repaired.error_code.as_deref(), Some(OPERATOR_RETRY_CODE));
-        assert!(repaired
-            .error_msg
-            .unwrap()
-            .starts_with("operator retry after stale_timeout"));
+        assert_eq!(
+            repaired.error_msg.as_deref(),
+            Some("operator retry; last error: stale_timeout")
+        );
         assert!(repaired.status == Status::Failed);
         assert!(operator_retry(&exhausted, later)
             .unwrap()
@@ -530,5 +631,91 @@ mod tests {
         let ok = Finish::success(Duration::ZERO, 0, Map::new());
         let done = finish(&row, row.lease_token, T0, &ok).unwrap();
         assert!(operator_retry(&done, later).is_err(), "SUCCESS is refused");
+    }
+
+    #[test]
+    fn repeated_operator_retries_name_the_last_error_without_nesting() {
+        let failed = |code: Option<&str>, msg: &str| Execution {
+            error_code: code.map(str::to_owned),
+            error_msg: Some(msg.to_owned()),
+            ..sweep(&fresh(), T0 + Duration::from_secs(61), true).unwrap()
+        };
+        let later = T0 + Duration::from_secs(100);
+        let once = operator_retry(&failed(Some("handler_error"), "boom"), later).unwrap();
+        let expected = Some("operator retry; last error: handler_error");
+        assert_eq!(once.error_msg.as_deref(), expected);
+        let twice = operator_retry(&once, later).unwrap();
+        assert_eq!(twice.error_msg.as_deref(), expected, "kept, not nested");
+        let unknown = operator_retry(&failed(None, ""), later).unwrap();
+        assert_eq!(
+            unknown.error_msg.as_deref(),
+            Some("operator retry; last error: unknown")
+        );
+        let long_code = "x".repeat(2 * crate::model::MAX_ERROR_MSG_BYTES);
+        let bounded = operator_retry(&failed(Some(&long_code), ""), later).unwrap();
+        assert!(bounded.error_msg.unwrap().len() <= crate::model::MAX_ERROR_MSG_BYTES);
+    }
+
+    #[test]
+    fn each_ending_records_the_attempt_it_ends() {
+        let row = fresh();
+        let at = T0 + Duration::from_secs(5);
+        let failure = Finish::failure(
+            Duration::from_millis(9),
+            ErrorCode::RunTimeout,
+            "slow",
+            Duration::ZERO,
+        );
+        let failed = ended_attempt(&row, Ending::Finish(&failure), at);
+        assert_eq!(
+            failed,
+            Attempt {
+                execution_id: row.id,
+                attempt: 1,
+                runner_id: Some("r1".to_owned()),
+                started_at: Some(T0),
+                ended_at: at,
+                outcome: AttemptOutcome::Failed,
+                error_code: Some("run_timeout".to_owned()),
+                error_msg: Some("slow".to_owned()),
+                duration_ms: Some(9),
+            }
+        );
+        let ok = Finish::success(Duration::from_millis(4), 1, Map::new());
+        let succeeded = ended_attempt(&row, Ending::Finish(&ok), at);
+        assert_eq!(
+            (
+                succeeded.outcome,
+                succeeded.error_code,
+                succeeded.error_msg,
+                succeeded.duration_ms
+            ),
+            (AttemptOutcome::Success, None, None, Some(4))
+        );
+        for (ending, outcome, msg) in [
+            (Ending::Sweep, AttemptOutcome::Swept, STALE_SWEEP_MSG),
+            (Ending::Steal, AttemptOutcome::Stolen, STALE_STEAL_MSG),
+        ] {
+            let ended = ended_attempt(&row, ending, at);
+            assert_eq!(
+                (
+                    ended.outcome,
+                    ended.error_code.as_deref(),
+                    ended.error_msg.as_deref(),
+                    ended.duration_ms
+                ),
+                (outcome, Some("stale_timeout"), Some(msg), None)
+            );
+            assert_eq!((ended.attempt, ended.started_at), (1, Some(T0)));
+        }
+        for outcome in AttemptOutcome::ALL {
+            assert_eq!(AttemptOutcome::parse(outcome.as_str()), Some(outcome));
+        }
+        assert_eq!(
+            AttemptOutcome::Success.as_str(),
+            Status::Success.as_str(),
+            "a finish's outcome is the status it wrote"
+        );
+        assert_eq!(AttemptOutcome::Failed.as_str(), Status::Failed.as_str());
     }
 }

@@ -3,13 +3,15 @@
 //! process ends.
 //!
 //! It applies the pure state machine of [`scheduler_core::machine`] under one
-//! lock, so every call is atomic. Store time comes from an injectable
-//! [`Clock`] (a `ManualClock`, or a `TokioClock` that follows
-//! `tokio::time::pause`), so tests of your jobs need not sleep;
-//! [`MemoryLeaseStore::set_failing`] makes every call fail, for fault tests.
-//! For anything that must survive a restart, use `scheduler-sqlite` (one
-//! host) or `scheduler-postgres` (a fleet): the same jobs run unchanged on
-//! either.
+//! lock, so every call is atomic: a transition that ends an attempt appends
+//! its record to the attempts log ([`machine::ended_attempt`]) under the
+//! same lock, and a prune deletes an execution's records with it. Store
+//! time comes from an injectable [`Clock`] (a `ManualClock`, or a
+//! `TokioClock` that follows `tokio::time::pause`), so tests of your jobs
+//! need not sleep; [`MemoryLeaseStore::set_failing`] makes every call
+//! fail, for fault tests. For anything that must survive a restart, use
+//! `scheduler-sqlite` (one host) or `scheduler-postgres` (a fleet): the
+//! same jobs run unchanged on either.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -43,12 +45,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scheduler_core::machine::{self, FreshIds};
+use scheduler_core::machine::{self, Ending, FreshIds};
 use scheduler_core::time::{Clock, SystemClock};
 use scheduler_core::{
-    Announcement, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter, Finish,
-    LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue, RetryRead, Scope, ScopeSummary,
-    Status, StoreError,
+    Announcement, Attempt, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter,
+    Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue, RetryRead, Scope,
+    ScopeSummary, Status, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -76,6 +78,10 @@ struct Rows {
     failed: BTreeSet<ByTime>,
     /// FAILED rows an operator retried, as the SQL stores' partial index.
     operator_retried: BTreeSet<ByTime>,
+    /// The attempts log, by execution id and attempt number (the SQL
+    /// stores' primary key), so one execution's records are contiguous and
+    /// oldest first.
+    attempts: BTreeMap<(Uuid, i32), Attempt>,
 }
 
 fn operator_retried(row: &Execution) -> bool {
@@ -104,7 +110,8 @@ impl Rows {
         self.by_key.insert(key, row);
     }
 
-    /// Deletes the row under `key`, keeping every index in step.
+    /// Deletes the row under `key` and its attempts log, keeping every
+    /// index in step.
     fn remove(&mut self, key: &Key) {
         let Some(row) = self.by_key.remove(key) else {
             return;
@@ -113,6 +120,27 @@ impl Rows {
         let indexed = by_time(key);
         self.index_of(row.status).map(|i| i.remove(&indexed));
         self.operator_retried.remove(&indexed);
+        let logged: Vec<i32> = self.attempts_of(row.id).map(|a| a.attempt).collect();
+        for attempt in logged {
+            self.attempts.remove(&(row.id, attempt));
+        }
+    }
+
+    /// Appends `ended` ([`machine::ended_attempt`]) to the attempts log. A
+    /// record already there for that attempt number stays, as the SQL
+    /// stores' `ON CONFLICT DO NOTHING` keeps it: the log never blocks a
+    /// transition.
+    fn log(&mut self, ended: Attempt) {
+        self.attempts
+            .entry((ended.execution_id, ended.attempt))
+            .or_insert(ended);
+    }
+
+    /// The attempts log of execution `id`, oldest first.
+    fn attempts_of(&self, id: Uuid) -> impl Iterator<Item = &Attempt> + '_ {
+        self.attempts
+            .range((id, i32::MIN)..=(id, i32::MAX))
+            .map(|(_, attempt)| attempt)
     }
 
     fn index_of(&mut self, status: Status) -> Option<&mut BTreeSet<ByTime>> {
@@ -224,10 +252,15 @@ impl MemoryLeaseStore {
         Ok(self.clock.now())
     }
 
+    /// Applies `apply` to the row of `lease` under the lock, and stores the
+    /// row it returns, with the attempt it ended, if any, in the log.
     fn guarded(
         &self,
         lease: &Lease,
-        apply: impl FnOnce(&Execution, OffsetDateTime) -> Result<Execution, StoreError>,
+        apply: impl FnOnce(
+            &Execution,
+            OffsetDateTime,
+        ) -> Result<(Execution, Option<Attempt>), StoreError>,
     ) -> Result<Execution, StoreError> {
         let now = self.check()?;
         let mut rows = self.lock();
@@ -236,7 +269,10 @@ impl MemoryLeaseStore {
             .get(&lease.id)
             .cloned()
             .ok_or(StoreError::LeaseLost { id: lease.id })?;
-        let updated = apply(&rows.by_key[&key], now)?;
+        let (updated, ended) = apply(&rows.by_key[&key], now)?;
+        if let Some(ended) = ended {
+            rows.log(ended);
+        }
         rows.put(key, updated.clone());
         Ok(updated)
     }
@@ -257,8 +293,17 @@ impl LeaseStore for MemoryLeaseStore {
             .iter()
             .map(|key| {
                 let k = key_of(request.job_name, &key.scope, key.plan_time);
-                let decision =
-                    machine::claim(rows.by_key.get(&k), request, key, now, FreshIds::mint());
+                let old = rows.by_key.get(&k);
+                let decision = machine::claim(old, request, key, now, FreshIds::mint());
+                let stolen = match (&decision, old) {
+                    (ClaimOutcome::Stolen(_), Some(old)) => {
+                        Some(machine::ended_attempt(old, Ending::Steal, now))
+                    }
+                    _ => None,
+                };
+                if let Some(ended) = stolen {
+                    rows.log(ended);
+                }
                 if let Some(row) = decision.get() {
                     rows.put(k, row.clone());
                 }
@@ -274,7 +319,10 @@ impl LeaseStore for MemoryLeaseStore {
         stale_timeout: Duration,
     ) -> Result<OffsetDateTime, StoreError> {
         let row = self.guarded(lease, |row, now| {
-            machine::heartbeat(row, lease.token, now, stale_timeout)
+            Ok((
+                machine::heartbeat(row, lease.token, now, stale_timeout)?,
+                None,
+            ))
         })?;
         Ok(row.stale_after.expect("a heartbeat sets stale_after"))
     }
@@ -286,7 +334,9 @@ impl LeaseStore for MemoryLeaseStore {
             .iter()
             .map(|(lease, finish)| {
                 self.guarded(lease, |row, now| {
-                    machine::finish(row, lease.token, now, finish)
+                    let done = machine::finish(row, lease.token, now, finish)?;
+                    let ended = machine::ended_attempt(row, Ending::Finish(finish), now);
+                    Ok((done, Some(ended)))
                 })
                 .map(drop)
             })
@@ -300,14 +350,16 @@ impl LeaseStore for MemoryLeaseStore {
     ) -> Result<u64, StoreError> {
         let now = self.check()?;
         let mut rows = self.lock();
-        let swept: Vec<(Key, Execution)> = rows
+        let swept: Vec<(Key, Execution, Attempt)> = rows
             .of_job(&rows.running, job_name, MIN_INSTANT)
             .filter_map(|(key, row)| {
-                machine::sweep(row, now, allow_stale_reentry).map(|row| (key, row))
+                let swept = machine::sweep(row, now, allow_stale_reentry)?;
+                Some((key, swept, machine::ended_attempt(row, Ending::Sweep, now)))
             })
             .collect();
         let closed = swept.len() as u64;
-        for (key, row) in swept {
+        for (key, row, ended) in swept {
+            rows.log(ended);
             rows.put(key, row);
         }
         Ok(closed)
@@ -364,6 +416,15 @@ impl ExecutionAudit for MemoryLeaseStore {
         self.check()?;
         let rows = self.lock();
         Ok(rows.key_of.get(&id).map(|k| rows.by_key[k].clone()))
+    }
+
+    async fn attempts_of(&self, ids: &[Uuid]) -> Result<Vec<Vec<Attempt>>, StoreError> {
+        self.check()?;
+        let rows = self.lock();
+        Ok(ids
+            .iter()
+            .map(|&id| rows.attempts_of(id).cloned().collect())
+            .collect())
     }
 
     async fn list_executions(

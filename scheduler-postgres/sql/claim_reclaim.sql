@@ -8,17 +8,26 @@
 --
 -- The CTE locks the rows that pass the guards (FOR UPDATE re-checks the
 -- guards against the newest version if a concurrent writer got there first)
--- and remembers the status they had, which tells a retry from a takeover;
--- RETURNING could only see the new status.
+-- and remembers the status they had, which tells a retry from a takeover,
+-- and the attempt they were on; RETURNING could only see the new row.
+--
+-- A takeover ends the attempt it takes over, which is logged in the same
+-- statement ({log_ended}) from the row as it was (`taken`), with what
+-- `machine::Ending::Steal` records ($10 outcome, $11 code, $12 message, $13
+-- duration). A retry logs nothing: its failure was logged when it was
+-- written.
 WITH c AS (
-    SELECT e.id, e.status AS old_status, k.token, k.ord
+    SELECT e.id, e.status AS old_status, e.attempt, e.runner_id, e.started_at,
+           k.token, k.ord
     FROM unnest($6::text[], $7::text[], $8::timestamptz[], $9::uuid[])
          WITH ORDINALITY AS k(scope_kind, scope_id, plan_time, token, ord)
     JOIN {table} e ON e.job_name = $2 AND e.scope_kind = k.scope_kind
               AND e.scope_id = k.scope_id AND e.plan_time = k.plan_time
     WHERE ({retry_eligible}) OR ({steal_eligible})
     FOR UPDATE OF e
-)
+),
+taken AS (SELECT * FROM c WHERE old_status = 'RUNNING'),
+{log_ended}
 UPDATE {table} e SET status = 'RUNNING', attempt = e.attempt + 1, runner_id = $3,
     lease_token = c.token, heartbeat_at = {now}, stale_after = {now} + $4::interval,
     started_at = {now}, finished_at = NULL, duration_ms = NULL, next_retry_at = NULL,

@@ -7,10 +7,20 @@
 -- and gets a retry time only while attempts remain. finish_many.sql sets the
 -- same for many leases; this one writes the items of a batch the server
 -- refused, one by one.
-UPDATE {table} SET status = $4, finished_at = {now}, duration_ms = $5,
-    rows_affected = CASE WHEN $4 = 'SUCCESS' THEN $6 ELSE rows_affected END,
-    result = CASE WHEN $4 = 'SUCCESS' THEN $7 ELSE result END,
-    next_retry_at = CASE WHEN $4 = 'FAILED' AND attempt < max_attempts
-                         THEN {now} + $10::interval END,
-    error_code = $8, error_msg = $9, updated_at = {now}
-WHERE id = $2 AND lease_token = $3 AND status = 'RUNNING'
+--
+-- The attempt it ends is logged in the same statement ({log_ended}): its
+-- record is what the finish wrote (the outcome is the status), beside the
+-- columns a finish leaves as they were. A lost lease writes and logs nothing,
+-- and returns no row.
+WITH written AS (
+    UPDATE {table} SET status = $4, finished_at = {now}, duration_ms = $5,
+        rows_affected = CASE WHEN $4 = 'SUCCESS' THEN $6 ELSE rows_affected END,
+        result = CASE WHEN $4 = 'SUCCESS' THEN $7 ELSE result END,
+        next_retry_at = CASE WHEN $4 = 'FAILED' AND attempt < max_attempts
+                             THEN {now} + $10::interval END,
+        error_code = $8, error_msg = $9, updated_at = {now}
+    WHERE id = $2 AND lease_token = $3 AND status = 'RUNNING'
+    RETURNING id, attempt, runner_id, started_at, finished_at, status, error_code,
+              error_msg, duration_ms),
+{log_ended}
+SELECT id FROM written

@@ -20,20 +20,27 @@
 -- on `status` can make selective, and which a concurrent writer's change is
 -- rechecked against like any other. The plan then probes the primary key
 -- once per lease, or hashes the table when that is cheaper.
-UPDATE {table} e SET status = f.status, finished_at = n.now,
-    duration_ms = f.duration_ms,
-    rows_affected = CASE WHEN f.status = 'SUCCESS'
-                         THEN f.rows_affected ELSE e.rows_affected END,
-    result = CASE WHEN f.status = 'SUCCESS' THEN f.result ELSE e.result END,
-    next_retry_at = CASE WHEN f.status = 'FAILED' AND e.attempt < e.max_attempts
-                         THEN n.now + f.retry_after END,
-    error_code = f.error_code, error_msg = f.error_msg, updated_at = n.now
-FROM (SELECT {now} AS now) n,
-     (SELECT u.*, 'RUNNING'::text AS live
-      FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int4[], $6::int8[],
-                  $7::jsonb[], $8::text[], $9::text[], $10::interval[])
-           WITH ORDINALITY AS u(id, token, status, duration_ms, rows_affected,
-                                result, error_code, error_msg, retry_after, ord)
-      OFFSET 0) f
-WHERE e.id = f.id AND e.lease_token = f.token AND e.status = f.live
-RETURNING f.ord
+--
+-- The attempts it ends are logged in the same statement ({log_ended}), as
+-- finish.sql logs one: a lease written is logged once, a lost one not at all.
+WITH written AS (
+    UPDATE {table} e SET status = f.status, finished_at = n.now,
+        duration_ms = f.duration_ms,
+        rows_affected = CASE WHEN f.status = 'SUCCESS'
+                             THEN f.rows_affected ELSE e.rows_affected END,
+        result = CASE WHEN f.status = 'SUCCESS' THEN f.result ELSE e.result END,
+        next_retry_at = CASE WHEN f.status = 'FAILED' AND e.attempt < e.max_attempts
+                             THEN n.now + f.retry_after END,
+        error_code = f.error_code, error_msg = f.error_msg, updated_at = n.now
+    FROM (SELECT {now} AS now) n,
+         (SELECT u.*, 'RUNNING'::text AS live
+          FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int4[], $6::int8[],
+                      $7::jsonb[], $8::text[], $9::text[], $10::interval[])
+               WITH ORDINALITY AS u(id, token, status, duration_ms, rows_affected,
+                                    result, error_code, error_msg, retry_after, ord)
+          OFFSET 0) f
+    WHERE e.id = f.id AND e.lease_token = f.token AND e.status = f.live
+    RETURNING f.ord, e.id, e.attempt, e.runner_id, e.started_at, e.finished_at, e.status,
+              e.error_code, e.error_msg, e.duration_ms),
+{log_ended}
+SELECT ord FROM written

@@ -14,9 +14,21 @@
 -- whatever order the plan meets them in. The index still gives the order by
 -- `finished_at`; only rows that tie are sorted (an incremental sort), and
 -- the LIMIT still stops the walk.
-DELETE FROM {table}
-WHERE id IN (SELECT id FROM {table} WHERE {prunable}
-             ORDER BY finished_at, job_name COLLATE "C",
-                      scope_kind COLLATE "C", scope_id COLLATE "C", plan_time
-             LIMIT $2)
-  AND {prunable}
+--
+-- The attempts logs of the rows deleted go in the same statement, found
+-- through the log's primary key: `= ANY (ARRAY(...))` makes them an index
+-- probe per row, where a join with the CTE could be planned as a scan of the
+-- whole log. (A record a transition appends while the prune waits for its
+-- row, and whose row the prune then deletes, which takes a cutoff at store
+-- time, is not in the statement's snapshot and stays; nothing reads it.)
+WITH pruned AS (
+    DELETE FROM {table}
+    WHERE id IN (SELECT id FROM {table} WHERE {prunable}
+                 ORDER BY finished_at, job_name COLLATE "C",
+                          scope_kind COLLATE "C", scope_id COLLATE "C", plan_time
+                 LIMIT $2)
+      AND {prunable}
+    RETURNING id),
+logs AS (
+    DELETE FROM {attempts} WHERE execution_id = ANY (ARRAY(SELECT id FROM pruned)))
+SELECT count(*) AS pruned FROM pruned

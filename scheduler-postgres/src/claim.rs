@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use scheduler_core::machine::FreshIds;
+use scheduler_core::machine::{Ending, FreshIds};
 use scheduler_core::time::to_micros;
 use scheduler_core::{ClaimOutcome, ClaimRequest, Lease, Status, StoreError};
 use sqlx_core::row::Row;
@@ -110,6 +110,7 @@ pub(crate) async fn claim(
         .filter(|&p| decided[p].is_none())
         .collect();
     if !conflicted.is_empty() {
+        let stolen = Ending::Steal.columns();
         let reclaimed = store
             .statement_at(&store.sql.claim_reclaim, at)
             .bind(request.job_name)
@@ -120,6 +121,10 @@ pub(crate) async fn claim(
             .bind(ids(&conflicted))
             .bind(times(&conflicted))
             .bind(tokens(&conflicted))
+            .bind(stolen.outcome.as_str())
+            .bind(stolen.error_code)
+            .bind(stolen.error_msg)
+            .bind(stolen.duration_ms)
             .fetch_all(&mut *tx)
             .await
             .map_err(err)?;

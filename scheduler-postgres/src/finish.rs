@@ -158,13 +158,13 @@ async fn finish_one(
         .bind(c.error_code.map(|code| code.as_str()))
         .bind(c.error_msg)
         .bind(retry_after)
-        .execute(store.pool())
+        .fetch_optional(store.pool())
         .await
         .map_err(backend("finish"))?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::LeaseLost { id: lease.id });
+    match done {
+        Some(_) => Ok(()),
+        None => Err(StoreError::LeaseLost { id: lease.id }),
     }
-    Ok(())
 }
 
 /// One `finish_many` statement writing the first item of each of

@@ -129,6 +129,21 @@
 //!   chunk is then finished item by item so only the items `finish` would
 //!   fail do; any other failure of a statement is a
 //!   [`StoreError::Backend`] for every item of its chunk.
+//! - **The attempts log** (`sys_cron_execution_attempts`, or `T_attempts`
+//!   for a table `T`; migration 3) is appended by the very statement of the
+//!   transition that ends an attempt: the finishes, the sweep and the
+//!   claim's reclaim each run as `WITH ended AS (UPDATE ... RETURNING ...),
+//!   logged AS (INSERT INTO attempts SELECT ... FROM ended ON CONFLICT DO
+//!   NOTHING) SELECT ...`, the insert written once
+//!   (`sql/fragments/log_ended.sql`); the reclaim logs a takeover from the
+//!   row as its locking CTE read it. A prune deletes the records of the
+//!   rows it deletes in its own statement. There is no foreign key to the
+//!   executions table: its check on every record appended made the batched
+//!   finish about 30% slower (`docs/contract.md` §10), so a row another
+//!   writer deletes (the seed's retention) leaves its records behind, where
+//!   nothing reads them.
+//!   [`ExecutionAudit::attempts_of`] reads a page of executions' logs in
+//!   one statement through the primary key.
 //! - **Connection loss**: calls in flight fail with [`StoreError::Backend`];
 //!   the pool tests connections before handing them out, so later calls get
 //!   fresh ones once the server is reachable.
@@ -145,7 +160,8 @@
 //!   token read, as the SQLite store writes it.
 //! - **Pruning** deletes at most `limit` rows per statement, oldest
 //!   `finished_at` first, through the partial index on `finished_at`, so a
-//!   large table is never locked for long; a dry run is one `count(*)`.
+//!   large table is never locked for long, with their attempts logs; a dry
+//!   run is one `count(*)`.
 //! - **The replica registry** is a table of its own beside the executions
 //!   table (`sys_cron_replicas` for the default table, derived from the
 //!   table's name otherwise), migrated with it (version 4): one row per
@@ -164,6 +180,7 @@
 //! (`sql/fragments/retry_eligible.sql`, `steal_eligible.sql`). They are
 //! rendered once per store, for its table and time source.
 //!
+//! [`ExecutionAudit::attempts_of`]: scheduler_core::ExecutionAudit::attempts_of
 //! [`LeaseStore`]: scheduler_core::LeaseStore
 //! [`LeaseStore::finish_many`]: scheduler_core::LeaseStore::finish_many
 //! [`StoreError::Backend`]: scheduler_core::StoreError::Backend

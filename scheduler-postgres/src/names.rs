@@ -47,11 +47,16 @@ pub(crate) fn quote(ident: &str) -> String {
 }
 
 /// An executions table: its schema (or the `search_path`'s), its name, and
-/// the names of its objects.
+/// the names of its objects, its attempts log's and replica registry's
+/// tables among them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Table {
     /// `"schema"."table"` or `"table"`, as the statements name it.
     pub display: String,
+    /// The attempts log's table, as the statements name it.
+    pub attempts: String,
+    /// The replica registry's table, as the statements name it.
+    pub replicas: String,
     pub schema: Option<String>,
     pub name: String,
     pub names: ObjectNames,
@@ -74,21 +79,25 @@ impl Table {
                 "table name {name:?} is reserved for the scheduler's own records"
             )));
         }
+        if name == ObjectNames::for_table(DEFAULT_TABLE).attempts {
+            return Err(StoreError::InvalidInput(format!(
+                "table name {name:?} is reserved for the attempts log of {DEFAULT_TABLE}"
+            )));
+        }
         let table = Table {
             display: String::new(),
+            attempts: String::new(),
+            replicas: String::new(),
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
             names: ObjectNames::for_table(name),
         };
         Ok(Table {
             display: table.qualified(name),
+            attempts: table.qualified(&table.names.attempts),
+            replicas: table.qualified(&table.names.replicas),
             ..table
         })
-    }
-
-    /// The replica registry's table, in this table's schema, quoted.
-    pub(crate) fn replicas(&self) -> String {
-        self.qualified(&self.names.replicas)
     }
 
     /// `name` in this table's schema, quoted.
@@ -100,14 +109,16 @@ impl Table {
     }
 }
 
-/// The names of the constraints and indexes of one executions table, and
-/// of the replica registry's table beside it.
+/// The names of the constraints and indexes of one executions table, of
+/// its attempts log's table and constraints, and of the replica registry's
+/// table beside it.
 ///
 /// For the default table they are exactly the seed's, so adopting a table
-/// the seed created is a no-op. Index-backed names (the unique constraint and
-/// the indexes) must be unique within a schema, so another table gets its
-/// own, derived from its name. These names are persisted: the derivation
-/// must never change.
+/// the seed created is a no-op (the attempts log is ours: its names follow
+/// the seed's style). Relation and index-backed names (tables, the unique
+/// constraint, primary keys, the indexes) must be unique within a schema,
+/// so another table gets its own, derived from its name. These names are
+/// persisted: the derivation must never change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ObjectNames {
     pub chk_status: String,
@@ -119,6 +130,9 @@ pub(crate) struct ObjectNames {
     pub idx_finished: String,
     pub idx_operator_retry: String,
     pub replicas: String,
+    pub attempts: String,
+    pub attempts_pk: String,
+    pub chk_attempts_outcome: String,
 }
 
 impl ObjectNames {
@@ -134,6 +148,9 @@ impl ObjectNames {
                 idx_finished: "idx_sys_cron_exec_finished".into(),
                 idx_operator_retry: "idx_sys_cron_exec_operator_retry".into(),
                 replicas: DEFAULT_REPLICAS_TABLE.into(),
+                attempts: "sys_cron_execution_attempts".into(),
+                attempts_pk: "pk_sys_cron_execution_attempts".into(),
+                chk_attempts_outcome: "chk_sys_cron_attempts_outcome".into(),
             };
         }
         ObjectNames {
@@ -146,13 +163,16 @@ impl ObjectNames {
             idx_finished: derived_name(table, "finished"),
             idx_operator_retry: derived_name(table, "operator_retry"),
             replicas: derived_name(table, "replicas"),
+            attempts: derived_name(table, "attempts"),
+            attempts_pk: derived_name(table, "attempts_pk"),
+            chk_attempts_outcome: derived_name(table, "attempts_outcome"),
         }
     }
 
-    /// Each index and constraint name, quoted, under the placeholder the
-    /// migrations use (the replicas table is [`Table::replicas`]: a table
-    /// name is qualified by its schema, an index name is not).
-    pub(crate) fn placeholders(&self) -> [(&'static str, String); 8] {
+    /// Each constraint and index name, quoted, under the placeholder the
+    /// migrations use (the tables are [`Table`]'s, qualified: a table name
+    /// is qualified by its schema, an index name is not).
+    pub(crate) fn placeholders(&self) -> [(&'static str, String); 10] {
         [
             ("chk_status", quote(&self.chk_status)),
             ("chk_attempt", quote(&self.chk_attempt)),
@@ -162,6 +182,8 @@ impl ObjectNames {
             ("idx_failed_recent", quote(&self.idx_failed_recent)),
             ("idx_finished", quote(&self.idx_finished)),
             ("idx_operator_retry", quote(&self.idx_operator_retry)),
+            ("attempts_pk", quote(&self.attempts_pk)),
+            ("chk_attempts_outcome", quote(&self.chk_attempts_outcome)),
         ]
     }
 }
@@ -208,6 +230,7 @@ mod tests {
         }
         assert!(Table::new(None, MIGRATIONS_TABLE).is_err());
         assert!(Table::new(None, DEFAULT_REPLICAS_TABLE).is_err());
+        assert!(Table::new(None, "sys_cron_execution_attempts").is_err());
         assert!(Table::new(Some("bad schema"), "t").is_err());
     }
 
@@ -216,15 +239,19 @@ mod tests {
         let seed = ObjectNames::for_table(DEFAULT_TABLE);
         assert_eq!(seed.unique, "uq_sys_cron_execution");
         assert_eq!(seed.idx_finished, "idx_sys_cron_exec_finished");
+        assert_eq!(seed.attempts, "sys_cron_execution_attempts");
         let other = ObjectNames::for_table("jobs");
         assert_eq!(other.unique, "jobs_uq_execution");
         assert_eq!(other.idx_running_stale, "jobs_running_stale");
         assert_eq!(other.replicas, "jobs_replicas");
         assert_eq!(seed.replicas, "sys_cron_replicas");
         assert_eq!(
-            Table::new(Some("s"), "jobs").unwrap().replicas(),
-            "\"s\".\"jobs_replicas\""
+            (other.attempts.as_str(), other.attempts_pk.as_str()),
+            ("jobs_attempts", "jobs_attempts_pk")
         );
+        let table = Table::new(Some("s"), "jobs").unwrap();
+        assert_eq!(table.attempts, "\"s\".\"jobs_attempts\"");
+        assert_eq!(table.replicas, "\"s\".\"jobs_replicas\"");
 
         let long_a = format!("{}a", "t".repeat(62));
         let long_b = format!("{}b", "t".repeat(62));
@@ -232,7 +259,12 @@ mod tests {
             ObjectNames::for_table(&long_a),
             ObjectNames::for_table(&long_b),
         );
-        for name in [&a.unique, &a.idx_failed_recent, &a.chk_duration] {
+        for name in [
+            &a.unique,
+            &a.idx_failed_recent,
+            &a.chk_duration,
+            &a.attempts_pk,
+        ] {
             assert!(name.len() <= MAX_IDENT_BYTES, "{name}");
         }
         assert_ne!(

@@ -144,10 +144,11 @@ pub(crate) async fn prune_finished(store: &PgLeaseStore, prune: &Prune) -> Resul
     let done = query(AssertSqlSafe(Arc::clone(&store.sql.prune)))
         .bind(before)
         .bind(sql::limit(limit))
-        .execute(store.pool())
+        .fetch_one(store.pool())
         .await
         .map_err(err)?;
-    Ok(done.rows_affected())
+    let pruned: i64 = done.try_get("pruned").map_err(err)?;
+    Ok(u64::try_from(pruned).unwrap_or(0))
 }
 
 #[cfg(test)]

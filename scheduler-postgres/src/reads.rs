@@ -1,6 +1,6 @@
 //! The reads: the manager's planning reads (latest executions, due
 //! retries) and the operator's (one execution, a filtered list, scope
-//! summaries). Each is one statement.
+//! summaries, attempts logs). Each is one statement.
 //!
 //! A name with a NUL character can never be stored, so a read for one finds
 //! nothing, as the memory store answers, without a round trip.
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{
-    Execution, ExecutionFilter, LatestExecution, RetryDue, RetryRead, Scope, ScopeSummary,
+    Attempt, Execution, ExecutionFilter, LatestExecution, RetryDue, RetryRead, Scope, ScopeSummary,
     StoreError,
 };
 use sqlx_core::query::query;
@@ -93,6 +93,27 @@ pub(crate) async fn get_execution(
         .await
         .map_err(backend("get execution"))?;
     row.as_ref().map(rows::execution).transpose()
+}
+
+/// `attempts.sql`: one statement for any number of executions, grouped
+/// into one log per id, in the order of `ids`.
+pub(crate) async fn attempts_of(
+    store: &PgLeaseStore,
+    ids: &[Uuid],
+) -> Result<Vec<Vec<Attempt>>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = query(AssertSqlSafe(Arc::clone(&store.sql.attempts)))
+        .bind(ids)
+        .fetch_all(store.pool())
+        .await
+        .map_err(backend("attempts"))?;
+    let found = found
+        .iter()
+        .map(rows::attempt)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(sql::logs_of(ids, found))
 }
 
 /// `list.sql`, with a condition per filter.

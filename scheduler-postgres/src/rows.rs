@@ -5,7 +5,8 @@ use std::time::Duration;
 use scheduler_core::model::jobs_from_json;
 use scheduler_core::time::to_micros;
 use scheduler_core::{
-    Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary, Status, StoreError,
+    Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
+    Status, StoreError,
 };
 use serde_json::{Map, Value};
 use sqlx_core::row::Row;
@@ -148,6 +149,25 @@ pub(crate) fn execution(row: &PgRow) -> Result<Execution, StoreError> {
         error_msg: get(row, "error_msg")?,
         created_at: instant(row, "created_at")?,
         updated_at: instant(row, "updated_at")?,
+    })
+}
+
+/// A record of the attempts log, selected with
+/// `sql/fragments/attempt_columns.sql`.
+pub(crate) fn attempt(row: &PgRow) -> Result<Attempt, StoreError> {
+    let outcome: String = get(row, "outcome")?;
+    Ok(Attempt {
+        execution_id: get(row, "execution_id")?,
+        attempt: get(row, "attempt")?,
+        runner_id: get(row, "runner_id")?,
+        started_at: opt_instant(row, "started_at")?,
+        ended_at: instant(row, "ended_at")?,
+        outcome: AttemptOutcome::parse(&outcome).ok_or_else(|| {
+            StoreError::backend_msg(format!("postgres attempt has unknown outcome {outcome:?}"))
+        })?,
+        error_code: get(row, "error_code")?,
+        error_msg: get(row, "error_msg")?,
+        duration_ms: get(row, "duration_ms")?,
     })
 }
 

@@ -29,12 +29,9 @@ const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"schedmig");
 
 /// Every migration: its version, its description (recorded in the ledger)
 /// and its template. A migration runs when the ledger lacks its version,
-/// not only when it is above the highest recorded: versions are numbered
-/// as features claim them, and a table that got a later number first
-/// (version 4, the replica registry, before version 3, the attempts log,
-/// which another line of work adds) still gets the earlier one when the
-/// code that has it arrives.
-const MIGRATIONS: [(i64, &str, &str); 3] = [
+/// not only when it is above the highest recorded, so a ledger with a gap
+/// (a version skipped by a development build) is completed.
+const MIGRATIONS: [(i64, &str, &str); 4] = [
     (
         1,
         "executions table, constraints and indexes",
@@ -45,6 +42,7 @@ const MIGRATIONS: [(i64, &str, &str); 3] = [
         "index of operator retries",
         sql_file!("migrations/0002_operator_retry_index.sql"),
     ),
+    (3, "attempts log", sql_file!("migrations/0003_attempts.sql")),
     (
         4,
         "replica registry",
@@ -106,8 +104,11 @@ pub(crate) async fn migrate<'c>(
         });
     }
     let names = table.names.placeholders();
-    let replicas = table.replicas();
-    let mut values: Vec<(&str, &str)> = vec![("table", &table.display), ("replicas", &replicas)];
+    let mut values: Vec<(&str, &str)> = vec![
+        ("table", &table.display),
+        ("attempts", &table.attempts),
+        ("replicas", &table.replicas),
+    ];
     values.extend(names.iter().map(|(key, name)| (*key, name.as_str())));
     for (version, description, template) in MIGRATIONS {
         if applied.binary_search(&version).is_ok() {

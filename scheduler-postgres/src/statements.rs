@@ -41,6 +41,8 @@ pub(crate) struct Statements {
     pub claim_reclaim: Arc<str>,
     /// `heartbeat.sql`.
     pub heartbeat: Arc<str>,
+    /// `attempts.sql`: the attempts log of a page of executions.
+    pub attempts: Arc<str>,
     /// `finish.sql`: one terminal write.
     pub finish: Arc<str>,
     /// `finish_many.sql`: many terminal writes in one statement.
@@ -78,7 +80,9 @@ impl Statements {
     /// where `machine` applies them: the retry rule into the claim's reclaim
     /// and the retry read, decided at store time, and into the summaries,
     /// decided at each row's due time ([`summary_rules`]); the takeover rule
-    /// into the claim's reclaim.
+    /// into the claim's reclaim. The attempts log's append
+    /// (`fragments/log_ended.sql`) goes into every statement whose
+    /// transition ends attempts: the finishes, the sweep and the reclaim.
     pub(crate) fn new(table: Table, time: TimeSource) -> Self {
         let now = format!("({})", time.bare());
         let columns = render(sql_file!("fragments/columns.sql"), &[]);
@@ -90,19 +94,38 @@ impl Statements {
         let [pending, pending_if_reentrant] =
             summary_rules(retry_eligible, "n.now", ["false", "true"]);
         let uq = quote(&table.names.unique);
-        let replicas = table.replicas();
         let t = table.display.as_str();
+        let attempt_columns = render(sql_file!("fragments/attempt_columns.sql"), &[]);
         let values = [
             ("table", t),
-            ("replicas", replicas.as_str()),
+            ("replicas", table.replicas.as_str()),
+            ("attempts", table.attempts.as_str()),
             ("now", now.as_str()),
             ("columns", columns.as_str()),
+            ("attempt_columns", attempt_columns.as_str()),
             ("uq", uq.as_str()),
             ("prunable", prunable.as_str()),
         ];
         let text = |template: &str, more: &[(&str, &str)]| -> Arc<str> {
             render(template, &[&values[..], more].concat()).into()
         };
+        // The append of the attempts a statement's transition ended: from
+        // its CTE `ended`, at `ended_at`, recording `ending`. A finish
+        // records what it wrote; the sweep and a takeover what their
+        // `Ending` says, bound.
+        let log_ended = |ended: &str, ended_at: &str, ending: &str| {
+            text(
+                sql_file!("fragments/log_ended.sql"),
+                &[("ended", ended), ("ended_at", ended_at), ("ending", ending)],
+            )
+        };
+        let finished = log_ended(
+            "written",
+            "finished_at",
+            "status, error_code, error_msg, duration_ms",
+        );
+        let swept = log_ended("swept", "finished_at", "$5, $6, $7, $8::int4");
+        let taken = log_ended("taken", &now, "$10, $11, $12, $13::int4");
         let summaries = |filter: &str| {
             text(
                 sql_file!("summaries.sql"),
@@ -126,12 +149,14 @@ impl Statements {
                 &[
                     ("retry_eligible", &claim_retry),
                     ("steal_eligible", &claim_steal),
+                    ("log_ended", &taken),
                 ],
             ),
             heartbeat: text(sql_file!("heartbeat.sql"), &[]),
-            finish: text(sql_file!("finish.sql"), &[]),
-            finish_many: text(sql_file!("finish_many.sql"), &[]),
-            sweep: text(sql_file!("sweep.sql"), &[]),
+            attempts: text(sql_file!("attempts.sql"), &[]),
+            finish: text(sql_file!("finish.sql"), &[("log_ended", &finished)]),
+            finish_many: text(sql_file!("finish_many.sql"), &[("log_ended", &finished)]),
+            sweep: text(sql_file!("sweep.sql"), &[("log_ended", &swept)]),
             latest: text(sql_file!("latest.sql"), &[]),
             retry_due: text(
                 sql_file!("retry_due.sql"),
@@ -155,7 +180,7 @@ impl Statements {
 #[cfg(test)]
 mod tests {
     use scheduler_core::machine::OPERATOR_RETRY_CODE;
-    use scheduler_core::ErrorCode;
+    use scheduler_core::{AttemptOutcome, ErrorCode};
     use sqlx_core::raw_sql::raw_sql;
     use sqlx_core::sql_str::AssertSqlSafe;
 
@@ -170,9 +195,10 @@ mod tests {
     }
 
     /// The bounded DELETE of pruning finds its rows by walking the partial
-    /// index on `finished_at` (the seed's name, or the derived one), in a
-    /// custom plan and in a generic one, on a table large enough for the
-    /// planner to care.
+    /// index on `finished_at` (the seed's name, or the derived one), and
+    /// their attempts logs through the log's primary key, in a custom plan
+    /// and in a generic one, on tables large enough for the planner to care.
+    /// The read of a page of logs probes the same key.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pruning_walks_the_finished_index() {
         let Some(db) = test_db().await else { return };
@@ -189,15 +215,31 @@ mod tests {
                              WHEN i % 7 = 0 THEN 'FAILED' ELSE 'SUCCESS' END, \
                         CASE WHEN i % 100 <> 0 THEN now() - i * interval '1 minute' END \
                  FROM generate_series(1, 50000) i; \
-                 ANALYZE {t}"
+                 INSERT INTO {a} SELECT id, n, 'r', now(), now(), 'FAILED', NULL, NULL, 1 \
+                 FROM {t}, generate_series(1, 2) n; \
+                 ANALYZE {t}; ANALYZE {a}",
+                a = sql.table.attempts
             )))
             .execute(&mut *conn)
             .await
             .unwrap();
-            let uses_index = |plan: &[String]| {
-                let wanted = format!("using {} on", sql.table.names.idx_finished);
+            // "Index Scan using <index> on", "Bitmap Index Scan on <index>".
+            let uses = |plan: &[String], index: &str| {
+                let wanted = format!(" {index} ");
                 plan.iter().any(|line| line.contains(&wanted))
             };
+            let names = &sql.table.names;
+            let uses_index =
+                |plan: &[String]| uses(plan, &names.idx_finished) && uses(plan, &names.attempts_pk);
+            let page: Vec<String> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(format!(
+                "EXPLAIN {}",
+                sql.attempts
+            )))
+            .bind(vec![uuid::Uuid::now_v7(); 50])
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            assert!(uses(&page, &names.attempts_pk), "{table}: {page:#?}");
             let custom: Vec<String> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(
                 format!("EXPLAIN {}", sql.prune),
             ))
@@ -357,6 +399,14 @@ mod tests {
             on(None, DEFAULT_TABLE, TimeSource::Server).table.display,
             "\"sys_cron_executions\""
         );
+    }
+
+    /// The attempts log's outcomes the table accepts are exactly the core's.
+    #[test]
+    fn the_attempt_outcomes_the_table_accepts_are_the_cores() {
+        let ddl = sql_file!("migrations/0003_attempts.sql");
+        let accepted = AttemptOutcome::ALL.map(|o| format!("'{o}'")).join(", ");
+        assert!(ddl.contains(&format!("outcome IN ({accepted})")), "{ddl}");
     }
 
     /// The error codes the statements write out (see

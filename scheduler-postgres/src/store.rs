@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use scheduler_core::machine::{self, Ending};
 use scheduler_core::time::to_micros;
 use scheduler_core::{
-    machine, Announcement, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
+    Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
     ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue,
     RetryRead, Scope, ScopeSummary, StoreError,
 };
@@ -279,15 +280,22 @@ impl LeaseStore for PgLeaseStore {
         if job_name.contains('\0') {
             return Ok(0);
         }
-        let done = self
+        let err = backend("sweep");
+        let logged = Ending::Sweep.columns();
+        let row = self
             .statement(&self.sql.sweep)
             .bind(job_name)
             .bind(machine::STALE_SWEEP_MSG)
             .bind(machine::swept_retry_at(allow_stale_reentry))
-            .execute(&self.pool)
+            .bind(logged.outcome.as_str())
+            .bind(logged.error_code)
+            .bind(logged.error_msg)
+            .bind(logged.duration_ms)
+            .fetch_one(&self.pool)
             .await
-            .map_err(backend("sweep"))?;
-        Ok(done.rows_affected())
+            .map_err(err)?;
+        let closed: i64 = row.try_get("closed").map_err(err)?;
+        Ok(u64::try_from(closed).unwrap_or(0))
     }
 
     async fn latest_executions(
@@ -311,6 +319,10 @@ impl LeaseStore for PgLeaseStore {
 impl ExecutionAudit for PgLeaseStore {
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
         reads::get_execution(self, id).await
+    }
+
+    async fn attempts_of(&self, ids: &[Uuid]) -> Result<Vec<Vec<Attempt>>, StoreError> {
+        reads::attempts_of(self, ids).await
     }
 
     async fn list_executions(

@@ -60,13 +60,14 @@ impl Postgres {
         Some(Postgres { db, store, clock })
     }
 
-    /// One case: empty tables, the clock back at the start, fresh memory
-    /// and SQLite stores on it, and the check.
+    /// One case: empty tables (executions, attempts log, replicas), the
+    /// clock back at the start, fresh memory and SQLite stores on it, and
+    /// the check.
     async fn run(&self, ops: &[Op]) {
         raw_sql(AssertSqlSafe(format!(
-            "TRUNCATE {}, \"{}\".sys_cron_replicas",
+            "TRUNCATE {}, \"{schema}\".sys_cron_execution_attempts, \"{schema}\".sys_cron_replicas",
             self.db.table(),
-            self.db.schema
+            schema = self.db.schema
         )))
         .execute(self.store.pool())
         .await

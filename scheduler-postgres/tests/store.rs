@@ -134,11 +134,23 @@ async fn sixteen_claimers_on_separate_connections_have_one_winner() {
     db.drop_schema().await;
 }
 
-/// Columns, constraints, indexes and the table's storage of
-/// `schema.sys_cron_executions`, with the schema's name written as `<s>`.
+/// Columns, constraints and indexes of `schema.sys_cron_executions`, and
+/// what else the schema holds beside it (its other tables but the ledger of
+/// migrations, their indexes, the constraints that refer to the table),
+/// with the schema's name written as `<s>`.
 async fn shape(admin: &PgPool, schema: &str) -> Vec<String> {
     let table = format!("\"{schema}\".sys_cron_executions");
     let mut shape: Vec<String> = Vec::new();
+    let tables: Vec<String> = query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 AND tablename <> $2 \
+         ORDER BY tablename",
+    )
+    .bind(schema)
+    .bind(MIGRATIONS_TABLE)
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    shape.extend(tables.iter().map(|t| format!("table {t}")));
     let columns = sqlx_core::query::query(
         "SELECT ordinal_position, column_name::text, data_type::text, is_nullable::text, \
                 coalesce(column_default::text, '') AS column_default \
@@ -162,7 +174,8 @@ async fn shape(admin: &PgPool, schema: &str) -> Vec<String> {
     }
     let constraints: Vec<(String, String)> = sqlx_core::query_as::query_as(AssertSqlSafe(format!(
         "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
-         WHERE conrelid = '{table}'::regclass ORDER BY conname"
+         WHERE conrelid = '{table}'::regclass OR confrelid = '{table}'::regclass \
+         ORDER BY conname"
     )))
     .fetch_all(admin)
     .await
@@ -174,9 +187,10 @@ async fn shape(admin: &PgPool, schema: &str) -> Vec<String> {
     );
     let indexes: Vec<(String, String)> = sqlx_core::query_as::query_as(
         "SELECT indexname::text, indexdef FROM pg_indexes \
-         WHERE schemaname = $1 AND tablename = 'sys_cron_executions' ORDER BY indexname",
+         WHERE schemaname = $1 AND tablename <> $2 ORDER BY indexname",
     )
     .bind(schema)
+    .bind(MIGRATIONS_TABLE)
     .fetch_all(admin)
     .await
     .unwrap();
@@ -198,15 +212,35 @@ async fn relfilenode(admin: &PgPool, schema: &str) -> i64 {
     .unwrap()
 }
 
-/// The one index our migrations add beside the seed's (migration 2): the
-/// seed never reads it, and its statements run unchanged.
-const OUR_INDEX: &str = "index idx_sys_cron_exec_operator_retry ";
+/// What our migrations add beside the seed's table, as [`shape`] lines
+/// start: the index of operator retries (migration 2), and the attempts
+/// log's table and its primary key's index (migration 3). The seed never
+/// reads them, and its statements run unchanged. (No constraint refers to
+/// the seed's table: [`shape`] would list it.)
+const OURS: [&str; 5] = [
+    "index idx_sys_cron_exec_operator_retry ",
+    "table sys_cron_execution_attempts",
+    "index pk_sys_cron_execution_attempts ",
+    "table sys_cron_replicas",
+    "index sys_cron_replicas_pkey ",
+];
 
-fn without_our_indexes(shape: Vec<String>) -> Vec<String> {
+fn without_ours(shape: Vec<String>) -> Vec<String> {
     shape
         .into_iter()
-        .filter(|l| !l.starts_with(OUR_INDEX))
+        .filter(|l| !OURS.iter().any(|ours| l.starts_with(ours)))
         .collect()
+}
+
+/// Panics unless `shape` holds each of [`OURS`] exactly once.
+fn has_ours(shape: &[String]) {
+    for ours in OURS {
+        assert_eq!(
+            shape.iter().filter(|l| l.starts_with(ours)).count(),
+            1,
+            "{ours:?} in {shape:#?}"
+        );
+    }
 }
 
 /// Runs the seed's own migration inside the test schema.
@@ -237,20 +271,20 @@ async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
     // connect migrates once; migrate again by hand.
     let store = db.store("adopt").await;
     store.migrate().await.unwrap();
+    let adopted = shape(&db.admin, &db.schema).await;
     assert_eq!(
-        without_our_indexes(shape(&db.admin, &db.schema).await),
+        without_ours(adopted.clone()),
         before,
         "adoption changes none of the seed's columns, constraints or indexes"
     );
+    has_ours(&adopted);
     assert_eq!(
         relfilenode(&db.admin, &db.schema).await,
         storage,
         "no rewrite"
     );
     let versions = versions(&db).await;
-    // Version 3 (the attempts log) is another line of work's; once both
-    // are merged this is every version up to SCHEMA_VERSION.
-    assert_eq!(versions, [1, 2, SCHEMA_VERSION]);
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
 
     let h = harness_on(store);
     scheduler_conformance::concurrent_claimers_have_one_winner(&h, 8).await;
@@ -279,7 +313,13 @@ async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
     scheduler_conformance::scope_summaries_describe_each_scope(&h).await;
     scheduler_conformance::claims_with_no_attempt_budget_are_refused(&h).await;
     scheduler_conformance::announcing_again_updates_the_row_without_duplicating_it(&h).await;
-    // Last but one: it deletes every old terminal row of the table.
+    scheduler_conformance::failure_then_success_logs_both_attempts(&h).await;
+    scheduler_conformance::swept_attempt_is_logged_as_stale_timeout(&h).await;
+    scheduler_conformance::stolen_attempt_is_logged_for_its_runner(&h).await;
+    scheduler_conformance::operator_retries_do_not_stack_messages(&h).await;
+    scheduler_conformance::finish_many_logs_each_item_once(&h).await;
+    // Last but two: they delete every old terminal row of the table.
+    scheduler_conformance::prune_deletes_attempts_with_their_execution(&h).await;
     scheduler_conformance::prune_deletes_only_old_terminal_rows(&h).await;
     scheduler_conformance::store_time_is_utc_micros_and_controllable(&h).await;
     drop(h);
@@ -315,14 +355,11 @@ async fn a_fresh_migration_builds_exactly_the_seeds_table() {
     }
     let fresh_shape = shape(&fresh.admin, &fresh.schema).await;
     assert_eq!(
-        without_our_indexes(fresh_shape.clone()),
+        without_ours(fresh_shape.clone()),
         shape(&seeded.admin, &seeded.schema).await,
-        "the seed's table, and only our own indexes beside it"
+        "the seed's table, and only our own additions beside it"
     );
-    assert!(
-        fresh_shape.iter().any(|l| l.starts_with(OUR_INDEX)),
-        "{fresh_shape:#?}"
-    );
+    has_ours(&fresh_shape);
     let recorded: i64 = query_scalar(AssertSqlSafe(format!(
         "SELECT count(*) FROM \"{}\".{MIGRATIONS_TABLE}",
         fresh.schema
@@ -330,8 +367,7 @@ async fn a_fresh_migration_builds_exactly_the_seeds_table() {
     .fetch_one(&fresh.admin)
     .await
     .unwrap();
-    // Versions 1, 2 and 4 (3 is another line of work's, see above).
-    assert_eq!(recorded, 3, "each version recorded once");
+    assert_eq!(recorded, SCHEMA_VERSION, "each version recorded once");
     seeded.drop_schema().await;
     fresh.drop_schema().await;
 }
@@ -351,7 +387,10 @@ async fn a_version_missing_below_the_highest_is_applied() {
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    assert_eq!(versions(&db).await, [1, 2, SCHEMA_VERSION]);
+    assert_eq!(
+        versions(&db).await,
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
     let index: i64 = query_scalar(
         "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 \
          AND indexname = 'idx_sys_cron_exec_operator_retry'",
@@ -810,7 +849,7 @@ async fn operator_retry_waits_for_a_writer_holding_the_row() {
     assert_eq!((repaired.attempt, repaired.max_attempts), (3, 4));
     assert_eq!(
         repaired.error_msg.as_deref(),
-        Some("operator retry after unknown: ")
+        Some("operator retry; last error: unknown")
     );
     let null_result: bool = query_scalar(AssertSqlSafe(format!(
         "SELECT result = 'null'::jsonb FROM {} WHERE id = $1",

@@ -3,7 +3,9 @@
 -- clears the retry time and the error (its :error_code and :error_msg are
 -- NULL); a failure keeps rows_affected and result as they are, as in
 -- machine::finish, and gets a retry time only while attempts remain.
--- finish_many runs it once per item, in one IMMEDIATE transaction.
+-- finish_many runs it once per item, in one IMMEDIATE transaction, each
+-- followed, when it wrote the row, by finish_log.sql, which appends the
+-- attempt it ended to the attempts log.
 UPDATE sys_cron_executions
 SET status = :status, finished_at = :now, duration_ms = :duration_ms,
     rows_affected = CASE WHEN :status = 'SUCCESS' THEN :rows_affected ELSE rows_affected END,

@@ -2,21 +2,24 @@
 //! one IMMEDIATE transaction however many keys it has.
 //!
 //! Per key, `claim_insert.sql` (`INSERT ... ON CONFLICT DO NOTHING`) and,
-//! when the key exists, `claim_reclaim.sql`, the one guarded `UPDATE` whose
-//! `WHERE` is exactly [`machine::claim`]'s guards (the retry rule or the
-//! takeover rule). Keys are claimed in the caller's order, so duplicate keys
-//! within a batch see the first one's row, and only one of them wins.
+//! when the key exists, `claim_steal_log.sql`, which logs the attempt a
+//! takeover is about to end, and `claim_reclaim.sql`, the one guarded
+//! `UPDATE` whose `WHERE` is exactly [`machine::claim`]'s guards (the retry
+//! rule or the takeover rule). Keys are claimed in the caller's order, so
+//! duplicate keys within a batch see the first one's row, and only one of
+//! them wins.
 //!
 //! [`LeaseStore::claim`]: scheduler_core::LeaseStore::claim
 //! [`machine::claim`]: scheduler_core::machine::claim
 
 use rusqlite::{named_params, OptionalExtension, Transaction};
-use scheduler_core::machine::FreshIds;
+use scheduler_core::machine::{Ending, FreshIds};
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{ClaimOutcome, ClaimRequest, Lease, PlanKey, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::attempts::Ended;
 use crate::codec::{micros, parse_uuid, uuid_text};
 use crate::error::Failure;
 use crate::statements::SQL;
@@ -59,7 +62,9 @@ impl Batch {
         let stale_after = later(now, self.stale_timeout);
         let (now_us, stale_us) = (micros(now), micros(stale_after));
         let mut insert = tx.prepare_cached(&SQL.claim_insert)?;
+        let mut steal_log = tx.prepare_cached(&SQL.claim_steal_log)?;
         let mut reclaim = tx.prepare_cached(&SQL.claim_reclaim)?;
+        let stolen = Ended::of(Ending::Steal);
         let mut outcomes = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
             let plan_time = to_micros(key.plan_time);
@@ -97,9 +102,23 @@ impl Batch {
                 )));
                 continue;
             }
-            // The key exists. A retry takes the minted token, a takeover
-            // another fresh one (see claim_reclaim.sql), so the token the
-            // row took says which guard held.
+            // The key exists. Should the takeover rule hold, the attempt it
+            // ends is logged first, from the row as it still is.
+            steal_log.execute(named_params! {
+                ":job": self.job,
+                ":kind": key.scope.kind,
+                ":scope_id": key.scope.id,
+                ":plan_time": plan_us,
+                ":now": now_us,
+                ":allow_stale_reentry": self.allow_stale_reentry,
+                ":outcome": stolen.outcome,
+                ":error_code": stolen.error_code,
+                ":error_msg": stolen.error_msg,
+                ":duration_ms": stolen.duration_ms,
+            })?;
+            // A retry takes the minted token, a takeover another fresh one
+            // (see claim_reclaim.sql), so the token the row took says which
+            // guard held.
             let steal_token = distinct_token(ids.token);
             let reclaimed = reclaim
                 .query_row(

@@ -5,7 +5,8 @@ use rusqlite::types::Type;
 use rusqlite::Row;
 use scheduler_core::model::jobs_from_json;
 use scheduler_core::{
-    Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary, Status, StoreError,
+    Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
+    Status, StoreError,
 };
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -111,6 +112,23 @@ pub(crate) fn execution(row: &Row<'_>) -> rusqlite::Result<Execution> {
         error_msg: row.get(19)?,
         created_at: instant_at(row, 20)?,
         updated_at: instant_at(row, 21)?,
+    })
+}
+
+/// A row of `attempts.sql` (`fragments/attempt_columns.sql`, in order).
+pub(crate) fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
+    let outcome: String = row.get(5)?;
+    Ok(Attempt {
+        execution_id: uuid_at(row, 0)?,
+        attempt: row.get(1)?,
+        runner_id: row.get(2)?,
+        started_at: opt_instant_at(row, 3)?,
+        ended_at: instant_at(row, 4)?,
+        outcome: AttemptOutcome::parse(&outcome)
+            .ok_or_else(|| bad(5, Type::Text, format!("outcome {outcome:?}")))?,
+        error_code: row.get(6)?,
+        error_msg: row.get(7)?,
+        duration_ms: row.get(8)?,
     })
 }
 

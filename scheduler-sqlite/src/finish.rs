@@ -2,7 +2,8 @@
 //! ([`LeaseStore::finish_many`](scheduler_core::LeaseStore::finish_many)):
 //! one IMMEDIATE transaction, one commit, running `finish.sql` (the guarded
 //! `UPDATE` of one lease) per item at one store time, each item answered on
-//! its own.
+//! its own, and appending the record of each attempt it ended to the
+//! attempts log in the same transaction.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use scheduler_core::{BoxError, Finish, Lease, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::attempts;
 use crate::codec::{micros, result_text, uuid_text};
 use crate::error::{lease_lost, Failure};
 use crate::statements::SQL;
@@ -111,9 +113,9 @@ impl BoundColumns {
 
 /// One terminal write: the guarded `UPDATE` (id **and** token **and**
 /// RUNNING) in the caller's IMMEDIATE transaction, at store time `now` as
-/// read under the write lock.
+/// read under the write lock, then the record of the attempt it ended.
 ///
-/// A guard that does not match changes nothing and is
+/// A guard that does not match changes nothing, logs nothing, and is
 /// [`StoreError::LeaseLost`] (as a [`Failure::Store`]), which leaves the
 /// transaction usable; a driver error is a [`Failure::Sqlite`].
 fn finish_one(
@@ -123,8 +125,9 @@ fn finish_one(
     token: &str,
     columns: &BoundColumns,
 ) -> Result<(), Failure> {
+    let id_text = uuid_text(id);
     let changed = tx.prepare_cached(&SQL.finish)?.execute(named_params! {
-        ":id": uuid_text(id),
+        ":id": id_text,
         ":token": token,
         ":now": micros(now),
         ":status": columns.status,
@@ -136,7 +139,7 @@ fn finish_one(
         ":retry_at": columns.retry_after.map(|after| micros(later(now, after))),
     })?;
     if changed == 1 {
-        Ok(())
+        Ok(attempts::log_finished(tx, &id_text)?)
     } else {
         Err(lease_lost(id))
     }

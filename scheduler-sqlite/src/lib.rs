@@ -64,13 +64,23 @@
 //!   terminal writes ([`finish_many`]) is likewise one IMMEDIATE
 //!   transaction, one commit: the guarded `UPDATE` of one lease per item, at
 //!   one store time, each item answered on its own.
+//! - **The attempts log** (`sys_cron_execution_attempts`, a `WITHOUT ROWID`
+//!   table keyed by execution and attempt number) is appended in the
+//!   transaction of the transition that ends an attempt: after a finish,
+//!   read back from the row it wrote; after the sweep, from what its
+//!   `RETURNING` names; before a takeover's reclaim, by an
+//!   `INSERT ... SELECT` under the same takeover rule, since the reclaim's
+//!   `RETURNING` sees only the new attempt. A prune deletes the logs of the
+//!   rows it deletes in its transaction. [`attempts_of`] reads a page of
+//!   executions' logs in one statement through the primary key.
 //! - **Operator calls.** [`scope_summaries`] is one read statement
 //!   (conditional aggregates per scope, then the latest and last SUCCESS
 //!   rows by their unique key), equal to [`ScopeSummary::of_rows`] at one
 //!   store time. [`retry_execution`] reads the row, applies
 //!   [`machine::operator_retry`] and writes the result back in one
 //!   IMMEDIATE transaction. [`prune_finished`] deletes through
-//!   `idx_sys_cron_exec_finished` in one `DELETE`, oldest first.
+//!   `idx_sys_cron_exec_finished` in one `DELETE`, oldest first, and their
+//!   attempts logs by their ids, in one transaction.
 //! - **The replica registry** is a table of its own, `sys_cron_replicas`
 //!   (one row per runner id, its jobs as JSON text); an announcement is one
 //!   upsert in an IMMEDIATE transaction, the read one statement in runner-id
@@ -106,6 +116,7 @@
 //! [`ScopeSummary::of_rows`]: scheduler_core::ScopeSummary::of_rows
 //! [`StoreError::Backend`]: scheduler_core::StoreError::Backend
 //! [`StoreError::SchemaTooNew`]: scheduler_core::StoreError::SchemaTooNew
+//! [`attempts_of`]: scheduler_core::ExecutionAudit::attempts_of
 //! [`finish_many`]: scheduler_core::LeaseStore::finish_many
 //! [`machine::claim`]: scheduler_core::machine::claim
 //! [`machine::operator_retry`]: scheduler_core::machine::operator_retry
@@ -114,6 +125,8 @@
 //! [`scope_summaries`]: scheduler_core::ExecutionAudit::scope_summaries
 #![warn(missing_docs)]
 
+/// The attempts log's append.
+mod attempts;
 /// The batch claim.
 mod claim;
 /// How values are stored, and rows decoded.

@@ -1,7 +1,8 @@
 //! The operator's repairs: a retry
 //! ([`ExecutionAudit::retry_execution`](scheduler_core::ExecutionAudit::retry_execution))
 //! and pruning
-//! ([`ExecutionAudit::prune_finished`](scheduler_core::ExecutionAudit::prune_finished)).
+//! ([`ExecutionAudit::prune_finished`](scheduler_core::ExecutionAudit::prune_finished)),
+//! attempts logs included.
 
 use rusqlite::{named_params, OptionalExtension};
 use scheduler_core::machine;
@@ -10,6 +11,7 @@ use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{Execution, Prune, StoreError};
 use uuid::Uuid;
 
+use crate::attempts;
 use crate::codec::{self, micros, result_text, uuid_text};
 use crate::statements::SQL;
 use crate::store::SqliteLeaseStore;
@@ -97,14 +99,22 @@ pub(crate) async fn prune_finished(
     }
     // IMMEDIATE like every write: the rows are chosen and deleted under the
     // write lock, so a row a claim is retrying cannot be chosen as FAILED
-    // and then deleted while RUNNING.
+    // and then deleted while RUNNING; their attempts logs go in the same
+    // transaction.
     store
         .write(move |tx, _| {
-            let deleted = tx.prepare_cached(&SQL.prune)?.execute(named_params! {
-                ":cutoff": cutoff,
-                ":limit": sql::limit(limit),
-            })?;
-            Ok(deleted as u64)
+            let deleted = tx
+                .prepare_cached(&SQL.prune)?
+                .query_map(
+                    named_params! {
+                        ":cutoff": cutoff,
+                        ":limit": sql::limit(limit),
+                    },
+                    |row| row.get::<_, String>(0),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            attempts::delete_logs(tx, &deleted)?;
+            Ok(deleted.len() as u64)
         })
         .await
 }

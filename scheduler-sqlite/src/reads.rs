@@ -1,12 +1,13 @@
 //! The reads: the manager's planning reads (latest executions, due
 //! retries) and the operator's (one execution, a filtered list, scope
-//! summaries). Each is one statement on the reader connection.
+//! summaries, attempts logs). Each is one statement on the reader
+//! connection.
 
 use rusqlite::{named_params, OptionalExtension, ToSql};
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{
-    Execution, ExecutionFilter, LatestExecution, RetryDue, RetryRead, Scope, ScopeSummary,
+    Attempt, Execution, ExecutionFilter, LatestExecution, RetryDue, RetryRead, Scope, ScopeSummary,
     StoreError,
 };
 use uuid::Uuid;
@@ -107,6 +108,28 @@ pub(crate) async fn get_execution(
                 .optional()?)
         })
         .await
+}
+
+/// `attempts.sql`: one statement for any number of executions, grouped
+/// here into one log per id, in the order of `ids`.
+pub(crate) async fn attempts_of(
+    store: &SqliteLeaseStore,
+    ids: &[Uuid],
+) -> Result<Vec<Vec<Attempt>>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let texts: Vec<String> = ids.iter().map(|&id| uuid_text(id)).collect();
+    let ids_json = serde_json::to_string(&texts)
+        .map_err(|e| StoreError::InvalidInput(format!("ids cannot be encoded: {e}")))?;
+    let found = store
+        .read(move |conn, _| {
+            let mut stmt = conn.prepare_cached(&SQL.attempts)?;
+            let rows = stmt.query_map(named_params! { ":ids": ids_json }, codec::attempt)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    Ok(sql::logs_of(ids, found))
 }
 
 /// `list.sql`, with a condition per filter.

@@ -29,6 +29,16 @@ pub(crate) struct Statements {
     pub(crate) claim_insert: String,
     /// `claim_reclaim.sql`: a claim's retry or takeover of an existing row.
     pub(crate) claim_reclaim: String,
+    /// `claim_steal_log.sql`: the record of the attempt a takeover ends.
+    pub(crate) claim_steal_log: String,
+    /// `finish_log.sql`: the record of the attempt a finish ended.
+    pub(crate) finish_log: String,
+    /// `sweep_log.sql`: the record of an attempt the sweep ended.
+    pub(crate) sweep_log: String,
+    /// `prune_log.sql`: the attempts logs of pruned rows.
+    pub(crate) prune_log: String,
+    /// `attempts.sql`: the attempts log of a page of executions.
+    pub(crate) attempts: String,
     /// `heartbeat.sql`.
     pub(crate) heartbeat: String,
     /// `finish.sql`: one terminal write, once per item of `finish_many`.
@@ -63,9 +73,12 @@ impl Statements {
     /// Renders every file. The rules go where `machine` applies them: the
     /// retry rule into the claim's reclaim and the retry read, decided at
     /// `:now`, and into the summaries, decided at each row's due time
-    /// ([`summary_rules`]); the takeover rule into the claim's reclaim.
+    /// ([`summary_rules`]); the takeover rule into the claim's reclaim and
+    /// the record of the attempt it ends.
     fn load() -> Self {
         let columns = render(sql_file!("fragments/columns.sql"), &[]);
+        let attempt_columns = render(sql_file!("fragments/attempt_columns.sql"), &[]);
+        let attempt_columns = [("attempt_columns", attempt_columns.as_str())];
         let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
         let retry_eligible = sql_file!("fragments/retry_eligible.sql");
         let decided_now = rule(retry_eligible, ":now", ":allow_stale_reentry");
@@ -102,6 +115,14 @@ impl Statements {
                     ("steal_eligible", &steal_eligible),
                 ],
             ),
+            claim_steal_log: render(
+                sql_file!("claim_steal_log.sql"),
+                &[("steal_eligible", &steal_eligible), attempt_columns[0]],
+            ),
+            finish_log: render(sql_file!("finish_log.sql"), &attempt_columns),
+            sweep_log: render(sql_file!("sweep_log.sql"), &attempt_columns),
+            prune_log: render(sql_file!("prune_log.sql"), &[]),
+            attempts: render(sql_file!("attempts.sql"), &attempt_columns),
             heartbeat: render(sql_file!("heartbeat.sql"), &[]),
             finish: render(sql_file!("finish.sql"), &[]),
             sweep: render(sql_file!("sweep.sql"), &[]),
@@ -127,7 +148,7 @@ impl Statements {
 mod tests {
     use rusqlite::Connection;
     use scheduler_core::machine::OPERATOR_RETRY_CODE;
-    use scheduler_core::ErrorCode;
+    use scheduler_core::{AttemptOutcome, ErrorCode};
 
     use super::*;
     use crate::schema;
@@ -151,7 +172,12 @@ mod tests {
         let unique = "sqlite_autoindex_sys_cron_executions_2";
         let primary = "sqlite_autoindex_sys_cron_executions_1";
         let list = format!("{} AND job_name = :job{}", SQL.list.0, SQL.list.1);
+        let attempts_pk = "sys_cron_execution_attempts USING PRIMARY KEY";
         for (sql, index) in [
+            (&SQL.attempts, attempts_pk),
+            (&SQL.prune_log, attempts_pk),
+            (&SQL.claim_steal_log, unique),
+            (&SQL.finish_log, primary),
             (&SQL.latest, unique),
             (&SQL.claim_reclaim, unique),
             (&SQL.retry_due, "idx_sys_cron_exec_failed_recent"),
@@ -169,7 +195,7 @@ mod tests {
             let plan = plan(&conn, sql);
             assert!(plan.contains(index), "{sql}\n=> {plan}");
             assert!(
-                !plan.contains("SCAN sys_cron_executions"),
+                !plan.contains("SCAN sys_cron_execution"),
                 "{sql}\n=> {plan}"
             );
             assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
@@ -214,6 +240,29 @@ mod tests {
             "{plan}"
         );
         assert!(!plan.contains("FOR GROUP BY"), "{plan}");
+    }
+
+    /// The attempts log's outcomes the table accepts are exactly the core's.
+    #[test]
+    fn the_attempt_outcomes_the_table_accepts_are_the_cores() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn, 0).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sys_cron_executions (id, job_name, plan_time, status, lease_token) \
+             VALUES ('e', 'j', 0, 'FAILED', 't')",
+        )
+        .unwrap();
+        let insert = |attempt: i32, outcome: &str| {
+            conn.execute(
+                "INSERT INTO sys_cron_execution_attempts (execution_id, attempt, ended_at, outcome) \
+                 VALUES ('e', ?1, 0, ?2)",
+                rusqlite::params![attempt, outcome],
+            )
+        };
+        for (attempt, outcome) in (1..).zip(AttemptOutcome::ALL) {
+            insert(attempt, outcome.as_str()).unwrap();
+        }
+        assert!(insert(9, "RUNNING").is_err());
     }
 
     /// The error codes the statements write out (see

@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{named_params, Connection, Transaction, TransactionBehavior};
-use scheduler_core::machine;
+use scheduler_core::machine::{self, Ending};
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{
-    Announcement, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit, ExecutionFilter,
-    Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue, RetryRead, Scope,
-    ScopeSummary, StoreError,
+    Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
+    ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue,
+    RetryRead, Scope, ScopeSummary, StoreError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::attempts::{self, Ended, Swept};
 use crate::codec::{micros, uuid_text};
 use crate::error::{lease_lost, Failure, Location};
 use crate::options::SqliteStoreOptions;
@@ -216,14 +217,24 @@ impl LeaseStore for SqliteLeaseStore {
     ) -> Result<u64, StoreError> {
         let job = job_name.to_owned();
         let next_retry_at = machine::swept_retry_at(allow_stale_reentry).map(micros);
+        let ended = Ended::of(Ending::Sweep);
         self.write(move |tx, now| {
-            let closed = tx.prepare_cached(&SQL.sweep)?.execute(named_params! {
-                ":job": job,
-                ":now": micros(now),
-                ":next_retry_at": next_retry_at,
-                ":stale_msg": machine::STALE_SWEEP_MSG,
-            })?;
-            Ok(closed as u64)
+            let closed = tx
+                .prepare_cached(&SQL.sweep)?
+                .query_map(
+                    named_params! {
+                        ":job": job,
+                        ":now": micros(now),
+                        ":next_retry_at": next_retry_at,
+                        ":stale_msg": machine::STALE_SWEEP_MSG,
+                    },
+                    Swept::read,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            for swept in &closed {
+                attempts::log_swept(tx, now, swept, &ended)?;
+            }
+            Ok(closed.len() as u64)
         })
         .await
     }
@@ -249,6 +260,10 @@ impl LeaseStore for SqliteLeaseStore {
 impl ExecutionAudit for SqliteLeaseStore {
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
         reads::get_execution(self, id).await
+    }
+
+    async fn attempts_of(&self, ids: &[Uuid]) -> Result<Vec<Vec<Attempt>>, StoreError> {
+        reads::attempts_of(self, ids).await
     }
 
     async fn list_executions(

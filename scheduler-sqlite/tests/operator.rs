@@ -162,7 +162,7 @@ async fn operator_retry_of_a_hand_edited_row_applies_the_machine() {
     assert_eq!(repaired, machine::operator_retry(&before, now).unwrap());
     assert_eq!(
         repaired.error_msg.as_deref(),
-        Some("operator retry after unknown: ")
+        Some("operator retry; last error: unknown")
     );
     assert_eq!(repaired.error_code.as_deref(), Some(OPERATOR_RETRY_CODE));
     assert_eq!((repaired.attempt, repaired.max_attempts), (3, 4));

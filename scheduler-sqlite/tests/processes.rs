@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use scheduler_core::{
-    Announcement, CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit,
+    Announcement, Attempt, CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit,
     ExecutionFilter, Finish, JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, LeaseStoreExt,
     Manager, ManagerOptions, ManualClock, PlanKey, Prune, Replica, RetryDue, RetryRead, Scope,
     ScopeSummary, Scopes, Status, StoreError, TimeControl,
@@ -115,6 +115,12 @@ impl LeaseStore for Watched {
 impl ExecutionAudit for Watched {
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
         self.seen("get_execution", self.store.get_execution(id).await)
+    }
+    async fn attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
+        self.seen("attempts", self.store.attempts(id).await)
+    }
+    async fn attempts_of(&self, ids: &[Uuid]) -> Result<Vec<Vec<Attempt>>, StoreError> {
+        self.seen("attempts_of", self.store.attempts_of(ids).await)
     }
     async fn list_executions(
         &self,

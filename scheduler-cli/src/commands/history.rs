@@ -1,4 +1,5 @@
-//! `scheduler history`: executions of a job, newest first.
+//! `scheduler history`: executions of a job, newest first, with their
+//! attempts (`--attempts` in the table; always in `--json`).
 
 use std::time::Duration;
 
@@ -6,7 +7,10 @@ use clap::Args;
 use scheduler_core::{ExecutionFilter, Scope, Status};
 use serde_json::Value;
 
-use super::{execution_json, parse_scope, parse_status, Cx};
+use super::{
+    attempt_cells, attempt_header, duration_cell, execution_with_attempts_json, parse_scope,
+    parse_status, table_error, Cx,
+};
 use crate::output::{emit, emit_json, table, Failure};
 use crate::parse_duration;
 
@@ -28,6 +32,10 @@ pub struct HistoryArgs {
     /// At most this many rows.
     #[arg(long, default_value_t = 50)]
     limit: usize,
+    /// One line per attempt of each execution: how each ended, its runner,
+    /// times and error (--json always lists them).
+    #[arg(long)]
+    attempts: bool,
 }
 
 /// `scheduler history`
@@ -49,19 +57,53 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
         .list_executions(&filter)
         .await
         .map_err(|e| cx.error(e))?;
+    // The page's attempts in one read, only when they are shown.
+    let logs = if json || args.attempts {
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        store.attempts_of(&ids).await.map_err(|e| cx.error(e))?
+    } else {
+        Vec::new()
+    };
     if json {
-        return emit_json(&Value::Array(rows.iter().map(execution_json).collect()));
+        return emit_json(&Value::Array(
+            rows.iter()
+                .zip(&logs)
+                .map(|(r, log)| execution_with_attempts_json(r, log))
+                .collect(),
+        ));
     }
     if rows.is_empty() {
         return emit(&format!("no executions of job {:?} match\n", args.job));
     }
+    let plan_time = format!("plan time {}", zone.label());
+    if args.attempts {
+        // The execution's columns on its first line only, then one line
+        // per attempt.
+        let mut cells: Vec<Vec<String>> = Vec::new();
+        for (r, log) in rows.iter().zip(&logs) {
+            for (i, attempt) in attempt_cells(zone, r, log).into_iter().enumerate() {
+                let execution = match i {
+                    0 => vec![
+                        r.id.to_string(),
+                        r.scope.to_string(),
+                        zone.ts(Some(r.plan_time)),
+                    ],
+                    _ => vec![String::new(); 3],
+                };
+                cells.push([execution, attempt].concat());
+            }
+        }
+        let header = [
+            vec!["id".to_owned(), "scope".to_owned(), plan_time],
+            attempt_header(zone),
+        ]
+        .concat();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        return emit(&table(&header, &cells));
+    }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let mut error = r.error_msg.clone().unwrap_or_default();
-            if error.chars().count() > 60 {
-                error = error.chars().take(57).collect::<String>() + "...";
-            }
             vec![
                 r.id.to_string(),
                 r.scope.to_string(),
@@ -69,18 +111,15 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
                 r.status.to_string(),
                 format!("{}/{}", r.attempt, r.max_attempts),
                 r.runner_id.clone().unwrap_or_default(),
-                r.duration_ms
-                    .map(|d| format!("{d} ms"))
-                    .unwrap_or_else(|| "-".into()),
+                duration_cell(r.duration_ms),
                 r.rows_affected
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "-".into()),
                 r.error_code.clone().unwrap_or_default(),
-                error.replace('\n', " "),
+                table_error(r.error_msg.as_deref()),
             ]
         })
         .collect();
-    let plan_time = format!("plan time {}", zone.label());
     emit(&table(
         &[
             "id",

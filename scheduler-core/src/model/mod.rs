@@ -1,6 +1,8 @@
 //! The data model: pure values, no I/O, no clock, no async.
 //!
 //! - [`scope`]: [`Scope`] and the limits on every name a store keys rows by.
+//! - [`attempt`]: the attempts log ([`Attempt`], [`AttemptOutcome`]): one
+//!   record per ended attempt of an execution.
 //! - [`execution`]: the execution row ([`Execution`]), its [`Status`] and
 //!   [`ErrorCode`], the [`Lease`] it grants, and what planning reads of it.
 //! - [`claim`]: [`ClaimRequest`], and [`ClaimOutcome`] / [`ClaimKind`], the
@@ -16,6 +18,7 @@
 //! compute over these values, the store traits carry them, the manager
 //! moves them around.
 
+pub mod attempt;
 pub mod claim;
 pub mod execution;
 pub mod finish;
@@ -24,6 +27,7 @@ pub mod replica;
 pub mod scope;
 pub mod summary;
 
+pub use attempt::{Attempt, AttemptOutcome};
 pub use claim::{ClaimKind, ClaimOutcome, ClaimRequest};
 pub use execution::{
     ErrorCode, Execution, LatestExecution, Lease, PlanKey, RetryDue, RetryRead, Status,

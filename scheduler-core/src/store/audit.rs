@@ -1,15 +1,15 @@
 //! [`ExecutionAudit`]: the operator's reads and repairs, which the CLI and
-//! dashboards call and the manager never does.
+//! dashboards call and the manager never does, the attempts log included.
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::LeaseStore;
 use crate::error::StoreError;
-use crate::model::{Execution, ExecutionFilter, Prune, Replica, ScopeSummary};
+use crate::model::{Attempt, Execution, ExecutionFilter, Prune, Replica, ScopeSummary};
 
-/// The audit side of a store: reading executions and summaries, an
-/// operator's retry, retention. Every store implements it beside
+/// The audit side of a store: reading executions, their attempts and
+/// summaries, an operator's retry, retention. Every store implements it beside
 /// [`LeaseStore`], whose contract (atomicity, store time, bad input,
 /// cancellation, wrappers forwarding every method) applies here too.
 ///
@@ -23,6 +23,33 @@ pub trait ExecutionAudit: LeaseStore {
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError>;
+
+    /// The attempts log of execution `id`, oldest first (by attempt
+    /// number): one [`Attempt`] per attempt that ended, written by the
+    /// transition that ended it (`docs/contract.md` §4,
+    /// [`machine::ended_attempt`](crate::machine::ended_attempt)). Empty for
+    /// an unknown (or pruned) execution. The attempt a RUNNING row is on
+    /// has not ended, so it is not in the log yet.
+    ///
+    /// [`attempts_of`](ExecutionAudit::attempts_of) with one id; stores
+    /// implement that one.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
+        Ok(self.attempts_of(&[id]).await?.pop().unwrap_or_default())
+    }
+
+    /// The attempts log of each of `ids`, in the order of `ids`, each
+    /// oldest first (as [`attempts`](ExecutionAudit::attempts)), in one
+    /// round trip however many ids there are, each found through an index:
+    /// what a page of executions needs. Must return exactly one list per
+    /// id (an empty one for an unknown id; a repeated id gets its list
+    /// again).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn attempts_of(&self, ids: &[Uuid]) -> Result<Vec<Vec<Attempt>>, StoreError>;
 
     /// Executions matching `filter`, newest plan time first (ties by id,
     /// descending).
@@ -49,7 +76,8 @@ pub trait ExecutionAudit: LeaseStore {
     /// none is left, even when the sweep closed it (`stale_timeout`) for a
     /// job that forbids stale re-entry; the next tick of a replica running
     /// the job runs it once, whatever the job's catch-up rules. Must return
-    /// the updated row.
+    /// the updated row. It ends no attempt, so it appends nothing to the
+    /// attempts log.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Conflict`]
@@ -59,7 +87,8 @@ pub trait ExecutionAudit: LeaseStore {
 
     /// Deletes up to `prune.limit` terminal rows (SUCCESS or FAILED) whose
     /// `finished_at` is before `prune.finished_before`, oldest first, in
-    /// one statement, and must return how many it deleted. With
+    /// one statement, with their attempts logs, and must return how many
+    /// rows it deleted. With
     /// `prune.dry_run`, deletes nothing and returns how many rows match in
     /// all (ignoring the limit). A pruned FAILED plan inside a job's catch-up window would
     /// be planned again, so callers keep `finished_before` older than every

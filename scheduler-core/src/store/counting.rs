@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{ExecutionAudit, LeaseStore};
 use crate::error::StoreError;
 use crate::model::{
-    Announcement, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish, LatestExecution,
-    Lease, Prune, Replica, RetryDue, RetryRead, Scope, ScopeSummary,
+    Announcement, Attempt, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish,
+    LatestExecution, Lease, Prune, Replica, RetryDue, RetryRead, Scope, ScopeSummary,
 };
 
 /// A store that counts the calls made to another, per method: what a tick
@@ -111,6 +111,16 @@ impl ExecutionAudit for CountingStore {
     async fn get_execution(&self, id: Uuid) -> Result<Option<Execution>, StoreError> {
         self.count("get_execution");
         self.inner.get_execution(id).await
+    }
+
+    async fn attempts(&self, id: Uuid) -> Result<Vec<Attempt>, StoreError> {
+        self.count("attempts");
+        self.inner.attempts(id).await
+    }
+
+    async fn attempts_of(&self, ids: &[Uuid]) -> Result<Vec<Vec<Attempt>>, StoreError> {
+        self.count("attempts_of");
+        self.inner.attempts_of(ids).await
     }
 
     async fn list_executions(

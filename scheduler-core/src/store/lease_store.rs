@@ -26,6 +26,11 @@ use crate::model::{
 ///   the rows as they are at that moment: the rules are the pure functions
 ///   of [`crate::machine`] (`docs/contract.md` §4), and the conformance
 ///   suite (the `scheduler-conformance` crate) holds every store to them;
+/// - must append the record of every attempt a transition ends to the
+///   attempts log ([`machine::ended_attempt`](crate::machine::ended_attempt),
+///   `docs/contract.md` §3 and §4) in that same statement or transaction,
+///   once: a finish's, a sweep's and a takeover's; read back through
+///   [`ExecutionAudit::attempts`](super::ExecutionAudit::attempts);
 /// - must use **store time** for every instant it writes or compares, never
 ///   the caller's clock, and must return every instant in UTC at
 ///   microsecond precision;
@@ -66,7 +71,9 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// atomically: insert a fresh RUNNING row (attempt 1, id v7, token v4);
     /// or, for a retry-eligible FAILED row or a stealable stale RUNNING
     /// row, move it to RUNNING with attempt + 1 and a new token; or change
-    /// nothing. Among any number of concurrent claimers of one key, exactly
+    /// nothing. A takeover ([`ClaimOutcome::Stolen`]) appends the attempt
+    /// it takes over to the attempts log
+    /// ([`Ending::Steal`](crate::machine::Ending::Steal)). Among any number of concurrent claimers of one key, exactly
     /// one must get a lease. Duplicate keys within one batch must not both
     /// win. The whole batch should cost one transaction (or at most two
     /// statements), however many keys it has.
@@ -99,7 +106,10 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// max_attempts`, else null. Must return one result per item, in
     /// order; the guard is per item, so one lost lease does not fail the
     /// others, and an item whose lease an earlier item of the same batch
-    /// ended is [`StoreError::LeaseLost`]. Stores should write the whole
+    /// ended is [`StoreError::LeaseLost`]. Each item written appends the
+    /// attempt it ended to the attempts log
+    /// ([`Ending::Finish`](crate::machine::Ending::Finish)), with its write;
+    /// a lost one appends nothing. Stores should write the whole
     /// batch in one statement or transaction: the manager sends the
     /// terminal writes of executions that end close together through here,
     /// which is what lets a replica finish thousands of plans per second.
@@ -116,8 +126,11 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// store time: FAILED, `finished_at = now`, `error_code =
     /// stale_timeout`, and `next_retry_at` null when the job allows stale
     /// re-entry, else [`NEVER`](crate::machine::NEVER)
-    /// ([`machine::sweep`](crate::machine::sweep)). Rows of other jobs and
-    /// live leases must be untouched. Must return how many rows it closed.
+    /// ([`machine::sweep`](crate::machine::sweep)), appending each closed
+    /// row's attempt to the attempts log
+    /// ([`Ending::Sweep`](crate::machine::Ending::Sweep)). Rows of other
+    /// jobs and live leases must be untouched. Must return how many rows it
+    /// closed.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.

@@ -1,6 +1,7 @@
 //! Helpers the SQL stores (`scheduler-sqlite`, `scheduler-postgres`) share,
 //! so that each is written once: rendering the statement templates they
-//! keep in `sql/*.sql` files, and the conversion of a row limit.
+//! keep in `sql/*.sql` files, the conversion of a row limit, and the
+//! grouping of an attempts-log read.
 //!
 //! Part of the store-author interface: not covered by semver (see the crate
 //! docs); it changes with the stores.
@@ -35,6 +36,12 @@
 //! a boolean (the statement's parameter, or a literal). The claim and the
 //! retry read decide at store time; the summaries at each row's own due
 //! time ([`summary_rules`]).
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::model::Attempt;
 
 /// Renders `template`: drops its comment lines, trims it, and replaces each
 /// placeholder `{name}` by the value paired with `name` in `values`. Values
@@ -124,6 +131,20 @@ pub fn summary_rules(
     ]
 }
 
+/// The answer of [`ExecutionAudit::attempts_of`](crate::store::ExecutionAudit::attempts_of)
+/// from the records one statement `found` for `ids`: one log per id, in
+/// the order of `ids` (a repeated id gets its log again, an unknown one an
+/// empty log), each in the order found (the statements' attempt order).
+pub fn logs_of(ids: &[Uuid], found: Vec<Attempt>) -> Vec<Vec<Attempt>> {
+    let mut by_id: HashMap<Uuid, Vec<Attempt>> = HashMap::new();
+    for attempt in found {
+        by_id.entry(attempt.execution_id).or_default().push(attempt);
+    }
+    ids.iter()
+        .map(|id| by_id.get(id).cloned().unwrap_or_default())
+        .collect()
+}
+
 /// A row limit as SQL binds it: `i64`, saturating (a limit past
 /// `i64::MAX` rows is no limit at all).
 pub fn limit(n: usize) -> i64 {
@@ -147,6 +168,34 @@ mod tests {
     #[should_panic(expected = "no value for the placeholder {missing}")]
     fn render_refuses_a_placeholder_without_a_value() {
         render("SELECT {missing}", &[]);
+    }
+
+    #[test]
+    fn logs_come_one_per_id_in_the_order_asked() {
+        use crate::model::AttemptOutcome;
+        let (a, b, unknown) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let record = |execution_id, attempt| Attempt {
+            execution_id,
+            attempt,
+            runner_id: None,
+            started_at: None,
+            ended_at: time::OffsetDateTime::UNIX_EPOCH,
+            outcome: AttemptOutcome::Failed,
+            error_code: None,
+            error_msg: None,
+            duration_ms: None,
+        };
+        let found = vec![record(a, 1), record(a, 2), record(b, 1)];
+        let logs = logs_of(&[b, unknown, a, b], found);
+        let numbers: Vec<Vec<(Uuid, i32)>> = logs
+            .iter()
+            .map(|log| log.iter().map(|r| (r.execution_id, r.attempt)).collect())
+            .collect();
+        assert_eq!(
+            numbers,
+            vec![vec![(b, 1)], vec![], vec![(a, 1), (a, 2)], vec![(b, 1)]]
+        );
+        assert!(logs_of(&[], Vec::new()).is_empty());
     }
 
     #[test]
