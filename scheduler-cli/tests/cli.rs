@@ -60,6 +60,7 @@ async fn seed_rows(store: &dyn LeaseStore) -> Vec<uuid::Uuid> {
         .collect();
     let outcomes = store
         .claim(&ClaimRequest {
+            steering: scheduler_core::model::Steering::NONE,
             job_name: "report",
             runner_id: "seed",
             max_attempts: 1,
@@ -355,6 +356,7 @@ fn history_and_show_list_every_attempt() {
         let row = store.retry_execution(bad).await.unwrap();
         let outcome = store
             .claim(&ClaimRequest {
+                steering: scheduler_core::model::Steering::NONE,
                 job_name: "report",
                 runner_id: "again",
                 max_attempts: 1,
@@ -783,6 +785,7 @@ fn status_reports_plan_times_that_have_no_execution_at_all() {
             .collect();
         let outcomes = store
             .claim(&ClaimRequest {
+                steering: scheduler_core::model::Steering::NONE,
                 job_name: "hourly",
                 runner_id: "seed",
                 max_attempts: 3,

@@ -378,12 +378,7 @@ fn blank_lease(lease: &Lease) -> Lease {
 }
 
 fn blank_outcome(outcome: &ClaimOutcome) -> ClaimOutcome {
-    match outcome {
-        ClaimOutcome::Won(l) => ClaimOutcome::Won(blank_lease(l)),
-        ClaimOutcome::Retried(l) => ClaimOutcome::Retried(blank_lease(l)),
-        ClaimOutcome::Stolen(l) => ClaimOutcome::Stolen(blank_lease(l)),
-        ClaimOutcome::Conflicted => ClaimOutcome::Conflicted,
-    }
+    outcome.clone().map(|l| blank_lease(&l))
 }
 
 fn scope(s: u8) -> Scope {
@@ -487,6 +482,7 @@ impl Side {
                     .collect();
                 let runner = format!("runner-{runner}");
                 let request = ClaimRequest {
+                    steering: scheduler_core::model::Steering::NONE,
                     job_name: JOB,
                     runner_id: &runner,
                     max_attempts: *max_attempts,

@@ -37,6 +37,8 @@ fn job(name: &str) -> RegisteredJob {
         run_timeout: Duration::from_secs(300),
         stale_timeout: Duration::from_secs(600),
         allow_stale_reentry: false,
+        overlap: scheduler_core::model::OverlapPolicy::Skip,
+        scope_list: vec![scheduler_core::Scope::new("tenant", "a \"quoted\" ∑")],
     }
 }
 

@@ -45,7 +45,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scheduler_core::machine::{self, Ending, FreshIds};
+use scheduler_core::machine::{self, Admission, Ending, FreshIds, LiveRun};
+use scheduler_core::model::{
+    Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Origin, Progress,
+};
 use scheduler_core::time::{Clock, SystemClock};
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter,
@@ -82,6 +85,10 @@ struct Rows {
     /// stores' primary key), so one execution's records are contiguous and
     /// oldest first.
     attempts: BTreeMap<(Uuid, i32), Attempt>,
+    /// The controls, by id (v7, so in creation order). Under the rows' lock:
+    /// storing a pause and claiming exclude each other, as the SQL stores'
+    /// per-job lock makes them.
+    controls: BTreeMap<Uuid, Control>,
 }
 
 fn operator_retried(row: &Execution) -> bool {
@@ -141,6 +148,19 @@ impl Rows {
         self.attempts
             .range((id, i32::MIN)..=(id, i32::MAX))
             .map(|(_, attempt)| attempt)
+    }
+
+    /// Ends live run `id` for a newer one of its scope, if it still runs.
+    fn cancel_for_overlap(&mut self, id: Uuid, now: OffsetDateTime) {
+        let Some(key) = self.key_of.get(&id).cloned() else {
+            return;
+        };
+        let row = &self.by_key[&key];
+        if let Some(canceled) = machine::cancel_for_overlap(row, now) {
+            let ended = machine::ended_attempt(row, Ending::Overlap, now);
+            self.log(ended);
+            self.put(key, canceled);
+        }
     }
 
     fn index_of(&mut self, status: Status) -> Option<&mut BTreeSet<ByTime>> {
@@ -288,11 +308,37 @@ impl LeaseStore for MemoryLeaseStore {
         let now = self.check()?;
         request.refuse_unstorable()?;
         let mut rows = self.lock();
+        let admissions = {
+            let pauses: Vec<Control> = rows
+                .controls
+                .values()
+                .filter(|c| c.job_name == request.job_name && c.pauses(now))
+                .cloned()
+                .collect();
+            let live: Vec<LiveRun> = rows
+                .of_job(&rows.running, request.job_name, MIN_INSTANT)
+                .filter_map(|(_, row)| LiveRun::of(row, now))
+                .collect();
+            machine::admit(request, &pauses, &live, now)
+        };
         let outcomes = request
             .keys
             .iter()
-            .map(|key| {
+            .zip(admissions)
+            .map(|(key, admission)| {
                 let k = key_of(request.job_name, &key.scope, key.plan_time);
+                match &admission {
+                    Admission::Paused => return ClaimOutcome::Paused,
+                    Admission::Busy => return ClaimOutcome::Busy,
+                    Admission::Skip if rows.by_key.contains_key(&k) => {
+                        return ClaimOutcome::Conflicted
+                    }
+                    Admission::Skip => {
+                        rows.put(k, machine::skipped(request, key, now, FreshIds::mint()));
+                        return ClaimOutcome::Skipped;
+                    }
+                    Admission::Claim | Admission::Replace(_) => {}
+                }
                 let old = rows.by_key.get(&k);
                 let decision = machine::claim(old, request, key, now, FreshIds::mint());
                 let stolen = match (&decision, old) {
@@ -306,6 +352,11 @@ impl LeaseStore for MemoryLeaseStore {
                 }
                 if let Some(row) = decision.get() {
                     rows.put(k, row.clone());
+                    if let Admission::Replace(ids) = &admission {
+                        for id in ids {
+                            rows.cancel_for_overlap(*id, now);
+                        }
+                    }
                 }
                 decision.to_lease()
             })
@@ -377,9 +428,12 @@ impl LeaseStore for MemoryLeaseStore {
             .map(|scope| {
                 let from = key_of(job_name, scope, time::PrimitiveDateTime::MIN.assume_utc());
                 let to = key_of(job_name, scope, time::PrimitiveDateTime::MAX.assume_utc());
+                // A trigger's run is off the schedule's grid: planning never
+                // sees it, so it cannot hide a plan (docs/contract.md §9).
                 rows.by_key
                     .range(from..=to)
-                    .next_back()
+                    .rev()
+                    .find(|(_, row)| row.origin != Origin::Trigger)
                     .map(|(_, row)| row.latest_view())
             })
             .collect())
@@ -388,13 +442,15 @@ impl LeaseStore for MemoryLeaseStore {
     async fn retry_due(&self, read: &RetryRead<'_>) -> Result<Vec<RetryDue>, StoreError> {
         let now = self.check()?;
         let rows = self.lock();
-        // The job's own retries from `since` on, and the operator's whatever
-        // their plan time (the rule drops those of the first kind before
-        // `since`, and keeps each row once).
+        // The job's own retries from `since` on, and the forced ones (an
+        // operator's, a trigger's, a backfill's) whatever their plan time
+        // (the rule drops those of the first kind before `since`, and keeps
+        // each row once).
         let since_on = rows.of_job(&rows.failed, read.job_name, read.since);
         let operator = rows
-            .of_job(&rows.operator_retried, read.job_name, MIN_INSTANT)
-            .filter(|(_, r)| r.plan_time < read.since);
+            .of_job(&rows.failed, read.job_name, MIN_INSTANT)
+            .take_while(|(_, r)| r.plan_time < read.since)
+            .filter(|(_, r)| operator_retried(r) || r.origin.is_ad_hoc());
         let failed = since_on.chain(operator).map(|(_, r)| r);
         Ok(machine::retry_due(failed, read, now))
     }
@@ -407,6 +463,32 @@ impl LeaseStore for MemoryLeaseStore {
         let row = announcement.apply(replicas.get(runner_id), now);
         replicas.insert(runner_id.clone(), row);
         Ok(())
+    }
+
+    async fn controls(&self, read: &ControlRead) -> Result<Vec<Control>, StoreError> {
+        self.check()?;
+        let rows = self.lock();
+        let mut out: Vec<Control> = rows
+            .controls
+            .values()
+            .filter(|c| read.selects(c))
+            .cloned()
+            .collect();
+        out.sort_by_key(|c| (c.created_at, c.id));
+        Ok(out)
+    }
+
+    async fn update_control(
+        &self,
+        id: Uuid,
+        change: &ControlChange,
+    ) -> Result<Control, StoreError> {
+        let now = self.check()?;
+        let mut rows = self.lock();
+        let current = rows.controls.get(&id).ok_or(StoreError::NotFound { id })?;
+        let updated = change.apply(current, now)?;
+        rows.controls.insert(id, updated.clone());
+        Ok(updated)
     }
 }
 
@@ -517,5 +599,48 @@ impl ExecutionAudit for MemoryLeaseStore {
         self.check()?;
         let replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         Ok(replicas.values().cloned().collect())
+    }
+
+    async fn add_control(&self, control: &NewControl) -> Result<Control, StoreError> {
+        let now = self.check()?;
+        control.refuse_unstorable()?;
+        let mut rows = self.lock();
+        if let ControlAction::Pause { .. } = control.action {
+            if let Some(held) = rows.controls.values().find(|c| {
+                c.job_name == control.job_name && c.scope == control.scope && c.pauses(now)
+            }) {
+                return Err(StoreError::Conflict(format!(
+                    "{} is already paused (control {})",
+                    held.target(),
+                    held.id
+                )));
+            }
+        }
+        let stored = Control {
+            id: Uuid::now_v7(),
+            job_name: control.job_name.clone(),
+            scope: control.scope.clone(),
+            note: control.stored_note(),
+            action: control.action.clone(),
+            state: ControlState::Active,
+            reason: None,
+            created_at: now,
+            ended_at: None,
+            cursor: match control.action {
+                ControlAction::Backfill { from, .. } => Some(from),
+                _ => None,
+            },
+            updated_at: now,
+        };
+        rows.controls.insert(stored.id, stored.clone());
+        Ok(stored)
+    }
+
+    async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
+        self.check()?;
+        let rows = self.lock();
+        Ok(Progress::of_rows(
+            rows.by_key.values().filter(|r| r.control_id == Some(id)),
+        ))
     }
 }

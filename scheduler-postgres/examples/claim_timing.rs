@@ -88,6 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             let keys = PlanKey::each(&scopes, plan_time);
             let request = |runner| ClaimRequest {
+                steering: scheduler_core::model::Steering::NONE,
                 job_name: &job,
                 runner_id: runner,
                 max_attempts: 3,
@@ -141,6 +142,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let many_job = format!("timing_many_{n}_{rep}");
             let won = store
                 .claim(&ClaimRequest {
+                    steering: scheduler_core::model::Steering::NONE,
                     job_name: &many_job,
                     ..request("timing-a")
                 })

@@ -285,6 +285,7 @@ mod tests {
                 .collect();
             let leases: Vec<Lease> = store
                 .claim(&ClaimRequest {
+                    steering: scheduler_core::model::Steering::NONE,
                     job_name: "job",
                     runner_id: "r",
                     max_attempts,

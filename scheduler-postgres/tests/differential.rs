@@ -97,6 +97,7 @@ impl Run<'_> {
             .collect();
         let runner = ["r1", "r2"][rng.below(2) as usize];
         let request = ClaimRequest {
+            steering: scheduler_core::model::Steering::NONE,
             job_name: &self.job,
             runner_id: runner,
             // Copied into fresh rows only: budgets of 1 and 2 reach

@@ -440,6 +440,7 @@ async fn a_killed_process_leases_are_taken_over_after_stale_timeout() {
         plan_time: orphan.plan_time,
     }];
     let request = ClaimRequest {
+        steering: scheduler_core::model::Steering::NONE,
         job_name: TAKEOVER_JOB,
         runner_id: "rescuer",
         max_attempts: 3,

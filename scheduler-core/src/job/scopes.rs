@@ -10,7 +10,7 @@ use futures::FutureExt;
 use time::OffsetDateTime;
 
 use crate::error::BoxError;
-use crate::model::{Scope, ScopeCount};
+use crate::model::{Scope, ScopeCount, MAX_LISTED_SCOPES};
 
 type ScopesFn =
     dyn Fn(OffsetDateTime) -> BoxFuture<'static, Result<Vec<Scope>, BoxError>> + Send + Sync;
@@ -50,6 +50,15 @@ impl Scopes {
         match self {
             Scopes::Fixed(scopes) => ScopeCount::Fixed(scopes.len()),
             Scopes::Dynamic(_) => ScopeCount::Dynamic,
+        }
+    }
+
+    /// The fixed list, when it has at most [`MAX_LISTED_SCOPES`] scopes
+    /// (what a replica announces); empty otherwise.
+    pub fn listed(&self) -> Vec<Scope> {
+        match self {
+            Scopes::Fixed(scopes) if scopes.len() <= MAX_LISTED_SCOPES => scopes.to_vec(),
+            _ => Vec::new(),
         }
     }
 

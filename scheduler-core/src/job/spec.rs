@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 
 use super::{RunContext, Scopes};
 use crate::error::{BoxError, SpecError};
-use crate::model::{name_problem, LatestExecution, RegisteredJob, ScheduleForm, Scope};
+use crate::model::{
+    name_problem, LatestExecution, OverlapPolicy, RegisteredJob, ScheduleForm, Scope,
+};
 use crate::plan::{CatchUpMode, CronSchedule, Planning, Schedule};
 
 /// What a handler returns on success.
@@ -77,10 +79,15 @@ pub struct JobSpec {
     pub(crate) max_attempts: i32,
     pub(crate) retry_backoff: Vec<Duration>,
     pub(crate) spread: Duration,
+    pub(crate) overlap: OverlapPolicy,
+    pub(crate) backfill_per_tick: usize,
     pub(crate) scopes: Scopes,
     pub(crate) planner: Option<Arc<PlannerFn>>,
     pub(crate) handler: Arc<HandlerFn>,
 }
+
+/// The default of [`JobSpec::backfill_per_tick`].
+pub const DEFAULT_BACKFILL_PER_TICK: usize = 100;
 
 impl fmt::Debug for JobSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,6 +105,8 @@ impl fmt::Debug for JobSpec {
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
             .field("spread", &self.spread)
+            .field("overlap", &self.overlap)
+            .field("backfill_per_tick", &self.backfill_per_tick)
             .field("scopes", &self.scopes)
             .field("custom_planner", &self.planner.is_some())
             .finish_non_exhaustive()
@@ -140,6 +149,8 @@ impl JobSpec {
                 Duration::from_secs(300),
             ],
             spread: Duration::ZERO,
+            overlap: OverlapPolicy::default(),
+            backfill_per_tick: DEFAULT_BACKFILL_PER_TICK,
             scopes,
             planner: None,
             handler: Arc::new(move |ctx| handler(ctx).boxed()),
@@ -252,6 +263,23 @@ impl JobSpec {
         self
     }
 
+    /// What a claim does with a plan of a scope while another execution of
+    /// the same scope holds a live lease, on any replica
+    /// ([`OverlapPolicy`]; `docs/contract.md` §9). Default
+    /// [`OverlapPolicy::BufferAll`]: the plan waits its turn.
+    pub fn overlap(mut self, policy: OverlapPolicy) -> Self {
+        self.overlap = policy;
+        self
+    }
+
+    /// The most keys (instants × scopes) a replica claims for a backfill
+    /// of this job per tick, after the job's own plans, so that a backfill
+    /// never starves them. Default 100; at least 1.
+    pub fn backfill_per_tick(mut self, keys: usize) -> Self {
+        self.backfill_per_tick = keys;
+        self
+    }
+
     /// Replaces cadence planning: called per scope and tick with store time
     /// and the scope's latest execution, it returns plan times in the order
     /// to attempt them (cut at `max_plans_per_tick` when that is set). The
@@ -308,6 +336,8 @@ impl JobSpec {
             run_timeout: self.run_timeout,
             stale_timeout: self.stale_timeout,
             allow_stale_reentry: self.allow_stale_reentry,
+            overlap: self.overlap,
+            scope_list: self.scopes.listed(),
         }
     }
 
@@ -368,6 +398,9 @@ impl JobSpec {
             && self.max_plans_per_tick < 1
         {
             return fail("max_plans_per_tick", "must be at least 1 for every_plan");
+        }
+        if self.backfill_per_tick < 1 {
+            return fail("backfill_per_tick", "must be at least 1");
         }
         if let Scopes::Fixed(scopes) = &self.scopes {
             if let Some(problem) = scopes.iter().find_map(Scope::storage_problem) {

@@ -29,7 +29,9 @@ fn verb(kind: ClaimKind) -> &'static str {
         ClaimKind::Won => "claimed",
         ClaimKind::Retried => "retrying",
         ClaimKind::Stolen => "took over stale lease",
-        ClaimKind::Conflicted => unreachable!("a conflicted claim yields no lease"),
+        ClaimKind::Conflicted | ClaimKind::Paused | ClaimKind::Busy | ClaimKind::Skipped => {
+            unreachable!("only a won, retried or stolen claim yields a lease")
+        }
     }
 }
 

@@ -132,4 +132,19 @@ impl LeaseStore for FakeStore {
     async fn announce(&self, _: &Announcement) -> Result<(), StoreError> {
         unimplemented!("the units under test do not announce")
     }
+
+    async fn controls(
+        &self,
+        _: &crate::model::ControlRead,
+    ) -> Result<Vec<crate::model::Control>, StoreError> {
+        unimplemented!("the units under test do not read controls")
+    }
+
+    async fn update_control(
+        &self,
+        _: Uuid,
+        _: &crate::model::ControlChange,
+    ) -> Result<crate::model::Control, StoreError> {
+        unimplemented!("the units under test do not change controls")
+    }
 }

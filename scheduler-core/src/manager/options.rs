@@ -85,6 +85,12 @@ pub struct TickReport {
     pub stolen: u64,
     /// Claims that changed nothing (another replica's lease, already done, ...).
     pub conflicted: u64,
+    /// Keys a pause held back ([`ClaimKind::Paused`]).
+    pub paused: u64,
+    /// Keys that wait for their scope to be free ([`ClaimKind::Busy`]).
+    pub busy: u64,
+    /// Plans the overlap policy recorded as skipped ([`ClaimKind::Skipped`]).
+    pub skipped: u64,
     /// Executions that ended SUCCESS.
     pub succeeded: u64,
     /// Executions that ended FAILED (handler error, panic, timeout, shutdown).
@@ -103,6 +109,9 @@ impl AddAssign for TickReport {
         self.retried += o.retried;
         self.stolen += o.stolen;
         self.conflicted += o.conflicted;
+        self.paused += o.paused;
+        self.busy += o.busy;
+        self.skipped += o.skipped;
         self.succeeded += o.succeeded;
         self.failed += o.failed;
         self.lease_lost += o.lease_lost;
@@ -114,21 +123,24 @@ impl AddAssign for TickReport {
 impl TickReport {
     /// Counts one claim that ended as `kind`.
     pub fn count_claim(&mut self, kind: ClaimKind) {
-        match kind {
-            ClaimKind::Won => self.won += 1,
-            ClaimKind::Retried => self.retried += 1,
-            ClaimKind::Stolen => self.stolen += 1,
-            ClaimKind::Conflicted => self.conflicted += 1,
-        }
+        *self.claims_mut(kind) += 1;
     }
 
     /// How many claims ended as `kind`.
     pub fn claims(&self, kind: ClaimKind) -> u64 {
+        let mut copy = *self;
+        *copy.claims_mut(kind)
+    }
+
+    fn claims_mut(&mut self, kind: ClaimKind) -> &mut u64 {
         match kind {
-            ClaimKind::Won => self.won,
-            ClaimKind::Retried => self.retried,
-            ClaimKind::Stolen => self.stolen,
-            ClaimKind::Conflicted => self.conflicted,
+            ClaimKind::Won => &mut self.won,
+            ClaimKind::Retried => &mut self.retried,
+            ClaimKind::Stolen => &mut self.stolen,
+            ClaimKind::Conflicted => &mut self.conflicted,
+            ClaimKind::Paused => &mut self.paused,
+            ClaimKind::Busy => &mut self.busy,
+            ClaimKind::Skipped => &mut self.skipped,
         }
     }
 }

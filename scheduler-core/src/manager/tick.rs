@@ -223,6 +223,7 @@ impl Manager {
     ) -> Option<BTreeMap<Scope, Vec<(Lease, ClaimKind)>>> {
         let spec = &job.spec;
         let request = ClaimRequest {
+            steering: crate::model::Steering::NONE,
             job_name: &spec.name,
             runner_id: &self.inner.options.runner_id,
             max_attempts: spec.max_attempts,

@@ -6,7 +6,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{name_problem, Execution, Lease, PlanKey};
+use uuid::Uuid;
+
+use super::{name_problem, Execution, Lease, Origin, OverlapPolicy, PlanKey};
 use crate::error::StoreError;
 
 /// A batch claim for one job (`docs/contract.md` §4, the claim rows).
@@ -25,6 +27,40 @@ pub struct ClaimRequest<'a> {
     pub allow_stale_reentry: bool,
     /// The keys, in the order the caller wants them attempted.
     pub keys: &'a [PlanKey],
+    /// Why these keys run and what to do while their scope is busy.
+    pub steering: Steering,
+}
+
+/// The steering of a claim (`docs/contract.md` §9): what the batch's keys
+/// are, and the job's overlap policy, which the store applies under its
+/// per-job lock with the active pauses ([`machine::admit`](crate::machine::admit)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Steering {
+    /// What to do with a key of a scope that another execution of the job
+    /// holds a live lease on.
+    pub overlap: OverlapPolicy,
+    /// Written into fresh rows; decides how a busy scope treats the key.
+    pub origin: Origin,
+    /// The trigger or backfill the keys belong to, written into fresh rows.
+    pub control_id: Option<Uuid>,
+}
+
+impl Steering {
+    /// Scheduled keys with runs allowed to overlap: a claim decided by the
+    /// key's own row and the pauses alone.
+    pub const NONE: Steering = Steering {
+        overlap: OverlapPolicy::AllowAll,
+        origin: Origin::Scheduled,
+        control_id: None,
+    };
+
+    /// Scheduled keys under `overlap`.
+    pub fn scheduled(overlap: OverlapPolicy) -> Steering {
+        Steering {
+            overlap,
+            ..Steering::NONE
+        }
+    }
 }
 
 impl ClaimRequest<'_> {
@@ -64,26 +100,47 @@ pub enum ClaimKind {
     Stolen,
     /// Nothing changed.
     Conflicted,
+    /// A pause covers the key: nothing changed.
+    Paused,
+    /// Another execution of the scope holds a live lease and the overlap
+    /// policy says wait: nothing changed.
+    Busy,
+    /// Another execution of the scope holds a live lease and the overlap
+    /// policy says skip: a FAILED `overlap_skipped` row was written.
+    Skipped,
 }
 
 impl ClaimKind {
     /// Every kind, in this order.
-    pub const ALL: [ClaimKind; 4] = [
+    pub const ALL: [ClaimKind; 7] = [
         ClaimKind::Won,
         ClaimKind::Retried,
         ClaimKind::Stolen,
         ClaimKind::Conflicted,
+        ClaimKind::Paused,
+        ClaimKind::Busy,
+        ClaimKind::Skipped,
     ];
 
     /// The word for it in metrics labels and logs: `won`, `retried`,
-    /// `stolen`, `conflicted`.
+    /// `stolen`, `conflicted`, `paused`, `busy`, `skipped`.
     pub fn as_str(self) -> &'static str {
         match self {
             ClaimKind::Won => "won",
             ClaimKind::Retried => "retried",
             ClaimKind::Stolen => "stolen",
             ClaimKind::Conflicted => "conflicted",
+            ClaimKind::Paused => "paused",
+            ClaimKind::Busy => "busy",
+            ClaimKind::Skipped => "skipped",
         }
+    }
+
+    /// Whether the key has a row after the claim: every kind but
+    /// [`ClaimKind::Paused`] and [`ClaimKind::Busy`] (a conflict means a
+    /// row was there).
+    pub fn row_exists(self) -> bool {
+        !matches!(self, ClaimKind::Paused | ClaimKind::Busy)
     }
 }
 
@@ -107,6 +164,13 @@ pub enum ClaimOutcome<T = Lease> {
     /// Nothing changed: a live lease elsewhere, SUCCESS, retry not yet due, or
     /// attempts exhausted. The expected, silent case for losing replicas.
     Conflicted,
+    /// A pause covers the key: nothing changed.
+    Paused,
+    /// The scope is busy and the overlap policy says wait: nothing changed.
+    Busy,
+    /// The scope is busy and the overlap policy says skip: a FAILED
+    /// `overlap_skipped` row was written, no lease granted.
+    Skipped,
 }
 
 impl<T> ClaimOutcome<T> {
@@ -117,24 +181,42 @@ impl<T> ClaimOutcome<T> {
             ClaimOutcome::Retried(_) => ClaimKind::Retried,
             ClaimOutcome::Stolen(_) => ClaimKind::Stolen,
             ClaimOutcome::Conflicted => ClaimKind::Conflicted,
+            ClaimOutcome::Paused => ClaimKind::Paused,
+            ClaimOutcome::Busy => ClaimKind::Busy,
+            ClaimOutcome::Skipped => ClaimKind::Skipped,
         }
     }
 
-    /// The payload, unless the claim conflicted.
+    /// The payload, when a lease was granted.
     pub fn get(&self) -> Option<&T> {
         match self {
             ClaimOutcome::Won(t) | ClaimOutcome::Retried(t) | ClaimOutcome::Stolen(t) => Some(t),
-            ClaimOutcome::Conflicted => None,
+            _ => None,
+        }
+    }
+
+    /// The same outcome for an outcome without payload; `None` for one
+    /// that grants a lease.
+    fn without_payload<U>(&self) -> Option<ClaimOutcome<U>> {
+        match self {
+            ClaimOutcome::Conflicted => Some(ClaimOutcome::Conflicted),
+            ClaimOutcome::Paused => Some(ClaimOutcome::Paused),
+            ClaimOutcome::Busy => Some(ClaimOutcome::Busy),
+            ClaimOutcome::Skipped => Some(ClaimOutcome::Skipped),
+            _ => None,
         }
     }
 
     /// The same outcome with its payload mapped by `f`.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ClaimOutcome<U> {
+        if let Some(other) = self.without_payload() {
+            return other;
+        }
         match self {
             ClaimOutcome::Won(t) => ClaimOutcome::Won(f(t)),
             ClaimOutcome::Retried(t) => ClaimOutcome::Retried(f(t)),
             ClaimOutcome::Stolen(t) => ClaimOutcome::Stolen(f(t)),
-            ClaimOutcome::Conflicted => ClaimOutcome::Conflicted,
+            _ => unreachable!("outcomes without payload returned above"),
         }
     }
 
@@ -146,7 +228,7 @@ impl<T> ClaimOutcome<T> {
             ClaimOutcome::Won(t) | ClaimOutcome::Retried(t) | ClaimOutcome::Stolen(t) => {
                 (kind, Some(t))
             }
-            ClaimOutcome::Conflicted => (kind, None),
+            _ => (kind, None),
         }
     }
 }

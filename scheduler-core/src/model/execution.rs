@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Scope;
+use super::{Origin, Scope};
 
 /// The state of an execution. "Stale" is not a state: it is
 /// [`Status::Running`] with `stale_after` in the past.
@@ -66,17 +66,25 @@ pub enum ErrorCode {
     LeaseLost,
     /// The sweep closed a RUNNING row whose lease went stale.
     StaleTimeout,
+    /// The overlap policy `skip` (or `buffer_one`) recorded the plan
+    /// without running it: another run of the scope held a live lease.
+    OverlapSkipped,
+    /// The overlap policy `cancel_other` ended this run through its lease
+    /// so that a newer one of the scope could start.
+    OverlapCanceled,
 }
 
 impl ErrorCode {
     /// Every code, in this order.
-    pub const ALL: [ErrorCode; 6] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::HandlerError,
         ErrorCode::HandlerPanic,
         ErrorCode::RunTimeout,
         ErrorCode::Canceled,
         ErrorCode::LeaseLost,
         ErrorCode::StaleTimeout,
+        ErrorCode::OverlapSkipped,
+        ErrorCode::OverlapCanceled,
     ];
 
     /// The text stored in the `error_code` column.
@@ -88,7 +96,16 @@ impl ErrorCode {
             ErrorCode::Canceled => "canceled",
             ErrorCode::LeaseLost => "lease_lost",
             ErrorCode::StaleTimeout => "stale_timeout",
+            ErrorCode::OverlapSkipped => "overlap_skipped",
+            ErrorCode::OverlapCanceled => "overlap_canceled",
         }
+    }
+
+    /// Whether `code` (a stored `error_code`) marks a row the overlap
+    /// policy ended without a run of its own: skipped or canceled.
+    pub fn is_overlap(code: Option<&str>) -> bool {
+        code == Some(ErrorCode::OverlapSkipped.as_str())
+            || code == Some(ErrorCode::OverlapCanceled.as_str())
     }
 }
 
@@ -145,6 +162,11 @@ pub struct Execution {
     pub created_at: OffsetDateTime,
     /// When the row last changed.
     pub updated_at: OffsetDateTime,
+    /// Scheduled, or asked for by an operator (`origin` column, NULL for
+    /// scheduled).
+    pub origin: Origin,
+    /// The trigger or backfill that asked for it (`control_id` column).
+    pub control_id: Option<Uuid>,
 }
 
 impl Execution {
@@ -266,4 +288,16 @@ pub struct RetryDue {
     /// its error code is [`OPERATOR_RETRY_CODE`](crate::machine::OPERATOR_RETRY_CODE)). It runs once
     /// whatever the job's catch-up mode and window say.
     pub operator_retry: bool,
+    /// The row's origin. A trigger's or a backfill's failed run is
+    /// reported whatever its plan time, like an operator's retry, and runs
+    /// whatever the catch-up rules say: an operator asked for it.
+    pub origin: Origin,
+}
+
+impl RetryDue {
+    /// Runs whatever the job's catch-up rules say: an operator asked for
+    /// it (a retry, a trigger, a backfill).
+    pub fn forced(&self) -> bool {
+        self.operator_retry || self.origin.is_ad_hoc()
+    }
 }

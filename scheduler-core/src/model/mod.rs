@@ -13,6 +13,8 @@
 //! - [`registration`]: a registered job as data ([`RegisteredJob`]), what
 //!   a replica announces of each job.
 //! - [`replica`]: the replica registry ([`Announcement`], [`Replica`]).
+//! - [`control`]: steering at run time ([`Control`]: pause, trigger,
+//!   backfill; [`Origin`], [`OverlapPolicy`]).
 //!
 //! Every other layer builds on this one: the state machine and planning
 //! compute over these values, the store traits carry them, the manager
@@ -20,6 +22,7 @@
 
 pub mod attempt;
 pub mod claim;
+pub mod control;
 pub mod execution;
 pub mod finish;
 pub mod registration;
@@ -28,7 +31,11 @@ pub mod scope;
 pub mod summary;
 
 pub use attempt::{Attempt, AttemptOutcome};
-pub use claim::{ClaimKind, ClaimOutcome, ClaimRequest};
+pub use claim::{ClaimKind, ClaimOutcome, ClaimRequest, Steering};
+pub use control::{
+    Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Origin,
+    OverlapPolicy, Progress, MAX_NOTE_BYTES,
+};
 pub use execution::{
     ErrorCode, Execution, LatestExecution, Lease, PlanKey, RetryDue, RetryRead, Status,
 };
@@ -38,6 +45,7 @@ pub use finish::{
 };
 pub use registration::{
     jobs_from_json, jobs_to_json, CatchUpMode, RegisteredJob, ScheduleForm, ScopeCount,
+    MAX_LISTED_SCOPES,
 };
 pub use replica::{
     Announcement, Presence, Replica, ReplicaInfo, ReplicaState, LIVE_WITHIN_REFRESHES,

@@ -20,6 +20,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::{OverlapPolicy, Scope};
+
+/// The longest fixed scope list a replica announces whole (in
+/// [`RegisteredJob::scope_list`]); a longer one is announced by its count
+/// only, so an announcement stays small.
+pub const MAX_LISTED_SCOPES: usize = 1000;
+
 /// How a job catches up on plans it missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,6 +152,12 @@ pub struct RegisteredJob {
     pub stale_timeout: Duration,
     /// Whether a plan whose runner vanished may run again by itself.
     pub allow_stale_reentry: bool,
+    /// What a claim does while another run of the scope holds a live lease.
+    pub overlap: OverlapPolicy,
+    /// The scopes of a fixed list of at most [`MAX_LISTED_SCOPES`]; empty
+    /// for a provider or a longer list. Lets an operator's tool refuse a
+    /// trigger for a scope the job does not have before it is stored.
+    pub scope_list: Vec<Scope>,
 }
 
 /// `jobs` as the stores keep them: one JSON array.
@@ -197,6 +210,8 @@ mod tests {
             run_timeout: Duration::from_secs(300),
             stale_timeout: Duration::from_secs(600),
             allow_stale_reentry: true,
+            overlap: OverlapPolicy::Skip,
+            scope_list: vec![Scope::new("tenant", "a"), Scope::global()],
         }
     }
 
@@ -220,6 +235,11 @@ mod tests {
         assert_eq!(value[0]["scopes"], 2);
         assert_eq!(value[1]["scopes"], "dynamic");
         assert_eq!(value[0]["catch_up"], "every_plan");
+        assert_eq!(value[0]["overlap"], "skip");
+        assert_eq!(
+            value[0]["scope_list"][0],
+            serde_json::json!({"kind": "tenant", "id": "a"})
+        );
         assert_eq!(value[0]["schedule_delay_us"], 30_000_000);
         assert_eq!(value[1]["schedule_form"]["zone"], "Europe/Berlin");
     }
@@ -232,6 +252,7 @@ mod tests {
         assert_eq!(read[0].name, "j");
         assert_eq!(read[0].schedule_form, ScheduleForm::Unknown);
         assert_eq!(read[0].scopes, ScopeCount::Dynamic);
+        assert_eq!(read[0].overlap, OverlapPolicy::BufferAll);
         assert!(jobs_from_json("{").is_err());
         assert!(jobs_from_json(r#"[{"scopes": -1}]"#).is_err());
     }

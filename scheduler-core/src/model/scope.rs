@@ -3,9 +3,11 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// The locking dimension of a job: `(kind, id)`. Global jobs use
 /// [`Scope::global`]; a per-tenant job returns one scope per tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Scope {
     /// The kind of thing, e.g. `tenant`.
     pub kind: String,

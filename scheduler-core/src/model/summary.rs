@@ -82,6 +82,10 @@ pub struct ScopeSummary {
     /// FAILED `stale_timeout` rows with attempts left: retried automatically
     /// for reentrant jobs, waiting for an operator otherwise.
     pub stale_timeout: u64,
+    /// FAILED rows the overlap policy ended without a run of their own
+    /// (`overlap_skipped`, `overlap_canceled`), whatever their attempts;
+    /// counted here only.
+    pub skipped: u64,
 }
 
 impl ScopeSummary {
@@ -105,10 +109,13 @@ impl ScopeSummary {
             next_retry_at: None,
             exhausted: 0,
             stale_timeout: 0,
+            skipped: 0,
         };
         for r in rows {
             let stale_code = r.error_code.as_deref() == Some(ErrorCode::StaleTimeout.as_str());
+            let overlap = ErrorCode::is_overlap(r.error_code.as_deref());
             match r.status {
+                Status::Failed if overlap => summary.skipped += 1,
                 Status::Running if r.stale_after.is_some_and(|s| s < now) => summary.stale += 1,
                 Status::Running => summary.running += 1,
                 Status::Failed if r.attempt >= r.max_attempts => summary.exhausted += 1,

@@ -6,7 +6,10 @@ use uuid::Uuid;
 
 use super::LeaseStore;
 use crate::error::StoreError;
-use crate::model::{Attempt, Execution, ExecutionFilter, Prune, Replica, ScopeSummary};
+use crate::model::{
+    Attempt, Control, Execution, ExecutionFilter, NewControl, Progress, Prune, Replica,
+    ScopeSummary,
+};
 
 /// The audit side of a store: reading executions, their attempts and
 /// summaries, an operator's retry, retention. Every store implements it beside
@@ -107,4 +110,27 @@ pub trait ExecutionAudit: LeaseStore {
     /// [`StoreError::Backend`] when the store fails, or when a stored row
     /// cannot be read back.
     async fn replicas(&self) -> Result<Vec<Replica>, StoreError>;
+
+    /// Stores an operator's control (`docs/contract.md` §9) at store time:
+    /// a new id (v7), state active, `cursor` = `from` for a backfill, the
+    /// note bounded ([`NewControl::stored_note`]). It must take the job's
+    /// claim lock (see [`LeaseStore::claim`]), so that once a pause is
+    /// stored no claim that commits after it grants a lease it covers.
+    /// Must return the stored control.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for what
+    /// [`NewControl::refuse_unstorable`] refuses; [`StoreError::Conflict`]
+    /// for a pause of a target (same job, same scope or all) that a pause
+    /// in force already covers exactly (nothing is stored);
+    /// [`StoreError::Backend`] when the store fails.
+    async fn add_control(&self, control: &NewControl) -> Result<Control, StoreError>;
+
+    /// How far the runs of control `id` (a trigger or a backfill) got:
+    /// its rows (`control_id` = `id`) by status, through an index; zeros
+    /// for an unknown id. Must equal [`Progress::of_rows`] over those rows.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError>;
 }

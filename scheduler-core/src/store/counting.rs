@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::{ExecutionAudit, LeaseStore};
 use crate::error::StoreError;
 use crate::model::{
-    Announcement, Attempt, ClaimOutcome, ClaimRequest, Execution, ExecutionFilter, Finish,
-    LatestExecution, Lease, Prune, Replica, RetryDue, RetryRead, Scope, ScopeSummary,
+    Announcement, Attempt, ClaimOutcome, ClaimRequest, Control, ControlChange, ControlRead,
+    Execution, ExecutionFilter, Finish, LatestExecution, Lease, NewControl, Progress, Prune,
+    Replica, RetryDue, RetryRead, Scope, ScopeSummary,
 };
 
 /// A store that counts the calls made to another, per method: what a tick
@@ -103,6 +104,20 @@ impl LeaseStore for CountingStore {
         self.count("announce");
         self.inner.announce(announcement).await
     }
+
+    async fn controls(&self, read: &ControlRead) -> Result<Vec<Control>, StoreError> {
+        self.count("controls");
+        self.inner.controls(read).await
+    }
+
+    async fn update_control(
+        &self,
+        id: Uuid,
+        change: &ControlChange,
+    ) -> Result<Control, StoreError> {
+        self.count("update_control");
+        self.inner.update_control(id, change).await
+    }
 }
 
 #[async_trait]
@@ -152,5 +167,15 @@ impl ExecutionAudit for CountingStore {
     async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
         self.count("replicas");
         self.inner.replicas().await
+    }
+
+    async fn add_control(&self, control: &NewControl) -> Result<Control, StoreError> {
+        self.count("add_control");
+        self.inner.add_control(control).await
+    }
+
+    async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
+        self.count("control_progress");
+        self.inner.control_progress(id).await
     }
 }

@@ -7,9 +7,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
+use uuid::Uuid;
+
 use crate::model::{
-    Announcement, ClaimOutcome, ClaimRequest, Finish, LatestExecution, Lease, RetryDue, RetryRead,
-    Scope,
+    Announcement, ClaimOutcome, ClaimRequest, Control, ControlChange, ControlRead, Finish,
+    LatestExecution, Lease, RetryDue, RetryRead, Scope,
 };
 
 /// The coordination side of a store: what the manager of every replica
@@ -66,6 +68,20 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
 
     /// Claims every key of `request` for one job, and must return exactly
     /// one outcome per key, in the order of `request.keys`.
+    ///
+    /// First, admission ([`machine::admit`](crate::machine::admit),
+    /// `docs/contract.md` §9): under a lock per job that every claim and
+    /// [`ExecutionAudit::add_control`](super::ExecutionAudit::add_control)
+    /// of the job take, the store must read the job's pauses in force and
+    /// the live RUNNING rows of the batch's scopes, and decide each key:
+    /// [`ClaimOutcome::Paused`] and [`ClaimOutcome::Busy`] change nothing;
+    /// a skip inserts [`machine::skipped`](crate::machine::skipped) when the
+    /// key has no row ([`ClaimOutcome::Skipped`], else
+    /// [`ClaimOutcome::Conflicted`]); a replace claims the key and, when that
+    /// grants a lease, ends the runs it names
+    /// ([`machine::cancel_for_overlap`](crate::machine::cancel_for_overlap),
+    /// logging [`Ending::Overlap`](crate::machine::Ending::Overlap)); the
+    /// rest are claimed as follows.
     ///
     /// For each key the store must apply [`machine::claim`](crate::machine::claim)
     /// atomically: insert a fresh RUNNING row (attempt 1, id v7, token v4);
@@ -183,4 +199,28 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// ([`Announcement::refuse_unstorable`]; nothing is written);
     /// [`StoreError::Backend`] when the store fails.
     async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError>;
+
+    /// The controls `read` selects ([`ControlRead::selects`]): every
+    /// active one of its jobs, and those that ended since its bound,
+    /// ordered by `created_at`, then id. The manager reads its jobs'
+    /// controls once per tick.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails, or a stored row cannot
+    /// be read back.
+    async fn controls(&self, read: &ControlRead) -> Result<Vec<Control>, StoreError>;
+
+    /// Applies `change` to control `id` at store time
+    /// ([`ControlChange::apply`]), atomically, and must return the updated
+    /// control. A replica ends a trigger or a backfill it completed, or
+    /// rejects one it cannot honour, and moves a backfill's cursor; an
+    /// operator resumes a pause or cancels.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Conflict`]
+    /// when the control is not active or an advance lost the race (nothing
+    /// changes); [`StoreError::InvalidInput`] as [`ControlChange::apply`]
+    /// says; [`StoreError::Backend`] when the store fails.
+    async fn update_control(&self, id: Uuid, change: &ControlChange)
+        -> Result<Control, StoreError>;
 }

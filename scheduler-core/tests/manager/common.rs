@@ -99,6 +99,7 @@ pub async fn claim_as(
     keys: &[PlanKey],
 ) -> Vec<Lease> {
     let request = ClaimRequest {
+        steering: scheduler_core::model::Steering::NONE,
         job_name: job,
         runner_id: runner,
         max_attempts: 3,

@@ -10,6 +10,13 @@
 //! applies these directly; the SQL stores encode the same guards and effects
 //! in their statements, and differential tests hold them to these functions.
 
+mod steering;
+
+pub use steering::{
+    admit, cancel_for_overlap, skipped, Admission, LiveRun, OVERLAP_CANCELED_MSG,
+    OVERLAP_SKIPPED_MSG,
+};
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -105,10 +112,11 @@ retry_eligible_on!(LatestExecution: "view", Execution: "row");
 /// answers for `read` over `rows` (the job's rows, in any order) at store
 /// time `now`: the reference every store's answer must equal.
 ///
-/// Retry-eligible FAILED rows with `plan_time >= read.since`, and those an
-/// operator retried whatever their plan time; at most
-/// `read.per_scope_limit` of each kind per scope, the oldest; ordered by
-/// plan time, then scope (bytewise).
+/// Retry-eligible FAILED rows with `plan_time >= read.since`, and the
+/// forced ones ([`RetryDue::forced`]: an operator's retry, a trigger's or a
+/// backfill's run) whatever their plan time; at most `read.per_scope_limit`
+/// of each kind (forced or not) per scope, the oldest; ordered by plan
+/// time, then scope (bytewise), then forced last.
 pub fn retry_due<'a>(
     rows: impl IntoIterator<Item = &'a Execution>,
     read: &RetryRead<'_>,
@@ -122,17 +130,16 @@ pub fn retry_due<'a>(
             scope: r.scope.clone(),
             plan_time: r.plan_time,
             operator_retry: r.error_code.as_deref() == Some(OPERATOR_RETRY_CODE),
+            origin: r.origin,
         })
-        .filter(|d| d.operator_retry || d.plan_time >= since)
+        .filter(|d| d.forced() || d.plan_time >= since)
         .collect();
     due.sort_by(|a, b| {
-        (a.plan_time, &a.scope, a.operator_retry).cmp(&(b.plan_time, &b.scope, b.operator_retry))
+        (a.plan_time, &a.scope, a.forced()).cmp(&(b.plan_time, &b.scope, b.forced()))
     });
     let mut taken: HashMap<(Scope, bool), usize> = HashMap::new();
     due.retain(|d| {
-        let n = taken
-            .entry((d.scope.clone(), d.operator_retry))
-            .or_default();
+        let n = taken.entry((d.scope.clone(), d.forced())).or_default();
         *n += 1;
         *n <= read.per_scope_limit
     });
@@ -193,6 +200,8 @@ pub fn claim(
                 error_code: None,
                 error_msg: None,
                 updated_at: now,
+                origin: request.steering.origin,
+                control_id: request.steering.control_id,
             },
             request,
             ids,
@@ -400,6 +409,8 @@ pub enum Ending<'a> {
     Sweep,
     /// [`claim`] taking a stale lease over ([`ClaimOutcome::Stolen`]).
     Steal,
+    /// [`cancel_for_overlap`]: a newer run of the scope replaced it.
+    Overlap,
 }
 
 /// What an [`Ending`] records of how the attempt ended, beside the
@@ -442,6 +453,12 @@ impl<'a> Ending<'a> {
             }
             Ending::Sweep => stale(AttemptOutcome::Swept, STALE_SWEEP_MSG),
             Ending::Steal => stale(AttemptOutcome::Stolen, STALE_STEAL_MSG),
+            Ending::Overlap => EndingColumns {
+                outcome: AttemptOutcome::Failed,
+                error_code: Some(ErrorCode::OverlapCanceled.as_str()),
+                error_msg: Some(OVERLAP_CANCELED_MSG),
+                duration_ms: None,
+            },
         }
     }
 }
@@ -479,6 +496,7 @@ mod tests {
 
     fn request(allow_stale_reentry: bool) -> ClaimRequest<'static> {
         ClaimRequest {
+            steering: crate::model::Steering::NONE,
             job_name: "job",
             runner_id: "r1",
             max_attempts: 2,
