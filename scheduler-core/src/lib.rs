@@ -48,7 +48,8 @@
 //!   Prometheus included); every execution logs in a `tracing` span, and
 //!   the `opentelemetry` feature exports those spans (`telemetry`).
 //! - **Operating**: the `scheduler` command (crate `scheduler-cli`) shows
-//!   status and history, retries a failed execution and prunes.
+//!   status and history, retries a failed execution and prunes; it and
+//!   [`Operator`] pause, resume, trigger and backfill jobs.
 //!
 //! # Layers
 //!
@@ -62,6 +63,7 @@
 //!   job              what code registers: JobSpec, Scopes, RunContext
 //!     |
 //!   manager          per replica: tick, planning reads, keeper, execute, completer, announce
+//!   operator         steering over any store: pause, resume, trigger, backfill, cancel
 //! ```
 //!
 //! Each layer uses only the ones above it; [`time`] (clocks, microsecond
@@ -75,6 +77,7 @@
 //! - [`store`]: [`LeaseStore`] and [`ExecutionAudit`], with their contract.
 //! - [`job`]: [`JobSpec`], [`Scopes`], [`RunContext`] (§6).
 //! - [`manager`]: [`Manager`]: ticking, running, heartbeats, shutdown (§7).
+//! - [`operator`]: [`Operator`]: steering schedules at run time (§9).
 //!
 //! # Stability
 //!
@@ -112,6 +115,7 @@ pub mod machine;
 pub mod manager;
 pub mod metrics;
 pub mod model;
+pub mod operator;
 pub mod plan;
 pub mod store;
 #[cfg(feature = "opentelemetry")]
@@ -122,11 +126,13 @@ pub use error::{BoxError, OptionsError, SpecError, StoreError};
 pub use job::{JobOutput, JobSpec, RunContext, Scopes};
 pub use manager::{shutdown_signal, Manager, ManagerOptions, TickReport};
 pub use model::{
-    Announcement, Attempt, AttemptOutcome, ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode,
-    Execution, ExecutionFilter, Finish, FinishOutcome, LatestExecution, Lease, PlanKey, Presence,
-    Prune, RegisteredJob, Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, Scope,
-    ScopeSummary, Status, MAX_NAME_BYTES,
+    Announcement, Attempt, AttemptOutcome, ClaimKind, ClaimOutcome, ClaimRequest, Control,
+    ControlAction, ControlState, ErrorCode, Execution, ExecutionFilter, Finish, FinishOutcome,
+    LatestExecution, Lease, Origin, OverlapPolicy, PlanKey, Presence, Prune, RegisteredJob,
+    Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, Scope, ScopeSummary, Status,
+    MAX_NAME_BYTES,
 };
+pub use operator::{Backfill, Operator, OperatorError, Steered, Target};
 pub use plan::{CatchUpMode, Planning};
 pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};
 pub use time::{Clock, ManualClock, SystemClock, TimeControl, TokioClock};
