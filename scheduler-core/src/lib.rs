@@ -77,7 +77,7 @@
 //! - [`store`]: [`LeaseStore`] and [`ExecutionAudit`], with their contract.
 //! - [`job`]: [`JobSpec`], [`Scopes`], [`RunContext`] (§6).
 //! - [`manager`]: [`Manager`]: ticking, running, heartbeats, shutdown (§7).
-//! - [`operator`]: [`Operator`]: steering schedules at run time (§9).
+//! - [`operator`]: [`Operator`]: steering schedules at run time (§11).
 //!
 //! # Stability
 //!

@@ -1,5 +1,5 @@
 //! [`Operator`]: steering a schedule at run time over any store, without a
-//! running manager (`docs/contract.md` §9): pause and resume, trigger now,
+//! running manager (`docs/contract.md` §11): pause and resume, trigger now,
 //! backfill a range, cancel, list. What the `scheduler` command and a
 //! dashboard call.
 //!

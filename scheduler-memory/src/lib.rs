@@ -429,7 +429,7 @@ impl LeaseStore for MemoryLeaseStore {
                 let from = key_of(job_name, scope, time::PrimitiveDateTime::MIN.assume_utc());
                 let to = key_of(job_name, scope, time::PrimitiveDateTime::MAX.assume_utc());
                 // A trigger's run is off the schedule's grid: planning never
-                // sees it, so it cannot hide a plan (docs/contract.md §9).
+                // sees it, so it cannot hide a plan (docs/contract.md §11).
                 rows.by_key
                     .range(from..=to)
                     .rev()

@@ -265,7 +265,7 @@ impl JobSpec {
 
     /// What a claim does with a plan of a scope while another execution of
     /// the same scope holds a live lease, on any replica
-    /// ([`OverlapPolicy`]; `docs/contract.md` §9). Default
+    /// ([`OverlapPolicy`]; `docs/contract.md` §11). Default
     /// [`OverlapPolicy::BufferAll`]: the plan waits its turn.
     pub fn overlap(mut self, policy: OverlapPolicy) -> Self {
         self.overlap = policy;

@@ -1,4 +1,4 @@
-//! Admission (`docs/contract.md` §9): what a claim does with each key
+//! Admission (`docs/contract.md` §11): what a claim does with each key
 //! before the lease rules of [`claim`](super::claim) apply, given the
 //! job's active pauses and the live runs of the batch's scopes, read under
 //! the store's per-job lock. Pure, like the rest of the machine: the

@@ -31,7 +31,7 @@ pub struct ClaimRequest<'a> {
     pub steering: Steering,
 }
 
-/// The steering of a claim (`docs/contract.md` §9): what the batch's keys
+/// The steering of a claim (`docs/contract.md` §11): what the batch's keys
 /// are, and the job's overlap policy, which the store applies under its
 /// per-job lock with the active pauses ([`machine::admit`](crate::machine::admit)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

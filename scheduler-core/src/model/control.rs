@@ -1,4 +1,4 @@
-//! Steering a schedule at run time (`docs/contract.md` §9): the controls an
+//! Steering a schedule at run time (`docs/contract.md` §11): the controls an
 //! operator stores beside the executions (a pause, a trigger, a backfill),
 //! the origin that tells an execution of a trigger or a backfill from a
 //! scheduled one, and the overlap policy that decides what a claim does
@@ -75,7 +75,7 @@ impl fmt::Display for Origin {
 }
 
 /// What a claim does with a key of a scope while another execution of that
-/// `(job, scope)` holds a live lease (`docs/contract.md` §9, "Overlap").
+/// `(job, scope)` holds a live lease (`docs/contract.md` §11, "Overlap").
 /// Enforced by the store's claim, under a per-job lock, so it holds across
 /// every replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -111,7 +111,7 @@ pub trait ExecutionAudit: LeaseStore {
     /// cannot be read back.
     async fn replicas(&self) -> Result<Vec<Replica>, StoreError>;
 
-    /// Stores an operator's control (`docs/contract.md` §9) at store time:
+    /// Stores an operator's control (`docs/contract.md` §11) at store time:
     /// a new id (v7), state active, `cursor` = `from` for a backfill, the
     /// note bounded ([`NewControl::stored_note`]). It must take the job's
     /// claim lock (see [`LeaseStore::claim`]), so that once a pause is

@@ -70,7 +70,7 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// one outcome per key, in the order of `request.keys`.
     ///
     /// First, admission ([`machine::admit`](crate::machine::admit),
-    /// `docs/contract.md` §9): under a lock per job that every claim and
+    /// `docs/contract.md` §11): under a lock per job that every claim and
     /// [`ExecutionAudit::add_control`](super::ExecutionAudit::add_control)
     /// of the job take, the store must read the job's pauses in force and
     /// the live RUNNING rows of the batch's scopes, and decide each key:
