@@ -394,7 +394,10 @@ pub async fn ending_a_control_is_final(h: &Harness) {
         }
     );
     let since = Some(paused.created_at);
-    assert_eq!(controls_of(h, &[&job], since).await, [resumed.clone()]);
+    assert_eq!(
+        controls_of(h, &[&job], since).await,
+        std::slice::from_ref(&resumed)
+    );
     let again = h.store.update_control(paused.id, &resume).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     let cancel = ControlChange::End {
@@ -404,7 +407,10 @@ pub async fn ending_a_control_is_final(h: &Harness) {
     };
     let again = h.store.update_control(paused.id, &cancel).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-    assert_eq!(controls_of(h, &[&job], since).await, [resumed.clone()]);
+    assert_eq!(
+        controls_of(h, &[&job], since).await,
+        std::slice::from_ref(&resumed)
+    );
 
     let unknown = Uuid::now_v7();
     let missing = h.store.update_control(unknown, &cancel).await;
@@ -479,7 +485,10 @@ pub async fn a_backfill_cursor_advances_by_compare_and_set(h: &Harness) {
     assert!(moved.updated_at > backfill.updated_at);
     let stale = h.store.update_control(backfill.id, &first).await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
-    assert_eq!(controls_of(h, &[&job], None).await, [moved.clone()]);
+    assert_eq!(
+        controls_of(h, &[&job], None).await,
+        std::slice::from_ref(&moved)
+    );
     let last = ControlChange::Advance { from: mid, to };
     let done = h
         .store
