@@ -7,7 +7,7 @@
 //! overlapping keys from several runners, heartbeats, terminal writes one
 //! by one and in batches, sweeps, operator retries, pruning, retry-due and
 //! audit reads, replicas announcing themselves, jumps of store time, and
-//! steering (`docs/contract.md` §9): pauses, triggers and backfills stored,
+//! steering (`docs/contract.md` §11): pauses, triggers and backfills stored,
 //! ended, advanced and read, and claims under every overlap policy and
 //! origin, so that the stores' admission (paused, busy, skipped, a live run
 //! replaced) is compared too.

@@ -1,4 +1,4 @@
-//! Steering a schedule at run time (`docs/contract.md` §9): the controls an
+//! Steering a schedule at run time (`docs/contract.md` §11): the controls an
 //! operator stores (pauses, triggers, backfills) read back and updated as
 //! [`ControlChange::apply`] says, the pauses and the overlap policy that
 //! the store's claim applies under its per-job lock
