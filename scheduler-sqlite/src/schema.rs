@@ -30,6 +30,9 @@ const V3: &str = include_str!("../sql/migrations/0003_attempts.sql");
 /// Version 4: the replica registry.
 const V4: &str = include_str!("../sql/migrations/0004_replicas.sql");
 
+/// Version 5: steering: the executions' origin and control, the controls.
+const V5: &str = include_str!("../sql/migrations/0005_steering.sql");
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -51,10 +54,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "create sys_cron_replicas",
         sql: V4,
     },
+    Migration {
+        version: 5,
+        description: "steering: origin, control_id, sys_cron_controls",
+        sql: V5,
+    },
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The table of applied versions.
 const LEDGER: &str = include_str!("../sql/migrations/ledger.sql");
@@ -132,6 +140,7 @@ pub(crate) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<(), Fail
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scheduler_core::model::{ControlAction, ControlState};
 
     #[test]
     fn the_last_migration_is_the_known_version() {
@@ -156,7 +165,7 @@ mod tests {
         conn.execute_batch(V1).unwrap();
         migrate(&mut conn, 1).unwrap();
         migrate(&mut conn, 2).unwrap();
-        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (3, 1), (4, 1)]);
+        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
         let indexes: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'sys_cron_executions' \
@@ -170,6 +179,8 @@ mod tests {
         assert_eq!(
             indexes,
             [
+                "idx_sys_cron_exec_ad_hoc_failed",
+                "idx_sys_cron_exec_control",
                 "idx_sys_cron_exec_failed_recent",
                 "idx_sys_cron_exec_finished",
                 "idx_sys_cron_exec_operator_retry",
@@ -190,7 +201,7 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn, 2).unwrap();
-        assert_eq!(ledger(&conn), [(1, 1), (2, 2), (3, 1), (4, 1)]);
+        assert_eq!(ledger(&conn), [(1, 1), (2, 2), (3, 1), (4, 1), (5, 1)]);
         let index: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name = 'idx_sys_cron_exec_operator_retry'",
@@ -199,6 +210,116 @@ mod tests {
             )
             .unwrap();
         assert_eq!(index, 1);
+    }
+
+    /// A database the previous release left at version 4 gets version 5:
+    /// its rows read as scheduled (NULL origin and control), and the
+    /// controls table takes the model's kinds and states and refuses what
+    /// no control can be.
+    #[test]
+    fn version_5_adds_steering_to_a_version_4_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(LEDGER).unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 4) {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO sys_cron_schema_migrations (version, description, applied_at) VALUES (?1, ?2, 1)",
+                params![m.version, m.description],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO sys_cron_executions (id, job_name, plan_time, status, lease_token) \
+             VALUES ('e', 'j', 0, 'FAILED', 't')",
+        )
+        .unwrap();
+        migrate(&mut conn, 2).unwrap();
+        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2)]);
+        let steering: (Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT origin, control_id FROM sys_cron_executions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(steering, (None, None));
+
+        let insert = |kind: &str,
+                      state: &str,
+                      ended: Option<i64>,
+                      scope: [Option<&str>; 2],
+                      range: [Option<i64>; 3]| {
+            conn.execute(
+                "INSERT INTO sys_cron_controls (id, kind, job_name, scope_kind, scope_id, state, \
+                 created_at, ended_at, from_time, to_time, cursor_time, updated_at) \
+                 VALUES (lower(hex(randomblob(16))), ?1, 'j', ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, 0)",
+                params![kind, scope[0], scope[1], state, ended, range[0], range[1], range[2]],
+            )
+        };
+        let all = [None, None];
+        let none = [None, None, None];
+        for state in [
+            ControlState::Active,
+            ControlState::Done,
+            ControlState::Cancelled,
+            ControlState::Rejected,
+        ] {
+            let ended = (state != ControlState::Active).then_some(5);
+            for action in [
+                ControlAction::Pause {
+                    until: None,
+                    skip_missed: false,
+                },
+                ControlAction::Trigger,
+            ] {
+                insert(action.kind(), state.as_str(), ended, all, none).unwrap();
+            }
+        }
+        let backfill = [Some(0), Some(10), Some(0)];
+        insert(
+            "backfill",
+            "active",
+            None,
+            [Some("tenant"), Some("a")],
+            backfill,
+        )
+        .unwrap();
+        assert!(insert("resume", "active", None, all, none).is_err(), "kind");
+        assert!(
+            insert("pause", "paused", Some(5), all, none).is_err(),
+            "state"
+        );
+        assert!(
+            insert("pause", "active", Some(5), all, none).is_err(),
+            "active, ended"
+        );
+        assert!(
+            insert("pause", "done", None, all, none).is_err(),
+            "ended, no end"
+        );
+        assert!(
+            insert("pause", "active", None, [Some("tenant"), None], none).is_err(),
+            "half a scope"
+        );
+        assert!(
+            insert("backfill", "active", None, all, [Some(0), Some(10), None]).is_err(),
+            "no cursor"
+        );
+        assert!(
+            insert(
+                "backfill",
+                "active",
+                None,
+                all,
+                [Some(10), Some(10), Some(10)]
+            )
+            .is_err(),
+            "empty range"
+        );
+        assert!(
+            insert("backfill", "active", None, all, [None, Some(10), Some(0)]).is_err(),
+            "no start"
+        );
     }
 
     #[test]
