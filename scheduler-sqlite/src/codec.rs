@@ -3,7 +3,7 @@
 
 use rusqlite::types::Type;
 use rusqlite::Row;
-use scheduler_core::model::jobs_from_json;
+use scheduler_core::model::{jobs_from_json, Origin};
 use scheduler_core::{
     Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
     Status, StoreError,
@@ -70,6 +70,20 @@ fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     Uuid::parse_str(&text).map_err(|e| bad(idx, Type::Text, format!("uuid {text:?}: {e}")))
 }
 
+fn opt_uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Uuid>> {
+    match row.get::<_, Option<String>>(idx)? {
+        None => Ok(None),
+        Some(_) => uuid_at(row, idx).map(Some),
+    }
+}
+
+/// A stored `origin`, NULL for scheduled ([`Origin::from_column`]).
+fn origin_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Origin> {
+    Ok(Origin::from_column(
+        row.get::<_, Option<String>>(idx)?.as_deref(),
+    ))
+}
+
 fn status_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Status> {
     let text: String = row.get(idx)?;
     Status::parse(&text).ok_or_else(|| bad(idx, Type::Text, format!("status {text:?}")))
@@ -112,6 +126,8 @@ pub(crate) fn execution(row: &Row<'_>) -> rusqlite::Result<Execution> {
         error_msg: row.get(19)?,
         created_at: instant_at(row, 20)?,
         updated_at: instant_at(row, 21)?,
+        origin: origin_at(row, 22)?,
+        control_id: opt_uuid_at(row, 23)?,
     })
 }
 
@@ -167,6 +183,7 @@ pub(crate) fn scope_summary(row: &Row<'_>) -> rusqlite::Result<ScopeSummary> {
         next_retry_at: opt_instant_at(row, 14)?,
         exhausted: count_at(row, 15)?,
         stale_timeout: count_at(row, 16)?,
+        skipped: count_at(row, 17)?,
     })
 }
 

@@ -148,6 +148,7 @@ impl Statements {
 mod tests {
     use rusqlite::Connection;
     use scheduler_core::machine::OPERATOR_RETRY_CODE;
+    use scheduler_core::model::Origin;
     use scheduler_core::{AttemptOutcome, ErrorCode};
 
     use super::*;
@@ -182,6 +183,7 @@ mod tests {
             (&SQL.claim_reclaim, unique),
             (&SQL.retry_due, "idx_sys_cron_exec_failed_recent"),
             (&SQL.retry_due, "idx_sys_cron_exec_operator_retry"),
+            (&SQL.retry_due, "idx_sys_cron_exec_ad_hoc_failed"),
             (&SQL.sweep, "idx_sys_cron_exec_running_stale"),
             (&SQL.get, primary),
             (&SQL.heartbeat, primary),
@@ -279,7 +281,15 @@ mod tests {
         ] {
             assert!(sql.contains(&stale), "{sql}");
         }
-        assert_eq!(SQL.retry_due.matches(&operator).count(), 2);
+        assert_eq!(SQL.retry_due.matches(&operator).count(), 3);
         assert!(sql_file!("migrations/0002_operator_retry_index.sql").contains(&operator));
+        let overlap = format!(
+            "('{}', '{}')",
+            ErrorCode::OverlapSkipped.as_str(),
+            ErrorCode::OverlapCanceled.as_str()
+        );
+        assert_eq!(SQL.summaries_all.matches(&overlap).count(), 4);
+        let backfill = format!("'{}'", Origin::Backfill.column().unwrap());
+        assert!(SQL.latest.contains(&backfill), "{}", SQL.latest);
     }
 }
