@@ -3,7 +3,7 @@
 
 use rusqlite::types::Type;
 use rusqlite::Row;
-use scheduler_core::model::{jobs_from_json, Origin};
+use scheduler_core::model::{jobs_from_json, Control, ControlAction, ControlState, Origin};
 use scheduler_core::{
     Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
     Status, StoreError,
@@ -184,6 +184,50 @@ pub(crate) fn scope_summary(row: &Row<'_>) -> rusqlite::Result<ScopeSummary> {
         exhausted: count_at(row, 15)?,
         stale_timeout: count_at(row, 16)?,
         skipped: count_at(row, 17)?,
+    })
+}
+
+/// A control's optional scope, stored as two columns both NULL or neither.
+fn opt_scope_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Scope>> {
+    match (
+        row.get::<_, Option<String>>(idx)?,
+        row.get::<_, Option<String>>(idx + 1)?,
+    ) {
+        (Some(kind), Some(id)) => Ok(Some(Scope::new(kind, id))),
+        (None, None) => Ok(None),
+        _ => Err(bad(idx, Type::Text, "half a scope".to_owned())),
+    }
+}
+
+/// A row selected with `sql/fragments/control_columns.sql`.
+pub(crate) fn control(row: &Row<'_>) -> rusqlite::Result<Control> {
+    let kind: String = row.get(5)?;
+    let action = match kind.as_str() {
+        "pause" => ControlAction::Pause {
+            until: opt_instant_at(row, 10)?,
+            skip_missed: row.get(11)?,
+        },
+        "trigger" => ControlAction::Trigger,
+        "backfill" => ControlAction::Backfill {
+            from: instant_at(row, 12)?,
+            to: instant_at(row, 13)?,
+        },
+        other => return Err(bad(5, Type::Text, format!("control kind {other:?}"))),
+    };
+    let state: String = row.get(6)?;
+    Ok(Control {
+        id: uuid_at(row, 0)?,
+        job_name: row.get(1)?,
+        scope: opt_scope_at(row, 2)?,
+        note: row.get(4)?,
+        action,
+        state: ControlState::parse(&state)
+            .ok_or_else(|| bad(6, Type::Text, format!("control state {state:?}")))?,
+        reason: row.get(7)?,
+        created_at: instant_at(row, 8)?,
+        ended_at: opt_instant_at(row, 9)?,
+        cursor: opt_instant_at(row, 14)?,
+        updated_at: instant_at(row, 15)?,
     })
 }
 

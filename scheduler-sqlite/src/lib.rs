@@ -131,6 +131,8 @@ mod attempts;
 mod claim;
 /// How values are stored, and rows decoded.
 mod codec;
+/// Steering's controls: add, change, read, progress.
+mod controls;
 /// Driver errors as `StoreError`s, and the bounded retry of a busy database.
 mod error;
 /// The batched terminal write.

@@ -67,6 +67,18 @@ pub(crate) struct Statements {
     pub(crate) announce: String,
     /// `replicas.sql`: the registry.
     pub(crate) replicas: String,
+    /// `controls.sql` over every job.
+    pub(crate) controls_all: String,
+    /// `controls.sql` over the jobs of a JSON array (`:jobs`).
+    pub(crate) controls_of_jobs: String,
+    /// `get_control.sql`: one control by id.
+    pub(crate) get_control: String,
+    /// `add_control.sql`.
+    pub(crate) add_control: String,
+    /// `update_control.sql`: the write-back of a change.
+    pub(crate) update_control: String,
+    /// `control_progress.sql`.
+    pub(crate) control_progress: String,
 }
 
 impl Statements {
@@ -80,6 +92,14 @@ impl Statements {
         let attempt_columns = render(sql_file!("fragments/attempt_columns.sql"), &[]);
         let attempt_columns = [("attempt_columns", attempt_columns.as_str())];
         let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
+        let control_columns = render(sql_file!("fragments/control_columns.sql"), &[]);
+        let control_columns = [("control_columns", control_columns.as_str())];
+        let controls = |filter: &str| {
+            render(
+                sql_file!("controls.sql"),
+                &[control_columns[0], ("filter", filter)],
+            )
+        };
         let retry_eligible = sql_file!("fragments/retry_eligible.sql");
         let decided_now = rule(retry_eligible, ":now", ":allow_stale_reentry");
         let steal_eligible = rule(
@@ -140,6 +160,12 @@ impl Statements {
             prune: render(sql_file!("prune.sql"), &[("prunable", &prunable)]),
             announce: render(sql_file!("announce.sql"), &[]),
             replicas: render(sql_file!("replicas.sql"), &[]),
+            controls_all: controls("1"),
+            controls_of_jobs: controls("job_name IN (SELECT value FROM json_each(:jobs))"),
+            get_control: render(sql_file!("get_control.sql"), &control_columns),
+            add_control: render(sql_file!("add_control.sql"), &control_columns),
+            update_control: render(sql_file!("update_control.sql"), &[]),
+            control_progress: render(sql_file!("control_progress.sql"), &[]),
         }
     }
 }
@@ -184,6 +210,7 @@ mod tests {
             (&SQL.retry_due, "idx_sys_cron_exec_failed_recent"),
             (&SQL.retry_due, "idx_sys_cron_exec_operator_retry"),
             (&SQL.retry_due, "idx_sys_cron_exec_ad_hoc_failed"),
+            (&SQL.control_progress, "idx_sys_cron_exec_control"),
             (&SQL.sweep, "idx_sys_cron_exec_running_stale"),
             (&SQL.get, primary),
             (&SQL.heartbeat, primary),
@@ -201,6 +228,26 @@ mod tests {
                 "{sql}\n=> {plan}"
             );
             assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
+        }
+        // The controls: the claim's pauses, the per-tick read (its active
+        // and its recently ended controls, two ranges of one index), one
+        // control by id; never a pass over the table.
+        let controls_pk = "sqlite_autoindex_sys_cron_controls_1";
+        for (sql, index) in [
+            (
+                &SQL.controls_of_jobs,
+                "idx_sys_cron_controls_job (job_name=? AND ended_at=?)",
+            ),
+            (
+                &SQL.controls_of_jobs,
+                "idx_sys_cron_controls_job (job_name=? AND ended_at>?)",
+            ),
+            (&SQL.get_control, controls_pk),
+            (&SQL.update_control, controls_pk),
+        ] {
+            let plan = plan(&conn, sql);
+            assert!(plan.contains(index), "{sql}\n=> {plan}");
+            assert!(!plan.contains("SCAN sys_cron_controls"), "{sql}\n=> {plan}");
         }
         let registry = plan(&conn, &SQL.replicas);
         assert!(
