@@ -3,6 +3,7 @@
 
 use rusqlite::types::Type;
 use rusqlite::Row;
+use scheduler_core::machine::LiveRun;
 use scheduler_core::model::{jobs_from_json, Control, ControlAction, ControlState, Origin};
 use scheduler_core::{
     Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
@@ -229,6 +230,30 @@ pub(crate) fn control(row: &Row<'_>) -> rusqlite::Result<Control> {
         cursor: opt_instant_at(row, 14)?,
         updated_at: instant_at(row, 15)?,
     })
+}
+
+/// What a row of `claim_admission.sql` is: a pause in force, or a live run
+/// of one of the batch's scopes.
+pub(crate) enum AdmissionInput {
+    /// A pause in force.
+    Pause(Control),
+    /// A live run.
+    Live(LiveRun),
+}
+
+/// A row of `claim_admission.sql`: the control columns of a pause, or a
+/// live run (kind `live`: id, scope, then plan time and origin in the last
+/// two columns).
+pub(crate) fn admission_input(row: &Row<'_>) -> rusqlite::Result<AdmissionInput> {
+    if row.get::<_, String>(5)? != "live" {
+        return control(row).map(AdmissionInput::Pause);
+    }
+    Ok(AdmissionInput::Live(LiveRun {
+        id: uuid_at(row, 0)?,
+        scope: Scope::new(row.get::<_, String>(2)?, row.get::<_, String>(3)?),
+        plan_time: instant_at(row, 16)?,
+        origin: origin_at(row, 17)?,
+    }))
 }
 
 /// A row of `replicas.sql`: runner id, host, pid, version, refresh

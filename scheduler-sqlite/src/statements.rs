@@ -33,7 +33,8 @@ pub(crate) struct Statements {
     pub(crate) claim_steal_log: String,
     /// `finish_log.sql`: the record of the attempt a finish ended.
     pub(crate) finish_log: String,
-    /// `sweep_log.sql`: the record of an attempt the sweep ended.
+    /// `sweep_log.sql`: the record of an attempt the sweep, or the overlap
+    /// policy, ended.
     pub(crate) sweep_log: String,
     /// `prune_log.sql`: the attempts logs of pruned rows.
     pub(crate) prune_log: String,
@@ -67,6 +68,12 @@ pub(crate) struct Statements {
     pub(crate) announce: String,
     /// `replicas.sql`: the registry.
     pub(crate) replicas: String,
+    /// `claim_admission.sql`: a claim's pauses in force and live runs.
+    pub(crate) claim_admission: String,
+    /// `claim_skip.sql`: the row of a plan the overlap policy skipped.
+    pub(crate) claim_skip: String,
+    /// `claim_cancel.sql`: a live run the overlap policy replaced.
+    pub(crate) claim_cancel: String,
     /// `controls.sql` over every job.
     pub(crate) controls_all: String,
     /// `controls.sql` over the jobs of a JSON array (`:jobs`).
@@ -160,6 +167,9 @@ impl Statements {
             prune: render(sql_file!("prune.sql"), &[("prunable", &prunable)]),
             announce: render(sql_file!("announce.sql"), &[]),
             replicas: render(sql_file!("replicas.sql"), &[]),
+            claim_admission: render(sql_file!("claim_admission.sql"), &control_columns),
+            claim_skip: render(sql_file!("claim_skip.sql"), &[]),
+            claim_cancel: render(sql_file!("claim_cancel.sql"), &[]),
             controls_all: controls("1"),
             controls_of_jobs: controls("job_name IN (SELECT value FROM json_each(:jobs))"),
             get_control: render(sql_file!("get_control.sql"), &control_columns),
@@ -210,6 +220,8 @@ mod tests {
             (&SQL.retry_due, "idx_sys_cron_exec_failed_recent"),
             (&SQL.retry_due, "idx_sys_cron_exec_operator_retry"),
             (&SQL.retry_due, "idx_sys_cron_exec_ad_hoc_failed"),
+            (&SQL.claim_admission, "idx_sys_cron_exec_running_stale"),
+            (&SQL.claim_cancel, primary),
             (&SQL.control_progress, "idx_sys_cron_exec_control"),
             (&SQL.sweep, "idx_sys_cron_exec_running_stale"),
             (&SQL.get, primary),
@@ -234,6 +246,10 @@ mod tests {
         // control by id; never a pass over the table.
         let controls_pk = "sqlite_autoindex_sys_cron_controls_1";
         for (sql, index) in [
+            (
+                &SQL.claim_admission,
+                "idx_sys_cron_controls_job (job_name=? AND ended_at=?)",
+            ),
             (
                 &SQL.controls_of_jobs,
                 "idx_sys_cron_controls_job (job_name=? AND ended_at=?)",
