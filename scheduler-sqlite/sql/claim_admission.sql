@@ -23,8 +23,8 @@ FROM sys_cron_controls INDEXED BY idx_sys_cron_controls_job
 WHERE job_name = :job AND ended_at IS NULL AND kind = 'pause'
     AND (until_time IS NULL OR until_time > :now)
 UNION ALL
-SELECT id, job_name, scope_kind, scope_id, NULL, 'live',
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT id, 'live', job_name, scope_kind, scope_id,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
     plan_time, origin
 FROM sys_cron_executions INDEXED BY idx_sys_cron_exec_running_stale
 WHERE :weigh_live AND job_name = :job AND status = 'RUNNING' AND stale_after >= :now

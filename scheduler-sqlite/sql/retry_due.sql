@@ -30,7 +30,7 @@ SELECT scope_kind, scope_id, plan_time, operator_retry, origin FROM (
               AND error_code = 'operator_retry'
           UNION ALL
           SELECT scope_kind, scope_id, plan_time, 0, origin, 1
-          FROM sys_cron_executions INDEXED BY idx_sys_cron_exec_ad_hoc_failed
+          FROM sys_cron_executions INDEXED BY idx_sys_cron_exec_forced_retry
           WHERE job_name = :job AND {retry_eligible}
               AND origin IS NOT NULL AND error_code IS NOT 'operator_retry'))
 WHERE nth <= :limit

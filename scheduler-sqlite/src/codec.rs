@@ -202,7 +202,7 @@ fn opt_scope_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Scope>> {
 
 /// A row selected with `sql/fragments/control_columns.sql`.
 pub(crate) fn control(row: &Row<'_>) -> rusqlite::Result<Control> {
-    let kind: String = row.get(5)?;
+    let kind: String = row.get(1)?;
     let action = match kind.as_str() {
         "pause" => ControlAction::Pause {
             until: opt_instant_at(row, 10)?,
@@ -213,14 +213,14 @@ pub(crate) fn control(row: &Row<'_>) -> rusqlite::Result<Control> {
             from: instant_at(row, 12)?,
             to: instant_at(row, 13)?,
         },
-        other => return Err(bad(5, Type::Text, format!("control kind {other:?}"))),
+        other => return Err(bad(1, Type::Text, format!("control kind {other:?}"))),
     };
     let state: String = row.get(6)?;
     Ok(Control {
         id: uuid_at(row, 0)?,
-        job_name: row.get(1)?,
-        scope: opt_scope_at(row, 2)?,
-        note: row.get(4)?,
+        job_name: row.get(2)?,
+        scope: opt_scope_at(row, 3)?,
+        note: row.get(5)?,
         action,
         state: ControlState::parse(&state)
             .ok_or_else(|| bad(6, Type::Text, format!("control state {state:?}")))?,
@@ -242,15 +242,15 @@ pub(crate) enum AdmissionInput {
 }
 
 /// A row of `claim_admission.sql`: the control columns of a pause, or a
-/// live run (kind `live`: id, scope, then plan time and origin in the last
-/// two columns).
+/// live run (kind `live`: id, job and scope in a control's places, then
+/// plan time and origin in the last two columns).
 pub(crate) fn admission_input(row: &Row<'_>) -> rusqlite::Result<AdmissionInput> {
-    if row.get::<_, String>(5)? != "live" {
+    if row.get::<_, String>(1)? != "live" {
         return control(row).map(AdmissionInput::Pause);
     }
     Ok(AdmissionInput::Live(LiveRun {
         id: uuid_at(row, 0)?,
-        scope: Scope::new(row.get::<_, String>(2)?, row.get::<_, String>(3)?),
+        scope: Scope::new(row.get::<_, String>(3)?, row.get::<_, String>(4)?),
         plan_time: instant_at(row, 16)?,
         origin: origin_at(row, 17)?,
     }))

@@ -59,7 +59,7 @@ pub(crate) async fn controls(
 }
 
 /// Reads control `id`, applies `change` at store time and writes the
-/// result back (`update_control.sql`), in one IMMEDIATE transaction, so no
+/// result back (`control_update.sql`), in one IMMEDIATE transaction, so no
 /// other change slips between the rule's decision and the write.
 pub(crate) async fn update_control(
     store: &SqliteLeaseStore,
@@ -79,7 +79,7 @@ pub(crate) async fn update_control(
                 _ => false,
             };
             let changed = tx
-                .prepare_cached(&SQL.update_control)?
+                .prepare_cached(&SQL.control_update)?
                 .execute(named_params! {
                     ":id": uuid_text(id),
                     ":read_cursor": current.cursor.map(micros),
@@ -103,10 +103,9 @@ pub(crate) async fn update_control(
         .await
 }
 
-/// Stores `control` (`add_control.sql`) at store time, in one IMMEDIATE
+/// Stores `control` (`control_add.sql`) at store time, in one IMMEDIATE
 /// transaction that first refuses a pause of a target a pause in force
-/// already covers exactly (read with `controls.sql`, the job's active
-/// controls), as the memory store does.
+/// already covers exactly (`control_held.sql`), as the memory store does.
 pub(crate) async fn add_control(
     store: &SqliteLeaseStore,
     control: &NewControl,
@@ -116,10 +115,7 @@ pub(crate) async fn add_control(
     store
         .write(move |tx, now| {
             if let ControlAction::Pause { .. } = control.action {
-                if let Some(held) = active_of_job(tx, &control.job_name)?
-                    .into_iter()
-                    .find(|c| c.scope == control.scope && c.pauses(now))
-                {
+                if let Some(held) = held(tx, &control, now)? {
                     return Err(StoreError::Conflict(format!(
                         "{} is already paused (control {})",
                         held.target(),
@@ -202,26 +198,36 @@ fn new_control(control: &NewControl, now: OffsetDateTime) -> Result<Control, Sto
     })
 }
 
-/// `get_control.sql`.
+/// `control_get.sql`.
 fn get(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Control>, Failure> {
     Ok(tx
-        .prepare_cached(&SQL.get_control)?
+        .prepare_cached(&SQL.control_get)?
         .query_row(named_params! { ":id": uuid_text(id) }, codec::control)
         .optional()?)
 }
 
-/// `controls.sql` for one job, active controls only.
-fn active_of_job(tx: &Transaction<'_>, job: &str) -> Result<Vec<Control>, Failure> {
-    let jobs = serde_json::Value::from([job]).to_string();
-    let mut stmt = tx.prepare_cached(&SQL.controls_of_jobs)?;
-    let rows = stmt.query_map(
-        named_params! { ":jobs": jobs, ":since": None::<i64> },
-        codec::control,
-    )?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+/// `control_held.sql`: the pause in force of exactly `control`'s target.
+fn held(
+    tx: &Transaction<'_>,
+    control: &NewControl,
+    now: OffsetDateTime,
+) -> Result<Option<Control>, Failure> {
+    let scope = control.scope.as_ref();
+    Ok(tx
+        .prepare_cached(&SQL.control_held)?
+        .query_row(
+            named_params! {
+                ":job": control.job_name,
+                ":scope_kind": scope.map(|s| &s.kind),
+                ":scope_id": scope.map(|s| &s.id),
+                ":now": micros(now),
+            },
+            codec::control,
+        )
+        .optional()?)
 }
 
-/// `add_control.sql`: every column from `control`.
+/// `control_add.sql`: every column from `control`.
 fn insert(tx: &Transaction<'_>, control: &Control) -> Result<(), Failure> {
     let (mut until, mut skip_missed, mut from, mut to) = (None, false, None, None);
     match control.action {
@@ -233,7 +239,7 @@ fn insert(tx: &Transaction<'_>, control: &Control) -> Result<(), Failure> {
         ControlAction::Backfill { from: f, to: t } => (from, to) = (Some(f), Some(t)),
     }
     let scope = control.scope.as_ref();
-    tx.prepare_cached(&SQL.add_control)?
+    tx.prepare_cached(&SQL.control_add)?
         .execute(named_params! {
             ":id": uuid_text(control.id),
             ":job": control.job_name,

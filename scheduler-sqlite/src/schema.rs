@@ -179,10 +179,10 @@ mod tests {
         assert_eq!(
             indexes,
             [
-                "idx_sys_cron_exec_ad_hoc_failed",
-                "idx_sys_cron_exec_control",
+                "idx_sys_cron_exec_control_id",
                 "idx_sys_cron_exec_failed_recent",
                 "idx_sys_cron_exec_finished",
+                "idx_sys_cron_exec_forced_retry",
                 "idx_sys_cron_exec_operator_retry",
                 "idx_sys_cron_exec_running_stale"
             ]
@@ -248,16 +248,22 @@ mod tests {
                       state: &str,
                       ended: Option<i64>,
                       scope: [Option<&str>; 2],
+                      until: Option<i64>,
                       range: [Option<i64>; 3]| {
             conn.execute(
-                "INSERT INTO sys_cron_controls (id, kind, job_name, scope_kind, scope_id, state, \
-                 created_at, ended_at, from_time, to_time, cursor_time, updated_at) \
-                 VALUES (lower(hex(randomblob(16))), ?1, 'j', ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, 0)",
-                params![kind, scope[0], scope[1], state, ended, range[0], range[1], range[2]],
+                "INSERT INTO sys_cron_controls (id, kind, job_name, scope_kind, scope_id, note, \
+                 state, created_at, ended_at, until_time, from_time, to_time, cursor_time, \
+                 updated_at) VALUES (lower(hex(randomblob(16))), ?1, 'j', ?2, ?3, '', ?4, 0, \
+                 ?5, ?6, ?7, ?8, ?9, 0)",
+                params![
+                    kind, scope[0], scope[1], state, ended, until, range[0], range[1], range[2]
+                ],
             )
         };
-        let all = [None, None];
-        let none = [None, None, None];
+        let (all, none) = ([None, None], [None, None, None]);
+        let tenant = [Some("tenant"), Some("a")];
+        let backfill = [Some(0), Some(10), Some(0)];
+        // What the model stores is taken: every state, every kind.
         for state in [
             ControlState::Active,
             ControlState::Done,
@@ -265,61 +271,83 @@ mod tests {
             ControlState::Rejected,
         ] {
             let ended = (state != ControlState::Active).then_some(5);
-            for action in [
-                ControlAction::Pause {
-                    until: None,
-                    skip_missed: false,
-                },
-                ControlAction::Trigger,
-            ] {
-                insert(action.kind(), state.as_str(), ended, all, none).unwrap();
-            }
-        }
-        let backfill = [Some(0), Some(10), Some(0)];
-        insert(
-            "backfill",
-            "active",
-            None,
-            [Some("tenant"), Some("a")],
-            backfill,
-        )
-        .unwrap();
-        assert!(insert("resume", "active", None, all, none).is_err(), "kind");
-        assert!(
-            insert("pause", "paused", Some(5), all, none).is_err(),
-            "state"
-        );
-        assert!(
-            insert("pause", "active", Some(5), all, none).is_err(),
-            "active, ended"
-        );
-        assert!(
-            insert("pause", "done", None, all, none).is_err(),
-            "ended, no end"
-        );
-        assert!(
-            insert("pause", "active", None, [Some("tenant"), None], none).is_err(),
-            "half a scope"
-        );
-        assert!(
-            insert("backfill", "active", None, all, [Some(0), Some(10), None]).is_err(),
-            "no cursor"
-        );
-        assert!(
+            let pause = ControlAction::Pause {
+                until: None,
+                skip_missed: false,
+            };
+            insert(pause.kind(), state.as_str(), ended, all, Some(9), none).unwrap();
             insert(
-                "backfill",
-                "active",
+                ControlAction::Trigger.kind(),
+                state.as_str(),
+                ended,
+                tenant,
                 None,
-                all,
-                [Some(10), Some(10), Some(10)]
+                none,
             )
-            .is_err(),
-            "empty range"
-        );
-        assert!(
-            insert("backfill", "active", None, all, [None, Some(10), Some(0)]).is_err(),
-            "no start"
-        );
+            .unwrap();
+            insert("backfill", state.as_str(), ended, tenant, None, backfill).unwrap();
+        }
+        // What no control can be is refused.
+        let refused = [
+            ("kind", insert("resume", "active", None, all, None, none)),
+            ("state", insert("pause", "paused", Some(5), all, None, none)),
+            (
+                "active, ended",
+                insert("pause", "active", Some(5), all, None, none),
+            ),
+            (
+                "ended, no end",
+                insert("pause", "done", None, all, None, none),
+            ),
+            (
+                "half a scope",
+                insert("pause", "active", None, [Some("t"), None], None, none),
+            ),
+            (
+                "a trigger's until",
+                insert("trigger", "active", None, all, Some(9), none),
+            ),
+            (
+                "a pause's range",
+                insert("pause", "active", None, all, None, backfill),
+            ),
+            (
+                "no cursor",
+                insert(
+                    "backfill",
+                    "active",
+                    None,
+                    all,
+                    None,
+                    [Some(0), Some(10), None],
+                ),
+            ),
+            (
+                "no start",
+                insert(
+                    "backfill",
+                    "active",
+                    None,
+                    all,
+                    None,
+                    [None, Some(10), Some(0)],
+                ),
+            ),
+            (
+                "empty range",
+                insert(
+                    "backfill",
+                    "active",
+                    None,
+                    all,
+                    None,
+                    [Some(10), Some(10), Some(10)],
+                ),
+            ),
+        ];
+        for (why, result) in refused {
+            assert!(result.is_err(), "{why}");
+        }
     }
 
     #[test]

@@ -78,12 +78,14 @@ pub(crate) struct Statements {
     pub(crate) controls_all: String,
     /// `controls.sql` over the jobs of a JSON array (`:jobs`).
     pub(crate) controls_of_jobs: String,
-    /// `get_control.sql`: one control by id.
-    pub(crate) get_control: String,
-    /// `add_control.sql`.
-    pub(crate) add_control: String,
-    /// `update_control.sql`: the write-back of a change.
-    pub(crate) update_control: String,
+    /// `control_get.sql`: one control by id.
+    pub(crate) control_get: String,
+    /// `control_held.sql`: the pause in force a new pause would repeat.
+    pub(crate) control_held: String,
+    /// `control_add.sql`.
+    pub(crate) control_add: String,
+    /// `control_update.sql`: the write-back of a change.
+    pub(crate) control_update: String,
     /// `control_progress.sql`.
     pub(crate) control_progress: String,
 }
@@ -172,9 +174,10 @@ impl Statements {
             claim_cancel: render(sql_file!("claim_cancel.sql"), &[]),
             controls_all: controls("1"),
             controls_of_jobs: controls("job_name IN (SELECT value FROM json_each(:jobs))"),
-            get_control: render(sql_file!("get_control.sql"), &control_columns),
-            add_control: render(sql_file!("add_control.sql"), &control_columns),
-            update_control: render(sql_file!("update_control.sql"), &[]),
+            control_get: render(sql_file!("control_get.sql"), &control_columns),
+            control_held: render(sql_file!("control_held.sql"), &control_columns),
+            control_add: render(sql_file!("control_add.sql"), &control_columns),
+            control_update: render(sql_file!("control_update.sql"), &[]),
             control_progress: render(sql_file!("control_progress.sql"), &[]),
         }
     }
@@ -219,10 +222,10 @@ mod tests {
             (&SQL.claim_reclaim, unique),
             (&SQL.retry_due, "idx_sys_cron_exec_failed_recent"),
             (&SQL.retry_due, "idx_sys_cron_exec_operator_retry"),
-            (&SQL.retry_due, "idx_sys_cron_exec_ad_hoc_failed"),
+            (&SQL.retry_due, "idx_sys_cron_exec_forced_retry"),
             (&SQL.claim_admission, "idx_sys_cron_exec_running_stale"),
             (&SQL.claim_cancel, primary),
-            (&SQL.control_progress, "idx_sys_cron_exec_control"),
+            (&SQL.control_progress, "idx_sys_cron_exec_control_id"),
             (&SQL.sweep, "idx_sys_cron_exec_running_stale"),
             (&SQL.get, primary),
             (&SQL.heartbeat, primary),
@@ -258,8 +261,12 @@ mod tests {
                 &SQL.controls_of_jobs,
                 "idx_sys_cron_controls_job (job_name=? AND ended_at>?)",
             ),
-            (&SQL.get_control, controls_pk),
-            (&SQL.update_control, controls_pk),
+            (
+                &SQL.control_held,
+                "idx_sys_cron_controls_job (job_name=? AND ended_at=?)",
+            ),
+            (&SQL.control_get, controls_pk),
+            (&SQL.control_update, controls_pk),
         ] {
             let plan = plan(&conn, sql);
             assert!(plan.contains(index), "{sql}\n=> {plan}");

@@ -1,5 +1,5 @@
 -- The write-back of a change to a control (ControlChange::apply, computed
--- from the row get_control.sql read in the same IMMEDIATE transaction):
+-- from the row control_get.sql read in the same IMMEDIATE transaction):
 -- every column a change may touch takes the value computed, so the rule
 -- lives only there. Guarded by what was read (still active, the same
 -- cursor), so the write can only land on the control the rule decided

@@ -3,5 +3,5 @@
 -- start. What a kind does not use is NULL (skip_missed 0).
 INSERT INTO sys_cron_controls ({control_columns})
 VALUES (
-    :id, :job, :scope_kind, :scope_id, :note, :kind, :state, :reason, :created_at,
+    :id, :kind, :job, :scope_kind, :scope_id, :note, :state, :reason, :created_at,
     :ended_at, :until_time, :skip_missed, :from_time, :to_time, :cursor_time, :updated_at)
