@@ -1,4 +1,4 @@
--- What admission (machine::admit, docs/contract.md §9) weighs a claim's keys
+-- What admission (machine::admit, docs/contract.md §11) weighs a claim's keys
 -- against, read first in the claim's IMMEDIATE transaction: SQLite's one
 -- writer is the per-job lock the contract asks for, so no pause can be
 -- stored (add_control) and no lease granted between this read and the

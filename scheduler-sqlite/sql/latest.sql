@@ -2,7 +2,7 @@
 -- array of `[kind, id]` pairs, and each finds its newest row through the
 -- unique index (`ORDER BY plan_time DESC LIMIT 1`), never by scanning.
 --
--- A trigger's row is skipped (docs/contract.md §9): its plan time is off the
+-- A trigger's row is skipped (docs/contract.md §11): its plan time is off the
 -- schedule's grid, and planning must not take it for the newest plan. The
 -- origins it keeps are the ones `Origin::from_column` reads as scheduled or
 -- backfill (NULL, `backfill`), so a text another version wrote is skipped

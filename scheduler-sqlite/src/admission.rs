@@ -1,4 +1,4 @@
-//! A claim's admission (`docs/contract.md` §9), inside its IMMEDIATE
+//! A claim's admission (`docs/contract.md` §11), inside its IMMEDIATE
 //! transaction: the read of what [`machine::admit`] weighs the keys against
 //! (`claim_admission.sql`), the row of a plan the overlap policy skipped
 //! (`claim_skip.sql`), and the end of a live run it replaced

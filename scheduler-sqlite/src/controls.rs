@@ -1,4 +1,4 @@
-//! Steering's controls (`docs/contract.md` §9): an operator's new control
+//! Steering's controls (`docs/contract.md` §11): an operator's new control
 //! ([`ExecutionAudit::add_control`]), a change to one
 //! ([`LeaseStore::update_control`]), the per-tick read
 //! ([`LeaseStore::controls`]) and a trigger's or a backfill's progress

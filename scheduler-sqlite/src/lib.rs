@@ -85,7 +85,7 @@
 //!   (one row per runner id, its jobs as JSON text); an announcement is one
 //!   upsert in an IMMEDIATE transaction, the read one statement in runner-id
 //!   order.
-//! - **Steering** (`docs/contract.md` §9). Executions carry an `origin`
+//! - **Steering** (`docs/contract.md` §11). Executions carry an `origin`
 //!   and a `control_id` (migration 5; both NULL on the rows of a scheduled
 //!   plan, as the seed writes them), and controls are rows of
 //!   `sys_cron_controls`. A claim starts with admission: one read of the

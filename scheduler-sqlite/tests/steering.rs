@@ -1,4 +1,4 @@
-//! Steering on SQLite (`docs/contract.md` §9): pauses, the overlap policy
+//! Steering on SQLite (`docs/contract.md` §11): pauses, the overlap policy
 //! applied in the claim, operators' runs (triggers, backfills) and the
 //! controls themselves. Each scenario runs on the memory store (the
 //! reference) and on a SQLite file, each on a manual clock of its own from

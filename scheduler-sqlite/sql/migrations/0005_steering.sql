@@ -1,4 +1,4 @@
--- Version 5: steering (docs/contract.md §9). The executions table gets two
+-- Version 5: steering (docs/contract.md §11). The executions table gets two
 -- nullable columns, so every row written before, and every row the Go seed
 -- writes, reads as scheduled: `origin` (NULL for scheduled, `trigger`,
 -- `backfill`: Origin::column) and `control_id` (the trigger or backfill that
