@@ -23,6 +23,7 @@ use crate::model::{
 };
 use crate::plan::Schedule;
 use crate::store::ExecutionAudit;
+use crate::time::Rfc3339;
 
 /// The most planned instants a backfill may cover (per scope) unless the
 /// operator confirms a larger one ([`Backfill::confirm_large`]).
@@ -131,7 +132,9 @@ impl Operator {
         let now = self.store.now().await?;
         if let Some(until) = until.filter(|&u| u <= now) {
             return Err(OperatorError::Refused(format!(
-                "--until {until} is not in the future (store time is {now})"
+                "--until {} is not in the future (store time is {})",
+                Rfc3339(until),
+                Rfc3339(now)
             )));
         }
         let mut warnings = Vec::new();
@@ -244,13 +247,15 @@ impl Operator {
         if range.from >= range.to {
             return Err(OperatorError::Refused(format!(
                 "the backfill range is empty or inverted: --from {} is not before --to {}",
-                range.from, range.to
+                Rfc3339(range.from),
+                Rfc3339(range.to)
             )));
         }
         if range.to > now {
             return Err(OperatorError::Refused(format!(
-                "--to {} is after store time {now}: a backfill covers the past; later plans run on schedule",
-                range.to
+                "--to {} is after store time {}: a backfill covers the past; later plans run on schedule",
+                Rfc3339(range.to),
+                Rfc3339(now)
             )));
         }
         let Some(schedule) = Schedule::from_form(&job.schedule_form) else {
@@ -269,7 +274,10 @@ impl Operator {
         if instants == 0 {
             return Err(OperatorError::Refused(format!(
                 "job {:?} ({}) has no planned instant in [{}, {})",
-                target.job, job.schedule, range.from, range.to
+                target.job,
+                job.schedule,
+                Rfc3339(range.from),
+                Rfc3339(range.to)
             )));
         }
         if instants > MAX_BACKFILL_INSTANTS && !range.confirm_large {
