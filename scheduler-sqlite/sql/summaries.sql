@@ -6,10 +6,16 @@
 --
 -- Each `CASE` is one arm of `of_rows`'s `match`, in its order, so every
 -- FAILED or RUNNING row is counted exactly once:
+-- - FAILED with an overlap code (`overlap_skipped`, `overlap_canceled`:
+--   `ErrorCode::is_overlap`) is skipped, whatever its attempts, and the
+--   other FAILED arms leave it out (`coalesce`, because a NULL code is not
+--   an overlap code, and `NULL NOT IN (..)` is not true; the
+--   `stale_timeout` arm needs no such term, its code being another).
 -- - RUNNING is stale when `stale_after < :now`; a NULL `stale_after` is
 --   never stale (`is_some_and`), and SQL's `NULL < x` is not true either,
 --   so the live arm must spell out `IS NULL OR >=`.
--- - FAILED with `attempt >= max_attempts` is exhausted, whatever its code.
+-- - FAILED with `attempt >= max_attempts` is exhausted, whatever its other
+--   code.
 -- - FAILED with attempts left is `stale_timeout` when its code is exactly
 --   that (`IS`, so NULL is not), else a pending retry; the earliest retry
 --   counts a NULL `next_retry_at` as `:now`, and `min` of no row is NULL.
@@ -34,17 +40,26 @@ WITH groups AS (
         count(CASE WHEN status = 'RUNNING'
             AND (stale_after IS NULL OR stale_after >= :now) THEN 1 END) AS running,
         count(CASE WHEN status = 'RUNNING' AND stale_after < :now THEN 1 END) AS stale,
-        count(CASE WHEN {pending} THEN 1 END) AS retry_pending,
-        min(CASE WHEN {pending} THEN coalesce(next_retry_at, :now) END) AS next_retry_at,
-        count(CASE WHEN status = 'FAILED' AND attempt >= max_attempts THEN 1 END) AS exhausted,
+        count(CASE WHEN {pending}
+            AND coalesce(error_code, '') NOT IN ('overlap_skipped', 'overlap_canceled')
+            THEN 1 END) AS retry_pending,
+        min(CASE WHEN {pending}
+            AND coalesce(error_code, '') NOT IN ('overlap_skipped', 'overlap_canceled')
+            THEN coalesce(next_retry_at, :now) END) AS next_retry_at,
+        count(CASE WHEN status = 'FAILED' AND attempt >= max_attempts
+            AND coalesce(error_code, '') NOT IN ('overlap_skipped', 'overlap_canceled')
+            THEN 1 END) AS exhausted,
         count(CASE WHEN {pending_if_reentrant}
-            AND error_code IS 'stale_timeout' THEN 1 END) AS stale_timeout
+            AND error_code IS 'stale_timeout' THEN 1 END) AS stale_timeout,
+        count(CASE WHEN status = 'FAILED'
+            AND error_code IN ('overlap_skipped', 'overlap_canceled') THEN 1 END) AS skipped
     FROM sys_cron_executions {filter}
     GROUP BY job_name, scope_kind, scope_id)
 SELECT g.job_name, g.scope_kind, g.scope_id,
     l.plan_time, l.status, l.attempt, l.max_attempts, l.next_retry_at, l.error_code,
     s.plan_time, s.finished_at,
-    g.running, g.stale, g.retry_pending, g.next_retry_at, g.exhausted, g.stale_timeout
+    g.running, g.stale, g.retry_pending, g.next_retry_at, g.exhausted, g.stale_timeout,
+    g.skipped
 FROM groups AS g
 JOIN sys_cron_executions AS l
     ON l.job_name = g.job_name AND l.scope_kind = g.scope_kind

@@ -3,13 +3,16 @@
 //! record read back from the row it wrote (`finish_log.sql`), the sweep's
 //! from what its `RETURNING` says (`sweep_log.sql`), and the deletion of
 //! pruned rows' logs (`prune_log.sql`). A takeover logs with
-//! `claim_steal_log.sql` (see `claim.rs`).
+//! `claim_steal_log.sql` (see `claim.rs`); a run the overlap policy
+//! canceled, with `sweep_log.sql` again, every value bound (see
+//! `admission.rs`).
 
 use rusqlite::{named_params, Row, Transaction};
 use scheduler_core::machine::{Ending, EndingColumns};
+use scheduler_core::Attempt;
 use time::OffsetDateTime;
 
-use crate::codec::micros;
+use crate::codec::{micros, uuid_text};
 use crate::statements::SQL;
 
 /// [`EndingColumns`] owned, so it can travel to the writer's thread.
@@ -89,6 +92,24 @@ pub(crate) fn log_swept(
             ":error_code": ended.error_code,
             ":error_msg": ended.error_msg,
             ":duration_ms": ended.duration_ms,
+        })
+        .map(drop)
+}
+
+/// Appends `attempt`, as the machine computed it
+/// ([`machine::ended_attempt`](scheduler_core::machine::ended_attempt)).
+pub(crate) fn log_ended(tx: &Transaction<'_>, attempt: &Attempt) -> rusqlite::Result<()> {
+    tx.prepare_cached(&SQL.sweep_log)?
+        .execute(named_params! {
+            ":id": uuid_text(attempt.execution_id),
+            ":attempt": attempt.attempt,
+            ":runner_id": attempt.runner_id,
+            ":started_at": attempt.started_at.map(micros),
+            ":now": micros(attempt.ended_at),
+            ":outcome": attempt.outcome.as_str(),
+            ":error_code": attempt.error_code,
+            ":error_msg": attempt.error_msg,
+            ":duration_ms": attempt.duration_ms,
         })
         .map(drop)
 }

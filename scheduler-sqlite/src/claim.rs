@@ -1,24 +1,33 @@
 //! The batch claim ([`LeaseStore::claim`]):
 //! one IMMEDIATE transaction however many keys it has.
 //!
+//! First admission (`admission.rs`): one read of the job's pauses in force
+//! and the live runs of the batch's scopes, and [`machine::admit`]'s answer
+//! per key. A key that is paused or must wait changes nothing; a skipped
+//! one gets the row of a skipped plan; the others are claimed as follows.
+//!
 //! Per key, `claim_insert.sql` (`INSERT ... ON CONFLICT DO NOTHING`) and,
 //! when the key exists, `claim_steal_log.sql`, which logs the attempt a
 //! takeover is about to end, and `claim_reclaim.sql`, the one guarded
 //! `UPDATE` whose `WHERE` is exactly [`machine::claim`]'s guards (the retry
 //! rule or the takeover rule). Keys are claimed in the caller's order, so
 //! duplicate keys within a batch see the first one's row, and only one of
-//! them wins.
+//! them wins. A key admitted to replace live runs (`cancel_other`) ends them
+//! once it holds its lease.
 //!
 //! [`LeaseStore::claim`]: scheduler_core::LeaseStore::claim
+//! [`machine::admit`]: scheduler_core::machine::admit
 //! [`machine::claim`]: scheduler_core::machine::claim
 
-use rusqlite::{named_params, OptionalExtension, Transaction};
-use scheduler_core::machine::{Ending, FreshIds};
+use rusqlite::{named_params, CachedStatement, OptionalExtension, Transaction};
+use scheduler_core::machine::{Admission, Ending, FreshIds};
+use scheduler_core::model::Steering;
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{ClaimOutcome, ClaimRequest, Lease, PlanKey, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::admission;
 use crate::attempts::Ended;
 use crate::codec::{micros, parse_uuid, uuid_text};
 use crate::error::Failure;
@@ -41,6 +50,8 @@ pub(crate) async fn claim(
         stale_timeout: request.stale_timeout,
         allow_stale_reentry: request.allow_stale_reentry,
         keys: request.keys.to_vec(),
+        steering: request.steering,
+        scopes: admission::scopes_json(request.keys)?,
     };
     store.write(move |tx, now| batch.run(tx, now)).await
 }
@@ -53,111 +64,169 @@ struct Batch {
     stale_timeout: std::time::Duration,
     allow_stale_reentry: bool,
     keys: Vec<PlanKey>,
+    steering: Steering,
+    /// The batch's scopes, as `claim_admission.sql` takes them.
+    scopes: String,
+}
+
+/// What the lease rules of every key of a batch use: the statements,
+/// prepared once per batch, and the record a takeover logs.
+struct Prepared<'tx> {
+    insert: CachedStatement<'tx>,
+    steal_log: CachedStatement<'tx>,
+    reclaim: CachedStatement<'tx>,
+    stolen: Ended,
 }
 
 impl Batch {
-    /// Claims each key in turn inside the caller's IMMEDIATE transaction,
-    /// at store time `now` as read under the write lock.
+    /// The request again, borrowed from the batch, as the machine takes it.
+    fn request(&self) -> ClaimRequest<'_> {
+        ClaimRequest {
+            job_name: &self.job,
+            runner_id: &self.runner,
+            max_attempts: self.max_attempts,
+            stale_timeout: self.stale_timeout,
+            allow_stale_reentry: self.allow_stale_reentry,
+            keys: &self.keys,
+            steering: self.steering,
+        }
+    }
+
+    /// Admits, then claims, each key in turn inside the caller's IMMEDIATE
+    /// transaction, at store time `now` as read under the write lock.
     fn run(&self, tx: &Transaction<'_>, now: OffsetDateTime) -> Result<Vec<ClaimOutcome>, Failure> {
-        let stale_after = later(now, self.stale_timeout);
-        let (now_us, stale_us) = (micros(now), micros(stale_after));
-        let mut insert = tx.prepare_cached(&SQL.claim_insert)?;
-        let mut steal_log = tx.prepare_cached(&SQL.claim_steal_log)?;
-        let mut reclaim = tx.prepare_cached(&SQL.claim_reclaim)?;
-        let stolen = Ended::of(Ending::Steal);
+        let request = self.request();
+        let admissions = admission::admit(tx, &request, &self.scopes, now)?;
+        let mut prepared = Prepared {
+            insert: tx.prepare_cached(&SQL.claim_insert)?,
+            steal_log: tx.prepare_cached(&SQL.claim_steal_log)?,
+            reclaim: tx.prepare_cached(&SQL.claim_reclaim)?,
+            stolen: Ended::of(Ending::Steal),
+        };
         let mut outcomes = Vec::with_capacity(self.keys.len());
-        for key in &self.keys {
-            let plan_time = to_micros(key.plan_time);
-            let plan_us = micros(plan_time);
-            let ids = FreshIds::mint();
-            let lease = |id, token, attempt, max_attempts| Lease {
-                id,
-                token,
-                job_name: self.job.clone(),
-                scope: key.scope.clone(),
-                plan_time,
-                attempt,
-                max_attempts,
-                started_at: now,
-                stale_after,
-            };
-            let inserted = insert.execute(named_params! {
-                ":id": uuid_text(ids.id),
-                ":job": self.job,
-                ":kind": key.scope.kind,
-                ":scope_id": key.scope.id,
-                ":plan_time": plan_us,
-                ":max_attempts": self.max_attempts,
-                ":runner": self.runner,
-                ":token": uuid_text(ids.token),
-                ":now": now_us,
-                ":stale_after": stale_us,
-            })?;
-            if inserted == 1 {
-                outcomes.push(ClaimOutcome::Won(lease(
-                    ids.id,
-                    ids.token,
-                    1,
-                    self.max_attempts,
-                )));
-                continue;
-            }
-            // The key exists. Should the takeover rule hold, the attempt it
-            // ends is logged first, from the row as it still is.
-            steal_log.execute(named_params! {
-                ":job": self.job,
-                ":kind": key.scope.kind,
-                ":scope_id": key.scope.id,
-                ":plan_time": plan_us,
-                ":now": now_us,
-                ":allow_stale_reentry": self.allow_stale_reentry,
-                ":outcome": stolen.outcome,
-                ":error_code": stolen.error_code,
-                ":error_msg": stolen.error_msg,
-                ":duration_ms": stolen.duration_ms,
-            })?;
-            // A retry takes the minted token, a takeover another fresh one
-            // (see claim_reclaim.sql), so the token the row took says which
-            // guard held.
-            let steal_token = distinct_token(ids.token);
-            let reclaimed = reclaim
-                .query_row(
-                    named_params! {
-                        ":job": self.job,
-                        ":kind": key.scope.kind,
-                        ":scope_id": key.scope.id,
-                        ":plan_time": plan_us,
-                        ":runner": self.runner,
-                        ":retry_token": uuid_text(ids.token),
-                        ":steal_token": uuid_text(steal_token),
-                        ":now": now_us,
-                        ":stale_after": stale_us,
-                        ":allow_stale_reentry": self.allow_stale_reentry,
-                    },
-                    |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, i32>(1)?,
-                            row.get::<_, i32>(2)?,
-                            row.get::<_, String>(3)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            outcomes.push(match reclaimed {
-                None => ClaimOutcome::Conflicted,
-                Some((id, attempt, max, token)) => {
-                    let (id, token) = (parse_uuid(&id)?, parse_uuid(&token)?);
-                    let taken = lease(id, token, attempt, max);
-                    if token == ids.token {
-                        ClaimOutcome::Retried(taken)
-                    } else {
-                        ClaimOutcome::Stolen(taken)
-                    }
+        for (key, admitted) in self.keys.iter().zip(admissions) {
+            let outcome = match &admitted {
+                Admission::Paused => ClaimOutcome::Paused,
+                Admission::Busy => ClaimOutcome::Busy,
+                Admission::Skip => admission::skip(tx, &request, key, now)?,
+                Admission::Claim | Admission::Replace(_) => {
+                    self.claim_key(&mut prepared, key, now)?
                 }
-            });
+            };
+            if let (Admission::Replace(ids), Some(_)) = (&admitted, outcome.lease()) {
+                for &id in ids {
+                    admission::cancel(tx, id, now)?;
+                }
+            }
+            outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+
+    /// The lease rules for one key ([`machine::claim`]): a fresh row, a
+    /// retry, a takeover, or a conflict.
+    ///
+    /// [`machine::claim`]: scheduler_core::machine::claim
+    fn claim_key(
+        &self,
+        prepared: &mut Prepared<'_>,
+        key: &PlanKey,
+        now: OffsetDateTime,
+    ) -> Result<ClaimOutcome, Failure> {
+        let stale_after = later(now, self.stale_timeout);
+        let (now_us, stale_us) = (micros(now), micros(stale_after));
+        let plan_time = to_micros(key.plan_time);
+        let plan_us = micros(plan_time);
+        let ids = FreshIds::mint();
+        let lease = |id, token, attempt, max_attempts| Lease {
+            id,
+            token,
+            job_name: self.job.clone(),
+            scope: key.scope.clone(),
+            plan_time,
+            attempt,
+            max_attempts,
+            started_at: now,
+            stale_after,
+        };
+        let inserted = prepared.insert.execute(named_params! {
+            ":id": uuid_text(ids.id),
+            ":job": self.job,
+            ":kind": key.scope.kind,
+            ":scope_id": key.scope.id,
+            ":plan_time": plan_us,
+            ":max_attempts": self.max_attempts,
+            ":runner": self.runner,
+            ":token": uuid_text(ids.token),
+            ":now": now_us,
+            ":stale_after": stale_us,
+            ":origin": self.steering.origin.column(),
+            ":control_id": self.steering.control_id.map(uuid_text),
+        })?;
+        if inserted == 1 {
+            return Ok(ClaimOutcome::Won(lease(
+                ids.id,
+                ids.token,
+                1,
+                self.max_attempts,
+            )));
+        }
+        // The key exists. Should the takeover rule hold, the attempt it
+        // ends is logged first, from the row as it still is.
+        let stolen = &prepared.stolen;
+        prepared.steal_log.execute(named_params! {
+            ":job": self.job,
+            ":kind": key.scope.kind,
+            ":scope_id": key.scope.id,
+            ":plan_time": plan_us,
+            ":now": now_us,
+            ":allow_stale_reentry": self.allow_stale_reentry,
+            ":outcome": stolen.outcome,
+            ":error_code": stolen.error_code,
+            ":error_msg": stolen.error_msg,
+            ":duration_ms": stolen.duration_ms,
+        })?;
+        // A retry takes the minted token, a takeover another fresh one
+        // (see claim_reclaim.sql), so the token the row took says which
+        // guard held.
+        let steal_token = distinct_token(ids.token);
+        let reclaimed = prepared
+            .reclaim
+            .query_row(
+                named_params! {
+                    ":job": self.job,
+                    ":kind": key.scope.kind,
+                    ":scope_id": key.scope.id,
+                    ":plan_time": plan_us,
+                    ":runner": self.runner,
+                    ":retry_token": uuid_text(ids.token),
+                    ":steal_token": uuid_text(steal_token),
+                    ":now": now_us,
+                    ":stale_after": stale_us,
+                    ":allow_stale_reentry": self.allow_stale_reentry,
+                },
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i32>(1)?,
+                        row.get::<_, i32>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(match reclaimed {
+            None => ClaimOutcome::Conflicted,
+            Some((id, attempt, max, token)) => {
+                let (id, token) = (parse_uuid(&id)?, parse_uuid(&token)?);
+                let taken = lease(id, token, attempt, max);
+                if token == ids.token {
+                    ClaimOutcome::Retried(taken)
+                } else {
+                    ClaimOutcome::Stolen(taken)
+                }
+            }
+        })
     }
 }
 

@@ -3,7 +3,8 @@
 
 use rusqlite::types::Type;
 use rusqlite::Row;
-use scheduler_core::model::jobs_from_json;
+use scheduler_core::machine::LiveRun;
+use scheduler_core::model::{jobs_from_json, Control, ControlAction, ControlState, Origin};
 use scheduler_core::{
     Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
     Status, StoreError,
@@ -70,6 +71,20 @@ fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     Uuid::parse_str(&text).map_err(|e| bad(idx, Type::Text, format!("uuid {text:?}: {e}")))
 }
 
+fn opt_uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Uuid>> {
+    match row.get::<_, Option<String>>(idx)? {
+        None => Ok(None),
+        Some(_) => uuid_at(row, idx).map(Some),
+    }
+}
+
+/// A stored `origin`, NULL for scheduled ([`Origin::from_column`]).
+fn origin_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Origin> {
+    Ok(Origin::from_column(
+        row.get::<_, Option<String>>(idx)?.as_deref(),
+    ))
+}
+
 fn status_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Status> {
     let text: String = row.get(idx)?;
     Status::parse(&text).ok_or_else(|| bad(idx, Type::Text, format!("status {text:?}")))
@@ -112,6 +127,8 @@ pub(crate) fn execution(row: &Row<'_>) -> rusqlite::Result<Execution> {
         error_msg: row.get(19)?,
         created_at: instant_at(row, 20)?,
         updated_at: instant_at(row, 21)?,
+        origin: origin_at(row, 22)?,
+        control_id: opt_uuid_at(row, 23)?,
     })
 }
 
@@ -167,7 +184,76 @@ pub(crate) fn scope_summary(row: &Row<'_>) -> rusqlite::Result<ScopeSummary> {
         next_retry_at: opt_instant_at(row, 14)?,
         exhausted: count_at(row, 15)?,
         stale_timeout: count_at(row, 16)?,
+        skipped: count_at(row, 17)?,
     })
+}
+
+/// A control's optional scope, stored as two columns both NULL or neither.
+fn opt_scope_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Scope>> {
+    match (
+        row.get::<_, Option<String>>(idx)?,
+        row.get::<_, Option<String>>(idx + 1)?,
+    ) {
+        (Some(kind), Some(id)) => Ok(Some(Scope::new(kind, id))),
+        (None, None) => Ok(None),
+        _ => Err(bad(idx, Type::Text, "half a scope".to_owned())),
+    }
+}
+
+/// A row selected with `sql/fragments/control_columns.sql`.
+pub(crate) fn control(row: &Row<'_>) -> rusqlite::Result<Control> {
+    let kind: String = row.get(1)?;
+    let action = match kind.as_str() {
+        "pause" => ControlAction::Pause {
+            until: opt_instant_at(row, 10)?,
+            skip_missed: row.get(11)?,
+        },
+        "trigger" => ControlAction::Trigger,
+        "backfill" => ControlAction::Backfill {
+            from: instant_at(row, 12)?,
+            to: instant_at(row, 13)?,
+        },
+        other => return Err(bad(1, Type::Text, format!("control kind {other:?}"))),
+    };
+    let state: String = row.get(6)?;
+    Ok(Control {
+        id: uuid_at(row, 0)?,
+        job_name: row.get(2)?,
+        scope: opt_scope_at(row, 3)?,
+        note: row.get(5)?,
+        action,
+        state: ControlState::parse(&state)
+            .ok_or_else(|| bad(6, Type::Text, format!("control state {state:?}")))?,
+        reason: row.get(7)?,
+        created_at: instant_at(row, 8)?,
+        ended_at: opt_instant_at(row, 9)?,
+        cursor: opt_instant_at(row, 14)?,
+        updated_at: instant_at(row, 15)?,
+    })
+}
+
+/// What a row of `claim_admission.sql` is: a pause in force, or a live run
+/// of one of the batch's scopes.
+pub(crate) enum AdmissionInput {
+    /// A pause in force.
+    Pause(Control),
+    /// A live run.
+    Live(LiveRun),
+}
+
+/// A row of `claim_admission.sql`: the control columns of a pause, or a
+/// live run (kind `live`: id, job and scope in a control's places, then
+/// plan time and origin in the last two columns).
+pub(crate) fn admission_input(row: &Row<'_>) -> rusqlite::Result<AdmissionInput> {
+    if row.get::<_, String>(1)? != "live" {
+        return control(row).map(AdmissionInput::Pause);
+    }
+    Ok(AdmissionInput::Live(LiveRun {
+        id: uuid_at(row, 0)?,
+        scope: Scope::new(row.get::<_, String>(3)?, row.get::<_, String>(4)?),
+        plan_time: instant_at(row, 16)?,
+        origin: origin_at(row, 17)?,
+    }))
 }
 
 /// A row of `replicas.sql`: runner id, host, pid, version, refresh

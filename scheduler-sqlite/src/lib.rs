@@ -85,6 +85,18 @@
 //!   (one row per runner id, its jobs as JSON text); an announcement is one
 //!   upsert in an IMMEDIATE transaction, the read one statement in runner-id
 //!   order.
+//! - **Steering** (`docs/contract.md` §9). Executions carry an `origin`
+//!   and a `control_id` (migration 5; both NULL on the rows of a scheduled
+//!   plan, as the seed writes them), and controls are rows of
+//!   `sys_cron_controls`. A claim starts with admission: one read of the
+//!   job's pauses in force and the live runs of the batch's scopes, to which
+//!   [`machine::admit`] answers per key; the row of a skipped plan, and the
+//!   end of a run `cancel_other` replaced ([`machine::cancel_for_overlap`],
+//!   logged as its attempt's end), are written in the claim's transaction.
+//!   SQLite's one writer is the per-job lock the contract asks for:
+//!   [`add_control`] writes under it too, so a pause stored is in force for
+//!   every claim that commits after it. [`update_control`] reads, applies
+//!   [`ControlChange::apply`] and writes back in one IMMEDIATE transaction.
 //! - **Store time** is the host clock (or the injected [`Clock`]), in
 //!   microseconds, read after the write lock is taken and passed to the
 //!   statements as a parameter.
@@ -112,6 +124,11 @@
 //! (`sql/fragments/retry_eligible.sql`, `steal_eligible.sql`).
 //!
 //! [`Clock`]: scheduler_core::Clock
+//! [`ControlChange::apply`]: scheduler_core::model::ControlChange::apply
+//! [`add_control`]: scheduler_core::ExecutionAudit::add_control
+//! [`machine::admit`]: scheduler_core::machine::admit
+//! [`machine::cancel_for_overlap`]: scheduler_core::machine::cancel_for_overlap
+//! [`update_control`]: scheduler_core::LeaseStore::update_control
 //! [`LeaseStore`]: scheduler_core::LeaseStore
 //! [`ScopeSummary::of_rows`]: scheduler_core::ScopeSummary::of_rows
 //! [`StoreError::Backend`]: scheduler_core::StoreError::Backend
@@ -125,12 +142,16 @@
 //! [`scope_summaries`]: scheduler_core::ExecutionAudit::scope_summaries
 #![warn(missing_docs)]
 
+/// A claim's admission: its read, a skipped plan's row, a replaced run's end.
+mod admission;
 /// The attempts log's append.
 mod attempts;
 /// The batch claim.
 mod claim;
 /// How values are stored, and rows decoded.
 mod codec;
+/// Steering's controls: add, change, read, progress.
+mod controls;
 /// Driver errors as `StoreError`s, and the bounded retry of a busy database.
 mod error;
 /// The batched terminal write.

@@ -4,6 +4,7 @@
 //! connection.
 
 use rusqlite::{named_params, OptionalExtension, ToSql};
+use scheduler_core::model::Origin;
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{
@@ -73,12 +74,13 @@ pub(crate) async fn retry_due(
                         row.get::<_, String>(1)?,
                         plan_us,
                         row.get::<_, bool>(3)?,
+                        row.get::<_, Option<String>>(4)?,
                     ))
                 },
             )?;
             let mut due = Vec::new();
             for row in rows {
-                let (kind, id, plan_us, operator_retry) = row?;
+                let (kind, id, plan_us, operator_retry, origin) = row?;
                 let plan_time = instant(plan_us).ok_or_else(|| {
                     StoreError::backend_msg(format!(
                         "stored plan time {plan_us} µs is out of range"
@@ -88,6 +90,7 @@ pub(crate) async fn retry_due(
                     scope: Scope::new(kind, id),
                     plan_time,
                     operator_retry,
+                    origin: Origin::from_column(origin.as_deref()),
                 });
             }
             Ok(due)

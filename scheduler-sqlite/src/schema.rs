@@ -30,6 +30,9 @@ const V3: &str = include_str!("../sql/migrations/0003_attempts.sql");
 /// Version 4: the replica registry.
 const V4: &str = include_str!("../sql/migrations/0004_replicas.sql");
 
+/// Version 5: steering: the executions' origin and control, the controls.
+const V5: &str = include_str!("../sql/migrations/0005_steering.sql");
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -51,10 +54,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "create sys_cron_replicas",
         sql: V4,
     },
+    Migration {
+        version: 5,
+        description: "steering: origin, control_id, sys_cron_controls",
+        sql: V5,
+    },
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The table of applied versions.
 const LEDGER: &str = include_str!("../sql/migrations/ledger.sql");
@@ -132,6 +140,7 @@ pub(crate) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<(), Fail
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scheduler_core::model::{ControlAction, ControlState};
 
     #[test]
     fn the_last_migration_is_the_known_version() {
@@ -156,7 +165,7 @@ mod tests {
         conn.execute_batch(V1).unwrap();
         migrate(&mut conn, 1).unwrap();
         migrate(&mut conn, 2).unwrap();
-        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (3, 1), (4, 1)]);
+        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
         let indexes: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'sys_cron_executions' \
@@ -170,8 +179,10 @@ mod tests {
         assert_eq!(
             indexes,
             [
+                "idx_sys_cron_exec_control_id",
                 "idx_sys_cron_exec_failed_recent",
                 "idx_sys_cron_exec_finished",
+                "idx_sys_cron_exec_forced_retry",
                 "idx_sys_cron_exec_operator_retry",
                 "idx_sys_cron_exec_running_stale"
             ]
@@ -190,7 +201,7 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn, 2).unwrap();
-        assert_eq!(ledger(&conn), [(1, 1), (2, 2), (3, 1), (4, 1)]);
+        assert_eq!(ledger(&conn), [(1, 1), (2, 2), (3, 1), (4, 1), (5, 1)]);
         let index: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name = 'idx_sys_cron_exec_operator_retry'",
@@ -199,6 +210,144 @@ mod tests {
             )
             .unwrap();
         assert_eq!(index, 1);
+    }
+
+    /// A database the previous release left at version 4 gets version 5:
+    /// its rows read as scheduled (NULL origin and control), and the
+    /// controls table takes the model's kinds and states and refuses what
+    /// no control can be.
+    #[test]
+    fn version_5_adds_steering_to_a_version_4_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(LEDGER).unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 4) {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO sys_cron_schema_migrations (version, description, applied_at) VALUES (?1, ?2, 1)",
+                params![m.version, m.description],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO sys_cron_executions (id, job_name, plan_time, status, lease_token) \
+             VALUES ('e', 'j', 0, 'FAILED', 't')",
+        )
+        .unwrap();
+        migrate(&mut conn, 2).unwrap();
+        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2)]);
+        let steering: (Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT origin, control_id FROM sys_cron_executions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(steering, (None, None));
+
+        let insert = |kind: &str,
+                      state: &str,
+                      ended: Option<i64>,
+                      scope: [Option<&str>; 2],
+                      until: Option<i64>,
+                      range: [Option<i64>; 3]| {
+            conn.execute(
+                "INSERT INTO sys_cron_controls (id, kind, job_name, scope_kind, scope_id, note, \
+                 state, created_at, ended_at, until_time, from_time, to_time, cursor_time, \
+                 updated_at) VALUES (lower(hex(randomblob(16))), ?1, 'j', ?2, ?3, '', ?4, 0, \
+                 ?5, ?6, ?7, ?8, ?9, 0)",
+                params![
+                    kind, scope[0], scope[1], state, ended, until, range[0], range[1], range[2]
+                ],
+            )
+        };
+        let (all, none) = ([None, None], [None, None, None]);
+        let tenant = [Some("tenant"), Some("a")];
+        let backfill = [Some(0), Some(10), Some(0)];
+        // What the model stores is taken: every state, every kind.
+        for state in [
+            ControlState::Active,
+            ControlState::Done,
+            ControlState::Cancelled,
+            ControlState::Rejected,
+        ] {
+            let ended = (state != ControlState::Active).then_some(5);
+            let pause = ControlAction::Pause {
+                until: None,
+                skip_missed: false,
+            };
+            insert(pause.kind(), state.as_str(), ended, all, Some(9), none).unwrap();
+            insert(
+                ControlAction::Trigger.kind(),
+                state.as_str(),
+                ended,
+                tenant,
+                None,
+                none,
+            )
+            .unwrap();
+            insert("backfill", state.as_str(), ended, tenant, None, backfill).unwrap();
+        }
+        // What no control can be is refused.
+        let refused = [
+            ("kind", insert("resume", "active", None, all, None, none)),
+            ("state", insert("pause", "paused", Some(5), all, None, none)),
+            (
+                "active, ended",
+                insert("pause", "active", Some(5), all, None, none),
+            ),
+            (
+                "ended, no end",
+                insert("pause", "done", None, all, None, none),
+            ),
+            (
+                "half a scope",
+                insert("pause", "active", None, [Some("t"), None], None, none),
+            ),
+            (
+                "a trigger's until",
+                insert("trigger", "active", None, all, Some(9), none),
+            ),
+            (
+                "a pause's range",
+                insert("pause", "active", None, all, None, backfill),
+            ),
+            (
+                "no cursor",
+                insert(
+                    "backfill",
+                    "active",
+                    None,
+                    all,
+                    None,
+                    [Some(0), Some(10), None],
+                ),
+            ),
+            (
+                "no start",
+                insert(
+                    "backfill",
+                    "active",
+                    None,
+                    all,
+                    None,
+                    [None, Some(10), Some(0)],
+                ),
+            ),
+            (
+                "empty range",
+                insert(
+                    "backfill",
+                    "active",
+                    None,
+                    all,
+                    None,
+                    [Some(10), Some(10), Some(10)],
+                ),
+            ),
+        ];
+        for (why, result) in refused {
+            assert!(result.is_err(), "{why}");
+        }
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub(crate) struct Statements {
     pub(crate) claim_steal_log: String,
     /// `finish_log.sql`: the record of the attempt a finish ended.
     pub(crate) finish_log: String,
-    /// `sweep_log.sql`: the record of an attempt the sweep ended.
+    /// `sweep_log.sql`: the record of an attempt the sweep, or the overlap
+    /// policy, ended.
     pub(crate) sweep_log: String,
     /// `prune_log.sql`: the attempts logs of pruned rows.
     pub(crate) prune_log: String,
@@ -67,6 +68,26 @@ pub(crate) struct Statements {
     pub(crate) announce: String,
     /// `replicas.sql`: the registry.
     pub(crate) replicas: String,
+    /// `claim_admission.sql`: a claim's pauses in force and live runs.
+    pub(crate) claim_admission: String,
+    /// `claim_skip.sql`: the row of a plan the overlap policy skipped.
+    pub(crate) claim_skip: String,
+    /// `claim_cancel.sql`: a live run the overlap policy replaced.
+    pub(crate) claim_cancel: String,
+    /// `controls.sql` over every job.
+    pub(crate) controls_all: String,
+    /// `controls.sql` over the jobs of a JSON array (`:jobs`).
+    pub(crate) controls_of_jobs: String,
+    /// `control_get.sql`: one control by id.
+    pub(crate) control_get: String,
+    /// `control_held.sql`: the pause in force a new pause would repeat.
+    pub(crate) control_held: String,
+    /// `control_add.sql`.
+    pub(crate) control_add: String,
+    /// `control_update.sql`: the write-back of a change.
+    pub(crate) control_update: String,
+    /// `control_progress.sql`.
+    pub(crate) control_progress: String,
 }
 
 impl Statements {
@@ -80,6 +101,14 @@ impl Statements {
         let attempt_columns = render(sql_file!("fragments/attempt_columns.sql"), &[]);
         let attempt_columns = [("attempt_columns", attempt_columns.as_str())];
         let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
+        let control_columns = render(sql_file!("fragments/control_columns.sql"), &[]);
+        let control_columns = [("control_columns", control_columns.as_str())];
+        let controls = |filter: &str| {
+            render(
+                sql_file!("controls.sql"),
+                &[control_columns[0], ("filter", filter)],
+            )
+        };
         let retry_eligible = sql_file!("fragments/retry_eligible.sql");
         let decided_now = rule(retry_eligible, ":now", ":allow_stale_reentry");
         let steal_eligible = rule(
@@ -140,6 +169,16 @@ impl Statements {
             prune: render(sql_file!("prune.sql"), &[("prunable", &prunable)]),
             announce: render(sql_file!("announce.sql"), &[]),
             replicas: render(sql_file!("replicas.sql"), &[]),
+            claim_admission: render(sql_file!("claim_admission.sql"), &control_columns),
+            claim_skip: render(sql_file!("claim_skip.sql"), &[]),
+            claim_cancel: render(sql_file!("claim_cancel.sql"), &[]),
+            controls_all: controls("1"),
+            controls_of_jobs: controls("job_name IN (SELECT value FROM json_each(:jobs))"),
+            control_get: render(sql_file!("control_get.sql"), &control_columns),
+            control_held: render(sql_file!("control_held.sql"), &control_columns),
+            control_add: render(sql_file!("control_add.sql"), &control_columns),
+            control_update: render(sql_file!("control_update.sql"), &[]),
+            control_progress: render(sql_file!("control_progress.sql"), &[]),
         }
     }
 }
@@ -148,6 +187,7 @@ impl Statements {
 mod tests {
     use rusqlite::Connection;
     use scheduler_core::machine::OPERATOR_RETRY_CODE;
+    use scheduler_core::model::Origin;
     use scheduler_core::{AttemptOutcome, ErrorCode};
 
     use super::*;
@@ -182,6 +222,10 @@ mod tests {
             (&SQL.claim_reclaim, unique),
             (&SQL.retry_due, "idx_sys_cron_exec_failed_recent"),
             (&SQL.retry_due, "idx_sys_cron_exec_operator_retry"),
+            (&SQL.retry_due, "idx_sys_cron_exec_forced_retry"),
+            (&SQL.claim_admission, "idx_sys_cron_exec_running_stale"),
+            (&SQL.claim_cancel, primary),
+            (&SQL.control_progress, "idx_sys_cron_exec_control_id"),
             (&SQL.sweep, "idx_sys_cron_exec_running_stale"),
             (&SQL.get, primary),
             (&SQL.heartbeat, primary),
@@ -199,6 +243,34 @@ mod tests {
                 "{sql}\n=> {plan}"
             );
             assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
+        }
+        // The controls: the claim's pauses, the per-tick read (its active
+        // and its recently ended controls, two ranges of one index), one
+        // control by id; never a pass over the table.
+        let controls_pk = "sqlite_autoindex_sys_cron_controls_1";
+        for (sql, index) in [
+            (
+                &SQL.claim_admission,
+                "idx_sys_cron_controls_job (job_name=? AND ended_at=?)",
+            ),
+            (
+                &SQL.controls_of_jobs,
+                "idx_sys_cron_controls_job (job_name=? AND ended_at=?)",
+            ),
+            (
+                &SQL.controls_of_jobs,
+                "idx_sys_cron_controls_job (job_name=? AND ended_at>?)",
+            ),
+            (
+                &SQL.control_held,
+                "idx_sys_cron_controls_job (job_name=? AND ended_at=?)",
+            ),
+            (&SQL.control_get, controls_pk),
+            (&SQL.control_update, controls_pk),
+        ] {
+            let plan = plan(&conn, sql);
+            assert!(plan.contains(index), "{sql}\n=> {plan}");
+            assert!(!plan.contains("SCAN sys_cron_controls"), "{sql}\n=> {plan}");
         }
         let registry = plan(&conn, &SQL.replicas);
         assert!(
@@ -279,7 +351,15 @@ mod tests {
         ] {
             assert!(sql.contains(&stale), "{sql}");
         }
-        assert_eq!(SQL.retry_due.matches(&operator).count(), 2);
+        assert_eq!(SQL.retry_due.matches(&operator).count(), 3);
         assert!(sql_file!("migrations/0002_operator_retry_index.sql").contains(&operator));
+        let overlap = format!(
+            "('{}', '{}')",
+            ErrorCode::OverlapSkipped.as_str(),
+            ErrorCode::OverlapCanceled.as_str()
+        );
+        assert_eq!(SQL.summaries_all.matches(&overlap).count(), 4);
+        let backfill = format!("'{}'", Origin::Backfill.column().unwrap());
+        assert!(SQL.latest.contains(&backfill), "{}", SQL.latest);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{named_params, Connection, Transaction, TransactionBehavior};
 use scheduler_core::machine::{self, Ending};
+use scheduler_core::model::{Control, ControlChange, ControlRead, NewControl, Progress};
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
@@ -24,7 +25,7 @@ use crate::options::SqliteStoreOptions;
 use crate::schema;
 use crate::statements::SQL;
 use crate::worker::Worker;
-use crate::{claim, finish, operator, reads, replicas};
+use crate::{claim, controls, finish, operator, reads, replicas};
 
 /// The SQLite store. Share it behind an `Arc`; every process on the host
 /// may open its own store on the same file.
@@ -254,6 +255,18 @@ impl LeaseStore for SqliteLeaseStore {
     async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError> {
         replicas::announce(self, announcement).await
     }
+
+    async fn controls(&self, read: &ControlRead) -> Result<Vec<Control>, StoreError> {
+        controls::controls(self, read).await
+    }
+
+    async fn update_control(
+        &self,
+        id: Uuid,
+        change: &ControlChange,
+    ) -> Result<Control, StoreError> {
+        controls::update_control(self, id, change).await
+    }
 }
 
 #[async_trait]
@@ -290,5 +303,13 @@ impl ExecutionAudit for SqliteLeaseStore {
 
     async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
         replicas::replicas(self).await
+    }
+
+    async fn add_control(&self, control: &NewControl) -> Result<Control, StoreError> {
+        controls::add_control(self, control).await
+    }
+
+    async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
+        controls::control_progress(self, id).await
     }
 }

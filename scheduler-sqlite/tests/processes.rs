@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use scheduler_core::model::{Control, ControlChange, ControlRead, NewControl, Progress};
 use scheduler_core::{
     Announcement, Attempt, CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit,
     ExecutionFilter, Finish, JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, LeaseStoreExt,
@@ -108,6 +109,19 @@ impl LeaseStore for Watched {
     async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError> {
         self.seen("announce", self.store.announce(announcement).await)
     }
+    async fn controls(&self, read: &ControlRead) -> Result<Vec<Control>, StoreError> {
+        self.seen("controls", self.store.controls(read).await)
+    }
+    async fn update_control(
+        &self,
+        id: Uuid,
+        change: &ControlChange,
+    ) -> Result<Control, StoreError> {
+        self.seen(
+            "update_control",
+            self.store.update_control(id, change).await,
+        )
+    }
 }
 
 #[async_trait]
@@ -145,6 +159,12 @@ impl ExecutionAudit for Watched {
     }
     async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
         self.seen("replicas", self.store.replicas().await)
+    }
+    async fn add_control(&self, control: &NewControl) -> Result<Control, StoreError> {
+        self.seen("add_control", self.store.add_control(control).await)
+    }
+    async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
+        self.seen("control_progress", self.store.control_progress(id).await)
     }
 }
 
