@@ -84,9 +84,11 @@ enum Command {
     Migrate,
     /// Every registered job (from the live replicas' announcements: its
     /// schedule in words and next plan time, even before its first run),
+    /// whether it is paused, its pending triggers and backfills' progress,
     /// and per job and scope: latest plan, last success, running, stale,
-    /// retries pending, exhausted and operator-bound rows. sqlite:PATH or
-    /// postgres://.
+    /// retries pending, exhausted, operator-bound and skipped rows (with
+    /// --every or --cron: plans with no execution, missed or held back by
+    /// a pause). sqlite:PATH or postgres://.
     Status(commands::status::StatusArgs),
     /// The replicas that announced themselves: live (seen within 3 refresh
     /// intervals), vanished (silent longer, never stopped cleanly) and

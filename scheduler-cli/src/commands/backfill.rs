@@ -24,7 +24,7 @@ pub struct BackfillArgs {
     #[arg(long, value_parser = parse_time, allow_hyphen_values = true)]
     to: TimeArg,
     /// Why, and who: shown with the backfill.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     note: String,
     /// Confirm a backfill of more than 100000 planned instants per scope.
     #[arg(long)]

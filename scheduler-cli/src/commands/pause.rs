@@ -16,7 +16,7 @@ pub struct PauseArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Why, and who: shown with the pause (e.g. "deploy of v2 -- ana").
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     note: String,
     /// End the pause by itself at this TIME: RFC 3339
     /// (2026-12-07T10:00:00Z) or an offset from store time (+30m).

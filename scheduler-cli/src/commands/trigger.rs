@@ -14,7 +14,7 @@ pub struct TriggerArgs {
     #[command(flatten)]
     target: TargetArgs,
     /// Why, and who: shown with the trigger.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     note: String,
 }
 
