@@ -648,15 +648,21 @@ where
             .get("attempt")
             .map(|a| format!("#{a}"))
             .unwrap_or_default();
+        // A trigger's plan time is its request's instant, off the grid and
+        // cut to the second here: the origin tells its runs from the
+        // scheduled plan of that second.
+        let origin = match get("origin") {
+            "" | "scheduled" => String::new(),
+            other => format!(" [{other}]"),
+        };
         eprintln!(
-            "{:>6.1}s  {:<10} {:<15} {:<16} {:<8} {:<3} {}",
+            "{:>6.1}s  {:<10} {:<15} {:<16} {:<8} {:<3} {outcome}{origin}",
             self.started.elapsed().as_secs_f64(),
             get("runner"),
             get("job"),
             get("scope"),
             plan_short,
             attempt,
-            outcome
         );
     }
 }
