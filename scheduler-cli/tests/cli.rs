@@ -106,7 +106,24 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
             >= 1,
         "{report}"
     );
+    // The operator's steps, each shown and checked.
+    let checks = report["steering"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 4, "{report}");
+    assert!(
+        checks.iter().all(|c| c["shown"] == true && c["ok"] == true),
+        "{report}"
+    );
     let progress = stderr(&out);
+    for step in [
+        "PAUSED",
+        "RESUMED",
+        "TRIGGERED",
+        "BACKFILL",
+        "[trigger]",
+        "[backfill]",
+    ] {
+        assert!(progress.contains(step), "{step}: {progress}");
+    }
     assert!(progress.contains("CRASHED"), "{progress}");
     assert!(
         progress.contains("TAKEOVER") || progress.contains("stale lease"),
@@ -122,6 +139,10 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
             .unwrap();
         assert!(rows.len() >= 10, "{}", rows.len());
         assert!(rows.iter().all(|r| r.status != Status::Running));
+        // Five triggered runs (one per tenant), fifteen backfilled ones.
+        let by_origin = |origin| rows.iter().filter(|r| r.origin == origin).count();
+        assert_eq!(by_origin(scheduler_core::Origin::Trigger), 5);
+        assert_eq!(by_origin(scheduler_core::Origin::Backfill), 15);
         let doomed: Vec<_> = rows
             .iter()
             .filter(|r| r.job_name == "doomed_export")

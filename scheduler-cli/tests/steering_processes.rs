@@ -289,7 +289,10 @@ fn pause_and_resume_real_replicas(test: &str, url: &str, store_name: &str) {
         ms(returned - last_before),
         ms(paused_at - last_before),
         ms(first_after - resumed_at),
-        first.plan_time,
+        first
+            .plan_time
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
         came_due.len(),
         if caught_up {
             "ran"
