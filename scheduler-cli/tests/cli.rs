@@ -88,6 +88,19 @@ fn seeded(url: &str) -> (tokio::runtime::Runtime, Vec<uuid::Uuid>) {
 fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
+    // What a demo killed while its pause was in force leaves behind: the
+    // next one cancels it, and its own pause goes ahead.
+    assert!(scheduler(&url, &["migrate"]).status.success());
+    let left = stdout_json(&scheduler(
+        &url,
+        &[
+            "pause",
+            "tenant_rollup",
+            "--note",
+            "demo: paused for a moment",
+            "--json",
+        ],
+    ));
     let out = scheduler(&url, &["demo", "--duration", "9s", "--json"]);
     let report = stdout_json(&out);
     assert_eq!(report["ok"], true, "{report}");
@@ -128,6 +141,16 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
     assert!(
         progress.contains("TAKEOVER") || progress.contains("stale lease"),
         "{progress}"
+    );
+    assert!(
+        progress.contains("cancelled a pause of tenant_rollup left by an earlier demo run"),
+        "{progress}"
+    );
+    let cancelled = &all_controls(&url)[0];
+    assert_eq!(
+        (&cancelled["id"], &cancelled["state"]),
+        (&left["id"], &Value::from("cancelled")),
+        "{cancelled}"
     );
     // The table itself: nothing RUNNING, the doomed job taken over and done.
     let rt = tokio::runtime::Runtime::new().unwrap();

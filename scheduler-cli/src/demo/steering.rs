@@ -84,9 +84,16 @@ fn log(started: Instant, what: &str) {
     );
 }
 
-/// Cancels the controls of the demo's jobs an earlier demo on the same
-/// database left active (one that was killed while its pause was in
-/// force), so that this run starts unpaused and its check is its own.
+/// How the notes of the demo's own controls begin: what tells them from
+/// an operator's.
+const NOTE_PREFIX: &str = "demo: ";
+
+/// Before the replicas start: cancels the controls an earlier demo on the
+/// same database left active (one killed while its pause was in force),
+/// so that this run starts unpaused and its check is its own; and says
+/// which of an operator's controls of the demo's jobs are in force, which
+/// the replicas obey like any other (a pause of `tenant_rollup` makes the
+/// demo's own steps fail, and says so).
 pub async fn clear_leftovers(operator: &Operator, started: Instant) {
     let read = ControlRead {
         jobs: Some(JOBS.map(str::to_owned).to_vec()),
@@ -96,15 +103,19 @@ pub async fn clear_leftovers(operator: &Operator, started: Instant) {
         return; // The run reports a store it cannot use.
     };
     for control in left {
+        let what = format!("{} of {}", control.action.kind(), control.target());
+        if !control.note.starts_with(NOTE_PREFIX) {
+            log(
+                started,
+                &format!("an operator's {what} is in force (control {})", control.id),
+            );
+            continue;
+        }
         let reason = Some("left active by an earlier demo run".to_owned());
         if operator.cancel(control.id, reason).await.is_ok() {
             log(
                 started,
-                &format!(
-                    "cancelled a {} of {} left by an earlier demo run",
-                    control.action.kind(),
-                    control.job_name
-                ),
+                &format!("cancelled a {what} left by an earlier demo run"),
             );
         }
     }
@@ -135,8 +146,8 @@ pub async fn run(
     if !reach(started, PAUSE_AT, &mut stop).await {
         return steered;
     }
-    let note = "demo: paused for a moment";
-    match operator.pause(&job, note, None, false).await {
+    let note = format!("{NOTE_PREFIX}paused for a moment");
+    match operator.pause(&job, &note, None, false).await {
         Ok(paused) => log(
             started,
             &format!(
@@ -174,7 +185,10 @@ pub async fn run(
     if !go_on || !reach(started, TRIGGER_AT, &mut stop).await {
         return steered;
     }
-    match operator.trigger(&job, "demo: run now").await {
+    match operator
+        .trigger(&job, &format!("{NOTE_PREFIX}run now"))
+        .await
+    {
         Ok(triggered) => {
             log(
                 started,
@@ -220,7 +234,7 @@ async fn backfill(
         confirm_large: false,
     };
     let steered = operator
-        .backfill(job, &range, "demo: fill in before the run")
+        .backfill(job, &range, &format!("{NOTE_PREFIX}fill in before the run"))
         .await
         .map_err(|e| e.to_string())?;
     let instants = Schedule::Every(ROLLUP_CADENCE).between(
