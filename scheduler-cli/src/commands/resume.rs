@@ -47,9 +47,12 @@ pub async fn resume(cx: &Cx, args: ResumeArgs) -> Result<(), Failure> {
     };
     let paused_for = (ended - control.created_at).unsigned_abs();
     emit(&format!(
-        "resumed {} after {} paused (since {} {}); {missed} (control {})\n",
+        "resumed {}: paused for {} since {} {}; {missed} (control {})\n",
         target_words(&target.job, target.scope.as_ref()),
-        humantime::format_duration(std::time::Duration::from_secs(paused_for.as_secs())),
+        // Whole milliseconds: a pause of a moment reads `112ms`, not `0s`.
+        humantime::format_duration(std::time::Duration::from_millis(
+            u64::try_from(paused_for.as_millis()).unwrap_or(u64::MAX)
+        )),
         cx.zone.ts(Some(control.created_at)),
         cx.zone.label(),
         control.id
