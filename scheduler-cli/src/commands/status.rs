@@ -133,7 +133,7 @@ impl Steering {
         self.pauses_of(job).any(|c| c.covers(scope))
     }
 
-    /// `whole job`, `2 scopes`, or `-`, for the jobs table.
+    /// `whole job`, `2 scope(s)`, or `-`, for the jobs table.
     fn paused_cell(&self, job: &str) -> String {
         let pauses: Vec<&Control> = self.pauses_of(job).collect();
         if pauses.iter().any(|c| c.scope.is_none()) {
