@@ -6,13 +6,18 @@
 //! module lets proptest look for the sequence nobody thought of: claims of
 //! overlapping keys from several runners, heartbeats, terminal writes one
 //! by one and in batches, sweeps, operator retries, pruning, retry-due and
-//! audit reads, replicas announcing themselves, and jumps of store time.
+//! audit reads, replicas announcing themselves, jumps of store time, and
+//! steering (`docs/contract.md` §9): pauses, triggers and backfills stored,
+//! ended, advanced and read, and claims under every overlap policy and
+//! origin, so that the stores' admission (paused, busy, skipped, a live run
+//! replaced) is compared too.
 //! [`check`] applies each [`Op`] to every store in turn and compares, after
 //! every operation, what each call returned, every row of the job field by
-//! field (ids and tokens aside: they are random by design), the attempts
-//! log of every execution a lease was ever handed out for (pruned ones
-//! included, whose logs must be gone), the scope summaries and the replica
-//! registry. The first store is the reference (the
+//! field (ids and tokens aside: they are random by design, and a control's
+//! id is replaced by its number in creation order), the attempts log of
+//! every execution a lease was ever handed out for (pruned ones included,
+//! whose logs must be gone), the scope summaries, the replica registry and
+//! the job's controls, active and ended. The first store is the reference (the
 //! memory store, which applies [`machine`](scheduler_core::machine) directly); the
 //! first difference panics with the operation's index, the operation, both
 //! stores' names and both values, and the numbered operations up to there.
@@ -57,7 +62,10 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use scheduler_core::model::ScheduleForm;
+use scheduler_core::model::{
+    Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Origin,
+    OverlapPolicy, Progress, ScheduleForm, Steering,
+};
 use scheduler_core::time::TimeControl;
 use scheduler_core::Scope;
 use scheduler_core::StoreError;
@@ -204,6 +212,100 @@ pub enum Op {
         /// Seconds.
         secs: u64,
     },
+    /// One batch claim as [`Op::Claim`], steered: under an overlap policy,
+    /// for keys of an origin, of a control when the origin is a trigger or
+    /// a backfill. The leases' stale timeout is 60 s.
+    SteeredClaim {
+        /// `(scope, plan)` pairs, in the order the batch attempts them.
+        keys: Vec<(u8, u8)>,
+        /// Which runner claims.
+        runner: u8,
+        /// Copied into fresh rows.
+        max_attempts: i32,
+        /// Whether stale leases may be stolen and swept rows retried.
+        reentrant: bool,
+        /// What a key of a busy scope does.
+        overlap: OverlapPolicy,
+        /// Why the keys run.
+        origin: Origin,
+        /// Which control the keys belong to, counted back from the newest
+        /// as [`Op`]'s leases are (ignored for scheduled keys, and before
+        /// the first control).
+        control: Option<usize>,
+    },
+    /// An operator's control of the job, stored at store time.
+    AddControl {
+        /// What it asks for.
+        kind: ControlKind,
+        /// Its scope (as in keys), or the whole job.
+        scope: Option<u8>,
+    },
+    /// A change to a control the store handed out.
+    UpdateControl {
+        /// Which control, counted back from the newest as [`Op`]'s leases
+        /// are; `None` for an id no store knows. Nothing happens before
+        /// the first control.
+        control: Option<usize>,
+        /// The change.
+        change: ChangeKind,
+    },
+    /// A read of controls: the job's (or every job's), active ones and
+    /// those that ended at or after `ended_back` seconds before store time
+    /// (plus half a microsecond when `sub_micro`).
+    ReadControls {
+        /// Every job's, rather than the job's.
+        all_jobs: bool,
+        /// How far back the `ended_since` bound lies, in seconds; `None`
+        /// for active controls only.
+        ended_back: Option<u64>,
+        /// Whether the bound falls between whole microseconds.
+        sub_micro: bool,
+    },
+}
+
+/// What an [`Op::AddControl`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// A pause, ending by itself `until_secs` after store time if given.
+    Pause {
+        /// Seconds from store time to the pause's `until`.
+        until_secs: Option<u64>,
+        /// Whether missed plans are dropped.
+        skip_missed: bool,
+    },
+    /// A trigger.
+    Trigger,
+    /// A backfill of plans `[from, to)` (as in keys): an empty or inverted
+    /// range is refused.
+    Backfill {
+        /// The first plan.
+        from: u8,
+        /// The end plan (exclusive).
+        to: u8,
+    },
+}
+
+/// What an [`Op::UpdateControl`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// End it in `state`, with a reason (one with a NUL character when
+    /// `bad_reason`, which is refused) and a pause's new `skip_missed`.
+    End {
+        /// The final state (active is refused).
+        state: ControlState,
+        /// Whether the reason holds a NUL character.
+        bad_reason: bool,
+        /// A pause's new `skip_missed`.
+        skip_missed: Option<bool>,
+    },
+    /// Move a backfill's cursor to plan `to` (as in keys), from plan
+    /// `from`, or from the cursor the store last returned when `None`.
+    Advance {
+        /// The cursor presented; `None` for the one last seen.
+        from: Option<u8>,
+        /// The new cursor.
+        to: u8,
+    },
 }
 
 /// One random operation, over a few scopes, plan times, runners and
@@ -289,6 +391,90 @@ pub fn op() -> impl Strategy<Value = Op> {
             }),
         2 => prop_oneof![Just(1u64), Just(20), Just(30), Just(60), Just(200)]
             .prop_map(|secs| Op::Advance { secs }),
+        2 => (
+            prop::collection::vec((0..SCOPES, 0..PLANS), 1..4),
+            0u8..3,
+            1i32..4,
+            any::<bool>(),
+            prop::sample::select(OverlapPolicy::ALL.to_vec()),
+            prop_oneof![Just(Origin::Scheduled), Just(Origin::Trigger), Just(Origin::Backfill)],
+            prop::option::of(0usize..4),
+        )
+            .prop_map(
+                |(keys, runner, max_attempts, reentrant, overlap, origin, control)| {
+                    Op::SteeredClaim {
+                        keys,
+                        runner,
+                        max_attempts,
+                        reentrant,
+                        overlap,
+                        origin,
+                        control,
+                    }
+                }
+            ),
+        2 => (control_kind(), prop::option::of(0..SCOPES))
+            .prop_map(|(kind, scope)| Op::AddControl { kind, scope }),
+        2 => (
+            prop_oneof![9 => (0usize..4).prop_map(Some), 1 => Just(None)],
+            change_kind()
+        )
+            .prop_map(|(control, change)| Op::UpdateControl { control, change }),
+        1 => (
+            any::<bool>(),
+            prop::option::of(prop_oneof![Just(0u64), Just(30), Just(120)]),
+            any::<bool>(),
+        )
+            .prop_map(|(all_jobs, ended_back, sub_micro)| Op::ReadControls {
+                all_jobs,
+                ended_back,
+                sub_micro,
+            }),
+    ]
+}
+
+/// One random [`ControlKind`]: pauses (mostly with an `until` a short
+/// sequence reaches), triggers, and backfills over the plans, a third of
+/// them empty or inverted.
+fn control_kind() -> impl Strategy<Value = ControlKind> {
+    prop_oneof![
+        1 => (
+            prop_oneof![1 => Just(None), 2 => prop_oneof![Just(Some(30u64)), Just(Some(90))]],
+            any::<bool>()
+        )
+            .prop_map(|(until_secs, skip_missed)| ControlKind::Pause {
+                until_secs,
+                skip_missed,
+            }),
+        1 => Just(ControlKind::Trigger),
+        1 => (0..PLANS, 1..=PLANS).prop_map(|(from, to)| ControlKind::Backfill { from, to }),
+    ]
+}
+
+/// One random [`ChangeKind`]: ends in every state (some refused), and
+/// advances, mostly from the cursor last seen.
+fn change_kind() -> impl Strategy<Value = ChangeKind> {
+    prop_oneof![
+        2 => (
+            prop_oneof![
+                4 => Just(ControlState::Done),
+                2 => Just(ControlState::Cancelled),
+                1 => Just(ControlState::Rejected),
+                1 => Just(ControlState::Active),
+            ],
+            prop::bool::weighted(0.1),
+            prop::option::of(any::<bool>()),
+        )
+            .prop_map(|(state, bad_reason, skip_missed)| ChangeKind::End {
+                state,
+                bad_reason,
+                skip_missed,
+            }),
+        1 => (
+            prop_oneof![3 => Just(None), 1 => (0..=PLANS).prop_map(Some)],
+            0..=PLANS + 1,
+        )
+            .prop_map(|(from, to)| ChangeKind::Advance { from, to }),
     ]
 }
 
@@ -310,6 +496,9 @@ enum Seen {
     Due(Vec<RetryDue>),
     Listed(Listed),
     Announced,
+    ControlAdded(Result<Control, String>),
+    ControlUpdated(Result<Control, String>),
+    Controls(Vec<Control>),
     Nothing,
 }
 
@@ -349,6 +538,48 @@ fn refusal(store: &str, e: &StoreError) -> String {
         StoreError::Conflict(why) => format!("conflict: {why}"),
         other => panic!("{store}: unexpected store error: {other}"),
     }
+}
+
+/// The refusals a control's store or update may meet, by kind only: the
+/// messages name the stores' random ids. Any other error means the store
+/// failed.
+fn control_refusal(store: &str, e: &StoreError) -> String {
+    match e {
+        StoreError::NotFound { .. } => "not found".to_owned(),
+        StoreError::Conflict(_) => "conflict".to_owned(),
+        StoreError::InvalidInput(_) => "invalid input".to_owned(),
+        other => panic!("{store}: unexpected store error: {other}"),
+    }
+}
+
+/// What [`Op::AddControl`] stores.
+fn new_control(kind: ControlKind, scope_of: Option<u8>, now: OffsetDateTime) -> NewControl {
+    let action = match kind {
+        ControlKind::Pause {
+            until_secs,
+            skip_missed,
+        } => ControlAction::Pause {
+            until: until_secs.map(|s| now + Duration::from_secs(s)),
+            skip_missed,
+        },
+        ControlKind::Trigger => ControlAction::Trigger,
+        ControlKind::Backfill { from, to } => ControlAction::Backfill {
+            from: plan_time(from),
+            to: plan_time(to),
+        },
+    };
+    NewControl {
+        job_name: JOB.to_owned(),
+        scope: scope_of.map(scope),
+        note: format!("differential {}", action.kind()),
+        action,
+    }
+}
+
+/// The label that stands for the `n`-th control (from 0) a store handed
+/// out, in place of its random id.
+fn control_label(n: usize) -> Uuid {
+    Uuid::from_u128(n as u128 + 1)
 }
 
 /// `row` with its random id and token blanked.
@@ -447,6 +678,9 @@ struct Side {
     name: &'static str,
     store: Arc<dyn ExecutionAudit>,
     leases: Vec<Lease>,
+    /// The controls it handed out, oldest first, each as the store last
+    /// returned it.
+    controls: Vec<Control>,
 }
 
 /// The `back`-th newest of `leases` (oldest first), wrapping around; `None`
@@ -459,6 +693,84 @@ fn pick(leases: &[Lease], back: usize) -> Option<&Lease> {
 impl Side {
     fn lease(&self, back: usize) -> Option<Lease> {
         pick(&self.leases, back).cloned()
+    }
+
+    /// The position of the `back`-th newest control this store handed out
+    /// (wrapping around, as [`pick`] does); `None` before the first.
+    fn control(&self, back: usize) -> Option<usize> {
+        let n = self.controls.len();
+        (n > 0).then(|| n - 1 - back % n)
+    }
+
+    /// The label of control `id` ([`control_label`]); the nil id for one
+    /// this store never handed out.
+    fn label(&self, id: Uuid) -> Uuid {
+        self.controls
+            .iter()
+            .position(|c| c.id == id)
+            .map_or(Uuid::nil(), control_label)
+    }
+
+    /// `row` with its random id and token blanked and its control
+    /// labelled.
+    fn mask(&self, row: Execution) -> Execution {
+        Execution {
+            control_id: row.control_id.map(|id| self.label(id)),
+            ..blank(row)
+        }
+    }
+
+    /// `control` with its id labelled.
+    fn mask_control(&self, control: Control) -> Control {
+        Control {
+            id: self.label(control.id),
+            ..control
+        }
+    }
+
+    /// The controls of an answer, labelled, in order of creation time and
+    /// then of creation (the order of controls created at one instant
+    /// follows their random ids); panics unless the store answered in
+    /// `(created_at, id)` order.
+    fn masked_controls(&self, controls: Vec<Control>, what: &str) -> Vec<Control> {
+        assert!(
+            controls
+                .windows(2)
+                .all(|w| (w[0].created_at, w[0].id) < (w[1].created_at, w[1].id)),
+            "{}: {what} not in (created_at, id) order: {controls:#?}",
+            self.name
+        );
+        let mut masked: Vec<Control> = controls.into_iter().map(|c| self.mask_control(c)).collect();
+        masked.sort_by_key(|c| (c.created_at, c.id));
+        masked
+    }
+
+    /// Every control of the job, active or ended, labelled: one read.
+    async fn all_controls(&self) -> Vec<Control> {
+        let read = ControlRead {
+            jobs: Some(vec![JOB.to_owned()]),
+            ended_since: Some(START - Duration::from_secs(86_400)),
+        };
+        let controls = self
+            .store
+            .controls(&read)
+            .await
+            .unwrap_or_else(|e| panic!("{}: controls failed: {e}", self.name));
+        self.masked_controls(controls, "the job's controls")
+    }
+
+    /// The progress of every control this store handed out, in order.
+    async fn progress(&self) -> Vec<Progress> {
+        let mut out = Vec::with_capacity(self.controls.len());
+        for control in &self.controls {
+            out.push(
+                self.store
+                    .control_progress(control.id)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: control_progress failed: {e}", self.name)),
+            );
+        }
+        out
     }
 
     /// Applies `op` at store time `now` (which the store's own clock must
@@ -576,7 +888,7 @@ impl Side {
                     self.store
                         .retry_execution(l.id)
                         .await
-                        .map(|row| Box::new(blank(row)))
+                        .map(|row| Box::new(self.mask(row)))
                         .map_err(|e| refusal(name, &e)),
                 ),
                 None => Seen::Nothing,
@@ -638,6 +950,7 @@ impl Side {
                     .list_executions(&filter)
                     .await
                     .unwrap_or_else(|e| panic!("{name}: list_executions failed: {e}"));
+                let rows = rows.into_iter().map(|r| self.mask(r)).collect();
                 Seen::Listed(Listed::of(rows, *limit))
             }
             Op::Announce {
@@ -652,6 +965,123 @@ impl Side {
                 Seen::Announced
             }
             Op::Advance { .. } => Seen::Nothing,
+            Op::SteeredClaim {
+                keys,
+                runner,
+                max_attempts,
+                reentrant,
+                overlap,
+                origin,
+                control,
+            } => {
+                let keys: Vec<PlanKey> = keys
+                    .iter()
+                    .map(|&(s, p)| PlanKey {
+                        scope: scope(s),
+                        plan_time: plan_time(p),
+                    })
+                    .collect();
+                let runner = format!("runner-{runner}");
+                let control_id = control
+                    .filter(|_| origin.is_ad_hoc())
+                    .and_then(|back| self.control(back))
+                    .map(|i| self.controls[i].id);
+                let request = ClaimRequest {
+                    steering: Steering {
+                        overlap: *overlap,
+                        origin: *origin,
+                        control_id,
+                    },
+                    job_name: JOB,
+                    runner_id: &runner,
+                    max_attempts: *max_attempts,
+                    stale_timeout: Duration::from_secs(60),
+                    allow_stale_reentry: *reentrant,
+                    keys: &keys,
+                };
+                let outcomes = self
+                    .store
+                    .claim(&request)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: claim failed: {e}"));
+                assert_eq!(outcomes.len(), keys.len(), "{name}: one outcome per key");
+                self.leases
+                    .extend(outcomes.iter().filter_map(|o| o.lease().cloned()));
+                Seen::Claimed(outcomes.iter().map(blank_outcome).collect())
+            }
+            Op::AddControl { kind, scope } => {
+                let added = self
+                    .store
+                    .add_control(&new_control(*kind, *scope, now))
+                    .await
+                    .map_err(|e| control_refusal(name, &e));
+                if let Ok(control) = &added {
+                    self.controls.push(control.clone());
+                }
+                Seen::ControlAdded(added.map(|c| self.mask_control(c)))
+            }
+            Op::UpdateControl { control, change } => {
+                let picked = match control {
+                    Some(back) => match self.control(*back) {
+                        Some(i) => Some(i),
+                        None => return Seen::Nothing,
+                    },
+                    None => None,
+                };
+                let change = match *change {
+                    ChangeKind::End {
+                        state,
+                        bad_reason,
+                        skip_missed,
+                    } => ControlChange::End {
+                        state,
+                        reason: Some(
+                            if bad_reason {
+                                "bad\0reason"
+                            } else {
+                                "differential"
+                            }
+                            .to_owned(),
+                        ),
+                        skip_missed,
+                    },
+                    ChangeKind::Advance { from, to } => ControlChange::Advance {
+                        from: match (from, picked) {
+                            (Some(p), _) => plan_time(p),
+                            (None, Some(i)) => self.controls[i].cursor.unwrap_or(PLAN_BASE),
+                            (None, None) => PLAN_BASE,
+                        },
+                        to: plan_time(to),
+                    },
+                };
+                let id = picked.map_or_else(Uuid::now_v7, |i| self.controls[i].id);
+                let updated = self
+                    .store
+                    .update_control(id, &change)
+                    .await
+                    .map_err(|e| control_refusal(name, &e));
+                if let (Ok(control), Some(i)) = (&updated, picked) {
+                    self.controls[i] = control.clone();
+                }
+                Seen::ControlUpdated(updated.map(|c| self.mask_control(c)))
+            }
+            Op::ReadControls {
+                all_jobs,
+                ended_back,
+                sub_micro,
+            } => {
+                let read = ControlRead {
+                    jobs: (!all_jobs).then(|| vec![JOB.to_owned()]),
+                    ended_since: ended_back
+                        .map(|back| nudged(now - Duration::from_secs(back), *sub_micro)),
+                };
+                let controls = self
+                    .store
+                    .controls(&read)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: controls failed: {e}"));
+                Seen::Controls(self.masked_controls(controls, "the controls read"))
+            }
         }
     }
 
@@ -706,7 +1136,7 @@ impl Side {
             .await
             .unwrap_or_else(|e| panic!("{}: list_executions failed: {e}", self.name))
             .into_iter()
-            .map(blank)
+            .map(|r| self.mask(r))
             .collect();
         sort_rows(&mut rows);
         rows
@@ -821,11 +1251,14 @@ fn same_rows(
 ///
 /// After every operation it compares what each call returned, every row of
 /// [`JOB`] (ids and tokens blanked), the attempts log of every execution a
-/// lease was handed out for, the replicas [`Op::Announce`] wrote, and the
-/// scope summaries of the job and of all jobs; after the last, the
-/// latest-execution views and every retry-due read. Each store must be
-/// empty of [`JOB`]'s rows and of the replicas [`Op::Announce`] names, and
-/// all must
+/// lease was handed out for, the replicas [`Op::Announce`] wrote, the
+/// scope summaries of the job and of all jobs, and every control of the
+/// job (ids replaced by their number in creation order, after a check that
+/// each store answered in `(created_at, id)` order); after the last, the
+/// latest-execution views, every retry-due read and the progress of every
+/// control. Each store must be
+/// empty of [`JOB`]'s rows and controls, and of the replicas
+/// [`Op::Announce`] names, and all must
 /// read one store time that `time` moves ([`Op::Advance`] advances it once,
 /// for every store): [`check`] verifies first that they agree on it, and
 /// that it still agrees at the end.
@@ -847,6 +1280,7 @@ pub async fn check(
             name,
             store: Arc::clone(store),
             leases: Vec::new(),
+            controls: Vec::new(),
         })
         .collect();
     let reference = sides[0].name;
@@ -874,6 +1308,13 @@ pub async fn check(
             "the replicas (a store must start without them)",
             (reference, &Vec::new()),
             (side.name, &side.replicas().await),
+        );
+        same(
+            ops,
+            At::Start,
+            "the controls of the job (a store must start without them)",
+            (reference, &Vec::new()),
+            (side.name, &side.all_controls().await),
         );
     }
 
@@ -914,6 +1355,16 @@ pub async fn check(
                 "the replicas",
                 (reference, &expected),
                 (side.name, &side.replicas().await),
+            );
+        }
+        let expected = sides[0].all_controls().await;
+        for side in &sides[1..] {
+            same_each(
+                ops,
+                at,
+                "the job's control in creation order",
+                (reference, &expected),
+                (side.name, &side.all_controls().await),
             );
         }
         let expected = sides[0].logs().await;
@@ -974,6 +1425,16 @@ pub async fn check(
             (side.name, &latest(side).await),
         );
     }
+    let expected = sides[0].progress().await;
+    for side in &sides[1..] {
+        same_each(
+            ops,
+            At::End,
+            "the progress of the control in creation order",
+            (reference, &expected),
+            (side.name, &side.progress().await),
+        );
+    }
     for reentrant in [false, true] {
         let due = |side: &Side| {
             let (store, name) = (Arc::clone(&side.store), side.name);
@@ -1030,6 +1491,39 @@ impl Op {
             reentrant: false,
         }
     }
+
+    /// A steered claim of `keys` by `runner`, with three attempts, not
+    /// reentrant, of the `control`-th newest control for an ad-hoc
+    /// origin.
+    pub fn steered(
+        keys: &[(u8, u8)],
+        runner: u8,
+        overlap: OverlapPolicy,
+        origin: Origin,
+        control: Option<usize>,
+    ) -> Op {
+        Op::SteeredClaim {
+            keys: keys.to_vec(),
+            runner,
+            max_attempts: 3,
+            reentrant: false,
+            overlap,
+            origin,
+            control,
+        }
+    }
+
+    /// The end of the `control`-th newest control, as done.
+    pub fn end_control(control: usize) -> Op {
+        Op::UpdateControl {
+            control: Some(control),
+            change: ChangeKind::End {
+                state: ControlState::Done,
+                bad_reason: false,
+                skip_missed: None,
+            },
+        }
+    }
 }
 
 /// Sequences the random search once failed on (on one store or another),
@@ -1042,7 +1536,125 @@ pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
         jobs,
         presence,
     };
+    use OverlapPolicy::{AllowAll, BufferAll, BufferOne, CancelOther, Skip};
+    let pause = |until_secs, scope| Op::AddControl {
+        kind: ControlKind::Pause {
+            until_secs,
+            skip_missed: false,
+        },
+        scope,
+    };
     vec![
+        // Written by hand: a pause of the whole job stops every claim,
+        // whatever its steering, and a second pause of it is refused; a
+        // scope's pause stands beside it; once both are resumed, the keys
+        // are won.
+        (
+            "a_pause_stops_claims_until_resumed",
+            vec![
+                pause(None, None),
+                pause(None, None),
+                pause(None, Some(1)),
+                Op::claim(&[(0, 0), (1, 0)], 3, 30),
+                Op::steered(&[(0, 1)], 1, Skip, Origin::Trigger, None),
+                Op::end_control(1),
+                Op::claim(&[(0, 0), (1, 0)], 3, 30),
+                Op::end_control(0),
+                Op::claim(&[(0, 0), (1, 0)], 3, 30),
+                Op::ReadControls {
+                    all_jobs: true,
+                    ended_back: Some(0),
+                    sub_micro: false,
+                },
+            ],
+        ),
+        // Written by hand: each policy against a live scheduled run of
+        // scope t0: a plan waiting (buffer_all), a backfill instant and a
+        // trigger waiting, the older of two plans skipped and the newer
+        // waiting (buffer_one), a plan skipped (skip); then a plan of t1
+        // replacing the live run there (cancel_other), whose runner finds
+        // its lease lost, and a stale lease holding nothing up.
+        (
+            "overlap_policies_against_a_live_run",
+            vec![
+                Op::steered(&[(0, 0)], 0, AllowAll, Origin::Scheduled, None),
+                Op::steered(&[(0, 2)], 1, BufferAll, Origin::Scheduled, None),
+                Op::steered(&[(0, 2)], 1, Skip, Origin::Backfill, None),
+                Op::steered(&[(0, 2)], 1, CancelOther, Origin::Trigger, None),
+                Op::steered(
+                    &[(0, 2), (0, 1), (1, 1)],
+                    1,
+                    BufferOne,
+                    Origin::Scheduled,
+                    None,
+                ),
+                Op::steered(&[(0, 2)], 1, Skip, Origin::Scheduled, None),
+                Op::Advance { secs: 1 },
+                Op::steered(&[(1, 2)], 2, CancelOther, Origin::Scheduled, None),
+                Op::Heartbeat {
+                    lease: 1,
+                    stale_secs: 60,
+                },
+                Op::Advance { secs: 61 },
+                Op::steered(&[(1, 0)], 2, Skip, Origin::Scheduled, None),
+                Op::Sweep { reentrant: false },
+            ],
+        ),
+        // Written by hand: a scope's pause runs out at its `until`; a
+        // backfill's cursor moves by compare-and-set to its end; a
+        // trigger's runs carry its id, fail, are retried by a scheduled
+        // claim and counted in its progress.
+        (
+            "a_pause_runs_out_a_backfill_advances_a_trigger_runs",
+            vec![
+                pause(Some(30), Some(1)),
+                Op::claim(&[(1, 0), (0, 0)], 3, 30),
+                Op::Advance { secs: 30 },
+                Op::claim(&[(1, 0)], 3, 30),
+                Op::AddControl {
+                    kind: ControlKind::Backfill { from: 0, to: 2 },
+                    scope: None,
+                },
+                Op::UpdateControl {
+                    control: Some(0),
+                    change: ChangeKind::Advance { from: None, to: 1 },
+                },
+                Op::UpdateControl {
+                    control: Some(0),
+                    change: ChangeKind::Advance {
+                        from: Some(0),
+                        to: 2,
+                    },
+                },
+                Op::UpdateControl {
+                    control: Some(0),
+                    change: ChangeKind::Advance { from: None, to: 3 },
+                },
+                Op::AddControl {
+                    kind: ControlKind::Trigger,
+                    scope: Some(2),
+                },
+                Op::steered(&[(2, 1), (2, 2)], 0, AllowAll, Origin::Trigger, Some(0)),
+                Op::Fail {
+                    lease: 1,
+                    retry_secs: 0,
+                },
+                Op::claim(&[(2, 1)], 3, 30),
+                Op::UpdateControl {
+                    control: None,
+                    change: ChangeKind::End {
+                        state: ControlState::Cancelled,
+                        bad_reason: false,
+                        skip_missed: None,
+                    },
+                },
+                Op::ReadControls {
+                    all_jobs: false,
+                    ended_back: Some(30),
+                    sub_micro: true,
+                },
+            ],
+        ),
         // A replica starts, refreshes with other jobs, stops and starts
         // again, beside a second one: one row each, with the start kept
         // by a refresh and reset by a new start.

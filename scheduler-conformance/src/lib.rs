@@ -25,6 +25,7 @@
 //! - [`attempts`]: the attempts log: what each transition appends, once, and pruning with the execution.
 //! - [`limits`]: names at and past the limit, hostile text, error messages, results, microseconds, store time.
 //! - [`registry`]: the replica registry: announcements read back, refreshed without duplicates, stops, order, hostile text.
+//! - [`steering`]: controls (pauses, triggers, backfills) stored, read and ended; pauses and overlap policies in the claim; origins, forced retries, skipped counts, progress.
 //! - [`manager`]: manager-over-store checks (an outage at start, an unstorable scope), not store guarantees.
 //! - [`differential`]: random operation sequences applied to several stores in lockstep.
 //!
@@ -55,6 +56,7 @@ pub mod limits;
 pub mod manager;
 pub mod registry;
 pub mod retry;
+pub mod steering;
 
 pub use attempts::*;
 pub use audit::*;
@@ -65,6 +67,7 @@ pub use limits::*;
 pub use manager::*;
 pub use registry::*;
 pub use retry::*;
+pub use steering::*;
 
 /// Expands to one `#[tokio::test]` per conformance function. `$setup` is an
 /// expression of type `impl Future<Output = Option<Harness>>`, evaluated
@@ -115,7 +118,30 @@ macro_rules! conformance_tests {
             stolen_attempt_is_logged_for_its_runner,
             prune_deletes_attempts_with_their_execution,
             operator_retries_do_not_stack_messages,
-            finish_many_logs_each_item_once
+            finish_many_logs_each_item_once,
+            controls_are_stored_and_read_back,
+            control_reads_select_active_and_recently_ended,
+            unstorable_controls_are_refused,
+            ending_a_control_is_final,
+            a_backfill_cursor_advances_by_compare_and_set,
+            a_second_pause_of_the_same_target_conflicts,
+            a_job_pause_stops_every_claim_of_the_job,
+            a_scope_pause_stops_only_its_scope,
+            a_pause_ends_at_its_until_or_when_resumed,
+            overlap_skip_records_the_plan_as_skipped,
+            overlap_buffer_all_waits_for_the_scope,
+            overlap_buffer_one_keeps_the_newest_waiting,
+            overlap_cancel_other_replaces_the_live_run,
+            overlap_allow_all_runs_both,
+            a_stale_lease_does_not_hold_its_scope,
+            keys_of_one_batch_do_not_hold_each_other_up,
+            operators_runs_never_hold_up_the_schedule,
+            a_backfill_instant_waits_for_a_live_run,
+            a_trigger_replaces_only_other_triggers_runs,
+            rows_carry_their_origin_and_control,
+            failed_operator_runs_are_due_whatever_their_plan_time,
+            overlap_rows_count_as_skipped_in_summaries,
+            control_progress_counts_the_rows_of_a_control
         );
     };
     (@one $setup:expr, $name:ident, $($arg:expr),*) => {

@@ -17,7 +17,7 @@ use rusqlite::{named_params, OptionalExtension, ToSql, Transaction};
 use scheduler_core::model::{
     Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Progress,
 };
-use scheduler_core::time::to_micros;
+use scheduler_core::time::{ceil_to_micros, to_micros};
 use scheduler_core::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -40,7 +40,9 @@ pub(crate) async fn controls(
                 .map_err(|e| StoreError::InvalidInput(format!("jobs cannot be encoded: {e}")))
         })
         .transpose()?;
-    let since = read.ended_since.map(micros);
+    // Rounded up, as `retry_due`'s bound is: `ended_at >= since` on whole
+    // microseconds is then exactly the comparison at full precision.
+    let since = read.ended_since.map(|t| micros(ceil_to_micros(t)));
     store
         .read(move |conn, _| {
             let mut params: Vec<(&str, &dyn ToSql)> = vec![(":since", &since)];
