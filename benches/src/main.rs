@@ -311,11 +311,11 @@ async fn latency(backend: Backend, run_for: Duration) -> (f64, f64, f64) {
 }
 
 /// Store calls a tick makes once per manager, whatever its jobs: the
-/// store-time read and, at most once per refresh interval, the replica's
-/// announcement to the registry. The idle-tick figure leaves them out, so
-/// it stays a count per job even when a refresh falls into the measured
-/// tick.
-const PER_MANAGER_CALLS: [&str; 2] = ["now", "announce"];
+/// store-time read, the read of the jobs' controls and, at most once per
+/// refresh interval, the replica's announcement to the registry. The
+/// idle-tick figure leaves them out, so it stays a count per job even when
+/// a refresh falls into the measured tick.
+const PER_MANAGER_CALLS: [&str; 3] = ["now", "controls", "announce"];
 
 /// 5. idle tick: store calls per job when nothing is due, 10,000 scopes.
 async fn idle_tick(backend: Backend) -> f64 {

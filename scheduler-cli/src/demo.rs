@@ -13,6 +13,12 @@
 //! takeover is the point of the demo, and the wait costs a few seconds at
 //! most. The check is not relaxed: a lease still RUNNING after the bound, or
 //! a plan that ran twice, fails it.
+//!
+//! Meanwhile an operator steers `tenant_rollup` (see [`steering`]): a
+//! pause of a few seconds, a trigger, a small backfill; the check holds
+//! the table to them too.
+
+mod steering;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -22,11 +28,11 @@ use std::time::{Duration, Instant};
 
 use scheduler_core::{
     BoxError, CatchUpMode, ExecutionAudit, ExecutionFilter, JobOutput, JobSpec, Manager,
-    ManagerOptions, RunContext, Scope, Scopes, Status, StoreError, TickReport,
+    ManagerOptions, Operator, RunContext, Scope, Scopes, Status, StoreError, TickReport,
 };
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -41,6 +47,12 @@ const JOBS: [&str; 4] = [
     "panicky_import",
     "doomed_export",
 ];
+
+/// The tenants `tenant_rollup` fans out to.
+const TENANTS: [&str; 5] = ["acme", "globex", "initech", "umbrella", "hooli"];
+
+/// `tenant_rollup`'s cadence.
+const ROLLUP_CADENCE: Duration = Duration::from_secs(2);
 
 /// A completed handler effect: what a real job would have written.
 #[derive(Debug, Clone)]
@@ -109,9 +121,7 @@ fn jobs(shared: &Arc<Shared>) -> Vec<JobSpec> {
             plan_time: ctx.plan_time(),
         });
     };
-    let tenants = Scopes::fixed(
-        ["acme", "globex", "initech", "umbrella", "hooli"].map(|t| Scope::new("tenant", t)),
-    );
+    let tenants = Scopes::fixed(TENANTS.map(|t| Scope::new("tenant", t)));
     let s = shared.clone();
     let rollup = JobSpec::new("tenant_rollup", tenants, move |ctx: RunContext| {
         let s = s.clone();
@@ -121,7 +131,7 @@ fn jobs(shared: &Arc<Shared>) -> Vec<JobSpec> {
             Ok(JobOutput::rows(100))
         }
     })
-    .cadence(Duration::from_secs(2))
+    .cadence(ROLLUP_CADENCE)
     .catch_up(CatchUpMode::EveryPlan)
     .catch_up_window(Duration::from_secs(30))
     .max_plans_per_tick(5);
@@ -219,6 +229,7 @@ pub async fn run(
         kill: kill_tx,
     });
     let started = Instant::now();
+    steering::clear_leftovers(&Operator::new(store.clone()), started).await;
     let mut running: HashMap<String, (tokio::sync::oneshot::Sender<()>, JoinHandle<TickReport>)> =
         HashMap::new();
     let mut crashed = Vec::new();
@@ -248,6 +259,8 @@ pub async fn run(
         });
         running.insert(runner, (stop_tx, task));
     }
+    let (stop_steering, stop_rx) = watch::channel(false);
+    let operator = tokio::spawn(steering::run(store.clone(), started, stop_rx));
     let end = tokio::time::sleep(duration);
     tokio::pin!(end);
     loop {
@@ -272,9 +285,15 @@ pub async fn run(
             }
         }
     }
+    // The operator resumes a pause it started, and stops.
+    let _ = stop_steering.send(true);
+    let steered = operator
+        .await
+        .unwrap_or_else(|e| steering::Steered::failed(format!("the operator's task failed: {e}")));
     if let Some(crash) = last_crash {
         await_takeover(store.as_ref(), &crashed, crash, started).await;
     }
+    steering::await_done(store.as_ref(), &steered, started).await;
     let mut totals = TickReport::default();
     for (_, (stop, task)) in running.drain() {
         let _ = stop.send(());
@@ -288,6 +307,7 @@ pub async fn run(
         run_start,
         &shared,
         &crashed,
+        &steered,
         totals,
         &counts,
     )
@@ -365,6 +385,7 @@ async fn check(
     run_start: Option<OffsetDateTime>,
     shared: &Shared,
     crashed: &[String],
+    steered: &steering::Steered,
     totals: TickReport,
     counts: &Counts,
 ) -> DemoReport {
@@ -427,8 +448,22 @@ async fn check(
                 .or_default() += 1;
         }
     }
+    let verdicts = match steering::check(store, steered, &rows, &per_key).await {
+        Ok(verdicts) => verdicts,
+        Err(e) => {
+            return DemoReport {
+                text: format!("check failed: cannot read what the operator steered: {e}\n"),
+                json: json!({ "ok": false, "error": e }),
+                ok: false,
+            }
+        }
+    };
     let retried_rows = rows.iter().filter(|r| r.attempt > 1).count();
-    let ok = duplicates.is_empty() && still_running.is_empty();
+    let ok = duplicates.is_empty()
+        && still_running.is_empty()
+        && verdicts
+            .iter()
+            .all(|v| v.problems.as_ref().is_none_or(Vec::is_empty));
     let mut text = String::new();
     let _ = writeln!(text, "\nsummary");
     let _ = writeln!(
@@ -455,16 +490,26 @@ async fn check(
     );
     let _ = writeln!(text, "  replicas crashed       {:?}", crashed);
     let _ = writeln!(text, "\ncheck");
-    let _ = writeln!(
-        text,
-        "  no (job, scope, plan) ran twice: {}",
-        verdict(&duplicates)
-    );
-    let _ = writeln!(
-        text,
-        "  nothing left RUNNING:            {}",
-        verdict(&still_running)
-    );
+    let mut lines = vec![
+        ("no (job, scope, plan) ran twice", verdict(&duplicates)),
+        ("nothing left RUNNING", verdict(&still_running)),
+    ];
+    for v in &verdicts {
+        let shown = match &v.problems {
+            None => "not shown (the run ended before it)".to_owned(),
+            Some(problems) if v.detail.is_empty() => verdict(problems),
+            Some(problems) => format!("{} ({})", verdict(problems), v.detail),
+        };
+        lines.push((v.label, shown));
+    }
+    let width = lines
+        .iter()
+        .map(|(label, _)| label.len() + 1)
+        .max()
+        .unwrap_or(0);
+    for (label, shown) in lines {
+        let _ = writeln!(text, "  {:<width$} {shown}", format!("{label}:"));
+    }
     let _ = writeln!(text, "  {}", if ok { "OK" } else { "FAILED" });
     let json = json!({
         "ok": ok,
@@ -478,6 +523,7 @@ async fn check(
         "replicas_crashed": crashed,
         "duplicates": duplicates,
         "still_running": still_running,
+        "steering": steering::verdicts_json(steered, &verdicts),
         "claims": { "claimed": totals.won, "retried": totals.retried, "stolen": totals.stolen, "conflicted": totals.conflicted },
     });
     DemoReport { text, json, ok }
@@ -591,25 +637,32 @@ where
         drop(counts);
         let get = |k: &str| span_fields.get(k).map(String::as_str).unwrap_or("");
         let plan = get("plan_time");
-        // "2026-11-27 13:20:04.0 +00:00:00" -> "13:20:04"
+        // "2026-11-27 13:20:04.0 +00:00:00" or "2026-11-27T13:20:04.5Z"
+        // -> "13:20:04"
         let plan_short = plan
-            .split(' ')
+            .split([' ', 'T'])
             .nth(1)
-            .and_then(|t| t.split('.').next())
+            .and_then(|t| t.split(['.', 'Z', '+']).next())
             .unwrap_or(plan);
         let attempt = span_fields
             .get("attempt")
             .map(|a| format!("#{a}"))
             .unwrap_or_default();
+        // A trigger's plan time is its request's instant, off the grid and
+        // cut to the second here: the origin tells its runs from the
+        // scheduled plan of that second.
+        let origin = match get("origin") {
+            "" | "scheduled" => String::new(),
+            other => format!(" [{other}]"),
+        };
         eprintln!(
-            "{:>6.1}s  {:<10} {:<15} {:<16} {:<8} {:<3} {}",
+            "{:>6.1}s  {:<10} {:<15} {:<16} {:<8} {:<3} {outcome}{origin}",
             self.started.elapsed().as_secs_f64(),
             get("runner"),
             get("job"),
             get("scope"),
             plan_short,
             attempt,
-            outcome
         );
     }
 }

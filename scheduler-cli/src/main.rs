@@ -84,9 +84,11 @@ enum Command {
     Migrate,
     /// Every registered job (from the live replicas' announcements: its
     /// schedule in words and next plan time, even before its first run),
+    /// whether it is paused, its pending triggers and backfills' progress,
     /// and per job and scope: latest plan, last success, running, stale,
-    /// retries pending, exhausted and operator-bound rows. sqlite:PATH or
-    /// postgres://.
+    /// retries pending, exhausted, operator-bound and skipped rows (with
+    /// --every or --cron: plans with no execution, missed or held back by
+    /// a pause). sqlite:PATH or postgres://.
     Status(commands::status::StatusArgs),
     /// The replicas that announced themselves: live (seen within 3 refresh
     /// intervals), vanished (silent longer, never stopped cleanly) and
@@ -114,6 +116,27 @@ enum Command {
     /// Delete terminal executions finished before a cutoff, in bounded
     /// batches. sqlite:PATH or postgres://.
     Prune(commands::prune::PruneArgs),
+    /// Pause a job (or one scope): no replica starts a new run of it until
+    /// `resume` (or --until). A job no live replica runs yet is paused with
+    /// a warning. sqlite:PATH or postgres://.
+    Pause(commands::pause::PauseArgs),
+    /// End the pause of a job (or of exactly that scope). sqlite:PATH or
+    /// postgres://.
+    Resume(commands::resume::ResumeArgs),
+    /// Run a job (every scope, or one) once now, outside its schedule, on
+    /// the next tick of a live replica. sqlite:PATH or postgres://.
+    Trigger(commands::trigger::TriggerArgs),
+    /// Run every planned instant of a job in [--from, --to), both in the
+    /// past, oldest first; instants that already succeeded do not run
+    /// again. sqlite:PATH or postgres://.
+    Backfill(commands::backfill::BackfillArgs),
+    /// End an active control (pause, trigger, backfill) by its id.
+    /// sqlite:PATH or postgres://.
+    Cancel(commands::cancel::CancelArgs),
+    /// The controls in force, with the progress of triggers and backfills
+    /// (--all: also those ended in the last 7 days). sqlite:PATH or
+    /// postgres://.
+    Controls(commands::controls::ControlsArgs),
 }
 
 /// Parses `20s`, `5m`, `1h 30m`, `2days`.
@@ -259,6 +282,12 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                         Command::Show { id } => commands::show::show(&cx, id).await,
                         Command::Retry { id } => commands::retry::retry(&cx, id).await,
                         Command::Prune(args) => commands::prune::prune(&cx, args).await,
+                        Command::Pause(args) => commands::pause::pause(&cx, args).await,
+                        Command::Resume(args) => commands::resume::resume(&cx, args).await,
+                        Command::Trigger(args) => commands::trigger::trigger(&cx, args).await,
+                        Command::Backfill(args) => commands::backfill::backfill(&cx, args).await,
+                        Command::Cancel(args) => commands::cancel::cancel(&cx, args).await,
+                        Command::Controls(args) => commands::controls::controls(&cx, args).await,
                         Command::Demo { .. } | Command::Migrate => unreachable!("handled above"),
                     }
                 }

@@ -143,6 +143,32 @@ pub fn json_ts(t: Option<OffsetDateTime>) -> Value {
     .unwrap_or(Value::Null)
 }
 
+/// Text an operator or a replica chose (a job name, a note, a reason) as
+/// it may be printed: escaped as [`str::escape_debug`] does, so that a
+/// newline, a tab or a terminal escape sequence can neither break a table's
+/// layout nor reach the terminal (the jobs and replicas tables escaped
+/// names so already).
+pub fn escape(text: &str) -> String {
+    text.escape_debug().to_string()
+}
+
+/// [`escape`]d text for a table cell, cut to at most `max` characters
+/// with `...` (`--json` prints it whole); `-` for none.
+pub fn text_cell(text: &str, max: usize) -> String {
+    if text.is_empty() {
+        return "-".to_owned();
+    }
+    let escaped = escape(text);
+    if escaped.chars().count() <= max {
+        return escaped;
+    }
+    escaped
+        .chars()
+        .take(max.saturating_sub(3))
+        .collect::<String>()
+        + "..."
+}
+
 /// Rows as an aligned table, header first.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -178,6 +204,20 @@ mod tests {
     fn tables_align_columns() {
         let out = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(out, "a    bb\nxxx  y\n");
+    }
+
+    #[test]
+    fn operator_text_is_escaped_and_cut_so_it_cannot_break_a_table() {
+        assert_eq!(escape("a\nb\t\u{1b}[31m"), "a\\nb\\t\\u{1b}[31m");
+        assert_eq!(text_cell("", 10), "-");
+        assert_eq!(text_cell("deploy", 10), "deploy");
+        let cut = text_cell(&"x".repeat(50), 10);
+        assert_eq!((cut.chars().count(), cut.ends_with("...")), (10, true));
+        let out = table(
+            &["note", "n"],
+            &[vec![text_cell("two\nlines", 40), "1".into()]],
+        );
+        assert_eq!(out.lines().count(), 2, "{out}");
     }
 
     #[test]

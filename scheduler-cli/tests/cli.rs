@@ -1,11 +1,16 @@
 //! The real `scheduler` binary against SQLite files and PostgreSQL.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use common::{
+    on_database, postgres_admin, postgres_db, psql, scheduler, skip, stderr, stdout_json,
+};
 use scheduler_core::{
     ClaimRequest, ErrorCode, ExecutionAudit, ExecutionFilter, Finish, JobOutput, JobSpec,
     LeaseStore, LeaseStoreExt, Manager, ManagerOptions, ManualClock, PlanKey, Scope, Scopes,
@@ -14,33 +19,6 @@ use scheduler_core::{
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use serde_json::Value;
 use time::OffsetDateTime;
-
-fn scheduler(database: &str, args: &[&str]) -> Output {
-    Command::cargo_bin("scheduler")
-        .unwrap()
-        .env_remove("SCHEDULER_DATABASE_URL")
-        .arg("--database")
-        .arg(database)
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap()
-}
-
-fn stdout_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON document on stdout")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn sqlite_url(dir: &Path) -> String {
     format!("sqlite:{}", dir.join("jobs.db").display())
@@ -110,6 +88,19 @@ fn seeded(url: &str) -> (tokio::runtime::Runtime, Vec<uuid::Uuid>) {
 fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
+    // What a demo killed while its pause was in force leaves behind: the
+    // next one cancels it, and its own pause goes ahead.
+    assert!(scheduler(&url, &["migrate"]).status.success());
+    let left = stdout_json(&scheduler(
+        &url,
+        &[
+            "pause",
+            "tenant_rollup",
+            "--note",
+            "demo: paused for a moment",
+            "--json",
+        ],
+    ));
     let out = scheduler(&url, &["demo", "--duration", "9s", "--json"]);
     let report = stdout_json(&out);
     assert_eq!(report["ok"], true, "{report}");
@@ -128,11 +119,38 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
             >= 1,
         "{report}"
     );
+    // The operator's steps, each shown and checked.
+    let checks = report["steering"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 4, "{report}");
+    assert!(
+        checks.iter().all(|c| c["shown"] == true && c["ok"] == true),
+        "{report}"
+    );
     let progress = stderr(&out);
+    for step in [
+        "PAUSED",
+        "RESUMED",
+        "TRIGGERED",
+        "BACKFILL",
+        "[trigger]",
+        "[backfill]",
+    ] {
+        assert!(progress.contains(step), "{step}: {progress}");
+    }
     assert!(progress.contains("CRASHED"), "{progress}");
     assert!(
         progress.contains("TAKEOVER") || progress.contains("stale lease"),
         "{progress}"
+    );
+    assert!(
+        progress.contains("cancelled a pause of tenant_rollup left by an earlier demo run"),
+        "{progress}"
+    );
+    let cancelled = &all_controls(&url)[0];
+    assert_eq!(
+        (&cancelled["id"], &cancelled["state"]),
+        (&left["id"], &Value::from("cancelled")),
+        "{cancelled}"
     );
     // The table itself: nothing RUNNING, the doomed job taken over and done.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -144,6 +162,10 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
             .unwrap();
         assert!(rows.len() >= 10, "{}", rows.len());
         assert!(rows.iter().all(|r| r.status != Status::Running));
+        // Five triggered runs (one per tenant), fifteen backfilled ones.
+        let by_origin = |origin| rows.iter().filter(|r| r.origin == origin).count();
+        assert_eq!(by_origin(scheduler_core::Origin::Trigger), 5);
+        assert_eq!(by_origin(scheduler_core::Origin::Backfill), 15);
         let doomed: Vec<_> = rows
             .iter()
             .filter(|r| r.job_name == "doomed_export")
@@ -567,75 +589,6 @@ fn migrate_is_idempotent() {
     }
     let history = stdout_json(&scheduler(&url, &["history", "--job", "none", "--json"]));
     assert_eq!(history, Value::Array(vec![]));
-}
-
-/// A PostgreSQL database a test created, dropped when the test ends
-/// (passing or not).
-struct TempDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args(["-X", "-q", "-d", &self.admin, "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .status();
-    }
-}
-
-/// The test server's URL, or `None` (reported loudly) when `DATABASE_URL`
-/// is unset and PostgreSQL is not required.
-fn postgres_admin() -> Option<String> {
-    let Ok(admin) = std::env::var("DATABASE_URL") else {
-        skip("DATABASE_URL not set");
-        return None;
-    };
-    Some(admin)
-}
-
-/// Says a PostgreSQL test did not run, and why; fails it instead when
-/// `SCHEDULER_REQUIRE_POSTGRES=1`.
-fn skip(why: &str) {
-    assert!(
-        std::env::var("SCHEDULER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-        "SCHEDULER_REQUIRE_POSTGRES=1 but {why}"
-    );
-    eprintln!("SKIPPED: {why}: this PostgreSQL test did not run");
-}
-
-/// `admin`, the test server's URL, naming database `db` instead.
-fn on_database(admin: &str, db: &str) -> String {
-    let (base, _) = admin.rsplit_once('/').expect("a database in DATABASE_URL");
-    format!("{base}/{db}")
-}
-
-/// One line of output of `sql` run by psql on `admin`.
-fn psql(admin: &str, sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args(["-X", "-q", "-At", "-d", admin, "-c", sql])
-        .output()
-        .expect("psql runs");
-    assert!(out.status.success(), "psql {sql}: {}", stderr(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A fresh PostgreSQL database for one test, or `None` as
-/// [`postgres_admin`] says.
-fn postgres_db(name: &str) -> Option<TempDb> {
-    let admin = postgres_admin()?;
-    let db = format!("cli_{name}_{}", uuid::Uuid::new_v4().simple());
-    psql(&admin, &format!("CREATE DATABASE {db}"));
-    Some(TempDb {
-        url: on_database(&admin, &db),
-        admin,
-        name: db,
-    })
 }
 
 #[test]
@@ -1148,5 +1101,623 @@ fn registered_jobs_and_live_replicas_show_before_anything_runs() {
     assert!(
         jobs.iter().all(|j| j["job"] != "weekday_digest"),
         "only live replicas' jobs: {status}"
+    );
+}
+
+/// The refresh interval of the replica the steering tests announce: long,
+/// so that it stays live (seen within 3 intervals) however slow the test.
+const LIVE_FOR_HOURS: Duration = Duration::from_secs(3600);
+
+/// Announces a live replica on the SQLite file at `url` that runs
+/// `rollup` (every 5 minutes, scopes tenant/a and tenant/b), as a
+/// manager's first tick would: the Operator checks triggers and backfills
+/// against it. Returns the store time.
+fn live_replica(rt: &tokio::runtime::Runtime, url: &str) -> OffsetDateTime {
+    rt.block_on(async {
+        let store = SqliteLeaseStore::connect(url).await.unwrap();
+        let tenants = Scopes::fixed(["a", "b"].map(|t| Scope::new("tenant", t)));
+        let rollup = JobSpec::new("rollup", tenants, |_| async { Ok(JobOutput::rows(1)) })
+            .cadence(Duration::from_secs(300));
+        store
+            .announce(&scheduler_core::Announcement {
+                replica: scheduler_core::ReplicaInfo {
+                    runner_id: "replica-under-test".into(),
+                    host: "test-host".into(),
+                    pid: std::process::id(),
+                    version: "test".into(),
+                    refresh_interval: LIVE_FOR_HOURS,
+                    jobs: vec![rollup.registration()],
+                },
+                presence: scheduler_core::Presence::Started,
+            })
+            .await
+            .unwrap();
+        store.now().await.unwrap()
+    })
+}
+
+/// `controls --all --json`: every control stored in the last 7 days.
+fn all_controls(url: &str) -> Vec<Value> {
+    let listed = stdout_json(&scheduler(url, &["controls", "--all", "--json"]));
+    listed["controls"].as_array().unwrap().clone()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn parse_rfc3339(v: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(
+        v.as_str().unwrap_or_else(|| panic!("an instant: {v}")),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+/// Pause, resume, trigger, backfill, cancel and controls, each with
+/// `--json` parsed: what they store, and what a second, conflicting
+/// request gets.
+#[test]
+fn steering_commands_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let now = live_replica(&rt, &url);
+
+    let paused = stdout_json(&scheduler(
+        &url,
+        &["pause", "rollup", "--note", "deploy\nby ana", "--json"],
+    ));
+    assert_eq!(
+        (
+            &paused["kind"],
+            &paused["job"],
+            &paused["state"],
+            &paused["in_force"],
+            &paused["note"]
+        ),
+        (
+            &Value::from("pause"),
+            &Value::from("rollup"),
+            &Value::from("active"),
+            &Value::from(true),
+            &Value::from("deploy\nby ana")
+        ),
+        "{paused}"
+    );
+    assert!(paused["scope"].is_null() && paused["ended_at"].is_null());
+    assert_eq!(
+        paused["action"],
+        serde_json::json!({"kind": "pause", "until": null, "skip_missed": false})
+    );
+    assert_eq!(paused["warnings"], serde_json::json!([]));
+    assert!(parse_rfc3339(&paused["created_at"]) >= now);
+    // Already paused: a runtime error that changes nothing.
+    let again = scheduler(&url, &["pause", "rollup"]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("nothing changed"),
+        "{}",
+        stderr(&again)
+    );
+
+    let scope = stdout_json(&scheduler(
+        &url,
+        &[
+            "pause",
+            "rollup",
+            "--scope",
+            "tenant/a",
+            "--until",
+            "+30m",
+            "--skip-missed",
+            "--json",
+        ],
+    ));
+    assert_eq!(scope["scope"], "tenant/a");
+    assert_eq!(scope["action"]["skip_missed"], true);
+    let until = parse_rfc3339(&scope["action"]["until"]);
+    let created = parse_rfc3339(&scope["created_at"]);
+    assert!(
+        until > created + Duration::from_secs(29 * 60)
+            && until <= created + Duration::from_secs(30 * 60),
+        "{scope}"
+    );
+    // A job no replica runs yet is paused, with a warning on stderr.
+    let ahead = scheduler(&url, &["pause", "not\nyet", "--note", "tab\there"]);
+    assert!(ahead.status.success(), "{}", stderr(&ahead));
+    assert!(
+        stderr(&ahead).starts_with("warning: no live replica runs job"),
+        "{}",
+        stderr(&ahead)
+    );
+
+    // The table escapes what operators wrote: one line per control.
+    let table = scheduler(&url, &["controls"]);
+    let text = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(
+        text.contains("deploy\\nby ana")
+            && text.contains("not\\nyet")
+            && text.contains("tab\\there"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rollup tenant/a") && text.contains("rollup (every scope)"),
+        "{text}"
+    );
+    let status = stdout_json(&scheduler(&url, &["status", "--json"]));
+    let job = |status: &Value, name: &str| {
+        status["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job"] == name)
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+            .clone()
+    };
+    let rollup = job(&status, "rollup");
+    assert_eq!(rollup["paused"], true, "{rollup}");
+    assert_eq!(rollup["paused_scopes"], serde_json::json!(["tenant/a"]));
+    assert_eq!(rollup["pauses"].as_array().unwrap().len(), 2);
+    assert_eq!(job(&status, "not\nyet")["paused"], true, "paused ahead");
+    let text = String::from_utf8_lossy(&scheduler(&url, &["status"]).stdout).into_owned();
+    assert!(
+        text.contains("whole job")
+            && text.contains("controls in force")
+            && !text.contains("not\nyet"),
+        "{text}"
+    );
+
+    // Paused: a trigger is refused; resumes end exactly their target.
+    let refused = scheduler(&url, &["trigger", "rollup"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("resume it first"),
+        "{}",
+        stderr(&refused)
+    );
+    let resumed = stdout_json(&scheduler(&url, &["resume", "rollup", "--json"]));
+    assert_eq!(
+        (
+            &resumed["id"],
+            &resumed["state"],
+            &resumed["reason"],
+            &resumed["in_force"]
+        ),
+        (
+            &paused["id"],
+            &Value::from("done"),
+            &Value::from("resumed"),
+            &Value::from(false)
+        ),
+        "{resumed}"
+    );
+    assert!(parse_rfc3339(&resumed["ended_at"]) >= parse_rfc3339(&paused["created_at"]));
+    let not_paused = scheduler(&url, &["resume", "rollup"]);
+    assert_eq!(not_paused.status.code(), Some(2), "{}", stderr(&not_paused));
+    assert!(
+        stderr(&not_paused).contains("not paused"),
+        "{}",
+        stderr(&not_paused)
+    );
+    let resumed = stdout_json(&scheduler(
+        &url,
+        &["resume", "rollup", "--scope", "tenant/a", "--json"],
+    ));
+    assert_eq!(resumed["state"], "done");
+
+    let trigger = stdout_json(&scheduler(
+        &url,
+        &[
+            "trigger", "rollup", "--scope", "tenant/b", "--note", "by hand", "--json",
+        ],
+    ));
+    assert_eq!(
+        (
+            &trigger["kind"],
+            &trigger["scope"],
+            &trigger["note"],
+            &trigger["state"]
+        ),
+        (
+            &Value::from("trigger"),
+            &Value::from("tenant/b"),
+            &Value::from("by hand"),
+            &Value::from("active")
+        ),
+        "{trigger}"
+    );
+    let hour_ago = rfc3339(
+        scheduler_core::plan::floor(now, Duration::from_secs(300)) - Duration::from_secs(3600),
+    );
+    let backfill = stdout_json(&scheduler(
+        &url,
+        &[
+            "backfill", "rollup", "--from", &hour_ago, "--to", "now", "--json",
+        ],
+    ));
+    // [floor - 1h, now): the 13 five-minute instants floor - 1h .. floor
+    // (14 when another boundary passes before the command reads the time).
+    let instants = backfill["instants"].as_u64().unwrap();
+    assert!((13..=14).contains(&instants), "{backfill}");
+    assert_eq!(backfill["kind"], "backfill");
+    assert_eq!(backfill["cursor"], backfill["action"]["from"]);
+    assert_eq!(backfill["action"]["from"], Value::from(hour_ago.clone()));
+
+    let listed = stdout_json(&scheduler(&url, &["controls", "--job", "rollup", "--json"]));
+    let listed = listed["controls"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "the trigger and the backfill: {listed:?}");
+    assert_eq!(
+        listed[0]["progress"],
+        serde_json::json!({"succeeded": 0, "failed": 0, "running": 0})
+    );
+    assert_eq!(listed[1]["instants_total"], instants);
+    assert_eq!(listed[1]["instants_done"], 0);
+
+    let cancelled = stdout_json(&scheduler(
+        &url,
+        &[
+            "cancel",
+            trigger["id"].as_str().unwrap(),
+            "--reason",
+            "not needed",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        (&cancelled["state"], &cancelled["reason"]),
+        (&Value::from("cancelled"), &Value::from("not needed"))
+    );
+    let twice = scheduler(&url, &["cancel", trigger["id"].as_str().unwrap()]);
+    assert_eq!(twice.status.code(), Some(1), "{}", stderr(&twice));
+    assert!(
+        stderr(&twice).contains("nothing changed"),
+        "{}",
+        stderr(&twice)
+    );
+    let unknown = scheduler(&url, &["cancel", &uuid::Uuid::now_v7().to_string()]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("no control with id"),
+        "{}",
+        stderr(&unknown)
+    );
+    let malformed = scheduler(&url, &["cancel", "not-an-id"]);
+    assert_eq!(malformed.status.code(), Some(2), "{}", stderr(&malformed));
+
+    // In force: the backfill and the pause of the job not deployed yet;
+    // with --all, the two resumed pauses and the cancelled trigger too.
+    let active = stdout_json(&scheduler(&url, &["controls", "--json"]));
+    assert_eq!(active["controls"].as_array().unwrap().len(), 2, "{active}");
+    let all = all_controls(&url);
+    assert_eq!(all.len(), 5, "{all:?}");
+    let states: Vec<&str> = all.iter().map(|c| c["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["done", "done", "active", "cancelled", "active"]);
+}
+
+/// Every refusal is a usage error (exit 2) with one line that says why,
+/// and stores nothing; so is a TIME that does not parse, and a backfill
+/// without both bounds.
+#[test]
+fn refused_steering_requests_exit_2_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let now = live_replica(&rt, &url);
+    let hour_ago = rfc3339(now - Duration::from_secs(3600));
+    let year_ago = rfc3339(now - Duration::from_secs(366 * 86_400));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["trigger", "nope"], "no live replica runs job"),
+        (
+            vec!["backfill", "nope", "--from", "-1h", "--to", "now"],
+            "no live replica runs job",
+        ),
+        (
+            vec!["trigger", "rollup", "--scope", "tenant/zz"],
+            "has no scope tenant/zz",
+        ),
+        (
+            vec!["trigger", "rollup", "--scope", "zz"],
+            "expected KIND/ID",
+        ),
+        (
+            vec!["backfill", "rollup", "--from", "now", "--to", &hour_ago],
+            "empty or inverted",
+        ),
+        (
+            vec!["backfill", "rollup", "--from", "-1h", "--to", "+1h"],
+            "after store time",
+        ),
+        (
+            vec!["backfill", "rollup", "--from", &year_ago, "--to", "now"],
+            "more than 100000",
+        ),
+        (vec!["backfill", "rollup", "--from", "-1h"], "--to"),
+        (vec!["backfill", "rollup", "--to", "now"], "--from"),
+        (
+            vec!["backfill", "rollup", "--from", "yesterday", "--to", "now"],
+            "invalid time",
+        ),
+        (
+            vec!["pause", "rollup", "--until", "tomorrow"],
+            "invalid time",
+        ),
+        (
+            vec!["pause", "rollup", "--until", "2026-13-01T00:00:00Z"],
+            "invalid time",
+        ),
+        (
+            vec!["pause", "rollup", "--until", "-2h"],
+            "not in the future",
+        ),
+        (
+            vec!["pause", "rollup", "--until", "now"],
+            "not in the future",
+        ),
+        (vec!["resume", "rollup"], "not paused"),
+    ];
+    for (args, why) in &cases {
+        let out = scheduler(&url, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+        // The Operator's refusals are one line; clap's add a hint.
+        if err.starts_with("error: refused") {
+            assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        }
+        assert_eq!(
+            all_controls(&url),
+            Vec::<Value>::new(),
+            "{args:?} stored something"
+        );
+    }
+    // Confirmed, the large backfill is stored: 366 days of 5-minute plans.
+    let large = stdout_json(&scheduler(
+        &url,
+        &[
+            "backfill",
+            "rollup",
+            "--from",
+            &year_ago,
+            "--to",
+            "now",
+            "--yes-large",
+            "--json",
+        ],
+    ));
+    assert!(large["instants"].as_u64().unwrap() > 100_000, "{large}");
+    assert_eq!(all_controls(&url).len(), 1);
+}
+
+/// `status` shows a pause in force and a backfill's progress: its
+/// instants done (the cursor) of all, and its rows by status; `history`
+/// and `show` show each execution's origin and control.
+#[test]
+fn status_shows_pauses_and_backfill_progress_and_history_shows_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let now = live_replica(&rt, &url);
+    let five = Duration::from_secs(300);
+    let from = scheduler_core::plan::floor(now, five) - five * 6;
+    let to = from + five * 4;
+    let backfill = stdout_json(&scheduler(
+        &url,
+        &[
+            "backfill",
+            "rollup",
+            "--from",
+            &rfc3339(from),
+            "--to",
+            &rfc3339(to),
+            "--note",
+            "refill",
+            "--json",
+        ],
+    ));
+    assert_eq!(backfill["instants"], 4);
+    let id: uuid::Uuid = backfill["id"].as_str().unwrap().parse().unwrap();
+    // A replica ran the first two instants of both scopes: three succeeded
+    // and one is still running; the cursor moved past them.
+    let ids = rt.block_on(async {
+        let store = SqliteLeaseStore::connect(&url).await.unwrap();
+        let keys: Vec<PlanKey> = [from, from + five]
+            .iter()
+            .flat_map(|t| {
+                ["a", "b"].map(|s| PlanKey {
+                    scope: Scope::new("tenant", s),
+                    plan_time: *t,
+                })
+            })
+            .collect();
+        let outcomes = store
+            .claim(&ClaimRequest {
+                steering: scheduler_core::model::Steering {
+                    origin: scheduler_core::Origin::Backfill,
+                    control_id: Some(id),
+                    ..scheduler_core::model::Steering::NONE
+                },
+                job_name: "rollup",
+                runner_id: "replica-under-test",
+                max_attempts: 3,
+                stale_timeout: Duration::from_secs(3600),
+                allow_stale_reentry: false,
+                keys: &keys,
+            })
+            .await
+            .unwrap();
+        for o in &outcomes[..3] {
+            let ok = Finish::success(Duration::ZERO, 1, Default::default());
+            store.finish(o.lease().unwrap(), &ok).await.unwrap();
+        }
+        store
+            .update_control(
+                id,
+                &scheduler_core::model::ControlChange::Advance {
+                    from,
+                    to: from + five * 2,
+                },
+            )
+            .await
+            .unwrap();
+        outcomes
+            .iter()
+            .map(|o| o.lease().unwrap().id)
+            .collect::<Vec<_>>()
+    });
+    let pause = stdout_json(&scheduler(
+        &url,
+        &[
+            "pause",
+            "rollup",
+            "--scope",
+            "tenant/b",
+            "--note",
+            "flaky upstream",
+            "--json",
+        ],
+    ));
+    let status = stdout_json(&scheduler(&url, &["status", "--job", "rollup", "--json"]));
+    let rollup = &status["jobs"][0];
+    assert_eq!(rollup["paused"], false, "{status}");
+    assert_eq!(rollup["paused_scopes"], serde_json::json!(["tenant/b"]));
+    assert_eq!(rollup["pauses"][0]["id"], pause["id"]);
+    assert_eq!(rollup["pauses"][0]["note"], "flaky upstream");
+    let filling = &rollup["backfills"][0];
+    assert_eq!(
+        (&filling["instants_done"], &filling["instants_total"]),
+        (&Value::from(2), &Value::from(4)),
+        "{filling}"
+    );
+    assert_eq!(
+        filling["progress"],
+        serde_json::json!({"succeeded": 3, "failed": 0, "running": 1})
+    );
+    let scopes = status["scopes"].as_array().unwrap();
+    let paused: Vec<&Value> = scopes.iter().map(|s| &s["paused"]).collect();
+    assert_eq!(
+        paused,
+        [&Value::from(false), &Value::from(true)],
+        "{status}"
+    );
+    assert!(scopes.iter().all(|s| s["skipped"] == 0), "{status}");
+    let text = String::from_utf8_lossy(&scheduler(&url, &["status"]).stdout).into_owned();
+    assert!(
+        text.contains("1 scope(s)")
+            && text.contains("flaky upstream")
+            && text.contains("instants 2/4; rows 3 ok, 0 failed, 1 running")
+            && text.contains("skipped"),
+        "{text}"
+    );
+
+    let history = stdout_json(&scheduler(&url, &["history", "--job", "rollup", "--json"]));
+    let rows = history.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.iter()
+            .all(|r| r["origin"] == "backfill" && r["control_id"] == backfill["id"]),
+        "{history}"
+    );
+    let table = String::from_utf8_lossy(&scheduler(&url, &["history", "--job", "rollup"]).stdout)
+        .into_owned();
+    assert!(table.lines().next().unwrap().contains("origin"), "{table}");
+    assert_eq!(table.matches("backfill").count(), 4, "{table}");
+    let shown = String::from_utf8_lossy(&scheduler(&url, &["show", &ids[0].to_string()]).stdout)
+        .into_owned();
+    assert!(
+        shown.contains(&format!("backfill (control {id})")),
+        "{shown}"
+    );
+}
+
+/// The missed-plan report tells a plan a pause held back from one that was
+/// missed: of five hourly plans, one has no row and was missed, one has no
+/// row because the job was paused when it came due.
+#[test]
+fn a_plan_missing_while_paused_is_reported_as_paused_not_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let url = sqlite_url(dir.path());
+    let hour = Duration::from_secs(3600);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (missed, held) = rt.block_on(async {
+        let store = SqliteLeaseStore::connect(&url).await.unwrap();
+        let newest = scheduler_core::plan::floor(store.now().await.unwrap(), hour);
+        let plans: Vec<OffsetDateTime> = (0..5u32).map(|k| newest - hour * k).collect();
+        let keys: Vec<PlanKey> = plans
+            .iter()
+            .filter(|t| **t != plans[2] && **t != plans[3])
+            .map(|t| PlanKey {
+                scope: Scope::global(),
+                plan_time: *t,
+            })
+            .collect();
+        let outcomes = store
+            .claim(&ClaimRequest {
+                steering: scheduler_core::model::Steering::NONE,
+                job_name: "hourly",
+                runner_id: "seed",
+                max_attempts: 3,
+                stale_timeout: hour,
+                allow_stale_reentry: false,
+                keys: &keys,
+            })
+            .await
+            .unwrap();
+        for o in &outcomes {
+            let ok = Finish::success(Duration::ZERO, 0, Default::default());
+            store.finish(o.lease().unwrap(), &ok).await.unwrap();
+        }
+        // The pause, stored and resumed around plans[3] at the store's
+        // time then: a store on a clock set back.
+        let clock = ManualClock::new(plans[3] - Duration::from_secs(60));
+        let past = Arc::new(
+            SqliteStoreOptions::new(&path)
+                .clock(Arc::new(clock.clone()))
+                .open()
+                .await
+                .unwrap(),
+        );
+        let operator = scheduler_core::Operator::new(past);
+        let job = scheduler_core::Target::job("hourly");
+        operator
+            .pause(&job, "maintenance", None, false)
+            .await
+            .unwrap();
+        clock.set(plans[3] + Duration::from_secs(60));
+        operator.resume(&job, false).await.unwrap();
+        (plans[2], plans[3])
+    });
+    let status = stdout_json(&scheduler(
+        &url,
+        &[
+            "status", "--job", "hourly", "--every", "1h", "--window", "5h", "--json",
+        ],
+    ));
+    let scope = &status["scopes"][0];
+    assert_eq!(
+        scope["missed_plans"],
+        serde_json::json!([rfc3339(missed)]),
+        "{status}"
+    );
+    assert_eq!(scope["missed_plan_count"], 1);
+    assert_eq!(
+        scope["paused_plans"],
+        serde_json::json!([rfc3339(held)]),
+        "{status}"
+    );
+    assert_eq!(scope["paused_plan_count"], 1);
+    let table = scheduler(
+        &url,
+        &[
+            "status", "--job", "hourly", "--every", "1h", "--window", "5h",
+        ],
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("1: ") && text.contains("; 1 paused"),
+        "{text}"
     );
 }

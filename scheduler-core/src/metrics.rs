@@ -4,7 +4,7 @@
 //!
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
-//! | `scheduler_claims_total` | counter | `job`, `outcome` (`won`, `retried`, `stolen`, `conflicted`) | claim outcomes seen by this replica |
+//! | `scheduler_claims_total` | counter | `job`, `outcome` (`won`, `retried`, `stolen`, `conflicted`, `paused`, `busy`, `skipped`: [`ClaimKind`]) | claim outcomes seen by this replica, scheduled, trigger and backfill keys alike: `paused` keys a pause held back, `busy` keys that wait for their scope to be free, `skipped` plans the overlap policy recorded without running them |
 //! | `scheduler_executions_total` | counter | `job`, `status` (`SUCCESS`, `FAILED`, `LEASE_LOST`), `error_code` (empty on success) | executions this replica ended |
 //! | `scheduler_running` | gauge | `job` | handlers running in this replica now |
 //! | `scheduler_stale_running` | gauge | `job` | RUNNING rows whose lease was found stale by this replica's last sweep of the job |

@@ -7,7 +7,11 @@
 -- order: RUNNING is stale when `stale_after < now` (a null `stale_after`
 -- counts as live); FAILED is exhausted when `attempt >= max_attempts`, else
 -- `stale_timeout` by its code, else a pending retry (a null code is not
--- `stale_timeout`), whose due time is `coalesce(next_retry_at, now)`.
+-- `stale_timeout`), whose due time is `coalesce(next_retry_at, now)`. Before
+-- them all, a FAILED row the overlap policy ended (code `overlap_skipped` or
+-- `overlap_canceled`, `ErrorCode::is_overlap`) is `skipped`, whatever its
+-- attempts, and counted in no other class (`IS NOT TRUE`: a NULL code is not
+-- one of them).
 --
 -- The FAILED classes are the retry rule (fragments/retry_eligible.sql)
 -- decided at each row's own due time, `coalesce(next_retry_at, n.now)`, when
@@ -36,20 +40,25 @@ g AS (
                AS running,
            count(*) FILTER (WHERE e.status = 'RUNNING' AND e.stale_after < n.now)
                AS stale,
-           count(*) FILTER (WHERE {pending}) AS retry_pending,
-           min(coalesce(e.next_retry_at, n.now)) FILTER (WHERE {pending})
-               AS first_retry_at,
-           count(*) FILTER (WHERE e.status = 'FAILED' AND e.attempt >= e.max_attempts)
+           count(*) FILTER (WHERE {pending} AND o.overlap IS NOT TRUE) AS retry_pending,
+           min(coalesce(e.next_retry_at, n.now))
+               FILTER (WHERE {pending} AND o.overlap IS NOT TRUE) AS first_retry_at,
+           count(*) FILTER (WHERE e.status = 'FAILED' AND e.attempt >= e.max_attempts
+                            AND o.overlap IS NOT TRUE)
                AS exhausted,
            count(*) FILTER (WHERE {pending_if_reentrant}
                             AND e.error_code = 'stale_timeout')
-               AS stale_timeout
-    FROM {table} e CROSS JOIN n {filter}
+               AS stale_timeout,
+           count(*) FILTER (WHERE e.status = 'FAILED' AND o.overlap) AS skipped
+    FROM {table} e CROSS JOIN n
+         CROSS JOIN LATERAL (SELECT e.error_code IN ('overlap_skipped', 'overlap_canceled')
+                             AS overlap) o
+    {filter}
     GROUP BY e.job_name, e.scope_kind, e.scope_id
 )
 SELECT g.job_name, g.scope_kind, g.scope_id, g.success_plan_time,
        s.finished_at AS success_finished_at, g.running, g.stale, g.retry_pending,
-       g.first_retry_at, g.exhausted, g.stale_timeout,
+       g.first_retry_at, g.exhausted, g.stale_timeout, g.skipped,
        l.plan_time, l.status, l.attempt, l.max_attempts, l.next_retry_at, l.error_code
 FROM g
 CROSS JOIN LATERAL (

@@ -105,14 +105,41 @@
 //!   [`PgLeaseStore::from_pool`] does not: call [`PgLeaseStore::migrate`].
 //!   Version 1 is the seed's DDL with `IF NOT EXISTS`, so a table the seed
 //!   created is adopted unchanged.
-//! - **A batch claim** is one transaction of at most two statements: an
-//!   `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` for fresh
-//!   keys, then, only for the keys that conflicted, one guarded
-//!   `UPDATE ... FROM unnest(...)` for retries and takeovers. Keys are sent in
-//!   one canonical order so that concurrent batches lock rows in the same
-//!   order. Should PostgreSQL still pick a deadlock victim (possible only
-//!   between batches reclaiming the same rows), that claim fails with a
+//! - **A batch claim** is one transaction. It first takes the job's claim
+//!   lock (below), then reads, in a statement of its own, what admission
+//!   weighs ([`machine::admit`]): the job's pauses in force and, unless the
+//!   overlap policy is `allow_all`, the job's live runs. Then, for the keys
+//!   admission lets through, an `INSERT ... SELECT FROM unnest(...) ON
+//!   CONFLICT DO NOTHING` for fresh keys and, only for the keys that
+//!   conflicted, one guarded `UPDATE ... FROM unnest(...)` for retries and
+//!   takeovers; an insert of the skipped plans' rows and a guarded update
+//!   ending the runs a `cancel_other` claim replaced (logged as attempts)
+//!   are sent only when there are any. Keys are sent in one canonical order
+//!   so that concurrent batches lock rows in the same order. Should
+//!   PostgreSQL still pick a deadlock victim (possible only between batches
+//!   reclaiming the same rows), that claim fails with a
 //!   [`StoreError::Backend`] and changes nothing.
+//! - **The claim lock** (`docs/contract.md` §9) is a transaction-level
+//!   advisory lock (`pg_advisory_xact_lock`) on a 64-bit key hashed from
+//!   the executions table's oid and the job name
+//!   (`hashtextextended(oid || ':' || job, 0)`). Every claim of the job
+//!   takes it, and so does [`ExecutionAudit::add_control`], so that once a
+//!   pause is committed no claim that commits later grants a lease it
+//!   covers: the claim reads the pauses in a statement after the one that
+//!   obtained the lock, whose READ COMMITTED snapshot sees the pause. A
+//!   claim under `allow_all` takes it shared (it must exclude an addition,
+//!   not other claims, and weighs no live run); any other takes it
+//!   exclusively, so that claims of one job see each other's runs. Keys of
+//!   two jobs (or of a job and another application's advisory lock) may
+//!   collide: they then only serialise each other, which costs time and
+//!   never correctness.
+//! - **Controls** live in a table beside the executions table
+//!   (`sys_cron_controls`, or `T_controls`; migration 5, which also gives
+//!   the executions table its nullable `origin` and `control_id` columns
+//!   without rewriting it). An addition and a change are each one
+//!   transaction (a change: `SELECT ... FOR UPDATE`,
+//!   [`ControlChange::apply`] in Rust, `UPDATE`), and each sends a `NOTIFY`
+//!   on [`CONTROLS_CHANNEL`] with the job's name, delivered when it commits.
 //! - **Many terminal writes** ([`LeaseStore::finish_many`]) are one
 //!   `UPDATE ... FROM unnest(...)` of parallel plain arrays (ids, tokens,
 //!   and the columns of `Finish::columns`) at one store time, setting exactly what
@@ -187,6 +214,9 @@
 //! [`StoreError::InvalidInput`]: scheduler_core::StoreError::InvalidInput
 //! [`StoreError::LeaseLost`]: scheduler_core::StoreError::LeaseLost
 //! [`machine::operator_retry`]: scheduler_core::machine::operator_retry
+//! [`machine::admit`]: scheduler_core::machine::admit
+//! [`ExecutionAudit::add_control`]: scheduler_core::ExecutionAudit::add_control
+//! [`ControlChange::apply`]: scheduler_core::model::ControlChange::apply
 #![warn(missing_docs)]
 
 /// The batch claim.
@@ -198,6 +228,8 @@ mod claim;
 mod common;
 /// The first connection of an eager connect, and why it failed.
 mod connect;
+/// Steering's controls: their read, addition, change and progress.
+mod controls;
 /// The batched terminal write.
 mod finish;
 /// The table's location and the names of its objects.
@@ -224,6 +256,7 @@ mod store_time;
 #[cfg(test)]
 extern crate self as scheduler_postgres;
 
+pub use crate::controls::CONTROLS_CHANNEL;
 pub use crate::names::DEFAULT_TABLE;
 pub use crate::options::PgStoreOptions;
 pub use crate::schema::{MIGRATIONS_TABLE, SCHEMA_VERSION};

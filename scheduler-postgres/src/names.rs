@@ -17,6 +17,9 @@ pub const DEFAULT_TABLE: &str = "sys_cron_executions";
 /// The replica registry's table beside the default executions table.
 const DEFAULT_REPLICAS_TABLE: &str = "sys_cron_replicas";
 
+/// The controls' table beside the default executions table.
+const DEFAULT_CONTROLS_TABLE: &str = "sys_cron_controls";
+
 /// PostgreSQL truncates longer identifiers silently (`NAMEDATALEN - 1`).
 const MAX_IDENT_BYTES: usize = 63;
 
@@ -47,8 +50,8 @@ pub(crate) fn quote(ident: &str) -> String {
 }
 
 /// An executions table: its schema (or the `search_path`'s), its name, and
-/// the names of its objects, its attempts log's and replica registry's
-/// tables among them.
+/// the names of its objects, its attempts log's, replica registry's and
+/// controls' tables among them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Table {
     /// `"schema"."table"` or `"table"`, as the statements name it.
@@ -57,6 +60,8 @@ pub(crate) struct Table {
     pub attempts: String,
     /// The replica registry's table, as the statements name it.
     pub replicas: String,
+    /// The controls' table, as the statements name it.
+    pub controls: String,
     pub schema: Option<String>,
     pub name: String,
     pub names: ObjectNames,
@@ -68,13 +73,19 @@ impl Table {
     /// # Errors
     /// [`StoreError::InvalidInput`] for names that are not plain
     /// identifiers, and for the names of the migrations table and of the
-    /// default table's replica registry.
+    /// default table's replica registry and controls.
     pub(crate) fn new(schema: Option<&str>, name: &str) -> Result<Self, StoreError> {
         if let Some(schema) = schema {
             validate_identifier("schema", schema)?;
         }
         validate_identifier("table", name)?;
-        if name == MIGRATIONS_TABLE || name == DEFAULT_REPLICAS_TABLE {
+        if [
+            MIGRATIONS_TABLE,
+            DEFAULT_REPLICAS_TABLE,
+            DEFAULT_CONTROLS_TABLE,
+        ]
+        .contains(&name)
+        {
             return Err(StoreError::InvalidInput(format!(
                 "table name {name:?} is reserved for the scheduler's own records"
             )));
@@ -88,6 +99,7 @@ impl Table {
             display: String::new(),
             attempts: String::new(),
             replicas: String::new(),
+            controls: String::new(),
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
             names: ObjectNames::for_table(name),
@@ -96,6 +108,7 @@ impl Table {
             display: table.qualified(name),
             attempts: table.qualified(&table.names.attempts),
             replicas: table.qualified(&table.names.replicas),
+            controls: table.qualified(&table.names.controls),
             ..table
         })
     }
@@ -111,7 +124,7 @@ impl Table {
 
 /// The names of the constraints and indexes of one executions table, of
 /// its attempts log's table and constraints, and of the replica registry's
-/// table beside it.
+/// and the controls' tables beside it.
 ///
 /// For the default table they are exactly the seed's, so adopting a table
 /// the seed created is a no-op (the attempts log is ours: its names follow
@@ -133,6 +146,14 @@ pub(crate) struct ObjectNames {
     pub attempts: String,
     pub attempts_pk: String,
     pub chk_attempts_outcome: String,
+    pub idx_control_id: String,
+    pub idx_forced_retry: String,
+    pub controls: String,
+    pub controls_pk: String,
+    pub chk_controls_kind: String,
+    pub chk_controls_state: String,
+    pub chk_controls_shape: String,
+    pub idx_controls_job: String,
 }
 
 impl ObjectNames {
@@ -151,6 +172,14 @@ impl ObjectNames {
                 attempts: "sys_cron_execution_attempts".into(),
                 attempts_pk: "pk_sys_cron_execution_attempts".into(),
                 chk_attempts_outcome: "chk_sys_cron_attempts_outcome".into(),
+                idx_control_id: "idx_sys_cron_exec_control_id".into(),
+                idx_forced_retry: "idx_sys_cron_exec_forced_retry".into(),
+                controls: DEFAULT_CONTROLS_TABLE.into(),
+                controls_pk: "pk_sys_cron_controls".into(),
+                chk_controls_kind: "chk_sys_cron_controls_kind".into(),
+                chk_controls_state: "chk_sys_cron_controls_state".into(),
+                chk_controls_shape: "chk_sys_cron_controls_shape".into(),
+                idx_controls_job: "idx_sys_cron_controls_job".into(),
             };
         }
         ObjectNames {
@@ -166,13 +195,21 @@ impl ObjectNames {
             attempts: derived_name(table, "attempts"),
             attempts_pk: derived_name(table, "attempts_pk"),
             chk_attempts_outcome: derived_name(table, "attempts_outcome"),
+            idx_control_id: derived_name(table, "control_id"),
+            idx_forced_retry: derived_name(table, "forced_retry"),
+            controls: derived_name(table, "controls"),
+            controls_pk: derived_name(table, "controls_pk"),
+            chk_controls_kind: derived_name(table, "controls_kind"),
+            chk_controls_state: derived_name(table, "controls_state"),
+            chk_controls_shape: derived_name(table, "controls_shape"),
+            idx_controls_job: derived_name(table, "controls_job"),
         }
     }
 
     /// Each constraint and index name, quoted, under the placeholder the
     /// migrations use (the tables are [`Table`]'s, qualified: a table name
     /// is qualified by its schema, an index name is not).
-    pub(crate) fn placeholders(&self) -> [(&'static str, String); 10] {
+    pub(crate) fn placeholders(&self) -> [(&'static str, String); 17] {
         [
             ("chk_status", quote(&self.chk_status)),
             ("chk_attempt", quote(&self.chk_attempt)),
@@ -184,6 +221,13 @@ impl ObjectNames {
             ("idx_operator_retry", quote(&self.idx_operator_retry)),
             ("attempts_pk", quote(&self.attempts_pk)),
             ("chk_attempts_outcome", quote(&self.chk_attempts_outcome)),
+            ("idx_control_id", quote(&self.idx_control_id)),
+            ("idx_forced_retry", quote(&self.idx_forced_retry)),
+            ("controls_pk", quote(&self.controls_pk)),
+            ("chk_controls_kind", quote(&self.chk_controls_kind)),
+            ("chk_controls_state", quote(&self.chk_controls_state)),
+            ("chk_controls_shape", quote(&self.chk_controls_shape)),
+            ("idx_controls_job", quote(&self.idx_controls_job)),
         ]
     }
 }
@@ -230,6 +274,7 @@ mod tests {
         }
         assert!(Table::new(None, MIGRATIONS_TABLE).is_err());
         assert!(Table::new(None, DEFAULT_REPLICAS_TABLE).is_err());
+        assert!(Table::new(None, DEFAULT_CONTROLS_TABLE).is_err());
         assert!(Table::new(None, "sys_cron_execution_attempts").is_err());
         assert!(Table::new(Some("bad schema"), "t").is_err());
     }
@@ -252,6 +297,8 @@ mod tests {
         let table = Table::new(Some("s"), "jobs").unwrap();
         assert_eq!(table.attempts, "\"s\".\"jobs_attempts\"");
         assert_eq!(table.replicas, "\"s\".\"jobs_replicas\"");
+        assert_eq!(table.controls, "\"s\".\"jobs_controls\"");
+        assert_eq!(seed.controls, "sys_cron_controls");
 
         let long_a = format!("{}a", "t".repeat(62));
         let long_b = format!("{}b", "t".repeat(62));

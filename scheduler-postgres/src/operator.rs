@@ -94,7 +94,7 @@ pub(crate) async fn retry_execution(
 /// rather than whenever the connection is next used. A failed rollback is
 /// not worth reporting over the answer the caller is about to get: the
 /// server rolls back a transaction whose connection is lost.
-async fn abandon(tx: Transaction<'_, Postgres>) {
+pub(crate) async fn abandon(tx: Transaction<'_, Postgres>) {
     if let Err(e) = tx.rollback().await {
         tracing::debug!(error = %e, "postgres rollback of an abandoned transaction failed");
     }
@@ -187,6 +187,8 @@ mod tests {
             error_msg: Some("boom".into()),
             created_at: t0,
             updated_at: t0,
+            origin: scheduler_core::model::Origin::Trigger,
+            control_id: Some(Uuid::now_v7()),
         };
         let shapes = [
             failed.clone(),

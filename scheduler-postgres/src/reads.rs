@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use scheduler_core::model::Origin;
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{
@@ -77,6 +78,7 @@ pub(crate) async fn retry_due(
                 scope: Scope::new(get("scope_kind")?, get("scope_id")?),
                 plan_time: rows::instant(row, "plan_time")?,
                 operator_retry: row.try_get("operator_retry").map_err(err)?,
+                origin: Origin::from_column(row.try_get::<Option<&str>, _>("origin").map_err(err)?),
             })
         })
         .collect()

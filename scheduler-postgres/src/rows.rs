@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use scheduler_core::model::jobs_from_json;
+use scheduler_core::machine::LiveRun;
+use scheduler_core::model::{jobs_from_json, Control, ControlAction, ControlState, Origin};
 use scheduler_core::time::to_micros;
 use scheduler_core::{
     Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
@@ -149,6 +150,73 @@ pub(crate) fn execution(row: &PgRow) -> Result<Execution, StoreError> {
         error_msg: get(row, "error_msg")?,
         created_at: instant(row, "created_at")?,
         updated_at: instant(row, "updated_at")?,
+        origin: origin(row)?,
+        control_id: get(row, "control_id")?,
+    })
+}
+
+/// The `origin` column (any text but `backfill` reads as a trigger:
+/// [`Origin::from_column`]).
+fn origin(row: &PgRow) -> Result<Origin, StoreError> {
+    Ok(Origin::from_column(
+        get::<Option<String>>(row, "origin")?.as_deref(),
+    ))
+}
+
+/// A live run of `claim_admission.sql` (a row whose `live` is true).
+pub(crate) fn live_run(row: &PgRow) -> Result<LiveRun, StoreError> {
+    Ok(LiveRun {
+        id: get(row, "id")?,
+        scope: Scope::new(
+            get::<String>(row, "scope_kind")?,
+            get::<String>(row, "scope_id")?,
+        ),
+        plan_time: instant(row, "plan_time")?,
+        origin: origin(row)?,
+    })
+}
+
+/// A control, selected with `sql/fragments/control_columns.sql`.
+pub(crate) fn control(row: &PgRow) -> Result<Control, StoreError> {
+    let kind: String = get(row, "kind")?;
+    let state: String = get(row, "state")?;
+    let id: Uuid = get(row, "id")?;
+    let bad = |what: String| StoreError::backend_msg(format!("postgres control {id} {what}"));
+    let needed = |column: &str| {
+        opt_instant(row, column)?.ok_or_else(|| bad(format!("is a backfill without {column}")))
+    };
+    let action = match kind.as_str() {
+        "pause" => ControlAction::Pause {
+            until: opt_instant(row, "until_time")?,
+            skip_missed: get(row, "skip_missed")?,
+        },
+        "trigger" => ControlAction::Trigger,
+        "backfill" => ControlAction::Backfill {
+            from: needed("from_time")?,
+            to: needed("to_time")?,
+        },
+        _ => return Err(bad(format!("has unknown kind {kind:?}"))),
+    };
+    let scope = match (
+        get::<Option<String>>(row, "scope_kind")?,
+        get::<Option<String>>(row, "scope_id")?,
+    ) {
+        (Some(kind), Some(id)) => Some(Scope::new(kind, id)),
+        _ => None,
+    };
+    Ok(Control {
+        id,
+        job_name: get(row, "job_name")?,
+        scope,
+        note: get(row, "note")?,
+        action,
+        state: ControlState::parse(&state)
+            .ok_or_else(|| bad(format!("has unknown state {state:?}")))?,
+        reason: get(row, "reason")?,
+        created_at: instant(row, "created_at")?,
+        ended_at: opt_instant(row, "ended_at")?,
+        cursor: opt_instant(row, "cursor_time")?,
+        updated_at: instant(row, "updated_at")?,
     })
 }
 
@@ -208,6 +276,7 @@ pub(crate) fn summary(row: &PgRow) -> Result<ScopeSummary, StoreError> {
         next_retry_at: opt_instant(row, "first_retry_at")?,
         exhausted: count("exhausted")?,
         stale_timeout: count("stale_timeout")?,
+        skipped: count("skipped")?,
     })
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use scheduler_core::store::sql::{render, rule, summary_rules};
 
+use crate::controls::CONTROLS_CHANNEL;
 use crate::names::{quote, Table};
 use crate::store_time::TimeSource;
 
@@ -39,6 +40,18 @@ pub(crate) struct Statements {
     pub claim_insert: Arc<str>,
     /// `claim_reclaim.sql`: a batch claim's retries and takeovers.
     pub claim_reclaim: Arc<str>,
+    /// `claim_lock.sql`, exclusive: the job's claim lock, taken by claims
+    /// whose admission weighs live runs and by additions of controls.
+    pub claim_lock: Arc<str>,
+    /// `claim_lock.sql`, shared: the same lock, taken by claims that weigh
+    /// no live run (policy allow_all).
+    pub claim_lock_shared: Arc<str>,
+    /// `claim_admission.sql`: the pauses in force and the live runs.
+    pub claim_admission: Arc<str>,
+    /// `claim_skip.sql`: the rows of the plans admission skipped.
+    pub claim_skip: Arc<str>,
+    /// `claim_cancel.sql`: ends the live runs a claim replaced.
+    pub claim_cancel: Arc<str>,
     /// `heartbeat.sql`.
     pub heartbeat: Arc<str>,
     /// `attempts.sql`: the attempts log of a page of executions.
@@ -73,6 +86,22 @@ pub(crate) struct Statements {
     pub announce: Arc<str>,
     /// `replicas.sql`: the registry.
     pub replicas: Arc<str>,
+    /// `controls.sql` over every job.
+    pub controls_all: Arc<str>,
+    /// `controls.sql` over the jobs bound as `$2`.
+    pub controls_of_jobs: Arc<str>,
+    /// `control_held.sql`: the pause in force on a pause's exact target.
+    pub control_held: Arc<str>,
+    /// `control_add.sql`: stores a new control.
+    pub control_add: Arc<str>,
+    /// `control_lock.sql`: reads and locks a control, with store time.
+    pub control_lock: Arc<str>,
+    /// `control_update.sql`: writes a changed control back.
+    pub control_update: Arc<str>,
+    /// `control_progress.sql`: a control's runs by status.
+    pub control_progress: Arc<str>,
+    /// `control_notify.sql`: tells listeners a job's controls changed.
+    pub control_notify: Arc<str>,
 }
 
 impl Statements {
@@ -82,10 +111,12 @@ impl Statements {
     /// decided at each row's due time ([`summary_rules`]); the takeover rule
     /// into the claim's reclaim. The attempts log's append
     /// (`fragments/log_ended.sql`) goes into every statement whose
-    /// transition ends attempts: the finishes, the sweep and the reclaim.
+    /// transition ends attempts: the finishes, the sweep, the reclaim and
+    /// the claim's cancellation of replaced runs.
     pub(crate) fn new(table: Table, time: TimeSource) -> Self {
         let now = format!("({})", time.bare());
         let columns = render(sql_file!("fragments/columns.sql"), &[]);
+        let control_columns = render(sql_file!("fragments/control_columns.sql"), &[]);
         let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
         let retry_eligible = sql_file!("fragments/retry_eligible.sql");
         // In the claim, $5 is allow_stale_reentry; in retry_due, $4.
@@ -99,6 +130,8 @@ impl Statements {
         let values = [
             ("table", t),
             ("replicas", table.replicas.as_str()),
+            ("controls", table.controls.as_str()),
+            ("control_columns", control_columns.as_str()),
             ("attempts", table.attempts.as_str()),
             ("now", now.as_str()),
             ("columns", columns.as_str()),
@@ -126,6 +159,10 @@ impl Statements {
         );
         let swept = log_ended("swept", "finished_at", "$5, $6, $7, $8::int4");
         let taken = log_ended("taken", &now, "$10, $11, $12, $13::int4");
+        let canceled = log_ended("canceled", &now, "$5, $6, $7, $8::int4");
+        let lock = |function: &str| text(sql_file!("claim_lock.sql"), &[("lock", function)]);
+        let controls = |filter: &str| text(sql_file!("controls.sql"), &[("filter", filter)]);
+        let channel = format!("'{CONTROLS_CHANNEL}'");
         let summaries = |filter: &str| {
             text(
                 sql_file!("summaries.sql"),
@@ -152,6 +189,11 @@ impl Statements {
                     ("log_ended", &taken),
                 ],
             ),
+            claim_lock: lock("pg_advisory_xact_lock"),
+            claim_lock_shared: lock("pg_advisory_xact_lock_shared"),
+            claim_admission: text(sql_file!("claim_admission.sql"), &[]),
+            claim_skip: text(sql_file!("claim_skip.sql"), &[]),
+            claim_cancel: text(sql_file!("claim_cancel.sql"), &[("log_ended", &canceled)]),
             heartbeat: text(sql_file!("heartbeat.sql"), &[]),
             attempts: text(sql_file!("attempts.sql"), &[]),
             finish: text(sql_file!("finish.sql"), &[("log_ended", &finished)]),
@@ -172,6 +214,14 @@ impl Statements {
             prune: text(sql_file!("prune.sql"), &[]),
             announce: text(sql_file!("announce.sql"), &[]),
             replicas: text(sql_file!("replicas.sql"), &[]),
+            controls_all: controls(""),
+            controls_of_jobs: controls("job_name = ANY($2) AND"),
+            control_held: text(sql_file!("control_held.sql"), &[]),
+            control_add: text(sql_file!("control_add.sql"), &[]),
+            control_lock: text(sql_file!("control_lock.sql"), &[]),
+            control_update: text(sql_file!("control_update.sql"), &[]),
+            control_progress: text(sql_file!("control_progress.sql"), &[]),
+            control_notify: text(sql_file!("control_notify.sql"), &[("channel", &channel)]),
             table,
         }
     }
@@ -180,6 +230,7 @@ impl Statements {
 #[cfg(test)]
 mod tests {
     use scheduler_core::machine::OPERATOR_RETRY_CODE;
+    use scheduler_core::model::{ControlAction, ControlState, Origin};
     use scheduler_core::{AttemptOutcome, ErrorCode};
     use sqlx_core::raw_sql::raw_sql;
     use sqlx_core::sql_str::AssertSqlSafe;
@@ -374,14 +425,98 @@ mod tests {
         db.drop_schema().await;
     }
 
+    /// Admission's read finds the live runs through the index of RUNNING
+    /// rows, never through the unique key (a walk through the job's
+    /// history), on a table just filled with a long history and no
+    /// statistics, and after ANALYZE; in a custom plan and in a generic one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admission_reads_live_runs_through_the_running_index() {
+        let Some(db) = test_db().await else { return };
+        let sql = on(Some(&db.schema), DEFAULT_TABLE, TimeSource::Server);
+        schema::migrate(&sql.table, &db.admin).await.unwrap();
+        let t = &sql.table.display;
+        let mut conn = db.admin.acquire().await.unwrap();
+        raw_sql(AssertSqlSafe(format!(
+            "ALTER TABLE {t} SET (autovacuum_enabled = false); \
+             INSERT INTO {t} (job_name, scope_kind, scope_id, plan_time, status, finished_at) \
+             SELECT 'job', 't', 'x' || s, now() - p * interval '5 minutes', 'SUCCESS', now() \
+             FROM generate_series(1, 200) s, generate_series(1, 250) p; \
+             INSERT INTO {t} (job_name, scope_kind, scope_id, plan_time, status, stale_after) \
+             SELECT 'job', 't', 'x' || s, now(), 'RUNNING', now() + interval '1 hour' \
+             FROM generate_series(1, 100) s"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let names = &sql.table.names;
+        let sane = |plan: &[String]| {
+            let walks = format!(" {} ", names.unique);
+            let probes = format!(" {} ", names.idx_running_stale);
+            plan.iter().any(|line| line.contains(&probes))
+                && !plan.iter().any(|line| line.contains(&walks))
+        };
+        let zero = sqlx_postgres::types::PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: 0,
+        };
+        raw_sql(AssertSqlSafe(format!(
+            "PREPARE admission_probe(interval, text, boolean) AS {}",
+            sql.claim_admission
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        for analysed in [false, true] {
+            if analysed {
+                raw_sql(AssertSqlSafe(format!("ANALYZE {t}")))
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+            let custom: Vec<String> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(
+                format!("EXPLAIN {}", sql.claim_admission),
+            ))
+            .bind(zero)
+            .bind("job")
+            .bind(true)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            assert!(sane(&custom), "analysed: {analysed}: {custom:#?}");
+            raw_sql("SET plan_cache_mode = force_generic_plan")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let generic: Vec<String> = sqlx_core::query_scalar::query_scalar(
+                "EXPLAIN EXECUTE admission_probe('0', 'job', true)",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            assert!(sane(&generic), "analysed: {analysed}: {generic:#?}");
+            raw_sql("RESET plan_cache_mode")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        raw_sql("DEALLOCATE admission_probe")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        db.drop_schema().await;
+    }
+
     /// A client clock changes the store-time expression and nothing else;
-    /// the server's statements never mention the epoch.
+    /// the server's statements never mention the client's epoch (they may
+    /// extract an interval's seconds, `extract(epoch FROM ...)`).
     #[test]
     fn a_client_clock_changes_only_the_store_time_expression() {
         for (schema, table) in [(None, DEFAULT_TABLE), (Some("s"), "t")] {
             let server = format!("{:?}", on(schema, table, TimeSource::Server));
             let client = format!("{:?}", on(schema, table, TimeSource::Client));
-            assert!(!server.contains("epoch"), "{server}");
+            assert!(!server.contains("'epoch'"), "{server}");
             assert!(!client.contains("now()"), "{client}");
             assert_eq!(
                 client.replace(TimeSource::Client.bare(), TimeSource::Server.bare()),
@@ -424,7 +559,54 @@ mod tests {
         ] {
             assert!(text.contains(&stale), "{text}");
         }
-        assert_eq!(sql.retry_due.matches(&operator).count(), 2);
+        assert_eq!(sql.retry_due.matches(&operator).count(), 3);
         assert!(sql_file!("migrations/0002_operator_retry_index.sql").contains(&operator));
+        let skipped = format!("'{}'", ErrorCode::OverlapSkipped.as_str());
+        let canceled = format!("'{}'", ErrorCode::OverlapCanceled.as_str());
+        assert!(sql.claim_skip.contains(&skipped), "{}", sql.claim_skip);
+        assert!(sql.claim_cancel.contains(&canceled), "{}", sql.claim_cancel);
+        let overlap = format!("IN ({skipped}, {canceled})");
+        assert!(
+            sql.summaries_all.contains(&overlap),
+            "{}",
+            sql.summaries_all
+        );
+    }
+
+    /// The words the steering statements write out are the core's: the
+    /// origins (`latest.sql` tells a backfill from a trigger, the claim
+    /// binds `Origin::column`) and the controls' kinds and states the
+    /// table accepts.
+    #[test]
+    fn the_steering_words_written_out_are_the_cores() {
+        let sql = on(None, DEFAULT_TABLE, TimeSource::Server);
+        let backfill = format!("x.origin = '{}'", Origin::Backfill);
+        assert!(sql.latest.contains(&backfill), "{}", sql.latest);
+        let ddl = sql_file!("migrations/0005_steering.sql");
+        let kinds = [
+            ControlAction::Pause {
+                until: None,
+                skip_missed: false,
+            },
+            ControlAction::Trigger,
+            ControlAction::Backfill {
+                from: time::OffsetDateTime::UNIX_EPOCH,
+                to: time::OffsetDateTime::UNIX_EPOCH,
+            },
+        ]
+        .map(|a| format!("'{}'", a.kind()))
+        .join(", ");
+        assert!(ddl.contains(&format!("kind IN ({kinds})")), "{ddl}");
+        let states = [
+            ControlState::Active,
+            ControlState::Done,
+            ControlState::Cancelled,
+            ControlState::Rejected,
+        ]
+        .map(|s| format!("'{s}'"))
+        .join(", ");
+        assert!(ddl.contains(&format!("state IN ({states})")), "{ddl}");
+        assert!(sql.claim_admission.contains("kind = 'pause'"));
+        assert!(sql.control_add.contains("'active'"));
     }
 }

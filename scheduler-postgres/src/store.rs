@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use scheduler_core::machine::{self, Ending};
+use scheduler_core::model::{Control, ControlChange, ControlRead, NewControl, Progress};
 use scheduler_core::time::to_micros;
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
@@ -27,7 +28,7 @@ use crate::rows::{self, backend, interval};
 use crate::schema;
 use crate::statements::Statements;
 use crate::store_time::TimeOffset;
-use crate::{claim, connect, finish, operator, reads, replicas};
+use crate::{claim, connect, controls, finish, operator, reads, replicas};
 
 /// The PostgreSQL store. Cheap to clone (clones share the pool).
 #[derive(Clone)]
@@ -313,6 +314,18 @@ impl LeaseStore for PgLeaseStore {
     async fn announce(&self, announcement: &Announcement) -> Result<(), StoreError> {
         replicas::announce(self, announcement).await
     }
+
+    async fn controls(&self, read: &ControlRead) -> Result<Vec<Control>, StoreError> {
+        controls::controls(self, read).await
+    }
+
+    async fn update_control(
+        &self,
+        id: Uuid,
+        change: &ControlChange,
+    ) -> Result<Control, StoreError> {
+        controls::update_control(self, id, change).await
+    }
 }
 
 #[async_trait]
@@ -349,6 +362,14 @@ impl ExecutionAudit for PgLeaseStore {
 
     async fn replicas(&self) -> Result<Vec<Replica>, StoreError> {
         replicas::replicas(self).await
+    }
+
+    async fn add_control(&self, control: &NewControl) -> Result<Control, StoreError> {
+        controls::add_control(self, control).await
+    }
+
+    async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
+        controls::control_progress(self, id).await
     }
 }
 

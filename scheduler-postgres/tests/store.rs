@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scheduler_conformance::Harness;
-use scheduler_core::model::MAX_ERROR_MSG_BYTES;
+use scheduler_core::model::{Origin, MAX_ERROR_MSG_BYTES};
 use scheduler_core::plan::floor;
 use scheduler_core::{
     ClaimOutcome, ClaimRequest, ErrorCode, ExecutionAudit, Finish, Lease, LeaseStore,
@@ -214,16 +214,26 @@ async fn relfilenode(admin: &PgPool, schema: &str) -> i64 {
 }
 
 /// What our migrations add beside the seed's table, as [`shape`] lines
-/// start: the index of operator retries (migration 2), and the attempts
-/// log's table and its primary key's index (migration 3). The seed never
-/// reads them, and its statements run unchanged. (No constraint refers to
-/// the seed's table: [`shape`] would list it.)
-const OURS: [&str; 5] = [
+/// start: the index of operator retries (migration 2), the attempts log's
+/// table and its primary key's index (migration 3), the replica registry's
+/// (migration 4), and steering's (migration 5): two nullable columns of the
+/// seed's table (see [`seed_statements_run_on`]), two partial indexes on
+/// it, and the controls' table with its indexes. The seed never reads
+/// them, and its statements run unchanged. (No constraint refers to the
+/// seed's table: [`shape`] would list it.)
+const OURS: [&str; 12] = [
     "index idx_sys_cron_exec_operator_retry ",
     "table sys_cron_execution_attempts",
     "index pk_sys_cron_execution_attempts ",
     "table sys_cron_replicas",
     "index sys_cron_replicas_pkey ",
+    "column 23 origin ",
+    "column 24 control_id ",
+    "index idx_sys_cron_exec_control_id ",
+    "index idx_sys_cron_exec_forced_retry ",
+    "table sys_cron_controls",
+    "index pk_sys_cron_controls ",
+    "index idx_sys_cron_controls_job ",
 ];
 
 fn without_ours(shape: Vec<String>) -> Vec<String> {
@@ -242,6 +252,63 @@ fn has_ours(shape: &[String]) {
             "{ours:?} in {shape:#?}"
         );
     }
+}
+
+/// Steering's two columns (migration 5) on the table in `db`, as the
+/// catalog has them: nullable, without a default, so that the seed's own
+/// statements, which never name them, still run: its claim (an insert with
+/// its column list, `benches/ceiling/per_plan.pgbench`) and its finish (a
+/// guarded update) are run here, in its form, and the row reads back as a
+/// scheduled run of no control.
+async fn seed_statements_run_on(db: &TestDb, store: &PgLeaseStore) {
+    let columns: Vec<(String, String, bool, bool)> = sqlx_core::query_as::query_as(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                a.atthasdef \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = 'sys_cron_executions' \
+           AND a.attname IN ('origin', 'control_id') ORDER BY a.attnum",
+    )
+    .bind(&db.schema)
+    .fetch_all(&db.admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        columns,
+        [
+            ("origin".into(), "text".into(), false, false),
+            ("control_id".into(), "uuid".into(), false, false)
+        ],
+        "nullable, no default: the seed's inserts need not know them"
+    );
+    let t = db.table();
+    let (id, token): (uuid::Uuid, uuid::Uuid) =
+        sqlx_core::query_as::query_as(AssertSqlSafe(format!(
+            "INSERT INTO {t} (id, job_name, scope_kind, scope_id, plan_time, status, attempt, \
+                          max_attempts, runner_id, lease_token, heartbeat_at, stale_after, \
+                          started_at, updated_at) \
+         VALUES (gen_random_uuid(), 'seed_job', 'tenant', 'acme', now(), 'RUNNING', 1, 3, \
+                 'go-replica', gen_random_uuid(), now(), now() + interval '120 seconds', \
+                 now(), now()) \
+         ON CONFLICT ON CONSTRAINT uq_sys_cron_execution DO NOTHING \
+         RETURNING id, lease_token"
+        )))
+        .fetch_one(&db.admin)
+        .await
+        .expect("the seed's claim runs on the adopted table");
+    let finished = raw_sql(AssertSqlSafe(format!(
+        "UPDATE {t} SET status = 'SUCCESS', finished_at = now(), duration_ms = 0, \
+             rows_affected = 0, result = '{{}}'::jsonb, error_code = NULL, error_msg = NULL, \
+             updated_at = now() \
+         WHERE id = '{id}' AND lease_token = '{token}' AND status = 'RUNNING'"
+    )))
+    .execute(&db.admin)
+    .await
+    .expect("the seed's finish runs on the adopted table");
+    assert_eq!(finished.rows_affected(), 1);
+    let row = store.get_execution(id).await.unwrap().unwrap();
+    assert_eq!(row.status, Status::Success);
+    assert_eq!((row.origin, row.control_id), (Origin::Scheduled, None));
 }
 
 /// Runs the seed's own migration inside the test schema.
@@ -324,6 +391,8 @@ async fn adopting_the_seeds_table_changes_nothing_and_conforms() {
     scheduler_conformance::prune_deletes_only_old_terminal_rows(&h).await;
     scheduler_conformance::store_time_is_utc_micros_and_controllable(&h).await;
     drop(h);
+    // After the suite, whose counts the seed's row would disturb.
+    seed_statements_run_on(&db, &db.store("seed-form").await).await;
     db.drop_schema().await;
 }
 
@@ -361,6 +430,7 @@ async fn a_fresh_migration_builds_exactly_the_seeds_table() {
         "the seed's table, and only our own additions beside it"
     );
     has_ours(&fresh_shape);
+    seed_statements_run_on(&fresh, &fresh.store("seed-form").await).await;
     let recorded: i64 = query_scalar(AssertSqlSafe(format!(
         "SELECT count(*) FROM \"{}\".{MIGRATIONS_TABLE}",
         fresh.schema

@@ -87,14 +87,20 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
                         r.id.to_string(),
                         r.scope.to_string(),
                         zone.ts(Some(r.plan_time)),
+                        r.origin.to_string(),
                     ],
-                    _ => vec![String::new(); 3],
+                    _ => vec![String::new(); 4],
                 };
                 cells.push([execution, attempt].concat());
             }
         }
         let header = [
-            vec!["id".to_owned(), "scope".to_owned(), plan_time],
+            vec![
+                "id".to_owned(),
+                "scope".to_owned(),
+                plan_time,
+                "origin".to_owned(),
+            ],
             attempt_header(zone),
         ]
         .concat();
@@ -109,6 +115,7 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
                 r.scope.to_string(),
                 zone.ts(Some(r.plan_time)),
                 r.status.to_string(),
+                r.origin.to_string(),
                 format!("{}/{}", r.attempt, r.max_attempts),
                 r.runner_id.clone().unwrap_or_default(),
                 duration_cell(r.duration_ms),
@@ -126,6 +133,7 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
             "scope",
             &plan_time,
             "status",
+            "origin",
             "attempt",
             "runner",
             "duration",

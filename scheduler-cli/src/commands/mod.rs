@@ -8,13 +8,23 @@
 //! - [`show`]: one execution, every field, and its attempts.
 //! - [`retry`]: an operator's retry of a FAILED execution.
 //! - [`prune`]: retention, in bounded batches.
+//! - [`pause`], [`resume`], [`trigger`], [`backfill`], [`cancel`] and
+//!   [`controls`]: steering schedules at run time through
+//!   [`scheduler_core::Operator`], with what they share in [`steering`].
 
+pub mod backfill;
+pub mod cancel;
+pub mod controls;
 pub mod history;
+pub mod pause;
 pub mod prune;
 pub mod replicas;
+pub mod resume;
 pub mod retry;
 pub mod show;
 pub mod status;
+pub mod steering;
+pub mod trigger;
 
 use std::sync::Arc;
 
@@ -90,6 +100,8 @@ fn execution_json(r: &Execution) -> Value {
         "error_msg": r.error_msg,
         "created_at": json_ts(Some(r.created_at)),
         "updated_at": json_ts(Some(r.updated_at)),
+        "origin": r.origin.as_str(),
+        "control_id": r.control_id.map(|id| id.to_string()),
     })
 }
 
@@ -216,6 +228,8 @@ mod tests {
             error_msg: None,
             created_at: t,
             updated_at: t,
+            origin: scheduler_core::Origin::Scheduled,
+            control_id: None,
         };
         let first = Attempt {
             execution_id: row.id,

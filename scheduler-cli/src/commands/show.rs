@@ -35,6 +35,13 @@ pub async fn show(cx: &Cx, id: Uuid) -> Result<(), Failure> {
         (format!("plan time {label}"), at(Some(row.plan_time))),
         ("status".into(), row.status.to_string()),
         (
+            "origin".into(),
+            match row.control_id {
+                Some(control) => format!("{} (control {control})", row.origin),
+                None => row.origin.to_string(),
+            },
+        ),
+        (
             "attempt".into(),
             format!("{} of {}", row.attempt, row.max_attempts),
         ),

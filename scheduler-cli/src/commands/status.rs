@@ -7,14 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use scheduler_core::model::ControlRead;
 use scheduler_core::plan::next_plan_time;
 use scheduler_core::plan::{CronSchedule, Schedule};
-use scheduler_core::{ExecutionFilter, RegisteredJob, Replica, ReplicaState, Scope, ScopeSummary};
+use scheduler_core::{
+    Control, ControlAction, ControlState, ExecutionFilter, RegisteredJob, Replica, ReplicaState,
+    Scope, ScopeSummary,
+};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::steering::{
+    control_json, control_with_progress_json, in_force, known_schedules, progress_cell,
+    progress_of, span_cell, ControlProgress, TABLE_NOTE_CHARS,
+};
 use super::Cx;
-use crate::output::{ago, emit, emit_json, json_ts, table, Failure};
+use crate::output::{ago, emit, emit_json, escape, json_ts, table, text_cell, Failure, Zone};
 use crate::parse_duration;
 
 /// The most plan times the missed-plan report lists per scope; beyond it
@@ -50,33 +58,190 @@ pub struct StatusArgs {
 }
 
 /// The registered jobs as a table: schedule in words, next plan time,
-/// scopes, and which live replicas run each.
-fn jobs_table(jobs: &[JobView], now: OffsetDateTime, zone: &crate::output::Zone) -> String {
+/// scopes, which live replicas run each, and whether it is paused.
+fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: &Zone) -> String {
     let rows: Vec<Vec<String>> = jobs
         .iter()
-        .map(|j| match &j.registration {
-            Some(r) => vec![
-                j.name.escape_debug().to_string(),
-                if j.schedules_differ {
-                    format!("{} (replicas differ)", r.schedule)
-                } else {
-                    r.schedule.clone()
-                },
-                zone.ts(next_plan_time(r, now)),
-                r.scopes.to_string(),
-                format!("{} live", j.replicas.len()),
-            ],
-            None => vec![
-                j.name.escape_debug().to_string(),
-                "-".to_owned(),
-                "-".to_owned(),
-                format!("{} with rows", j.scopes_with_rows),
-                "none live (rows only)".to_owned(),
-            ],
+        .map(|j| {
+            let mut row = match &j.registration {
+                Some(r) => vec![
+                    escape(&j.name),
+                    if j.schedules_differ {
+                        format!("{} (replicas differ)", r.schedule)
+                    } else {
+                        r.schedule.clone()
+                    },
+                    zone.ts(next_plan_time(r, now)),
+                    r.scopes.to_string(),
+                    format!("{} live", j.replicas.len()),
+                ],
+                None if j.scopes_with_rows == 0 => vec![
+                    escape(&j.name),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "none live (controls only)".to_owned(),
+                ],
+                None => vec![
+                    escape(&j.name),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    format!("{} with rows", j.scopes_with_rows),
+                    "none live (rows only)".to_owned(),
+                ],
+            };
+            row.push(steering.paused_cell(&j.name));
+            row
         })
         .collect();
     let next = format!("next plan {}", zone.label());
-    table(&["job", "schedule", &next, "scopes", "replicas"], &rows)
+    table(
+        &["job", "schedule", &next, "scopes", "replicas", "paused"],
+        &rows,
+    )
+}
+
+/// The controls `status` reads: those in force, with the progress of
+/// triggers and backfills, and, for the missed-plan report, the pauses that
+/// ended inside its window.
+struct Steering {
+    /// In force at store time, by job, in the store's order (oldest
+    /// first), with their progress.
+    in_force: BTreeMap<String, Vec<(Control, Option<ControlProgress>)>>,
+    /// Every pause read, ended or not: the windows that held plans back.
+    pauses: Vec<Control>,
+}
+
+impl Steering {
+    /// The pauses in force of `job`.
+    fn pauses_of<'a>(&'a self, job: &str) -> impl Iterator<Item = &'a Control> + 'a {
+        self.of(job)
+            .filter(|(c, _)| matches!(c.action, ControlAction::Pause { .. }))
+            .map(|(c, _)| c)
+    }
+
+    /// The controls in force of `job`.
+    fn of<'a>(
+        &'a self,
+        job: &str,
+    ) -> impl Iterator<Item = &'a (Control, Option<ControlProgress>)> + 'a {
+        self.in_force.get(job).into_iter().flatten()
+    }
+
+    /// Whether a pause in force covers `scope` of `job`.
+    fn paused(&self, job: &str, scope: &Scope) -> bool {
+        self.pauses_of(job).any(|c| c.covers(scope))
+    }
+
+    /// `whole job`, `2 scope(s)`, or `-`, for the jobs table.
+    fn paused_cell(&self, job: &str) -> String {
+        let pauses: Vec<&Control> = self.pauses_of(job).collect();
+        if pauses.iter().any(|c| c.scope.is_none()) {
+            "whole job".to_owned()
+        } else if pauses.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{} scope(s)", pauses.len())
+        }
+    }
+
+    /// Whether a pause of `job` covering `scope` held back the plan that
+    /// became eligible at `eligible`: the pause was stored at or before
+    /// that instant and had not ended (been resumed, cancelled, or run out
+    /// at its `until`) by then. A rejected pause never paused anything.
+    fn held_back(&self, job: &str, scope: &Scope, eligible: OffsetDateTime) -> bool {
+        self.pauses.iter().any(|c| {
+            let ControlAction::Pause { until, .. } = c.action else {
+                return false;
+            };
+            let end = match (c.ended_at, until) {
+                (Some(ended), Some(until)) => Some(ended.min(until)),
+                (ended, until) => ended.or(until),
+            };
+            c.job_name == job
+                && c.state != ControlState::Rejected
+                && c.covers(scope)
+                && c.created_at <= eligible
+                && end.is_none_or(|end| eligible < end)
+        })
+    }
+
+    /// The job's controls in force for `--json`: `paused` (the whole job),
+    /// `paused_scopes`, `pauses`, `triggers` and `backfills` (these two
+    /// with their progress).
+    fn job_json(&self, job: &str, now: OffsetDateTime) -> Value {
+        let of_kind = |kind: &str| -> Vec<Value> {
+            self.of(job)
+                .filter(|(c, _)| c.action.kind() == kind)
+                .map(|(c, p)| control_with_progress_json(c, p.as_ref(), now))
+                .collect()
+        };
+        json!({
+            "paused": self.pauses_of(job).any(|c| c.scope.is_none()),
+            "paused_scopes": self
+                .pauses_of(job)
+                .filter_map(|c| c.scope.as_ref().map(Scope::to_string))
+                .collect::<Vec<_>>(),
+            "pauses": self.pauses_of(job).map(|c| control_json(c, now)).collect::<Vec<_>>(),
+            "triggers": of_kind("trigger"),
+            "backfills": of_kind("backfill"),
+        })
+    }
+
+    /// One line per control in force: what, which scope, since when, until
+    /// when or how far, and its note; empty when there is none.
+    fn table(&self, now: OffsetDateTime, zone: &Zone) -> String {
+        let rows: Vec<Vec<String>> = self
+            .in_force
+            .iter()
+            .flat_map(|(job, controls)| controls.iter().map(move |c| (job, c)))
+            .map(|(job, (c, progress))| {
+                let what = match c.action {
+                    ControlAction::Pause { .. } => "paused",
+                    ControlAction::Trigger => "trigger pending",
+                    ControlAction::Backfill { .. } => "backfill",
+                };
+                let detail = match c.action {
+                    ControlAction::Pause { .. } => span_cell(c, now, zone),
+                    ControlAction::Trigger => progress_cell(progress.as_ref()),
+                    ControlAction::Backfill { .. } => format!(
+                        "{} {}",
+                        span_cell(c, now, zone),
+                        progress_cell(progress.as_ref())
+                    ),
+                };
+                vec![
+                    escape(job),
+                    what.to_owned(),
+                    c.scope
+                        .as_ref()
+                        .map_or_else(|| "every scope".to_owned(), Scope::to_string),
+                    zone.ts(Some(c.created_at)),
+                    detail,
+                    text_cell(&c.note, TABLE_NOTE_CHARS),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            return String::new();
+        }
+        let since = format!("since {}", zone.label());
+        let mut text =
+            "\ncontrols in force (ids, and those that ended: `scheduler controls --all`)\n"
+                .to_owned();
+        text.push_str(&table(
+            &[
+                "job",
+                "control",
+                "scope",
+                &since,
+                "until / progress",
+                "note",
+            ],
+            &rows,
+        ));
+        text
+    }
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -103,12 +268,17 @@ impl StatusArgs {
     }
 }
 
-/// The plan times of one scope inside the window that have no execution.
+/// The plan times of one scope inside the window that have no execution:
+/// those a pause held back, and the others, missed.
 struct Missed {
     job: String,
     scope: Scope,
-    /// Oldest first, at most [`MAX_MISSED_PER_SCOPE`].
+    /// Missed: no execution, and no pause held them back. Oldest first;
+    /// with `paused`, at most [`MAX_MISSED_PER_SCOPE`].
     plans: Vec<OffsetDateTime>,
+    /// No execution because a pause of the scope held them back, oldest
+    /// first.
+    paused: Vec<OffsetDateTime>,
     /// More were expected than the report counts.
     capped: bool,
 }
@@ -120,6 +290,29 @@ impl Missed {
         } else {
             self.plans.len().to_string()
         }
+    }
+
+    /// The table cell: `none`, or the count and the first plan times,
+    /// and how many a pause held back.
+    fn cell(&self, zone: &Zone) -> String {
+        let mut text = if self.plans.is_empty() {
+            "none".to_owned()
+        } else {
+            format!(
+                "{}: {}",
+                self.count_text(),
+                self.plans
+                    .iter()
+                    .take(3)
+                    .map(|t| zone.ts(Some(*t)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        if !self.paused.is_empty() {
+            text.push_str(&format!("; {} paused", self.paused.len()));
+        }
+        text
     }
 }
 
@@ -144,6 +337,7 @@ struct JobView {
 fn job_views(
     replicas: &[Replica],
     summaries: &[ScopeSummary],
+    steering: &Steering,
     job: Option<&str>,
     now: OffsetDateTime,
 ) -> Vec<JobView> {
@@ -183,7 +377,63 @@ fn job_views(
             })
             .scopes_with_rows += 1;
     }
+    // A job paused ahead of the deploy that brings it has neither.
+    for name in steering.in_force.keys() {
+        views.entry(name).or_insert_with(|| JobView {
+            name: name.clone(),
+            registration: None,
+            replicas: Vec::new(),
+            schedules_differ: false,
+            scopes_with_rows: 0,
+        });
+    }
     views.into_values().collect()
+}
+
+/// Reads the controls of `job` (every job when `None`): those in force
+/// with their progress, and the pauses that ended at or after
+/// `report_from` (the missed-plan report's window), if any.
+async fn read_steering(
+    cx: &Cx,
+    store: &dyn scheduler_core::ExecutionAudit,
+    replicas: &[Replica],
+    job: Option<&str>,
+    report_from: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<Steering, Failure> {
+    let read = ControlRead {
+        jobs: job.map(|j| vec![j.to_owned()]),
+        ended_since: report_from,
+    };
+    // A schema older than the controls still has its executions to show.
+    let controls = store.controls(&read).await.unwrap_or_else(|e| {
+        eprintln!(
+            "note: pauses, triggers and backfills are not shown: {}",
+            cx.error(e)
+        );
+        Vec::new()
+    });
+    let schedules = known_schedules(replicas);
+    let mut steering = Steering {
+        in_force: BTreeMap::new(),
+        pauses: Vec::new(),
+    };
+    for control in controls {
+        if matches!(control.action, ControlAction::Pause { .. }) {
+            steering.pauses.push(control.clone());
+        }
+        if in_force(&control, now) {
+            let progress = progress_of(store, &control, &schedules)
+                .await
+                .map_err(|e| cx.error(e))?;
+            steering
+                .in_force
+                .entry(control.job_name.clone())
+                .or_default()
+                .push((control, progress));
+        }
+    }
+    Ok(steering)
 }
 
 /// `scheduler status`
@@ -201,7 +451,17 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
         eprintln!("note: registered jobs are not shown: {}", cx.error(e));
         Vec::new()
     });
-    let jobs = job_views(&replicas, &summaries, args.job.as_deref(), now);
+    let report_from = schedule.as_ref().map(|_| now - args.window);
+    let steering = read_steering(
+        cx,
+        store.as_ref(),
+        &replicas,
+        args.job.as_deref(),
+        report_from,
+        now,
+    )
+    .await?;
+    let jobs = job_views(&replicas, &summaries, &steering, args.job.as_deref(), now);
     let mut missed: Vec<Missed> = Vec::new();
     if let (Some(schedule), Some(job)) = (&schedule, &args.job) {
         let from = now - args.window;
@@ -225,14 +485,16 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
                 .into_iter()
                 .map(|r| r.plan_time)
                 .collect();
+            let (paused, plans): (Vec<OffsetDateTime>, Vec<OffsetDateTime>) = expected
+                .iter()
+                .copied()
+                .filter(|t| !present.contains(t))
+                .partition(|t| steering.held_back(job, &s.scope, *t + args.delay));
             missed.push(Missed {
                 job: job.clone(),
                 scope: s.scope.clone(),
-                plans: expected
-                    .iter()
-                    .copied()
-                    .filter(|t| !present.contains(t))
-                    .collect(),
+                plans,
+                paused,
                 capped,
             });
         }
@@ -262,9 +524,13 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
                     "next_retry_at": json_ts(s.next_retry_at),
                     "failed_exhausted": s.exhausted,
                     "stale_timeout_awaiting_operator": s.stale_timeout,
+                    "skipped": s.skipped,
+                    "paused": steering.paused(&s.job_name, &s.scope),
                     "missed_plan_count": missed.map(|m| m.plans.len()),
                     "missed_plans_capped": missed.map(|m| m.capped),
                     "missed_plans": missed.map(|m| m.plans.iter().take(MAX_MISSED_LISTED).map(|t| json_ts(Some(*t))).collect::<Vec<_>>()),
+                    "paused_plan_count": missed.map(|m| m.paused.len()),
+                    "paused_plans": missed.map(|m| m.paused.iter().take(MAX_MISSED_LISTED).map(|t| json_ts(Some(*t))).collect::<Vec<_>>()),
                 })
             })
             .collect();
@@ -272,7 +538,7 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
             .iter()
             .map(|j| {
                 let registration = j.registration.as_ref();
-                json!({
+                let mut value = json!({
                     "job": j.name,
                     "registered": registration.is_some(),
                     "schedule": registration.map(|r| &r.schedule),
@@ -281,7 +547,13 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
                     "schedules_differ": j.schedules_differ,
                     "scopes_with_rows": j.scopes_with_rows,
                     "registration": registration,
-                })
+                });
+                if let (Value::Object(fields), Value::Object(steered)) =
+                    (&mut value, steering.job_json(&j.name, now))
+                {
+                    fields.extend(steered);
+                }
+                value
             })
             .collect();
         return emit_json(&json!({
@@ -298,7 +570,8 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
     if summaries.is_empty() && jobs.is_empty() {
         return emit(&format!("no registered jobs and no executions{for_job}\n"));
     }
-    let mut text = jobs_table(&jobs, now, zone);
+    let mut text = jobs_table(&jobs, &steering, now, zone);
+    text.push_str(&steering.table(now, zone));
     if summaries.is_empty() {
         text.push_str(&format!("\nno executions yet{for_job}\n"));
         return emit(&text);
@@ -308,7 +581,7 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
         .iter()
         .map(|s| {
             vec![
-                s.job_name.clone(),
+                escape(&s.job_name),
                 s.scope.to_string(),
                 zone.ts(Some(s.latest.plan_time)),
                 format!("{} #{}", s.latest.status, s.latest.attempt),
@@ -321,20 +594,8 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
                 },
                 s.exhausted.to_string(),
                 s.stale_timeout.to_string(),
-                match missed_of(s) {
-                    None => "-".to_owned(),
-                    Some(m) if m.plans.is_empty() => "none".to_owned(),
-                    Some(m) => format!(
-                        "{}: {}",
-                        m.count_text(),
-                        m.plans
-                            .iter()
-                            .take(3)
-                            .map(|t| zone.ts(Some(*t)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                },
+                s.skipped.to_string(),
+                missed_of(s).map_or_else(|| "-".to_owned(), |m| m.cell(zone)),
             ]
         })
         .collect();
@@ -351,6 +612,7 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
             "retry pending",
             "exhausted",
             "stale_timeout",
+            "skipped",
             "missed plans",
         ],
         &rows,

@@ -267,14 +267,22 @@ impl JobSpec {
     /// the same scope holds a live lease, on any replica
     /// ([`OverlapPolicy`]; `docs/contract.md` §11). Default
     /// [`OverlapPolicy::BufferAll`]: the plan waits its turn.
+    ///
+    /// Under the buffering policies a replica does not even claim a scope
+    /// while it runs one of its plans itself. Under the others every claim
+    /// goes to the store, and a run won while the scope runs here starts at
+    /// once, beside the other: with `cancel_other` the older run stops at
+    /// its next heartbeat (so within `heartbeat_interval`), its lease gone.
     pub fn overlap(mut self, policy: OverlapPolicy) -> Self {
         self.overlap = policy;
         self
     }
 
-    /// The most keys (instants × scopes) a replica claims for a backfill
-    /// of this job per tick, after the job's own plans, so that a backfill
-    /// never starves them. Default 100; at least 1.
+    /// The most keys (instants × scopes) a replica claims for the
+    /// backfills of this job per tick, after the job's own plans and
+    /// triggers and within free capacity, so that a backfill never starves
+    /// them. A backfill of more scopes than this still moves on: each tick
+    /// takes the keys not yet known to have a row. Default 100; at least 1.
     pub fn backfill_per_tick(mut self, keys: usize) -> Self {
         self.backfill_per_tick = keys;
         self
@@ -283,8 +291,12 @@ impl JobSpec {
     /// Replaces cadence planning: called per scope and tick with store time
     /// and the scope's latest execution, it returns plan times in the order
     /// to attempt them (cut at `max_plans_per_tick` when that is set). The
-    /// manager does not filter them: a planner that returns a future plan
-    /// time gets it claimed now.
+    /// manager does not filter them, but for the plans a resume skipped: a
+    /// planner that returns a future plan time gets it claimed now.
+    ///
+    /// A trigger of such a job runs at the trigger's creation instant. A
+    /// backfill is rejected: it runs instants of a schedule, which the job
+    /// does not have.
     pub fn planner<F>(mut self, planner: F) -> Self
     where
         F: Fn(&Scope, OffsetDateTime, Option<&LatestExecution>) -> Vec<OffsetDateTime>

@@ -311,21 +311,27 @@ mod tests {
                     policy,
                     Origin::Backfill,
                     &[("a", -55)],
-                    &[scheduled.clone()]
+                    std::slice::from_ref(&scheduled)
                 ),
                 [expected],
                 "{policy}: a backfill instant waits, never skipped"
             );
         }
         let trig = |policy, live: &[LiveRun]| decide(policy, Origin::Trigger, &[("a", 7)], live);
-        assert_eq!(trig(OverlapPolicy::Skip, &[scheduled.clone()]), [Skip]);
-        assert_eq!(trig(OverlapPolicy::BufferOne, &[scheduled.clone()]), [Busy]);
         assert_eq!(
-            trig(OverlapPolicy::CancelOther, &[scheduled.clone()]),
+            trig(OverlapPolicy::Skip, std::slice::from_ref(&scheduled)),
+            [Skip]
+        );
+        assert_eq!(
+            trig(OverlapPolicy::BufferOne, std::slice::from_ref(&scheduled)),
             [Busy]
         );
         assert_eq!(
-            trig(OverlapPolicy::CancelOther, &[trigger.clone()]),
+            trig(OverlapPolicy::CancelOther, std::slice::from_ref(&scheduled)),
+            [Busy]
+        );
+        assert_eq!(
+            trig(OverlapPolicy::CancelOther, std::slice::from_ref(&trigger)),
             [Replace(vec![trigger.id])]
         );
     }

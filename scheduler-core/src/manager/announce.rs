@@ -6,7 +6,8 @@
 //! The announcement rides on the tick, after its store-time read, so it
 //! costs one store call per manager and interval, never one per job: an
 //! idle tick stays at two calls per job (a sweep and a retry read) plus
-//! the tick's store-time read and, at most once an interval, this one.
+//! the tick's store-time read, its read of the jobs' controls and, at most
+//! once an interval, this one.
 //! Its timing uses tokio's clock like the loop's sleeps (so paused tests
 //! drive it); whether a replica is live is judged in store time, from the
 //! `last_seen_at` the store wrote, with room for a late tick

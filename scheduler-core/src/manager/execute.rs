@@ -19,7 +19,7 @@ use super::tick::StoreClock;
 use super::{Manager, Registered, TickReport};
 use crate::error::StoreError;
 use crate::job::{JobOutput, JobSpec, RunContext};
-use crate::model::{ClaimKind, ErrorCode, Finish, Lease, Scope};
+use crate::model::{ClaimKind, ErrorCode, Finish, Lease, Origin, Scope};
 use crate::plan;
 use crate::time::Rfc3339;
 
@@ -54,22 +54,26 @@ enum RunEnd {
 
 impl Manager {
     /// The runs of one scope's won leases, each heartbeaten from now on
-    /// (see [`LeaseKeeper::keep_alive`]).
+    /// (see [`LeaseKeeper::keep_alive`]); `origin` is why they run.
     pub(super) fn prepare_runs(
         &self,
         job: &JobSpec,
         leases: Vec<(Lease, ClaimKind)>,
+        origin: Origin,
         clock: StoreClock,
     ) -> Vec<ClaimedRun> {
         let claimed_at = Instant::now();
         leases
             .into_iter()
             .map(|(lease, how)| {
-                let eligible_at = (how == ClaimKind::Won).then(|| {
+                // An operator's run was never due on the schedule: how late
+                // it starts measures nothing.
+                let scheduled = how == ClaimKind::Won && origin == Origin::Scheduled;
+                let eligible_at = scheduled.then(|| {
                     let offset = plan::scope_offset(&job.name, &lease.scope, job.spread);
                     lease.plan_time + job.schedule_delay + offset
                 });
-                let span = execution_span(&self.inner.options.runner_id, &lease);
+                let span = execution_span(&self.inner.options.runner_id, &lease, origin);
                 let keeper = Arc::new(LeaseKeeper {
                     store: self.inner.store.clone(),
                     lease: Arc::new(lease),
@@ -139,7 +143,15 @@ impl Manager {
         tokio::task::yield_now().await;
         let report = work.await;
         drop(heartbeats);
-        job.busy.lock().expect("busy lock").remove(&scope);
+        {
+            let mut busy = job.busy.lock().expect("busy lock");
+            if let Some(tasks) = busy.get_mut(&scope) {
+                *tasks -= 1;
+                if *tasks == 0 {
+                    busy.remove(&scope);
+                }
+            }
+        }
         self.inner.freed.notify_one();
         report
     }
@@ -294,7 +306,7 @@ impl Manager {
 /// `otel.status_code` are the fields an OpenTelemetry layer
 /// (`tracing-opentelemetry`, see the `telemetry` module) maps onto the
 /// exported span's kind and status.
-fn execution_span(runner: &str, lease: &Lease) -> tracing::Span {
+fn execution_span(runner: &str, lease: &Lease, origin: Origin) -> tracing::Span {
     info_span!(
         "execution",
         runner = %runner,
@@ -302,6 +314,7 @@ fn execution_span(runner: &str, lease: &Lease) -> tracing::Span {
         scope = %lease.scope,
         plan_time = %Rfc3339(lease.plan_time),
         attempt = lease.attempt,
+        origin = %origin,
         execution_id = %lease.id,
         outcome = tracing::field::Empty,
         error_code = tracing::field::Empty,

@@ -7,6 +7,8 @@
 //!   every [`refresh_interval`].
 //! - `tick`: one tick over every job (scopes, sweep, claim).
 //! - `planning`: the store reads of a tick and the plan times per scope.
+//! - `steering`: an operator's controls (pauses, triggers, backfills),
+//!   read once per tick, and the claims of triggers and backfills.
 //! - `keeper`: heartbeats, one task per scope with runs in flight.
 //! - `execute`: running what a tick won, and recording how it ended.
 //! - `completer`: terminal writes in batches (group commit).
@@ -18,12 +20,51 @@
 //! Decisions this module makes where the contract is silent:
 //! - Planning and leases use store time only; the process clock is used for
 //!   nothing but sleeping (tokio's clock, so tests can pause it).
-//! - A `(job, scope)` that still has an execution in flight in this process is
-//!   skipped by the next tick; its later plans are claimed once it is free, so
-//!   one scope's plans run one at a time and in plan order, and no lease sits
-//!   claimed while waiting behind a slow run.
+//! - Under the buffering overlap policies (`buffer_all`, the default, and
+//!   `buffer_one`), a `(job, scope)` that still has an execution in flight
+//!   in this process is skipped by the next tick; its later plans are
+//!   claimed once it is free, so one scope's plans run one at a time and in
+//!   plan order, and no lease sits claimed while waiting behind a slow run.
+//!   Under `skip`, `cancel_other` and `allow_all` the store must see every
+//!   claim (it records the skip, replaces the run, or lets them overlap),
+//!   so nothing is held back, and a lease won for a scope already running
+//!   here runs in a task of its own: it never waits behind the run it
+//!   replaced, which stops at its next heartbeat, its lease gone.
 //! - Leases claimed in one batch for one scope are run in plan order by one
 //!   task; each is heartbeaten from the moment it is claimed.
+//! - Every tick reads the controls of all its jobs in one store call: the
+//!   active ones, and those that ended within the furthest any job plans
+//!   back (its catch-up window, or its newest plan, at least a day), which
+//!   is what a resume that skipped missed plans needs. When the read fails
+//!   the tick counts an error and goes on with the last good read's pauses
+//!   and skipped windows, but claims for no trigger or backfill (one
+//!   cancelled since must not start runs).
+//! - A job paused as a whole is swept (dead leases are still closed) but
+//!   not planned; paused scopes are left out of planning. The store's claim
+//!   refuses whatever a pause covers, which is what makes a pause exact;
+//!   the manager's filter only saves the work. The loop wakes when a pause
+//!   runs out (its `until`).
+//! - After a resume, plans missed while paused follow the catch-up rules,
+//!   except after a resume that skipped them: a scheduled plan inside the
+//!   pause's window is then dropped, never claimed (an operator's retry
+//!   still runs). `latest_only` runs nothing rather than an older plan;
+//!   `every_plan`'s cursor jumps past the window.
+//! - Each tick claims, per job: scheduled plans (and retries of scheduled
+//!   plans), then due retries of failed trigger and backfill runs (these
+//!   run whatever the catch-up rules say), then each active trigger in a
+//!   batch of its own, then backfills; each batch within the free capacity
+//!   left. A trigger runs once per target scope, at its creation instant
+//!   (one microsecond later when that is an instant of the schedule, so it
+//!   never takes a scheduled plan's key), and is marked done once every
+//!   target has a row. A backfill claims at most `backfill_per_tick` keys
+//!   per tick, instant by instant from its stored cursor, and moves the
+//!   cursor past the instants whose every key has a row (a compare-and-set
+//!   in the store, so replicas and restarts carry on from it). A control
+//!   naming a scope the job does not have, or a backfill of a job with a
+//!   custom planner, is rejected with a reason, and warned about once.
+//! - Only scheduled keys that now have a row are remembered as known: a
+//!   key the store held back (paused, waiting for its scope) is asked for
+//!   again at the next tick.
 //! - A run cancelled by shutdown is recorded `canceled` with its retry due at
 //!   once, so another replica picks it up on its next tick.
 //! - The replica announces itself to the registry at the first tick of a
@@ -41,6 +82,7 @@ mod keeper;
 pub mod options;
 mod planning;
 mod signal;
+mod steering;
 mod tick;
 
 use std::collections::{HashMap, HashSet};
@@ -52,6 +94,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use uuid::Uuid;
 
 pub use announce::{refresh_interval, MIN_REFRESH_INTERVAL};
 pub use options::{default_runner_id, ManagerOptions, TickReport};
@@ -62,18 +105,24 @@ use self::completer::Completer;
 use crate::error::{OptionsError, SpecError};
 use crate::job::JobSpec;
 use crate::metrics;
-use crate::model::{name_problem, Scope};
+use crate::model::{name_problem, Control, PlanKey, Scope};
 use crate::plan;
 use crate::store::LeaseStore;
 
 /// A registered job and what this replica remembers about it.
 struct Registered {
     spec: Arc<JobSpec>,
-    /// Per scope, the newest plan time known to exist in the store (claimed
-    /// by anyone, whatever its state since). Only used to avoid asking again.
+    /// Per scope, the newest scheduled plan time known to have a row in the
+    /// store (claimed by anyone, whatever its state since, with every
+    /// older plan this replica asked for). Only used to avoid asking again.
     known: Mutex<HashMap<Scope, OffsetDateTime>>,
-    /// Scopes with an execution in flight in this process.
-    busy: Mutex<HashSet<Scope>>,
+    /// Scopes with executions in flight in this process: how many tasks
+    /// run each.
+    busy: Mutex<HashMap<Scope, usize>>,
+    /// Per active backfill, the keys at or after its cursor known to have a
+    /// row: so that a backfill of more keys per instant than a tick may
+    /// claim still moves on (see `steering`).
+    backfilled: Mutex<HashMap<Uuid, HashSet<PlanKey>>>,
     metrics: metrics::JobMetrics,
 }
 
@@ -100,6 +149,9 @@ struct Inner {
     rotation: u64,
     /// What it remembers of its announcements to the replica registry.
     registry: Mutex<Registry>,
+    /// The controls of the last tick whose read succeeded: what a tick
+    /// whose read fails goes on with (see `steering`).
+    last_controls: Mutex<Arc<Vec<Control>>>,
 }
 
 /// The per-replica scheduler. Cheap to clone; clones share everything.
@@ -159,6 +211,7 @@ impl Manager {
                 freed: tokio::sync::Notify::new(),
                 rotation,
                 registry: Mutex::new(Registry::default()),
+                last_controls: Mutex::new(Arc::new(Vec::new())),
             }),
         })
     }
@@ -195,7 +248,8 @@ impl Manager {
             metrics: metrics::JobMetrics::new(&job.name),
             spec: Arc::new(job),
             known: Mutex::new(HashMap::new()),
-            busy: Mutex::new(HashSet::new()),
+            busy: Mutex::new(HashMap::new()),
+            backfilled: Mutex::new(HashMap::new()),
         }));
         drop(jobs);
         self.inner

@@ -15,15 +15,18 @@ pub struct ManagerOptions {
     /// [`default_runner_id`], `HOST-PID-RANDOM`.
     pub runner_id: String,
     /// The longest sleep between ticks. The loop also wakes exactly when the
-    /// next plan becomes eligible, so this only bounds how late a change the
-    /// manager cannot foresee (a new scope, another replica's failure) is
-    /// noticed. It also sets how often the replica refreshes its entry in
+    /// next plan becomes eligible (and when a pause runs out), so this only
+    /// bounds how late a change the manager cannot foresee (a new scope,
+    /// another replica's failure, an operator's pause, resume, trigger or
+    /// backfill) is noticed. It also sets how often the replica refreshes its entry in
     /// the replica registry: every `max(tick_interval, 15 s)`
     /// ([`refresh_interval`](super::refresh_interval)). Default: 30 s.
     pub tick_interval: Duration,
     /// The most executions this replica holds at once (claimed and not yet
     /// finished). A tick claims no more than the free capacity, so other
-    /// replicas get the rest. Default: 64.
+    /// replicas get the rest: a job's scheduled plans first, then retries
+    /// of its triggers' and backfills' runs, then its triggers, then its
+    /// backfills. Default: 64.
     pub max_concurrency: usize,
     /// On shutdown, how long running handlers may take to finish before they
     /// are cancelled. Default: 30 s.

@@ -8,10 +8,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::warn;
 
+use super::steering::JobControls;
 use super::tick::TickOutcome;
 use super::{Manager, Registered};
 use crate::job::JobSpec;
-use crate::model::{PlanKey, RetryRead, Scope};
+use crate::model::{Origin, PlanKey, RetryRead, Scope};
 use crate::plan::{self, CatchUpMode};
 
 /// One scope's due retries, as [`LeaseStore::retry_due`](crate::store::LeaseStore::retry_due) reported them.
@@ -19,8 +20,22 @@ use crate::plan::{self, CatchUpMode};
 pub(super) struct ScopeRetries {
     /// Due by the job's own retry rules.
     due: Vec<OffsetDateTime>,
-    /// Asked for by an operator: run whatever the catch-up rules say.
+    /// Scheduled plans an operator asked to retry: run whatever the
+    /// catch-up rules say.
     operator: Vec<OffsetDateTime>,
+    /// Failed runs of triggers and backfills: run whatever the catch-up
+    /// rules say, claimed with their origin.
+    ad_hoc: Vec<(Origin, OffsetDateTime)>,
+}
+
+/// What planning a tick for one job yields.
+pub(super) struct Planned {
+    /// Scheduled keys (operator retries of scheduled plans included),
+    /// scope by scope in plan order.
+    pub(super) keys: Vec<PlanKey>,
+    /// Due retries of triggers' and backfills' failed runs, with their
+    /// origin.
+    pub(super) ad_hoc: Vec<(Origin, PlanKey)>,
 }
 
 /// The most plan times the spread of lower bounds adds per scope.
@@ -68,9 +83,73 @@ fn retry_read<'a>(
     })
 }
 
+/// [`plan::plan_scope`] without the scheduled plans of `scope` a resume
+/// skipped (a pause ended with `skip_missed`): they are dropped, never
+/// claimed, forced retries excepted. `latest_only` then runs nothing
+/// rather than an older plan. Once nothing newer than `after` is left but
+/// skipped plans, `every_plan`'s cursor jumps to the end of their window,
+/// so that a window holding more plans than a tick's cap does not hold
+/// back the plans after it for good.
+fn plan_unskipped(
+    planning: &plan::Planning,
+    now: OffsetDateTime,
+    offset: Duration,
+    mut after: Option<OffsetDateTime>,
+    retries: &ScopeRetries,
+    scope: &Scope,
+    controls: &JobControls<'_>,
+) -> Vec<OffsetDateTime> {
+    let plan = |after| {
+        plan::plan_scope(
+            planning,
+            now,
+            offset,
+            after,
+            &retries.due,
+            &retries.operator,
+        )
+    };
+    if !controls.skips_any() {
+        return plan(after);
+    }
+    let mut kept = Vec::new();
+    // Each jump passes a window: one more round than there are windows.
+    for _ in 0..=controls.skip_count() {
+        let mut skipped_until = None;
+        kept = plan(after);
+        kept.retain(|t| {
+            let end = (!retries.operator.contains(t))
+                .then(|| controls.skip_end(scope, *t))
+                .flatten();
+            skipped_until = skipped_until.max(end);
+            end.is_none()
+        });
+        let moved_on = kept.iter().any(|t| {
+            after.is_none_or(|a| *t > a)
+                && !retries.due.contains(t)
+                && !retries.operator.contains(t)
+        });
+        let Some(end) = skipped_until else { break };
+        if moved_on || planning.catch_up != CatchUpMode::EveryPlan {
+            break;
+        }
+        // The last plan of the window: the cursor starts after it.
+        let Some(jump) = planning
+            .schedule
+            .at_or_before(end - time::Duration::MICROSECOND)
+            .filter(|j| after.is_none_or(|a| *j > a))
+        else {
+            break;
+        };
+        after = Some(jump);
+    }
+    kept
+}
+
 impl Manager {
-    /// Keys for a cadence job, scope by scope in plan order; `None` when a
-    /// store read failed.
+    /// Keys for a cadence job, scope by scope in plan order, and the due
+    /// retries of its triggers' and backfills' runs; `None` when a store
+    /// read failed.
     ///
     /// An idle tick costs one statement here (`retry_due`) whatever the
     /// number of scopes: the newest plan time known to exist per scope is
@@ -82,9 +161,10 @@ impl Manager {
         &self,
         job: &Registered,
         scopes: &[Scope],
+        controls: &JobControls<'_>,
         now: OffsetDateTime,
         out: &mut TickOutcome,
-    ) -> Option<Vec<PlanKey>> {
+    ) -> Option<Planned> {
         let spec = &job.spec;
         let store = &self.inner.store;
         let planning = spec.planning();
@@ -100,14 +180,21 @@ impl Manager {
             out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
         }
         let Some(read) = retry_read(&spec.name, &planning, now, &offsets) else {
-            return Some(Vec::new()); // the schedule has no occurrence yet
+            // The schedule has no occurrence yet.
+            return Some(Planned {
+                keys: Vec::new(),
+                ad_hoc: Vec::new(),
+            });
         };
         let mut retries: HashMap<Scope, ScopeRetries> = HashMap::new();
         match store.retry_due(&read).await {
             Ok(due) => {
                 for d in due {
+                    let forced = d.forced();
                     let entry = retries.entry(d.scope).or_default();
-                    if d.operator_retry {
+                    if d.origin.is_ad_hoc() {
+                        entry.ad_hoc.push((d.origin, d.plan_time));
+                    } else if forced {
                         entry.operator.push(d.plan_time);
                     } else {
                         entry.due.push(d.plan_time);
@@ -162,39 +249,56 @@ impl Manager {
             let current: HashSet<&Scope> = scopes.iter().collect();
             known.retain(|s, _| current.contains(s));
         }
-        let mut keys = Vec::new();
+        let mut planned = Planned {
+            keys: Vec::new(),
+            ad_hoc: Vec::new(),
+        };
         let none = ScopeRetries::default();
         for (scope, offset) in scopes.iter().zip(offsets) {
             let scope_retries = retries.get(scope).unwrap_or(&none);
             let after = known.get(scope).copied();
-            let plans = plan::plan_scope(
+            let plans = plan_unskipped(
                 &planning,
                 now,
                 offset,
                 after,
-                &scope_retries.due,
-                &scope_retries.operator,
+                scope_retries,
+                scope,
+                controls,
             );
             if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
                 out.backlog = true;
             }
-            keys.extend(plans.into_iter().map(|plan_time| PlanKey {
-                scope: scope.clone(),
-                plan_time,
-            }));
+            planned
+                .keys
+                .extend(plans.into_iter().map(|plan_time| PlanKey {
+                    scope: scope.clone(),
+                    plan_time,
+                }));
+            planned
+                .ad_hoc
+                .extend(scope_retries.ad_hoc.iter().map(|&(origin, plan_time)| {
+                    let key = PlanKey {
+                        scope: scope.clone(),
+                        plan_time,
+                    };
+                    (origin, key)
+                }));
         }
-        Some(keys)
+        Some(planned)
     }
 
     /// Keys for a job with a custom planner, which is shown each scope's
-    /// latest execution every tick; `None` when the read failed.
+    /// latest execution every tick, without the plans a resume skipped;
+    /// `None` when the read failed.
     pub(super) async fn plan_custom(
         &self,
         spec: &JobSpec,
         scopes: &[Scope],
+        controls: &JobControls<'_>,
         now: OffsetDateTime,
         out: &mut TickOutcome,
-    ) -> Option<Vec<PlanKey>> {
+    ) -> Option<Planned> {
         let views = match self.inner.store.latest_executions(&spec.name, scopes).await {
             Ok(views) => views,
             Err(e) => {
@@ -205,16 +309,22 @@ impl Manager {
         };
         let mut keys = Vec::new();
         for (scope, view) in scopes.iter().zip(&views) {
-            let plans = spec.custom_plans(scope, now, view.as_ref());
+            let mut plans = spec.custom_plans(scope, now, view.as_ref());
             if spec.max_plans_per_tick > 0 && plans.len() >= spec.max_plans_per_tick {
                 out.backlog = true;
+            }
+            if controls.skips_any() {
+                plans.retain(|t| controls.skip_end(scope, *t).is_none());
             }
             keys.extend(plans.into_iter().map(|plan_time| PlanKey {
                 scope: scope.clone(),
                 plan_time,
             }));
         }
-        Some(keys)
+        Some(Planned {
+            keys,
+            ad_hoc: Vec::new(),
+        })
     }
 }
 

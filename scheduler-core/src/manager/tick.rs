@@ -1,9 +1,11 @@
-//! One tick: announce this replica when due (see `announce`), then, for
-//! each job, resolve its scopes, sweep its stale leases, pick the scopes
-//! this replica may work on, plan, claim, and hand what was won to the
-//! executor.
+//! One tick: announce this replica when due (see `announce`), read the
+//! controls of every job at once (see `steering`), then, for each job,
+//! resolve its scopes, sweep its stale leases, leave out what a pause
+//! holds, pick the scopes this replica may work on, plan, claim, and hand
+//! what was won to the executor; then claim the job's triggers and
+//! backfills.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -11,8 +13,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info_span, warn, Instrument};
 
+use super::steering::JobControls;
 use super::{Manager, Registered, TickReport};
-use crate::model::{ClaimKind, ClaimRequest, Lease, PlanKey, Scope};
+use crate::model::{
+    ClaimKind, ClaimRequest, Lease, Origin, OverlapPolicy, PlanKey, Scope, Steering,
+};
 
 /// Store time as read at the start of a tick, and when: an estimate of
 /// store time later in the tick without another round trip.
@@ -33,11 +38,29 @@ pub(super) struct TickOutcome {
     pub(super) report: TickReport,
     /// Store time the tick read.
     pub(super) now: Option<OffsetDateTime>,
-    /// The earliest store-time instant at which a new plan becomes eligible.
+    /// The earliest store-time instant at which a new plan becomes
+    /// eligible, or a pause runs out.
     pub(super) next_due: Option<OffsetDateTime>,
-    /// Work was left unclaimed for lack of capacity, a busy scope or the
-    /// per-tick cap: tick again as soon as something finishes.
+    /// Work was left unclaimed for lack of capacity, a busy scope, the
+    /// per-tick cap or a backfill not yet through: tick again as soon as
+    /// something finishes.
     pub(super) backlog: bool,
+}
+
+impl TickOutcome {
+    /// Wakes the loop at store time `at` at the latest.
+    pub(super) fn wake_at(&mut self, at: OffsetDateTime) {
+        self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
+    }
+}
+
+/// Whether a run of a scope in flight in this process keeps this replica
+/// from claiming more of the scope until it ends: under the buffering
+/// policies, the one case where what the store would answer is known (it
+/// waits), so asking would be wasted. Under the others the store must see
+/// the claim: it skips the plan, or replaces the run, or lets them overlap.
+fn waits_for_own_runs(policy: OverlapPolicy) -> bool {
+    matches!(policy, OverlapPolicy::BufferAll | OverlapPolicy::BufferOne)
 }
 
 impl Manager {
@@ -64,10 +87,13 @@ impl Manager {
             now,
             at: Instant::now(),
         };
-        for job in self.jobs() {
+        let jobs = self.jobs();
+        let controls = self.read_controls(&jobs, now, &mut out).await;
+        for job in jobs {
             let span =
                 info_span!("tick", runner = %self.inner.options.runner_id, job = %job.spec.name);
-            self.tick_job(&job, clock, tasks, &mut out)
+            let steering = controls.of_job(&job.spec.name, now);
+            self.tick_job(&job, &steering, clock, tasks, &mut out)
                 .instrument(span)
                 .await;
         }
@@ -77,6 +103,7 @@ impl Manager {
     async fn tick_job(
         &self,
         job: &Arc<Registered>,
+        controls: &JobControls<'_>,
         clock: StoreClock,
         tasks: &mut JoinSet<TickReport>,
         out: &mut TickOutcome,
@@ -84,39 +111,79 @@ impl Manager {
         let Some(scopes) = self.resolve_scopes(job, clock.now, out).await else {
             return;
         };
-        // Close abandoned leases first, for every job: the FAILED audit row
-        // is what alerts on a dead runner, and (for reentrant jobs) what lets
-        // a retry pick the plan up again.
+        // Close abandoned leases first, for every job, paused or not: the
+        // FAILED audit row is what alerts on a dead runner, and (for
+        // reentrant jobs) what lets a retry pick the plan up again.
         self.sweep(job, out).await;
-        let scopes = self.workable_scopes(job, scopes, out);
-        if scopes.is_empty() {
+        if let Some(until) = controls.pause_ends() {
+            out.wake_at(until);
+        }
+        if controls.job_paused() {
+            // The store refuses every claim of the job now; planning it
+            // would only cost reads. Its triggers and backfills wait too.
             return;
         }
+        // Triggers and backfills name their scopes among all of the job's,
+        // paused or not (a paused scope is still the job's).
+        let all = controls.has_ad_hoc().then(|| scopes.clone());
+        let active = controls.without_paused(scopes);
+        let workable = self.workable_scopes(job, active, out);
+        if !workable.is_empty() {
+            self.claim_scheduled(job, &workable, controls, clock, tasks, out)
+                .await;
+        }
+        if let Some(all) = all {
+            self.claim_triggers(job, &all, controls, clock, tasks, out)
+                .await;
+            self.claim_backfills(job, &all, controls, clock, tasks, out)
+                .await;
+        }
+    }
+
+    /// Plans the job's scheduled keys over `scopes`, claims them, and then
+    /// the due retries of its triggers' and backfills' failed runs.
+    async fn claim_scheduled(
+        &self,
+        job: &Arc<Registered>,
+        scopes: &[Scope],
+        controls: &JobControls<'_>,
+        clock: StoreClock,
+        tasks: &mut JoinSet<TickReport>,
+        out: &mut TickOutcome,
+    ) {
         let planned = if job.spec.planner.is_some() {
-            self.plan_custom(&job.spec, &scopes, clock.now, out).await
+            self.plan_custom(&job.spec, scopes, controls, clock.now, out)
+                .await
         } else {
-            self.plan_cadence(job, &scopes, clock.now, out).await
+            self.plan_cadence(job, scopes, controls, clock.now, out)
+                .await
         };
-        let Some(mut keys) = planned else { return };
-        let free = self.free_capacity();
-        if keys.len() > free {
-            out.backlog = true;
-            keys.truncate(free);
+        let Some(planned) = planned else { return };
+        let overlap = job.spec.overlap;
+        let scheduled = Steering::scheduled(overlap);
+        if let Some(outcomes) = self
+            .claim_and_start(job, planned.keys, scheduled, clock, tasks, out)
+            .await
+        {
+            learn(job, &outcomes);
         }
-        if keys.is_empty() {
-            return;
-        }
-        let Some(won) = self.claim(job, &keys, out).await else {
-            return;
-        };
-        for (scope, mut leases) in won {
-            leases.sort_by_key(|(l, _)| l.plan_time);
-            job.busy.lock().expect("busy lock").insert(scope.clone());
-            self.inner.local.lock().expect("local lock").in_flight += leases.len();
-            let runs = self.prepare_runs(&job.spec, leases, clock);
-            let this = self.clone();
-            let job = job.clone();
-            tasks.spawn(async move { this.run_scope(job, scope, runs).await });
+        for origin in [Origin::Trigger, Origin::Backfill] {
+            let keys: Vec<PlanKey> = planned
+                .ad_hoc
+                .iter()
+                .filter(|(o, _)| *o == origin)
+                .map(|(_, key)| key.clone())
+                .collect();
+            // A retry is no new run of the control: the row keeps the
+            // control id it was written with.
+            let steering = Steering {
+                overlap,
+                origin,
+                control_id: None,
+            };
+            let keys = self.not_busy_here(job, keys);
+            self.claim_and_start(job, keys, steering, clock, tasks, out)
+                .await;
         }
     }
 
@@ -179,33 +246,57 @@ impl Manager {
         }
     }
 
-    /// The scopes this replica may claim for now: not busy here (a scope's
-    /// plans run one at a time, in plan order, within a process), rotated
-    /// to this replica's offset. Replicas with less free capacity than
-    /// there is work thus start at different points of the scope list, so
-    /// their batches mostly hold different keys instead of all racing for
-    /// the same first ones.
+    /// The scopes this replica may claim for now, rotated to this
+    /// replica's offset. Under a buffering overlap policy, a scope busy
+    /// here is left out until its run ends (see [`waits_for_own_runs`]):
+    /// its plans then run one at a time, in plan order, and no lease sits
+    /// claimed while waiting behind a slow run. The rotation makes
+    /// replicas with less free capacity than there is work start at
+    /// different points of the scope list, so their batches mostly hold
+    /// different keys instead of all racing for the same first ones.
     fn workable_scopes(
         &self,
         job: &Registered,
         scopes: Vec<Scope>,
         out: &mut TickOutcome,
     ) -> Vec<Scope> {
-        let before = scopes.len();
-        let mut idle: Vec<Scope> = {
+        let mut idle = if waits_for_own_runs(job.spec.overlap) {
+            let before = scopes.len();
             let busy = job.busy.lock().expect("busy lock");
-            scopes.into_iter().filter(|s| !busy.contains(s)).collect()
+            let idle: Vec<Scope> = scopes
+                .into_iter()
+                .filter(|s| !busy.contains_key(s))
+                .collect();
+            out.backlog |= idle.len() < before;
+            idle
+        } else {
+            scopes
         };
-        out.backlog |= idle.len() < before;
-        if !idle.is_empty() {
-            let start = (self.inner.rotation % idle.len() as u64) as usize;
-            idle.rotate_left(start);
-        }
+        self.rotate(&mut idle);
         idle
     }
 
+    /// Rotates `scopes` to this replica's offset (see
+    /// [`workable_scopes`](Self::workable_scopes)).
+    pub(super) fn rotate<T>(&self, scopes: &mut [T]) {
+        if !scopes.is_empty() {
+            let start = (self.inner.rotation % scopes.len() as u64) as usize;
+            scopes.rotate_left(start);
+        }
+    }
+
+    /// `keys` without those of scopes this replica must not claim now (see
+    /// [`waits_for_own_runs`]), in their order.
+    pub(super) fn not_busy_here(&self, job: &Registered, mut keys: Vec<PlanKey>) -> Vec<PlanKey> {
+        if waits_for_own_runs(job.spec.overlap) {
+            let busy = job.busy.lock().expect("busy lock");
+            keys.retain(|k| !busy.contains_key(&k.scope));
+        }
+        keys
+    }
+
     /// How many more executions this replica may hold now.
-    fn free_capacity(&self) -> usize {
+    pub(super) fn free_capacity(&self) -> usize {
         let local = self.inner.local.lock().expect("local lock");
         self.inner
             .options
@@ -213,45 +304,52 @@ impl Manager {
             .saturating_sub(local.in_flight)
     }
 
-    /// Claims `keys` for the job in one batch, counts the outcomes, and
-    /// returns the leases won by scope; `None` when the claim failed.
-    async fn claim(
+    /// Claims `keys` for the job in one batch with `steering`, cut to the
+    /// free capacity; counts the outcomes and starts what was won: one
+    /// task per scope, which runs the scope's leases in plan order. A
+    /// scope already running here (a policy that lets the store decide)
+    /// gets a task of its own, so a lease won for it never waits behind
+    /// the run it may have replaced. Returns every key sent with how its
+    /// claim ended, in order; `None` when the claim failed.
+    pub(super) async fn claim_and_start(
         &self,
-        job: &Registered,
-        keys: &[PlanKey],
+        job: &Arc<Registered>,
+        mut keys: Vec<PlanKey>,
+        steering: Steering,
+        clock: StoreClock,
+        tasks: &mut JoinSet<TickReport>,
         out: &mut TickOutcome,
-    ) -> Option<BTreeMap<Scope, Vec<(Lease, ClaimKind)>>> {
+    ) -> Option<Vec<(PlanKey, ClaimKind)>> {
+        let free = self.free_capacity();
+        if keys.len() > free {
+            out.backlog = true;
+            keys.truncate(free);
+        }
+        if keys.is_empty() {
+            return Some(Vec::new());
+        }
         let spec = &job.spec;
         let request = ClaimRequest {
-            steering: crate::model::Steering::NONE,
             job_name: &spec.name,
             runner_id: &self.inner.options.runner_id,
             max_attempts: spec.max_attempts,
             stale_timeout: spec.stale_timeout,
             allow_stale_reentry: spec.allow_stale_reentry,
-            keys,
+            keys: &keys,
+            steering,
         };
         let outcomes = match self.inner.store.claim(&request).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
-                warn!(error = %e, keys = keys.len(), "claim failed");
+                warn!(error = %e, keys = keys.len(), origin = %steering.origin, "claim failed");
                 out.report.errors += 1;
                 return None;
             }
         };
-        {
-            // Whatever the outcome, each claimed key now exists in the store:
-            // later ticks need not ask for it again (retries come back
-            // through `retry_due`).
-            let mut known = job.known.lock().expect("known lock");
-            for key in keys {
-                let newest = known.entry(key.scope.clone()).or_insert(key.plan_time);
-                *newest = (*newest).max(key.plan_time);
-            }
-        }
         let mut counts = TickReport::default();
         let mut won: BTreeMap<Scope, Vec<(Lease, ClaimKind)>> = BTreeMap::new();
-        for outcome in outcomes {
+        let mut ended = Vec::with_capacity(keys.len());
+        for (key, outcome) in keys.into_iter().zip(outcomes) {
             let (kind, lease) = outcome.into_parts();
             counts.count_claim(kind);
             if let Some(lease) = lease {
@@ -259,11 +357,51 @@ impl Manager {
                     .or_default()
                     .push((lease, kind));
             }
+            ended.push((key, kind));
         }
         for kind in ClaimKind::ALL {
             job.metrics.claims(kind, counts.claims(kind));
         }
         out.report += counts;
-        Some(won)
+        for (scope, mut leases) in won {
+            leases.sort_by_key(|(l, _)| l.plan_time);
+            *job.busy
+                .lock()
+                .expect("busy lock")
+                .entry(scope.clone())
+                .or_default() += 1;
+            self.inner.local.lock().expect("local lock").in_flight += leases.len();
+            let runs = self.prepare_runs(&job.spec, leases, steering.origin, clock);
+            let this = self.clone();
+            let job = job.clone();
+            tasks.spawn(async move { this.run_scope(job, scope, runs).await });
+        }
+        Some(ended)
+    }
+}
+
+/// Remembers, per scope, the newest scheduled plan that now has a row
+/// (later ticks need not ask for it again; retries come back through
+/// `retry_due`). A plan the claim left without a row (paused, or waiting
+/// for its scope) must be asked for again, so a scope learns nothing past
+/// the first such plan newer than what it knew.
+fn learn(job: &Registered, outcomes: &[(PlanKey, ClaimKind)]) {
+    let mut known = job.known.lock().expect("known lock");
+    let mut first_missing: HashMap<&Scope, OffsetDateTime> = HashMap::new();
+    for (key, kind) in outcomes {
+        let newer = known.get(&key.scope).is_none_or(|k| key.plan_time > *k);
+        if !kind.row_exists() && newer {
+            let t = first_missing.entry(&key.scope).or_insert(key.plan_time);
+            *t = (*t).min(key.plan_time);
+        }
+    }
+    for (key, kind) in outcomes {
+        let before_missing = first_missing
+            .get(&key.scope)
+            .is_none_or(|m| key.plan_time < *m);
+        if kind.row_exists() && before_missing {
+            let newest = known.entry(key.scope.clone()).or_insert(key.plan_time);
+            *newest = (*newest).max(key.plan_time);
+        }
     }
 }

@@ -208,7 +208,8 @@ fn registration_refuses_invalid_and_duplicate_jobs() {
 }
 
 #[tokio::test]
-async fn an_idle_tick_costs_two_store_calls_per_job_whatever_the_scope_count() {
+async fn an_idle_tick_costs_two_store_calls_per_job_and_one_control_read_whatever_the_scope_count()
+{
     let (clock, store) = on_manual_clock(T0);
     let counting = Arc::new(scheduler_core::store::CountingStore::new(store.clone()));
     let m = capped_manager(counting.clone(), "r1", 5_000);
@@ -245,11 +246,16 @@ async fn an_idle_tick_costs_two_store_calls_per_job_whatever_the_scope_count() {
     let calls = counting.take();
     let per_job: u64 = calls
         .iter()
-        .filter(|(m, _)| **m != "now")
+        .filter(|(m, _)| !["now", "controls"].contains(*m))
         .map(|(_, n)| n)
         .sum();
     assert_eq!(per_job, 2 * 2, "sweep + retry_due per job: {calls:?}");
     assert_eq!(calls.get("now"), Some(&1), "one store-time read per tick");
+    assert_eq!(
+        calls.get("controls"),
+        Some(&1),
+        "one control read per tick, whatever the number of jobs"
+    );
     // The next bucket is claimed in one batch per job, without re-reading.
     clock.advance(MIN);
     let next = m.run_once().await;

@@ -1,11 +1,14 @@
 //! What the manager tests share: stores on injected clocks, managers,
-//! claims made outside any manager, and handlers that record, block, fail
-//! or hang.
+//! claims made outside any manager, an operator's controls, and handlers
+//! that record, block, fail or hang.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use scheduler_core::model::{
+    Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl,
+};
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
     ClaimRequest, Clock, Execution, ExecutionAudit, JobOutput, JobSpec, Lease, LeaseStore, Manager,
@@ -261,4 +264,68 @@ pub fn panicking_job(name: &str, message: &'static str) -> JobSpec {
         Ok(JobOutput::default())
     })
     .cadence(MIN)
+}
+
+/// Stores an operator's control of `job`: of `scope`, or of every scope.
+pub async fn add_control(
+    store: &MemoryLeaseStore,
+    job: &str,
+    scope: Option<Scope>,
+    action: ControlAction,
+) -> Control {
+    store
+        .add_control(&NewControl {
+            job_name: job.to_owned(),
+            scope,
+            note: "test".to_owned(),
+            action,
+        })
+        .await
+        .expect("the control is stored")
+}
+
+/// Pauses `job` (or one `scope` of it) until resumed.
+pub async fn pause(store: &MemoryLeaseStore, job: &str, scope: Option<Scope>) -> Control {
+    let action = ControlAction::Pause {
+        until: None,
+        skip_missed: false,
+    };
+    add_control(store, job, scope, action).await
+}
+
+/// Ends pause `id`, skipping the plans it missed when `skip_missed`.
+pub async fn resume(store: &MemoryLeaseStore, id: Uuid, skip_missed: bool) {
+    let change = ControlChange::End {
+        state: ControlState::Done,
+        reason: None,
+        skip_missed: Some(skip_missed),
+    };
+    store
+        .update_control(id, &change)
+        .await
+        .expect("the pause is resumed");
+}
+
+/// Control `id` as stored now.
+pub async fn control(store: &MemoryLeaseStore, id: Uuid) -> Control {
+    let every = ControlRead {
+        jobs: None,
+        ended_since: Some(time::PrimitiveDateTime::MIN.assume_utc()),
+    };
+    let controls = store.controls(&every).await.expect("controls");
+    controls
+        .into_iter()
+        .find(|c| c.id == id)
+        .expect("the control exists")
+}
+
+/// The plan times of `ledger`'s runs of `scope`, in the order they ran.
+pub fn plans_of(ledger: &Ledger, scope: &Scope) -> Vec<OffsetDateTime> {
+    ledger
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, _, _)| s == scope)
+        .map(|(_, t, _)| *t)
+        .collect()
 }
