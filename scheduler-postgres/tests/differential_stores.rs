@@ -65,7 +65,7 @@ impl Postgres {
     /// the check.
     async fn run(&self, ops: &[Op]) {
         raw_sql(AssertSqlSafe(format!(
-            "TRUNCATE {}, \"{schema}\".sys_cron_execution_attempts, \"{schema}\".sys_cron_replicas",
+            "TRUNCATE {}, \"{schema}\".sys_cron_execution_attempts, \"{schema}\".sys_cron_replicas, \"{schema}\".sys_cron_controls",
             self.db.table(),
             schema = self.db.schema
         )))
