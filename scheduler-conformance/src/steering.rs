@@ -2,7 +2,7 @@
 //! operator stores (pauses, triggers, backfills) read back and updated as
 //! [`ControlChange::apply`] says, the pauses and the overlap policy that
 //! the store's claim applies under its per-job lock
-//! ([`machine::admit`](scheduler_core::machine::admit)), the origin and
+//! ([`machine::admit`]), the origin and
 //! control every row carries, and what the reads make of them: the
 //! latest-execution view, forced retries, scope summaries and a control's
 //! progress.
