@@ -6,8 +6,13 @@
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!     cargo run --release -p scheduler-postgres --example claim_timing
+//!     cargo run --release -p scheduler-postgres --example claim_timing [POLICY]
 //! ```
+//!
+//! POLICY is the claims' overlap policy (`allow_all` by default, which
+//! weighs no live run; `buffer_all` makes every claim read the job's live
+//! runs under the job's exclusive claim lock: after the fresh claim of n
+//! scopes, the conflicting one reads n live runs).
 //!
 //! It works in a schema of its own (`sched_timing_<uuid>`), dropped at the
 //! end. Numbers are printed, never asserted: they are for the notes.
@@ -15,6 +20,7 @@
 use scheduler_core::LeaseStoreExt as _;
 use std::time::{Duration, Instant};
 
+use scheduler_core::model::{OverlapPolicy, Steering};
 use scheduler_core::plan::floor;
 use scheduler_core::{ClaimOutcome, ClaimRequest, Finish, LeaseStore, PlanKey, Scope};
 use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
@@ -43,6 +49,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres");
         std::process::exit(2);
     };
+    let overlap: OverlapPolicy = match std::env::args().nth(1) {
+        Some(policy) => policy.parse()?,
+        None => OverlapPolicy::AllowAll,
+    };
+    println!("overlap policy: {overlap}");
     let schema = format!("sched_timing_{}", Uuid::new_v4().simple());
     let options = PgStoreOptions::new()
         .schema(&schema)
@@ -88,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             let keys = PlanKey::each(&scopes, plan_time);
             let request = |runner| ClaimRequest {
-                steering: scheduler_core::model::Steering::NONE,
+                steering: Steering::scheduled(overlap),
                 job_name: &job,
                 runner_id: runner,
                 max_attempts: 3,
@@ -142,7 +153,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let many_job = format!("timing_many_{n}_{rep}");
             let won = store
                 .claim(&ClaimRequest {
-                    steering: scheduler_core::model::Steering::NONE,
                     job_name: &many_job,
                     ..request("timing-a")
                 })

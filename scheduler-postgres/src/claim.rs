@@ -86,7 +86,7 @@ pub(crate) async fn claim(
     // writes they decided commit, a failure of a later statement must not
     // leave an earlier one's leases behind unknown to the caller, and every
     // statement decides at the same store time, as machine::claim does.
-    let mut tx = store.pool().begin().await.map_err(err)?;
+    let mut tx = store.pool().begin_with(BEGIN).await.map_err(err)?;
     // Read once: on a client clock every statement then decides at one
     // instant, as they do at the transaction's `now()` on the server's.
     let at = store.store_time();
@@ -255,6 +255,14 @@ pub(crate) async fn claim(
     }
     Ok(outcomes)
 }
+
+/// How a claim's transaction, and an addition of a control's, begins:
+/// READ COMMITTED whatever the server's or the role's default, in the same
+/// round trip. Admission's read must take its snapshot after the claim lock
+/// was granted, so that it sees a pause committed meanwhile; under
+/// REPEATABLE READ the snapshot would be the lock statement's own, taken
+/// before the wait.
+pub(crate) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// Takes the claim lock of job `job_name` on `conn`, inside its
 /// transaction (`claim_lock.sql`), in the shared form when `shared`;

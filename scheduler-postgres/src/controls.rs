@@ -20,7 +20,7 @@ use sqlx_core::sql_str::AssertSqlSafe;
 use sqlx_postgres::PgConnection;
 use uuid::Uuid;
 
-use crate::claim::lock_job;
+use crate::claim::{lock_job, BEGIN};
 use crate::operator::abandon;
 use crate::rows::{self, backend};
 use crate::store::PgLeaseStore;
@@ -82,7 +82,7 @@ pub(crate) async fn add_control(
         Some(scope) => (Some(scope.kind.as_str()), Some(scope.id.as_str())),
         None => (None, None),
     };
-    let mut tx = store.pool().begin().await.map_err(err)?;
+    let mut tx = store.pool().begin_with(BEGIN).await.map_err(err)?;
     // Read once: the lock's store time and the insert's are then one
     // instant on a client clock too.
     let at = store.store_time();

@@ -126,7 +126,9 @@
 //!   takes it, and so does [`ExecutionAudit::add_control`], so that once a
 //!   pause is committed no claim that commits later grants a lease it
 //!   covers: the claim reads the pauses in a statement after the one that
-//!   obtained the lock, whose READ COMMITTED snapshot sees the pause. A
+//!   obtained the lock, whose READ COMMITTED snapshot sees the pause (both
+//!   transactions begin READ COMMITTED explicitly, whatever the server's
+//!   default: under REPEATABLE READ the snapshot would predate the wait). A
 //!   claim under `allow_all` takes it shared (it must exclude an addition,
 //!   not other claims, and weighs no live run); any other takes it
 //!   exclusively, so that claims of one job see each other's runs. Keys of

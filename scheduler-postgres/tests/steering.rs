@@ -249,13 +249,21 @@ impl Pair {
     }
 }
 
-/// The next notification, which must come within 10 s (a bound on a
-/// notification already sent, not a wait for a race).
-async fn heard(listener: &mut PgListener) -> sqlx_postgres::PgNotification {
-    tokio::time::timeout(Duration::from_secs(10), listener.recv())
-        .await
-        .expect("a notification within 10 s")
-        .unwrap()
+/// The next notification about one of `jobs`, which must come within 10 s
+/// (a bound on a notification already sent, not a wait for a race). The
+/// channel is the database's, so tests running beside this one (on other
+/// schemas) are heard too, and passed over.
+async fn heard(listener: &mut PgListener, jobs: &[&str]) -> sqlx_postgres::PgNotification {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let notification = listener.recv().await.unwrap();
+            if jobs.contains(&notification.payload()) {
+                return notification;
+            }
+        }
+    })
+    .await
+    .expect("a notification within 10 s")
 }
 
 fn ids(pair: &(Control, Control)) -> (Uuid, Uuid) {
@@ -564,7 +572,11 @@ async fn operators_runs_carry_their_origin_past_planning_and_into_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfills_advance_by_compare_and_set_and_every_change_is_announced() {
     let Some(p) = Pair::new().await else { return };
-    let job = "backfilled";
+    let (job, marker) = (
+        format!("backfill_{}", p.db.schema),
+        format!("marker_{}", p.db.schema),
+    );
+    let (job, marker) = (job.as_str(), marker.as_str());
     let mut listener = PgListener::connect(&p.db.url).await.unwrap();
     listener.listen(CONTROLS_CHANNEL).await.unwrap();
     let (from, to) = (T0 - time::Duration::hours(2), T0 - time::Duration::hours(1));
@@ -579,7 +591,7 @@ async fn backfills_advance_by_compare_and_set_and_every_change_is_announced() {
         .unwrap();
     assert_eq!(backfill.0.cursor, Some(from));
     assert!(backfill.0.note.len() <= scheduler_core::model::MAX_NOTE_BYTES);
-    let added = heard(&mut listener).await;
+    let added = heard(&mut listener, &[job, marker]).await;
     assert_eq!((added.channel(), added.payload()), (CONTROLS_CHANNEL, job));
 
     let mid = from + time::Duration::minutes(30);
@@ -603,7 +615,7 @@ async fn backfills_advance_by_compare_and_set_and_every_change_is_announced() {
     assert_eq!(done.state, ControlState::Done);
     // One notification per change that committed, none for the refused one.
     for _ in 0..2 {
-        assert_eq!(heard(&mut listener).await.payload(), job);
+        assert_eq!(heard(&mut listener, &[job, marker]).await.payload(), job);
     }
     let trigger = p
         .add(&NewControl {
@@ -630,11 +642,15 @@ async fn backfills_advance_by_compare_and_set_and_every_change_is_announced() {
         matches!(refused, StoreError::InvalidInput(_)),
         "{refused:?}"
     );
-    assert_eq!(heard(&mut listener).await.payload(), job, "the trigger's");
+    assert_eq!(
+        heard(&mut listener, &[job, marker]).await.payload(),
+        job,
+        "the trigger's"
+    );
     // The refused changes sent nothing: the next notification is a later
     // addition's (notifications arrive in commit order).
-    p.add(&pause("marker", None, None)).await.unwrap();
-    assert_eq!(heard(&mut listener).await.payload(), "marker");
+    p.add(&pause(marker, None, None)).await.unwrap();
+    assert_eq!(heard(&mut listener, &[job, marker]).await.payload(), marker);
     for bad in [
         NewControl {
             job_name: job.into(),
@@ -661,12 +677,29 @@ async fn backfills_advance_by_compare_and_set_and_every_change_is_announced() {
 /// for the lock when a claim came to wait behind it is committed before
 /// that claim reads, and the claim honours it, whether it takes the lock
 /// shared (allow_all) or exclusively (a policy that weighs live runs).
-/// Another job's claims never wait for the lock.
+/// Another job's claims never wait for the lock. The stores' connections
+/// default to REPEATABLE READ, under which a snapshot taken before the
+/// wait would miss the pause: the store's transactions must not inherit it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_committed_while_a_claim_waits_is_seen_by_that_claim() {
     let Some(db) = test_db().await else { return };
-    let operator = db.store("operator").await;
-    let claimer = db.store("claimer").await;
+    let url = format!(
+        "{}{}options%5Bdefault_transaction_isolation%5D=repeatable%20read",
+        db.url,
+        if db.url.contains('?') { '&' } else { '?' }
+    );
+    let connect = |name: &str| {
+        let (url, options) = (url.clone(), db.options(name, 4));
+        async move { PgLeaseStore::connect_with(&url, &options).await.unwrap() }
+    };
+    let (operator, claimer) = (connect("operator").await, connect("claimer").await);
+    let default: String = sqlx_core::query_scalar::query_scalar(
+        "SELECT current_setting('default_transaction_isolation')",
+    )
+    .fetch_one(claimer.pool())
+    .await
+    .unwrap();
+    assert_eq!(default, "repeatable read");
     let now = operator.now().await.unwrap();
     let plan = PlanKey {
         scope: scope("a"),

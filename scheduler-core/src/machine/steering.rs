@@ -109,6 +109,13 @@ pub fn admit(
         let t = newest.entry(&key.scope).or_insert(key.plan_time);
         *t = (*t).max(key.plan_time);
     }
+    // The live runs by scope, in their order: a batch of n keys against m
+    // live runs then costs n + m, not n * m (10,000 of each took a SQL
+    // store's claim from 80 ms to 400 ms).
+    let mut live_of: HashMap<&Scope, Vec<&LiveRun>> = HashMap::new();
+    for run in live {
+        live_of.entry(&run.scope).or_default().push(run);
+    }
     request
         .keys
         .iter()
@@ -119,9 +126,12 @@ pub fn admit(
             {
                 return Admission::Paused;
             }
-            let others: Vec<&LiveRun> = live
-                .iter()
-                .filter(|r| r.scope == key.scope && r.plan_time != key.plan_time)
+            let others: Vec<&LiveRun> = live_of
+                .get(&key.scope)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|r| r.plan_time != key.plan_time)
                 .filter(|r| origin.is_ad_hoc() || r.origin == Origin::Scheduled)
                 .collect();
             if policy == OverlapPolicy::AllowAll || others.is_empty() {
