@@ -1,4 +1,4 @@
--- The job's claim lock (docs/contract.md §9, admission): the first statement
+-- The job's claim lock (docs/contract.md §11, admission): the first statement
 -- of every claim (claim.rs) and of every addition of a control
 -- (control_add.sql), a transaction-level advisory lock that the commit or
 -- rollback releases, on a 64-bit key hashed from the executions table and

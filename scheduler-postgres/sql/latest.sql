@@ -4,7 +4,7 @@
 -- stays fast on a freshly filled table that has no statistics yet.
 --
 -- A trigger's run is off the schedule's grid, so planning never sees it
--- (docs/contract.md §9): the probe passes over it. Any origin text but
+-- (docs/contract.md §11): the probe passes over it. Any origin text but
 -- `backfill` reads as a trigger (`Origin::from_column`); triggers are rare,
 -- so the probe still stops at once.
 SELECT k.ord, e.plan_time, e.status, e.attempt, e.max_attempts, e.next_retry_at,

@@ -1,4 +1,4 @@
-//! Steering's controls (`docs/contract.md` §9), in their table beside the
+//! Steering's controls (`docs/contract.md` §11), in their table beside the
 //! executions table: the replicas' per-tick read
 //! ([`LeaseStore::controls`](scheduler_core::LeaseStore::controls)), a
 //! change ([`LeaseStore::update_control`](scheduler_core::LeaseStore::update_control)),

@@ -119,7 +119,7 @@
 //!   PostgreSQL still pick a deadlock victim (possible only between batches
 //!   reclaiming the same rows), that claim fails with a
 //!   [`StoreError::Backend`] and changes nothing.
-//! - **The claim lock** (`docs/contract.md` §9) is a transaction-level
+//! - **The claim lock** (`docs/contract.md` §11) is a transaction-level
 //!   advisory lock (`pg_advisory_xact_lock`) on a 64-bit key hashed from
 //!   the executions table's oid and the job name
 //!   (`hashtextextended(oid || ':' || job, 0)`). Every claim of the job

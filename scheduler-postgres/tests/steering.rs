@@ -1,4 +1,4 @@
-//! Steering on a real server (`docs/contract.md` §9): pauses, the overlap
+//! Steering on a real server (`docs/contract.md` §11): pauses, the overlap
 //! policies, the origins of triggers and backfills, and the controls.
 //!
 //! Most tests run each operation on the PostgreSQL store and on the memory

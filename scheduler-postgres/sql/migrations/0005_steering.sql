@@ -1,4 +1,4 @@
--- Version 5: steering (docs/contract.md §9): an execution's origin and
+-- Version 5: steering (docs/contract.md §11): an execution's origin and
 -- control, and the controls an operator stores (pauses, triggers, backfills).
 --
 -- The executions table gains two nullable columns without a default, a
