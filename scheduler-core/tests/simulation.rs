@@ -1,6 +1,7 @@
 //! A deterministic simulated cluster: replicas that crash and restart, a
 //! store that goes away, a store clock that jumps, handlers that succeed,
-//! fail, panic, hang or run long, over 30 simulated days per seed, with the
+//! fail, panic, hang or run long, an operator who pauses, resumes,
+//! triggers and backfills jobs, over 30 simulated days per seed, with the
 //! scheduler's invariants checked after every step and at the end.
 //!
 //! `SIM_SEEDS=N` runs seeds 1..=N: by default 4, so a newcomer's
@@ -14,10 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use scheduler_core::model::{
+    Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Origin,
+    OverlapPolicy,
+};
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
-    BoxError, CatchUpMode, Clock, Execution, ExecutionAudit, JobOutput, JobSpec, Manager,
-    ManagerOptions, RunContext, Scope, Scopes, Status, TickReport, TokioClock,
+    BoxError, CatchUpMode, Clock, Execution, ExecutionAudit, JobOutput, JobSpec, LeaseStore,
+    Manager, ManagerOptions, RunContext, Scope, Scopes, Status, StoreError, TickReport, TokioClock,
 };
 use scheduler_memory::MemoryLeaseStore;
 use time::macros::datetime;
@@ -100,6 +105,8 @@ struct Run {
     attempt: i32,
     execution_id: Uuid,
     token: Uuid,
+    /// Store time of the claim that granted the lease.
+    claimed: OffsetDateTime,
     started: OffsetDateTime,
     end: Option<(End, OffsetDateTime)>,
 }
@@ -115,6 +122,8 @@ struct Ledger {
     /// Invariant breaks noticed inside handlers, where asserting would only
     /// turn them into handler panics.
     violations: Vec<String>,
+    /// Runs before this index had their claim checked against the pauses.
+    claims_checked: usize,
 }
 
 struct Sim {
@@ -165,6 +174,27 @@ struct JobDef {
     spread: Duration,
     custom: bool,
     cron: Option<&'static str>,
+    overlap: OverlapPolicy,
+    /// Runs last 5 to 100 minutes, a hung one its whole run timeout, as
+    /// long as the cadence: plans come due while the previous one still
+    /// runs, which the overlap policy decides.
+    slow: bool,
+}
+
+/// How long a slow job's run lasts at most, and its run timeout.
+const SLOW_RUN: Duration = Duration::from_secs(2 * 3600);
+
+impl JobDef {
+    /// The heartbeat interval: how long a run `cancel_other` replaced may
+    /// go on. Slow jobs beat less often, so that their long runs do not
+    /// make the simulation slow.
+    fn heartbeat(&self) -> Duration {
+        if self.slow {
+            10 * MIN
+        } else {
+            Duration::from_secs(30)
+        }
+    }
 }
 
 fn job_defs() -> Vec<JobDef> {
@@ -182,6 +212,9 @@ fn job_defs() -> Vec<JobDef> {
         ("every_spread", 4, Every, HOUR, 3 * HOUR, 2, true),
         ("cron_latest", 1, Latest, 2 * HOUR, z, 0, true),
         ("every_once_slow", 2, Every, 2 * HOUR, 24 * HOUR, 12, false),
+        ("slow_skip", 1, Every, 2 * HOUR, 12 * HOUR, 3, true),
+        ("slow_buffer_one", 1, Every, 2 * HOUR, 12 * HOUR, 3, true),
+        ("slow_cancel", 1, Every, 2 * HOUR, 12 * HOUR, 3, true),
     ];
     table
         .into_iter()
@@ -201,6 +234,14 @@ fn job_defs() -> Vec<JobDef> {
                 },
                 custom: name == "custom_planner",
                 cron: (name == "cron_latest").then_some("0 */2 * * *"),
+                overlap: match name {
+                    "slow_skip" => OverlapPolicy::Skip,
+                    "slow_buffer_one" => OverlapPolicy::BufferOne,
+                    "slow_cancel" => OverlapPolicy::CancelOther,
+                    "latest_spread" => OverlapPolicy::AllowAll,
+                    _ => OverlapPolicy::BufferAll,
+                },
+                slow: name.starts_with("slow_"),
             },
         )
         .collect()
@@ -219,6 +260,7 @@ fn scopes(def: &JobDef) -> Vec<Scope> {
 fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
     let (sim, alive) = (sim.clone(), alive.clone());
     let name = def.name;
+    let stretch = if def.slow { 300 } else { 1 };
     let mut spec = JobSpec::new(name, Scopes::fixed(scopes(def)), move |ctx: RunContext| {
         let (sim, alive) = (sim.clone(), alive.clone());
         let key = (name.to_owned(), ctx.scope().clone(), ctx.plan_time());
@@ -233,6 +275,7 @@ fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
                 attempt: ctx.attempt(),
                 execution_id: ctx.execution_id(),
                 token: ctx.lease_token(),
+                claimed: ctx.lease().started_at,
                 started: sim.clock.now(),
                 end: None,
             });
@@ -250,7 +293,7 @@ fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
         async move {
             match how {
                 Behaviour::Succeed(secs) => {
-                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    tokio::time::sleep(Duration::from_secs(secs * stretch)).await;
                     guard.end(End::Ok);
                     Ok(JobOutput::rows(1))
                 }
@@ -284,9 +327,13 @@ fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
     .spread(def.spread)
     .max_attempts(3)
     .retry_backoff(vec![MIN, 5 * MIN])
-    .run_timeout(2 * MIN)
-    .stale_timeout(5 * MIN)
-    .heartbeat_interval(30 * Duration::from_secs(1));
+    .overlap(def.overlap)
+    .heartbeat_interval(def.heartbeat());
+    spec = if def.slow {
+        spec.run_timeout(SLOW_RUN).stale_timeout(SLOW_RUN + 5 * MIN)
+    } else {
+        spec.run_timeout(2 * MIN).stale_timeout(5 * MIN)
+    };
     spec = match (def.cron, def.custom) {
         (Some(expr), _) => spec.cron(expr, "UTC"),
         (None, true) => {
@@ -345,19 +392,90 @@ fn crash(replica: &mut Replica) {
     }
 }
 
+/// Every control stored, ended or not.
+async fn all_controls(store: &MemoryLeaseStore) -> Vec<Control> {
+    let every = ControlRead {
+        jobs: None,
+        ended_since: Some(time::PrimitiveDateTime::MIN.assume_utc()),
+    };
+    store.controls(&every).await.unwrap()
+}
+
+/// The pause of `(job, scope)` in force at `at`, if any: strictly after it
+/// was stored (a claim of the same instant may have come first) and before
+/// it ended or ran out.
+fn pause_at<'a>(
+    controls: &'a [Control],
+    job: &str,
+    scope: &Scope,
+    at: OffsetDateTime,
+) -> Option<&'a Control> {
+    controls.iter().find(|c| {
+        let ControlAction::Pause { until, .. } = c.action else {
+            return false;
+        };
+        let end = match (c.ended_at, until) {
+            (Some(ended), Some(until)) => Some(ended.min(until)),
+            (ended, until) => ended.or(until),
+        };
+        c.job_name == job && c.covers(scope) && c.created_at < at && end.is_none_or(|e| at < e)
+    })
+}
+
+/// Whether an outage or a clock jump between `from` and `to` may have let a
+/// lease lapse while its handler went on (the store cannot tell).
+fn lease_may_have_lapsed(sim: &Sim, from: OffsetDateTime, to: OffsetDateTime) -> bool {
+    let outages = sim.outages.lock().unwrap();
+    let jumps = sim.jumps.lock().unwrap();
+    outages.iter().any(|(f, t)| *f <= to && *t >= from)
+        || jumps.iter().any(|(at, _)| *at >= from && *at <= to)
+}
+
+/// Whether a scheduled run of a scope may still run at `until` beside
+/// `later`, a run of the scope that started after it, under the job's
+/// overlap policy: always under `allow_all`; under `cancel_other` for one
+/// heartbeat interval, until it notices that its lease is gone; else only
+/// when a lease may have lapsed unnoticed since either was claimed.
+fn overlap_allowed(
+    sim: &Sim,
+    def: &JobDef,
+    earlier: &Run,
+    later: &Run,
+    until: OffsetDateTime,
+) -> bool {
+    def.overlap == OverlapPolicy::AllowAll
+        || (def.overlap == OverlapPolicy::CancelOther
+            && until <= later.started + def.heartbeat() + Duration::from_secs(1))
+        || lease_may_have_lapsed(sim, earlier.claimed.min(later.claimed), until)
+}
+
 /// Invariants that hold at every moment, cheap enough for every step.
 async fn check_now(store: &MemoryLeaseStore, sim: &Sim) {
-    let open: Vec<Run> = {
-        let ledger = sim.ledger.lock().unwrap();
+    let (open, claimed): (Vec<Run>, Vec<Run>) = {
+        let mut ledger = sim.ledger.lock().unwrap();
         assert!(ledger.violations.is_empty(), "{:?}", ledger.violations);
-        ledger
+        let open = ledger
             .open
             .iter()
             .map(|&i| ledger.runs[i].clone())
-            .collect()
+            .collect();
+        let claimed = ledger.runs[ledger.claims_checked..].to_vec();
+        ledger.claims_checked = ledger.runs.len();
+        (open, claimed)
     };
+    // No run started since the last step was claimed during a pause of
+    // its target (the rows the overlap policy skipped are checked at the
+    // end).
+    let controls = all_controls(store).await;
+    for run in &claimed {
+        let (job, scope, _) = &run.key;
+        let pause = pause_at(&controls, job, scope, run.claimed);
+        assert!(pause.is_none(), "{run:?} claimed during {pause:?}");
+    }
     // At most one live lease per key among the handlers running now.
     let mut live: HashMap<&Key, usize> = HashMap::new();
+    // The scheduled runs of each (job, scope) running now.
+    let mut scheduled: BTreeMap<(&str, &Scope), Vec<&Run>> = BTreeMap::new();
     for run in &open {
         let row = store
             .get_execution(run.execution_id)
@@ -367,11 +485,30 @@ async fn check_now(store: &MemoryLeaseStore, sim: &Sim) {
         if row.status == Status::Running && row.lease_token == run.token {
             *live.entry(&run.key).or_default() += 1;
         }
+        if row.origin == Origin::Scheduled {
+            let (job, scope, _) = &run.key;
+            scheduled.entry((job, scope)).or_default().push(run);
+        }
     }
     assert!(
         live.values().all(|n| *n <= 1),
         "two live leases on one key: {live:?}"
     );
+    // The overlap policy holds across replicas.
+    let now = sim.clock.now();
+    let defs = job_defs();
+    for ((job, _), mut runs) in scheduled {
+        let def = defs.iter().find(|d| d.name == job).unwrap();
+        runs.sort_by_key(|r| r.started);
+        for pair in runs.windows(2) {
+            assert!(
+                overlap_allowed(sim, def, pair[0], pair[1], now),
+                "{} runs of one scope at once under {}: {pair:#?}",
+                job,
+                def.overlap
+            );
+        }
+    }
 }
 
 /// Invariants over every row: attempts within the budget, SUCCESS final.
@@ -389,7 +526,13 @@ fn check_rows(store: &MemoryLeaseStore, successes: &mut HashMap<Uuid, Execution>
 }
 
 /// Invariants over the whole history, after a clean shutdown.
-fn check_at_end(store: &MemoryLeaseStore, sim: &Sim, end: OffsetDateTime, stopped: &[String]) {
+fn check_at_end(
+    store: &MemoryLeaseStore,
+    sim: &Sim,
+    end: OffsetDateTime,
+    stopped: &[String],
+    controls: &[Control],
+) {
     let rows = store.executions();
     let defs = job_defs();
     let by_key: HashMap<Key, &Execution> = rows
@@ -465,20 +608,274 @@ fn check_at_end(store: &MemoryLeaseStore, sim: &Sim, end: OffsetDateTime, stoppe
             }
         }
     }
-    // Every every_plan plan inside the catch-up window exists and is terminal.
+    // Every every_plan plan inside the catch-up window exists and is
+    // terminal, triggers notwithstanding, but for those a resume skipped.
     for def in defs.iter().filter(|d| d.mode == CatchUpMode::EveryPlan) {
+        // A slow job's plan may wait for a run as long as its timeout.
+        let margin = if def.slow {
+            SLOW_RUN + def.cadence
+        } else {
+            Duration::ZERO
+        };
         for scope in scopes(def) {
+            let skipped = |t: OffsetDateTime| {
+                controls.iter().any(|c| {
+                    c.job_name == def.name
+                        && c.covers(&scope)
+                        && c.skip_window(end).is_some_and(|(f, to)| f <= t && t < to)
+                })
+            };
             let mut t = scheduler_core::plan::ceil(end - def.window, def.cadence);
             // Plans that became eligible at least a few minutes before the end.
-            while t + def.spread + 5 * MIN <= end {
+            while t + def.spread + 5 * MIN + margin <= end {
                 let key = (def.name.to_owned(), scope.clone(), t);
                 let row = by_key.get(&key);
-                assert!(row.is_some(), "lost plan {key:?}");
-                assert_ne!(row.unwrap().status, Status::Running, "{key:?} not terminal");
+                assert!(row.is_some() || skipped(t), "lost plan {key:?}");
+                if let Some(row) = row {
+                    assert_ne!(row.status, Status::Running, "{key:?} not terminal");
+                }
                 t += def.cadence;
             }
         }
     }
+    // The overlap policy held across replicas over the whole history: two
+    // scheduled runs of one (job, scope) never ran at once.
+    drop(outages); // `overlap_allowed` reads them
+    let origin: HashMap<Uuid, Origin> = rows.iter().map(|r| (r.id, r.origin)).collect();
+    let mut scheduled: BTreeMap<(&str, &Scope), Vec<&Run>> = BTreeMap::new();
+    for run in ledger
+        .runs
+        .iter()
+        .filter(|r| origin.get(&r.execution_id) == Some(&Origin::Scheduled))
+    {
+        let (job, scope, _) = &run.key;
+        scheduled.entry((job, scope)).or_default().push(run);
+    }
+    let ended = |run: &Run| run.end.map_or(end, |(_, at)| at);
+    for ((job, _), mut runs) in scheduled {
+        let def = defs.iter().find(|d| d.name == job).unwrap();
+        runs.sort_by_key(|r| r.started);
+        // The runs started so far that may still run, by start.
+        let mut running: Vec<&Run> = Vec::new();
+        for later in runs {
+            running.retain(|earlier| ended(earlier) > later.started);
+            for earlier in &running {
+                // The overlap lasts until the first of the two ends.
+                let until = ended(earlier).min(ended(later));
+                assert!(
+                    overlap_allowed(sim, def, earlier, later, until),
+                    "{job}: two runs of one scope at once under {}: {earlier:#?} {later:#?}",
+                    def.overlap
+                );
+            }
+            running.push(later);
+        }
+    }
+}
+
+/// No attempt of any row, the overlap policy's skipped rows included, was
+/// claimed while a pause of its target was in force.
+async fn check_pauses_at_end(store: &MemoryLeaseStore, controls: &[Control]) {
+    let rows = store.executions();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let attempts = store.attempts_of(&ids).await.unwrap();
+    for (row, ended) in rows.iter().zip(attempts) {
+        let starts = ended
+            .iter()
+            .filter_map(|a| a.started_at)
+            .chain(row.started_at);
+        for at in starts {
+            let pause = pause_at(controls, &row.job_name, &row.scope, at);
+            assert!(pause.is_none(), "claimed at {at} during {pause:?}: {row:?}");
+        }
+    }
+}
+
+/// Every trigger ran once for every target scope, and every backfill ran
+/// every instant of its range for every target scope, and both are done;
+/// those that could not be honoured were rejected.
+fn check_controls_at_end(store: &MemoryLeaseStore, controls: &[Control]) {
+    let rows = store.executions();
+    let defs = job_defs();
+    let keys: std::collections::HashSet<(&str, &Scope, OffsetDateTime)> = rows
+        .iter()
+        .map(|r| (r.job_name.as_str(), &r.scope, r.plan_time))
+        .collect();
+    for control in controls {
+        let def = defs.iter().find(|d| d.name == control.job_name).unwrap();
+        let ours: Vec<&Execution> = rows
+            .iter()
+            .filter(|r| r.control_id == Some(control.id))
+            .collect();
+        let all = scopes(def);
+        let targets: Vec<Scope> = match &control.scope {
+            Some(scope) if !all.contains(scope) => {
+                assert_eq!(control.state, ControlState::Rejected, "{control:?}");
+                assert!(ours.is_empty(), "{control:?}: {ours:?}");
+                continue;
+            }
+            Some(scope) => vec![scope.clone()],
+            None => all,
+        };
+        match control.action {
+            ControlAction::Pause { .. } => {}
+            ControlAction::Trigger => {
+                assert_eq!(control.state, ControlState::Done, "{control:?}");
+                let mut ran: Vec<Scope> = ours.iter().map(|r| r.scope.clone()).collect();
+                ran.sort();
+                assert_eq!(ran, targets, "{control:?}: once per target scope");
+                let at = control.created_at;
+                for row in &ours {
+                    assert_eq!(row.origin, Origin::Trigger);
+                    assert!(
+                        row.plan_time == at || row.plan_time == at + time::Duration::MICROSECOND,
+                        "{row:?}"
+                    );
+                }
+            }
+            ControlAction::Backfill { from, to } if def.custom => {
+                assert_eq!(control.state, ControlState::Rejected, "{control:?}");
+                assert!(ours.is_empty() && from < to);
+            }
+            ControlAction::Backfill { from, to } => {
+                assert_eq!(control.state, ControlState::Done, "{control:?}");
+                let mut t = scheduler_core::plan::ceil(from, def.cadence);
+                while t < to {
+                    for scope in &targets {
+                        assert!(
+                            keys.contains(&(def.name, scope, t)),
+                            "{control:?}: instant {t} of {scope} has no row"
+                        );
+                    }
+                    t += def.cadence;
+                }
+                for row in &ours {
+                    assert_eq!(row.origin, Origin::Backfill);
+                    assert!(from <= row.plan_time && row.plan_time < to, "{row:?}");
+                    assert!(targets.contains(&row.scope), "{row:?}");
+                }
+            }
+        }
+    }
+}
+
+/// The run went through what the invariants are about: plans the overlap
+/// policies skipped and runs they cancelled, triggers and backfills done,
+/// resumes that skipped what their pause missed. (A seed where one never
+/// happens would check nothing of it.)
+fn check_exercised(store: &MemoryLeaseStore, controls: &[Control], end: OffsetDateTime) {
+    let rows = store.executions();
+    let ended_as = |job: &str, code: &str| {
+        rows.iter()
+            .filter(|r| r.job_name == job && r.error_code.as_deref() == Some(code))
+            .count()
+    };
+    assert!(ended_as("slow_skip", "overlap_skipped") > 0);
+    assert!(ended_as("slow_cancel", "overlap_canceled") > 0);
+    let done = |kind: &str| {
+        controls
+            .iter()
+            .filter(|c| c.action.kind() == kind && c.state == ControlState::Done)
+            .count()
+    };
+    assert!(done("trigger") > 0 && done("backfill") > 0);
+    assert!(controls.iter().any(|c| c.skip_window(end).is_some()));
+}
+
+/// Each latest_only plan that came due during the calm, every replica up
+/// and nothing paused, has a row for every scope: triggers and backfills
+/// running meanwhile never took a plan's place.
+fn check_calm(store: &MemoryLeaseStore, calm: OffsetDateTime, end: OffsetDateTime) {
+    let keys: std::collections::HashSet<(String, Scope, OffsetDateTime)> = store
+        .executions()
+        .into_iter()
+        .map(|r| (r.job_name, r.scope, r.plan_time))
+        .collect();
+    for def in job_defs()
+        .iter()
+        .filter(|d| d.mode == CatchUpMode::LatestOnly)
+    {
+        let mut t = scheduler_core::plan::ceil(calm, def.cadence);
+        while t + def.spread + 5 * MIN <= end {
+            for scope in scopes(def) {
+                let key = (def.name.to_owned(), scope, t);
+                assert!(keys.contains(&key), "calm plan {key:?} did not run");
+            }
+            t += def.cadence;
+        }
+    }
+}
+
+/// The operator's part of a step: now and then a pause (of a job or a
+/// scope, with or without an end, skipping what it misses or not), the end
+/// of a pause, a trigger (now and then of a scope the job does not have)
+/// or a backfill of the last two days (some of a job without a schedule).
+/// Slow jobs, busy most of the time, get pauses only: their triggers and
+/// backfills would wait for hours.
+async fn operate(store: &MemoryLeaseStore, rng: &mut Rng, now: OffsetDateTime) {
+    let defs = job_defs();
+    let def = &defs[rng.below(defs.len() as u64) as usize];
+    let all = scopes(def);
+    let mut scope = match rng.below(2) {
+        0 => None,
+        _ => Some(all[rng.below(all.len() as u64) as usize].clone()),
+    };
+    let action = match rng.below(100) {
+        0..=7 => ControlAction::Pause {
+            until: (rng.below(3) == 0).then(|| now + HOUR * (1 + rng.below(6) as u32)),
+            skip_missed: rng.below(2) == 0,
+        },
+        8..=15 => {
+            let active: Vec<Control> = all_controls(store)
+                .await
+                .into_iter()
+                .filter(|c| c.is_active() && matches!(c.action, ControlAction::Pause { .. }))
+                .collect();
+            if let Some(pause) = active.get(rng.below(active.len().max(1) as u64) as usize) {
+                end_pause(store, pause, rng).await;
+            }
+            return;
+        }
+        16..=23 if !def.slow => {
+            if rng.below(10) == 0 {
+                scope = Some(Scope::new("tenant", "ghost"));
+            }
+            ControlAction::Trigger
+        }
+        24..=29 if !def.slow => {
+            let from = now - HOUR * (1 + rng.below(48) as u32) - MIN * rng.below(60) as u32;
+            let to = (from + HOUR * (1 + rng.below(8) as u32)).min(now);
+            ControlAction::Backfill { from, to }
+        }
+        _ => return,
+    };
+    let control = NewControl {
+        job_name: def.name.to_owned(),
+        scope,
+        note: "simulated operator".to_owned(),
+        action,
+    };
+    match store.add_control(&control).await {
+        // A pause of a target already paused is refused.
+        Ok(_) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => panic!("{control:?}: {e}"),
+    }
+}
+
+/// Ends `pause`: resumed or cancelled, skipping what it missed or not.
+async fn end_pause(store: &MemoryLeaseStore, pause: &Control, rng: &mut Rng) {
+    let change = ControlChange::End {
+        state: match rng.below(4) {
+            0 => ControlState::Cancelled,
+            _ => ControlState::Done,
+        },
+        reason: None,
+        skip_missed: match rng.below(3) {
+            0 => None,
+            n => Some(n == 1),
+        },
+    };
+    store.update_control(pause.id, &change).await.unwrap();
 }
 
 async fn simulate(seed: u64) -> (usize, usize) {
@@ -492,6 +889,9 @@ async fn simulate(seed: u64) -> (usize, usize) {
         jumps: Mutex::new(Vec::new()),
     });
     let mut rng = Rng(seed);
+    // The operator's own generator, so that the chaos of a seed stays
+    // what it was before there were operators.
+    let mut operator = Rng(seed ^ 0x0b5e_55ed_0f0b_5e55);
     let mut generation = 0;
     let mut replicas: Vec<Replica> = (0..REPLICAS).map(|i| start(&sim, &store, i, 0)).collect();
     let mut successes = HashMap::new();
@@ -533,20 +933,51 @@ async fn simulate(seed: u64) -> (usize, usize) {
             }
             _ => {}
         }
+        operate(&store, &mut operator, clock.now()).await;
         check_now(&store, &sim).await;
         if clock.now() >= next_row_check {
             check_rows(&store, &mut successes);
             next_row_check = clock.now() + 24 * HOUR;
         }
     }
-    // Calm: everyone back, the store healthy, time to catch up.
+    // Calm: everyone back, the store healthy, nothing paused, time to
+    // catch up and to finish every trigger and backfill; triggers go on.
     for (i, replica) in replicas.iter_mut().enumerate() {
         if replica.task.is_none() {
             generation += 1;
             *replica = start(&sim, &store, i, generation);
         }
     }
-    tokio::time::sleep(12 * HOUR).await;
+    for pause in all_controls(&store)
+        .await
+        .iter()
+        .filter(|c| c.is_active() && matches!(c.action, ControlAction::Pause { .. }))
+    {
+        end_pause(&store, pause, &mut operator).await;
+    }
+    let calm = clock.now();
+    for _ in 0..12 {
+        let now = clock.now();
+        let at = scheduler_core::plan::floor(now, HOUR) + HOUR + Duration::from_secs(rng.below(30));
+        tokio::time::sleep((at - now).try_into().unwrap()).await;
+        if operator.below(3) == 0 {
+            let defs = job_defs();
+            let def = &defs[operator.below(defs.len() as u64) as usize];
+            if !def.slow {
+                let trigger = NewControl {
+                    job_name: def.name.to_owned(),
+                    scope: None,
+                    note: "simulated operator".to_owned(),
+                    action: ControlAction::Trigger,
+                };
+                store.add_control(&trigger).await.unwrap();
+            }
+        }
+        check_now(&store, &sim).await;
+    }
+    // Every replica ticks at least once more (the tick interval is an
+    // hour): the last triggers run.
+    tokio::time::sleep(HOUR + 10 * MIN).await;
     check_now(&store, &sim).await;
     check_rows(&store, &mut successes);
     let end = clock.now();
@@ -555,7 +986,12 @@ async fn simulate(seed: u64) -> (usize, usize) {
         replica.task.take().unwrap().await.unwrap();
         stopped.push(replica.runner.clone());
     }
-    check_at_end(&store, &sim, end, &stopped);
+    let controls = all_controls(&store).await;
+    check_at_end(&store, &sim, end, &stopped, &controls);
+    check_pauses_at_end(&store, &controls).await;
+    check_controls_at_end(&store, &controls);
+    check_calm(&store, calm, end);
+    check_exercised(&store, &controls, end);
     let runs = sim.ledger.lock().unwrap().runs.len();
     (store.executions().len(), runs)
 }

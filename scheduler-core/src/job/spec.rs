@@ -294,9 +294,10 @@ impl JobSpec {
     /// manager does not filter them, but for the plans a resume skipped: a
     /// planner that returns a future plan time gets it claimed now.
     ///
-    /// A trigger of such a job runs at the trigger's creation instant. A
-    /// backfill is rejected: it runs instants of a schedule, which the job
-    /// does not have.
+    /// A trigger of such a job runs one microsecond after the trigger's
+    /// creation instant (the planner's own plans cannot be known ahead,
+    /// and tend to fall on round instants). A backfill is rejected: it
+    /// runs instants of a schedule, which the job does not have.
     pub fn planner<F>(mut self, planner: F) -> Self
     where
         F: Fn(&Scope, OffsetDateTime, Option<&LatestExecution>) -> Vec<OffsetDateTime>

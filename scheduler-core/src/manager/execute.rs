@@ -19,7 +19,7 @@ use super::tick::StoreClock;
 use super::{Manager, Registered, TickReport};
 use crate::error::StoreError;
 use crate::job::{JobOutput, JobSpec, RunContext};
-use crate::model::{ClaimKind, ErrorCode, Finish, Lease, Origin, Scope};
+use crate::model::{ClaimKind, ErrorCode, Finish, Lease, Origin, OverlapPolicy, Scope};
 use crate::plan;
 use crate::time::Rfc3339;
 
@@ -102,7 +102,7 @@ impl Manager {
         let keepers: Vec<Arc<LeaseKeeper>> = runs.iter().map(|r| r.keeper.clone()).collect();
         let work = async {
             let mut report = TickReport::default();
-            for run in runs {
+            for (queued, run) in runs.into_iter().enumerate() {
                 let keeper = &run.keeper;
                 let span = keeper.span.clone();
                 if let Some(eligible_at) = run.eligible_at {
@@ -114,7 +114,7 @@ impl Manager {
                 let started = Instant::now();
                 job.metrics.running.increment(1.0);
                 let end = self
-                    .execute(&job.spec, keeper, run.how)
+                    .execute(&job.spec, keeper, run.how, queued > 0)
                     .instrument(span.clone())
                     .await;
                 job.metrics.running.decrement(1.0);
@@ -152,21 +152,27 @@ impl Manager {
                 }
             }
         }
-        self.inner.freed.notify_one();
+        self.inner.scope_freed.notify_one();
         report
     }
 
     /// Runs the handler, bounded by the run timeout, the lease and shutdown.
+    /// `queued`: the run waited behind an earlier one of its scope.
     async fn execute(
         &self,
         job: &Arc<JobSpec>,
         keeper: &Arc<LeaseKeeper>,
         how: ClaimKind,
+        queued: bool,
     ) -> RunEnd {
         if keeper.lost.is_cancelled() {
             return RunEnd::LeaseLost;
         }
-        if Instant::now() >= keeper.safe_until() {
+        // Under cancel_other another replica's newer plan may have ended a
+        // lease while it waited, live as it was: confirm it rather than
+        // start a replaced run until its next heartbeat.
+        let replaceable = queued && job.overlap == OverlapPolicy::CancelOther;
+        if replaceable || Instant::now() >= keeper.safe_until() {
             // The lease may have expired while this run waited (behind an
             // earlier plan of its scope, through a store outage that failed
             // its heartbeats): another replica may hold it now. Confirm

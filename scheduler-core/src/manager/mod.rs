@@ -54,14 +54,21 @@
 //!   run whatever the catch-up rules say), then each active trigger in a
 //!   batch of its own, then backfills; each batch within the free capacity
 //!   left. A trigger runs once per target scope, at its creation instant
-//!   (one microsecond later when that is an instant of the schedule, so it
-//!   never takes a scheduled plan's key), and is marked done once every
-//!   target has a row. A backfill claims at most `backfill_per_tick` keys
-//!   per tick, instant by instant from its stored cursor, and moves the
-//!   cursor past the instants whose every key has a row (a compare-and-set
-//!   in the store, so replicas and restarts carry on from it). A control
-//!   naming a scope the job does not have, or a backfill of a job with a
-//!   custom planner, is rejected with a reason, and warned about once.
+//!   (one microsecond later when that is an instant of the schedule, or
+//!   the job has a custom planner, so it never takes a scheduled plan's
+//!   key), and is marked done once every target has a row. A backfill
+//!   claims at most `backfill_per_tick` keys per tick, instant by instant
+//!   from its stored cursor, and moves the cursor past the instants whose
+//!   every key has a row (a compare-and-set in the store, so replicas and
+//!   restarts carry on from it). A control naming a scope the job does not
+//!   have, or a backfill of a job with a custom planner, is rejected with a
+//!   reason, and warned about once.
+//! - Under `cancel_other`, a lease that waited behind an earlier run of
+//!   its scope is confirmed before its run starts: another replica may
+//!   have replaced it meanwhile, live as it was.
+//! - A tick that left plans of a scope busy here ticks again when a
+//!   scope's runs here are over; one that left work for lack of capacity,
+//!   for the per-tick cap, or for a trigger or backfill, when any run ends.
 //! - Only scheduled keys that now have a row are remembered as known: a
 //!   key the store held back (paused, waiting for its scope) is asked for
 //!   again at the next tick.
@@ -145,6 +152,9 @@ struct Inner {
     hard_stop: CancellationToken,
     /// Signalled when an execution finishes and frees capacity.
     freed: tokio::sync::Notify,
+    /// Signalled when a scope's runs in this process are all over: what a
+    /// tick that left a scope busy here waits for.
+    scope_freed: tokio::sync::Notify,
     /// This replica's offset into scope lists (a hash of its runner id).
     rotation: u64,
     /// What it remembers of its announcements to the replica registry.
@@ -209,6 +219,7 @@ impl Manager {
                 local: Mutex::new(Local::default()),
                 hard_stop: CancellationToken::new(),
                 freed: tokio::sync::Notify::new(),
+                scope_freed: tokio::sync::Notify::new(),
                 rotation,
                 registry: Mutex::new(Registry::default()),
                 last_controls: Mutex::new(Arc::new(Vec::new())),
@@ -316,6 +327,7 @@ impl Manager {
                     _ = &mut shutdown => return self.shut_down(tasks, total).await,
                     _ = &mut sleep => break,
                     _ = self.inner.freed.notified(), if tick.backlog => break,
+                    _ = self.inner.scope_freed.notified(), if tick.waiting => break,
                     Some(done) = tasks.join_next() => {
                         total += done.expect("execution tasks catch handler panics");
                     }

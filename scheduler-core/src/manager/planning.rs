@@ -36,6 +36,8 @@ pub(super) struct Planned {
     /// Due retries of triggers' and backfills' failed runs, with their
     /// origin.
     pub(super) ad_hoc: Vec<(Origin, PlanKey)>,
+    /// Scopes whose plans the per-tick cap cut: more may be due at once.
+    pub(super) capped: Vec<Scope>,
 }
 
 /// The most plan times the spread of lower bounds adds per scope.
@@ -184,6 +186,7 @@ impl Manager {
             return Some(Planned {
                 keys: Vec::new(),
                 ad_hoc: Vec::new(),
+                capped: Vec::new(),
             });
         };
         let mut retries: HashMap<Scope, ScopeRetries> = HashMap::new();
@@ -252,6 +255,7 @@ impl Manager {
         let mut planned = Planned {
             keys: Vec::new(),
             ad_hoc: Vec::new(),
+            capped: Vec::new(),
         };
         let none = ScopeRetries::default();
         for (scope, offset) in scopes.iter().zip(offsets) {
@@ -267,7 +271,7 @@ impl Manager {
                 controls,
             );
             if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
-                out.backlog = true;
+                planned.capped.push(scope.clone());
             }
             planned
                 .keys
@@ -308,10 +312,11 @@ impl Manager {
             }
         };
         let mut keys = Vec::new();
+        let mut capped = Vec::new();
         for (scope, view) in scopes.iter().zip(&views) {
             let mut plans = spec.custom_plans(scope, now, view.as_ref());
             if spec.max_plans_per_tick > 0 && plans.len() >= spec.max_plans_per_tick {
-                out.backlog = true;
+                capped.push(scope.clone());
             }
             if controls.skips_any() {
                 plans.retain(|t| controls.skip_end(scope, *t).is_none());
@@ -324,6 +329,7 @@ impl Manager {
         Some(Planned {
             keys,
             ad_hoc: Vec::new(),
+            capped,
         })
     }
 }

@@ -175,8 +175,7 @@ fn controls_since(jobs: &[Arc<Registered>], now: OffsetDateTime) -> OffsetDateTi
 /// A backfill's work for one tick: the keys to claim and the instants
 /// they belong to.
 struct BackfillStep {
-    /// Keys not known to have a row, cut to the room left this tick, of
-    /// scopes this replica may claim now.
+    /// Keys not known to have a row, cut to the room left this tick.
     keys: Vec<PlanKey>,
     /// The instants from the cursor on that the step looked at, in order.
     instants: Vec<OffsetDateTime>,
@@ -229,8 +228,9 @@ impl Manager {
     /// Claims the job's active triggers, each in a batch of its own: one
     /// run per target scope, at the trigger's plan time
     /// ([`Control::trigger_plan_time`], off the schedule's instants so it
-    /// never takes a scheduled plan's key; its creation instant for a
-    /// custom planner). A trigger is done once every target has a row.
+    /// never takes a scheduled plan's key; one microsecond after its
+    /// creation for a custom planner). A trigger is done once every target
+    /// has a row.
     pub(super) async fn claim_triggers(
         &self,
         job: &Arc<Registered>,
@@ -245,10 +245,12 @@ impl Manager {
             let Some(targets) = self.targets(trigger, scopes, out).await else {
                 continue;
             };
-            let plan_time = match spec.planner {
-                Some(_) => trigger.created_at,
-                None => trigger.trigger_plan_time(|t| spec.schedule.at_or_after(t) == Some(t)),
-            };
+            // A custom planner's plans cannot be known ahead, and tend to
+            // fall on round instants, as a trigger made at a round time
+            // does: its runs then always take the next microsecond.
+            let plan_time = trigger.trigger_plan_time(|t| {
+                spec.planner.is_some() || spec.schedule.at_or_after(t) == Some(t)
+            });
             // A paused target waits for its pause to end (the store would
             // refuse it), a busy one for its run here to end.
             let unpaused: Vec<PlanKey> = targets
@@ -259,7 +261,7 @@ impl Manager {
                     plan_time,
                 })
                 .collect();
-            let keys = self.not_busy_here(job, unpaused);
+            let keys = self.not_busy_here(job, unpaused, out);
             let steering = Steering {
                 overlap: spec.overlap,
                 origin: Origin::Trigger,
@@ -330,7 +332,8 @@ impl Manager {
                 return;
             }
             let cursor = backfill.cursor.unwrap_or(from);
-            let step = self.backfill_step(job, backfill, cursor, to, &targets, room);
+            let mut step = self.backfill_step(job, backfill, cursor, to, &targets, room);
+            step.keys = self.not_busy_here(job, step.keys, out);
             room -= step.taken;
             let steering = Steering {
                 overlap: spec.overlap,
@@ -429,8 +432,6 @@ impl Manager {
             // and their backfills are rejected before this.
             next = schedule.after(instant).filter(|&n| n > instant);
         }
-        drop(memo);
-        step.keys = self.not_busy_here(job, step.keys);
         step
     }
 

@@ -5,7 +5,7 @@
 //! what was won to the executor; then claim the job's triggers and
 //! backfills.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -41,10 +41,14 @@ pub(super) struct TickOutcome {
     /// The earliest store-time instant at which a new plan becomes
     /// eligible, or a pause runs out.
     pub(super) next_due: Option<OffsetDateTime>,
-    /// Work was left unclaimed for lack of capacity, a busy scope, the
-    /// per-tick cap or a backfill not yet through: tick again as soon as
-    /// something finishes.
+    /// Work was left unclaimed for lack of capacity, the per-tick cap, or a
+    /// trigger or backfill not yet through: tick again as soon as something
+    /// finishes.
     pub(super) backlog: bool,
+    /// A scope busy here held plans back: tick again as soon as a scope's
+    /// runs here are over (not at every run's end: a long run would make
+    /// every short one of other jobs cost a whole tick).
+    pub(super) waiting: bool,
 }
 
 impl TickOutcome {
@@ -72,6 +76,7 @@ impl Manager {
             now: None,
             next_due: None,
             backlog: false,
+            waiting: false,
         };
         let now = match self.inner.store.now().await {
             Ok(now) => now,
@@ -161,11 +166,21 @@ impl Manager {
         let Some(planned) = planned else { return };
         let overlap = job.spec.overlap;
         let scheduled = Steering::scheduled(overlap);
-        if let Some(outcomes) = self
+        let outcomes = self
             .claim_and_start(job, planned.keys, scheduled, clock, tasks, out)
-            .await
-        {
-            learn(job, &outcomes);
+            .await;
+        // A scope the cap cut may have more plans due: tick again when
+        // something here ends, unless another replica's run holds it (then
+        // nothing here can help).
+        let held: HashSet<&Scope> = outcomes
+            .iter()
+            .flatten()
+            .filter(|(_, kind)| *kind == ClaimKind::Busy)
+            .map(|(key, _)| &key.scope)
+            .collect();
+        out.backlog |= planned.capped.iter().any(|s| !held.contains(s));
+        if let Some(outcomes) = &outcomes {
+            learn(job, outcomes);
         }
         for origin in [Origin::Trigger, Origin::Backfill] {
             let keys: Vec<PlanKey> = planned
@@ -181,7 +196,7 @@ impl Manager {
                 origin,
                 control_id: None,
             };
-            let keys = self.not_busy_here(job, keys);
+            let keys = self.not_busy_here(job, keys, out);
             self.claim_and_start(job, keys, steering, clock, tasks, out)
                 .await;
         }
@@ -267,7 +282,7 @@ impl Manager {
                 .into_iter()
                 .filter(|s| !busy.contains_key(s))
                 .collect();
-            out.backlog |= idle.len() < before;
+            out.waiting |= idle.len() < before;
             idle
         } else {
             scopes
@@ -287,10 +302,17 @@ impl Manager {
 
     /// `keys` without those of scopes this replica must not claim now (see
     /// [`waits_for_own_runs`]), in their order.
-    pub(super) fn not_busy_here(&self, job: &Registered, mut keys: Vec<PlanKey>) -> Vec<PlanKey> {
+    pub(super) fn not_busy_here(
+        &self,
+        job: &Registered,
+        mut keys: Vec<PlanKey>,
+        out: &mut TickOutcome,
+    ) -> Vec<PlanKey> {
         if waits_for_own_runs(job.spec.overlap) {
+            let before = keys.len();
             let busy = job.busy.lock().expect("busy lock");
             keys.retain(|k| !busy.contains_key(&k.scope));
+            out.waiting |= keys.len() < before;
         }
         keys
     }

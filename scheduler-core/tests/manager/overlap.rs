@@ -4,12 +4,14 @@
 //! heartbeats that notice a replaced run.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scheduler_core::model::OverlapPolicy;
 use scheduler_core::time::TimeControl;
-use scheduler_core::{JobOutput, JobSpec, Manager, RunContext, Scopes, Status, TickReport};
+use scheduler_core::{
+    CatchUpMode, JobOutput, JobSpec, Manager, RunContext, Scopes, Status, TickReport,
+};
 use scheduler_memory::MemoryLeaseStore;
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -31,6 +33,8 @@ struct Probe {
     running: Arc<AtomicUsize>,
     /// The most handlers ever running at once.
     peak: Arc<AtomicUsize>,
+    /// The plan time of every run started, in order.
+    starts: Arc<Mutex<Vec<OffsetDateTime>>>,
 }
 
 /// Counts a handler as running until it returns or is dropped.
@@ -52,6 +56,7 @@ fn gated_job(policy: OverlapPolicy, probe: &Probe) -> JobSpec {
             let now = probe.running.fetch_add(1, Ordering::SeqCst) + 1;
             let _running = Running(probe.running.clone());
             probe.peak.fetch_max(now, Ordering::SeqCst);
+            probe.starts.lock().unwrap().push(ctx.plan_time());
             if ctx.plan_time() == BLOCKED {
                 probe.started.notify_one();
                 probe.gate.notified().await;
@@ -200,4 +205,48 @@ async fn on_one_replica_buffer_all_does_not_even_ask_for_a_busy_scope() {
     assert_eq!(first.await.unwrap().succeeded, 1);
     assert_eq!(a.run_once().await.succeeded, 1);
     assert_eq!(state_of(&store, NEXT), Some((Status::Success, None)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_run_that_cancel_other_replaced_never_starts() {
+    let (clock, store) = on_manual_clock(datetime!(2026-03-05 11:59:30 UTC));
+    let probe = Probe::default();
+    let catching_up = |runner: &str| {
+        let m = manager(&store, runner);
+        m.register(
+            gated_job(OverlapPolicy::CancelOther, &probe)
+                .catch_up(CatchUpMode::EveryPlan)
+                .catch_up_window(10 * MIN)
+                .max_plans_per_tick(5),
+        )
+        .unwrap();
+        m
+    };
+    let (a, b) = (catching_up("a"), catching_up("b"));
+    a.run_once().await;
+    // 12:00 and 12:01 in one batch: 12:01 waits behind the blocked 12:00.
+    clock.set(datetime!(2026-03-05 12:01:30 UTC));
+    let first = spawn_run_once(&a);
+    probe.started.notified().await;
+    clock.advance(MIN);
+    let report = b.run_once().await;
+    assert_eq!((report.won, report.succeeded), (1, 1), "12:02: {report:?}");
+    // 12:00 ends before any heartbeat could tell it that its lease is gone.
+    probe.gate.notify_one();
+    let replaced = first.await.unwrap();
+    assert_eq!(
+        (replaced.lease_lost, replaced.succeeded),
+        (2, 0),
+        "{replaced:?}"
+    );
+    let minute = |m| datetime!(2026-03-05 11:59 UTC) + time::Duration::minutes(m);
+    assert_eq!(
+        probe.starts.lock().unwrap().clone(),
+        [minute(0), minute(1), minute(3)],
+        "12:01 was replaced while it waited: it never starts"
+    );
+    assert_eq!(
+        state_of(&store, minute(2)),
+        Some((Status::Failed, Some("overlap_canceled".into())))
+    );
 }

@@ -113,7 +113,7 @@ async fn a_triggers_run_newer_than_missed_plans_does_not_hide_them() {
     };
     every("r1").run_once().await;
     // 12:01 and 12:02 are missed; meanwhile a replica that plans nothing
-    // of its own (a custom planner) runs a trigger at its creation instant.
+    // of its own (a custom planner) runs a trigger just after its creation.
     clock.set(datetime!(2026-03-05 12:02:40 UTC));
     let trigger = add_control(&store, "every", None, ControlAction::Trigger).await;
     let other = manager(&store, "custom");
@@ -139,7 +139,36 @@ async fn a_triggers_run_newer_than_missed_plans_does_not_hide_them() {
             (datetime!(2026-03-05 12:00 UTC), Origin::Scheduled),
             (datetime!(2026-03-05 12:01 UTC), Origin::Scheduled),
             (datetime!(2026-03-05 12:02 UTC), Origin::Scheduled),
-            (datetime!(2026-03-05 12:02:40 UTC), Origin::Trigger),
+            (datetime!(2026-03-05 12:02:40.000001 UTC), Origin::Trigger),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_trigger_of_a_job_with_a_custom_planner_never_takes_a_planned_key() {
+    let (_clock, store) = on_manual_clock(datetime!(2026-03-05 12:01 UTC));
+    let ledger = Ledger::default();
+    let m = manager(&store, "r1");
+    m.register(
+        recording_job("custom", Scopes::global(), &ledger)
+            .cadence(std::time::Duration::ZERO)
+            .planner(|_, now, _| vec![scheduler_core::plan::floor(now, MIN)]),
+    )
+    .unwrap();
+    // Made at the very instant the planner plans.
+    let trigger = add_control(&store, "custom", None, ControlAction::Trigger).await;
+    m.run_once().await;
+    m.run_once().await;
+    assert_eq!(control(&store, trigger.id).await.state, ControlState::Done);
+    let plans: Vec<_> = rows_of(&store, "custom")
+        .into_iter()
+        .map(|r| (r.plan_time, r.origin))
+        .collect();
+    assert_eq!(
+        plans,
+        [
+            (datetime!(2026-03-05 12:01 UTC), Origin::Scheduled),
+            (datetime!(2026-03-05 12:01:00.000001 UTC), Origin::Trigger),
         ]
     );
 }
