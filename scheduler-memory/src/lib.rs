@@ -202,6 +202,9 @@ pub struct MemoryLeaseStore {
     replicas: Mutex<BTreeMap<String, Replica>>,
     clock: Arc<dyn Clock>,
     failing: AtomicBool,
+    /// Marked changed by every control added or changed: the managers on
+    /// this store wake at once ([`LeaseStore::control_changes`]).
+    changes: tokio::sync::watch::Sender<()>,
 }
 
 impl Default for MemoryLeaseStore {
@@ -232,6 +235,7 @@ impl MemoryLeaseStore {
             replicas: Mutex::new(BTreeMap::new()),
             clock,
             failing: AtomicBool::new(false),
+            changes: tokio::sync::watch::Sender::new(()),
         }
     }
 
@@ -488,7 +492,12 @@ impl LeaseStore for MemoryLeaseStore {
         let current = rows.controls.get(&id).ok_or(StoreError::NotFound { id })?;
         let updated = change.apply(current, now)?;
         rows.controls.insert(id, updated.clone());
+        self.changes.send_replace(());
         Ok(updated)
+    }
+
+    fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        Some(self.changes.subscribe())
     }
 }
 
@@ -633,6 +642,7 @@ impl ExecutionAudit for MemoryLeaseStore {
             updated_at: now,
         };
         rows.controls.insert(stored.id, stored.clone());
+        self.changes.send_replace(());
         Ok(stored)
     }
 

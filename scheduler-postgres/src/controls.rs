@@ -32,6 +32,55 @@ use crate::store::PgLeaseStore;
 /// jobs too.
 pub const CONTROLS_CHANNEL: &str = "scheduler_controls";
 
+/// How long the listener waits before connecting again after a failure.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`LeaseStore::control_changes`](scheduler_core::LeaseStore::control_changes):
+/// a task that `LISTEN`s on [`CONTROLS_CHANNEL`] on a connection of the
+/// store's pool (held for as long as the receiver lives) and marks the
+/// receiver changed on every notification, and also after a lost
+/// connection (notifications may have been missed meanwhile). It ends when
+/// the receiver is dropped or the pool is closed.
+pub(crate) fn changes(store: &PgLeaseStore) -> tokio::sync::watch::Receiver<()> {
+    let (tx, rx) = tokio::sync::watch::channel(());
+    let pool = store.pool().clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tx.closed() => return,
+                Err(e) = listen(&pool, &tx) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "listening for control changes failed; trying again");
+                }
+            }
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(LISTEN_RETRY) => {}
+            }
+        }
+    });
+    rx
+}
+
+/// Listens on [`CONTROLS_CHANNEL`] until the connection fails for good.
+async fn listen(
+    pool: &sqlx_postgres::PgPool,
+    tx: &tokio::sync::watch::Sender<()>,
+) -> Result<std::convert::Infallible, sqlx_core::Error> {
+    let mut listener = sqlx_postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CONTROLS_CHANNEL).await?;
+    // Anything may have changed while no one listened.
+    tx.send_replace(());
+    loop {
+        // `None` means the connection was lost and made again: changes
+        // may have been missed, so wake the same.
+        listener.try_recv().await?;
+        tx.send_replace(());
+    }
+}
+
 /// `controls.sql`: one statement, over the read's jobs or every job. A job
 /// name with a NUL can never be stored, so it selects nothing, as the
 /// memory store answers; a read left with no job makes no round trip.

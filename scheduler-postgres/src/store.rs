@@ -326,6 +326,10 @@ impl LeaseStore for PgLeaseStore {
     ) -> Result<Control, StoreError> {
         controls::update_control(self, id, change).await
     }
+
+    fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        Some(controls::changes(self))
+    }
 }
 
 #[async_trait]

@@ -43,6 +43,11 @@ pub struct SqliteLeaseStore {
 
 /// What every job sent to a worker needs.
 struct Shared {
+    /// Marked changed by every control this store adds or changes, so the
+    /// managers of this process wake at once; other processes' changes are
+    /// seen at their next tick (SQLite has no notification between
+    /// processes).
+    changes: tokio::sync::watch::Sender<()>,
     location: Location,
     clock: Arc<dyn Clock>,
     max_lock_wait: Duration,
@@ -94,6 +99,7 @@ impl SqliteLeaseStore {
             reader: None,
             writer,
             shared: Arc::new(Shared {
+                changes: tokio::sync::watch::Sender::new(()),
                 location: options.location(),
                 clock: options.clock.clone(),
                 max_lock_wait: options.max_lock_wait,
@@ -265,7 +271,13 @@ impl LeaseStore for SqliteLeaseStore {
         id: Uuid,
         change: &ControlChange,
     ) -> Result<Control, StoreError> {
-        controls::update_control(self, id, change).await
+        let updated = controls::update_control(self, id, change).await?;
+        self.shared.changes.send_replace(());
+        Ok(updated)
+    }
+
+    fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        Some(self.shared.changes.subscribe())
     }
 }
 
@@ -306,7 +318,9 @@ impl ExecutionAudit for SqliteLeaseStore {
     }
 
     async fn add_control(&self, control: &NewControl) -> Result<Control, StoreError> {
-        controls::add_control(self, control).await
+        let stored = controls::add_control(self, control).await?;
+        self.shared.changes.send_replace(());
+        Ok(stored)
     }
 
     async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {

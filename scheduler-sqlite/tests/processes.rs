@@ -122,6 +122,10 @@ impl LeaseStore for Watched {
             self.store.update_control(id, change).await,
         )
     }
+
+    fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        self.store.control_changes()
+    }
 }
 
 #[async_trait]

@@ -147,4 +147,8 @@ impl LeaseStore for FakeStore {
     ) -> Result<crate::model::Control, StoreError> {
         unimplemented!("the units under test do not change controls")
     }
+
+    fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        None
+    }
 }

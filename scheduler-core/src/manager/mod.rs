@@ -294,6 +294,9 @@ impl Manager {
         let mut tasks = JoinSet::new();
         let mut total = TickReport::default();
         let mut failures: u32 = 0;
+        // A control added or changed (a trigger, a resume) wakes the loop
+        // at once instead of at the next tick, where the store can tell.
+        let mut changes = self.inner.store.control_changes();
         loop {
             let started = Instant::now();
             let tick = self.tick(&mut tasks).await;
@@ -328,6 +331,12 @@ impl Manager {
                     _ = &mut sleep => break,
                     _ = self.inner.freed.notified(), if tick.backlog => break,
                     _ = self.inner.scope_freed.notified(), if tick.waiting => break,
+                    changed = control_changed(&mut changes) => {
+                        if changed {
+                            break;
+                        }
+                        changes = None; // the store dropped its channel
+                    }
                     Some(done) = tasks.join_next() => {
                         total += done.expect("execution tasks catch handler panics");
                     }
@@ -374,5 +383,14 @@ impl Manager {
 
     fn jobs(&self) -> Vec<Arc<Registered>> {
         self.inner.jobs.read().expect("jobs lock").clone()
+    }
+}
+
+/// Waits for the next change of a store's control channel: `true` on a
+/// change, `false` when the channel closed; never, without a channel.
+async fn control_changed(changes: &mut Option<tokio::sync::watch::Receiver<()>>) -> bool {
+    match changes {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }

@@ -118,6 +118,11 @@ impl LeaseStore for CountingStore {
         self.count("update_control");
         self.inner.update_control(id, change).await
     }
+
+    fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        self.count("control_changes");
+        self.inner.control_changes()
+    }
 }
 
 #[async_trait]

@@ -223,4 +223,16 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// says; [`StoreError::Backend`] when the store fails.
     async fn update_control(&self, id: Uuid, change: &ControlChange)
         -> Result<Control, StoreError>;
+
+    /// A wake-up channel for controls: a receiver that is marked changed
+    /// whenever a control of this store may have been added or changed
+    /// (spurious changes are allowed), or `None` when the store has none.
+    /// [`Manager::run`](crate::Manager::run) asks once and ticks at once on
+    /// a change, so a trigger or a resume takes effect within milliseconds
+    /// instead of at the next tick. Correctness never depends on it: pauses
+    /// are enforced by the claim, and every tick reads the controls anyway.
+    /// Must not block; a store may start a background task the first time
+    /// (PostgreSQL: `LISTEN` on its own connection), which must end when
+    /// every receiver is dropped. Must be called inside a tokio runtime.
+    fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>>;
 }
