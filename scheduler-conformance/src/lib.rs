@@ -26,7 +26,7 @@
 //! - [`limits`]: names at and past the limit, hostile text, error messages, results, microseconds, store time.
 //! - [`registry`]: the replica registry: announcements read back, refreshed without duplicates, stops, order, hostile text.
 //! - [`steering`]: controls (pauses, triggers, backfills) stored, read and ended; pauses and overlap policies in the claim; origins, forced retries, skipped counts, progress.
-//! - [`manager`]: manager-over-store checks (an outage at start, an unstorable scope), not store guarantees.
+//! - [`manager`]: manager-over-store checks (an outage at start, an unstorable scope, a control's wake-up), not store guarantees.
 //! - [`differential`]: random operation sequences applied to several stores in lockstep.
 //!
 //! The fixtures the areas share (the harness, claim requests, "claim and

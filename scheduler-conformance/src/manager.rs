@@ -1,6 +1,6 @@
 //! Manager-over-store checks: the [`Manager`] driven against a real
 //! store, to see how the two meet (a store down when the manager starts,
-//! a scope the store can never hold). These are **not** store
+//! a scope the store can never hold, a control's wake-up). These are **not** store
 //! guarantees; they live in this crate because they need each store's own
 //! failure modes and limits, and every store's tests run them. The
 //! manager's own behaviour is tested in scheduler-core's `tests/`, on the
@@ -122,4 +122,76 @@ pub async fn manager_rides_out_a_store_down_at_start(
     let (_manager, report) = running.await.expect("the manager did not panic");
     assert!(report.succeeded >= 1, "{report:?}");
     assert!(report.errors >= 1, "the outage was not seen: {report:?}");
+}
+
+/// A running manager on `replica` (its tick interval an hour) wakes at
+/// once when a trigger is stored through `operator` (the same store, or
+/// another connection to it): the store's
+/// [`control_changes`](scheduler_core::LeaseStore::control_changes) must
+/// reach it. Returns how long the trigger took from being stored to its
+/// run. Real time; a 30 s bound only makes a missing wake-up fail instead
+/// of hanging. Not part of [`conformance_tests!`](crate::conformance_tests):
+/// which stores can wake a manager, and from where, differs.
+pub async fn manager_wakes_at_once_for_a_trigger(
+    replica: Arc<dyn ExecutionAudit>,
+    operator: &dyn ExecutionAudit,
+) -> Duration {
+    use scheduler_core::model::{ControlAction, NewControl, Origin};
+
+    let job = unique("wake");
+    let manager = Manager::new(
+        replica,
+        ManagerOptions {
+            tick_interval: Duration::from_secs(3600),
+            ..ManagerOptions::default()
+        },
+    )
+    .expect("valid manager options");
+    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
+    manager
+        .register(
+            JobSpec::new(&job, Scopes::global(), move |_ctx| {
+                let ran = ran.clone();
+                async move {
+                    ran.send(()).expect("the check listens");
+                    Ok(JobOutput::rows(0))
+                }
+            })
+            .cadence(Duration::from_secs(3600)),
+        )
+        .expect("valid job");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.run(async { drop(stopped.await) }).await }
+    });
+    let bound = Duration::from_secs(30);
+    tokio::time::timeout(bound, runs.recv())
+        .await
+        .expect("the current hour's plan runs at start");
+    let asked = std::time::Instant::now();
+    operator
+        .add_control(&NewControl {
+            job_name: job.clone(),
+            scope: None,
+            note: String::new(),
+            action: ControlAction::Trigger,
+        })
+        .await
+        .expect("the trigger is stored");
+    tokio::time::timeout(bound, runs.recv())
+        .await
+        .expect("the trigger runs without waiting for the next tick");
+    let took = asked.elapsed();
+    stop.send(()).expect("the manager runs");
+    running.await.expect("the manager stops cleanly");
+    let rows = operator
+        .list_executions(&ExecutionFilter {
+            job_name: Some(job),
+            ..ExecutionFilter::default()
+        })
+        .await
+        .expect("the rows read back");
+    assert!(rows.iter().any(|r| r.origin == Origin::Trigger), "{rows:?}");
+    took
 }

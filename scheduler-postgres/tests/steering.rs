@@ -755,69 +755,15 @@ async fn a_pause_committed_while_a_claim_waits_is_seen_by_that_claim() {
 
 /// A running manager wakes on `LISTEN`: a trigger stored through another
 /// connection (another replica's, an operator's) runs at once, not at the
-/// next tick an hour later. Real time; the bound only makes a broken
-/// wake-up fail instead of hanging.
+/// next tick an hour later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_stored_elsewhere_wakes_a_running_manager_at_once() {
-    use scheduler_core::{JobOutput, JobSpec, Manager, ManagerOptions, Scopes};
-    use std::time::Instant;
-
     let Some(db) = test_db().await else { return };
     let (replica, operator) = (db.store("replica").await, db.store("operator").await);
-    let m = Manager::new(
-        Arc::new(replica),
-        ManagerOptions {
-            tick_interval: Duration::from_secs(3600),
-            ..ManagerOptions::default()
-        },
-    )
-    .unwrap();
-    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
-    m.register(
-        JobSpec::new("hourly", Scopes::global(), move |_ctx| {
-            let ran = ran.clone();
-            async move {
-                ran.send(()).expect("the test listens");
-                Ok(JobOutput::rows(0))
-            }
-        })
-        .cadence(Duration::from_secs(3600)),
-    )
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let m = m.clone();
-        async move { m.run(async { drop(stopped.await) }).await }
-    });
-    let bound = Duration::from_secs(30);
-    tokio::time::timeout(bound, runs.recv())
-        .await
-        .expect("the current hour's plan runs at start");
-    let asked = Instant::now();
-    let trigger = NewControl {
-        job_name: "hourly".into(),
-        scope: None,
-        note: String::new(),
-        action: ControlAction::Trigger,
-    };
-    operator.add_control(&trigger).await.unwrap();
-    tokio::time::timeout(bound, runs.recv())
-        .await
-        .expect("the trigger runs without waiting for the next tick");
-    eprintln!(
-        "trigger stored on another connection to its run: {:?}",
-        asked.elapsed()
-    );
-    stop.send(()).unwrap();
-    running.await.unwrap();
-    let rows = operator
-        .list_executions(&ExecutionFilter {
-            job_name: Some("hourly".into()),
-            ..ExecutionFilter::default()
-        })
-        .await
-        .unwrap();
-    assert!(rows.iter().any(|r| r.origin == Origin::Trigger), "{rows:?}");
-    drop((m, operator));
+    let took =
+        scheduler_conformance::manager_wakes_at_once_for_a_trigger(Arc::new(replica), &operator)
+            .await;
+    eprintln!("trigger stored on another connection to its run: {took:?}");
+    drop(operator);
     db.drop_schema().await;
 }

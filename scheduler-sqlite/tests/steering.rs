@@ -617,3 +617,19 @@ async fn an_origin_another_version_wrote_reads_as_a_trigger() {
         .unwrap();
     assert_eq!(latest[0].as_ref().map(|l| l.plan_time), Some(T0));
 }
+
+/// A running manager wakes when a control is stored through its own store
+/// (the same process): a trigger runs at once, not at the next tick an
+/// hour later. Other processes' controls are seen at the next tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_wakes_a_running_manager_of_the_process_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(
+        scheduler_sqlite::SqliteLeaseStore::open(dir.path().join("wake.db"))
+            .await
+            .unwrap(),
+    );
+    let took =
+        scheduler_conformance::manager_wakes_at_once_for_a_trigger(store.clone(), &*store).await;
+    eprintln!("trigger to run on a running manager: {took:?}");
+}
