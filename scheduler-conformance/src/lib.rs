@@ -112,6 +112,7 @@ macro_rules! conformance_tests {
             announcing_again_updates_the_row_without_duplicating_it,
             a_stop_marks_the_replica_stopped,
             every_replica_is_listed_in_runner_id_order,
+            prune_deletes_replicas_not_seen_since_the_cutoff,
             hostile_replica_text_is_stored_or_refused_cleanly,
             failure_then_success_logs_both_attempts,
             swept_attempt_is_logged_as_stale_timeout,

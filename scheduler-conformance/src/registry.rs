@@ -222,3 +222,37 @@ pub async fn hostile_replica_text_is_stored_or_refused_cleanly(h: &Harness) {
     );
     assert!(replicas_of(h, &[over.as_str()]).await.is_empty());
 }
+
+/// A prune also deletes the registry rows of replicas last seen before its
+/// cutoff (stopped or vanished long ago: a fleet that restarts often would
+/// otherwise pile them up), and keeps the others; a dry run deletes none.
+pub async fn prune_deletes_replicas_not_seen_since_the_cutoff(h: &Harness) {
+    let (old, recent) = (unique("replica_old"), unique("replica_recent"));
+    announce(h, &announcement(&old, vec![job("a")], Presence::Stopped)).await;
+    h.time.advance(Duration::from_secs(3600));
+    let cutoff = h.store.now().await.unwrap();
+    h.time.advance(Duration::from_secs(1));
+    announce(h, &announcement(&recent, vec![job("a")], Presence::Started)).await;
+    let listed = || async {
+        let runners: Vec<String> = h
+            .store
+            .replicas()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.info.runner_id)
+            .filter(|r| *r == old || *r == recent)
+            .collect();
+        runners
+    };
+    h.store
+        .prune_finished(&scheduler_core::Prune::count(cutoff))
+        .await
+        .unwrap();
+    assert_eq!(listed().await.len(), 2, "a dry run deletes no replica");
+    h.store
+        .prune_finished(&scheduler_core::Prune::batch(cutoff, 1000))
+        .await
+        .unwrap();
+    assert_eq!(listed().await, std::slice::from_ref(&recent));
+}

@@ -601,6 +601,10 @@ impl ExecutionAudit for MemoryLeaseStore {
         for (_, key) in &old {
             rows.remove(key);
         }
+        self.replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, r| r.last_seen_at >= finished_before);
         Ok(old.len() as u64)
     }
 

@@ -15,6 +15,10 @@
 -- `finished_at`; only rows that tie are sorted (an incremental sort), and
 -- the LIMIT still stops the walk.
 --
+-- The registry rows of replicas last seen before the cutoff go too (the
+-- replica registry's retention): a replica silent that long is stopped or
+-- gone, and a fleet that restarts often would otherwise pile them up.
+--
 -- The attempts logs of the rows deleted go in the same statement, found
 -- through the log's primary key: `= ANY (ARRAY(...))` makes them an index
 -- probe per row, where a join with the CTE could be planned as a scan of the
@@ -30,5 +34,7 @@ WITH pruned AS (
       AND {prunable}
     RETURNING id),
 logs AS (
-    DELETE FROM {attempts} WHERE execution_id = ANY (ARRAY(SELECT id FROM pruned)))
+    DELETE FROM {attempts} WHERE execution_id = ANY (ARRAY(SELECT id FROM pruned))),
+gone AS (
+    DELETE FROM {replicas} WHERE last_seen_at < $1)
 SELECT count(*) AS pruned FROM pruned

@@ -114,6 +114,8 @@ pub(crate) async fn prune_finished(
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
             attempts::delete_logs(tx, &deleted)?;
+            tx.prepare_cached(&SQL.prune_replicas)?
+                .execute(named_params! { ":cutoff": cutoff })?;
             Ok(deleted.len() as u64)
         })
         .await

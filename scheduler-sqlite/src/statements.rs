@@ -38,6 +38,8 @@ pub(crate) struct Statements {
     pub(crate) sweep_log: String,
     /// `prune_log.sql`: the attempts logs of pruned rows.
     pub(crate) prune_log: String,
+    /// `prune_replicas.sql`: registry rows of replicas not seen since the cutoff.
+    pub(crate) prune_replicas: String,
     /// `attempts.sql`: the attempts log of a page of executions.
     pub(crate) attempts: String,
     /// `heartbeat.sql`.
@@ -151,6 +153,7 @@ impl Statements {
             finish_log: render(sql_file!("finish_log.sql"), &attempt_columns),
             sweep_log: render(sql_file!("sweep_log.sql"), &attempt_columns),
             prune_log: render(sql_file!("prune_log.sql"), &[]),
+            prune_replicas: render(sql_file!("prune_replicas.sql"), &[]),
             attempts: render(sql_file!("attempts.sql"), &attempt_columns),
             heartbeat: render(sql_file!("heartbeat.sql"), &[]),
             finish: render(sql_file!("finish.sql"), &[]),

@@ -91,7 +91,9 @@ pub trait ExecutionAudit: LeaseStore {
     /// Deletes up to `prune.limit` terminal rows (SUCCESS or FAILED) whose
     /// `finished_at` is before `prune.finished_before`, oldest first, in
     /// one statement, with their attempts logs, and must return how many
-    /// rows it deleted. With
+    /// rows it deleted. It also deletes, uncounted, the replica registry's
+    /// rows of replicas last seen before `prune.finished_before` (stopped
+    /// or gone that long ago). With
     /// `prune.dry_run`, deletes nothing and returns how many rows match in
     /// all (ignoring the limit). A pruned FAILED plan inside a job's catch-up window would
     /// be planned again, so callers keep `finished_before` older than every
