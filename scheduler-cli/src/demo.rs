@@ -287,9 +287,9 @@ pub async fn run(
     }
     // The operator resumes a pause it started, and stops.
     let _ = stop_steering.send(true);
-    let steered = operator
-        .await
-        .unwrap_or_else(|e| steering::Steered::failed(format!("the operator's task failed: {e}")));
+    let steered = operator.await.unwrap_or_else(|e| {
+        steering::OperatorLog::failed(format!("the operator's task failed: {e}"))
+    });
     if let Some(crash) = last_crash {
         await_takeover(store.as_ref(), &crashed, crash, started).await;
     }
@@ -385,7 +385,7 @@ async fn check(
     run_start: Option<OffsetDateTime>,
     shared: &Shared,
     crashed: &[String],
-    steered: &steering::Steered,
+    steered: &steering::OperatorLog,
     totals: TickReport,
     counts: &Counts,
 ) -> DemoReport {

@@ -717,41 +717,53 @@ fn status_on_a_closed_port_fails_at_once_saying_connection_refused() {
     assert!(!err.contains("scheduler migrate"), "{err}");
 }
 
+/// The last five plan times of an hourly job `hourly`, newest first, each
+/// run to SUCCESS but those at the positions in `missing`, which have no
+/// row at all.
+async fn hourly_plans_that_ran_but(
+    store: &SqliteLeaseStore,
+    missing: &[usize],
+) -> Vec<OffsetDateTime> {
+    let hour = Duration::from_secs(3600);
+    let newest = scheduler_core::plan::floor(store.now().await.unwrap(), hour);
+    let plans: Vec<OffsetDateTime> = (0..5u32).map(|k| newest - hour * k).collect();
+    let keys: Vec<PlanKey> = plans
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !missing.contains(i))
+        .map(|(_, t)| PlanKey {
+            scope: Scope::global(),
+            plan_time: *t,
+        })
+        .collect();
+    let outcomes = store
+        .claim(&ClaimRequest {
+            steering: scheduler_core::model::Steering::NONE,
+            job_name: "hourly",
+            runner_id: "seed",
+            max_attempts: 3,
+            stale_timeout: hour,
+            allow_stale_reentry: false,
+            keys: &keys,
+        })
+        .await
+        .unwrap();
+    for o in &outcomes {
+        let ok = Finish::success(Duration::ZERO, 0, Default::default());
+        store.finish(o.lease().unwrap(), &ok).await.unwrap();
+    }
+    plans
+}
+
 #[test]
 fn status_reports_plan_times_that_have_no_execution_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
-    let hour = Duration::from_secs(3600);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hole = rt.block_on(async {
         let store = SqliteLeaseStore::connect(&url).await.unwrap();
-        let newest = scheduler_core::plan::floor(store.now().await.unwrap(), hour);
-        let plans: Vec<OffsetDateTime> = (0..5u32).map(|k| newest - hour * k).collect();
         // Every hourly plan of the last five hours ran, except one.
-        let keys: Vec<PlanKey> = plans
-            .iter()
-            .filter(|t| **t != plans[2])
-            .map(|t| PlanKey {
-                scope: Scope::global(),
-                plan_time: *t,
-            })
-            .collect();
-        let outcomes = store
-            .claim(&ClaimRequest {
-                steering: scheduler_core::model::Steering::NONE,
-                job_name: "hourly",
-                runner_id: "seed",
-                max_attempts: 3,
-                stale_timeout: hour,
-                allow_stale_reentry: false,
-                keys: &keys,
-            })
-            .await
-            .unwrap();
-        for o in &outcomes {
-            let ok = Finish::success(Duration::ZERO, 0, Default::default());
-            store.finish(o.lease().unwrap(), &ok).await.unwrap();
-        }
+        let plans = hourly_plans_that_ran_but(&store, &[2]).await;
         plans[2]
     });
     let status = stdout_json(&scheduler(
@@ -1640,36 +1652,10 @@ fn a_plan_missing_while_paused_is_reported_as_paused_not_missed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.db");
     let url = sqlite_url(dir.path());
-    let hour = Duration::from_secs(3600);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (missed, held) = rt.block_on(async {
         let store = SqliteLeaseStore::connect(&url).await.unwrap();
-        let newest = scheduler_core::plan::floor(store.now().await.unwrap(), hour);
-        let plans: Vec<OffsetDateTime> = (0..5u32).map(|k| newest - hour * k).collect();
-        let keys: Vec<PlanKey> = plans
-            .iter()
-            .filter(|t| **t != plans[2] && **t != plans[3])
-            .map(|t| PlanKey {
-                scope: Scope::global(),
-                plan_time: *t,
-            })
-            .collect();
-        let outcomes = store
-            .claim(&ClaimRequest {
-                steering: scheduler_core::model::Steering::NONE,
-                job_name: "hourly",
-                runner_id: "seed",
-                max_attempts: 3,
-                stale_timeout: hour,
-                allow_stale_reentry: false,
-                keys: &keys,
-            })
-            .await
-            .unwrap();
-        for o in &outcomes {
-            let ok = Finish::success(Duration::ZERO, 0, Default::default());
-            store.finish(o.lease().unwrap(), &ok).await.unwrap();
-        }
+        let plans = hourly_plans_that_ran_but(&store, &[2, 3]).await;
         // The pause, stored and resumed around plans[3] at the store's
         // time then: a store on a clock set back.
         let clock = ManualClock::new(plans[3] - Duration::from_secs(60));

@@ -21,7 +21,7 @@ use sqlx_postgres::PgConnection;
 use uuid::Uuid;
 
 use crate::claim::{lock_job, BEGIN};
-use crate::operator::abandon;
+use crate::operator::{abandon, lock_by_id};
 use crate::rows::{self, backend};
 use crate::store::PgLeaseStore;
 
@@ -191,19 +191,8 @@ pub(crate) async fn update_control(
     change: &ControlChange,
 ) -> Result<Control, StoreError> {
     let err = backend("update control");
-    let mut tx = store.pool().begin().await.map_err(err)?;
-    let locked = store
-        .statement(&store.sql.control_lock)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-    let Some(locked) = locked else {
-        abandon(tx).await;
-        return Err(StoreError::NotFound { id });
-    };
+    let (mut tx, locked, now) = lock_by_id(store, &store.sql.control_lock, id, err).await?;
     let current = rows::control(&locked)?;
-    let now = rows::instant(&locked, "store_now")?;
     let next = match change.apply(&current, now) {
         Ok(next) => next,
         Err(refused) => {

@@ -14,7 +14,8 @@ use sqlx_core::row::Row;
 use sqlx_core::sql_str::AssertSqlSafe;
 use sqlx_core::transaction::Transaction;
 use sqlx_core::types::Json;
-use sqlx_postgres::Postgres;
+use sqlx_postgres::{PgRow, Postgres};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::rows::{self, backend};
@@ -30,19 +31,8 @@ pub(crate) async fn retry_execution(
     id: Uuid,
 ) -> Result<Execution, StoreError> {
     let err = backend("retry execution");
-    let mut tx = store.pool().begin().await.map_err(err)?;
-    let locked = store
-        .statement(&store.sql.operator_retry_lock)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-    let Some(locked) = locked else {
-        abandon(tx).await;
-        return Err(StoreError::NotFound { id });
-    };
+    let (mut tx, locked, now) = lock_by_id(store, &store.sql.operator_retry_lock, id, err).await?;
     let row = rows::execution(&locked)?;
-    let now = rows::instant(&locked, "store_now")?;
     // The rule itself lives in the core: a RUNNING or SUCCESS row, or one
     // with no attempt number left, is refused with its reason, as every
     // store reports it, and nothing is written.
@@ -88,6 +78,35 @@ pub(crate) async fn retry_execution(
     let stored = rows::execution(&written)?;
     tx.commit().await.map_err(err)?;
     Ok(stored)
+}
+
+/// The first step of a read-decide-write repair (an operator's retry, a
+/// control's change): a transaction, and the row `statement` reads and
+/// locks by `id`, with the statement's store time (`store_now`), so that
+/// the rule in the core decides on the row as the write will find it.
+///
+/// # Errors
+/// [`StoreError::NotFound`] (the transaction rolled back) when there is no
+/// such row; what `err` makes of a driver error.
+pub(crate) async fn lock_by_id(
+    store: &PgLeaseStore,
+    statement: &Arc<str>,
+    id: Uuid,
+    err: impl Fn(sqlx_core::Error) -> StoreError + Copy,
+) -> Result<(Transaction<'static, Postgres>, PgRow, OffsetDateTime), StoreError> {
+    let mut tx = store.pool().begin().await.map_err(err)?;
+    let locked = store
+        .statement(statement)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+    let Some(locked) = locked else {
+        abandon(tx).await;
+        return Err(StoreError::NotFound { id });
+    };
+    let now = rows::instant(&locked, "store_now")?;
+    Ok((tx, locked, now))
 }
 
 /// Ends a transaction that wrote nothing, releasing its row locks now

@@ -5,10 +5,10 @@ use clap::Args;
 use scheduler_core::Operator;
 
 use super::steering::{
-    control_json, operator_failure, parse_time, print_warnings, target_words, TargetArgs, TimeArg,
+    operator_failure, parse_time, report_json, target_words, TargetArgs, TimeArg,
 };
 use super::Cx;
-use crate::output::{emit, emit_json, Failure};
+use crate::output::{emit, Failure};
 
 /// `scheduler pause`
 #[derive(Debug, Args)]
@@ -40,13 +40,10 @@ pub async fn pause(cx: &Cx, args: PauseArgs) -> Result<(), Failure> {
         .pause(&target, &args.note, until, args.skip_missed)
         .await
         .map_err(|e| operator_failure(cx, e))?;
-    print_warnings(&steered.warnings);
-    let control = &steered.control;
-    if cx.json {
-        let mut doc = control_json(control, control.created_at);
-        doc["warnings"] = steered.warnings.into();
-        return emit_json(&doc);
+    if let Some(printed) = report_json(cx, &steered) {
+        return printed;
     }
+    let control = &steered.control;
     let zone = &cx.zone;
     let until = match until {
         Some(u) => format!("until {} {}", zone.ts(Some(u)), zone.label()),

@@ -141,11 +141,23 @@ pub fn operator_failure(cx: &Cx, e: OperatorError) -> Failure {
     }
 }
 
-/// Prints each warning on stderr, `warning: ...`.
-pub fn print_warnings(warnings: &[String]) {
-    for w in warnings {
+/// What every command that stores a control does first: each warning on
+/// stderr (`warning: ...`), then, with `--json`, the control with its
+/// warnings (and a backfill's instants) as the one document. `None` when
+/// the caller prints its own line.
+pub fn report_json(cx: &Cx, steered: &scheduler_core::Steered) -> Option<Result<(), Failure>> {
+    for w in &steered.warnings {
         eprintln!("warning: {w}");
     }
+    cx.json.then(|| {
+        let control = &steered.control;
+        let mut doc = control_json(control, control.created_at);
+        doc["warnings"] = steered.warnings.clone().into();
+        if let Some(instants) = steered.instants {
+            doc["instants"] = instants.into();
+        }
+        crate::output::emit_json(&doc)
+    })
 }
 
 /// Whether `control` is in force at `now`: an active pause that has not

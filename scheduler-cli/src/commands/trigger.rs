@@ -4,9 +4,9 @@
 use clap::Args;
 use scheduler_core::Operator;
 
-use super::steering::{control_json, operator_failure, print_warnings, target_words, TargetArgs};
+use super::steering::{operator_failure, report_json, target_words, TargetArgs};
 use super::Cx;
-use crate::output::{emit, emit_json, Failure};
+use crate::output::{emit, Failure};
 
 /// `scheduler trigger`
 #[derive(Debug, Args)]
@@ -26,13 +26,10 @@ pub async fn trigger(cx: &Cx, args: TriggerArgs) -> Result<(), Failure> {
         .trigger(&target, &args.note)
         .await
         .map_err(|e| operator_failure(cx, e))?;
-    print_warnings(&steered.warnings);
-    let control = &steered.control;
-    if cx.json {
-        let mut doc = control_json(control, control.created_at);
-        doc["warnings"] = steered.warnings.into();
-        return emit_json(&doc);
+    if let Some(printed) = report_json(cx, &steered) {
+        return printed;
     }
+    let control = &steered.control;
     emit(&format!(
         "triggered {}: a replica runs it once per scope at its next tick (control {}; \
          progress: scheduler controls --job {:?})\n",

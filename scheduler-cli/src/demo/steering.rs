@@ -54,7 +54,7 @@ const DONE_POLL: Duration = Duration::from_millis(100);
 
 /// What the operator did, for the check.
 #[derive(Debug, Default)]
-pub struct Steered {
+pub struct OperatorLog {
     /// The pause, as its resume ended it.
     pause: Option<Control>,
     /// The trigger, as stored.
@@ -65,12 +65,12 @@ pub struct Steered {
     errors: Vec<String>,
 }
 
-impl Steered {
+impl OperatorLog {
     /// What the check sees of an operator that could not finish: `why`.
-    pub fn failed(why: String) -> Steered {
-        Steered {
+    pub fn failed(why: String) -> OperatorLog {
+        OperatorLog {
             errors: vec![why],
-            ..Steered::default()
+            ..OperatorLog::default()
         }
     }
 }
@@ -139,9 +139,9 @@ pub async fn run(
     store: Arc<dyn ExecutionAudit>,
     started: Instant,
     mut stop: watch::Receiver<bool>,
-) -> Steered {
+) -> OperatorLog {
     let operator = Operator::new(store.clone());
-    let mut steered = Steered::default();
+    let mut steered = OperatorLog::default();
     let job = Target::job(STEERED_JOB);
     if !reach(started, PAUSE_AT, &mut stop).await {
         return steered;
@@ -270,7 +270,7 @@ fn instant(t: OffsetDateTime) -> String {
 /// Returns once the trigger and the backfill have had all their runs
 /// claimed (their controls ended), while the replicas keep ticking; waits
 /// at most [`DONE_WITHIN`]. The check reports what did not get done.
-pub async fn await_done(store: &dyn ExecutionAudit, steered: &Steered, started: Instant) {
+pub async fn await_done(store: &dyn ExecutionAudit, steered: &OperatorLog, started: Instant) {
     let ids: Vec<uuid::Uuid> = steered
         .trigger
         .iter()
@@ -323,7 +323,7 @@ pub struct Verdict {
 /// run by key (`effects`).
 pub async fn check(
     store: &dyn ExecutionAudit,
-    steered: &Steered,
+    steered: &OperatorLog,
     rows: &[scheduler_core::Execution],
     effects: &BTreeMap<(String, Scope, OffsetDateTime), u64>,
 ) -> Result<Vec<Verdict>, String> {
@@ -465,7 +465,7 @@ pub async fn check(
 
 /// The verdicts for `--json`: per verdict, whether it was shown, holds,
 /// and its problems.
-pub fn verdicts_json(steered: &Steered, verdicts: &[Verdict]) -> Value {
+pub fn verdicts_json(steered: &OperatorLog, verdicts: &[Verdict]) -> Value {
     let checks: Vec<Value> = verdicts
         .iter()
         .map(|v| {
