@@ -1139,6 +1139,7 @@ fn live_replica(rt: &tokio::runtime::Runtime, url: &str) -> OffsetDateTime {
                     version: "test".into(),
                     refresh_interval: LIVE_FOR_HOURS,
                     jobs: vec![rollup.registration()],
+                    kinds: Vec::new(),
                 },
                 presence: scheduler_core::Presence::Started,
             })

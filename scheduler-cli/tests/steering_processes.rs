@@ -253,7 +253,7 @@ fn pause_and_resume_real_replicas(test: &str, url: &str, store_name: &str) {
     assert!(while_paused.is_empty(), "{store_name}: {while_paused:#?}");
     // latest_only: of the plans that came due while paused, the catch-up
     // after the resume runs at most the newest; those in between never.
-    let came_due = Schedule::Every(CADENCE).between(
+    let came_due = Schedule::every(CADENCE).between(
         paused_at,
         resumed_at - time::Duration::microseconds(1),
         usize::MAX,

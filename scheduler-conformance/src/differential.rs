@@ -655,6 +655,7 @@ fn announcement(runner: u8, jobs: u8, presence: Presence) -> Announcement {
             },
             _ => ScheduleForm::Every {
                 cadence: Duration::from_secs(60 * u64::from(i + 1)),
+                offset: Duration::ZERO,
             },
         },
         max_attempts: i32::from(i) + 1,
@@ -668,6 +669,7 @@ fn announcement(runner: u8, jobs: u8, presence: Presence) -> Announcement {
             version: "0.1.0".into(),
             refresh_interval: Duration::from_secs(15),
             jobs: (0..jobs).map(job).collect(),
+            kinds: vec!["digest".to_owned()],
         },
         presence,
     }
@@ -991,6 +993,7 @@ impl Side {
                         overlap: *overlap,
                         origin: *origin,
                         control_id,
+                        schedule_version: None,
                     },
                     job_name: JOB,
                     runner_id: &runner,

@@ -27,6 +27,7 @@ fn job(name: &str) -> RegisteredJob {
         schedule: "every minute".to_owned(),
         schedule_form: ScheduleForm::Every {
             cadence: Duration::from_secs(60),
+            offset: Duration::from_secs(7),
         },
         schedule_delay: Duration::from_secs(5),
         spread: Duration::ZERO,
@@ -39,6 +40,7 @@ fn job(name: &str) -> RegisteredJob {
         allow_stale_reentry: false,
         overlap: scheduler_core::model::OverlapPolicy::Skip,
         scope_list: vec![scheduler_core::Scope::new("tenant", "a \"quoted\" ∑")],
+        stored_version: Some(3),
     }
 }
 
@@ -52,6 +54,7 @@ fn announcement(runner_id: &str, jobs: Vec<RegisteredJob>, presence: Presence) -
             version: "0.1.0".to_owned(),
             refresh_interval: Duration::from_secs(15),
             jobs,
+            kinds: vec!["digest".to_owned(), "rollup".to_owned()],
         },
         presence,
     }

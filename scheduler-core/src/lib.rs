@@ -129,10 +129,10 @@ pub use model::{
     Announcement, Attempt, AttemptOutcome, ClaimKind, ClaimOutcome, ClaimRequest, Control,
     ControlAction, ControlState, ErrorCode, Execution, ExecutionFilter, Finish, FinishOutcome,
     LatestExecution, Lease, Origin, OverlapPolicy, PlanKey, Presence, Prune, RegisteredJob,
-    Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, Scope, ScopeSummary, Status,
-    MAX_NAME_BYTES,
+    Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, ScheduleDefinition, ScheduleOptions,
+    ScheduleWrite, Scope, ScopeSummary, Status, StoredSchedule, StoredScopes, MAX_NAME_BYTES,
 };
-pub use operator::{Backfill, Operator, OperatorError, Steered, Target};
+pub use operator::{Backfill, Operator, OperatorError, Steered, Target, Written};
 pub use plan::{CatchUpMode, Planning};
 pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};
 pub use time::{Clock, ManualClock, SystemClock, TimeControl, TokioClock};

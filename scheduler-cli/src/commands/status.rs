@@ -259,7 +259,7 @@ impl StatusArgs {
     /// A usage failure for a cron expression or zone that does not parse.
     fn schedule(&self) -> Result<Option<Schedule>, Failure> {
         Ok(match (&self.every, &self.cron) {
-            (Some(every), _) => Some(Schedule::Every(*every)),
+            (Some(every), _) => Some(Schedule::every(*every)),
             (None, Some(expr)) => Some(Schedule::Cron(Arc::new(
                 CronSchedule::parse(expr, &self.tz).map_err(Failure::Usage)?,
             ))),

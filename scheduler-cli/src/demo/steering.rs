@@ -237,7 +237,7 @@ async fn backfill(
         .backfill(job, &range, &format!("{NOTE_PREFIX}fill in before the run"))
         .await
         .map_err(|e| e.to_string())?;
-    let instants = Schedule::Every(ROLLUP_CADENCE).between(
+    let instants = Schedule::every(ROLLUP_CADENCE).between(
         from,
         to - time::Duration::microseconds(1),
         BACKFILL_INSTANTS as usize,

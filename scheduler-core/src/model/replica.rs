@@ -35,6 +35,9 @@ pub struct ReplicaInfo {
     pub refresh_interval: Duration,
     /// The jobs it registered, in registration order.
     pub jobs: Vec<RegisteredJob>,
+    /// The kinds of stored schedules it can run
+    /// ([`Manager::register_kind`](crate::Manager::register_kind)), sorted.
+    pub kinds: Vec<String>,
 }
 
 impl ReplicaInfo {
@@ -234,6 +237,7 @@ mod tests {
                 name: "j".into(),
                 ..Default::default()
             }],
+            kinds: vec!["k".into()],
         }
     }
 
