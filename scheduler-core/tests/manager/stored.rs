@@ -211,7 +211,10 @@ async fn a_compiled_in_job_keeps_its_name_and_a_stored_one_of_the_same_name_is_r
         matches!(&refused, OperatorError::Refused(m) if m.contains("compiled-in")),
         "{refused}"
     );
-    assert!(store.schedules().await.unwrap().is_empty(), "nothing written");
+    assert!(
+        store.schedules().await.unwrap().is_empty(),
+        "nothing written"
+    );
     // Written past the operator's check (a replica that was down then):
     // the compiled-in job runs, the stored one does not.
     store
@@ -224,7 +227,11 @@ async fn a_compiled_in_job_keeps_its_name_and_a_stored_one_of_the_same_name_is_r
     clock.advance(MIN);
     let report = m.run_once().await;
     assert_eq!(report.succeeded, 1);
-    assert_eq!(ledger.lock().unwrap().len(), 2, "the compiled-in job's runs");
+    assert_eq!(
+        ledger.lock().unwrap().len(),
+        2,
+        "the compiled-in job's runs"
+    );
     assert!(taken(&runs).is_empty(), "the stored one never ran");
 }
 
