@@ -74,6 +74,9 @@
 //! - Only scheduled keys that now have a row are remembered as known: a
 //!   key the store held back (paused, waiting for its scope) is asked for
 //!   again at the next tick.
+//! - Every tick reads the stored schedules (`docs/contract.md` §12) in one
+//!   store call, before it announces, and runs those of registered kinds
+//!   beside the compiled-in jobs; see `stored`.
 //! - A run cancelled by shutdown is recorded `canceled` with its retry due at
 //!   once, so another replica picks it up on its next tick.
 //! - The replica announces itself to the registry at the first tick of a
