@@ -500,6 +500,10 @@ impl JobSpec {
                 return fail("scopes", &problem);
             }
         }
+        if self.arguments.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
+            // PostgreSQL's jsonb cannot hold U+0000; refused alike everywhere.
+            return fail("arguments", "must not hold a NUL character (\\u0000)");
+        }
         let encoded = serde_json::to_string(&*self.arguments).map_or(usize::MAX, |t| t.len());
         if encoded > MAX_ARGUMENTS_BYTES {
             return fail(
@@ -526,6 +530,16 @@ impl JobSpec {
             }
             None => Vec::new(),
         }
+    }
+}
+
+/// Whether a JSON value holds a NUL character in any string or key.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 

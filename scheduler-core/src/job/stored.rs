@@ -223,6 +223,9 @@ mod tests {
         d.arguments.insert("big".into(), json!("x".repeat(20_000)));
         assert_eq!(field(&d), "arguments");
         let mut d = definition();
+        d.arguments.insert("deep".into(), json!({"list": ["ok", "n\u{0}ul"]}));
+        assert_eq!(field(&d), "arguments", "jsonb cannot hold NUL");
+        let mut d = definition();
         d.scopes = StoredScopes::Fixed(vec![]);
         assert_eq!(field(&d), "scopes");
         d.scopes = StoredScopes::Provider("p\0".into());
