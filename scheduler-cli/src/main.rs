@@ -137,6 +137,11 @@ enum Command {
     /// (--all: also those ended in the last 7 days). sqlite:PATH or
     /// postgres://.
     Controls(commands::controls::ControlsArgs),
+    /// Stored schedules: created, changed and removed at run time, run by
+    /// every replica whose code registered their kind (create, update,
+    /// delete, show, list). sqlite:PATH or postgres://.
+    #[command(subcommand)]
+    Schedule(commands::schedule::ScheduleCommand),
 }
 
 /// Parses `20s`, `5m`, `1h 30m`, `2days`.
@@ -288,6 +293,9 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                         Command::Backfill(args) => commands::backfill::backfill(&cx, args).await,
                         Command::Cancel(args) => commands::cancel::cancel(&cx, args).await,
                         Command::Controls(args) => commands::controls::controls(&cx, args).await,
+                        Command::Schedule(command) => {
+                            commands::schedule::schedule(&cx, command).await
+                        }
                         Command::Demo { .. } | Command::Migrate => unreachable!("handled above"),
                     }
                 }
