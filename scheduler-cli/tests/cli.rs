@@ -101,6 +101,15 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
             "--json",
         ],
     ));
+    // And a stored schedule an earlier demo left: the next one deletes it
+    // and creates its own.
+    let earlier = scheduler(
+        &url,
+        &[
+            "schedule", "create", "digest", "--kind", "report", "--every", "1h",
+        ],
+    );
+    assert!(earlier.status.success(), "{}", stderr(&earlier));
     let out = scheduler(&url, &["demo", "--duration", "9s", "--json"]);
     let report = stdout_json(&out);
     assert_eq!(report["ok"], true, "{report}");
@@ -121,7 +130,7 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
     );
     // The operator's steps, each shown and checked.
     let checks = report["steering"]["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 4, "{report}");
+    assert_eq!(checks.len(), 5, "{report}");
     assert!(
         checks.iter().all(|c| c["shown"] == true && c["ok"] == true),
         "{report}"
@@ -134,6 +143,11 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
         "BACKFILL",
         "[trigger]",
         "[backfill]",
+        "deleted the stored schedule digest v1 an earlier demo run left",
+        "CREATED stored schedule digest v1 (kind report): every 2 seconds",
+        "UPDATED digest to v2: every 4 seconds",
+        "report of v1: every 2 seconds",
+        "report of v2: every 4 seconds",
     ] {
         assert!(progress.contains(step), "{step}: {progress}");
     }
@@ -145,6 +159,23 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
     assert!(
         progress.contains("cancelled a pause of tenant_rollup left by an earlier demo run"),
         "{progress}"
+    );
+    // The demo's stored schedule stays, at its second version; its runs
+    // are marked by version.
+    let digest = stdout_json(&scheduler(&url, &["schedule", "show", "digest", "--json"]));
+    assert_eq!(digest["version"], 2, "{digest}");
+    assert_eq!(digest["schedule_words"], "every 4 seconds", "{digest}");
+    let history = stdout_json(&scheduler(&url, &["history", "--job", "digest", "--json"]));
+    let sources: std::collections::BTreeSet<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["stored v2", "stored, before v2"].into(),
+        "{history}"
     );
     let cancelled = &all_controls(&url)[0];
     assert_eq!(
