@@ -258,12 +258,14 @@ fn quiet_simulated_panics() {
 }
 
 /// Runs the demo for `duration` with `replicas` managers on `store`;
-/// `counts` are kept by the [`ProgressLayer`] the caller installed.
+/// `counts` are kept by the [`ProgressLayer`] the caller installed, whose
+/// clock (`started`) times every line of the event log.
 pub async fn run(
     store: Arc<dyn ExecutionAudit>,
     replicas: usize,
     duration: Duration,
     counts: Arc<Mutex<Counts>>,
+    started: Instant,
 ) -> DemoReport {
     quiet_simulated_panics();
     // The summary and the check cover the rows this run wrote: a file the
@@ -271,7 +273,6 @@ pub async fn run(
     // to count. A store that cannot tell the time fails the check below.
     let run_start = store.now().await.ok();
     let (kill_tx, mut kill_rx) = mpsc::unbounded_channel();
-    let started = Instant::now();
     let shared = Arc::new(Shared {
         effects: Mutex::new(Vec::new()),
         panicked_once: AtomicBool::new(false),
@@ -634,6 +635,12 @@ impl ProgressLayer {
             counts: counts.clone(),
         };
         (layer, counts)
+    }
+
+    /// When its clock started: the demo's event log times every line
+    /// from it.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 }
 

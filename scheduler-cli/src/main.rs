@@ -230,6 +230,7 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
     match cli.command {
         Command::Demo { replicas, duration } => {
             let (progress, counts) = demo::ProgressLayer::new();
+            let started = progress.started();
             // The manager's own log lines only on request (e.g.
             // SCHEDULER_LOG=info); the progress lines already tell the story.
             init_logging(cli.log_format, "off", progress);
@@ -244,7 +245,7 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                 "{:>7}  {:<10} {:<15} {:<16} {:<8} {:<3} outcome",
                 "time", "replica", "job", "scope", "plan", "try"
             );
-            let report = demo::run(store, replicas.into(), duration, counts).await;
+            let report = demo::run(store, replicas.into(), duration, counts, started).await;
             if cli.json {
                 emit_json(&report.json)?;
             } else {

@@ -78,7 +78,16 @@ fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: 
                         n => format!("{n} live with its kind, not yet running it"),
                     },
                 ],
-                (Some(r), _) => vec![
+                // A stored schedule's current definition, whatever
+                // version the replicas announced.
+                (Some(r), Some(stored)) => vec![
+                    escape(&j.name),
+                    words(&stored.definition.schedule),
+                    zone.ts(stored_next_plan(stored, now)),
+                    r.scopes.to_string(),
+                    format!("{} live", j.replicas.len()),
+                ],
+                (Some(r), None) => vec![
                     escape(&j.name),
                     if j.schedules_differ {
                         format!("{} (replicas differ)", r.schedule)
@@ -631,14 +640,16 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
             .map(|j| {
                 let registration = j.registration.as_ref();
                 let stored = j.stored.as_ref();
-                let schedule_words = registration.map(|r| r.schedule.clone()).or_else(|| {
-                    stored.and_then(|s| {
-                        Schedule::from_form(&s.definition.schedule).map(|p| p.describe())
-                    })
-                });
-                let next = registration
-                    .and_then(|r| next_plan_time(r, now))
-                    .or_else(|| stored.and_then(|s| stored_next_plan(s, now)));
+                // A stored schedule's current definition first, whatever
+                // version the replicas announced.
+                let schedule_words = match stored {
+                    Some(s) => Schedule::from_form(&s.definition.schedule).map(|p| p.describe()),
+                    None => registration.map(|r| r.schedule.clone()),
+                };
+                let next = match stored {
+                    Some(s) => stored_next_plan(s, now),
+                    None => registration.and_then(|r| next_plan_time(r, now)),
+                };
                 let mut value = json!({
                     "job": j.name,
                     "source": j.source_kind(),
