@@ -124,12 +124,17 @@ pub fn target_cell(job: &str, scope: Option<&Scope>) -> String {
     }
 }
 
-/// How a refused or failed request ends the command: a refusal is a usage
-/// error (exit 2; the Operator stored nothing), the rest runtime errors
-/// (exit 1), a conflict saying that nothing changed.
+/// How a refused or failed request ends the command: a refusal, or a
+/// stored schedule's definition the rules refuse (named by its field), is
+/// a usage error (exit 2; the Operator stored nothing), the rest runtime
+/// errors (exit 1), a conflict saying that nothing changed.
 pub fn operator_failure(cx: &Cx, e: OperatorError) -> Failure {
     match e {
         OperatorError::Refused(why) => Failure::Usage(format!("refused (nothing changed): {why}")),
+        OperatorError::Invalid(spec) => Failure::Usage(format!(
+            "refused (nothing changed): {}: {}",
+            spec.field, spec.reason
+        )),
         OperatorError::UnknownControl(id) => Failure::Runtime(format!("no control with id {id}")),
         OperatorError::Store(StoreError::Conflict(why)) => {
             Failure::Runtime(format!("nothing changed: {why}"))
