@@ -164,6 +164,8 @@ mod options;
 mod reads;
 /// The replica registry.
 mod replicas;
+/// Stored schedules: read, write, a claim's version check.
+mod schedules;
 /// The embedded migrations.
 mod schema;
 /// Every statement, rendered from `sql/`.
