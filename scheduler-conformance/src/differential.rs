@@ -405,7 +405,6 @@ pub fn definition(n: u8) -> ScheduleDefinition {
                     "a\"b",
                     "ü 🦀",
                     "{\"json\": 1}",
-                    "nul\u{0}",
                     18_446_744_073_709_551_615_u64
                 ]),
             );
