@@ -4,7 +4,8 @@
 //! An announcement is one idempotent upsert per runner id at store time,
 //! following [`Announcement::apply`]; a read lists every replica in runner-id
 //! order; text a store could never hold is refused before anything is
-//! written.
+//! written. The kinds a replica runs and the stored-schedule versions of
+//! its jobs round trip with the rest.
 //!
 //! Store time may move on its own (PostgreSQL's `now()`), so instants are
 //! checked between two readings of it; every check uses runner ids of its
@@ -224,6 +225,45 @@ pub async fn hostile_replica_text_is_stored_or_refused_cleanly(h: &Harness) {
         "nothing of a refused announcement is written"
     );
     assert!(replicas_of(h, &[over.as_str()]).await.is_empty());
+}
+
+/// The kinds a replica registered ([`ReplicaInfo::kinds`]) and the
+/// stored-schedule version each of its jobs runs
+/// ([`RegisteredJob::stored_version`]) are read back as announced: none or
+/// several kinds, hostile text in them, a compiled-in job (`None`) beside
+/// stored ones at version 1 and `i64::MAX`; a refresh replaces both.
+pub async fn replica_kinds_and_stored_versions_round_trip(h: &Harness) {
+    let runner = unique("replica_kinds");
+    let mut jobs = vec![job("compiled"), job("stored-first"), job("stored-last")];
+    jobs[0].stored_version = None;
+    jobs[1].stored_version = Some(1);
+    jobs[2].stored_version = Some(i64::MAX);
+    let mut a = announcement(&runner, jobs, Presence::Started);
+    a.replica.kinds = vec![
+        "a \"quoted\" 'kind' \\".to_owned(),
+        "digest".to_owned(),
+        r#"{"kind": ["json"]}"#.to_owned(),
+        "日本語 🦀".to_owned(),
+        incompressible(MAX_NAME_BYTES),
+    ];
+    announce(h, &a).await;
+    let read = replica(h, &runner).await.info;
+    assert_eq!(read.kinds, a.replica.kinds);
+    let versions: Vec<Option<i64>> = read.jobs.iter().map(|j| j.stored_version).collect();
+    assert_eq!(versions, [None, Some(1), Some(i64::MAX)]);
+    assert_eq!(read, a.replica);
+
+    let mut refreshed = announcement(&runner, vec![job("stored-first")], Presence::Alive);
+    refreshed.replica.jobs[0].stored_version = Some(2);
+    refreshed.replica.kinds = Vec::new();
+    announce(h, &refreshed).await;
+    let read = replica(h, &runner).await.info;
+    assert!(
+        read.kinds.is_empty(),
+        "an empty kind list replaces the kinds"
+    );
+    assert_eq!(read.jobs[0].stored_version, Some(2));
+    assert_eq!(read, refreshed.replica);
 }
 
 /// A prune also deletes the registry rows of replicas last seen before its
