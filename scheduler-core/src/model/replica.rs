@@ -121,7 +121,8 @@ impl Announcement {
                         .or_else(|| name_problem("schedule", &job.schedule))
                         .or(form)
                 })
-            });
+            })
+            .or_else(|| r.kinds.iter().find_map(|kind| name_problem("kind", kind)));
         match problem {
             Some(problem) => Err(StoreError::InvalidInput(problem)),
             None => Ok(()),
@@ -296,6 +297,11 @@ mod tests {
             "cut on a boundary"
         );
         assert!(!a.replica.host.contains('\0'));
+        a.replica.kinds[0] = "k\0".into();
+        assert!(
+            matches!(a.refuse_unstorable(), Err(StoreError::InvalidInput(m)) if m.contains("kind"))
+        );
+        a.replica.kinds[0] = "k".into();
         a.replica.jobs[0].name = "j\0".into();
         assert!(a.refuse_unstorable().is_err(), "names are refused, not cut");
     }
