@@ -289,7 +289,7 @@ fn read_file(path: &Path) -> Result<ScheduleDefinition, Failure> {
             json_type(arguments)
         )));
     }
-    serde_json::from_value(value).map_err(|e| {
+    ScheduleDefinition::from_operator(value).map_err(|e| {
         Failure::Usage(format!(
             "--file {shown}: not a stored schedule's definition: {e}"
         ))

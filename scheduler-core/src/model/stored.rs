@@ -39,7 +39,7 @@ pub const MAX_STORED_SCOPES: usize = 10_000;
 
 /// Where a stored schedule's scopes come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case")]
 pub enum StoredScopes {
     /// The same scopes every tick; JSON `{"fixed": [{"kind": "tenant",
     /// "id": "a"}]}`.
@@ -62,7 +62,7 @@ impl Default for StoredScopes {
 /// rules (`docs/contract.md` §6). Durations are written in words in JSON
 /// and TOML (`"30s"`, `"5m"`, `"1h 30m"`); every field may be left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ScheduleOptions {
     /// A plan becomes eligible this long after its plan time.
     #[serde(with = "words")]
@@ -127,8 +127,12 @@ impl Default for ScheduleOptions {
 
 /// What an operator writes: everything a stored schedule is but its name
 /// and version.
+///
+/// Reading it with serde is lenient, as a replica must be: a field that a
+/// newer version wrote is ignored, so an older build in a rolling deploy
+/// still runs the schedule. What an operator types goes through
+/// [`ScheduleDefinition::from_operator`], which refuses unknown fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ScheduleDefinition {
     /// The handler's kind, as registered in code
     /// ([`Manager::register_kind`](crate::Manager::register_kind)).
@@ -151,6 +155,44 @@ pub struct ScheduleDefinition {
     /// The options a compiled-in job has.
     #[serde(default)]
     pub options: ScheduleOptions,
+}
+
+impl ScheduleDefinition {
+    /// The definition an operator wrote (JSON, or TOML read as JSON),
+    /// strictly: a field this version does not know (a typo such as
+    /// `optoins`) is refused by its path, where serde alone would ignore it.
+    ///
+    /// # Errors
+    /// A message naming the unknown field, or serde's for a value of the
+    /// wrong type.
+    pub fn from_operator(value: Value) -> Result<ScheduleDefinition, String> {
+        let definition: ScheduleDefinition =
+            serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        let known = serde_json::to_value(&definition).expect("a definition always encodes");
+        match unknown_field(&value, &known, "") {
+            Some(path) => Err(format!("unknown field `{path}`")),
+            None => Ok(definition),
+        }
+    }
+}
+
+/// The first key of `given` (recursively, through objects) that `known`,
+/// the same value as read and written back, does not have.
+fn unknown_field(given: &Value, known: &Value, at: &str) -> Option<String> {
+    let (Value::Object(given), Value::Object(known)) = (given, known) else {
+        return None;
+    };
+    given.iter().find_map(|(key, value)| {
+        let path = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
+        match known.get(key) {
+            None => Some(path),
+            Some(kept) => unknown_field(value, kept, &path),
+        }
+    })
 }
 
 /// A stored schedule as the store keeps it.
@@ -299,17 +341,39 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_and_bad_durations_are_refused_by_name() {
-        let err = serde_json::from_str::<ScheduleDefinition>(
+    fn an_operators_unknown_fields_and_bad_durations_are_refused_by_name() {
+        let strict = |text: &str| {
+            ScheduleDefinition::from_operator(serde_json::from_str(text).unwrap()).unwrap_err()
+        };
+        let err = strict(
             r#"{"kind": "k", "schedule": {"kind": "every", "every_us": 1}, "optoins": {}}"#,
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("optoins"), "{err}");
-        let err = serde_json::from_str::<ScheduleDefinition>(
+        );
+        assert_eq!(err, "unknown field `optoins`");
+        let err = strict(
+            r#"{"kind": "k", "schedule": {"kind": "every", "every_us": 1},
+                "options": {"run_timeot": "5m"}}"#,
+        );
+        assert_eq!(err, "unknown field `options.run_timeot`");
+        let err = strict(
+            r#"{"kind": "k", "schedule": {"kind": "cron", "expression": "* * * * *",
+                "zone": "UTC", "tz": "UTC"}}"#,
+        );
+        assert_eq!(err, "unknown field `schedule.tz`");
+        let err = strict(
             r#"{"kind": "k", "schedule": {"kind": "every", "every_us": 1},
                 "options": {"run_timeout": "soon"}}"#,
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("soon"), "{err}");
+        );
+        assert!(err.contains("soon"), "{err}");
+        let fine = r#"{"kind": "k", "schedule": {"kind": "every", "every_us": 1},
+                       "arguments": {"anything": {"nested": [1]}}}"#;
+        assert!(ScheduleDefinition::from_operator(serde_json::from_str(fine).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_stored_definition_a_newer_version_wrote_is_read_leniently() {
+        let newer = r#"{"kind": "k", "schedule": {"kind": "every", "every_us": 60000000},
+                        "priority": 3, "options": {"max_attempts": 2, "jitter": "1s"}}"#;
+        let read = StoredSchedule::definition_from_json(newer).unwrap();
+        assert_eq!(read.options.max_attempts, 2);
     }
 }
