@@ -145,18 +145,25 @@ async fn an_unreadable_definition_fails_the_read_naming_the_schedule() {
         .write_schedule("daily", &ScheduleWrite::Create(definition(60)))
         .await
         .unwrap();
-    // What a newer version might write: a field this one does not know.
-    Connection::open(&path)
-        .unwrap()
-        .execute(
-            "UPDATE sys_cron_schedules SET definition = json_set(definition, '$.priority', 1)",
-            [],
-        )
-        .unwrap();
+    let db = Connection::open(&path).unwrap();
+    // What a newer version might write, a field this one does not know,
+    // is ignored: an older replica still runs the schedule.
+    db.execute(
+        "UPDATE sys_cron_schedules SET definition = json_set(definition, '$.priority', 1)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(store.schedules().await.unwrap().len(), 1);
+    // A definition without its kind is unreadable.
+    db.execute(
+        "UPDATE sys_cron_schedules SET definition = json_remove(definition, '$.kind')",
+        [],
+    )
+    .unwrap();
     let err = store.schedules().await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Backend { message, .. }
-            if message.contains("\"daily\"") && message.contains("priority")),
+            if message.contains("\"daily\"") && message.contains("kind")),
         "{err:?}"
     );
 }
