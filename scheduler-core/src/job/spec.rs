@@ -500,7 +500,11 @@ impl JobSpec {
                 return fail("scopes", &problem);
             }
         }
-        if self.arguments.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)) {
+        if self
+            .arguments
+            .iter()
+            .any(|(k, v)| k.contains('\0') || holds_nul(v))
+        {
             // PostgreSQL's jsonb cannot hold U+0000; refused alike everywhere.
             return fail("arguments", "must not hold a NUL character (\\u0000)");
         }

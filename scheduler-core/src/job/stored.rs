@@ -223,7 +223,8 @@ mod tests {
         d.arguments.insert("big".into(), json!("x".repeat(20_000)));
         assert_eq!(field(&d), "arguments");
         let mut d = definition();
-        d.arguments.insert("deep".into(), json!({"list": ["ok", "n\u{0}ul"]}));
+        d.arguments
+            .insert("deep".into(), json!({"list": ["ok", "n\u{0}ul"]}));
         assert_eq!(field(&d), "arguments", "jsonb cannot hold NUL");
         let mut d = definition();
         d.scopes = StoredScopes::Fixed(vec![]);

@@ -345,9 +345,8 @@ mod tests {
         let strict = |text: &str| {
             ScheduleDefinition::from_operator(serde_json::from_str(text).unwrap()).unwrap_err()
         };
-        let err = strict(
-            r#"{"kind": "k", "schedule": {"kind": "every", "every_us": 1}, "optoins": {}}"#,
-        );
+        let err =
+            strict(r#"{"kind": "k", "schedule": {"kind": "every", "every_us": 1}, "optoins": {}}"#);
         assert_eq!(err, "unknown field `optoins`");
         let err = strict(
             r#"{"kind": "k", "schedule": {"kind": "every", "every_us": 1},
