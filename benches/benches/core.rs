@@ -29,12 +29,12 @@ fn plans(c: &mut Criterion) {
     c.bench_function("floor 5m", |b| {
         b.iter(|| plan::floor(black_box(now), five_min))
     });
-    let every = planning(Schedule::Every(five_min), CatchUpMode::EveryPlan);
+    let every = planning(Schedule::every(five_min), CatchUpMode::EveryPlan);
     let after = Some(now - Duration::from_secs(3000));
     c.bench_function("plan_scope every_plan, 10 due", |b| {
         b.iter(|| plan::plan_scope(&every, black_box(now), Duration::ZERO, after, &[], &[]))
     });
-    let latest = planning(Schedule::Every(five_min), CatchUpMode::LatestOnly);
+    let latest = planning(Schedule::every(five_min), CatchUpMode::LatestOnly);
     c.bench_function("plan_scope latest_only, idle", |b| {
         let done = Some(plan::floor(now, five_min));
         b.iter(|| plan::plan_scope(&latest, black_box(now), Duration::ZERO, done, &[], &[]))

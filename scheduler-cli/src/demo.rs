@@ -15,10 +15,13 @@
 //! a plan that ran twice, fails it.
 //!
 //! Meanwhile an operator steers `tenant_rollup` (see [`steering`]): a
-//! pause of a few seconds, a trigger, a small backfill; the check holds
-//! the table to them too.
+//! pause of a few seconds, a trigger, a small backfill; and runs a stored
+//! schedule (see [`stored`]): it creates `digest`, of the kind `report`
+//! every replica registers, at the start, and changes its cadence
+//! half-way. The check holds the table to them too.
 
 mod steering;
+mod stored;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -40,12 +43,14 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The example jobs' names, also used to select the rows the check reads.
-const JOBS: [&str; 4] = [
+/// The example jobs' names, the stored schedule's last, also used to
+/// select the rows the check reads.
+const JOBS: [&str; 5] = [
     "tenant_rollup",
     "flaky_report",
     "panicky_import",
     "doomed_export",
+    stored::STORED_JOB,
 ];
 
 /// The tenants `tenant_rollup` fans out to.
@@ -80,6 +85,8 @@ struct Shared {
     doomed_once: AtomicBool,
     /// The doomed handler asks for its own replica to be stopped.
     kill: mpsc::UnboundedSender<String>,
+    /// When the demo started: the event log's times.
+    started: Instant,
 }
 
 /// The demo's result: printed, and checked.
@@ -191,6 +198,48 @@ fn jobs(shared: &Arc<Shared>) -> Vec<JobSpec> {
     vec![quick(rollup), quick(flaky), quick(panicky), quick(doomed)]
 }
 
+/// Registers the handler of the stored schedules of kind
+/// [`stored::STORED_KIND`]: it records its effect and prints the label its
+/// version's arguments carry, so the event log shows which version each
+/// run ran under.
+fn register_kind(manager: &Manager, shared: &Arc<Shared>) {
+    let s = shared.clone();
+    manager
+        .register_kind(stored::STORED_KIND, move |ctx: RunContext| {
+            let s = s.clone();
+            async move {
+                s.effects.lock().unwrap().push(Effect {
+                    job: ctx.job_name().to_owned(),
+                    scope: ctx.scope().clone(),
+                    plan_time: ctx.plan_time(),
+                });
+                let label = ctx
+                    .arguments()
+                    .get(stored::LABEL)
+                    .and_then(|l| l.as_str())
+                    .unwrap_or("?");
+                let plan = ctx.plan_time();
+                eprintln!(
+                    "{:>6.1}s  {:<10} {:<15} {:<16} {:<8} {:<3} report of {}",
+                    s.started.elapsed().as_secs_f64(),
+                    ctx.runner_id(),
+                    ctx.job_name(),
+                    ctx.scope().to_string(),
+                    format!(
+                        "{:02}:{:02}:{:02}",
+                        plan.hour(),
+                        plan.minute(),
+                        plan.second()
+                    ),
+                    format!("#{}", ctx.attempt()),
+                    crate::output::escape(label),
+                );
+                Ok(JobOutput::rows(1))
+            }
+        })
+        .expect("the demo's kind is valid");
+}
+
 /// Keeps the demo's own simulated panic from printing a backtrace: the
 /// manager records it (`FAILED handler_panic`) and the progress line shows
 /// it. Any other panic is reported as usual.
@@ -209,12 +258,14 @@ fn quiet_simulated_panics() {
 }
 
 /// Runs the demo for `duration` with `replicas` managers on `store`;
-/// `counts` are kept by the [`ProgressLayer`] the caller installed.
+/// `counts` are kept by the [`ProgressLayer`] the caller installed, whose
+/// clock (`started`) times every line of the event log.
 pub async fn run(
     store: Arc<dyn ExecutionAudit>,
     replicas: usize,
     duration: Duration,
     counts: Arc<Mutex<Counts>>,
+    started: Instant,
 ) -> DemoReport {
     quiet_simulated_panics();
     // The summary and the check cover the rows this run wrote: a file the
@@ -227,8 +278,8 @@ pub async fn run(
         panicked_once: AtomicBool::new(false),
         doomed_once: AtomicBool::new(false),
         kill: kill_tx,
+        started,
     });
-    let started = Instant::now();
     steering::clear_leftovers(&Operator::new(store.clone()), started).await;
     let mut running: HashMap<String, (tokio::sync::oneshot::Sender<()>, JoinHandle<TickReport>)> =
         HashMap::new();
@@ -249,6 +300,7 @@ pub async fn run(
         for job in jobs(&shared) {
             manager.register(job).expect("the demo's jobs are valid");
         }
+        register_kind(&manager, &shared);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             manager
@@ -260,7 +312,8 @@ pub async fn run(
         running.insert(runner, (stop_tx, task));
     }
     let (stop_steering, stop_rx) = watch::channel(false);
-    let operator = tokio::spawn(steering::run(store.clone(), started, stop_rx));
+    let operator = tokio::spawn(steering::run(store.clone(), started, stop_rx.clone()));
+    let scheduling = tokio::spawn(stored::run(store.clone(), started, duration / 2, stop_rx));
     let end = tokio::time::sleep(duration);
     tokio::pin!(end);
     loop {
@@ -290,6 +343,9 @@ pub async fn run(
     let steered = operator.await.unwrap_or_else(|e| {
         steering::OperatorLog::failed(format!("the operator's task failed: {e}"))
     });
+    let scheduled = scheduling.await.unwrap_or_else(|e| {
+        stored::StoredLog::failed(format!("the stored schedule's task failed: {e}"))
+    });
     if let Some(crash) = last_crash {
         await_takeover(store.as_ref(), &crashed, crash, started).await;
     }
@@ -307,7 +363,7 @@ pub async fn run(
         run_start,
         &shared,
         &crashed,
-        &steered,
+        &Operated { steered, scheduled },
         totals,
         &counts,
     )
@@ -380,15 +436,24 @@ async fn held_by(store: &dyn ExecutionAudit, runners: &[String]) -> Result<usize
     Ok(held)
 }
 
+/// What the operators did while the replicas ran.
+struct Operated {
+    /// Steering `tenant_rollup`.
+    steered: steering::OperatorLog,
+    /// The stored schedule's versions.
+    scheduled: stored::StoredLog,
+}
+
 async fn check(
     store: &dyn ExecutionAudit,
     run_start: Option<OffsetDateTime>,
     shared: &Shared,
     crashed: &[String],
-    steered: &steering::OperatorLog,
+    operated: &Operated,
     totals: TickReport,
     counts: &Counts,
 ) -> DemoReport {
+    let Operated { steered, scheduled } = operated;
     let Some(run_start) = run_start else {
         return DemoReport {
             text: "check failed: the store could not tell its time at the start\n".to_owned(),
@@ -449,7 +514,10 @@ async fn check(
         }
     }
     let verdicts = match steering::check(store, steered, &rows, &per_key).await {
-        Ok(verdicts) => verdicts,
+        Ok(mut verdicts) => {
+            verdicts.insert(3, stored::check(scheduled, &rows));
+            verdicts
+        }
         Err(e) => {
             return DemoReport {
                 text: format!("check failed: cannot read what the operator steered: {e}\n"),
@@ -524,6 +592,7 @@ async fn check(
         "duplicates": duplicates,
         "still_running": still_running,
         "steering": steering::verdicts_json(steered, &verdicts),
+        "stored_schedule": { "name": stored::STORED_JOB, "versions": stored::versions_json(scheduled) },
         "claims": { "claimed": totals.won, "retried": totals.retried, "stolen": totals.stolen, "conflicted": totals.conflicted },
     });
     DemoReport { text, json, ok }
@@ -566,6 +635,12 @@ impl ProgressLayer {
             counts: counts.clone(),
         };
         (layer, counts)
+    }
+
+    /// When its clock started: the demo's event log times every line
+    /// from it.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 }
 

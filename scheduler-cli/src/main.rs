@@ -137,6 +137,11 @@ enum Command {
     /// (--all: also those ended in the last 7 days). sqlite:PATH or
     /// postgres://.
     Controls(commands::controls::ControlsArgs),
+    /// Stored schedules: created, changed and removed at run time, run by
+    /// every replica whose code registered their kind (create, update,
+    /// delete, show, list). sqlite:PATH or postgres://.
+    #[command(subcommand)]
+    Schedule(commands::schedule::ScheduleCommand),
 }
 
 /// Parses `20s`, `5m`, `1h 30m`, `2days`.
@@ -225,6 +230,7 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
     match cli.command {
         Command::Demo { replicas, duration } => {
             let (progress, counts) = demo::ProgressLayer::new();
+            let started = progress.started();
             // The manager's own log lines only on request (e.g.
             // SCHEDULER_LOG=info); the progress lines already tell the story.
             init_logging(cli.log_format, "off", progress);
@@ -239,7 +245,7 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                 "{:>7}  {:<10} {:<15} {:<16} {:<8} {:<3} outcome",
                 "time", "replica", "job", "scope", "plan", "try"
             );
-            let report = demo::run(store, replicas.into(), duration, counts).await;
+            let report = demo::run(store, replicas.into(), duration, counts, started).await;
             if cli.json {
                 emit_json(&report.json)?;
             } else {
@@ -288,6 +294,9 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                         Command::Backfill(args) => commands::backfill::backfill(&cx, args).await,
                         Command::Cancel(args) => commands::cancel::cancel(&cx, args).await,
                         Command::Controls(args) => commands::controls::controls(&cx, args).await,
+                        Command::Schedule(command) => {
+                            commands::schedule::schedule(&cx, command).await
+                        }
                         Command::Demo { .. } | Command::Migrate => unreachable!("handled above"),
                     }
                 }

@@ -101,6 +101,15 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
             "--json",
         ],
     ));
+    // And a stored schedule an earlier demo left: the next one deletes it
+    // and creates its own.
+    let earlier = scheduler(
+        &url,
+        &[
+            "schedule", "create", "digest", "--kind", "report", "--every", "1h",
+        ],
+    );
+    assert!(earlier.status.success(), "{}", stderr(&earlier));
     let out = scheduler(&url, &["demo", "--duration", "9s", "--json"]);
     let report = stdout_json(&out);
     assert_eq!(report["ok"], true, "{report}");
@@ -121,7 +130,7 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
     );
     // The operator's steps, each shown and checked.
     let checks = report["steering"]["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 4, "{report}");
+    assert_eq!(checks.len(), 5, "{report}");
     assert!(
         checks.iter().all(|c| c["shown"] == true && c["ok"] == true),
         "{report}"
@@ -134,6 +143,11 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
         "BACKFILL",
         "[trigger]",
         "[backfill]",
+        "deleted the stored schedule digest v1 an earlier demo run left",
+        "CREATED stored schedule digest v1 (kind report): every 2 seconds",
+        "UPDATED digest to v2: every 4 seconds",
+        "report of v1: every 2 seconds",
+        "report of v2: every 4 seconds",
     ] {
         assert!(progress.contains(step), "{step}: {progress}");
     }
@@ -145,6 +159,23 @@ fn demo_on_a_sqlite_file_passes_its_check_and_the_table_agrees() {
     assert!(
         progress.contains("cancelled a pause of tenant_rollup left by an earlier demo run"),
         "{progress}"
+    );
+    // The demo's stored schedule stays, at its second version; its runs
+    // are marked by version.
+    let digest = stdout_json(&scheduler(&url, &["schedule", "show", "digest", "--json"]));
+    assert_eq!(digest["version"], 2, "{digest}");
+    assert_eq!(digest["schedule_words"], "every 4 seconds", "{digest}");
+    let history = stdout_json(&scheduler(&url, &["history", "--job", "digest", "--json"]));
+    let sources: std::collections::BTreeSet<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["stored v2", "stored, before v2"].into(),
+        "{history}"
     );
     let cancelled = &all_controls(&url)[0];
     assert_eq!(
@@ -1125,11 +1156,23 @@ const LIVE_FOR_HOURS: Duration = Duration::from_secs(3600);
 /// manager's first tick would: the Operator checks triggers and backfills
 /// against it. Returns the store time.
 fn live_replica(rt: &tokio::runtime::Runtime, url: &str) -> OffsetDateTime {
+    let tenants = Scopes::fixed(["a", "b"].map(|t| Scope::new("tenant", t)));
+    let rollup = JobSpec::new("rollup", tenants, |_| async { Ok(JobOutput::rows(1)) })
+        .cadence(Duration::from_secs(300));
+    announce(rt, url, &rollup, Vec::new())
+}
+
+/// Announces a live replica on the SQLite file at `url` that runs the
+/// compiled-in job `rollup` and registered the kinds `kinds`. Returns the
+/// store time.
+fn announce(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    rollup: &JobSpec,
+    kinds: Vec<String>,
+) -> OffsetDateTime {
     rt.block_on(async {
         let store = SqliteLeaseStore::connect(url).await.unwrap();
-        let tenants = Scopes::fixed(["a", "b"].map(|t| Scope::new("tenant", t)));
-        let rollup = JobSpec::new("rollup", tenants, |_| async { Ok(JobOutput::rows(1)) })
-            .cadence(Duration::from_secs(300));
         store
             .announce(&scheduler_core::Announcement {
                 replica: scheduler_core::ReplicaInfo {
@@ -1139,6 +1182,7 @@ fn live_replica(rt: &tokio::runtime::Runtime, url: &str) -> OffsetDateTime {
                     version: "test".into(),
                     refresh_interval: LIVE_FOR_HOURS,
                     jobs: vec![rollup.registration()],
+                    kinds,
                 },
                 presence: scheduler_core::Presence::Started,
             })
@@ -1706,4 +1750,293 @@ fn a_plan_missing_while_paused_is_reported_as_paused_not_missed() {
         text.contains("1: ") && text.contains("; 1 paused"),
         "{text}"
     );
+}
+
+/// `scheduler schedule ARGS` on `url`, the arguments split at spaces.
+fn schedule(url: &str, args: &str) -> Output {
+    let mut all = vec!["schedule"];
+    all.extend(args.split(' '));
+    scheduler(url, &all)
+}
+
+/// The stored schedules, by `schedule list --json`.
+fn stored_schedules(url: &str) -> Vec<Value> {
+    stdout_json(&schedule(url, "list --json"))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Stored schedules from flags and files: a create, an update that
+/// changes only what its flags name, a lost race naming the current
+/// version (exit 1, nothing changed), show and list, a delete at a version.
+#[test]
+fn stored_schedules_are_created_changed_shown_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    assert!(scheduler(&url, &["migrate"]).status.success());
+    let created = schedule(
+        &url,
+        "create digest --kind report --every 1m --scope tenant/a --scope tenant/b \
+         --arg to=\"ops@example.com\" --max-attempts 5 --json",
+    );
+    assert!(
+        stderr(&created).starts_with("warning: no live replica has registered kind \"report\""),
+        "created ahead of the deploy that brings the kind: {}",
+        stderr(&created)
+    );
+    let v1 = stdout_json(&created);
+    assert_eq!(v1["version"], 1, "{v1}");
+    let definition = &v1["definition"];
+    assert_eq!(
+        definition["schedule"],
+        serde_json::json!({"kind": "every", "every_us": 60_000_000, "offset_us": 0}),
+        "{v1}"
+    );
+    assert_eq!(definition["scopes"]["fixed"][1]["id"], "b", "{v1}");
+    assert_eq!(definition["arguments"]["to"], "ops@example.com", "{v1}");
+    assert_eq!(definition["options"]["max_attempts"], 5, "{v1}");
+
+    let v2 = stdout_json(&schedule(
+        &url,
+        "update digest --version 1 --every 10m --json",
+    ));
+    assert_eq!(v2["version"], 2, "{v2}");
+    assert_eq!(v2["schedule_words"], "every 10 minutes", "{v2}");
+    let mut unchanged = v1["definition"].clone();
+    unchanged["schedule"]["every_us"] = 600_000_000.into();
+    assert_eq!(v2["definition"], unchanged, "only the cadence changed");
+    assert!(
+        common::processes::instant(&v2["updated_at"])
+            > common::processes::instant(&v1["updated_at"])
+    );
+
+    let late = schedule(&url, "update digest --version 1 --paused");
+    assert_eq!(late.status.code(), Some(1), "{late:?}");
+    assert!(
+        stderr(&late).contains("at version 2, not 1"),
+        "{}",
+        stderr(&late)
+    );
+    let shown = stdout_json(&schedule(&url, "show digest --json"));
+    assert_eq!(
+        (&shown["version"], &shown["definition"]["paused"]),
+        (&2.into(), &false.into())
+    );
+    let text = String::from_utf8_lossy(&schedule(&url, "show digest").stdout).into_owned();
+    assert!(
+        text.contains("every 10 minutes") && text.contains("2 scopes: tenant/a, tenant/b"),
+        "{text}"
+    );
+
+    let toml = dir.path().join("nightly.toml");
+    std::fs::write(
+        &toml,
+        "kind = \"report\"\narguments = { to = \"ops@example.com\" }\n\
+         [schedule]\nkind = \"cron\"\nexpression = \"0 7 * * *\"\nzone = \"Asia/Tokyo\"\n\
+         [options]\nrun_timeout = \"2m\"\n",
+    )
+    .unwrap();
+    let nightly = stdout_json(&scheduler(
+        &url,
+        &[
+            "schedule",
+            "create",
+            "nightly",
+            "--file",
+            toml.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        nightly["definition"]["options"]["run_timeout"], "2m",
+        "{nightly}"
+    );
+    let table = String::from_utf8_lossy(&schedule(&url, "list").stdout).into_owned();
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(
+        table.contains("Asia/Tokyo") && table.contains("v2"),
+        "{table}"
+    );
+    let names: Vec<Value> = stored_schedules(&url)
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(names, ["digest", "nightly"], "by name");
+
+    let stale = schedule(&url, "delete digest --version 1");
+    assert_eq!(stale.status.code(), Some(1), "{stale:?}");
+    let deleted = stdout_json(&schedule(&url, "delete digest --version 2 --json"));
+    assert_eq!(deleted["deleted"], true, "{deleted}");
+    assert_eq!(stored_schedules(&url).len(), 1);
+    let gone = schedule(&url, "show digest");
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+}
+
+/// Every bad definition is refused before anything is written, with a
+/// usage error (exit 2) naming the field.
+#[test]
+fn bad_stored_schedules_are_refused_by_field_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    assert!(scheduler(&url, &["migrate"]).status.success());
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let every = r#""schedule": {"kind": "every", "every_us": 60000000}"#;
+    let nul_kind = file("nul.json", &format!(r#"{{"kind": "a\u0000b", {every}}}"#));
+    let array = file(
+        "array.json",
+        &format!(r#"{{"kind": "k", {every}, "arguments": [1]}}"#),
+    );
+    let typo = file(
+        "typo.toml",
+        "kind = \"k\"\noptoins = 1\n[schedule]\nkind = \"every\"\nevery_us = 1000000\n",
+    );
+    let big = format!(r#"{{"blob": "{}"}}"#, "x".repeat(20_000));
+    let long = "n".repeat(600);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["x", "--kind", "k", "--cron", "61 * * * *"], "cron"),
+        (
+            vec![
+                "x",
+                "--kind",
+                "k",
+                "--cron",
+                "0 7 * * *",
+                "--tz",
+                "Mars/Base",
+            ],
+            "unknown time zone",
+        ),
+        (vec!["x", "--kind", "k", "--every", "0s"], "cadence"),
+        (
+            vec!["x", "--kind", "k", "--every", "1m", "--offset", "1m"],
+            "cadence_offset",
+        ),
+        (
+            vec![
+                "x",
+                "--kind",
+                "k",
+                "--every",
+                "1m",
+                "--catch-up",
+                "every_plan",
+                "--window",
+                "400days",
+            ],
+            "catch_up_window",
+        ),
+        (
+            vec!["x", "--kind", "k", "--every", "1m", "--args", "[1]"],
+            "arguments",
+        ),
+        (
+            vec!["x", "--kind", "k", "--every", "1m", "--args", &big],
+            "arguments",
+        ),
+        (
+            vec!["x", "--kind", "k", "--every", "1m", "--arg", "to=ops"],
+            "arguments",
+        ),
+        (
+            vec!["x", "--kind", "k", "--every", "1m", "--max-attempts", "0"],
+            "max_attempts",
+        ),
+        (vec![&long, "--kind", "k", "--every", "1m"], "name"),
+        (vec!["", "--kind", "k", "--every", "1m"], "name"),
+        (vec!["x", "--every", "1m"], "kind"),
+        (vec!["x", "--kind", "k"], "schedule"),
+        (vec!["x", "--file", &nul_kind], "kind"),
+        (vec!["x", "--file", &array], "arguments"),
+        (vec!["x", "--file", &typo], "optoins"),
+    ];
+    for (args, field) in cases {
+        let mut all = vec!["schedule", "create"];
+        all.extend(&args);
+        let out = scheduler(&url, &all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(stderr(&out).contains(field), "{field}: {}", stderr(&out));
+    }
+    assert_eq!(
+        stored_schedules(&url),
+        Vec::<Value>::new(),
+        "nothing written"
+    );
+}
+
+/// `status` lists compiled-in jobs and stored schedules alike, each
+/// marked by its source, a stored one no live replica runs included;
+/// `history` marks each row.
+#[test]
+fn status_and_history_mark_stored_schedules_and_compiled_in_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let (rt, _ids) = seeded(&url);
+    let rollup = JobSpec::new("rollup", Scopes::global(), |_| async {
+        Ok(JobOutput::rows(1))
+    })
+    .cadence(Duration::from_secs(300));
+    announce(&rt, &url, &rollup, vec!["report".into()]);
+    // `report` has rows from before it was stored: an earlier version's.
+    let created = schedule(&url, "create report --kind report --every 1m");
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stderr(&created).is_empty(), "a live replica has the kind");
+    assert!(schedule(&url, "create ahead --kind later --every 1h")
+        .status
+        .success());
+
+    let status = stdout_json(&scheduler(&url, &["status", "--json"]));
+    let job = |name: &str| {
+        status["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job"] == name)
+            .unwrap_or_else(|| panic!("{name}: {status}"))
+            .clone()
+    };
+    assert_eq!(job("rollup")["source"], "code");
+    assert_eq!(
+        (&job("report")["source"], &job("report")["source_text"]),
+        (&"stored".into(), &"stored v1".into())
+    );
+    let ahead = job("ahead");
+    assert_eq!(
+        (
+            &ahead["source"],
+            &ahead["registered"],
+            &ahead["live_replicas_with_kind"]
+        ),
+        (&"stored".into(), &false.into(), &0.into()),
+        "{ahead}"
+    );
+    assert_eq!(ahead["schedule"], "every hour", "{ahead}");
+    let table = String::from_utf8_lossy(&scheduler(&url, &["status"]).stdout).into_owned();
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {table}"))
+            .to_owned()
+    };
+    assert!(line("rollup").contains(" code "), "{table}");
+    assert!(line("ahead").contains("stored v1"), "{table}");
+    assert!(
+        line("ahead").contains("none live has kind later"),
+        "{table}"
+    );
+
+    let history = stdout_json(&scheduler(&url, &["history", "--job", "report", "--json"]));
+    let rows = history.as_array().unwrap();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r["source"] == "stored, before v1"),
+        "{history}"
+    );
+    let text = String::from_utf8_lossy(&scheduler(&url, &["history", "--job", "report"]).stdout)
+        .into_owned();
+    assert!(text.lines().next().unwrap().contains("source"), "{text}");
 }

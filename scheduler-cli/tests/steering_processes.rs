@@ -19,21 +19,15 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{postgres_db, scheduler, stdout_json};
-use scheduler_core::plan::Schedule;
-use scheduler_core::{
-    CatchUpMode, Execution, ExecutionAudit, ExecutionFilter, JobOutput, JobSpec, Manager,
-    ManagerOptions, Scopes,
+use common::processes::{
+    executions, instant, ms, on_postgres, on_sqlite, replica_options, run_replica, start,
+    started_after, stop_replicas, until,
 };
-use scheduler_postgres::PgLeaseStore;
-use scheduler_sqlite::SqliteLeaseStore;
-use serde_json::Value;
-use time::OffsetDateTime;
+use common::{scheduler, stdout_json};
+use scheduler_core::plan::Schedule;
+use scheduler_core::{CatchUpMode, Execution, JobOutput, JobSpec, Scopes};
 
 /// Set in a replica process: the database URL it runs on.
 const REPLICA_OF: &str = "SCHEDULER_STEERING_REPLICA_OF";
@@ -55,43 +49,10 @@ const PAUSED_FOR: Duration = Duration::from_secs(5);
 /// How many executions must have run before the pause: the replicas are
 /// up and running the job.
 const RUNS_BEFORE: usize = 3;
-/// The longest wait for a condition the replicas bring about.
-const PATIENCE: Duration = Duration::from_secs(60);
-/// How often such a wait reads the store.
-const POLL: Duration = Duration::from_millis(20);
-
-/// The store a URL names, for the test's own reads and the replicas.
-async fn open(url: &str) -> Arc<dyn ExecutionAudit> {
-    if url.starts_with("sqlite:") {
-        Arc::new(
-            SqliteLeaseStore::connect(url)
-                .await
-                .expect("the SQLite file"),
-        )
-    } else {
-        Arc::new(
-            PgLeaseStore::connect(url)
-                .await
-                .expect("the PostgreSQL database"),
-        )
-    }
-}
 
 /// A replica process: runs the job on `url` until its stdin closes.
 fn replica(url: &str) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let store = open(url).await;
-        // `..Default::default()` stays for fields the options may gain.
-        #[allow(clippy::needless_update)]
-        let options = ManagerOptions {
-            runner_id: std::env::var(RUNNER).expect("a runner id"),
-            tick_interval: TICK,
-            max_concurrency: 4,
-            shutdown_grace: Duration::from_secs(5),
-            ..Default::default()
-        };
-        let manager = Manager::new(store, options).expect("valid manager options");
+    run_replica(url, replica_options(RUNNER, TICK, 4), |manager| {
         let job = JobSpec::new(JOB, Scopes::global(), |_| async {
             tokio::time::sleep(Duration::from_millis(20)).await;
             Ok(JobOutput::rows(1))
@@ -99,90 +60,20 @@ fn replica(url: &str) {
         .cadence(CADENCE)
         .catch_up(CatchUpMode::LatestOnly);
         manager.register(job).expect("a valid job");
-        let stdin_closed = async {
-            let _ = tokio::task::spawn_blocking(|| {
-                let mut sink = Vec::new();
-                std::io::stdin().read_to_end(&mut sink)
-            })
-            .await;
-        };
-        let report = manager.run(stdin_closed).await;
-        println!("REPORT {report:?}");
     });
-}
-
-/// Starts replica `i` of the job on `url`, as this test binary run again
-/// with only `test` selected.
-fn spawn_replica(test: &str, url: &str, i: usize) -> Child {
-    Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(REPLICA_OF, url)
-        .env(RUNNER, format!("replica-{i}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn a replica process")
-}
-
-/// The job's executions, newest plan first.
-async fn executions(store: &dyn ExecutionAudit) -> Vec<Execution> {
-    store
-        .list_executions(&ExecutionFilter {
-            job_name: Some(JOB.to_owned()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-}
-
-/// Reads the job's executions until `done` holds of them (at most
-/// [`PATIENCE`]), and returns them.
-async fn until(
-    store: &dyn ExecutionAudit,
-    what: &str,
-    done: impl Fn(&[Execution]) -> bool,
-) -> Vec<Execution> {
-    let give_up = Instant::now() + PATIENCE;
-    loop {
-        let rows = executions(store).await;
-        if done(&rows) {
-            return rows;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "no {what} within {PATIENCE:?}: {rows:#?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn instant(v: &Value) -> OffsetDateTime {
-    OffsetDateTime::parse(
-        v.as_str().unwrap_or_else(|| panic!("an instant: {v}")),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap()
-}
-
-fn ms(d: time::Duration) -> f64 {
-    d.as_seconds_f64() * 1000.0
 }
 
 /// Pauses and resumes the job while [`REPLICAS`] processes run it on
 /// `url`; `test` is the calling test's name, which the replicas run.
 fn pause_and_resume_real_replicas(test: &str, url: &str, store_name: &str) {
-    let migrated = scheduler(url, &["migrate"]);
-    assert!(migrated.status.success(), "{migrated:?}");
-    let mut replicas: Vec<Child> = (1..=REPLICAS)
-        .map(|i| spawn_replica(test, url, i))
-        .collect();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = runtime.block_on(open(url));
+    let (replicas, runtime, store) = start(test, url, REPLICAS, REPLICA_OF, RUNNER);
 
-    runtime.block_on(until(store.as_ref(), "runs before the pause", |rows| {
-        rows.iter().filter(|r| r.finished_at.is_some()).count() >= RUNS_BEFORE
-    }));
+    runtime.block_on(until(
+        store.as_ref(),
+        JOB,
+        "runs before the pause",
+        |rows| rows.iter().filter(|r| r.finished_at.is_some()).count() >= RUNS_BEFORE,
+    ));
     // Aim the pause at a plan's boundary, where the replicas claim: how
     // long a command takes to reach the store, measured with a read-only
     // one, says when to start it. Whether it lands just before or just
@@ -201,11 +92,8 @@ fn pause_and_resume_real_replicas(test: &str, url: &str, store_name: &str) {
     let paused_at = instant(&pause["created_at"]);
     // Let the cadence pass: plans come due, and none may start.
     std::thread::sleep(PAUSED_FOR);
-    let rows = runtime.block_on(executions(store.as_ref()));
-    let during: Vec<&Execution> = rows
-        .iter()
-        .filter(|r| r.started_at.is_some_and(|s| s > returned))
-        .collect();
+    let rows = runtime.block_on(executions(store.as_ref(), JOB));
+    let during = started_after(&rows, returned);
     assert!(
         during.is_empty(),
         "{store_name}: executions started after the pause returned at {returned}: {during:#?}"
@@ -218,10 +106,15 @@ fn pause_and_resume_real_replicas(test: &str, url: &str, store_name: &str) {
 
     let resume = stdout_json(&scheduler(url, &["resume", JOB, "--json"]));
     let resumed_at = instant(&resume["ended_at"]);
-    let rows = runtime.block_on(until(store.as_ref(), "start after the resume", |rows| {
-        rows.iter()
-            .any(|r| r.started_at.is_some_and(|s| s >= resumed_at))
-    }));
+    let rows = runtime.block_on(until(
+        store.as_ref(),
+        JOB,
+        "start after the resume",
+        |rows| {
+            rows.iter()
+                .any(|r| r.started_at.is_some_and(|s| s >= resumed_at))
+        },
+    ));
     let first_after = rows
         .iter()
         .filter_map(|r| r.started_at)
@@ -230,22 +123,10 @@ fn pause_and_resume_real_replicas(test: &str, url: &str, store_name: &str) {
         .unwrap();
 
     // Stop the replicas cleanly (their stdin closes) and read their report.
-    for replica in &mut replicas {
-        drop(replica.stdin.take());
-    }
-    for replica in replicas {
-        let out = replica.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("REPORT"),
-            "{store_name}: a replica failed ({}):\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    stop_replicas(replicas, store_name);
 
     // Nothing started while paused, whatever ran after the resume.
-    let rows = runtime.block_on(executions(store.as_ref()));
+    let rows = runtime.block_on(executions(store.as_ref(), JOB));
     let while_paused: Vec<&Execution> = rows
         .iter()
         .filter(|r| r.started_at.is_some_and(|s| s > returned && s < resumed_at))
@@ -253,7 +134,7 @@ fn pause_and_resume_real_replicas(test: &str, url: &str, store_name: &str) {
     assert!(while_paused.is_empty(), "{store_name}: {while_paused:#?}");
     // latest_only: of the plans that came due while paused, the catch-up
     // after the resume runs at most the newest; those in between never.
-    let came_due = Schedule::Every(CADENCE).between(
+    let came_due = Schedule::every(CADENCE).between(
         paused_at,
         resumed_at - time::Duration::microseconds(1),
         usize::MAX,
@@ -304,29 +185,21 @@ fn pause_and_resume_real_replicas(test: &str, url: &str, store_name: &str) {
 
 #[test]
 fn on_sqlite_a_pause_stops_real_replicas_and_resume_catches_up_latest_only() {
-    if let Ok(url) = std::env::var(REPLICA_OF) {
-        return replica(&url);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("steered.db").display());
-    pause_and_resume_real_replicas(
+    on_sqlite(
         "on_sqlite_a_pause_stops_real_replicas_and_resume_catches_up_latest_only",
-        &url,
-        "sqlite",
+        REPLICA_OF,
+        replica,
+        pause_and_resume_real_replicas,
     );
 }
 
 #[test]
 fn on_postgres_a_pause_stops_real_replicas_and_resume_catches_up_latest_only() {
-    if let Ok(url) = std::env::var(REPLICA_OF) {
-        return replica(&url);
-    }
-    let Some(db) = postgres_db("steering") else {
-        return;
-    };
-    pause_and_resume_real_replicas(
+    on_postgres(
         "on_postgres_a_pause_stops_real_replicas_and_resume_catches_up_latest_only",
-        &db.url,
-        "postgres",
+        "steering",
+        REPLICA_OF,
+        replica,
+        pause_and_resume_real_replicas,
     );
 }

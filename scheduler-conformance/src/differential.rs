@@ -10,14 +10,17 @@
 //! steering (`docs/contract.md` §11): pauses, triggers and backfills stored,
 //! ended, advanced and read, and claims under every overlap policy and
 //! origin, so that the stores' admission (paused, busy, skipped, a live run
-//! replaced) is compared too.
+//! replaced) is compared too; and stored schedules (`docs/contract.md` §12):
+//! creates, updates and deletes of the job's stored schedule naming the
+//! current version or another, with valid and invalid definitions, and
+//! claims planned under a version, current or superseded.
 //! [`check`] applies each [`Op`] to every store in turn and compares, after
 //! every operation, what each call returned, every row of the job field by
 //! field (ids and tokens aside: they are random by design, and a control's
 //! id is replaced by its number in creation order), the attempts log of
 //! every execution a lease was ever handed out for (pruned ones included,
 //! whose logs must be gone), the scope summaries, the replica registry and
-//! the job's controls, active and ended. The first store is the reference (the
+//! the job's controls, active and ended, and the job's stored schedule. The first store is the reference (the
 //! memory store, which applies [`machine`](scheduler_core::machine) directly); the
 //! first difference panics with the operation's index, the operation, both
 //! stores' names and both values, and the numbered operations up to there.
@@ -64,7 +67,7 @@ use uuid::Uuid;
 
 use scheduler_core::model::{
     Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Origin,
-    OverlapPolicy, Progress, ScheduleForm, Steering,
+    OverlapPolicy, Progress, ScheduleForm, Steering, MAX_ARGUMENTS_BYTES, MAX_CATCH_UP_WINDOW,
 };
 use scheduler_core::time::TimeControl;
 use scheduler_core::Scope;
@@ -72,7 +75,8 @@ use scheduler_core::StoreError;
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit,
     ExecutionFilter, Finish, Lease, LeaseStoreExt, PlanKey, Presence, Prune, RegisteredJob,
-    Replica, ReplicaInfo, RetryDue, RetryRead, Status,
+    Replica, ReplicaInfo, RetryDue, RetryRead, ScheduleDefinition, ScheduleOptions, ScheduleWrite,
+    Status, StoredSchedule, StoredScopes,
 };
 
 /// The job every operation works on. The stores should hold no rows of
@@ -232,6 +236,10 @@ pub enum Op {
         /// as [`Op`]'s leases are (ignored for scheduled keys, and before
         /// the first control).
         control: Option<usize>,
+        /// The stored schedule version the keys were planned under, picked
+        /// against the job's stored schedule as the store lists it; `None`
+        /// for a compiled-in job.
+        schedule_version: Option<VersionPick>,
     },
     /// An operator's control of the job, stored at store time.
     AddControl {
@@ -248,6 +256,11 @@ pub enum Op {
         control: Option<usize>,
         /// The change.
         change: ChangeKind,
+    },
+    /// A write of the job's stored schedule.
+    WriteSchedule {
+        /// What is written.
+        write: WriteKind,
     },
     /// A read of controls: the job's (or every job's), active ones and
     /// those that ended at or after `ended_back` seconds before store time
@@ -283,6 +296,160 @@ pub enum ControlKind {
         /// The end plan (exclusive).
         to: u8,
     },
+}
+
+/// What an [`Op::WriteSchedule`] writes; definitions are numbered as
+/// [`definition`] numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// A create.
+    Create {
+        /// Which definition.
+        definition: u8,
+    },
+    /// An update naming a version.
+    Update {
+        /// The version named.
+        version: VersionPick,
+        /// Which definition.
+        definition: u8,
+    },
+    /// A delete, naming a version or none.
+    Delete {
+        /// The version named, if any.
+        version: Option<VersionPick>,
+    },
+}
+
+/// A version of the job's stored schedule, relative to the one the store
+/// lists as current (taken as 1 when there is none, so that a claim under
+/// "the current version" of a deleted schedule is superseded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionPick {
+    /// The current version.
+    Current,
+    /// One before the current version.
+    Previous,
+    /// One after the current version.
+    Next,
+}
+
+impl VersionPick {
+    /// The version this picks when `current` is the store's.
+    fn of(self, current: Option<i64>) -> i64 {
+        let current = current.unwrap_or(1);
+        match self {
+            VersionPick::Current => current,
+            VersionPick::Previous => current - 1,
+            VersionPick::Next => current + 1,
+        }
+    }
+}
+
+/// How many definitions [`definition`] numbers: the first
+/// [`VALID_DEFINITIONS`] valid, the rest each refused for one field.
+pub const DEFINITIONS: u8 = 11;
+
+/// How many of the first [`DEFINITIONS`] are valid.
+pub const VALID_DEFINITIONS: u8 = 4;
+
+/// Definition `n` (modulo [`DEFINITIONS`]) of [`Op::WriteSchedule`]: a
+/// cadence, a cadence with an offset and options, a cron schedule in a
+/// zone over fixed scopes, a scope provider's with hostile arguments;
+/// then a bad cron expression, an unknown zone, a zero cadence, a catch-up
+/// window past the limit, arguments past the limit, a kind with a NUL, no
+/// attempts.
+pub fn definition(n: u8) -> ScheduleDefinition {
+    let base = ScheduleDefinition {
+        kind: "digest".to_owned(),
+        schedule: ScheduleForm::Every {
+            cadence: Duration::from_secs(60),
+            offset: Duration::ZERO,
+        },
+        scopes: StoredScopes::default(),
+        arguments: Map::new(),
+        paused: false,
+        options: ScheduleOptions::default(),
+    };
+    let cron = |expression: &str, zone: &str| ScheduleForm::Cron {
+        expression: expression.to_owned(),
+        zone: zone.to_owned(),
+    };
+    match n % DEFINITIONS {
+        0 => base,
+        1 => ScheduleDefinition {
+            schedule: ScheduleForm::Every {
+                cadence: Duration::from_secs(120),
+                offset: Duration::from_secs(30),
+            },
+            options: ScheduleOptions {
+                max_attempts: 5,
+                overlap: OverlapPolicy::Skip,
+                retry_backoff: vec![Duration::from_secs(1)],
+                ..ScheduleOptions::default()
+            },
+            ..base
+        },
+        2 => ScheduleDefinition {
+            kind: "rollup".to_owned(),
+            schedule: cron("0 9 * * 1-5", "Europe/Berlin"),
+            scopes: StoredScopes::Fixed((0..SCOPES).map(scope).collect()),
+            paused: true,
+            ..base
+        },
+        3 => {
+            let mut arguments = Map::new();
+            arguments.insert(
+                "to'\"".to_owned(),
+                serde_json::json!([
+                    "a\"b",
+                    "ü 🦀",
+                    "{\"json\": 1}",
+                    18_446_744_073_709_551_615_u64
+                ]),
+            );
+            ScheduleDefinition {
+                scopes: StoredScopes::Provider("tenants".to_owned()),
+                arguments,
+                ..base
+            }
+        }
+        4 => ScheduleDefinition {
+            schedule: cron("61 * * * *", "UTC"),
+            ..base
+        },
+        5 => ScheduleDefinition {
+            schedule: cron("0 9 * * *", "Mars/Olympus"),
+            ..base
+        },
+        6 => ScheduleDefinition {
+            schedule: ScheduleForm::Every {
+                cadence: Duration::ZERO,
+                offset: Duration::ZERO,
+            },
+            ..base
+        },
+        7 => {
+            let mut d = base;
+            d.options.catch_up_window = MAX_CATCH_UP_WINDOW + Duration::from_secs(1);
+            d
+        }
+        8 => {
+            let mut d = base;
+            d.arguments
+                .insert("big".to_owned(), "x".repeat(MAX_ARGUMENTS_BYTES).into());
+            d
+        }
+        9 => ScheduleDefinition {
+            kind: "di\0gest".to_owned(),
+            ..base
+        },
+        _ => {
+            let mut d = base;
+            d.options.max_attempts = 0;
+            d
+        }
+    }
 }
 
 /// What an [`Op::UpdateControl`] changes.
@@ -399,9 +566,10 @@ pub fn op() -> impl Strategy<Value = Op> {
             prop::sample::select(OverlapPolicy::ALL.to_vec()),
             prop_oneof![Just(Origin::Scheduled), Just(Origin::Trigger), Just(Origin::Backfill)],
             prop::option::of(0usize..4),
+            prop::option::of(version_pick()),
         )
             .prop_map(
-                |(keys, runner, max_attempts, reentrant, overlap, origin, control)| {
+                |(keys, runner, max_attempts, reentrant, overlap, origin, control, schedule_version)| {
                     Op::SteeredClaim {
                         keys,
                         runner,
@@ -410,9 +578,11 @@ pub fn op() -> impl Strategy<Value = Op> {
                         overlap,
                         origin,
                         control,
+                        schedule_version,
                     }
                 }
             ),
+        2 => write_kind().prop_map(|write| Op::WriteSchedule { write }),
         2 => (control_kind(), prop::option::of(0..SCOPES))
             .prop_map(|(kind, scope)| Op::AddControl { kind, scope }),
         2 => (
@@ -448,6 +618,33 @@ fn control_kind() -> impl Strategy<Value = ControlKind> {
             }),
         1 => Just(ControlKind::Trigger),
         1 => (0..PLANS, 1..=PLANS).prop_map(|(from, to)| ControlKind::Backfill { from, to }),
+    ]
+}
+
+/// One random [`VersionPick`], mostly the current version.
+fn version_pick() -> impl Strategy<Value = VersionPick> {
+    prop_oneof![
+        3 => Just(VersionPick::Current),
+        1 => Just(VersionPick::Previous),
+        1 => Just(VersionPick::Next),
+    ]
+}
+
+/// One random [`WriteKind`]: creates, updates and deletes, with valid
+/// definitions three times as often as invalid ones, and deletes naming a
+/// version or none.
+fn write_kind() -> impl Strategy<Value = WriteKind> {
+    let definition = || {
+        prop_oneof![
+            3 => 0..VALID_DEFINITIONS,
+            1 => VALID_DEFINITIONS..DEFINITIONS,
+        ]
+    };
+    prop_oneof![
+        2 => definition().prop_map(|definition| WriteKind::Create { definition }),
+        3 => (version_pick(), definition())
+            .prop_map(|(version, definition)| WriteKind::Update { version, definition }),
+        1 => prop::option::of(version_pick()).prop_map(|version| WriteKind::Delete { version }),
     ]
 }
 
@@ -499,6 +696,7 @@ enum Seen {
     ControlAdded(Result<Control, String>),
     ControlUpdated(Result<Control, String>),
     Controls(Vec<Control>),
+    ScheduleWritten(Result<Option<StoredSchedule>, String>),
     Nothing,
 }
 
@@ -548,6 +746,17 @@ fn control_refusal(store: &str, e: &StoreError) -> String {
         StoreError::NotFound { .. } => "not found".to_owned(),
         StoreError::Conflict(_) => "conflict".to_owned(),
         StoreError::InvalidInput(_) => "invalid input".to_owned(),
+        other => panic!("{store}: unexpected store error: {other}"),
+    }
+}
+
+/// The refusals a stored schedule's write may meet, with their messages
+/// (which [`apply_write`](scheduler_core::job::apply_write) words alike
+/// for every store). Any other error means the store failed.
+fn schedule_refusal(store: &str, e: &StoreError) -> String {
+    match e {
+        StoreError::Conflict(why) => format!("conflict: {why}"),
+        StoreError::InvalidInput(why) => format!("invalid input: {why}"),
         other => panic!("{store}: unexpected store error: {other}"),
     }
 }
@@ -655,6 +864,7 @@ fn announcement(runner: u8, jobs: u8, presence: Presence) -> Announcement {
             },
             _ => ScheduleForm::Every {
                 cadence: Duration::from_secs(60 * u64::from(i + 1)),
+                offset: Duration::ZERO,
             },
         },
         max_attempts: i32::from(i) + 1,
@@ -668,6 +878,7 @@ fn announcement(runner: u8, jobs: u8, presence: Presence) -> Announcement {
             version: "0.1.0".into(),
             refresh_interval: Duration::from_secs(15),
             jobs: (0..jobs).map(job).collect(),
+            kinds: vec!["digest".to_owned()],
         },
         presence,
     }
@@ -973,7 +1184,12 @@ impl Side {
                 overlap,
                 origin,
                 control,
+                schedule_version,
             } => {
+                let schedule_version = match schedule_version {
+                    Some(pick) => Some(pick.of(self.schedule().await.map(|s| s.version))),
+                    None => None,
+                };
                 let keys: Vec<PlanKey> = keys
                     .iter()
                     .map(|&(s, p)| PlanKey {
@@ -991,6 +1207,7 @@ impl Side {
                         overlap: *overlap,
                         origin: *origin,
                         control_id,
+                        schedule_version,
                     },
                     job_name: JOB,
                     runner_id: &runner,
@@ -1065,6 +1282,28 @@ impl Side {
                 }
                 Seen::ControlUpdated(updated.map(|c| self.mask_control(c)))
             }
+            Op::WriteSchedule { write } => {
+                let current = self.schedule().await.map(|s| s.version);
+                let write = match *write {
+                    WriteKind::Create { definition: n } => ScheduleWrite::Create(definition(n)),
+                    WriteKind::Update {
+                        version,
+                        definition: n,
+                    } => ScheduleWrite::Update {
+                        version: version.of(current),
+                        definition: definition(n),
+                    },
+                    WriteKind::Delete { version } => ScheduleWrite::Delete {
+                        version: version.map(|v| v.of(current)),
+                    },
+                };
+                Seen::ScheduleWritten(
+                    self.store
+                        .write_schedule(JOB, &write)
+                        .await
+                        .map_err(|e| schedule_refusal(name, &e)),
+                )
+            }
             Op::ReadControls {
                 all_jobs,
                 ended_back,
@@ -1083,6 +1322,24 @@ impl Side {
                 Seen::Controls(self.masked_controls(controls, "the controls read"))
             }
         }
+    }
+
+    /// The job's stored schedule, if any: one
+    /// [`schedules`](scheduler_core::LeaseStore::schedules) read, which
+    /// must list every schedule in bytewise name order.
+    async fn schedule(&self) -> Option<StoredSchedule> {
+        let all = self
+            .store
+            .schedules()
+            .await
+            .unwrap_or_else(|e| panic!("{}: schedules failed: {e}", self.name));
+        assert!(
+            all.windows(2)
+                .all(|w| w[0].name.as_bytes() < w[1].name.as_bytes()),
+            "{}: schedules not in name order",
+            self.name
+        );
+        all.into_iter().find(|s| s.name == JOB)
     }
 
     /// The replicas of the registry that [`Op::Announce`] names, in the
@@ -1254,10 +1511,11 @@ fn same_rows(
 /// lease was handed out for, the replicas [`Op::Announce`] wrote, the
 /// scope summaries of the job and of all jobs, and every control of the
 /// job (ids replaced by their number in creation order, after a check that
-/// each store answered in `(created_at, id)` order); after the last, the
+/// each store answered in `(created_at, id)` order), and the job's stored
+/// schedule; after the last, the
 /// latest-execution views, every retry-due read and the progress of every
 /// control. Each store must be
-/// empty of [`JOB`]'s rows and controls, and of the replicas
+/// empty of [`JOB`]'s rows, controls and stored schedule, and of the replicas
 /// [`Op::Announce`] names, and all must
 /// read one store time that `time` moves ([`Op::Advance`] advances it once,
 /// for every store): [`check`] verifies first that they agree on it, and
@@ -1316,6 +1574,13 @@ pub async fn check(
             (reference, &Vec::new()),
             (side.name, &side.all_controls().await),
         );
+        same(
+            ops,
+            At::Start,
+            "the job's stored schedule (a store must start without one)",
+            (reference, &None),
+            (side.name, &side.schedule().await),
+        );
     }
 
     for (step, op) in ops.iter().enumerate() {
@@ -1365,6 +1630,16 @@ pub async fn check(
                 "the job's control in creation order",
                 (reference, &expected),
                 (side.name, &side.all_controls().await),
+            );
+        }
+        let expected = sides[0].schedule().await;
+        for side in &sides[1..] {
+            same(
+                ops,
+                at,
+                "the job's stored schedule",
+                (reference, &expected),
+                (side.name, &side.schedule().await),
             );
         }
         let expected = sides[0].logs().await;
@@ -1510,6 +1785,28 @@ impl Op {
             overlap,
             origin,
             control,
+            schedule_version: None,
+        }
+    }
+
+    /// A write of the job's stored schedule.
+    pub fn write_schedule(write: WriteKind) -> Op {
+        Op::WriteSchedule { write }
+    }
+
+    /// A steered claim of `keys` by runner 0 as [`Op::steered`] (scheduled,
+    /// overlap allowed), planned under the `version` of the stored
+    /// schedule.
+    pub fn versioned(keys: &[(u8, u8)], version: VersionPick) -> Op {
+        Op::SteeredClaim {
+            keys: keys.to_vec(),
+            runner: 0,
+            max_attempts: 3,
+            reentrant: false,
+            overlap: OverlapPolicy::AllowAll,
+            origin: Origin::Scheduled,
+            control: None,
+            schedule_version: Some(version),
         }
     }
 
@@ -1537,6 +1834,7 @@ pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
         presence,
     };
     use OverlapPolicy::{AllowAll, BufferAll, BufferOne, CancelOther, Skip};
+    let write = Op::write_schedule;
     let pause = |until_secs, scope| Op::AddControl {
         kind: ControlKind::Pause {
             until_secs,
@@ -1653,6 +1951,55 @@ pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
                     ended_back: Some(30),
                     sub_micro: true,
                 },
+            ],
+        ),
+        // Written by hand: the stored schedule's writes by compare-and-set
+        // on its version, and claims planned under a version: superseded
+        // before the schedule exists, after an update (an older or a newer
+        // version), before a pause is considered, and after a delete; a
+        // name deleted is created again at version 1.
+        (
+            "stored_schedule_versions_guard_writes_and_claims",
+            vec![
+                Op::versioned(&[(0, 0)], VersionPick::Current),
+                write(WriteKind::Create { definition: 0 }),
+                write(WriteKind::Create { definition: 1 }),
+                Op::versioned(&[(0, 0), (1, 0)], VersionPick::Current),
+                write(WriteKind::Update {
+                    version: VersionPick::Previous,
+                    definition: 1,
+                }),
+                write(WriteKind::Update {
+                    version: VersionPick::Current,
+                    definition: 4,
+                }),
+                Op::Advance { secs: 30 },
+                write(WriteKind::Update {
+                    version: VersionPick::Current,
+                    definition: 2,
+                }),
+                Op::versioned(&[(2, 1)], VersionPick::Previous),
+                Op::versioned(&[(2, 1)], VersionPick::Next),
+                pause(None, None),
+                Op::versioned(&[(2, 1)], VersionPick::Previous),
+                Op::steered(&[(2, 1)], 0, AllowAll, Origin::Scheduled, None),
+                Op::end_control(0),
+                Op::versioned(&[(2, 1)], VersionPick::Current),
+                write(WriteKind::Delete {
+                    version: Some(VersionPick::Previous),
+                }),
+                write(WriteKind::Delete {
+                    version: Some(VersionPick::Current),
+                }),
+                Op::versioned(&[(2, 2)], VersionPick::Current),
+                write(WriteKind::Delete { version: None }),
+                Op::Advance { secs: 1 },
+                write(WriteKind::Create { definition: 3 }),
+                write(WriteKind::Update {
+                    version: VersionPick::Current,
+                    definition: 8,
+                }),
+                write(WriteKind::Delete { version: None }),
             ],
         ),
         // A replica starts, refreshes with other jobs, stops and starts

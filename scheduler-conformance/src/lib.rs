@@ -26,6 +26,7 @@
 //! - [`limits`]: names at and past the limit, hostile text, error messages, results, microseconds, store time.
 //! - [`registry`]: the replica registry: announcements read back, refreshed without duplicates, stops, order, hostile text.
 //! - [`steering`]: controls (pauses, triggers, backfills) stored, read and ended; pauses and overlap policies in the claim; origins, forced retries, skipped counts, progress.
+//! - [`schedules`]: stored schedules written by compare-and-set on their version, refused by field, read back in name order; claims of a superseded version; the wake-up.
 //! - [`manager`]: manager-over-store checks (an outage at start, an unstorable scope, a control's wake-up), not store guarantees.
 //! - [`differential`]: random operation sequences applied to several stores in lockstep.
 //!
@@ -56,6 +57,7 @@ pub mod limits;
 pub mod manager;
 pub mod registry;
 pub mod retry;
+pub mod schedules;
 pub mod steering;
 
 pub use attempts::*;
@@ -67,6 +69,7 @@ pub use limits::*;
 pub use manager::*;
 pub use registry::*;
 pub use retry::*;
+pub use schedules::*;
 pub use steering::*;
 
 /// Expands to one `#[tokio::test]` per conformance function. `$setup` is an
@@ -114,6 +117,7 @@ macro_rules! conformance_tests {
             every_replica_is_listed_in_runner_id_order,
             prune_deletes_replicas_not_seen_since_the_cutoff,
             hostile_replica_text_is_stored_or_refused_cleanly,
+            replica_kinds_and_stored_versions_round_trip,
             failure_then_success_logs_both_attempts,
             swept_attempt_is_logged_as_stale_timeout,
             stolen_attempt_is_logged_for_its_runner,
@@ -142,7 +146,21 @@ macro_rules! conformance_tests {
             rows_carry_their_origin_and_control,
             failed_operator_runs_are_due_whatever_their_plan_time,
             overlap_rows_count_as_skipped_in_summaries,
-            control_progress_counts_the_rows_of_a_control
+            control_progress_counts_the_rows_of_a_control,
+            a_created_schedule_is_read_back_at_version_one,
+            schedules_are_listed_in_name_order,
+            an_update_naming_the_current_version_moves_it_by_one,
+            a_write_naming_another_version_conflicts_and_changes_nothing,
+            creating_an_existing_name_conflicts,
+            writing_a_missing_schedule_conflicts,
+            a_deleted_schedule_is_gone_and_its_executions_stay,
+            invalid_definitions_are_refused_by_field_and_nothing_is_written,
+            schedule_names_past_the_limits_are_refused,
+            hostile_text_in_a_definition_round_trips_exactly,
+            a_claim_under_the_current_version_is_decided_as_usual,
+            a_claim_under_a_superseded_version_claims_nothing,
+            a_claim_without_a_version_ignores_stored_schedules,
+            a_schedule_write_wakes_the_control_changes_receiver
         );
     };
     (@one $setup:expr, $name:ident, $($arg:expr),*) => {

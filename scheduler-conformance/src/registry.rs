@@ -4,7 +4,8 @@
 //! An announcement is one idempotent upsert per runner id at store time,
 //! following [`Announcement::apply`]; a read lists every replica in runner-id
 //! order; text a store could never hold is refused before anything is
-//! written.
+//! written. The kinds a replica runs and the stored-schedule versions of
+//! its jobs round trip with the rest.
 //!
 //! Store time may move on its own (PostgreSQL's `now()`), so instants are
 //! checked between two readings of it; every check uses runner ids of its
@@ -27,6 +28,7 @@ fn job(name: &str) -> RegisteredJob {
         schedule: "every minute".to_owned(),
         schedule_form: ScheduleForm::Every {
             cadence: Duration::from_secs(60),
+            offset: Duration::from_secs(7),
         },
         schedule_delay: Duration::from_secs(5),
         spread: Duration::ZERO,
@@ -39,6 +41,7 @@ fn job(name: &str) -> RegisteredJob {
         allow_stale_reentry: false,
         overlap: scheduler_core::model::OverlapPolicy::Skip,
         scope_list: vec![scheduler_core::Scope::new("tenant", "a \"quoted\" ∑")],
+        stored_version: Some(3),
     }
 }
 
@@ -52,6 +55,7 @@ fn announcement(runner_id: &str, jobs: Vec<RegisteredJob>, presence: Presence) -
             version: "0.1.0".to_owned(),
             refresh_interval: Duration::from_secs(15),
             jobs,
+            kinds: vec!["digest".to_owned(), "rollup".to_owned()],
         },
         presence,
     }
@@ -221,6 +225,45 @@ pub async fn hostile_replica_text_is_stored_or_refused_cleanly(h: &Harness) {
         "nothing of a refused announcement is written"
     );
     assert!(replicas_of(h, &[over.as_str()]).await.is_empty());
+}
+
+/// The kinds a replica registered ([`ReplicaInfo::kinds`]) and the
+/// stored-schedule version each of its jobs runs
+/// ([`RegisteredJob::stored_version`]) are read back as announced: none or
+/// several kinds, hostile text in them, a compiled-in job (`None`) beside
+/// stored ones at version 1 and `i64::MAX`; a refresh replaces both.
+pub async fn replica_kinds_and_stored_versions_round_trip(h: &Harness) {
+    let runner = unique("replica_kinds");
+    let mut jobs = vec![job("compiled"), job("stored-first"), job("stored-last")];
+    jobs[0].stored_version = None;
+    jobs[1].stored_version = Some(1);
+    jobs[2].stored_version = Some(i64::MAX);
+    let mut a = announcement(&runner, jobs, Presence::Started);
+    a.replica.kinds = vec![
+        "a \"quoted\" 'kind' \\".to_owned(),
+        "digest".to_owned(),
+        r#"{"kind": ["json"]}"#.to_owned(),
+        "日本語 🦀".to_owned(),
+        incompressible(MAX_NAME_BYTES),
+    ];
+    announce(h, &a).await;
+    let read = replica(h, &runner).await.info;
+    assert_eq!(read.kinds, a.replica.kinds);
+    let versions: Vec<Option<i64>> = read.jobs.iter().map(|j| j.stored_version).collect();
+    assert_eq!(versions, [None, Some(1), Some(i64::MAX)]);
+    assert_eq!(read, a.replica);
+
+    let mut refreshed = announcement(&runner, vec![job("stored-first")], Presence::Alive);
+    refreshed.replica.jobs[0].stored_version = Some(2);
+    refreshed.replica.kinds = Vec::new();
+    announce(h, &refreshed).await;
+    let read = replica(h, &runner).await.info;
+    assert!(
+        read.kinds.is_empty(),
+        "an empty kind list replaces the kinds"
+    );
+    assert_eq!(read.jobs[0].stored_version, Some(2));
+    assert_eq!(read, refreshed.replica);
 }
 
 /// A prune also deletes the registry rows of replicas last seen before its

@@ -46,6 +46,7 @@ fn steer(req: ClaimRequest<'_>, overlap: OverlapPolicy, origin: Origin) -> Claim
             overlap,
             origin,
             control_id: None,
+            schedule_version: None,
         },
         ..req
     }
@@ -71,6 +72,7 @@ fn of_control(req: ClaimRequest<'_>, origin: Origin, id: Uuid) -> ClaimRequest<'
             overlap: OverlapPolicy::AllowAll,
             origin,
             control_id: Some(id),
+            schedule_version: None,
         },
         ..req
     }

@@ -49,7 +49,10 @@
 //!   the `opentelemetry` feature exports those spans (`telemetry`).
 //! - **Operating**: the `scheduler` command (crate `scheduler-cli`) shows
 //!   status and history, retries a failed execution and prunes; it and
-//!   [`Operator`] pause, resume, trigger and backfill jobs.
+//!   [`Operator`] pause, resume, trigger and backfill jobs, and create,
+//!   change and delete **stored schedules**: schedules kept as data, run
+//!   by every replica whose code registered their kind
+//!   ([`Manager::register_kind`], `docs/contract.md` §12).
 //!
 //! # Layers
 //!
@@ -60,10 +63,10 @@
 //!     |      |
 //!   store            the traits a backend implements (LeaseStore, ExecutionAudit)
 //!     |
-//!   job              what code registers: JobSpec, Scopes, RunContext
+//!   job              what code registers: JobSpec, Scopes, RunContext; stored schedules as jobs
 //!     |
 //!   manager          per replica: tick, planning reads, keeper, execute, completer, announce
-//!   operator         steering over any store: pause, resume, trigger, backfill, cancel
+//!   operator         over any store: pause, resume, trigger, backfill, cancel; stored schedules
 //! ```
 //!
 //! Each layer uses only the ones above it; [`time`] (clocks, microsecond
@@ -77,7 +80,8 @@
 //! - [`store`]: [`LeaseStore`] and [`ExecutionAudit`], with their contract.
 //! - [`job`]: [`JobSpec`], [`Scopes`], [`RunContext`] (§6).
 //! - [`manager`]: [`Manager`]: ticking, running, heartbeats, shutdown (§7).
-//! - [`operator`]: [`Operator`]: steering schedules at run time (§11).
+//! - [`operator`]: [`Operator`]: steering schedules at run time (§11),
+//!   and stored schedules (§12).
 //!
 //! # Stability
 //!
@@ -129,10 +133,10 @@ pub use model::{
     Announcement, Attempt, AttemptOutcome, ClaimKind, ClaimOutcome, ClaimRequest, Control,
     ControlAction, ControlState, ErrorCode, Execution, ExecutionFilter, Finish, FinishOutcome,
     LatestExecution, Lease, Origin, OverlapPolicy, PlanKey, Presence, Prune, RegisteredJob,
-    Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, Scope, ScopeSummary, Status,
-    MAX_NAME_BYTES,
+    Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, ScheduleDefinition, ScheduleOptions,
+    ScheduleWrite, Scope, ScopeSummary, Status, StoredSchedule, StoredScopes, MAX_NAME_BYTES,
 };
-pub use operator::{Backfill, Operator, OperatorError, Steered, Target};
+pub use operator::{Backfill, Operator, OperatorError, Steered, Target, Written};
 pub use plan::{CatchUpMode, Planning};
 pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};
 pub use time::{Clock, ManualClock, SystemClock, TimeControl, TokioClock};

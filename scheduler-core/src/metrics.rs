@@ -4,13 +4,14 @@
 //!
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
-//! | `scheduler_claims_total` | counter | `job`, `outcome` (`won`, `retried`, `stolen`, `conflicted`, `paused`, `busy`, `skipped`: [`ClaimKind`]) | claim outcomes seen by this replica, scheduled, trigger and backfill keys alike: `paused` keys a pause held back, `busy` keys that wait for their scope to be free, `skipped` plans the overlap policy recorded without running them |
+//! | `scheduler_claims_total` | counter | `job`, `outcome` (`won`, `retried`, `stolen`, `conflicted`, `paused`, `busy`, `skipped`, `superseded`: [`ClaimKind`]) | claim outcomes seen by this replica, scheduled, trigger and backfill keys alike: `paused` keys a pause held back, `busy` keys that wait for their scope to be free, `skipped` plans the overlap policy recorded without running them, `superseded` keys of a stored schedule changed or deleted since the tick read it |
 //! | `scheduler_executions_total` | counter | `job`, `status` (`SUCCESS`, `FAILED`, `LEASE_LOST`), `error_code` (empty on success) | executions this replica ended |
 //! | `scheduler_running` | gauge | `job` | handlers running in this replica now |
 //! | `scheduler_stale_running` | gauge | `job` | RUNNING rows whose lease was found stale by this replica's last sweep of the job |
 //! | `scheduler_run_duration_seconds` | histogram | `job` | handler run time |
 //! | `scheduler_dispatch_lateness_seconds` | histogram | `job` | from the moment a fresh plan became eligible (plan time + schedule delay + spread offset) to its handler starting |
 //! | `scheduler_scopes_skipped_total` | counter | `job` | scopes a scope provider returned that can never be stored (a NUL character, a kind or id over [`MAX_NAME_BYTES`](crate::model::MAX_NAME_BYTES)): skipped with an error log while the job's other scopes run |
+//! | `scheduler_stored_schedules_skipped_total` | counter | `job`, `reason` (`unknown_kind`, `unknown_provider`, `name_taken`, `invalid`) | stored schedules this replica read and does not run, once per version: a kind or scope provider its code did not register (an older build in a rolling deploy: other replicas run it), a name a compiled-in job has, or a definition this version refuses |
 //! | `scheduler_heartbeats_late_total` | counter | `job` | rounds of heartbeats that started a whole `heartbeat_interval` or more after they were due: the runtime did not run them (a handler blocking its thread, an overloaded runtime) or the store's calls were slow. Any increase means leases were at risk of lapsing under running handlers |
 
 use std::collections::HashMap;
@@ -34,6 +35,8 @@ pub const RUN_DURATION_SECONDS: &str = "scheduler_run_duration_seconds";
 pub const DISPATCH_LATENESS_SECONDS: &str = "scheduler_dispatch_lateness_seconds";
 /// Counter: scopes skipped because they can never be stored.
 pub const SCOPES_SKIPPED_TOTAL: &str = "scheduler_scopes_skipped_total";
+/// Counter: stored schedules this replica does not run.
+pub const STORED_SCHEDULES_SKIPPED_TOTAL: &str = "scheduler_stored_schedules_skipped_total";
 /// Counter: heartbeat rounds that started a whole interval late.
 pub const HEARTBEATS_LATE_TOTAL: &str = "scheduler_heartbeats_late_total";
 

@@ -1,7 +1,8 @@
 //! [`Operator`]: steering a schedule at run time over any store, without a
 //! running manager (`docs/contract.md` §11): pause and resume, trigger now,
-//! backfill a range, cancel, list. What the `scheduler` command and a
-//! dashboard call.
+//! backfill a range, cancel, list; and stored schedules (§12): create,
+//! update, delete, get, list. What the `scheduler` command and a dashboard
+//! call.
 //!
 //! Every request is checked before anything is stored, against what the
 //! live replicas announced of the job (the replica registry,
@@ -16,10 +17,11 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::StoreError;
+use crate::error::{SpecError, StoreError};
+use crate::job::validate_definition;
 use crate::model::{
-    Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, RegisteredJob,
-    ReplicaState, Scope,
+    name_problem, Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl,
+    RegisteredJob, Replica, ReplicaState, ScheduleDefinition, ScheduleWrite, Scope, StoredSchedule,
 };
 use crate::plan::Schedule;
 use crate::store::ExecutionAudit;
@@ -40,6 +42,10 @@ pub enum OperatorError {
     /// No control has this id.
     #[error("no control with id {0}")]
     UnknownControl(Uuid),
+    /// A stored schedule's definition breaks a rule; the error names the
+    /// field. Nothing was stored.
+    #[error(transparent)]
+    Invalid(#[from] SpecError),
     /// The store failed or refused (see [`StoreError`]).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -100,6 +106,16 @@ pub struct Steered {
     /// For a backfill: the planned instants per scope it covers (counted
     /// up to the limit, or whole when confirmed).
     pub instants: Option<usize>,
+}
+
+/// A stored schedule as written, and what the operator should know about
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The schedule as now stored.
+    pub schedule: StoredSchedule,
+    /// Warnings, e.g. that no live replica has registered its kind yet.
+    pub warnings: Vec<String>,
 }
 
 /// Steers schedules through a store; cheap to clone.
@@ -321,6 +337,140 @@ impl Operator {
     /// [`OperatorError::Store`] when the store fails.
     pub async fn list(&self, read: &ControlRead) -> Result<Vec<Control>, OperatorError> {
         Ok(self.store.controls(read).await?)
+    }
+
+    /// Creates the stored schedule `name` (`docs/contract.md` §12). A kind
+    /// that no live replica has registered is allowed, with a warning, so
+    /// that a schedule can be created ahead of the deploy that brings its
+    /// kind: it runs once a replica with the kind is up.
+    ///
+    /// # Errors
+    /// [`OperatorError::Invalid`] naming the field for a definition the
+    /// rules refuse; [`OperatorError::Refused`] for the name of a
+    /// compiled-in job a live replica runs; [`OperatorError::Store`] with
+    /// [`StoreError::Conflict`] when the name exists.
+    pub async fn create_schedule(
+        &self,
+        name: &str,
+        definition: &ScheduleDefinition,
+    ) -> Result<Written, OperatorError> {
+        self.write_schedule(name, ScheduleWrite::Create(definition.clone()))
+            .await
+    }
+
+    /// Replaces the definition of the stored schedule `name`, which must
+    /// still be at `version` (the one the operator read): it applies from
+    /// its next plan on every replica.
+    ///
+    /// # Errors
+    /// As [`create_schedule`](Self::create_schedule); a
+    /// [`StoreError::Conflict`] naming the current version when another
+    /// writer got there first, or when there is no such schedule.
+    pub async fn update_schedule(
+        &self,
+        name: &str,
+        version: i64,
+        definition: &ScheduleDefinition,
+    ) -> Result<Written, OperatorError> {
+        let write = ScheduleWrite::Update {
+            version,
+            definition: definition.clone(),
+        };
+        self.write_schedule(name, write).await
+    }
+
+    /// Deletes the stored schedule `name` (at `version`, when given): it
+    /// stops planning on every replica; its history stays.
+    ///
+    /// # Errors
+    /// [`OperatorError::Store`] with [`StoreError::Conflict`] when there is
+    /// no such schedule or it is at another version.
+    pub async fn delete_schedule(
+        &self,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<(), OperatorError> {
+        self.store
+            .write_schedule(name, &ScheduleWrite::Delete { version })
+            .await?;
+        Ok(())
+    }
+
+    /// The stored schedule `name`, if there is one.
+    ///
+    /// # Errors
+    /// [`OperatorError::Store`] when the store fails.
+    pub async fn schedule(&self, name: &str) -> Result<Option<StoredSchedule>, OperatorError> {
+        Ok(self
+            .store
+            .schedules()
+            .await?
+            .into_iter()
+            .find(|s| s.name == name))
+    }
+
+    /// Every stored schedule, by name.
+    ///
+    /// # Errors
+    /// [`OperatorError::Store`] when the store fails.
+    pub async fn schedules(&self) -> Result<Vec<StoredSchedule>, OperatorError> {
+        Ok(self.store.schedules().await?)
+    }
+
+    async fn write_schedule(
+        &self,
+        name: &str,
+        write: ScheduleWrite,
+    ) -> Result<Written, OperatorError> {
+        let (ScheduleWrite::Create(definition) | ScheduleWrite::Update { definition, .. }) = &write
+        else {
+            unreachable!("deletes do not come here");
+        };
+        if name.trim().is_empty() {
+            return Err(OperatorError::Invalid(SpecError::new(
+                name,
+                "name",
+                "must not be empty or blank",
+            )));
+        }
+        if let Some(problem) = name_problem("schedule name", name) {
+            return Err(OperatorError::Invalid(SpecError::new(
+                name, "name", problem,
+            )));
+        }
+        validate_definition(name, definition)?;
+        let now = self.store.now().await?;
+        let live: Vec<Replica> = self
+            .store
+            .replicas()
+            .await?
+            .into_iter()
+            .filter(|r| r.state(now) == ReplicaState::Live)
+            .collect();
+        if let Some(replica) = live.iter().find(|r| {
+            r.info
+                .jobs
+                .iter()
+                .any(|j| j.name == name && j.stored_version.is_none())
+        }) {
+            return Err(OperatorError::Refused(format!(
+                "a compiled-in job named {name:?} runs on replica {:?}: a stored schedule needs another name",
+                replica.info.runner_id
+            )));
+        }
+        let mut warnings = Vec::new();
+        if !live.iter().any(|r| r.info.kinds.contains(&definition.kind)) {
+            warnings.push(format!(
+                "no live replica has registered kind {:?} yet: the schedule is stored and runs once a replica with that kind is up",
+                definition.kind
+            ));
+        }
+        let schedule = self
+            .store
+            .write_schedule(name, &write)
+            .await?
+            .expect("a create or update stores the schedule");
+        Ok(Written { schedule, warnings })
     }
 
     /// The job as the most recently seen live replica announced it.

@@ -39,6 +39,7 @@ async fn setup() -> (Arc<MemoryLeaseStore>, Operator, ManualClock) {
                 version: "test".into(),
                 refresh_interval: Duration::from_secs(30),
                 jobs,
+                kinds: Vec::new(),
             },
             presence: Presence::Started,
         })

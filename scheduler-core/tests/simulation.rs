@@ -15,14 +15,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use scheduler_core::model::{
     Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Origin,
-    OverlapPolicy,
+    OverlapPolicy, ScheduleForm,
 };
+use scheduler_core::plan::Schedule;
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
     BoxError, CatchUpMode, Clock, Execution, ExecutionAudit, JobOutput, JobSpec, LeaseStore,
-    Manager, ManagerOptions, RunContext, Scope, Scopes, Status, StoreError, TickReport, TokioClock,
+    Manager, ManagerOptions, RunContext, ScheduleDefinition, ScheduleOptions, ScheduleWrite, Scope,
+    Scopes, Status, StoreError, StoredScopes, TickReport, TokioClock,
 };
 use scheduler_memory::MemoryLeaseStore;
 use time::macros::datetime;
@@ -109,6 +113,9 @@ struct Run {
     claimed: OffsetDateTime,
     started: OffsetDateTime,
     end: Option<(End, OffsetDateTime)>,
+    /// For a stored schedule's run: the `rev` argument of the version it
+    /// ran under (see [`Written`]).
+    rev: Option<u64>,
 }
 
 #[derive(Default)]
@@ -134,6 +141,27 @@ struct Sim {
     outages: Mutex<Vec<(OffsetDateTime, OffsetDateTime)>>,
     /// When store time jumped forward, and by how much.
     jumps: Mutex<Vec<(OffsetDateTime, Duration)>>,
+    /// Every version of a stored schedule the operator wrote.
+    written: Mutex<Vec<Written>>,
+}
+
+/// The kind of the stored schedules the simulated operator manages, and
+/// their names. Replica 0 is an older build without the kind: it skips
+/// them, and the others run them.
+const KIND: &str = "sim_report";
+const STORED: [&str; 2] = ["stored_a", "stored_b"];
+
+/// One version of a stored schedule: current from `from` (its
+/// `updated_at`) until the next write of its name, if any.
+#[derive(Debug, Clone)]
+struct Written {
+    name: &'static str,
+    version: i64,
+    /// Its `rev` argument, unique over the whole run: what a run reports.
+    rev: u64,
+    from: OffsetDateTime,
+    until: Option<OffsetDateTime>,
+    definition: ScheduleDefinition,
 }
 
 /// Records the run's end when its future completes or is dropped.
@@ -257,13 +285,19 @@ fn scopes(def: &JobDef) -> Vec<Scope> {
     }
 }
 
-fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
+/// A handler that records each run in the ledger and behaves as
+/// [`behaviour`] says, `stretch` times slower.
+fn handler(
+    sim: &Arc<Sim>,
+    alive: &Arc<AtomicBool>,
+    stretch: u64,
+) -> impl Fn(RunContext) -> BoxFuture<'static, Result<JobOutput, BoxError>> + Send + Sync + 'static
+{
     let (sim, alive) = (sim.clone(), alive.clone());
-    let name = def.name;
-    let stretch = if def.slow { 300 } else { 1 };
-    let mut spec = JobSpec::new(name, Scopes::fixed(scopes(def)), move |ctx: RunContext| {
+    move |ctx: RunContext| {
         let (sim, alive) = (sim.clone(), alive.clone());
-        let key = (name.to_owned(), ctx.scope().clone(), ctx.plan_time());
+        let name = ctx.job_name().to_owned();
+        let key = (name.clone(), ctx.scope().clone(), ctx.plan_time());
         let index = {
             let mut ledger = sim.ledger.lock().unwrap();
             if !ledger.started.insert((key.clone(), ctx.attempt())) {
@@ -278,6 +312,7 @@ fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
                 claimed: ctx.lease().started_at,
                 started: sim.clock.now(),
                 end: None,
+                rev: ctx.arguments().get("rev").and_then(|r| r.as_u64()),
             });
             let index = ledger.runs.len() - 1;
             ledger.open.insert(index);
@@ -289,7 +324,7 @@ fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
             alive,
             done: false,
         };
-        let how = behaviour(sim.seed, name, ctx.scope(), ctx.plan_time(), ctx.attempt());
+        let how = behaviour(sim.seed, &name, ctx.scope(), ctx.plan_time(), ctx.attempt());
         async move {
             match how {
                 Behaviour::Succeed(secs) => {
@@ -319,7 +354,17 @@ fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
                 }
             }
         }
-    })
+        .boxed()
+    }
+}
+
+fn spec(def: &JobDef, sim: &Arc<Sim>, alive: &Arc<AtomicBool>) -> JobSpec {
+    let stretch = if def.slow { 300 } else { 1 };
+    let mut spec = JobSpec::new(
+        def.name,
+        Scopes::fixed(scopes(def)),
+        handler(sim, alive, stretch),
+    )
     .catch_up(def.mode)
     .catch_up_window(def.window)
     .max_plans_per_tick(def.max_plans)
@@ -368,6 +413,11 @@ fn start(sim: &Arc<Sim>, store: &Arc<MemoryLeaseStore>, index: usize, generation
     .expect("valid manager options");
     for def in job_defs() {
         manager.register(spec(&def, sim, &alive)).unwrap();
+    }
+    if index != 0 {
+        manager
+            .register_kind(KIND, handler(sim, &alive, 1))
+            .unwrap();
     }
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -498,7 +548,10 @@ async fn check_now(store: &MemoryLeaseStore, sim: &Sim) {
     let now = sim.clock.now();
     let defs = job_defs();
     for ((job, _), mut runs) in scheduled {
-        let def = defs.iter().find(|d| d.name == job).unwrap();
+        // Stored schedules buffer (the default): checked at the end.
+        let Some(def) = defs.iter().find(|d| d.name == job) else {
+            continue;
+        };
         runs.sort_by_key(|r| r.started);
         for pair in runs.windows(2) {
             assert!(
@@ -596,8 +649,11 @@ fn check_at_end(
         let key = (row.job_name.clone(), row.scope.clone(), row.plan_time);
         let runs = runs_of.get(&key).cloned().unwrap_or_default();
         // A non-reentrant job never restarts a plan whose runner vanished.
-        let def = defs.iter().find(|d| d.name == row.job_name).unwrap();
-        if !def.reentrant {
+        let reentrant = match defs.iter().find(|d| d.name == row.job_name) {
+            Some(def) => def.reentrant,
+            None => stored_reentrant(sim, &runs),
+        };
+        if !reentrant {
             for pair in runs.windows(2) {
                 let crashed =
                     matches!(pair[0].end, Some((End::Dropped { alive: false }, _)) | None);
@@ -653,7 +709,9 @@ fn check_at_end(
     }
     let ended = |run: &Run| run.end.map_or(end, |(_, at)| at);
     for ((job, _), mut runs) in scheduled {
-        let def = defs.iter().find(|d| d.name == job).unwrap();
+        let Some(def) = defs.iter().find(|d| d.name == job) else {
+            continue;
+        };
         runs.sort_by_key(|r| r.started);
         // The runs started so far that may still run, by start.
         let mut running: Vec<&Run> = Vec::new();
@@ -878,7 +936,153 @@ async fn end_pause(store: &MemoryLeaseStore, pause: &Control, rng: &mut Rng) {
     store.update_control(pause.id, &change).await.unwrap();
 }
 
-async fn simulate(seed: u64) -> (usize, usize) {
+/// Whether the stored schedule version the runs of one key ran under
+/// allowed stale re-entry (all of them, since a takeover keeps it).
+fn stored_reentrant(sim: &Sim, runs: &[&Run]) -> bool {
+    let written = sim.written.lock().unwrap();
+    runs.iter().all(|run| {
+        written
+            .iter()
+            .find(|w| Some(w.rev) == run.rev)
+            .is_some_and(|w| w.definition.options.allow_stale_reentry)
+    })
+}
+
+/// A definition of kind [`KIND`] with argument `rev`: a cadence of 30 min
+/// to 2 h, sometimes with an offset, latest_only or every_plan, one or two
+/// scopes, now and then paused.
+fn stored_definition(rng: &mut Rng, rev: u64) -> ScheduleDefinition {
+    let cadence = [30 * MIN, HOUR, 2 * HOUR][rng.below(3) as usize];
+    let offset = [Duration::ZERO, 10 * MIN][rng.below(2) as usize];
+    let every_plan = rng.below(2) == 0;
+    let scopes = match rng.below(2) {
+        0 => vec![Scope::global()],
+        _ => vec![Scope::new("tenant", "t0"), Scope::new("tenant", "t1")],
+    };
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("rev".into(), rev.into());
+    ScheduleDefinition {
+        kind: KIND.to_owned(),
+        schedule: ScheduleForm::Every { cadence, offset },
+        scopes: StoredScopes::Fixed(scopes),
+        arguments,
+        paused: rng.below(10) == 0,
+        options: ScheduleOptions {
+            catch_up: if every_plan {
+                CatchUpMode::EveryPlan
+            } else {
+                CatchUpMode::LatestOnly
+            },
+            catch_up_window: if every_plan { 6 * HOUR } else { Duration::ZERO },
+            max_plans_per_tick: if every_plan { 3 } else { 0 },
+            run_timeout: 2 * MIN,
+            stale_timeout: 5 * MIN,
+            allow_stale_reentry: rng.below(2) == 0,
+            retry_backoff: vec![MIN, 5 * MIN],
+            ..ScheduleOptions::default()
+        },
+    }
+}
+
+/// The operator's stored-schedule part of a step: now and then creates,
+/// changes or deletes one of [`STORED`], and tries an update with a
+/// version that is no longer current (which must be refused).
+async fn write_schedules(store: &MemoryLeaseStore, sim: &Sim, rng: &mut Rng) {
+    let name = STORED[rng.below(STORED.len() as u64) as usize];
+    let current = store
+        .schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == name);
+    let rev = sim.written.lock().unwrap().len() as u64 + 1;
+    let write = match (&current, rng.below(12)) {
+        (None, 0..=3) => ScheduleWrite::Create(stored_definition(rng, rev)),
+        (Some(s), 0..=3) => ScheduleWrite::Update {
+            version: s.version,
+            definition: stored_definition(rng, rev),
+        },
+        (Some(s), 4) => ScheduleWrite::Delete {
+            version: Some(s.version),
+        },
+        (Some(s), 5) if s.version > 1 => {
+            let stale = ScheduleWrite::Update {
+                version: s.version - 1,
+                definition: stored_definition(rng, rev),
+            };
+            let refused = store.write_schedule(name, &stale).await;
+            assert!(
+                matches!(refused, Err(StoreError::Conflict(_))),
+                "{refused:?}"
+            );
+            return;
+        }
+        _ => return,
+    };
+    let at = sim.clock.now();
+    let written = match store.write_schedule(name, &write).await {
+        Ok(written) => written,
+        // The store is down (an outage): nothing was written.
+        Err(StoreError::Backend { .. }) => return,
+        Err(e) => panic!("{write:?}: {e}"),
+    };
+    let mut history = sim.written.lock().unwrap();
+    let until = written.as_ref().map_or(at, |w| w.updated_at);
+    if let Some(previous) = history
+        .iter_mut()
+        .find(|w| w.name == name && w.until.is_none())
+    {
+        previous.until = Some(until);
+    }
+    if let Some(w) = written {
+        history.push(Written {
+            name,
+            version: w.version,
+            rev,
+            from: w.updated_at,
+            until: None,
+            definition: w.definition,
+        });
+    }
+}
+
+/// Every run of a stored schedule ran a plan of the version it ran under,
+/// at or after that version became current, claimed while it was current
+/// (so nothing ran after a delete, nor under a version replaced before
+/// its claim) and not paused; versions were changed while runs went on.
+fn check_stored(sim: &Sim) -> usize {
+    let ledger = sim.ledger.lock().unwrap();
+    let written = sim.written.lock().unwrap();
+    let mut versions_run = std::collections::HashSet::new();
+    for run in ledger.runs.iter().filter(|r| r.rev.is_some()) {
+        let w = written
+            .iter()
+            .find(|w| Some(w.rev) == run.rev)
+            .unwrap_or_else(|| panic!("{run:?} ran under no version written"));
+        let (name, _, plan) = &run.key;
+        assert_eq!(name, w.name, "{run:?}");
+        let schedule = Schedule::from_form(&w.definition.schedule).unwrap();
+        assert_eq!(
+            schedule.at_or_before(*plan),
+            Some(*plan),
+            "{run:?} is no plan of {w:?}"
+        );
+        assert!(w.from <= *plan, "{run:?} planned before {w:?} was current");
+        assert!(
+            w.from <= run.claimed && w.until.is_none_or(|u| run.claimed < u),
+            "{run:?} claimed while {w:?} was not current"
+        );
+        assert!(!w.definition.paused, "{run:?} ran while {w:?} is paused");
+        versions_run.insert((w.name, w.version));
+    }
+    assert!(
+        versions_run.iter().any(|(_, v)| *v > 1),
+        "no run under a changed version: {versions_run:?}"
+    );
+    versions_run.len()
+}
+
+async fn simulate(seed: u64) -> (usize, usize, usize) {
     let clock = TokioClock::new(START);
     let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
     let sim = Arc::new(Sim {
@@ -887,6 +1091,7 @@ async fn simulate(seed: u64) -> (usize, usize) {
         ledger: Mutex::new(Ledger::default()),
         outages: Mutex::new(Vec::new()),
         jumps: Mutex::new(Vec::new()),
+        written: Mutex::new(Vec::new()),
     });
     let mut rng = Rng(seed);
     // The operator's own generator, so that the chaos of a seed stays
@@ -934,6 +1139,7 @@ async fn simulate(seed: u64) -> (usize, usize) {
             _ => {}
         }
         operate(&store, &mut operator, clock.now()).await;
+        write_schedules(&store, &sim, &mut operator).await;
         check_now(&store, &sim).await;
         if clock.now() >= next_row_check {
             check_rows(&store, &mut successes);
@@ -992,8 +1198,9 @@ async fn simulate(seed: u64) -> (usize, usize) {
     check_controls_at_end(&store, &controls);
     check_calm(&store, calm, end);
     check_exercised(&store, &controls, end);
+    let versions = check_stored(&sim);
     let runs = sim.ledger.lock().unwrap().runs.len();
-    (store.executions().len(), runs)
+    (store.executions().len(), runs, versions)
 }
 
 #[test]
@@ -1026,8 +1233,8 @@ fn a_simulated_cluster_keeps_its_invariants() {
                 .block_on(simulate(seed))
         }));
         match outcome {
-            Ok((rows, runs)) => {
-                println!("seed {seed}: {rows} executions, {runs} handler runs, invariants held")
+            Ok((rows, runs, versions)) => {
+                println!("seed {seed}: {rows} executions, {runs} handler runs, {versions} stored schedule versions run, invariants held")
             }
             Err(panic) => {
                 eprintln!("simulation seed {seed} failed; replay with SIM_SEED={seed} cargo test -p scheduler-core --test simulation");

@@ -45,6 +45,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use scheduler_core::job::apply_write;
 use scheduler_core::machine::{self, Admission, Ending, FreshIds, LiveRun};
 use scheduler_core::model::{
     Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Origin, Progress,
@@ -52,8 +53,8 @@ use scheduler_core::model::{
 use scheduler_core::time::{Clock, SystemClock};
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter,
-    Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue, RetryRead, Scope,
-    ScopeSummary, Status, StoreError,
+    Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue, RetryRead, ScheduleWrite,
+    Scope, ScopeSummary, Status, StoreError, StoredSchedule,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -89,6 +90,9 @@ struct Rows {
     /// storing a pause and claiming exclude each other, as the SQL stores'
     /// per-job lock makes them.
     controls: BTreeMap<Uuid, Control>,
+    /// The stored schedules, by name. Under the rows' lock too: a write
+    /// and a claim of the same job exclude each other.
+    schedules: BTreeMap<String, StoredSchedule>,
 }
 
 fn operator_retried(row: &Execution) -> bool {
@@ -312,6 +316,10 @@ impl LeaseStore for MemoryLeaseStore {
         let now = self.check()?;
         request.refuse_unstorable()?;
         let mut rows = self.lock();
+        let current = rows.schedules.get(request.job_name).map(|s| s.version);
+        if request.steering.superseded(current) {
+            return Ok(vec![ClaimOutcome::Superseded; request.keys.len()]);
+        }
         let admissions = {
             let pauses: Vec<Control> = rows
                 .controls
@@ -496,6 +504,11 @@ impl LeaseStore for MemoryLeaseStore {
         Ok(updated)
     }
 
+    async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
+        self.check()?;
+        Ok(self.lock().schedules.values().cloned().collect())
+    }
+
     fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         Some(self.changes.subscribe())
     }
@@ -656,5 +669,21 @@ impl ExecutionAudit for MemoryLeaseStore {
         Ok(Progress::of_rows(
             rows.by_key.values().filter(|r| r.control_id == Some(id)),
         ))
+    }
+
+    async fn write_schedule(
+        &self,
+        name: &str,
+        write: &ScheduleWrite,
+    ) -> Result<Option<StoredSchedule>, StoreError> {
+        let now = self.check()?;
+        let mut rows = self.lock();
+        let written = apply_write(name, write, rows.schedules.get(name), now)?;
+        match &written {
+            Some(schedule) => rows.schedules.insert(name.to_owned(), schedule.clone()),
+            None => rows.schedules.remove(name),
+        };
+        self.changes.send_replace(());
+        Ok(written)
     }
 }

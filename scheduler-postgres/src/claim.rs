@@ -1,7 +1,9 @@
 //! The batch claim ([`LeaseStore::claim`](scheduler_core::LeaseStore::claim)):
 //! one transaction that takes the job's claim lock (`claim_lock.sql`),
 //! reads what admission weighs (`claim_admission.sql`), and writes what
-//! [`machine::admit`] and the lease rules decided: `claim_insert.sql` for
+//! [`machine::admit`] and the lease rules decided (for a stored schedule's
+//! keys, first `schedule_version.sql`: keys planned under a version no
+//! longer current are all Superseded, and nothing is written): `claim_insert.sql` for
 //! the keys to claim, `claim_reclaim.sql` for those of them that already
 //! had a row, `claim_skip.sql` for the keys admission skipped, and
 //! `claim_cancel.sql` for the live runs the new leases replace. Statements
@@ -13,6 +15,8 @@ use std::sync::Arc;
 
 use scheduler_core::machine::{self, Admission, Ending, FreshIds};
 use scheduler_core::model::OverlapPolicy;
+#[cfg(doc)]
+use scheduler_core::model::Steering;
 use scheduler_core::time::to_micros;
 use scheduler_core::{ClaimOutcome, ClaimRequest, Lease, Status, StoreError};
 use sqlx_core::row::Row;
@@ -21,7 +25,9 @@ use sqlx_postgres::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::operator::abandon;
 use crate::rows::{self, backend, interval};
+use crate::schedules;
 use crate::store::PgLeaseStore;
 
 /// Claims every key of `request` in one transaction, at one store time:
@@ -90,7 +96,11 @@ pub(crate) async fn claim(
     // Read once: on a client clock every statement then decides at one
     // instant, as they do at the transaction's `now()` on the server's.
     let at = store.store_time();
-    let admissions = admit(store, &mut tx, request, at).await?;
+    let Some(admissions) = admit(store, &mut tx, request, at).await? else {
+        // Nothing was written: ending the transaction releases the lock.
+        abandon(tx).await;
+        return Ok(vec![ClaimOutcome::Superseded; keys.len()]);
+    };
     let mut claiming = Vec::new();
     let mut skipping = Vec::new();
     for (p, &i) in unique.iter().enumerate() {
@@ -289,7 +299,10 @@ pub(crate) async fn lock_job(
 }
 
 /// Admission of every key of `request` ([`machine::admit`]): takes the
-/// job's claim lock, then reads the pauses in force and, unless the policy
+/// job's claim lock; for a stored schedule's claim, reads the schedule's
+/// current version (`schedule_version.sql`) and answers `None` when the
+/// keys were planned under another ([`Steering::superseded`]), so that
+/// nothing is claimed; then reads the pauses in force and, unless the policy
 /// is allow_all (which weighs none), the job's live runs, in a statement of
 /// its own, so that its snapshot postdates the lock.
 ///
@@ -303,10 +316,16 @@ async fn admit(
     conn: &mut PgConnection,
     request: &ClaimRequest<'_>,
     at: PgInterval,
-) -> Result<Vec<Admission>, StoreError> {
+) -> Result<Option<Vec<Admission>>, StoreError> {
     let err = backend("claim admission");
     let weighs_live = request.steering.overlap != OverlapPolicy::AllowAll;
     let now = lock_job(store, &mut *conn, request.job_name, !weighs_live, at).await?;
+    if request.steering.schedule_version.is_some() {
+        let current = schedules::current_version(store, &mut *conn, request.job_name).await?;
+        if request.steering.superseded(current) {
+            return Ok(None);
+        }
+    }
     let read = store
         .statement_at(&store.sql.claim_admission, at)
         .bind(request.job_name)
@@ -323,5 +342,5 @@ async fn admit(
             pauses.push(rows::control(row)?);
         }
     }
-    Ok(machine::admit(request, &pauses, &live, now))
+    Ok(Some(machine::admit(request, &pauses, &live, now)))
 }

@@ -221,8 +221,9 @@ pub(crate) async fn update_control(
     Ok(stored)
 }
 
-/// `control_notify.sql`, in the caller's transaction.
-async fn notify(
+/// `control_notify.sql`, in the caller's transaction: for a change of a
+/// job's controls, or of the stored schedule of that name.
+pub(crate) async fn notify(
     store: &PgLeaseStore,
     conn: &mut PgConnection,
     job_name: &str,

@@ -197,6 +197,17 @@
 //!   runner id, its jobs as `jsonb`. An announcement is one
 //!   `INSERT ... ON CONFLICT DO UPDATE` at store time; the read is one
 //!   statement in runner-id byte order.
+//! - **Stored schedules** (`docs/contract.md` §12) live in a table beside
+//!   the executions table (`sys_cron_schedules`, or `T_schedules`;
+//!   migration 6, which also gives the replica registry its `kinds`), the
+//!   definition as `jsonb`, the name under `COLLATE "C"` so the primary key
+//!   lists them in byte order. A write is one transaction: the job's claim
+//!   lock (exclusive), the row read with `clock_timestamp()` (the time the
+//!   lock was granted, not the transaction's start), `job::apply_write`
+//!   in Rust, the upsert or delete, and a `NOTIFY` on [`CONTROLS_CHANNEL`].
+//!   A stored schedule's claim reads the version under the same lock
+//!   before admission and claims nothing when it changed; a compiled-in
+//!   job's claim sends no statement more.
 //! - **Strings with NUL** can never be stored: a claim refuses them with
 //!   [`StoreError::InvalidInput`]; a read finds nothing for them, as the
 //!   memory store does.
@@ -246,6 +257,8 @@ mod reads;
 mod replicas;
 /// Decoding rows, and mapping driver errors.
 mod rows;
+/// Stored schedules: read, write, a claim's version check.
+mod schedules;
 /// The embedded migrations.
 mod schema;
 /// Every statement, rendered from `sql/` for one table.

@@ -20,6 +20,9 @@ const DEFAULT_REPLICAS_TABLE: &str = "sys_cron_replicas";
 /// The controls' table beside the default executions table.
 const DEFAULT_CONTROLS_TABLE: &str = "sys_cron_controls";
 
+/// The stored schedules' table beside the default executions table.
+const DEFAULT_SCHEDULES_TABLE: &str = "sys_cron_schedules";
+
 /// PostgreSQL truncates longer identifiers silently (`NAMEDATALEN - 1`).
 const MAX_IDENT_BYTES: usize = 63;
 
@@ -50,8 +53,8 @@ pub(crate) fn quote(ident: &str) -> String {
 }
 
 /// An executions table: its schema (or the `search_path`'s), its name, and
-/// the names of its objects, its attempts log's, replica registry's and
-/// controls' tables among them.
+/// the names of its objects, its attempts log's, replica registry's,
+/// controls' and stored schedules' tables among them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Table {
     /// `"schema"."table"` or `"table"`, as the statements name it.
@@ -62,6 +65,8 @@ pub(crate) struct Table {
     pub replicas: String,
     /// The controls' table, as the statements name it.
     pub controls: String,
+    /// The stored schedules' table, as the statements name it.
+    pub schedules: String,
     pub schema: Option<String>,
     pub name: String,
     pub names: ObjectNames,
@@ -73,7 +78,7 @@ impl Table {
     /// # Errors
     /// [`StoreError::InvalidInput`] for names that are not plain
     /// identifiers, and for the names of the migrations table and of the
-    /// default table's replica registry and controls.
+    /// default table's replica registry, controls and stored schedules.
     pub(crate) fn new(schema: Option<&str>, name: &str) -> Result<Self, StoreError> {
         if let Some(schema) = schema {
             validate_identifier("schema", schema)?;
@@ -83,6 +88,7 @@ impl Table {
             MIGRATIONS_TABLE,
             DEFAULT_REPLICAS_TABLE,
             DEFAULT_CONTROLS_TABLE,
+            DEFAULT_SCHEDULES_TABLE,
         ]
         .contains(&name)
         {
@@ -100,6 +106,7 @@ impl Table {
             attempts: String::new(),
             replicas: String::new(),
             controls: String::new(),
+            schedules: String::new(),
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
             names: ObjectNames::for_table(name),
@@ -109,6 +116,7 @@ impl Table {
             attempts: table.qualified(&table.names.attempts),
             replicas: table.qualified(&table.names.replicas),
             controls: table.qualified(&table.names.controls),
+            schedules: table.qualified(&table.names.schedules),
             ..table
         })
     }
@@ -124,7 +132,7 @@ impl Table {
 
 /// The names of the constraints and indexes of one executions table, of
 /// its attempts log's table and constraints, and of the replica registry's
-/// and the controls' tables beside it.
+/// the controls' and the stored schedules' tables beside it.
 ///
 /// For the default table they are exactly the seed's, so adopting a table
 /// the seed created is a no-op (the attempts log is ours: its names follow
@@ -154,6 +162,9 @@ pub(crate) struct ObjectNames {
     pub chk_controls_state: String,
     pub chk_controls_shape: String,
     pub idx_controls_job: String,
+    pub schedules: String,
+    pub schedules_pk: String,
+    pub chk_schedules_version: String,
 }
 
 impl ObjectNames {
@@ -180,6 +191,9 @@ impl ObjectNames {
                 chk_controls_state: "chk_sys_cron_controls_state".into(),
                 chk_controls_shape: "chk_sys_cron_controls_shape".into(),
                 idx_controls_job: "idx_sys_cron_controls_job".into(),
+                schedules: DEFAULT_SCHEDULES_TABLE.into(),
+                schedules_pk: "pk_sys_cron_schedules".into(),
+                chk_schedules_version: "chk_sys_cron_schedules_version".into(),
             };
         }
         ObjectNames {
@@ -203,13 +217,16 @@ impl ObjectNames {
             chk_controls_state: derived_name(table, "controls_state"),
             chk_controls_shape: derived_name(table, "controls_shape"),
             idx_controls_job: derived_name(table, "controls_job"),
+            schedules: derived_name(table, "schedules"),
+            schedules_pk: derived_name(table, "schedules_pk"),
+            chk_schedules_version: derived_name(table, "schedules_version"),
         }
     }
 
     /// Each constraint and index name, quoted, under the placeholder the
     /// migrations use (the tables are [`Table`]'s, qualified: a table name
     /// is qualified by its schema, an index name is not).
-    pub(crate) fn placeholders(&self) -> [(&'static str, String); 17] {
+    pub(crate) fn placeholders(&self) -> [(&'static str, String); 19] {
         [
             ("chk_status", quote(&self.chk_status)),
             ("chk_attempt", quote(&self.chk_attempt)),
@@ -228,6 +245,8 @@ impl ObjectNames {
             ("chk_controls_state", quote(&self.chk_controls_state)),
             ("chk_controls_shape", quote(&self.chk_controls_shape)),
             ("idx_controls_job", quote(&self.idx_controls_job)),
+            ("schedules_pk", quote(&self.schedules_pk)),
+            ("chk_schedules_version", quote(&self.chk_schedules_version)),
         ]
     }
 }
@@ -275,6 +294,7 @@ mod tests {
         assert!(Table::new(None, MIGRATIONS_TABLE).is_err());
         assert!(Table::new(None, DEFAULT_REPLICAS_TABLE).is_err());
         assert!(Table::new(None, DEFAULT_CONTROLS_TABLE).is_err());
+        assert!(Table::new(None, DEFAULT_SCHEDULES_TABLE).is_err());
         assert!(Table::new(None, "sys_cron_execution_attempts").is_err());
         assert!(Table::new(Some("bad schema"), "t").is_err());
     }
@@ -299,6 +319,8 @@ mod tests {
         assert_eq!(table.replicas, "\"s\".\"jobs_replicas\"");
         assert_eq!(table.controls, "\"s\".\"jobs_controls\"");
         assert_eq!(seed.controls, "sys_cron_controls");
+        assert_eq!(table.schedules, "\"s\".\"jobs_schedules\"");
+        assert_eq!(seed.schedules, "sys_cron_schedules");
 
         let long_a = format!("{}a", "t".repeat(62));
         let long_b = format!("{}b", "t".repeat(62));

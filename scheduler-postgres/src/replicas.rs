@@ -30,6 +30,7 @@ pub(crate) async fn announce(
         .bind(i64::try_from(r.refresh_interval.as_millis()).unwrap_or(i64::MAX))
         .bind(jobs_to_json(&r.jobs))
         .bind(announcement.presence.as_str())
+        .bind(serde_json::to_string(&r.kinds).expect("a list of strings always encodes"))
         .execute(store.pool())
         .await
         .map_err(backend("announce"))?;

@@ -7,7 +7,7 @@ use scheduler_core::model::{jobs_from_json, Control, ControlAction, ControlState
 use scheduler_core::time::to_micros;
 use scheduler_core::{
     Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
-    Status, StoreError,
+    Status, StoreError, StoredSchedule,
 };
 use serde_json::{Map, Value};
 use sqlx_core::row::Row;
@@ -288,6 +288,7 @@ pub(crate) fn replica(row: &PgRow) -> Result<Replica, StoreError> {
     let pid: i64 = get(row, "pid")?;
     let refresh_ms: i64 = get(row, "refresh_interval_ms")?;
     let jobs: String = get(row, "jobs")?;
+    let kinds: String = get(row, "kinds")?;
     Ok(Replica {
         info: ReplicaInfo {
             runner_id: get(row, "runner_id")?,
@@ -299,10 +300,32 @@ pub(crate) fn replica(row: &PgRow) -> Result<Replica, StoreError> {
                     .map_err(|_| out_of_range("refresh_interval_ms", refresh_ms))?,
             ),
             jobs: jobs_from_json(&jobs).map_err(StoreError::backend_msg)?,
+            kinds: serde_json::from_str(&kinds).map_err(|e| {
+                StoreError::backend_msg(format!(
+                    "postgres replica row's kinds are not a list of names: {e}"
+                ))
+            })?,
         },
         started_at: instant(row, "started_at")?,
         last_seen_at: instant(row, "last_seen_at")?,
         stopped_at: opt_instant(row, "stopped_at")?,
+    })
+}
+
+/// A stored schedule, selected by `sql/schedules.sql` or
+/// `sql/schedule_get.sql`. A definition this version cannot read fails the
+/// read, as an unknown control kind does.
+pub(crate) fn schedule(row: &PgRow) -> Result<StoredSchedule, StoreError> {
+    let name: String = get(row, "name")?;
+    let definition: String = get(row, "definition")?;
+    Ok(StoredSchedule {
+        definition: StoredSchedule::definition_from_json(&definition).map_err(|e| {
+            StoreError::backend_msg(format!("postgres stored schedule {name:?}: {e}"))
+        })?,
+        name,
+        version: get(row, "version")?,
+        created_at: instant(row, "created_at")?,
+        updated_at: instant(row, "updated_at")?,
     })
 }
 

@@ -20,7 +20,7 @@ use crate::statements::sql_file;
 pub const MIGRATIONS_TABLE: &str = "sys_cron_schema_migrations";
 
 /// The newest schema version this code creates and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Serialises migrations of every replica (and every table) on one server:
 /// the bytes of `"schedmig"`. Held with `pg_advisory_xact_lock`, so it is
@@ -31,7 +31,7 @@ const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"schedmig");
 /// and its template. A migration runs when the ledger lacks its version,
 /// not only when it is above the highest recorded, so a ledger with a gap
 /// (a version skipped by a development build) is completed.
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (
         1,
         "executions table, constraints and indexes",
@@ -52,6 +52,11 @@ const MIGRATIONS: [(i64, &str, &str); 5] = [
         5,
         "steering: origin and control of executions, controls",
         sql_file!("migrations/0005_steering.sql"),
+    ),
+    (
+        6,
+        "stored schedules, and the kinds each replica registered",
+        sql_file!("migrations/0006_stored_schedules.sql"),
     ),
 ];
 
@@ -114,6 +119,7 @@ pub(crate) async fn migrate<'c>(
         ("attempts", &table.attempts),
         ("replicas", &table.replicas),
         ("controls", &table.controls),
+        ("schedules", &table.schedules),
     ];
     values.extend(names.iter().map(|(key, name)| (*key, name.as_str())));
     for (version, description, template) in MIGRATIONS {

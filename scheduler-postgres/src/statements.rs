@@ -102,6 +102,18 @@ pub(crate) struct Statements {
     pub control_progress: Arc<str>,
     /// `control_notify.sql`: tells listeners a job's controls changed.
     pub control_notify: Arc<str>,
+    /// `schedules.sql`: every stored schedule.
+    pub schedules: Arc<str>,
+    /// `schedule_get.sql`: one stored schedule, with the store time at
+    /// which the statement runs.
+    pub schedule_get: Arc<str>,
+    /// `schedule_version.sql`: a stored schedule's current version, for a
+    /// claim's guard.
+    pub schedule_version: Arc<str>,
+    /// `schedule_put.sql`: a stored schedule created or replaced.
+    pub schedule_put: Arc<str>,
+    /// `schedule_delete.sql`.
+    pub schedule_delete: Arc<str>,
 }
 
 impl Statements {
@@ -115,6 +127,7 @@ impl Statements {
     /// the claim's cancellation of replaced runs.
     pub(crate) fn new(table: Table, time: TimeSource) -> Self {
         let now = format!("({})", time.bare());
+        let clock = format!("({})", time.current());
         let columns = render(sql_file!("fragments/columns.sql"), &[]);
         let control_columns = render(sql_file!("fragments/control_columns.sql"), &[]);
         let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
@@ -131,6 +144,7 @@ impl Statements {
             ("table", t),
             ("replicas", table.replicas.as_str()),
             ("controls", table.controls.as_str()),
+            ("schedules", table.schedules.as_str()),
             ("control_columns", control_columns.as_str()),
             ("attempts", table.attempts.as_str()),
             ("now", now.as_str()),
@@ -222,6 +236,11 @@ impl Statements {
             control_update: text(sql_file!("control_update.sql"), &[]),
             control_progress: text(sql_file!("control_progress.sql"), &[]),
             control_notify: text(sql_file!("control_notify.sql"), &[("channel", &channel)]),
+            schedules: text(sql_file!("schedules.sql"), &[]),
+            schedule_get: text(sql_file!("schedule_get.sql"), &[("clock", &clock)]),
+            schedule_version: text(sql_file!("schedule_version.sql"), &[]),
+            schedule_put: text(sql_file!("schedule_put.sql"), &[]),
+            schedule_delete: text(sql_file!("schedule_delete.sql"), &[]),
             table,
         }
     }
@@ -508,7 +527,7 @@ mod tests {
         db.drop_schema().await;
     }
 
-    /// A client clock changes the store-time expression and nothing else;
+    /// A client clock changes the store-time expressions and nothing else;
     /// the server's statements never mention the client's epoch (they may
     /// extract an interval's seconds, `extract(epoch FROM ...)`).
     #[test]
@@ -518,6 +537,9 @@ mod tests {
             let client = format!("{:?}", on(schema, table, TimeSource::Client));
             assert!(!server.contains("'epoch'"), "{server}");
             assert!(!client.contains("now()"), "{client}");
+            // The one statement that reads the time when it runs says
+            // so in its own expression on the server's clock.
+            let server = server.replace(TimeSource::Server.current(), TimeSource::Server.bare());
             assert_eq!(
                 client.replace(TimeSource::Client.bare(), TimeSource::Server.bare()),
                 server

@@ -13,7 +13,7 @@ use scheduler_core::time::to_micros;
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
     ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue,
-    RetryRead, Scope, ScopeSummary, StoreError,
+    RetryRead, ScheduleWrite, Scope, ScopeSummary, StoreError, StoredSchedule,
 };
 use sqlx_core::query::{query, Query};
 use sqlx_core::row::Row;
@@ -28,7 +28,7 @@ use crate::rows::{self, backend, interval};
 use crate::schema;
 use crate::statements::Statements;
 use crate::store_time::TimeOffset;
-use crate::{claim, connect, controls, finish, operator, reads, replicas};
+use crate::{claim, connect, controls, finish, operator, reads, replicas, schedules};
 
 /// The PostgreSQL store. Cheap to clone (clones share the pool).
 #[derive(Clone)]
@@ -327,6 +327,10 @@ impl LeaseStore for PgLeaseStore {
         controls::update_control(self, id, change).await
     }
 
+    async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
+        schedules::schedules(self).await
+    }
+
     fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         Some(controls::changes(self))
     }
@@ -374,6 +378,14 @@ impl ExecutionAudit for PgLeaseStore {
 
     async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
         controls::control_progress(self, id).await
+    }
+
+    async fn write_schedule(
+        &self,
+        name: &str,
+        write: &ScheduleWrite,
+    ) -> Result<Option<StoredSchedule>, StoreError> {
+        schedules::write_schedule(self, name, write).await
     }
 }
 

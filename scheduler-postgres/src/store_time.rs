@@ -91,6 +91,18 @@ impl TimeSource {
             TimeSource::Client => "'epoch'::timestamptz + $1::interval",
         }
     }
+
+    /// The store-time expression at the moment the statement runs, not at
+    /// its transaction's start, without parentheses: on the server's clock
+    /// `clock_timestamp()` plus the test offset, for a decision taken after
+    /// waiting for a lock; on a client clock the same as [`bare`](Self::bare)
+    /// (the caller reads the clock after the wait).
+    pub(crate) fn current(self) -> &'static str {
+        match self {
+            TimeSource::Server => "clock_timestamp() + $1::interval",
+            TimeSource::Client => self.bare(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,12 +60,13 @@ impl Postgres {
         Some(Postgres { db, store, clock })
     }
 
-    /// One case: empty tables (executions, attempts log, replicas), the
+    /// One case: empty tables (executions, attempts log, replicas,
+    /// controls, stored schedules), the
     /// clock back at the start, fresh memory and SQLite stores on it, and
     /// the check.
     async fn run(&self, ops: &[Op]) {
         raw_sql(AssertSqlSafe(format!(
-            "TRUNCATE {}, \"{schema}\".sys_cron_execution_attempts, \"{schema}\".sys_cron_replicas, \"{schema}\".sys_cron_controls",
+            "TRUNCATE {}, \"{schema}\".sys_cron_execution_attempts, \"{schema}\".sys_cron_replicas, \"{schema}\".sys_cron_controls, \"{schema}\".sys_cron_schedules",
             self.db.table(),
             schema = self.db.schema
         )))

@@ -24,7 +24,6 @@ use scheduler_core::{
 };
 use scheduler_memory::MemoryLeaseStore;
 use scheduler_postgres::{PgLeaseStore, CONTROLS_CHANNEL};
-use sqlx_core::sql_str::AssertSqlSafe;
 use sqlx_postgres::PgListener;
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -418,6 +417,7 @@ async fn overlap_policies_skip_wait_and_cancel_as_the_reference_does() {
         overlap: OverlapPolicy::CancelOther,
         origin: Origin::Trigger,
         control_id: Some(Uuid::now_v7()),
+        schedule_version: None,
     };
     let ad_hoc = [key("a", 4)];
     let (outcomes, _) = p.claim(&request(job, &ad_hoc, trigger)).await;
@@ -496,6 +496,7 @@ async fn operators_runs_carry_their_origin_past_planning_and_into_retries() {
         overlap: OverlapPolicy::AllowAll,
         origin: Origin::Trigger,
         control_id: Some(trigger.0.id),
+        schedule_version: None,
     };
     let off_grid = [PlanKey {
         scope: scope("a"),
@@ -709,18 +710,9 @@ async fn a_pause_committed_while_a_claim_waits_is_seen_by_that_claim() {
         ("locked_shared", OverlapPolicy::AllowAll),
         ("locked_exclusive", OverlapPolicy::BufferAll),
     ] {
-        // A transaction of our own holds the job's lock (the key is
-        // claim_lock.sql's), so that both calls below queue for it.
-        let mut holder = db.admin.begin().await.unwrap();
-        sqlx_core::query::query(AssertSqlSafe(format!(
-            "SELECT pg_advisory_xact_lock(hashtextextended('{}'::regclass::oid::text \
-             || ':' || $1, 0))::text",
-            db.table()
-        )))
-        .bind(job)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+        // A transaction of our own holds the job's lock, so that both
+        // calls below queue for it.
+        let holder = db.hold_claim_lock(job).await;
         let adding = {
             let operator = operator.clone();
             tokio::spawn(async move { operator.add_control(&pause(job, None, None)).await })

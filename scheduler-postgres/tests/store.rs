@@ -218,10 +218,11 @@ async fn relfilenode(admin: &PgPool, schema: &str) -> i64 {
 /// table and its primary key's index (migration 3), the replica registry's
 /// (migration 4), and steering's (migration 5): two nullable columns of the
 /// seed's table (see [`seed_statements_run_on`]), two partial indexes on
-/// it, and the controls' table with its indexes. The seed never reads
+/// it, and the controls' table with its indexes; and the stored schedules'
+/// table with its primary key's index (migration 6). The seed never reads
 /// them, and its statements run unchanged. (No constraint refers to the
 /// seed's table: [`shape`] would list it.)
-const OURS: [&str; 12] = [
+const OURS: [&str; 14] = [
     "index idx_sys_cron_exec_operator_retry ",
     "table sys_cron_execution_attempts",
     "index pk_sys_cron_execution_attempts ",
@@ -234,6 +235,8 @@ const OURS: [&str; 12] = [
     "table sys_cron_controls",
     "index pk_sys_cron_controls ",
     "index idx_sys_cron_controls_job ",
+    "table sys_cron_schedules",
+    "index pk_sys_cron_schedules ",
 ];
 
 fn without_ours(shape: Vec<String>) -> Vec<String> {

@@ -1,7 +1,11 @@
 //! The batch claim ([`LeaseStore::claim`]):
 //! one IMMEDIATE transaction however many keys it has.
 //!
-//! First admission (`admission.rs`): one read of the job's pauses in force
+//! First, for a stored schedule's keys only, the schedule's current version
+//! (`schedule_version.sql`): keys planned under a version that is no longer
+//! current are all [`ClaimOutcome::Superseded`], and nothing is written.
+//!
+//! Then admission (`admission.rs`): one read of the job's pauses in force
 //! and the live runs of the batch's scopes, and [`machine::admit`]'s answer
 //! per key. A key that is paused or must wait changes nothing; a skipped
 //! one gets the row of a skipped plan; the others are claimed as follows.
@@ -27,12 +31,12 @@ use scheduler_core::{ClaimOutcome, ClaimRequest, Lease, PlanKey, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::admission;
 use crate::attempts::Ended;
 use crate::codec::{micros, parse_uuid, uuid_text};
 use crate::error::Failure;
 use crate::statements::SQL;
 use crate::store::SqliteLeaseStore;
+use crate::{admission, schedules};
 
 /// Claims every key of `request` in one IMMEDIATE transaction.
 pub(crate) async fn claim(
@@ -96,6 +100,15 @@ impl Batch {
     /// transaction, at store time `now` as read under the write lock.
     fn run(&self, tx: &Transaction<'_>, now: OffsetDateTime) -> Result<Vec<ClaimOutcome>, Failure> {
         let request = self.request();
+        // A stored schedule's keys, planned under a version that is no
+        // longer current: nothing is claimed. A compiled-in job's claim
+        // (no version) costs no read for it.
+        if self.steering.schedule_version.is_some() {
+            let current = schedules::current_version(tx, &self.job)?;
+            if self.steering.superseded(current) {
+                return Ok(vec![ClaimOutcome::Superseded; self.keys.len()]);
+            }
+        }
         let admissions = admission::admit(tx, &request, &self.scopes, now)?;
         let mut prepared = Prepared {
             insert: tx.prepare_cached(&SQL.claim_insert)?,

@@ -7,7 +7,7 @@ use scheduler_core::machine::LiveRun;
 use scheduler_core::model::{jobs_from_json, Control, ControlAction, ControlState, Origin};
 use scheduler_core::{
     Attempt, AttemptOutcome, Execution, LatestExecution, Replica, ReplicaInfo, Scope, ScopeSummary,
-    Status, StoreError,
+    Status, StoreError, StoredSchedule,
 };
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -257,11 +257,12 @@ pub(crate) fn admission_input(row: &Row<'_>) -> rusqlite::Result<AdmissionInput>
 }
 
 /// A row of `replicas.sql`: runner id, host, pid, version, refresh
-/// interval (ms), jobs (JSON), started, last seen, stopped.
+/// interval (ms), jobs (JSON), started, last seen, stopped, kinds (JSON).
 pub(crate) fn replica(row: &Row<'_>) -> rusqlite::Result<Replica> {
     let pid: i64 = row.get(2)?;
     let refresh_ms: i64 = row.get(4)?;
     let jobs: String = row.get(5)?;
+    let kinds: String = row.get(9)?;
     Ok(Replica {
         info: ReplicaInfo {
             runner_id: row.get(0)?,
@@ -273,10 +274,28 @@ pub(crate) fn replica(row: &Row<'_>) -> rusqlite::Result<Replica> {
                     .map_err(|_| bad(4, Type::Integer, format!("interval {refresh_ms} ms")))?,
             ),
             jobs: jobs_from_json(&jobs).map_err(|e| bad(5, Type::Text, e))?,
+            kinds: serde_json::from_str(&kinds)
+                .map_err(|e| bad(9, Type::Text, format!("kinds are not a list of names: {e}")))?,
         },
         started_at: instant_at(row, 6)?,
         last_seen_at: instant_at(row, 7)?,
         stopped_at: opt_instant_at(row, 8)?,
+    })
+}
+
+/// A row of `schedules.sql` or `schedule_get.sql`: name, version,
+/// definition (JSON), created, updated. A definition this version cannot
+/// read fails the read, as an unknown control kind does.
+pub(crate) fn schedule(row: &Row<'_>) -> rusqlite::Result<StoredSchedule> {
+    let name: String = row.get(0)?;
+    let definition: String = row.get(2)?;
+    Ok(StoredSchedule {
+        definition: StoredSchedule::definition_from_json(&definition)
+            .map_err(|e| bad(2, Type::Text, format!("{name:?}: {e}")))?,
+        name,
+        version: row.get(1)?,
+        created_at: instant_at(row, 3)?,
+        updated_at: instant_at(row, 4)?,
     })
 }
 

@@ -97,6 +97,13 @@
 //!   [`add_control`] writes under it too, so a pause stored is in force for
 //!   every claim that commits after it. [`update_control`] reads, applies
 //!   [`ControlChange::apply`] and writes back in one IMMEDIATE transaction.
+//! - **Stored schedules** (`docs/contract.md` §12) are rows of
+//!   `sys_cron_schedules` (migration 6, which also gives the replica
+//!   registry its `kinds`), the definition as JSON text. A write reads,
+//!   decides with `job::apply_write` and writes in one IMMEDIATE
+//!   transaction, then wakes this process's managers; a stored schedule's
+//!   claim reads the version first in its own transaction and claims
+//!   nothing when it changed (a compiled-in job's claim reads nothing more).
 //! - **Store time** is the host clock (or the injected [`Clock`]), in
 //!   microseconds, read after the write lock is taken and passed to the
 //!   statements as a parameter.
@@ -164,6 +171,8 @@ mod options;
 mod reads;
 /// The replica registry.
 mod replicas;
+/// Stored schedules: read, write, a claim's version check.
+mod schedules;
 /// The embedded migrations.
 mod schema;
 /// Every statement, rendered from `sql/`.

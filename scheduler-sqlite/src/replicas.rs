@@ -20,6 +20,7 @@ pub(crate) async fn announce(
     let r = &announcement.replica;
     let (runner_id, host, version) = (r.runner_id.clone(), r.host.clone(), r.version.clone());
     let (pid, jobs) = (i64::from(r.pid), jobs_to_json(&r.jobs));
+    let kinds = serde_json::to_string(&r.kinds).expect("a list of strings always encodes");
     let refresh_ms = i64::try_from(r.refresh_interval.as_millis()).unwrap_or(i64::MAX);
     let presence = announcement.presence.as_str();
     store
@@ -31,6 +32,7 @@ pub(crate) async fn announce(
                 ":version": version,
                 ":refresh_interval_ms": refresh_ms,
                 ":jobs": jobs,
+                ":kinds": kinds,
                 ":now": micros(now),
                 ":presence": presence,
             })?;

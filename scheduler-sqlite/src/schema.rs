@@ -33,6 +33,9 @@ const V4: &str = include_str!("../sql/migrations/0004_replicas.sql");
 /// Version 5: steering: the executions' origin and control, the controls.
 const V5: &str = include_str!("../sql/migrations/0005_steering.sql");
 
+/// Version 6: stored schedules, and the kinds each replica registered.
+const V6: &str = include_str!("../sql/migrations/0006_stored_schedules.sql");
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -59,10 +62,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "steering: origin, control_id, sys_cron_controls",
         sql: V5,
     },
+    Migration {
+        version: 6,
+        description: "stored schedules: sys_cron_schedules, replicas' kinds",
+        sql: V6,
+    },
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The table of applied versions.
 const LEDGER: &str = include_str!("../sql/migrations/ledger.sql");
@@ -165,7 +173,10 @@ mod tests {
         conn.execute_batch(V1).unwrap();
         migrate(&mut conn, 1).unwrap();
         migrate(&mut conn, 2).unwrap();
-        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
+        assert_eq!(
+            ledger(&conn),
+            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)]
+        );
         let indexes: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'sys_cron_executions' \
@@ -201,7 +212,10 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn, 2).unwrap();
-        assert_eq!(ledger(&conn), [(1, 1), (2, 2), (3, 1), (4, 1), (5, 1)]);
+        assert_eq!(
+            ledger(&conn),
+            [(1, 1), (2, 2), (3, 1), (4, 1), (5, 1), (6, 1)]
+        );
         let index: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name = 'idx_sys_cron_exec_operator_retry'",
@@ -212,15 +226,12 @@ mod tests {
         assert_eq!(index, 1);
     }
 
-    /// A database the previous release left at version 4 gets version 5:
-    /// its rows read as scheduled (NULL origin and control), and the
-    /// controls table takes the model's kinds and states and refuses what
-    /// no control can be.
-    #[test]
-    fn version_5_adds_steering_to_a_version_4_database() {
-        let mut conn = Connection::open_in_memory().unwrap();
+    /// A database the release of schema `version` left: every migration up
+    /// to it applied and recorded at instant 1.
+    fn at_version(version: i64) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(LEDGER).unwrap();
-        for m in MIGRATIONS.iter().filter(|m| m.version <= 4) {
+        for m in MIGRATIONS.iter().filter(|m| m.version <= version) {
             conn.execute_batch(m.sql).unwrap();
             conn.execute(
                 "INSERT INTO sys_cron_schema_migrations (version, description, applied_at) VALUES (?1, ?2, 1)",
@@ -228,13 +239,26 @@ mod tests {
             )
             .unwrap();
         }
+        conn
+    }
+
+    /// A database the previous release left at version 4 gets version 5:
+    /// its rows read as scheduled (NULL origin and control), and the
+    /// controls table takes the model's kinds and states and refuses what
+    /// no control can be.
+    #[test]
+    fn version_5_adds_steering_to_a_version_4_database() {
+        let mut conn = at_version(4);
         conn.execute_batch(
             "INSERT INTO sys_cron_executions (id, job_name, plan_time, status, lease_token) \
              VALUES ('e', 'j', 0, 'FAILED', 't')",
         )
         .unwrap();
         migrate(&mut conn, 2).unwrap();
-        assert_eq!(ledger(&conn), [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2)]);
+        assert_eq!(
+            ledger(&conn),
+            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2)]
+        );
         let steering: (Option<String>, Option<String>) = conn
             .query_row(
                 "SELECT origin, control_id FROM sys_cron_executions",
@@ -348,6 +372,44 @@ mod tests {
         for (why, result) in refused {
             assert!(result.is_err(), "{why}");
         }
+    }
+
+    /// A database the previous release left at version 5 gets version 6:
+    /// its replicas read as having registered no kind, and the stored
+    /// schedules' table refuses what no stored schedule can be.
+    #[test]
+    fn version_6_adds_stored_schedules_to_a_version_5_database() {
+        let mut conn = at_version(5);
+        conn.execute_batch(
+            "INSERT INTO sys_cron_replicas (runner_id, host, pid, version, refresh_interval_ms, \
+             started_at, last_seen_at) VALUES ('r', 'h', 1, 'v', 1000, 0, 0)",
+        )
+        .unwrap();
+        migrate(&mut conn, 2).unwrap();
+        assert_eq!(
+            ledger(&conn),
+            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 2)]
+        );
+        let kinds: String = conn
+            .query_row("SELECT kinds FROM sys_cron_replicas", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kinds, "[]");
+        assert!(
+            conn.execute("UPDATE sys_cron_replicas SET kinds = '[oops'", [])
+                .is_err(),
+            "kinds are json"
+        );
+        let insert = |name: &str, version: i64, definition: &str| {
+            conn.execute(
+                "INSERT INTO sys_cron_schedules (name, kind, version, definition, created_at, \
+                 updated_at) VALUES (?1, 'k', ?2, ?3, 0, 0)",
+                params![name, version, definition],
+            )
+        };
+        insert("a", 1, "{}").unwrap();
+        assert!(insert("a", 2, "{}").is_err(), "one row per name");
+        assert!(insert("b", 0, "{}").is_err(), "versions start at 1");
+        assert!(insert("c", 1, "{oops").is_err(), "the definition is json");
     }
 
     #[test]

@@ -90,6 +90,17 @@ pub(crate) struct Statements {
     pub(crate) control_update: String,
     /// `control_progress.sql`.
     pub(crate) control_progress: String,
+    /// `schedules.sql`: every stored schedule.
+    pub(crate) schedules: String,
+    /// `schedule_get.sql`: one stored schedule by name.
+    pub(crate) schedule_get: String,
+    /// `schedule_version.sql`: a stored schedule's current version, for a
+    /// claim's guard.
+    pub(crate) schedule_version: String,
+    /// `schedule_put.sql`: a stored schedule created or replaced.
+    pub(crate) schedule_put: String,
+    /// `schedule_delete.sql`.
+    pub(crate) schedule_delete: String,
 }
 
 impl Statements {
@@ -182,6 +193,11 @@ impl Statements {
             control_add: render(sql_file!("control_add.sql"), &control_columns),
             control_update: render(sql_file!("control_update.sql"), &[]),
             control_progress: render(sql_file!("control_progress.sql"), &[]),
+            schedules: render(sql_file!("schedules.sql"), &[]),
+            schedule_get: render(sql_file!("schedule_get.sql"), &[]),
+            schedule_version: render(sql_file!("schedule_version.sql"), &[]),
+            schedule_put: render(sql_file!("schedule_put.sql"), &[]),
+            schedule_delete: render(sql_file!("schedule_delete.sql"), &[]),
         }
     }
 }
@@ -274,6 +290,19 @@ mod tests {
             let plan = plan(&conn, sql);
             assert!(plan.contains(index), "{sql}\n=> {plan}");
             assert!(!plan.contains("SCAN sys_cron_controls"), "{sql}\n=> {plan}");
+        }
+        // The stored schedules: by name, through the primary key, listed
+        // in its order without a sort.
+        let schedules_pk = "sqlite_autoindex_sys_cron_schedules_1";
+        for sql in [
+            &SQL.schedules,
+            &SQL.schedule_get,
+            &SQL.schedule_version,
+            &SQL.schedule_delete,
+        ] {
+            let plan = plan(&conn, sql);
+            assert!(plan.contains(schedules_pk), "{sql}\n=> {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}\n=> {plan}");
         }
         let registry = plan(&conn, &SQL.replicas);
         assert!(

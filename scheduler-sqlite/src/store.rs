@@ -13,7 +13,7 @@ use scheduler_core::time::{later, to_micros};
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
     ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue,
-    RetryRead, Scope, ScopeSummary, StoreError,
+    RetryRead, ScheduleWrite, Scope, ScopeSummary, StoreError, StoredSchedule,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -25,7 +25,7 @@ use crate::options::SqliteStoreOptions;
 use crate::schema;
 use crate::statements::SQL;
 use crate::worker::Worker;
-use crate::{claim, controls, finish, operator, reads, replicas};
+use crate::{claim, controls, finish, operator, reads, replicas, schedules};
 
 /// The SQLite store. Share it behind an `Arc`; every process on the host
 /// may open its own store on the same file.
@@ -43,7 +43,8 @@ pub struct SqliteLeaseStore {
 
 /// What every job sent to a worker needs.
 struct Shared {
-    /// Marked changed by every control this store adds or changes, so the
+    /// Marked changed by every control this store adds or changes, and by
+    /// every write of a stored schedule, so the
     /// managers of this process wake at once; other processes' changes are
     /// seen at their next tick (SQLite has no notification between
     /// processes).
@@ -276,6 +277,10 @@ impl LeaseStore for SqliteLeaseStore {
         Ok(updated)
     }
 
+    async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
+        schedules::schedules(self).await
+    }
+
     fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         Some(self.shared.changes.subscribe())
     }
@@ -325,5 +330,15 @@ impl ExecutionAudit for SqliteLeaseStore {
 
     async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
         controls::control_progress(self, id).await
+    }
+
+    async fn write_schedule(
+        &self,
+        name: &str,
+        write: &ScheduleWrite,
+    ) -> Result<Option<StoredSchedule>, StoreError> {
+        let written = schedules::write_schedule(self, name, write).await?;
+        self.shared.changes.send_replace(());
+        Ok(written)
     }
 }

@@ -22,8 +22,8 @@ use scheduler_core::model::{Control, ControlChange, ControlRead, NewControl, Pro
 use scheduler_core::{
     Announcement, Attempt, CatchUpMode, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit,
     ExecutionFilter, Finish, JobOutput, JobSpec, LatestExecution, Lease, LeaseStore, LeaseStoreExt,
-    Manager, ManagerOptions, ManualClock, PlanKey, Prune, Replica, RetryDue, RetryRead, Scope,
-    ScopeSummary, Scopes, Status, StoreError, TimeControl,
+    Manager, ManagerOptions, ManualClock, PlanKey, Prune, Replica, RetryDue, RetryRead,
+    ScheduleWrite, Scope, ScopeSummary, Scopes, Status, StoreError, StoredSchedule, TimeControl,
 };
 use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use time::OffsetDateTime;
@@ -122,6 +122,9 @@ impl LeaseStore for Watched {
             self.store.update_control(id, change).await,
         )
     }
+    async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
+        self.seen("schedules", self.store.schedules().await)
+    }
 
     fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         self.store.control_changes()
@@ -169,6 +172,16 @@ impl ExecutionAudit for Watched {
     }
     async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
         self.seen("control_progress", self.store.control_progress(id).await)
+    }
+    async fn write_schedule(
+        &self,
+        name: &str,
+        write: &ScheduleWrite,
+    ) -> Result<Option<StoredSchedule>, StoreError> {
+        self.seen(
+            "write_schedule",
+            self.store.write_schedule(name, write).await,
+        )
     }
 }
 

@@ -353,6 +353,7 @@ async fn operators_runs_stay_off_the_plan_and_their_failures_are_due() {
             overlap: OverlapPolicy::BufferAll,
             origin: Origin::Trigger,
             control_id: Some(trigger.id),
+            schedule_version: None,
         };
         let off_grid = T0 + Duration::from_secs(30);
         let run = claim(store, &[key("a", off_grid)], steering).await;

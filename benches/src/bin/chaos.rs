@@ -528,7 +528,7 @@ fn due_plans(
     for (name, scopes, cadence, reentrant) in JOBS {
         let cadence = Duration::from_secs(cadence);
         let from = ceil(started + MARGIN, cadence);
-        for plan in Schedule::Every(cadence).between(from, ended - MARGIN, 1_000_000) {
+        for plan in Schedule::every(cadence).between(from, ended - MARGIN, 1_000_000) {
             due.extend((0..scopes).map(|i| (name, format!("t{i}"), plan, reentrant)));
         }
     }

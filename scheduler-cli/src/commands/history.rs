@@ -1,11 +1,15 @@
 //! `scheduler history`: executions of a job, newest first, with their
-//! attempts (`--attempts` in the table; always in `--json`).
+//! attempts (`--attempts` in the table; always in `--json`), each marked
+//! by its source: `code` (a compiled-in job), `stored v3` (a plan of the
+//! stored schedule's current version), `stored, before v3` (of an earlier
+//! version: its history stays attached to its name through every change).
 
 use std::time::Duration;
 
 use clap::Args;
-use scheduler_core::{ExecutionFilter, Scope, Status};
+use scheduler_core::{Execution, ExecutionFilter, ReplicaState, Scope, Status};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use super::{
     attempt_cells, attempt_header, duration_cell, execution_with_attempts_json, parse_scope,
@@ -38,6 +42,68 @@ pub struct HistoryArgs {
     attempts: bool,
 }
 
+/// Where the job of the rows comes from, as the store tells now.
+enum Source {
+    /// A stored schedule, at this version, current since then.
+    Stored {
+        /// Its current version.
+        version: i64,
+        /// When it became current.
+        since: OffsetDateTime,
+    },
+    /// A compiled-in job, as a live replica announced it.
+    Code,
+    /// Neither (a job no live replica runs, a deleted stored schedule).
+    Unknown,
+}
+
+impl Source {
+    /// What `row` ran as: `stored v3`, `stored, before v3`, `code` or `-`.
+    fn of(&self, row: &Execution) -> String {
+        match self {
+            Source::Stored { version, since } if row.plan_time >= *since => {
+                format!("stored v{version}")
+            }
+            Source::Stored { version, .. } => format!("stored, before v{version}"),
+            Source::Code => "code".to_owned(),
+            Source::Unknown => "-".to_owned(),
+        }
+    }
+}
+
+/// The source of `job`: its stored schedule, else a live replica's
+/// compiled-in job. A store without the schedules' or registry's tables
+/// (an older schema) answers unknown.
+async fn source(store: &dyn scheduler_core::ExecutionAudit, job: &str) -> Source {
+    if let Some(stored) = store
+        .schedules()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|s| s.name == job)
+    {
+        return Source::Stored {
+            version: stored.version,
+            since: stored.updated_at,
+        };
+    }
+    let Ok(now) = store.now().await else {
+        return Source::Unknown;
+    };
+    let compiled = store.replicas().await.unwrap_or_default().iter().any(|r| {
+        r.state(now) == ReplicaState::Live
+            && r.info
+                .jobs
+                .iter()
+                .any(|j| j.name == job && j.stored_version.is_none())
+    });
+    if compiled {
+        Source::Code
+    } else {
+        Source::Unknown
+    }
+}
+
 /// `scheduler history`
 pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
     let (json, zone) = (cx.json, &cx.zone);
@@ -64,11 +130,16 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
     } else {
         Vec::new()
     };
+    let source = source(store.as_ref(), &args.job).await;
     if json {
         return emit_json(&Value::Array(
             rows.iter()
                 .zip(&logs)
-                .map(|(r, log)| execution_with_attempts_json(r, log))
+                .map(|(r, log)| {
+                    let mut value = execution_with_attempts_json(r, log);
+                    value["source"] = source.of(r).into();
+                    value
+                })
                 .collect(),
         ));
     }
@@ -116,6 +187,7 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
                 zone.ts(Some(r.plan_time)),
                 r.status.to_string(),
                 r.origin.to_string(),
+                source.of(r),
                 format!("{}/{}", r.attempt, r.max_attempts),
                 r.runner_id.clone().unwrap_or_default(),
                 duration_cell(r.duration_ms),
@@ -134,6 +206,7 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
             &plan_time,
             "status",
             "origin",
+            "source",
             "attempt",
             "runner",
             "duration",

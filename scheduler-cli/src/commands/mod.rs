@@ -11,6 +11,7 @@
 //! - [`pause`], [`resume`], [`trigger`], [`backfill`], [`cancel`] and
 //!   [`controls`]: steering schedules at run time through
 //!   [`scheduler_core::Operator`], with what they share in [`steering`].
+//! - [`schedule`]: stored schedules (create, update, delete, show, list).
 
 pub mod backfill;
 pub mod cancel;
@@ -21,6 +22,7 @@ pub mod prune;
 pub mod replicas;
 pub mod resume;
 pub mod retry;
+pub mod schedule;
 pub mod show;
 pub mod status;
 pub mod steering;

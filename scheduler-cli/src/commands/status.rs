@@ -1,6 +1,9 @@
 //! `scheduler status`: every registered job, from the live replicas'
 //! announcements (its schedule in words and its next plan time, even
 //! before its first run), and per job and scope what the table says now.
+//! Compiled-in jobs and stored schedules show alike, each marked by its
+//! source (`code`, `stored v3`); a stored schedule no live replica runs
+//! (none has its kind yet) shows from its definition.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,11 +15,12 @@ use scheduler_core::plan::next_plan_time;
 use scheduler_core::plan::{CronSchedule, Schedule};
 use scheduler_core::{
     Control, ControlAction, ControlState, ExecutionFilter, RegisteredJob, Replica, ReplicaState,
-    Scope, ScopeSummary,
+    Scope, ScopeSummary, StoredSchedule,
 };
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::schedule::{stored_json, words};
 use super::steering::{
     control_json, control_with_progress_json, in_force, known_schedules, progress_cell,
     progress_of, span_cell, ControlProgress, TABLE_NOTE_CHARS,
@@ -57,14 +61,33 @@ pub struct StatusArgs {
     delay: Duration,
 }
 
-/// The registered jobs as a table: schedule in words, next plan time,
-/// scopes, which live replicas run each, and whether it is paused.
+/// The registered jobs as a table: source, schedule in words, next plan
+/// time, scopes, which live replicas run each, and whether it is paused.
 fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: &Zone) -> String {
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
-            let mut row = match &j.registration {
-                Some(r) => vec![
+            let mut row = match (&j.registration, &j.stored) {
+                (None, Some(stored)) => vec![
+                    escape(&j.name),
+                    words(&stored.definition.schedule),
+                    zone.ts(stored_next_plan(stored, now)),
+                    stored_scopes(stored),
+                    match j.with_kind {
+                        0 => format!("none live has kind {}", escape(&stored.definition.kind)),
+                        n => format!("{n} live with its kind, not yet running it"),
+                    },
+                ],
+                // A stored schedule's current definition, whatever
+                // version the replicas announced.
+                (Some(r), Some(stored)) => vec![
+                    escape(&j.name),
+                    words(&stored.definition.schedule),
+                    zone.ts(stored_next_plan(stored, now)),
+                    r.scopes.to_string(),
+                    format!("{} live", j.replicas.len()),
+                ],
+                (Some(r), None) => vec![
                     escape(&j.name),
                     if j.schedules_differ {
                         format!("{} (replicas differ)", r.schedule)
@@ -75,14 +98,14 @@ fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: 
                     r.scopes.to_string(),
                     format!("{} live", j.replicas.len()),
                 ],
-                None if j.scopes_with_rows == 0 => vec![
+                (None, None) if j.scopes_with_rows == 0 => vec![
                     escape(&j.name),
                     "-".to_owned(),
                     "-".to_owned(),
                     "-".to_owned(),
                     "none live (controls only)".to_owned(),
                 ],
-                None => vec![
+                (None, None) => vec![
                     escape(&j.name),
                     "-".to_owned(),
                     "-".to_owned(),
@@ -90,15 +113,39 @@ fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: 
                     "none live (rows only)".to_owned(),
                 ],
             };
-            row.push(steering.paused_cell(&j.name));
+            row.insert(1, j.source());
+            row.push(match &j.stored {
+                Some(s) if s.definition.paused => "yes (stored definition)".to_owned(),
+                _ => steering.paused_cell(&j.name),
+            });
             row
         })
         .collect();
     let next = format!("next plan {}", zone.label());
     table(
-        &["job", "schedule", &next, "scopes", "replicas", "paused"],
+        &[
+            "job", "source", "schedule", &next, "scopes", "replicas", "paused",
+        ],
         &rows,
     )
+}
+
+/// The next plan time of a stored schedule from its definition: the first
+/// at or after its version became current that becomes eligible after
+/// `now`.
+fn stored_next_plan(stored: &StoredSchedule, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let schedule = Schedule::from_form(&stored.definition.schedule)?;
+    let delay = stored.definition.options.schedule_delay;
+    let after = (now - delay + time::Duration::microseconds(1)).max(stored.updated_at);
+    schedule.at_or_after(after)
+}
+
+/// A stored schedule's scopes as the jobs table counts them.
+fn stored_scopes(stored: &StoredSchedule) -> String {
+    match &stored.definition.scopes {
+        scheduler_core::StoredScopes::Fixed(list) => list.len().to_string(),
+        scheduler_core::StoredScopes::Provider(_) => "dynamic".to_owned(),
+    }
 }
 
 /// The controls `status` reads: those in force, with the progress of
@@ -259,7 +306,7 @@ impl StatusArgs {
     /// A usage failure for a cron expression or zone that does not parse.
     fn schedule(&self) -> Result<Option<Schedule>, Failure> {
         Ok(match (&self.every, &self.cron) {
-            (Some(every), _) => Some(Schedule::Every(*every)),
+            (Some(every), _) => Some(Schedule::every(*every)),
             (None, Some(expr)) => Some(Schedule::Cron(Arc::new(
                 CronSchedule::parse(expr, &self.tz).map_err(Failure::Usage)?,
             ))),
@@ -330,6 +377,50 @@ struct JobView {
     schedules_differ: bool,
     /// How many of its scopes have rows.
     scopes_with_rows: usize,
+    /// The stored schedule of this name, if there is one.
+    stored: Option<StoredSchedule>,
+    /// How many live replicas registered the stored schedule's kind.
+    with_kind: usize,
+}
+
+impl JobView {
+    fn empty(name: &str) -> JobView {
+        JobView {
+            name: name.to_owned(),
+            registration: None,
+            replicas: Vec::new(),
+            schedules_differ: false,
+            scopes_with_rows: 0,
+            stored: None,
+            with_kind: 0,
+        }
+    }
+
+    /// Where the job comes from: `stored v3` (a stored schedule, with the
+    /// version the replicas announce when it is not the current one),
+    /// `code` (compiled in), or `-` (rows or controls only).
+    fn source(&self) -> String {
+        let announced = self.registration.as_ref().map(|r| r.stored_version);
+        match (&self.stored, announced) {
+            (Some(s), Some(Some(v))) if v != s.version => {
+                format!("stored v{} (replicas on v{v})", s.version)
+            }
+            (Some(s), _) => format!("stored v{}", s.version),
+            (None, Some(Some(v))) => format!("stored v{v} (deleted)"),
+            (None, Some(None)) => "code".to_owned(),
+            (None, None) => "-".to_owned(),
+        }
+    }
+
+    /// [`source`](Self::source) for `--json`: `"stored"`, `"code"` or null.
+    fn source_kind(&self) -> Option<&'static str> {
+        match (&self.stored, &self.registration) {
+            (Some(_), _) => Some("stored"),
+            (None, Some(r)) if r.stored_version.is_some() => Some("stored"),
+            (None, Some(_)) => Some("code"),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Every job of `job` (all when `None`) that a live replica registered or
@@ -337,6 +428,7 @@ struct JobView {
 fn job_views(
     replicas: &[Replica],
     summaries: &[ScopeSummary],
+    stored: &[StoredSchedule],
     steering: &Steering,
     job: Option<&str>,
     now: OffsetDateTime,
@@ -352,11 +444,8 @@ fn job_views(
     for replica in live {
         for registered in replica.info.jobs.iter().filter(|j| wanted(&j.name)) {
             let view = views.entry(&registered.name).or_insert_with(|| JobView {
-                name: registered.name.clone(),
                 registration: Some(registered.clone()),
-                replicas: Vec::new(),
-                schedules_differ: false,
-                scopes_with_rows: 0,
+                ..JobView::empty(&registered.name)
             });
             view.schedules_differ |= view
                 .registration
@@ -368,24 +457,24 @@ fn job_views(
     for summary in summaries {
         views
             .entry(&summary.job_name)
-            .or_insert_with(|| JobView {
-                name: summary.job_name.clone(),
-                registration: None,
-                replicas: Vec::new(),
-                schedules_differ: false,
-                scopes_with_rows: 0,
-            })
+            .or_insert_with(|| JobView::empty(&summary.job_name))
             .scopes_with_rows += 1;
+    }
+    // A stored schedule shows whether or not a replica runs it yet.
+    for schedule in stored.iter().filter(|s| wanted(&s.name)) {
+        let view = views
+            .entry(&schedule.name)
+            .or_insert_with(|| JobView::empty(&schedule.name));
+        view.with_kind = replicas
+            .iter()
+            .filter(|r| r.state(now) == ReplicaState::Live)
+            .filter(|r| r.info.kinds.contains(&schedule.definition.kind))
+            .count();
+        view.stored = Some(schedule.clone());
     }
     // A job paused ahead of the deploy that brings it has neither.
     for name in steering.in_force.keys() {
-        views.entry(name).or_insert_with(|| JobView {
-            name: name.clone(),
-            registration: None,
-            replicas: Vec::new(),
-            schedules_differ: false,
-            scopes_with_rows: 0,
-        });
+        views.entry(name).or_insert_with(|| JobView::empty(name));
     }
     views.into_values().collect()
 }
@@ -451,6 +540,11 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
         eprintln!("note: registered jobs are not shown: {}", cx.error(e));
         Vec::new()
     });
+    // A schema older than the stored schedules still has the rest to show.
+    let stored = store.schedules().await.unwrap_or_else(|e| {
+        eprintln!("note: stored schedules are not shown: {}", cx.error(e));
+        Vec::new()
+    });
     let report_from = schedule.as_ref().map(|_| now - args.window);
     let steering = read_steering(
         cx,
@@ -461,7 +555,14 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
         now,
     )
     .await?;
-    let jobs = job_views(&replicas, &summaries, &steering, args.job.as_deref(), now);
+    let jobs = job_views(
+        &replicas,
+        &summaries,
+        &stored,
+        &steering,
+        args.job.as_deref(),
+        now,
+    );
     let mut missed: Vec<Missed> = Vec::new();
     if let (Some(schedule), Some(job)) = (&schedule, &args.job) {
         let from = now - args.window;
@@ -538,11 +639,27 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
             .iter()
             .map(|j| {
                 let registration = j.registration.as_ref();
+                let stored = j.stored.as_ref();
+                // A stored schedule's current definition first, whatever
+                // version the replicas announced.
+                let schedule_words = match stored {
+                    Some(s) => Schedule::from_form(&s.definition.schedule).map(|p| p.describe()),
+                    None => registration.map(|r| r.schedule.clone()),
+                };
+                let next = match stored {
+                    Some(s) => stored_next_plan(s, now),
+                    None => registration.and_then(|r| next_plan_time(r, now)),
+                };
                 let mut value = json!({
                     "job": j.name,
+                    "source": j.source_kind(),
+                    "source_text": j.source(),
+                    "stored_version": stored.map(|s| s.version),
+                    "stored": stored.map(stored_json),
+                    "live_replicas_with_kind": j.with_kind,
                     "registered": registration.is_some(),
-                    "schedule": registration.map(|r| &r.schedule),
-                    "next_plan_time": json_ts(registration.and_then(|r| next_plan_time(r, now))),
+                    "schedule": schedule_words,
+                    "next_plan_time": json_ts(next),
                     "live_replicas": j.replicas,
                     "schedules_differ": j.schedules_differ,
                     "scopes_with_rows": j.scopes_with_rows,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 use scheduler_core::model::{Progress, ScheduleForm};
 use scheduler_core::operator::MAX_BACKFILL_INSTANTS;
-use scheduler_core::plan::{ceil, Schedule};
+use scheduler_core::plan::Schedule;
 use scheduler_core::{
     Control, ControlAction, ExecutionAudit, OperatorError, Replica, Scope, StoreError, Target,
 };
@@ -124,12 +124,17 @@ pub fn target_cell(job: &str, scope: Option<&Scope>) -> String {
     }
 }
 
-/// How a refused or failed request ends the command: a refusal is a usage
-/// error (exit 2; the Operator stored nothing), the rest runtime errors
-/// (exit 1), a conflict saying that nothing changed.
+/// How a refused or failed request ends the command: a refusal, or a
+/// stored schedule's definition the rules refuse (named by its field), is
+/// a usage error (exit 2; the Operator stored nothing), the rest runtime
+/// errors (exit 1), a conflict saying that nothing changed.
 pub fn operator_failure(cx: &Cx, e: OperatorError) -> Failure {
     match e {
         OperatorError::Refused(why) => Failure::Usage(format!("refused (nothing changed): {why}")),
+        OperatorError::Invalid(spec) => Failure::Usage(format!(
+            "refused (nothing changed): {}: {}",
+            spec.field, spec.reason
+        )),
         OperatorError::UnknownControl(id) => Failure::Runtime(format!("no control with id {id}")),
         OperatorError::Store(StoreError::Conflict(why)) => {
             Failure::Runtime(format!("nothing changed: {why}"))
@@ -224,8 +229,13 @@ pub fn count_instants(schedule: &Schedule, from: OffsetDateTime, to: OffsetDateT
     }
     let last = to - time::Duration::microseconds(1);
     match schedule {
-        Schedule::Every(cadence) => {
-            let first = ceil(from, *cadence);
+        Schedule::Every { cadence, .. } => {
+            let Some(first) = schedule.at_or_after(from) else {
+                return Instants {
+                    count: 0,
+                    capped: false,
+                };
+            };
             let step = i128::try_from(cadence.as_micros())
                 .unwrap_or(i128::MAX)
                 .max(1);
@@ -408,7 +418,7 @@ mod tests {
     fn instants_are_counted_as_the_operator_counts_them() {
         let from = datetime!(2026-03-01 11:00 UTC);
         let to = datetime!(2026-03-01 12:00 UTC);
-        let five = Schedule::Every(Duration::from_secs(300));
+        let five = Schedule::every(Duration::from_secs(300));
         // 11:00 .. 11:55: 12, the end excluded.
         assert_eq!(count_instants(&five, from, to).count, 12);
         assert_eq!(

@@ -76,7 +76,7 @@ impl OperatorLog {
 }
 
 /// One line of the event log, from the operator.
-fn log(started: Instant, what: &str) {
+pub(super) fn log(started: Instant, what: &str) {
     eprintln!(
         "{:>6.1}s  {:<10} {what}",
         started.elapsed().as_secs_f64(),
@@ -123,7 +123,11 @@ pub async fn clear_leftovers(operator: &Operator, started: Instant) {
 
 /// Waits until `offset` after `started`; `false` when the run is stopped
 /// first.
-async fn reach(started: Instant, offset: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+pub(super) async fn reach(
+    started: Instant,
+    offset: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
     if *stop.borrow() {
         return false;
     }
@@ -237,7 +241,7 @@ async fn backfill(
         .backfill(job, &range, &format!("{NOTE_PREFIX}fill in before the run"))
         .await
         .map_err(|e| e.to_string())?;
-    let instants = Schedule::Every(ROLLUP_CADENCE).between(
+    let instants = Schedule::every(ROLLUP_CADENCE).between(
         from,
         to - time::Duration::microseconds(1),
         BACKFILL_INSTANTS as usize,
@@ -262,7 +266,7 @@ fn clock(t: OffsetDateTime) -> String {
 }
 
 /// An instant in a problem of the check: RFC 3339.
-fn instant(t: OffsetDateTime) -> String {
+pub(super) fn instant(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }

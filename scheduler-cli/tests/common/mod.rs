@@ -2,6 +2,8 @@
 //! its output, and a PostgreSQL database of their own.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod processes;
+
 use std::process::Output;
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use uuid::Uuid;
@@ -26,6 +27,7 @@ pub struct RunContext {
     runner_id: Arc<str>,
     cancel: CancellationToken,
     heartbeat: Arc<dyn Heartbeat>,
+    arguments: Arc<Map<String, Value>>,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -45,13 +47,24 @@ impl RunContext {
         runner_id: Arc<str>,
         cancel: CancellationToken,
         heartbeat: Arc<dyn Heartbeat>,
+        arguments: Arc<Map<String, Value>>,
     ) -> Self {
         RunContext {
             lease,
             runner_id,
             cancel,
             heartbeat,
+            arguments,
         }
+    }
+
+    /// The job's arguments: a stored schedule's
+    /// ([`ScheduleDefinition::arguments`](crate::model::ScheduleDefinition::arguments),
+    /// as of the version the run was claimed under), or what a compiled-in
+    /// job set with [`JobSpec::arguments`](super::JobSpec::arguments);
+    /// empty by default.
+    pub fn arguments(&self) -> &Map<String, Value> {
+        &self.arguments
     }
 
     /// The job's name.

@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use super::{RunContext, Scopes};
 use crate::error::{BoxError, SpecError};
 use crate::model::{
-    name_problem, LatestExecution, OverlapPolicy, RegisteredJob, ScheduleForm, Scope,
+    name_problem, LatestExecution, OverlapPolicy, RegisteredJob, ScheduleForm, ScheduleOptions,
+    Scope, MAX_ARGUMENTS_BYTES, MAX_CATCH_UP_WINDOW,
 };
 use crate::plan::{CatchUpMode, CronSchedule, Planning, Schedule};
 
@@ -83,11 +84,11 @@ pub struct JobSpec {
     pub(crate) backfill_per_tick: usize,
     pub(crate) scopes: Scopes,
     pub(crate) planner: Option<Arc<PlannerFn>>,
+    pub(crate) arguments: Arc<Map<String, Value>>,
     pub(crate) handler: Arc<HandlerFn>,
 }
 
-/// The default of [`JobSpec::backfill_per_tick`].
-pub const DEFAULT_BACKFILL_PER_TICK: usize = 100;
+pub use crate::model::DEFAULT_BACKFILL_PER_TICK;
 
 impl fmt::Debug for JobSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,6 +110,7 @@ impl fmt::Debug for JobSpec {
             .field("backfill_per_tick", &self.backfill_per_tick)
             .field("scopes", &self.scopes)
             .field("custom_planner", &self.planner.is_some())
+            .field("arguments", &self.arguments)
             .finish_non_exhaustive()
     }
 }
@@ -132,36 +134,101 @@ impl JobSpec {
     {
         JobSpec {
             name: name.into(),
-            schedule: Schedule::Every(Duration::ZERO),
+            schedule: Schedule::every(Duration::ZERO),
             schedule_error: None,
             schedule_delay: Duration::ZERO,
             catch_up: CatchUpMode::LatestOnly,
             catch_up_window: Duration::ZERO,
             max_plans_per_tick: 0,
-            run_timeout: Duration::from_secs(300),
-            stale_timeout: Duration::from_secs(600),
-            heartbeat_interval: Duration::from_secs(30),
+            run_timeout: Duration::ZERO,
+            stale_timeout: Duration::ZERO,
+            heartbeat_interval: Duration::ZERO,
             allow_stale_reentry: false,
-            max_attempts: 3,
-            retry_backoff: vec![
-                Duration::from_secs(10),
-                Duration::from_secs(60),
-                Duration::from_secs(300),
-            ],
+            max_attempts: 0,
+            retry_backoff: Vec::new(),
             spread: Duration::ZERO,
             overlap: OverlapPolicy::default(),
-            backfill_per_tick: DEFAULT_BACKFILL_PER_TICK,
+            backfill_per_tick: 0,
             scopes,
             planner: None,
+            arguments: Arc::new(Map::new()),
             handler: Arc::new(move |ctx| handler(ctx).boxed()),
         }
+        .options(&ScheduleOptions::default())
+    }
+
+    /// Sets every option of `options` at once (what a stored schedule
+    /// carries; [`ScheduleOptions::default`] holds the defaults of
+    /// [`new`](Self::new)).
+    pub fn options(mut self, options: &ScheduleOptions) -> Self {
+        let ScheduleOptions {
+            schedule_delay,
+            catch_up,
+            catch_up_window,
+            max_plans_per_tick,
+            run_timeout,
+            stale_timeout,
+            heartbeat_interval,
+            allow_stale_reentry,
+            max_attempts,
+            retry_backoff,
+            spread,
+            overlap,
+            backfill_per_tick,
+        } = options.clone();
+        self.schedule_delay = schedule_delay;
+        self.catch_up = catch_up;
+        self.catch_up_window = catch_up_window;
+        self.max_plans_per_tick = max_plans_per_tick;
+        self.run_timeout = run_timeout;
+        self.stale_timeout = stale_timeout;
+        self.heartbeat_interval = heartbeat_interval;
+        self.allow_stale_reentry = allow_stale_reentry;
+        self.max_attempts = max_attempts;
+        self.retry_backoff = retry_backoff;
+        self.spread = spread;
+        self.overlap = overlap;
+        self.backfill_per_tick = backfill_per_tick;
+        self
+    }
+
+    /// The JSON object the handler reads from
+    /// [`RunContext::arguments`](super::RunContext::arguments) (empty by
+    /// default; at most [`MAX_ARGUMENTS_BYTES`] encoded).
+    pub fn arguments(mut self, arguments: Map<String, Value>) -> Self {
+        self.arguments = Arc::new(arguments);
+        self
     }
 
     /// Plans fall every `cadence`, on multiples of it since 0001-01-01T00:00:00Z.
     pub fn cadence(mut self, cadence: Duration) -> Self {
-        self.schedule = Schedule::Every(cadence);
+        self.schedule = Schedule::every(cadence);
         self.schedule_error = None;
         self
+    }
+
+    /// Plans fall every `cadence`, `offset` after each multiple of it
+    /// since 0001-01-01T00:00:00Z: `cadence_with_offset(1 day, 2 hours)`
+    /// plans at 02:00 UTC every day. The offset must be less than the
+    /// cadence.
+    pub fn cadence_with_offset(mut self, cadence: Duration, offset: Duration) -> Self {
+        self.schedule = Schedule::Every { cadence, offset };
+        self.schedule_error = None;
+        self
+    }
+
+    /// The schedule a machine form describes (what a stored schedule
+    /// carries): a cadence with its offset, or a cron expression in its
+    /// zone. A custom or unknown form is refused at registration.
+    pub fn schedule_form(self, form: &ScheduleForm) -> Self {
+        match form {
+            ScheduleForm::Every { cadence, offset } => self.cadence_with_offset(*cadence, *offset),
+            ScheduleForm::Cron { expression, zone } => self.cron(expression, zone),
+            ScheduleForm::Custom | ScheduleForm::Unknown => JobSpec {
+                schedule_error: Some("must be a cadence or a cron schedule".to_owned()),
+                ..self
+            },
+        }
     }
 
     /// Plans fall at the occurrences of a cron expression (5 fields, or 6
@@ -351,6 +418,7 @@ impl JobSpec {
             allow_stale_reentry: self.allow_stale_reentry,
             overlap: self.overlap,
             scope_list: self.scopes.listed(),
+            stored_version: None,
         }
     }
 
@@ -380,16 +448,28 @@ impl JobSpec {
         if let Some(error) = &self.schedule_error {
             return fail("cron", error);
         }
-        if let (Schedule::Every(cadence), None) = (&self.schedule, &self.planner) {
+        if let (Schedule::Every { cadence, offset }, None) = (&self.schedule, &self.planner) {
             if *cadence < Duration::from_micros(1) {
                 return fail(
                     "cadence",
                     "must be at least 1µs (or give the job a cron schedule or a custom planner)",
                 );
             }
+            if offset >= cadence {
+                return fail("cadence_offset", "must be less than cadence");
+            }
             if self.spread >= *cadence {
                 return fail("spread", "must be less than cadence");
             }
+        }
+        if self.catch_up_window > MAX_CATCH_UP_WINDOW {
+            return fail(
+                "catch_up_window",
+                &format!(
+                    "must be at most {} (a year)",
+                    humantime::format_duration(MAX_CATCH_UP_WINDOW)
+                ),
+            );
         }
         if self.run_timeout.is_zero() {
             return fail("run_timeout", "must be positive");
@@ -420,6 +500,21 @@ impl JobSpec {
                 return fail("scopes", &problem);
             }
         }
+        if self
+            .arguments
+            .iter()
+            .any(|(k, v)| k.contains('\0') || holds_nul(v))
+        {
+            // PostgreSQL's jsonb cannot hold U+0000; refused alike everywhere.
+            return fail("arguments", "must not hold a NUL character (\\u0000)");
+        }
+        let encoded = serde_json::to_string(&*self.arguments).map_or(usize::MAX, |t| t.len());
+        if encoded > MAX_ARGUMENTS_BYTES {
+            return fail(
+                "arguments",
+                &format!("must be at most {MAX_ARGUMENTS_BYTES} bytes as JSON, got {encoded}"),
+            );
+        }
         Ok(())
     }
 
@@ -439,6 +534,16 @@ impl JobSpec {
             }
             None => Vec::new(),
         }
+    }
+}
+
+/// Whether a JSON value holds a NUL character in any string or key.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 

@@ -267,6 +267,7 @@ mod tests {
                 overlap: policy,
                 origin,
                 control_id: None,
+                schedule_version: None,
             },
         };
         admit(&request, &[], live, T0)

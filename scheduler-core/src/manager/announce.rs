@@ -62,7 +62,13 @@ impl Manager {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             refresh_interval: refresh_interval(options.tick_interval),
-            jobs: self.jobs().iter().map(|j| j.spec.registration()).collect(),
+            jobs: self
+                .jobs()
+                .iter()
+                .chain(&self.stored_now())
+                .map(|j| j.registration())
+                .collect(),
+            kinds: self.kinds(),
         }
         .bounded()
     }

@@ -29,7 +29,11 @@ fn verb(kind: ClaimKind) -> &'static str {
         ClaimKind::Won => "claimed",
         ClaimKind::Retried => "retrying",
         ClaimKind::Stolen => "took over stale lease",
-        ClaimKind::Conflicted | ClaimKind::Paused | ClaimKind::Busy | ClaimKind::Skipped => {
+        ClaimKind::Conflicted
+        | ClaimKind::Paused
+        | ClaimKind::Busy
+        | ClaimKind::Skipped
+        | ClaimKind::Superseded => {
             unreachable!("only a won, retried or stolen claim yields a lease")
         }
     }
@@ -190,6 +194,7 @@ impl Manager {
             Arc::from(self.inner.options.runner_id.as_str()),
             cancel.clone(),
             keeper.clone(),
+            job.arguments.clone(),
         );
         // The handler runs inside this task: dropping its future (timeout,
         // lost lease, shutdown) stops it even if it ignores its signal, and

@@ -148,6 +148,10 @@ impl LeaseStore for FakeStore {
         unimplemented!("the units under test do not change controls")
     }
 
+    async fn schedules(&self) -> Result<Vec<crate::model::StoredSchedule>, StoreError> {
+        Ok(Vec::new())
+    }
+
     fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         None
     }

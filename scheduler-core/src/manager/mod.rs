@@ -9,6 +9,8 @@
 //! - `planning`: the store reads of a tick and the plan times per scope.
 //! - `steering`: an operator's controls (pauses, triggers, backfills),
 //!   read once per tick, and the claims of triggers and backfills.
+//! - `stored`: stored schedules: the kinds and scope providers code
+//!   registered, and the stored schedules each tick reads and runs.
 //! - `keeper`: heartbeats, one task per scope with runs in flight.
 //! - `execute`: running what a tick won, and recording how it ended.
 //! - `completer`: terminal writes in batches (group commit).
@@ -72,6 +74,9 @@
 //! - Only scheduled keys that now have a row are remembered as known: a
 //!   key the store held back (paused, waiting for its scope) is asked for
 //!   again at the next tick.
+//! - Every tick reads the stored schedules (`docs/contract.md` §12) in one
+//!   store call, before it announces, and runs those of registered kinds
+//!   beside the compiled-in jobs; see `stored`.
 //! - A run cancelled by shutdown is recorded `canceled` with its retry due at
 //!   once, so another replica picks it up on its next tick.
 //! - The replica announces itself to the registry at the first tick of a
@@ -90,6 +95,7 @@ pub mod options;
 mod planning;
 mod signal;
 mod steering;
+mod stored;
 mod tick;
 
 use std::collections::{HashMap, HashSet};
@@ -119,6 +125,8 @@ use crate::store::LeaseStore;
 /// A registered job and what this replica remembers about it.
 struct Registered {
     spec: Arc<JobSpec>,
+    /// For a stored schedule: the version this job runs.
+    stored: Option<stored::StoredVersion>,
     /// Per scope, the newest scheduled plan time known to have a row in the
     /// store (claimed by anyone, whatever its state since, with every
     /// older plan this replica asked for). Only used to avoid asking again.
@@ -162,6 +170,10 @@ struct Inner {
     /// The controls of the last tick whose read succeeded: what a tick
     /// whose read fails goes on with (see `steering`).
     last_controls: Mutex<Arc<Vec<Control>>>,
+    /// The kinds and scope providers registered for stored schedules.
+    catalog: RwLock<stored::Catalog>,
+    /// The stored schedules of the last good read, as jobs.
+    stored: Mutex<stored::StoredJobs>,
 }
 
 /// The per-replica scheduler. Cheap to clone; clones share everything.
@@ -223,6 +235,8 @@ impl Manager {
                 rotation,
                 registry: Mutex::new(Registry::default()),
                 last_controls: Mutex::new(Arc::new(Vec::new())),
+                catalog: RwLock::default(),
+                stored: Mutex::default(),
             }),
         })
     }
@@ -258,6 +272,7 @@ impl Manager {
         jobs.push(Arc::new(Registered {
             metrics: metrics::JobMetrics::new(&job.name),
             spec: Arc::new(job),
+            stored: None,
             known: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
             backfilled: Mutex::new(HashMap::new()),
@@ -383,6 +398,17 @@ impl Manager {
 
     fn jobs(&self) -> Vec<Arc<Registered>> {
         self.inner.jobs.read().expect("jobs lock").clone()
+    }
+}
+
+impl Registered {
+    /// The job as its replica announces it; a stored schedule's with its
+    /// version.
+    fn registration(&self) -> crate::model::RegisteredJob {
+        crate::model::RegisteredJob {
+            stored_version: self.stored.map(|s| s.version),
+            ..self.spec.registration()
+        }
     }
 }
 

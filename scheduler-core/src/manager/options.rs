@@ -94,6 +94,9 @@ pub struct TickReport {
     pub busy: u64,
     /// Plans the overlap policy recorded as skipped ([`ClaimKind::Skipped`]).
     pub skipped: u64,
+    /// Keys of a stored schedule that changed or was deleted since the
+    /// tick read it ([`ClaimKind::Superseded`]).
+    pub superseded: u64,
     /// Executions that ended SUCCESS.
     pub succeeded: u64,
     /// Executions that ended FAILED (handler error, panic, timeout, shutdown).
@@ -115,6 +118,7 @@ impl AddAssign for TickReport {
         self.paused += o.paused;
         self.busy += o.busy;
         self.skipped += o.skipped;
+        self.superseded += o.superseded;
         self.succeeded += o.succeeded;
         self.failed += o.failed;
         self.lease_lost += o.lease_lost;
@@ -144,6 +148,7 @@ impl TickReport {
             ClaimKind::Paused => &mut self.paused,
             ClaimKind::Busy => &mut self.busy,
             ClaimKind::Skipped => &mut self.skipped,
+            ClaimKind::Superseded => &mut self.superseded,
         }
     }
 }

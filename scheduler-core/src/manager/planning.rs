@@ -258,10 +258,18 @@ impl Manager {
             capped: Vec::new(),
         };
         let none = ScopeRetries::default();
+        // A stored schedule's version plans from the instant it became
+        // current: earlier plan times belong to earlier versions, whose
+        // plans (and retries) are not made after a change; an operator's
+        // retry still runs (docs/contract.md §12).
+        let since = job.stored.map(|s| s.since);
         for (scope, offset) in scopes.iter().zip(offsets) {
             let scope_retries = retries.get(scope).unwrap_or(&none);
-            let after = known.get(scope).copied();
-            let plans = plan_unskipped(
+            let mut after = known.get(scope).copied();
+            if let Some(since) = since {
+                after = after.max(Some(since - time::Duration::MICROSECOND));
+            }
+            let mut plans = plan_unskipped(
                 &planning,
                 now,
                 offset,
@@ -270,6 +278,9 @@ impl Manager {
                 scope,
                 controls,
             );
+            if let Some(since) = since {
+                plans.retain(|t| *t >= since || scope_retries.operator.contains(t));
+            }
             if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
                 planned.capped.push(scope.clone());
             }
@@ -346,7 +357,7 @@ mod tests {
 
     fn planning(catch_up: CatchUpMode, window: Duration, per_tick: usize) -> Planning {
         Planning {
-            schedule: Schedule::Every(MIN),
+            schedule: Schedule::every(MIN),
             schedule_delay: Duration::ZERO,
             catch_up,
             catch_up_window: window,

@@ -266,6 +266,7 @@ impl Manager {
                 overlap: spec.overlap,
                 origin: Origin::Trigger,
                 control_id: Some(trigger.id),
+                ..Steering::NONE
             };
             let Some(ended) = self
                 .claim_and_start(job, keys, steering, clock, tasks, out)
@@ -339,6 +340,7 @@ impl Manager {
                 overlap: spec.overlap,
                 origin: Origin::Backfill,
                 control_id: Some(backfill.id),
+                ..Steering::NONE
             };
             let Some(ended) = self
                 .claim_and_start(job, step.keys, steering, clock, tasks, out)

@@ -87,12 +87,14 @@ impl Manager {
             }
         };
         out.now = Some(now);
-        self.announce_if_due(&mut out).await;
         let clock = StoreClock {
             now,
             at: Instant::now(),
         };
-        let jobs = self.jobs();
+        let mut jobs = self.jobs();
+        let stored = self.stored_jobs(&jobs, &mut out).await;
+        jobs.extend(stored);
+        self.announce_if_due(&mut out).await;
         let controls = self.read_controls(&jobs, now, &mut out).await;
         for job in jobs {
             let span =
@@ -123,9 +125,11 @@ impl Manager {
         if let Some(until) = controls.pause_ends() {
             out.wake_at(until);
         }
-        if controls.job_paused() {
-            // The store refuses every claim of the job now; planning it
-            // would only cost reads. Its triggers and backfills wait too.
+        if controls.job_paused() || job.stored.is_some_and(|s| s.paused) {
+            // The store refuses every claim of the job now (a stored
+            // schedule paused by its definition: this replica claims
+            // nothing of it); planning it would only cost reads. Its
+            // triggers and backfills wait too.
             return;
         }
         // Triggers and backfills name their scopes among all of the job's,
@@ -194,7 +198,7 @@ impl Manager {
             let steering = Steering {
                 overlap,
                 origin,
-                control_id: None,
+                ..Steering::NONE
             };
             let keys = self.not_busy_here(job, keys, out);
             self.claim_and_start(job, keys, steering, clock, tasks, out)
@@ -351,6 +355,12 @@ impl Manager {
             return Some(Vec::new());
         }
         let spec = &job.spec;
+        // A stored schedule's claims name the version they were planned
+        // under: the store claims nothing once another is current.
+        let steering = Steering {
+            schedule_version: job.stored.map(|s| s.version),
+            ..steering
+        };
         let request = ClaimRequest {
             job_name: &spec.name,
             runner_id: &self.inner.options.runner_id,

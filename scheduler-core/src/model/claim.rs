@@ -43,6 +43,11 @@ pub struct Steering {
     pub origin: Origin,
     /// The trigger or backfill the keys belong to, written into fresh rows.
     pub control_id: Option<Uuid>,
+    /// For a stored schedule, the version the keys were planned under: the
+    /// store must claim nothing unless it is still the current version
+    /// ([`ClaimOutcome::Superseded`]; `docs/contract.md` §12). `None` for
+    /// a compiled-in job.
+    pub schedule_version: Option<i64>,
 }
 
 impl Steering {
@@ -52,6 +57,7 @@ impl Steering {
         overlap: OverlapPolicy::AllowAll,
         origin: Origin::Scheduled,
         control_id: None,
+        schedule_version: None,
     };
 
     /// Scheduled keys under `overlap`.
@@ -60,6 +66,14 @@ impl Steering {
             overlap,
             ..Steering::NONE
         }
+    }
+
+    /// Whether a claim planned under [`schedule_version`](Self::schedule_version)
+    /// must claim nothing, the stored schedule being at `current` now
+    /// (`None`: deleted): only for a stored schedule's claim, when the
+    /// version changed or the schedule is gone.
+    pub fn superseded(&self, current: Option<i64>) -> bool {
+        self.schedule_version.is_some() && self.schedule_version != current
     }
 }
 
@@ -108,11 +122,14 @@ pub enum ClaimKind {
     /// Another execution of the scope holds a live lease and the overlap
     /// policy says skip: a FAILED `overlap_skipped` row was written.
     Skipped,
+    /// The stored schedule the keys were planned under changed or was
+    /// deleted since: nothing changed.
+    Superseded,
 }
 
 impl ClaimKind {
     /// Every kind, in this order.
-    pub const ALL: [ClaimKind; 7] = [
+    pub const ALL: [ClaimKind; 8] = [
         ClaimKind::Won,
         ClaimKind::Retried,
         ClaimKind::Stolen,
@@ -120,10 +137,11 @@ impl ClaimKind {
         ClaimKind::Paused,
         ClaimKind::Busy,
         ClaimKind::Skipped,
+        ClaimKind::Superseded,
     ];
 
     /// The word for it in metrics labels and logs: `won`, `retried`,
-    /// `stolen`, `conflicted`, `paused`, `busy`, `skipped`.
+    /// `stolen`, `conflicted`, `paused`, `busy`, `skipped`, `superseded`.
     pub fn as_str(self) -> &'static str {
         match self {
             ClaimKind::Won => "won",
@@ -133,14 +151,18 @@ impl ClaimKind {
             ClaimKind::Paused => "paused",
             ClaimKind::Busy => "busy",
             ClaimKind::Skipped => "skipped",
+            ClaimKind::Superseded => "superseded",
         }
     }
 
     /// Whether the key has a row after the claim: every kind but
-    /// [`ClaimKind::Paused`] and [`ClaimKind::Busy`] (a conflict means a
-    /// row was there).
+    /// [`ClaimKind::Paused`], [`ClaimKind::Busy`] and
+    /// [`ClaimKind::Superseded`] (a conflict means a row was there).
     pub fn row_exists(self) -> bool {
-        !matches!(self, ClaimKind::Paused | ClaimKind::Busy)
+        !matches!(
+            self,
+            ClaimKind::Paused | ClaimKind::Busy | ClaimKind::Superseded
+        )
     }
 }
 
@@ -171,6 +193,9 @@ pub enum ClaimOutcome<T = Lease> {
     /// The scope is busy and the overlap policy says skip: a FAILED
     /// `overlap_skipped` row was written, no lease granted.
     Skipped,
+    /// The stored schedule the keys were planned under changed or was
+    /// deleted since ([`Steering::superseded`]): nothing changed.
+    Superseded,
 }
 
 impl<T> ClaimOutcome<T> {
@@ -184,6 +209,7 @@ impl<T> ClaimOutcome<T> {
             ClaimOutcome::Paused => ClaimKind::Paused,
             ClaimOutcome::Busy => ClaimKind::Busy,
             ClaimOutcome::Skipped => ClaimKind::Skipped,
+            ClaimOutcome::Superseded => ClaimKind::Superseded,
         }
     }
 
@@ -203,6 +229,7 @@ impl<T> ClaimOutcome<T> {
             ClaimOutcome::Paused => Some(ClaimOutcome::Paused),
             ClaimOutcome::Busy => Some(ClaimOutcome::Busy),
             ClaimOutcome::Skipped => Some(ClaimOutcome::Skipped),
+            ClaimOutcome::Superseded => Some(ClaimOutcome::Superseded),
             _ => None,
         }
     }

@@ -13,6 +13,8 @@
 //! - [`registration`]: a registered job as data ([`RegisteredJob`]), what
 //!   a replica announces of each job.
 //! - [`replica`]: the replica registry ([`Announcement`], [`Replica`]).
+//! - [`stored`]: stored schedules as data ([`StoredSchedule`],
+//!   [`ScheduleDefinition`], [`ScheduleWrite`]).
 //! - [`control`]: steering at run time ([`Control`]: pause, trigger,
 //!   backfill; [`Origin`], [`OverlapPolicy`]).
 //!
@@ -28,6 +30,7 @@ pub mod finish;
 pub mod registration;
 pub mod replica;
 pub mod scope;
+pub mod stored;
 pub mod summary;
 
 pub use attempt::{Attempt, AttemptOutcome};
@@ -51,4 +54,8 @@ pub use replica::{
     Announcement, Presence, Replica, ReplicaInfo, ReplicaState, LIVE_WITHIN_REFRESHES,
 };
 pub use scope::{bound_text, name_problem, Scope, MAX_NAME_BYTES};
+pub use stored::{
+    ScheduleDefinition, ScheduleOptions, ScheduleWrite, StoredSchedule, StoredScopes,
+    DEFAULT_BACKFILL_PER_TICK, MAX_ARGUMENTS_BYTES, MAX_CATCH_UP_WINDOW, MAX_STORED_SCOPES,
+};
 pub use summary::{ExecutionFilter, Prune, ScopeSummary};

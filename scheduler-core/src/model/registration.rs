@@ -50,6 +50,10 @@ pub enum ScheduleForm {
         /// The cadence.
         #[serde(rename = "every_us", with = "micros")]
         cadence: Duration,
+        /// How far after each multiple of the cadence plans fall (absent,
+        /// as in every version before it existed: zero).
+        #[serde(rename = "offset_us", with = "micros", default)]
+        offset: Duration,
     },
     /// The occurrences of a cron expression in an IANA time zone.
     Cron {
@@ -158,6 +162,9 @@ pub struct RegisteredJob {
     /// for a provider or a longer list. Lets an operator's tool refuse a
     /// trigger for a scope the job does not have before it is stored.
     pub scope_list: Vec<Scope>,
+    /// For a stored schedule (`docs/contract.md` §12), the version the
+    /// replica runs; `None` (absent) for a compiled-in job.
+    pub stored_version: Option<i64>,
 }
 
 /// `jobs` as the stores keep them: one JSON array.
@@ -200,6 +207,7 @@ mod tests {
             schedule: "every 5 minutes".into(),
             schedule_form: ScheduleForm::Every {
                 cadence: Duration::from_secs(300),
+                offset: Duration::ZERO,
             },
             schedule_delay: Duration::from_secs(30),
             spread: Duration::from_micros(1),
@@ -212,6 +220,7 @@ mod tests {
             allow_stale_reentry: true,
             overlap: OverlapPolicy::Skip,
             scope_list: vec![Scope::new("tenant", "a"), Scope::global()],
+            stored_version: None,
         }
     }
 
@@ -230,7 +239,7 @@ mod tests {
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             value[0]["schedule_form"],
-            serde_json::json!({"kind": "every", "every_us": 300_000_000})
+            serde_json::json!({"kind": "every", "every_us": 300_000_000, "offset_us": 0})
         );
         assert_eq!(value[0]["scopes"], 2);
         assert_eq!(value[1]["scopes"], "dynamic");

@@ -35,6 +35,9 @@ pub struct ReplicaInfo {
     pub refresh_interval: Duration,
     /// The jobs it registered, in registration order.
     pub jobs: Vec<RegisteredJob>,
+    /// The kinds of stored schedules it can run
+    /// ([`Manager::register_kind`](crate::Manager::register_kind)), sorted.
+    pub kinds: Vec<String>,
 }
 
 impl ReplicaInfo {
@@ -118,7 +121,8 @@ impl Announcement {
                         .or_else(|| name_problem("schedule", &job.schedule))
                         .or(form)
                 })
-            });
+            })
+            .or_else(|| r.kinds.iter().find_map(|kind| name_problem("kind", kind)));
         match problem {
             Some(problem) => Err(StoreError::InvalidInput(problem)),
             None => Ok(()),
@@ -234,6 +238,7 @@ mod tests {
                 name: "j".into(),
                 ..Default::default()
             }],
+            kinds: vec!["k".into()],
         }
     }
 
@@ -292,6 +297,11 @@ mod tests {
             "cut on a boundary"
         );
         assert!(!a.replica.host.contains('\0'));
+        a.replica.kinds[0] = "k\0".into();
+        assert!(
+            matches!(a.refuse_unstorable(), Err(StoreError::InvalidInput(m)) if m.contains("kind"))
+        );
+        a.replica.kinds[0] = "k".into();
         a.replica.jobs[0].name = "j\0".into();
         assert!(a.refuse_unstorable().is_err(), "names are refused, not cut");
     }

@@ -23,7 +23,10 @@ impl Schedule {
     /// Delay and spread are [`Planning::describe`]'s.
     pub fn describe(&self) -> String {
         match self {
-            Schedule::Every(cadence) => every(*cadence),
+            Schedule::Every { cadence, offset } if offset.is_zero() => every(*cadence),
+            Schedule::Every { cadence, offset } => {
+                format!("{}, offset {}", every(*cadence), short(*offset))
+            }
             Schedule::Cron(cron) => cron_words(cron.expression())
                 .map(|words| match words {
                     Words::Zoneless(w) => w,
@@ -36,7 +39,10 @@ impl Schedule {
     /// The schedule in machine form.
     pub fn form(&self) -> ScheduleForm {
         match self {
-            Schedule::Every(cadence) => ScheduleForm::Every { cadence: *cadence },
+            Schedule::Every { cadence, offset } => ScheduleForm::Every {
+                cadence: *cadence,
+                offset: *offset,
+            },
             Schedule::Cron(cron) => ScheduleForm::Cron {
                 expression: cron.expression().to_owned(),
                 zone: cron.zone_name().to_owned(),
@@ -50,8 +56,11 @@ impl Schedule {
     /// version, or cut to the storable length).
     pub fn from_form(form: &ScheduleForm) -> Option<Schedule> {
         match form {
-            ScheduleForm::Every { cadence } if !cadence.is_zero() => {
-                Some(Schedule::Every(*cadence))
+            ScheduleForm::Every { cadence, offset } if !cadence.is_zero() && offset < cadence => {
+                Some(Schedule::Every {
+                    cadence: *cadence,
+                    offset: *offset,
+                })
             }
             ScheduleForm::Cron { expression, zone } => CronSchedule::parse(expression, zone)
                 .ok()
@@ -298,7 +307,7 @@ mod tests {
 
     #[test]
     fn cadences_in_their_largest_unit() {
-        let words = |secs: u64| Schedule::Every(Duration::from_secs(secs)).describe();
+        let words = |secs: u64| Schedule::every(Duration::from_secs(secs)).describe();
         assert_eq!(words(300), "every 5 minutes");
         assert_eq!(words(30), "every 30 seconds");
         assert_eq!(words(86_400), "every day");
@@ -307,16 +316,16 @@ mod tests {
         assert_eq!(words(90), "every 90 seconds");
         assert_eq!(words(60), "every minute");
         assert_eq!(
-            Schedule::Every(Duration::from_millis(1500)).describe(),
+            Schedule::every(Duration::from_millis(1500)).describe(),
             "every 1500 milliseconds"
         );
-        assert_eq!(Schedule::Every(Duration::ZERO).describe(), "no cadence");
+        assert_eq!(Schedule::every(Duration::ZERO).describe(), "no cadence");
     }
 
     #[test]
     fn delay_and_spread_follow_the_schedule() {
         let planning = |delay: u64, spread: u64| Planning {
-            schedule: Schedule::Every(Duration::from_secs(300)),
+            schedule: Schedule::every(Duration::from_secs(300)),
             schedule_delay: Duration::from_secs(delay),
             catch_up: CatchUpMode::LatestOnly,
             catch_up_window: Duration::ZERO,
@@ -407,7 +416,7 @@ mod tests {
         let berlin = Schedule::Cron(Arc::new(
             CronSchedule::parse("0 9 * * 1-5", "Europe/Berlin").unwrap(),
         ));
-        let every = Schedule::Every(Duration::from_secs(300));
+        let every = Schedule::every(Duration::from_secs(300));
         for schedule in [&berlin, &every] {
             assert_eq!(
                 Schedule::from_form(&schedule.form()).as_ref(),

@@ -16,17 +16,32 @@ pub use crate::model::CatchUpMode;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
     /// Every `cadence`, on multiples of it since 0001-01-01T00:00:00Z (the
-    /// seed's grid).
-    Every(Duration),
+    /// seed's grid), shifted later by `offset` (less than `cadence`; zero
+    /// for the seed's grid): a cadence of a day with an offset of 2 hours
+    /// plans at 02:00 UTC every day.
+    Every {
+        /// The distance between plans.
+        cadence: Duration,
+        /// How far after each multiple of `cadence` the plan falls.
+        offset: Duration,
+    },
     /// At the occurrences of a cron expression in a time zone.
     Cron(Arc<CronSchedule>),
 }
 
 impl Schedule {
+    /// Every `cadence` on the seed's grid (no offset).
+    pub const fn every(cadence: Duration) -> Schedule {
+        Schedule::Every {
+            cadence,
+            offset: Duration::ZERO,
+        }
+    }
+
     /// The newest plan time at or before `t`.
     pub fn at_or_before(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
         match self {
-            Schedule::Every(cadence) => Some(floor(t, *cadence)),
+            Schedule::Every { cadence, offset } => Some(floor(t - *offset, *cadence) + *offset),
             Schedule::Cron(cron) => cron.at_or_before(t),
         }
     }
@@ -34,7 +49,9 @@ impl Schedule {
     /// The first plan time strictly after `t`.
     pub fn after(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
         match self {
-            Schedule::Every(cadence) => Some(floor(t, *cadence) + *cadence),
+            Schedule::Every { cadence, offset } => {
+                Some(floor(t - *offset, *cadence) + *cadence + *offset)
+            }
             Schedule::Cron(cron) => cron.after(t),
         }
     }
@@ -42,7 +59,7 @@ impl Schedule {
     /// The first plan time at or after `t`.
     pub fn at_or_after(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
         match self {
-            Schedule::Every(cadence) => Some(ceil(t, *cadence)),
+            Schedule::Every { cadence, offset } => Some(ceil(t - *offset, *cadence) + *offset),
             Schedule::Cron(cron) => cron.at_or_after(t),
         }
     }

@@ -14,7 +14,7 @@ const MIN: Duration = Duration::from_secs(60);
 
 fn planning(cadence: Duration, catch_up: CatchUpMode) -> Planning {
     Planning {
-        schedule: Schedule::Every(cadence),
+        schedule: Schedule::every(cadence),
         schedule_delay: Duration::ZERO,
         catch_up,
         catch_up_window: Duration::ZERO,
@@ -332,7 +332,7 @@ proptest! {
         retry_steps in proptest::collection::vec(0u32..50, 0..5),
     ) {
         let p = Planning {
-            schedule: Schedule::Every(c),
+            schedule: Schedule::every(c),
             schedule_delay: c * delay_steps / 2,
             catch_up: CatchUpMode::EveryPlan,
             catch_up_window: c * window_steps,

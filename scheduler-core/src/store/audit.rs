@@ -8,7 +8,7 @@ use super::LeaseStore;
 use crate::error::StoreError;
 use crate::model::{
     Attempt, Control, Execution, ExecutionFilter, NewControl, Progress, Prune, Replica,
-    ScopeSummary,
+    ScheduleWrite, ScopeSummary, StoredSchedule,
 };
 
 /// The audit side of a store: reading executions, their attempts and
@@ -135,4 +135,26 @@ pub trait ExecutionAudit: LeaseStore {
     /// # Errors
     /// [`StoreError::Backend`] when the store fails.
     async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError>;
+
+    /// Applies `write` to the stored schedule `name` (`docs/contract.md`
+    /// §12) and must return it as now stored (`None` once deleted). In one
+    /// transaction: take the job's claim lock (the lock every
+    /// [`LeaseStore::claim`] of job `name` takes), read the current row,
+    /// decide with [`job::apply_write`](crate::job::apply_write) at store
+    /// time read **after** the lock is held (so that every claim that
+    /// planned under the previous version committed before this version's
+    /// `updated_at`), and write the outcome. Must then mark the
+    /// [`LeaseStore::control_changes`] channel changed (PostgreSQL: a
+    /// `NOTIFY` in the same transaction).
+    ///
+    /// # Errors
+    /// As [`job::apply_write`](crate::job::apply_write):
+    /// [`StoreError::InvalidInput`] naming the field,
+    /// [`StoreError::Conflict`] naming the current version; nothing is
+    /// written then. [`StoreError::Backend`] when the store fails.
+    async fn write_schedule(
+        &self,
+        name: &str,
+        write: &ScheduleWrite,
+    ) -> Result<Option<StoredSchedule>, StoreError>;
 }

@@ -15,7 +15,7 @@ use crate::error::StoreError;
 use crate::model::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Control, ControlChange, ControlRead,
     Execution, ExecutionFilter, Finish, LatestExecution, Lease, NewControl, Progress, Prune,
-    Replica, RetryDue, RetryRead, Scope, ScopeSummary,
+    Replica, RetryDue, RetryRead, ScheduleWrite, Scope, ScopeSummary, StoredSchedule,
 };
 
 /// A store that counts the calls made to another, per method: what a tick
@@ -119,6 +119,11 @@ impl LeaseStore for CountingStore {
         self.inner.update_control(id, change).await
     }
 
+    async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError> {
+        self.count("schedules");
+        self.inner.schedules().await
+    }
+
     fn control_changes(&self) -> Option<tokio::sync::watch::Receiver<()>> {
         self.count("control_changes");
         self.inner.control_changes()
@@ -182,5 +187,14 @@ impl ExecutionAudit for CountingStore {
     async fn control_progress(&self, id: Uuid) -> Result<Progress, StoreError> {
         self.count("control_progress");
         self.inner.control_progress(id).await
+    }
+
+    async fn write_schedule(
+        &self,
+        name: &str,
+        write: &ScheduleWrite,
+    ) -> Result<Option<StoredSchedule>, StoreError> {
+        self.count("write_schedule");
+        self.inner.write_schedule(name, write).await
     }
 }

@@ -9,9 +9,11 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use uuid::Uuid;
 
+#[cfg(doc)]
+use crate::model::Steering;
 use crate::model::{
     Announcement, ClaimOutcome, ClaimRequest, Control, ControlChange, ControlRead, Finish,
-    LatestExecution, Lease, RetryDue, RetryRead, Scope,
+    LatestExecution, Lease, RetryDue, RetryRead, Scope, StoredSchedule,
 };
 
 /// The coordination side of a store: what the manager of every replica
@@ -69,7 +71,15 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// Claims every key of `request` for one job, and must return exactly
     /// one outcome per key, in the order of `request.keys`.
     ///
-    /// First, admission ([`machine::admit`](crate::machine::admit),
+    /// First, for a stored schedule's claim
+    /// (`request.steering.schedule_version` set), under the job's lock
+    /// described next, the store must read the stored schedule named
+    /// `request.job_name` and, when [`Steering::superseded`] says so (its
+    /// version changed, or it was deleted), answer
+    /// [`ClaimOutcome::Superseded`] for every key and change nothing
+    /// (`docs/contract.md` §12).
+    ///
+    /// Then admission ([`machine::admit`](crate::machine::admit),
     /// `docs/contract.md` §11): under a lock per job that every claim and
     /// [`ExecutionAudit::add_control`](super::ExecutionAudit::add_control)
     /// of the job take, the store must read the job's pauses in force and
@@ -224,9 +234,19 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     async fn update_control(&self, id: Uuid, change: &ControlChange)
         -> Result<Control, StoreError>;
 
-    /// A wake-up channel for controls: a receiver that is marked changed
-    /// whenever a control of this store may have been added or changed
-    /// (spurious changes are allowed), or `None` when the store has none.
+    /// Every stored schedule (`docs/contract.md` §12), ordered by name
+    /// (bytewise). The manager reads them once per tick; an operator's
+    /// tool reads one with it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails, or a stored definition
+    /// cannot be read back.
+    async fn schedules(&self) -> Result<Vec<StoredSchedule>, StoreError>;
+
+    /// A wake-up channel for controls and stored schedules: a receiver that is marked changed
+    /// whenever a control or a stored schedule of this store may have been
+    /// added, changed or deleted (spurious changes are allowed), or `None`
+    /// when the store has none.
     /// [`Manager::run`](crate::Manager::run) asks once and ticks at once on
     /// a change, so a trigger or a resume takes effect within milliseconds
     /// instead of at the next tick. Correctness never depends on it: pauses

@@ -208,8 +208,8 @@ fn registration_refuses_invalid_and_duplicate_jobs() {
 }
 
 #[tokio::test]
-async fn an_idle_tick_costs_two_store_calls_per_job_and_one_control_read_whatever_the_scope_count()
-{
+async fn an_idle_tick_costs_two_store_calls_per_job_and_one_control_and_schedule_read_whatever_the_scope_count(
+) {
     let (clock, store) = on_manual_clock(T0);
     let counting = Arc::new(scheduler_core::store::CountingStore::new(store.clone()));
     let m = capped_manager(counting.clone(), "r1", 5_000);
@@ -246,7 +246,7 @@ async fn an_idle_tick_costs_two_store_calls_per_job_and_one_control_read_whateve
     let calls = counting.take();
     let per_job: u64 = calls
         .iter()
-        .filter(|(m, _)| !["now", "controls"].contains(*m))
+        .filter(|(m, _)| !["now", "controls", "schedules"].contains(*m))
         .map(|(_, n)| n)
         .sum();
     assert_eq!(per_job, 2 * 2, "sweep + retry_due per job: {calls:?}");
@@ -255,6 +255,11 @@ async fn an_idle_tick_costs_two_store_calls_per_job_and_one_control_read_whateve
         calls.get("controls"),
         Some(&1),
         "one control read per tick, whatever the number of jobs"
+    );
+    assert_eq!(
+        calls.get("schedules"),
+        Some(&1),
+        "one stored-schedule read per tick"
     );
     // The next bucket is claimed in one batch per job, without re-reading.
     clock.advance(MIN);

@@ -16,4 +16,5 @@ mod replicas;
 mod retries;
 mod schedule;
 mod shutdown;
+mod stored;
 mod triggers;

@@ -191,6 +191,27 @@ impl TestDb {
         waiting > 0
     }
 
+    /// A transaction of our own that holds job `job`'s claim lock of the
+    /// default table (the key is `claim_lock.sql`'s), standing for a claim
+    /// in flight: the store's calls that take the lock queue behind it
+    /// until it ends.
+    pub async fn hold_claim_lock(
+        &self,
+        job: &str,
+    ) -> sqlx_core::transaction::Transaction<'static, sqlx_postgres::Postgres> {
+        let mut holder = self.admin.begin().await.unwrap();
+        sqlx_core::query::query(AssertSqlSafe(format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended('{}'::regclass::oid::text \
+             || ':' || $1, 0))::text",
+            self.table()
+        )))
+        .bind(job)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+        holder
+    }
+
     /// Polls (bounded, 5 s) until a connection of the store named `name`
     /// waits on a lock: a condition, not a timing assumption.
     pub async fn wait_until_blocked(&self, name: &str) {
