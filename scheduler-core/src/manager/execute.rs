@@ -258,8 +258,11 @@ impl Manager {
                 Finish::failure(duration, *code, msg, retry_after)
             }
         };
+        // A transactional job's SUCCESS is already committed with its
+        // effects: writing it again would find the lease gone.
+        let committed = matches!(&end, RunEnd::Success(output) if output.committed);
         let mut backoff = Duration::from_millis(50);
-        loop {
+        while !committed {
             match self.inner.completer.finish(lease, &finish).await {
                 Ok(()) => break,
                 Err(StoreError::LeaseLost { .. }) => {
