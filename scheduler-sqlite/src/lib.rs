@@ -179,12 +179,18 @@ mod schema;
 mod statements;
 /// [`SqliteLeaseStore`], how calls run on its connections, the trait impls.
 mod store;
+/// Transactional jobs: effects and SUCCESS in one transaction.
+mod transactional;
 /// One connection per dedicated thread.
 mod worker;
 
 pub use crate::options::SqliteStoreOptions;
 pub use crate::schema::SCHEMA_VERSION;
 pub use crate::store::SqliteLeaseStore;
+/// The `rusqlite` this store is built with: a
+/// [transactional job](SqliteLeaseStore::transactional_job)'s handler is
+/// given its [`Transaction`](rusqlite::Transaction).
+pub use rusqlite;
 
 /// The repository's README, whose Rust example (a whole `main.rs` on SQLite)
 /// is compiled as a doctest here, so it keeps building as pasted.
