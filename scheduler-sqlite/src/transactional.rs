@@ -57,8 +57,10 @@ impl SqliteLeaseStore {
     /// - a lease taken over before the transaction began (another runner
     ///   stole it once stale, or the sweep closed it) fails the guard: the
     ///   handler's writes are rolled back and the run is reported lease
-    ///   lost ([`StoreError::LeaseLost`](scheduler_core::StoreError::LeaseLost); the manager's own terminal write
-    ///   is refused by the same guard);
+    ///   lost (the handler's error is [`StoreError::LeaseLost`]; the
+    ///   manager's own terminal write is refused by the same guard). Once
+    ///   the transaction has begun nobody can take the lease: taking it is
+    ///   a write;
     /// - a run cancelled by the time `handler` returns (run timeout, lease
     ///   lost, shutdown) commits nothing, and a run cancelled before its
     ///   turn on the writer does not call `handler` at all.
@@ -99,12 +101,11 @@ impl SqliteLeaseStore {
     /// Do not commit or roll back the transaction yourself (with
     /// `COMMIT`/`ROLLBACK` statements): a handler that ended it is refused
     /// as an error. Savepoints (`SAVEPOINT`/`RELEASE`) are fine.
+    ///
+    /// [`StoreError::LeaseLost`]: scheduler_core::StoreError::LeaseLost
     pub fn transactional_job<F>(self: &Arc<Self>, name: &str, scopes: Scopes, handler: F) -> JobSpec
     where
-        F: Fn(&RunContext, &Transaction<'_>) -> Result<JobOutput, BoxError>
-            + Send
-            + Sync
-            + 'static,
+        F: Fn(&RunContext, &Transaction<'_>) -> Result<JobOutput, BoxError> + Send + Sync + 'static,
     {
         let store = Arc::clone(self);
         let handler = Arc::new(handler);

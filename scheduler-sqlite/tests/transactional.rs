@@ -138,7 +138,12 @@ async fn the_effect_lands_with_the_success_and_the_run_counts_once() {
 
     let report = m.run_once().await;
     assert_eq!(
-        (report.succeeded, report.failed, report.lease_lost, report.errors),
+        (
+            report.succeeded,
+            report.failed,
+            report.lease_lost,
+            report.errors
+        ),
         (1, 0, 0, 0),
         "{report:?}"
     );
@@ -155,7 +160,11 @@ async fn the_effect_lands_with_the_success_and_the_run_counts_once() {
         "one effect, by the run that succeeded"
     );
     let attempts = store.attempts(row.id).await.unwrap();
-    assert_eq!(attempts.len(), 1, "the attempt is logged once: {attempts:?}");
+    assert_eq!(
+        attempts.len(),
+        1,
+        "the attempt is logged once: {attempts:?}"
+    );
     assert_eq!(
         (attempts[0].attempt, attempts[0].outcome),
         (1, AttemptOutcome::Success)
@@ -189,14 +198,20 @@ async fn a_failed_run_writes_nothing_and_its_retry_writes_the_effect_once() {
     let report = m.run_once().await;
     assert_eq!((report.failed, report.succeeded), (1, 0), "{report:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the handler ran and wrote");
-    assert!(effects(&db).is_empty(), "the failed attempt's write is gone");
+    assert!(
+        effects(&db).is_empty(),
+        "the failed attempt's write is gone"
+    );
     let row = only_row(&store).await;
     assert_eq!(
         (row.status, row.error_code.as_deref()),
         (Status::Failed, Some(ErrorCode::HandlerError.as_str()))
     );
     assert!(
-        row.error_msg.as_deref().unwrap().contains("fails after writing"),
+        row.error_msg
+            .as_deref()
+            .unwrap()
+            .contains("fails after writing"),
         "{row:?}"
     );
 
@@ -243,7 +258,10 @@ async fn a_panicking_handler_writes_nothing_and_the_writer_stays_in_service() {
 
     let report = m.run_once().await;
     assert_eq!((report.failed, report.errors), (1, 0), "{report:?}");
-    assert!(effects(&db).is_empty(), "the panicking attempt's write is gone");
+    assert!(
+        effects(&db).is_empty(),
+        "the panicking attempt's write is gone"
+    );
     let row = only_row(&store).await;
     // The panic reached the manager as any handler's does; the FAILED write
     // after it ran on the same writer thread.
@@ -252,7 +270,10 @@ async fn a_panicking_handler_writes_nothing_and_the_writer_stays_in_service() {
         (Status::Failed, Some(ErrorCode::HandlerPanic.as_str()))
     );
     assert!(
-        row.error_msg.as_deref().unwrap().contains("boom after writing"),
+        row.error_msg
+            .as_deref()
+            .unwrap()
+            .contains("boom after writing"),
         "{row:?}"
     );
 
@@ -405,7 +426,12 @@ async fn a_lease_taken_over_before_the_commit_leaves_no_effect_and_the_run_is_le
 
     let report = m.run_once().await;
     assert_eq!(
-        (report.won, report.lease_lost, report.succeeded, report.failed),
+        (
+            report.won,
+            report.lease_lost,
+            report.succeeded,
+            report.failed
+        ),
         (1, 1, 0, 0),
         "{report:?}"
     );
@@ -512,14 +538,20 @@ async fn a_process_killed_inside_the_transaction_leaves_nothing_and_the_retry_wr
         "the victim holds the write lock: {busy}"
     );
     drop(conn);
-    assert!(effects(&db).is_empty(), "an uncommitted effect is invisible");
+    assert!(
+        effects(&db).is_empty(),
+        "an uncommitted effect is invisible"
+    );
 
     victim.kill().unwrap(); // SIGKILL
     assert!(!victim.wait().unwrap().success());
 
     let clock = ManualClock::new(T0);
     let store = open(&db, &clock).await;
-    assert!(effects(&db).is_empty(), "the killed transaction left nothing");
+    assert!(
+        effects(&db).is_empty(),
+        "the killed transaction left nothing"
+    );
     let row = only_row(&store).await;
     assert_eq!(row.id.to_string(), inside);
     assert_eq!(
