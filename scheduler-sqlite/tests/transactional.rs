@@ -124,6 +124,20 @@ async fn only_row(store: &SqliteLeaseStore) -> scheduler_core::Execution {
     rows.remove(0)
 }
 
+/// The attempts log of `row`: (attempt, outcome) in order.
+async fn outcomes(
+    store: &SqliteLeaseStore,
+    row: &scheduler_core::Execution,
+) -> Vec<(i32, AttemptOutcome)> {
+    store
+        .attempts(row.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| (a.attempt, a.outcome))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_effect_lands_with_the_success_and_the_run_counts_once() {
     let (_dir, db) = common::temp_db("txn.db");
@@ -159,15 +173,10 @@ async fn the_effect_lands_with_the_success_and_the_run_counts_once() {
         vec![(row.id.to_string(), 1, "r1".to_owned())],
         "one effect, by the run that succeeded"
     );
-    let attempts = store.attempts(row.id).await.unwrap();
     assert_eq!(
-        attempts.len(),
-        1,
-        "the attempt is logged once: {attempts:?}"
-    );
-    assert_eq!(
-        (attempts[0].attempt, attempts[0].outcome),
-        (1, AttemptOutcome::Success)
+        outcomes(&store, &row).await,
+        vec![(1, AttemptOutcome::Success)],
+        "the attempt is logged once"
     );
 
     // The plan is done: a later tick in the same hour runs nothing more.
@@ -177,8 +186,18 @@ async fn the_effect_lands_with_the_success_and_the_run_counts_once() {
     assert_eq!(effects(&db).len(), 1);
 }
 
-#[tokio::test]
-async fn a_failed_run_writes_nothing_and_its_retry_writes_the_effect_once() {
+/// How the first attempt of [`the_first_attempt_fails_after_writing`]
+/// fails.
+#[derive(Clone, Copy)]
+enum Fails {
+    Error,
+    Panic,
+}
+
+/// A handler writes its effect, then fails (its error, or a panic caught
+/// on the writer thread): nothing of it remains, and its retry, on the same
+/// writer, writes the effect once.
+async fn the_first_attempt_fails_after_writing(how: Fails) {
     let (_dir, db) = common::temp_db("txn.db");
     let clock = ManualClock::new(T0);
     let store = open(&db, &clock).await;
@@ -189,23 +208,35 @@ async fn a_failed_run_writes_nothing_and_its_retry_writes_the_effect_once() {
     let job = store.transactional_job(JOB, Scopes::global(), move |ctx, tx| {
         write_effect(ctx, tx)?;
         if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Err("the first attempt fails after writing".into());
+            match how {
+                Fails::Error => return Err("the first attempt fails after writing".into()),
+                Fails::Panic => panic!("the first attempt fails after writing"),
+            }
         }
         Ok(JobOutput::rows(1))
     });
     m.register(with_schedule(job)).unwrap();
 
     let report = m.run_once().await;
-    assert_eq!((report.failed, report.succeeded), (1, 0), "{report:?}");
+    assert_eq!(
+        (report.failed, report.succeeded, report.errors),
+        (1, 0, 0),
+        "{report:?}"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1, "the handler ran and wrote");
     assert!(
         effects(&db).is_empty(),
         "the failed attempt's write is gone"
     );
     let row = only_row(&store).await;
+    // A panic reaches the manager as any handler's does.
+    let code = match how {
+        Fails::Error => ErrorCode::HandlerError,
+        Fails::Panic => ErrorCode::HandlerPanic,
+    };
     assert_eq!(
         (row.status, row.error_code.as_deref()),
-        (Status::Failed, Some(ErrorCode::HandlerError.as_str()))
+        (Status::Failed, Some(code.as_str()))
     );
     assert!(
         row.error_msg
@@ -225,62 +256,20 @@ async fn a_failed_run_writes_nothing_and_its_retry_writes_the_effect_once() {
     );
     let row = only_row(&store).await;
     assert_eq!((row.status, row.attempt), (Status::Success, 2));
-    let outcomes: Vec<_> = store
-        .attempts(row.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| (a.attempt, a.outcome))
-        .collect();
     assert_eq!(
-        outcomes,
+        outcomes(&store, &row).await,
         vec![(1, AttemptOutcome::Failed), (2, AttemptOutcome::Success)]
     );
 }
 
 #[tokio::test]
+async fn a_failed_run_writes_nothing_and_its_retry_writes_the_effect_once() {
+    the_first_attempt_fails_after_writing(Fails::Error).await;
+}
+
+#[tokio::test]
 async fn a_panicking_handler_writes_nothing_and_the_writer_stays_in_service() {
-    let (_dir, db) = common::temp_db("txn.db");
-    let clock = ManualClock::new(T0);
-    let store = open(&db, &clock).await;
-    create_effects(&db);
-    let m = manager(store.clone(), "r1");
-    let calls = Arc::new(AtomicU32::new(0));
-    let seen = calls.clone();
-    let job = store.transactional_job(JOB, Scopes::global(), move |ctx, tx| {
-        write_effect(ctx, tx)?;
-        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            panic!("boom after writing");
-        }
-        Ok(JobOutput::rows(1))
-    });
-    m.register(with_schedule(job)).unwrap();
-
-    let report = m.run_once().await;
-    assert_eq!((report.failed, report.errors), (1, 0), "{report:?}");
-    assert!(
-        effects(&db).is_empty(),
-        "the panicking attempt's write is gone"
-    );
-    let row = only_row(&store).await;
-    // The panic reached the manager as any handler's does; the FAILED write
-    // after it ran on the same writer thread.
-    assert_eq!(
-        (row.status, row.error_code.as_deref()),
-        (Status::Failed, Some(ErrorCode::HandlerPanic.as_str()))
-    );
-    assert!(
-        row.error_msg
-            .as_deref()
-            .unwrap()
-            .contains("boom after writing"),
-        "{row:?}"
-    );
-
-    clock.advance(Duration::from_secs(11));
-    let report = m.run_once().await;
-    assert_eq!((report.retried, report.succeeded), (1, 1), "{report:?}");
-    assert_eq!(effects(&db), vec![(row.id.to_string(), 2, "r1".to_owned())]);
+    the_first_attempt_fails_after_writing(Fails::Panic).await;
 }
 
 #[tokio::test]
@@ -453,15 +442,8 @@ async fn a_lease_taken_over_before_the_commit_leaves_no_effect_and_the_run_is_le
         (Status::Running, 2, Some("thief"), stolen.token),
         "the row is the thief's, untouched by the refused run"
     );
-    let outcomes: Vec<_> = store
-        .attempts(row.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| (a.attempt, a.outcome))
-        .collect();
     assert_eq!(
-        outcomes,
+        outcomes(&store, &row).await,
         vec![(1, AttemptOutcome::Stolen)],
         "the first attempt ended by the takeover, not by a success"
     );
@@ -583,15 +565,8 @@ async fn a_process_killed_inside_the_transaction_leaves_nothing_and_the_retry_wr
     );
     let row = only_row(&store).await;
     assert_eq!((row.status, row.attempt), (Status::Success, 2));
-    let outcomes: Vec<_> = store
-        .attempts(row.id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| (a.attempt, a.outcome))
-        .collect();
     assert_eq!(
-        outcomes,
+        outcomes(&store, &row).await,
         vec![(1, AttemptOutcome::Swept), (2, AttemptOutcome::Success)]
     );
 
