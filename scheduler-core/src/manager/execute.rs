@@ -201,6 +201,11 @@ impl Manager {
         // a panic is caught here instead of unwinding through the scheduler.
         let handler = AssertUnwindSafe(job.run_handler(ctx)).catch_unwind();
         let end = tokio::select! {
+            // The handler first: a transactional job's output that is
+            // ready is committed already, whatever else fired meanwhile (a
+            // heartbeat queued behind its commit finds the row SUCCESS and
+            // reports the lease lost).
+            biased;
             ran = handler => match ran {
                 Ok(Ok(output)) => RunEnd::Success(output),
                 Ok(Err(e)) => RunEnd::Failure(ErrorCode::HandlerError, e.to_string()),
