@@ -267,6 +267,8 @@ mod statements;
 mod store;
 /// Where store time comes from, and the offset tests move it by.
 mod store_time;
+/// Transactional jobs: effects and SUCCESS in one transaction.
+mod transactional;
 /// `tests/common` names this crate as the integration tests see it.
 #[cfg(test)]
 extern crate self as scheduler_postgres;
