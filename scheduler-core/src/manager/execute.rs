@@ -262,7 +262,10 @@ impl Manager {
         // effects: writing it again would find the lease gone.
         let committed = matches!(&end, RunEnd::Success(output) if output.committed);
         let mut backoff = Duration::from_millis(50);
-        while !committed {
+        loop {
+            if committed {
+                break;
+            }
             match self.inner.completer.finish(lease, &finish).await {
                 Ok(()) => break,
                 Err(StoreError::LeaseLost { .. }) => {
