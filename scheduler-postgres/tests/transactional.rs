@@ -321,46 +321,32 @@ async fn hold_commits(s: &Setup) -> PgTransaction<'static> {
     holder
 }
 
-/// Polls (bounded, 10 s) until backend `pid` waits on a lock in its COMMIT:
-/// a condition, not a timing assumption.
-async fn wait_in_commit(db: &TestDb, pid: i32) {
+/// Polls (bounded, 10 s) until a connection of pg_stat_activity meets
+/// `condition`, in which `$1` is a backend's pid and `$2` the store's
+/// application name: a condition, not a timing assumption.
+async fn wait_for(db: &TestDb, condition: &str, pid: i32) {
+    let sql = format!("SELECT count(*) > 0 FROM pg_stat_activity WHERE {condition}");
     for _ in 0..1000 {
-        let waiting: bool = query_scalar(
-            "SELECT count(*) > 0 FROM pg_stat_activity \
-             WHERE pid = $1 AND wait_event_type = 'Lock' AND query = 'COMMIT'",
-        )
-        .bind(pid)
-        .fetch_one(&db.admin)
-        .await
-        .unwrap();
-        if waiting {
+        let met: bool = query_scalar(AssertSqlSafe(sql.clone()))
+            .bind(pid)
+            .bind(db.application_name(JOB))
+            .fetch_one(&db.admin)
+            .await
+            .unwrap();
+        if met {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("backend {pid} never waited in its COMMIT");
+    panic!("never met, for backend {pid}: {condition}");
 }
 
-/// Polls (bounded, 10 s) until a connection of the store other than
-/// backend `pid` waits on a lock.
-async fn wait_for_waiter_besides(db: &TestDb, pid: i32) {
-    for _ in 0..1000 {
-        let waiting: bool = query_scalar(
-            "SELECT count(*) > 0 FROM pg_stat_activity \
-             WHERE application_name = $1 AND pid <> $2 AND wait_event_type = 'Lock'",
-        )
-        .bind(db.application_name(JOB))
-        .bind(pid)
-        .fetch_one(&db.admin)
-        .await
-        .unwrap();
-        if waiting {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no other connection ever waited behind backend {pid}");
-}
+/// Backend `$1` waits on a lock in its COMMIT.
+const IN_COMMIT: &str =
+    "pid = $1 AND application_name = $2 AND wait_event_type = 'Lock' AND query = 'COMMIT'";
+
+/// Another connection of the store than backend `$1` waits on a lock.
+const WAITING_BEHIND: &str = "pid <> $1 AND application_name = $2 AND wait_event_type = 'Lock'";
 
 /// A handler that tells the test its transaction's backend.
 fn telling_pid(
@@ -396,7 +382,7 @@ async fn a_connection_killed_at_commit_commits_neither_and_the_retry_writes_once
     let run = tokio::spawn(async move { manager.run_once().await });
     // The guarded SUCCESS is written; the COMMIT waits in the trigger.
     let pid = told.recv().await.unwrap();
-    wait_in_commit(&s.db, pid).await;
+    wait_for(&s.db, IN_COMMIT, pid).await;
     let killed: bool = query_scalar("SELECT pg_terminate_backend($1)")
         .bind(pid)
         .fetch_one(&s.db.admin)
@@ -444,9 +430,9 @@ async fn a_run_dropped_in_its_commit_that_the_server_completes_has_both() {
     let manager = s.manager.clone();
     let run = tokio::spawn(async move { manager.run_once().await });
     let pid = told.recv().await.unwrap();
-    wait_in_commit(&s.db, pid).await;
+    wait_for(&s.db, IN_COMMIT, pid).await;
     // The manager's FAILED write waits on the row the COMMIT holds.
-    wait_for_waiter_besides(&s.db, pid).await;
+    wait_for(&s.db, WAITING_BEHIND, pid).await;
     holder.rollback().await.unwrap();
     let report = run.await.unwrap();
     let row = s.row().await;
