@@ -2,7 +2,7 @@
 //! written in the job's transaction and committed with the run's SUCCESS,
 //! so each (tenant, plan) is rolled up exactly once.
 //!
-//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p scheduler-postgres --example transactional`
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p scheduler-postgres --example transactional_postgres`
 //!
 //! It works in a schema of its own (the scheduler's tables, the events it
 //! rolls up and the rollups), ticks a few times with `run_once`, prints the
@@ -33,7 +33,7 @@ async fn main() -> Result<(), BoxError> {
     else {
         println!(
             "skipped: the transactional example needs DATABASE_URL, the database to work in, e.g.\n  \
-             DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p scheduler-postgres --example transactional"
+             DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run -p scheduler-postgres --example transactional_postgres"
         );
         return Ok(());
     };

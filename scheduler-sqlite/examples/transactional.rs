@@ -2,7 +2,7 @@
 //! same transaction as the run's SUCCESS, so each window is rolled up
 //! exactly once, even when an attempt fails after writing and is retried.
 //!
-//! `cargo run -p scheduler-sqlite --example transactional` (a temporary
+//! `cargo run -p scheduler-sqlite --example transactional_sqlite` (a temporary
 //! file, a manual clock: four ticks, one minute apart, in no real time).
 
 use std::sync::atomic::{AtomicBool, Ordering};
