@@ -699,9 +699,10 @@ async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]
     }
     t.duplicates = per_plan.values().filter(|&&n| n > 1).count();
     let effects: HashSet<&Effect> = effects.iter().collect();
+    // The transactional job's effects are counted apart, below.
     t.missing_effects = rows
         .iter()
-        .filter(|r| r.status == Status::Success)
+        .filter(|r| r.status == Status::Success && r.job_name != TX_JOB.0)
         .filter(|r| {
             !effects.contains(&Effect {
                 job: r.job_name.clone(),
