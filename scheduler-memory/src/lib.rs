@@ -39,6 +39,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod transactional;
+
+pub use transactional::MemoryTx;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,6 +97,8 @@ struct Rows {
     /// The stored schedules, by name. Under the rows' lock too: a write
     /// and a claim of the same job exclude each other.
     schedules: BTreeMap<String, StoredSchedule>,
+    /// The effects table of transactional jobs ([`MemoryTx`]).
+    effects: BTreeMap<String, serde_json::Value>,
 }
 
 fn operator_retried(row: &Execution) -> bool {

@@ -9,9 +9,12 @@ use std::sync::Arc;
 
 use scheduler_core::model::FinishColumns;
 use scheduler_core::{Finish, Lease, StoreError};
+use sqlx_core::query::Query;
 use sqlx_core::row::Row;
 use sqlx_core::types::Json;
 use sqlx_postgres::types::PgInterval;
+use sqlx_postgres::{PgArguments, Postgres};
+use uuid::Uuid;
 
 use crate::rows::{self, backend, interval};
 use crate::store::PgLeaseStore;
@@ -143,21 +146,7 @@ async fn finish_one(
     lease: &Lease,
     finish: &Finish,
 ) -> Result<(), StoreError> {
-    let BoundColumns {
-        columns: c,
-        retry_after,
-    } = BoundColumns::of(finish)?;
-    let done = store
-        .statement(&store.sql.finish)
-        .bind(lease.id)
-        .bind(lease.token)
-        .bind(c.status.as_str())
-        .bind(c.duration_ms)
-        .bind(c.rows_affected)
-        .bind(c.result.map(Json))
-        .bind(c.error_code.map(|code| code.as_str()))
-        .bind(c.error_msg)
-        .bind(retry_after)
+    let done = finish_statement(store, &store.sql.finish, lease.id, lease.token, finish)?
         .fetch_optional(store.pool())
         .await
         .map_err(backend("finish"))?;
@@ -165,6 +154,38 @@ async fn finish_one(
         Some(_) => Ok(()),
         None => Err(StoreError::LeaseLost { id: lease.id }),
     }
+}
+
+/// `sql` (`finish.sql`, as rendered for a plain or an in-transaction
+/// write) bound for the lease `(id, token)` and `finish`: it returns a row
+/// when it wrote (and logged) the terminal state, none when the guard
+/// found the lease lost. Shared by [`finish_one`] and a transactional
+/// job's SUCCESS, so both write exactly the same.
+///
+/// # Errors
+/// [`StoreError::InvalidInput`] for a retry delay no interval can hold.
+pub(crate) fn finish_statement(
+    store: &PgLeaseStore,
+    sql: &Arc<str>,
+    id: Uuid,
+    token: Uuid,
+    finish: &Finish,
+) -> Result<Query<'static, Postgres, PgArguments>, StoreError> {
+    let BoundColumns {
+        columns: c,
+        retry_after,
+    } = BoundColumns::of(finish)?;
+    Ok(store
+        .statement(sql)
+        .bind(id)
+        .bind(token)
+        .bind(c.status.as_str())
+        .bind(c.duration_ms)
+        .bind(c.rows_affected)
+        .bind(c.result.map(Json))
+        .bind(c.error_code.map(|code| code.as_str()))
+        .bind(c.error_msg)
+        .bind(retry_after))
 }
 
 /// One `finish_many` statement writing the first item of each of

@@ -42,6 +42,82 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Exactly-once effects
+//!
+//! Most jobs are at-least-once: a run whose runner vanished, or whose
+//! terminal write was lost with its connection, runs again, so a job that
+//! writes elsewhere fences its writes with [`RunContext::lease_token`]. A
+//! job whose effects go to **this same database** can do better:
+//! [`PgLeaseStore::transactional_job`] hands its handler a `sqlx`
+//! transaction, and once the handler gives it back, the store writes the
+//! run's guarded SUCCESS (execution id, lease token, status RUNNING, and
+//! its record in the attempts log) in that transaction and commits. The
+//! effects and the SUCCESS land together or not at all
+//! (`docs/contract.md` §13).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use scheduler_core::{JobOutput, Scopes};
+//! use scheduler_postgres::PgLeaseStore;
+//!
+//! # fn demo(store: &PgLeaseStore) {
+//! let job = store
+//!     .transactional_job("daily_rollup", Scopes::global(), |ctx, mut tx| async move {
+//!         let done = sqlx_core::query::query(
+//!             "INSERT INTO rollups (day, total) \
+//!              SELECT $1::date, sum(amount) FROM orders WHERE created_at::date = $1::date",
+//!         )
+//!         .bind(ctx.plan_time())
+//!         .execute(&mut *tx)
+//!         .await?;
+//!         Ok((JobOutput::rows(i64::try_from(done.rows_affected())?), tx))
+//!     })
+//!     .cadence(Duration::from_secs(86_400));
+//! # let _ = job; }
+//! ```
+//!
+//! With the `sqlx` facade (at this crate's version, 0.9) the types are the
+//! same: the transaction is a `sqlx::Transaction<'static, sqlx::Postgres>`,
+//! and [`PgLeaseStore::transactional_job_on`] takes a `sqlx::PgPool` of the
+//! caller's, which must reach the same database (the SUCCESS is written to
+//! the store's table on that pool's connection).
+//!
+//! **Exactly once**: every write the handler makes **through the
+//! transaction it was given**. They commit only with the run's SUCCESS, so
+//! for each plan they are committed by exactly one run, whatever happens:
+//!
+//! - the handler fails, panics, times out or is cancelled (lease lost,
+//!   shutdown): the transaction rolls back, the failure is recorded as for
+//!   any job, and the retry writes the effects afresh;
+//! - the lease was taken over while the handler ran (a run longer than its
+//!   stale timeout): the guard refuses the SUCCESS, the transaction rolls
+//!   back, the run is reported lease-lost, and the new holder's run writes;
+//! - the connection dies at the commit: the commit happened (effects and
+//!   SUCCESS, and the failure the manager then records is refused) or did
+//!   not (neither, and the run is retried).
+//!
+//! **Still at-least-once**: everything else the handler does. Writes on
+//! another connection or pool, to another database, calls to other
+//! services, messages sent, files written, and reads used to decide
+//! something outside: a run whose transaction rolls back may already have
+//! done them, and its retry does them again. Fence those with the lease
+//! token as before, or move them behind the transaction (an outbox table
+//! written in it, drained by another job). Sequences consumed by rolled
+//! back inserts stay consumed.
+//!
+//! The transaction is READ COMMITTED and holds one connection of its pool
+//! for the whole run: heartbeats keep running on the pool's other
+//! connections, so a store running transactional jobs needs at least one
+//! connection per concurrent transactional run plus the manager's own. Do
+//! not raise its isolation level (the run's heartbeats update its row,
+//! which would fail the guarded write with a serialization error), and do
+//! not commit or roll it back in the handler. The run's row is locked by
+//! the guarded write only for the moment between it and the commit; that
+//! write (`finish.sql`) stamps `finished_at` with the moment it runs
+//! (`clock_timestamp()`), not with the transaction's start. For tests
+//! without a server, `scheduler-memory` offers the same shape of job on an
+//! in-memory effects table. `examples/transactional.rs` runs one.
+//!
 //! # TLS
 //!
 //! The `tls` feature (on by default) encrypts connections with rustls, in
@@ -221,6 +297,7 @@
 //! rendered once per store, for its table and time source.
 //!
 //! [`ExecutionAudit::attempts_of`]: scheduler_core::ExecutionAudit::attempts_of
+//! [`RunContext::lease_token`]: scheduler_core::RunContext::lease_token
 //! [`LeaseStore`]: scheduler_core::LeaseStore
 //! [`LeaseStore::finish_many`]: scheduler_core::LeaseStore::finish_many
 //! [`StoreError::Backend`]: scheduler_core::StoreError::Backend
@@ -267,6 +344,8 @@ mod statements;
 mod store;
 /// Where store time comes from, and the offset tests move it by.
 mod store_time;
+/// Transactional jobs: effects and SUCCESS in one transaction.
+mod transactional;
 /// `tests/common` names this crate as the integration tests see it.
 #[cfg(test)]
 extern crate self as scheduler_postgres;

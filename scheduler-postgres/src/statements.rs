@@ -58,6 +58,11 @@ pub(crate) struct Statements {
     pub attempts: Arc<str>,
     /// `finish.sql`: one terminal write.
     pub finish: Arc<str>,
+    /// `finish.sql` at the instant the statement runs (on the server's
+    /// clock, `clock_timestamp()`): a transactional job's guarded SUCCESS,
+    /// written in a transaction that began before its handler ran, whose
+    /// `now()` is that beginning, not the finish.
+    pub finish_in_tx: Arc<str>,
     /// `finish_many.sql`: many terminal writes in one statement.
     pub finish_many: Arc<str>,
     /// `sweep.sql`.
@@ -153,8 +158,10 @@ impl Statements {
             ("uq", uq.as_str()),
             ("prunable", prunable.as_str()),
         ];
+        // A statement's own values come first, so they may override the
+        // common ones (`render` takes the first match).
         let text = |template: &str, more: &[(&str, &str)]| -> Arc<str> {
-            render(template, &[&values[..], more].concat()).into()
+            render(template, &[more, &values[..]].concat()).into()
         };
         // The append of the attempts a statement's transition ended: from
         // its CTE `ended`, at `ended_at`, recording `ending`. A finish
@@ -211,6 +218,10 @@ impl Statements {
             heartbeat: text(sql_file!("heartbeat.sql"), &[]),
             attempts: text(sql_file!("attempts.sql"), &[]),
             finish: text(sql_file!("finish.sql"), &[("log_ended", &finished)]),
+            finish_in_tx: text(
+                sql_file!("finish.sql"),
+                &[("log_ended", &finished), ("now", &clock)],
+            ),
             finish_many: text(sql_file!("finish_many.sql"), &[("log_ended", &finished)]),
             sweep: text(sql_file!("sweep.sql"), &[("log_ended", &swept)]),
             latest: text(sql_file!("latest.sql"), &[]),

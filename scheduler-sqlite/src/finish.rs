@@ -84,7 +84,7 @@ pub(crate) async fn finish_many(
 
 /// [`Finish::columns`] in the types `finish.sql` binds, owned (the batch
 /// runs on the writer's thread) and checked before anything is written.
-struct BoundColumns {
+pub(crate) struct BoundColumns {
     status: &'static str,
     duration_ms: i32,
     rows_affected: Option<i64>,
@@ -97,7 +97,7 @@ struct BoundColumns {
 impl BoundColumns {
     /// # Errors
     /// [`StoreError::InvalidInput`] for a result that cannot be encoded.
-    fn of(finish: &Finish) -> Result<Self, StoreError> {
+    pub(crate) fn of(finish: &Finish) -> Result<Self, StoreError> {
         let columns = finish.columns();
         Ok(BoundColumns {
             status: columns.status.as_str(),
@@ -118,7 +118,7 @@ impl BoundColumns {
 /// A guard that does not match changes nothing, logs nothing, and is
 /// [`StoreError::LeaseLost`] (as a [`Failure::Store`]), which leaves the
 /// transaction usable; a driver error is a [`Failure::Sqlite`].
-fn finish_one(
+pub(crate) fn finish_one(
     tx: &Transaction<'_>,
     now: OffsetDateTime,
     id: Uuid,

@@ -39,6 +39,56 @@
 //! - The `scheduler` command (crate `scheduler-cli`) reads the same file:
 //!   `scheduler status --database sqlite:jobs.db`.
 //!
+//! # Transactional jobs: exactly-once effects in this database
+//!
+//! A job whose effects are writes to this same database file (a rollup
+//! table, a usage snapshot, a digest queue) can make them exactly-once:
+//! [`SqliteLeaseStore::transactional_job`] runs its handler on the store's
+//! writer thread with a [`rusqlite::Transaction`], writes the run's guarded
+//! SUCCESS in that transaction, and commits both together. A failed,
+//! panicking, timed-out or taken-over run rolls its writes back, and its
+//! retry writes them again, once. What the handler does outside the
+//! transaction (a request, a file, another database) stays at-least-once;
+//! see the method for the rules, above all: the handler holds the
+//! database's one writer while it runs, so keep it short and do slow work
+//! elsewhere. The `transactional` example rolls up per tenant over a few
+//! ticks.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use scheduler_core::{JobOutput, Manager, ManagerOptions, Scopes};
+//! use scheduler_sqlite::rusqlite::params;
+//! use scheduler_sqlite::SqliteLeaseStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(SqliteLeaseStore::open(dir.path().join("jobs.db")).await?);
+//! let manager = Manager::new(store.clone(), ManagerOptions::default()).expect("valid manager options");
+//! manager.register(
+//!     store
+//!         .transactional_job("snapshot", Scopes::global(), |ctx, tx| {
+//!             // Every write made with `tx` commits with the run's SUCCESS,
+//!             // or not at all.
+//!             tx.execute_batch(
+//!                 "CREATE TABLE IF NOT EXISTS snapshots (plan_time TEXT PRIMARY KEY, jobs INTEGER)",
+//!             )?;
+//!             let jobs: i64 =
+//!                 tx.query_row("SELECT count(*) FROM sys_cron_executions", [], |r| r.get(0))?;
+//!             tx.execute(
+//!                 "INSERT INTO snapshots (plan_time, jobs) VALUES (?1, ?2)",
+//!                 params![ctx.plan_time().to_string(), jobs],
+//!             )?;
+//!             Ok(JobOutput::rows(1))
+//!         })
+//!         .cadence(Duration::from_secs(3600)),
+//! )?;
+//! assert_eq!(manager.run_once().await.succeeded, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Design
 //!
 //! - **Threads.** Each connection lives on a dedicated thread fed by a
@@ -104,6 +154,13 @@
 //!   transaction, then wakes this process's managers; a stored schedule's
 //!   claim reads the version first in its own transaction and claims
 //!   nothing when it changed (a compiled-in job's claim reads nothing more).
+//! - **Transactional jobs** (`docs/contract.md` §13) run their handler on
+//!   the writer thread between the `BEGIN IMMEDIATE` and the `COMMIT` of
+//!   one transaction, then `finish.sql` and `finish_log.sql` as a one-item
+//!   [`finish_many`] runs them; only the `BEGIN` is retried while the
+//!   database is busy, so a handler runs at most once per call. A panic is
+//!   caught there (the transaction rolls back, the thread stays in
+//!   service) and re-raised in the run's task.
 //! - **Store time** is the host clock (or the injected [`Clock`]), in
 //!   microseconds, read after the write lock is taken and passed to the
 //!   statements as a parameter.
@@ -179,12 +236,18 @@ mod schema;
 mod statements;
 /// [`SqliteLeaseStore`], how calls run on its connections, the trait impls.
 mod store;
+/// Transactional jobs: effects and SUCCESS in one transaction.
+mod transactional;
 /// One connection per dedicated thread.
 mod worker;
 
 pub use crate::options::SqliteStoreOptions;
 pub use crate::schema::SCHEMA_VERSION;
 pub use crate::store::SqliteLeaseStore;
+/// The `rusqlite` this store is built with: a
+/// [transactional job](SqliteLeaseStore::transactional_job)'s handler is
+/// given its [`Transaction`](rusqlite::Transaction).
+pub use rusqlite;
 
 /// The repository's README, whose Rust example (a whole `main.rs` on SQLite)
 /// is compiled as a doctest here, so it keeps building as pasted.

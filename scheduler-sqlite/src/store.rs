@@ -42,20 +42,20 @@ pub struct SqliteLeaseStore {
 }
 
 /// What every job sent to a worker needs.
-struct Shared {
+pub(crate) struct Shared {
     /// Marked changed by every control this store adds or changes, and by
     /// every write of a stored schedule, so the
     /// managers of this process wake at once; other processes' changes are
     /// seen at their next tick (SQLite has no notification between
     /// processes).
     changes: tokio::sync::watch::Sender<()>,
-    location: Location,
+    pub(crate) location: Location,
     clock: Arc<dyn Clock>,
-    max_lock_wait: Duration,
+    pub(crate) max_lock_wait: Duration,
 }
 
 impl Shared {
-    fn now(&self) -> OffsetDateTime {
+    pub(crate) fn now(&self) -> OffsetDateTime {
         // A custom clock may carry nanoseconds; stores keep microseconds.
         to_micros(self.clock.now())
     }
@@ -159,6 +159,18 @@ impl SqliteLeaseStore {
                 })
             })
             .await
+    }
+
+    /// Runs `op` on the writer connection, outside any transaction, for a
+    /// call that opens its own (a transactional job's run): it gets the
+    /// store's clock and busy budget, and holds the writer until it returns.
+    pub(crate) async fn on_writer<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection, &Shared) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = self.shared.clone();
+        self.writer.call(move |conn| op(conn, &shared)).await
     }
 
     /// Runs the single-statement read `op` on the reader connection (the

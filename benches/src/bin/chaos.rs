@@ -26,7 +26,13 @@
 //! be 0), successes without their effect (must be 0: the fence matches),
 //! plans that used up their attempts (must be 0: the jobs get 10, more than
 //! chaos spends on one plan, so a fence that never matches shows up here),
-//! and the longest time to resume after a connection kill. It exits
+//! and the longest time to resume after a connection kill. A third job,
+//! `transactional` (reentrant), writes its effect in the job's own
+//! transaction (`transactional_job`: the effect and the SUCCESS commit
+//! together), into a table without a unique key, so that the run can
+//! count: duplicate effects of the transactional job (must be 0), and its
+//! effects without their SUCCESS or SUCCESS rows without their effect
+//! (must be 0). It exits
 //! non-zero on any violation, keeping the schema or file for inspection; a
 //! clean run removes it. Replicas exit when the parent process is gone.
 
@@ -44,7 +50,7 @@ use scheduler_core::{
     JobSpec, Manager, ManagerOptions, RunContext, Scope, Scopes, Status,
 };
 use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
-use scheduler_sqlite::SqliteStoreOptions;
+use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions};
 use sqlx_core::query::query;
 use sqlx_core::query_as::query_as;
 use sqlx_core::query_scalar::query_scalar;
@@ -56,6 +62,8 @@ use uuid::Uuid;
 
 /// `(name, scopes, cadence in seconds, reentrant)`
 const JOBS: [(&str, usize, u64, bool); 2] = [("reentrant", 8, 1, true), ("once", 4, 2, false)];
+/// The transactional job: `(name, scopes, cadence in seconds)`; reentrant.
+const TX_JOB: (&str, usize, u64) = ("transactional", 4, 1);
 const WINDOW: Duration = Duration::from_secs(600);
 /// Far more attempts than chaos spends on one plan.
 const MAX_ATTEMPTS: i32 = 10;
@@ -133,10 +141,12 @@ enum Link {
         pool: PgPool,
         schema: String,
         table: String,
+        store: Arc<PgLeaseStore>,
     },
     Sqlite {
         path: PathBuf,
         ledger: Arc<Mutex<rusqlite::Connection>>,
+        store: Arc<SqliteLeaseStore>,
     },
 }
 
@@ -148,6 +158,10 @@ struct Effect {
     plan_time: OffsetDateTime,
     token: Uuid,
 }
+
+/// The transactional job's effects: no unique key, so that a duplicate
+/// would show.
+const TX_EFFECTS: &str = "chaos_tx_effects";
 
 /// The fenced write of each backend: the effect goes in only while the
 /// execution is RUNNING under this token.
@@ -217,26 +231,25 @@ impl Db {
                     .application_name(format!("{schema}/{name}"))
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(2));
-                let store = PgLeaseStore::connect_with(url, &options).await?;
+                let store = Arc::new(PgLeaseStore::connect_with(url, &options).await?);
                 let link = Link::Postgres {
                     pool: store.pool().clone(),
                     schema: schema.clone(),
                     table: store.qualified_table().to_owned(),
+                    store: store.clone(),
                 };
-                Conn {
-                    store: Arc::new(store),
-                    link,
-                }
+                Conn { store, link }
             }
             Db::Sqlite { path } => {
-                let store = SqliteStoreOptions::new(path).open().await?;
+                let store = Arc::new(SqliteStoreOptions::new(path).open().await?);
                 let ledger = rusqlite::Connection::open(path)?;
                 ledger.busy_timeout(LEDGER_BUSY_TIMEOUT)?;
                 Conn {
-                    store: Arc::new(store),
+                    store: store.clone(),
                     link: Link::Sqlite {
                         path: path.clone(),
                         ledger: Arc::new(Mutex::new(ledger)),
+                        store,
                     },
                 }
             }
@@ -254,7 +267,8 @@ impl Db {
             Link::Postgres { pool, schema, .. } => {
                 raw_sql(AssertSqlSafe(format!(
                     "CREATE TABLE \"{schema}\".chaos_ledger \
-                     (job text NOT NULL, scope text NOT NULL, plan_time timestamptz NOT NULL, token uuid NOT NULL)"
+                     (job text NOT NULL, scope text NOT NULL, plan_time timestamptz NOT NULL, token uuid NOT NULL); \
+                     CREATE TABLE \"{schema}\".{TX_EFFECTS} (LIKE \"{schema}\".chaos_ledger)"
                 )))
                 .execute(pool)
                 .await
@@ -263,8 +277,12 @@ impl Db {
             Link::Sqlite { ledger, .. } => {
                 lock(ledger)
                     .execute_batch(
-                        "CREATE TABLE chaos_ledger \
-                         (job TEXT NOT NULL, scope TEXT NOT NULL, plan_time INTEGER NOT NULL, token TEXT NOT NULL) STRICT",
+                        &format!(
+                            "CREATE TABLE chaos_ledger \
+                             (job TEXT NOT NULL, scope TEXT NOT NULL, plan_time INTEGER NOT NULL, token TEXT NOT NULL) STRICT; \
+                             CREATE TABLE {TX_EFFECTS} \
+                             (job TEXT NOT NULL, scope TEXT NOT NULL, plan_time INTEGER NOT NULL, token TEXT NOT NULL) STRICT"
+                        ),
                     )
                     .expect("create the ledger");
             }
@@ -317,6 +335,7 @@ impl Conn {
                 pool,
                 schema,
                 table,
+                ..
             } => {
                 let sql = PG_EFFECT
                     .replace("{schema}", schema)
@@ -356,12 +375,12 @@ impl Conn {
         Ok(written == 1)
     }
 
-    /// Every effect in the ledger.
-    async fn effects(&self) -> Vec<Effect> {
+    /// Every effect in `table`: the ledger, or [`TX_EFFECTS`].
+    async fn effects(&self, table: &str) -> Vec<Effect> {
         match &self.link {
             Link::Postgres { pool, schema, .. } => {
                 let rows: Vec<(String, String, OffsetDateTime, Uuid)> = query_as(AssertSqlSafe(
-                    format!("SELECT job, scope, plan_time, token FROM \"{schema}\".chaos_ledger"),
+                    format!("SELECT job, scope, plan_time, token FROM \"{schema}\".{table}"),
                 ))
                 .fetch_all(pool)
                 .await
@@ -378,7 +397,7 @@ impl Conn {
             Link::Sqlite { ledger, .. } => {
                 let conn = lock(ledger);
                 let mut statement = conn
-                    .prepare("SELECT job, scope, plan_time, token FROM chaos_ledger")
+                    .prepare(&format!("SELECT job, scope, plan_time, token FROM {table}"))
                     .expect("read the ledger");
                 let rows = statement
                     .query_map([], |r| {
@@ -403,6 +422,58 @@ impl Conn {
                     }
                 })
                 .collect()
+            }
+        }
+    }
+
+    /// The transactional job: its effect goes into [`TX_EFFECTS`] inside
+    /// the transaction its SUCCESS commits in. On PostgreSQL the handler
+    /// also waits a while inside the transaction, so that kills land while
+    /// it is open; on SQLite, where the closure holds the writer, it
+    /// writes at once.
+    fn transactional_spec(&self) -> JobSpec {
+        let (name, scopes, _) = TX_JOB;
+        let scopes = Scopes::fixed((0..scopes).map(|i| Scope::new("tenant", format!("t{i}"))));
+        match &self.link {
+            Link::Postgres { schema, store, .. } => {
+                let sql = format!(
+                    "INSERT INTO \"{schema}\".{TX_EFFECTS} (job, scope, plan_time, token) \
+                     VALUES ($1, $2, $3, $4)"
+                );
+                store.transactional_job(name, scopes, move |ctx, mut tx| {
+                    let sql = sql.clone();
+                    async move {
+                        query(AssertSqlSafe(sql))
+                            .bind(ctx.job_name().to_owned())
+                            .bind(ctx.scope().id.clone())
+                            .bind(ctx.plan_time())
+                            .bind(ctx.lease_token())
+                            .execute(&mut *tx)
+                            .await?;
+                        tokio::time::sleep(Duration::from_millis(
+                            50 + u64::from(ctx.lease_token().as_bytes()[0]),
+                        ))
+                        .await;
+                        Ok((JobOutput::rows(1), tx))
+                    }
+                })
+            }
+            Link::Sqlite { store, .. } => {
+                let sql = format!(
+                    "INSERT INTO {TX_EFFECTS} (job, scope, plan_time, token) VALUES (?1, ?2, ?3, ?4)"
+                );
+                store.transactional_job(name, scopes, move |ctx, tx| {
+                    tx.execute(
+                        &sql,
+                        (
+                            ctx.job_name(),
+                            &ctx.scope().id,
+                            micros(ctx.plan_time()),
+                            ctx.lease_token().hyphenated().to_string(),
+                        ),
+                    )?;
+                    Ok(JobOutput::rows(1))
+                })
             }
         }
     }
@@ -434,8 +505,12 @@ impl Conn {
                     .expect("drop the run's schema");
                 pool.close().await;
             }
-            Link::Sqlite { path, ledger } => {
-                drop((self.store, ledger));
+            Link::Sqlite {
+                path,
+                ledger,
+                store,
+            } => {
+                drop((self.store, ledger, store));
                 remove_sqlite_files(&path);
             }
         }
@@ -502,6 +577,19 @@ async fn replica(db: Db, id: usize) {
         .retry_backoff(vec![Duration::from_millis(200)]);
         manager.register(spec).expect("valid job");
     }
+    let transactional = conn
+        .transactional_spec()
+        .cadence(Duration::from_secs(TX_JOB.2))
+        .catch_up(CatchUpMode::EveryPlan)
+        .catch_up_window(WINDOW)
+        .max_plans_per_tick(20)
+        .allow_stale_reentry(true)
+        .max_attempts(MAX_ATTEMPTS)
+        .run_timeout(Duration::from_secs(2))
+        .stale_timeout(Duration::from_secs(3))
+        .heartbeat_interval(Duration::from_millis(500))
+        .retry_backoff(vec![Duration::from_millis(200)]);
+    manager.register(transactional).expect("valid job");
     manager.run(std::future::pending()).await;
 }
 
@@ -525,7 +613,11 @@ fn due_plans(
     ended: OffsetDateTime,
 ) -> Vec<(&'static str, String, OffsetDateTime, bool)> {
     let mut due = Vec::new();
-    for (name, scopes, cadence, reentrant) in JOBS {
+    let (tx_name, tx_scopes, tx_cadence) = TX_JOB;
+    let every = JOBS
+        .into_iter()
+        .chain([(tx_name, tx_scopes, tx_cadence, true)]);
+    for (name, scopes, cadence, reentrant) in every {
         let cadence = Duration::from_secs(cadence);
         let from = ceil(started + MARGIN, cadence);
         for plan in Schedule::every(cadence).between(from, ended - MARGIN, 1_000_000) {
@@ -555,6 +647,11 @@ struct Tally {
     duplicates: usize,
     /// SUCCESS rows whose effect, under their token, is not in the ledger.
     missing_effects: usize,
+    /// Plans of the transactional job with more than one effect.
+    tx_duplicates: usize,
+    /// The transactional job's effects without their SUCCESS (under the
+    /// same token), and its SUCCESS rows without their effect.
+    tx_unmatched: usize,
 }
 
 async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]) -> Tally {
@@ -563,7 +660,7 @@ async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]
         .list_executions(&ExecutionFilter::default())
         .await
         .expect("list the executions");
-    let effects = conn.effects().await;
+    let effects = conn.effects("chaos_ledger").await;
     let by_plan: HashMap<(&str, &str, OffsetDateTime), &Execution> = rows
         .iter()
         .map(|r| ((r.job_name.as_str(), r.scope.id.as_str(), r.plan_time), r))
@@ -602,9 +699,10 @@ async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]
     }
     t.duplicates = per_plan.values().filter(|&&n| n > 1).count();
     let effects: HashSet<&Effect> = effects.iter().collect();
+    // The transactional job's effects are counted apart, below.
     t.missing_effects = rows
         .iter()
-        .filter(|r| r.status == Status::Success)
+        .filter(|r| r.status == Status::Success && r.job_name != TX_JOB.0)
         .filter(|r| {
             !effects.contains(&Effect {
                 job: r.job_name.clone(),
@@ -614,6 +712,24 @@ async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]
             })
         })
         .count();
+    let tx_effects = conn.effects(TX_EFFECTS).await;
+    let mut per_plan: HashMap<(&str, &str, OffsetDateTime), usize> = HashMap::new();
+    for e in &tx_effects {
+        *per_plan.entry((&e.job, &e.scope, e.plan_time)).or_default() += 1;
+    }
+    t.tx_duplicates = per_plan.values().filter(|&&n| n > 1).count();
+    let committed: HashSet<Effect> = rows
+        .iter()
+        .filter(|r| r.job_name == TX_JOB.0 && r.status == Status::Success)
+        .map(|r| Effect {
+            job: r.job_name.clone(),
+            scope: r.scope.id.clone(),
+            plan_time: r.plan_time,
+            token: r.lease_token,
+        })
+        .collect();
+    let written: HashSet<Effect> = tx_effects.into_iter().collect();
+    t.tx_unmatched = committed.symmetric_difference(&written).count();
     t
 }
 
@@ -716,6 +832,14 @@ async fn parent(a: Args) -> bool {
     println!("lost plans (must be 0)               {}", t.lost);
     println!("duplicate non-reentrant effects (0)  {}", t.duplicates);
     println!("successes without their effect (0)   {}", t.missing_effects);
+    println!(
+        "duplicate effects of the transactional job (must be 0)  {}",
+        t.tx_duplicates
+    );
+    println!(
+        "transactional effects and SUCCESS apart (must be 0)    {}",
+        t.tx_unmatched
+    );
     println!("stale non-reentrant plans, not rerun {}", t.stale_not_rerun);
     println!("failed, attempts used up (0)         {}", t.exhausted);
     println!(
@@ -730,6 +854,8 @@ async fn parent(a: Args) -> bool {
     let ok = t.lost == 0
         && t.duplicates == 0
         && t.missing_effects == 0
+        && t.tx_duplicates == 0
+        && t.tx_unmatched == 0
         && t.exhausted == 0
         && conn_kills.is_none_or(|n| n == resumes);
     if ok {

@@ -27,6 +27,9 @@ pub struct JobOutput {
     /// Stored in `result`: a small JSON object (at most 16 KiB encoded; a
     /// larger one is replaced by a marker, and the row still ends SUCCESS).
     pub result: Map<String, Value>,
+    /// The SUCCESS was already written, in the handler's own transaction
+    /// with its effects ([`committed`](Self::committed)).
+    pub(crate) committed: bool,
 }
 
 impl JobOutput {
@@ -35,7 +38,24 @@ impl JobOutput {
         JobOutput {
             rows_affected,
             result: Map::new(),
+            committed: false,
         }
+    }
+
+    /// Marks the output as **committed**: the run's guarded SUCCESS was
+    /// already written in the transaction that holds the handler's
+    /// effects, and committed with them (a transactional job,
+    /// `docs/contract.md` §13). The manager then writes no terminal state
+    /// of its own and counts the run a success. Only a store's
+    /// transactional jobs set it, after their commit.
+    pub fn committed(mut self) -> Self {
+        self.committed = true;
+        self
+    }
+
+    /// Whether [`committed`](Self::committed) marked it.
+    pub fn is_committed(&self) -> bool {
+        self.committed
     }
 
     /// Adds one entry to the result object.

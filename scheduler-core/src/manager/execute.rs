@@ -201,6 +201,11 @@ impl Manager {
         // a panic is caught here instead of unwinding through the scheduler.
         let handler = AssertUnwindSafe(job.run_handler(ctx)).catch_unwind();
         let end = tokio::select! {
+            // The handler first: a transactional job's output that is
+            // ready is committed already, whatever else fired meanwhile (a
+            // heartbeat queued behind its commit finds the row SUCCESS and
+            // reports the lease lost).
+            biased;
             ran = handler => match ran {
                 Ok(Ok(output)) => RunEnd::Success(output),
                 Ok(Err(e)) => RunEnd::Failure(ErrorCode::HandlerError, e.to_string()),
@@ -258,29 +263,38 @@ impl Manager {
                 Finish::failure(duration, *code, msg, retry_after)
             }
         };
+        // A transactional job's SUCCESS is already committed with its
+        // effects: writing it again would find the lease gone.
+        let committed = matches!(&end, RunEnd::Success(output) if output.committed);
         let mut backoff = Duration::from_millis(50);
-        loop {
-            match self.inner.completer.finish(lease, &finish).await {
-                Ok(()) => break,
-                Err(StoreError::LeaseLost { .. }) => {
-                    warn!("terminal write refused: the lease was taken over or swept meanwhile");
-                    record_outcome("LEASE_LOST", Some(ErrorCode::LeaseLost));
-                    report.lease_lost += 1;
-                    metrics.lease_lost();
-                    return;
-                }
-                Err(e) if e.is_transient() && Instant::now() + backoff < keeper.safe_until() => {
-                    warn!(error = %e, retry_in = ?backoff, "terminal write failed; retrying while the lease is ours");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    // Invalid input never succeeds on a retry; a transient
-                    // failure stops being retried once the lease may be
-                    // another runner's.
-                    error!(error = %e, "terminal write failed; giving up (the sweep will close the row)");
-                    report.errors += 1;
-                    return;
+        if !committed {
+            loop {
+                match self.inner.completer.finish(lease, &finish).await {
+                    Ok(()) => break,
+                    Err(StoreError::LeaseLost { .. }) => {
+                        warn!(
+                            "terminal write refused: the lease was taken over or swept meanwhile"
+                        );
+                        record_outcome("LEASE_LOST", Some(ErrorCode::LeaseLost));
+                        report.lease_lost += 1;
+                        metrics.lease_lost();
+                        return;
+                    }
+                    Err(e)
+                        if e.is_transient() && Instant::now() + backoff < keeper.safe_until() =>
+                    {
+                        warn!(error = %e, retry_in = ?backoff, "terminal write failed; retrying while the lease is ours");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => {
+                        // Invalid input never succeeds on a retry; a transient
+                        // failure stops being retried once the lease may be
+                        // another runner's.
+                        error!(error = %e, "terminal write failed; giving up (the sweep will close the row)");
+                        report.errors += 1;
+                        return;
+                    }
                 }
             }
         }
