@@ -44,7 +44,7 @@
 //! A job whose effects are writes to this same database file (a rollup
 //! table, a usage snapshot, a digest queue) can make them exactly-once:
 //! [`SqliteLeaseStore::transactional_job`] runs its handler on the store's
-//! writer thread with a [`rusqlite::Transaction`], writes the run's guarded
+//! writer thread with a [`rusqlite::Transaction`](https://docs.rs/rusqlite/0.37/rusqlite/struct.Transaction.html), writes the run's guarded
 //! SUCCESS in that transaction, and commits both together. A failed,
 //! panicking, timed-out or taken-over run rolls its writes back, and its
 //! retry writes them again, once. What the handler does outside the
@@ -246,7 +246,7 @@ pub use crate::schema::SCHEMA_VERSION;
 pub use crate::store::SqliteLeaseStore;
 /// The `rusqlite` this store is built with: a
 /// [transactional job](SqliteLeaseStore::transactional_job)'s handler is
-/// given its [`Transaction`](rusqlite::Transaction).
+/// given its [`Transaction`](https://docs.rs/rusqlite/0.37/rusqlite/struct.Transaction.html).
 pub use rusqlite;
 
 /// The repository's README, whose Rust example (a whole `main.rs` on SQLite)

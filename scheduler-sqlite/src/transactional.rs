@@ -34,7 +34,7 @@ enum Ended {
 
 impl SqliteLeaseStore {
     /// A job whose `handler` writes its effects with the
-    /// [`rusqlite::Transaction`] it is given, on this store's database,
+    /// [`rusqlite::Transaction`](https://docs.rs/rusqlite/0.37/rusqlite/struct.Transaction.html) it is given, on this store's database,
     /// committed together with the run's guarded SUCCESS (id, lease token,
     /// RUNNING): both or neither. Register it with any manager on this
     /// store, and configure it like any [`JobSpec`] (cadence, retries,
