@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run -p benches --release -- large generate [ROWS]   # default 10,000,000
-//! cargo run -p benches --release -- large measure
+//! cargo run -p benches --release -- large measure [postgres|sqlite]
 //! cargo run -p benches --release -- large drop
 //! ```
 //!
@@ -236,11 +236,16 @@ async fn missed_report(store: &dyn ExecutionAudit, now: OffsetDateTime) -> Vec<u
     found
 }
 
-async fn measure() {
-    let pg = pg_store().await;
-    measure_store("postgres", &pg).await;
-    let sqlite = sqlite_store().await;
-    measure_store("sqlite", &sqlite).await;
+/// Times the reads on `only` (`postgres` or `sqlite`), or on both.
+async fn measure(only: Option<&str>) {
+    if only != Some("sqlite") {
+        let pg = pg_store().await;
+        measure_store("postgres", &pg).await;
+    }
+    if only != Some("postgres") {
+        let sqlite = sqlite_store().await;
+        measure_store("sqlite", &sqlite).await;
+    }
 }
 
 /// `benches large generate|measure|drop`.
@@ -253,7 +258,7 @@ pub(crate) async fn large(args: &[String]) {
                 .unwrap_or(10_000_000);
             generate(rows).await;
         }
-        Some("measure") => measure().await,
+        Some("measure") => measure(args.get(1).map(String::as_str)).await,
         Some("drop") => {
             let store = pg_store().await;
             store

@@ -7,10 +7,13 @@
 --
 -- The table's shape is unchanged. Each build scans the table once, inside
 -- the migration's write transaction.
+-- The FAILED index carries `status` too, constant as it is there: the
+-- retry rule spliced into the count names it, and PostgreSQL reads from the
+-- index alone only when every column a query names is in it.
 CREATE INDEX IF NOT EXISTS idx_sys_cron_exec_running_scope
     ON sys_cron_executions (job_name, scope_kind, scope_id, stale_after)
     WHERE status = 'RUNNING';
 CREATE INDEX IF NOT EXISTS idx_sys_cron_exec_failed_scope
     ON sys_cron_executions (job_name, scope_kind, scope_id, error_code, attempt,
-                            max_attempts, next_retry_at)
+                            max_attempts, next_retry_at, status)
     WHERE status = 'FAILED';
