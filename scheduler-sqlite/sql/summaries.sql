@@ -10,14 +10,18 @@
 -- index per scope whatever each scope's history. SQLite allows the step's
 -- subquery to read the previous row's columns, not the recursive table
 -- itself, hence the probe returns a rowid and the row is joined by it.
--- {after} is that range: `(job_name, scope_kind, scope_id) > (...)`, or for
--- one job `job_name = :job AND (scope_kind, scope_id) > (...)` (SQLite does
+-- {after} is that range: `(job_name, scope_kind, scope_id, plan_time) >
+-- (...)`, or for one job `job_name = :job AND (scope_kind, scope_id,
+-- plan_time) > (...)` (SQLite does
 -- not combine an equality with a row-value range that starts at the same
 -- column). The previous row's values are written `+k.x`: a bare column of
 -- `k` carries the table's TEXT affinity, and SQLite then uses only the
 -- first term of the row value as the range (a walk through the whole job);
 -- the unary plus drops affinity and collation, which leaves the comparison
--- the column's own (BINARY).
+-- the column's own (BINARY). The range ends in `plan_time` past every plan
+-- time (`i64::MAX`): a row value shorter than the index lands the seek on
+-- the previous scope's first entry and steps through its whole history (4 s
+-- for 1,000 scopes of 10,000 rows, against 22 ms so).
 --
 -- `r` and `f`: the RUNNING and FAILED rows, from their partial indexes
 -- (migration 0007), which cover every column the classification reads: a

@@ -189,11 +189,13 @@ impl Statements {
             list_tail_of_scope: tie(""),
             summaries_all: summaries(
                 "1",
-                "(e.job_name, e.scope_kind, e.scope_id) > (+k.job_name, +k.scope_kind, +k.scope_id)",
+                "(e.job_name, e.scope_kind, e.scope_id, e.plan_time) \
+                 > (+k.job_name, +k.scope_kind, +k.scope_id, 9223372036854775807)",
             ),
             summaries_of_job: summaries(
                 "job_name = :job",
-                "e.job_name = :job AND (e.scope_kind, e.scope_id) > (+k.scope_kind, +k.scope_id)",
+                "e.job_name = :job AND (e.scope_kind, e.scope_id, e.plan_time) \
+                 > (+k.scope_kind, +k.scope_id, 9223372036854775807)",
             ),
             operator_retry: render(sql_file!("operator_retry.sql"), &[("columns", &columns)]),
             prune_count: render(sql_file!("prune_count.sql"), &[("prunable", &prunable)]),
@@ -308,9 +310,9 @@ mod tests {
             }
             // Each step of the loose scan is a range on the whole key.
             let step = if sql == &SQL.summaries_all {
-                "(job_name,scope_kind,scope_id)>(?,?,?)"
+                "(job_name,scope_kind,scope_id,plan_time)>(?,?,?,?)"
             } else {
-                "(job_name=? AND (scope_kind,scope_id)>(?,?))"
+                "(job_name=? AND (scope_kind,scope_id,plan_time)>(?,?,?))"
             };
             assert!(plan.contains(step), "{sql}\n=> {plan}");
             assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
