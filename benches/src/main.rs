@@ -24,6 +24,8 @@
 //! 6. memory: peak RSS of a process whose manager has 100,000 scopes and
 //!    ticks idle.
 
+mod large;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -557,6 +559,7 @@ fn main() {
             let (p50, p99, max) = runtime.block_on(latency(backend(1), run_for));
             println!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
         }
+        Some("large") => runtime.block_on(large::large(&args[1..])),
         Some("memory-child") => runtime.block_on(memory_child()),
         _ => usage(),
     }
@@ -564,7 +567,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: benches all [--quick]\n       benches fanout|seed|idle|latency memory|sqlite|postgres [N]"
+        "usage: benches all [--quick]\n       benches fanout|seed|idle|latency memory|sqlite|postgres [N]\n       benches large generate [ROWS]|measure [postgres|sqlite]|drop"
     );
     std::process::exit(2);
 }

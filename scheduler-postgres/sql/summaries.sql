@@ -1,8 +1,21 @@
--- The scope summaries of `ScopeSummary::of_rows` in one statement, with
--- {filter} (empty, or a condition on the job name as $2) on the rows.
+-- The scope summaries of `ScopeSummary::of_rows` in one statement (one
+-- snapshot, one store time), costing in proportion to the scopes shown and
+-- the rare rows, not to the history (docs/contract.md §10, "Operator
+-- reads"). {job} is `true` (every job) or `e.job_name = $2` (one job);
+-- every read below is then one range of an index.
 --
--- Store time is computed once (`n`) and every classification compares with
--- it. One pass over the rows groups them per scope and counts them into the
+-- `k`: every (job, scope), by a loose index scan of the unique key: each
+-- step is one probe for the first key after the previous scope's, so it
+-- costs one descent of the index per scope whatever each scope's history.
+-- {after} is that range: `(job_name, scope_kind, scope_id) > (...)`, or for
+-- one job `job_name = $2 AND (scope_kind, scope_id) > (...)` (the same form
+-- as SQLite's, whose planner needs it). The row comparison is in the
+-- index's own collation, so the walk follows the index order exactly.
+--
+-- `r` and `f`: the RUNNING and FAILED rows, from their partial indexes
+-- (migration 0007), which carry every column the classification reads: an
+-- index-only walk of the few RUNNING rows and of the FAILED rows (a small
+-- share of the table), grouped in index order. They are counted into the
 -- classes of `of_rows`, whose conditions are mutually exclusive in the same
 -- order: RUNNING is stale when `stale_after < now` (a null `stale_after`
 -- counts as live); FAILED is exhausted when `attempt >= max_attempts`, else
@@ -11,7 +24,7 @@
 -- them all, a FAILED row the overlap policy ended (code `overlap_skipped` or
 -- `overlap_canceled`, `ErrorCode::is_overlap`) is `skipped`, whatever its
 -- attempts, and counted in no other class (`IS NOT TRUE`: a NULL code is not
--- one of them).
+-- one of them). A scope with neither has no row in them: its counts are 0.
 --
 -- The FAILED classes are the retry rule (fragments/retry_eligible.sql)
 -- decided at each row's own due time, `coalesce(next_retry_at, n.now)`, when
@@ -20,61 +33,90 @@
 -- {pending_if_reentrant} for one that allows it (every FAILED row with an
 -- attempt left).
 --
--- The same pass finds the latest plan time and the latest SUCCESS plan time,
--- and those rows are then read back by the unique key: two point probes of
--- its index per scope, no walk through history. The `LATERAL ... LIMIT 1`
--- keeps them probes: as plain joins the planner, which cannot know how few
--- groups there are, may hash-join them against a scan of the whole table.
--- One statement sees one snapshot, so the latest row always exists.
+-- Per scope then, two backward walks of the unique index: the newest row
+-- (the first entry), and the newest SUCCESS (the first SUCCESS entry: it
+-- reads the rows since the scope's last success, normally none or a few; a
+-- scope that never succeeded is read whole, the one case that costs its
+-- history). The `LATERAL ... LIMIT 1` keeps them walks: as plain joins the
+-- planner, which cannot know how few scopes there are, may hash-join them
+-- against a scan of the whole table. One statement sees one snapshot, so
+-- every scope of `k` has its newest row.
 --
 -- Two texts rather than `($2 IS NULL OR job_name = $2)`: a generic plan of
--- that form could not use the unique index for one job. Scopes come in byte
+-- that form could not use the indexes for one job. Scopes come in byte
 -- order ("C"), as the memory store sorts Rust strings.
-WITH n AS (SELECT {now} AS now),
-g AS (
+WITH RECURSIVE n AS (SELECT {now} AS now),
+k AS (
+    (SELECT e.job_name, e.scope_kind, e.scope_id
+     FROM {table} e
+     WHERE {job}
+     ORDER BY e.job_name, e.scope_kind, e.scope_id
+     LIMIT 1)
+    UNION ALL
+    SELECT x.job_name, x.scope_kind, x.scope_id
+    FROM k
+    CROSS JOIN LATERAL (
+        SELECT e.job_name, e.scope_kind, e.scope_id
+        FROM {table} e
+        WHERE {after}
+        ORDER BY e.job_name, e.scope_kind, e.scope_id
+        LIMIT 1
+    ) x
+),
+r AS (
     SELECT e.job_name, e.scope_kind, e.scope_id,
-           max(e.plan_time) AS latest_plan_time,
-           max(e.plan_time) FILTER (WHERE e.status = 'SUCCESS') AS success_plan_time,
-           count(*) FILTER (WHERE e.status = 'RUNNING'
-                            AND (e.stale_after IS NULL OR e.stale_after >= n.now))
+           count(*) FILTER (WHERE e.stale_after IS NULL OR e.stale_after >= n.now)
                AS running,
-           count(*) FILTER (WHERE e.status = 'RUNNING' AND e.stale_after < n.now)
-               AS stale,
+           count(*) FILTER (WHERE e.stale_after < n.now) AS stale
+    FROM {table} e CROSS JOIN n
+    WHERE e.status = 'RUNNING' AND {job}
+    GROUP BY e.job_name, e.scope_kind, e.scope_id
+),
+f AS (
+    SELECT e.job_name, e.scope_kind, e.scope_id,
            count(*) FILTER (WHERE {pending} AND o.overlap IS NOT TRUE) AS retry_pending,
            min(coalesce(e.next_retry_at, n.now))
                FILTER (WHERE {pending} AND o.overlap IS NOT TRUE) AS first_retry_at,
-           count(*) FILTER (WHERE e.status = 'FAILED' AND e.attempt >= e.max_attempts
-                            AND o.overlap IS NOT TRUE)
+           count(*) FILTER (WHERE e.attempt >= e.max_attempts AND o.overlap IS NOT TRUE)
                AS exhausted,
            count(*) FILTER (WHERE {pending_if_reentrant}
                             AND e.error_code = 'stale_timeout')
                AS stale_timeout,
-           count(*) FILTER (WHERE e.status = 'FAILED' AND o.overlap) AS skipped
+           count(*) FILTER (WHERE o.overlap) AS skipped
     FROM {table} e CROSS JOIN n
          CROSS JOIN LATERAL (SELECT e.error_code IN ('overlap_skipped', 'overlap_canceled')
                              AS overlap) o
-    {filter}
+    WHERE e.status = 'FAILED' AND {job}
     GROUP BY e.job_name, e.scope_kind, e.scope_id
 )
-SELECT g.job_name, g.scope_kind, g.scope_id, g.success_plan_time,
-       s.finished_at AS success_finished_at, g.running, g.stale, g.retry_pending,
-       g.first_retry_at, g.exhausted, g.stale_timeout, g.skipped,
+SELECT k.job_name, k.scope_kind, k.scope_id, s.plan_time AS success_plan_time,
+       s.finished_at AS success_finished_at,
+       coalesce(r.running, 0) AS running, coalesce(r.stale, 0) AS stale,
+       coalesce(f.retry_pending, 0) AS retry_pending, f.first_retry_at,
+       coalesce(f.exhausted, 0) AS exhausted, coalesce(f.stale_timeout, 0) AS stale_timeout,
+       coalesce(f.skipped, 0) AS skipped,
        l.plan_time, l.status, l.attempt, l.max_attempts, l.next_retry_at, l.error_code
-FROM g
+FROM k
 CROSS JOIN LATERAL (
     SELECT x.plan_time, x.status, x.attempt, x.max_attempts, x.next_retry_at,
            x.error_code
     FROM {table} x
-    WHERE x.job_name = g.job_name AND x.scope_kind = g.scope_kind
-      AND x.scope_id = g.scope_id AND x.plan_time = g.latest_plan_time
+    WHERE x.job_name = k.job_name AND x.scope_kind = k.scope_kind
+      AND x.scope_id = k.scope_id
+    ORDER BY x.plan_time DESC
     LIMIT 1
 ) l
 LEFT JOIN LATERAL (
-    SELECT x.finished_at
+    SELECT x.plan_time, x.finished_at
     FROM {table} x
-    WHERE x.job_name = g.job_name AND x.scope_kind = g.scope_kind
-      AND x.scope_id = g.scope_id AND x.plan_time = g.success_plan_time
+    WHERE x.job_name = k.job_name AND x.scope_kind = k.scope_kind
+      AND x.scope_id = k.scope_id AND x.status = 'SUCCESS'
+    ORDER BY x.plan_time DESC
     LIMIT 1
 ) s ON true
-ORDER BY g.job_name COLLATE "C", g.scope_kind COLLATE "C",
-         g.scope_id COLLATE "C"
+LEFT JOIN r ON r.job_name = k.job_name AND r.scope_kind = k.scope_kind
+           AND r.scope_id = k.scope_id
+LEFT JOIN f ON f.job_name = k.job_name AND f.scope_kind = k.scope_kind
+           AND f.scope_id = k.scope_id
+ORDER BY k.job_name COLLATE "C", k.scope_kind COLLATE "C",
+         k.scope_id COLLATE "C"

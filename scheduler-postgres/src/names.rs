@@ -156,6 +156,8 @@ pub(crate) struct ObjectNames {
     pub chk_attempts_outcome: String,
     pub idx_control_id: String,
     pub idx_forced_retry: String,
+    pub idx_running_scope: String,
+    pub idx_failed_scope: String,
     pub controls: String,
     pub controls_pk: String,
     pub chk_controls_kind: String,
@@ -185,6 +187,8 @@ impl ObjectNames {
                 chk_attempts_outcome: "chk_sys_cron_attempts_outcome".into(),
                 idx_control_id: "idx_sys_cron_exec_control_id".into(),
                 idx_forced_retry: "idx_sys_cron_exec_forced_retry".into(),
+                idx_running_scope: "idx_sys_cron_exec_running_scope".into(),
+                idx_failed_scope: "idx_sys_cron_exec_failed_scope".into(),
                 controls: DEFAULT_CONTROLS_TABLE.into(),
                 controls_pk: "pk_sys_cron_controls".into(),
                 chk_controls_kind: "chk_sys_cron_controls_kind".into(),
@@ -211,6 +215,8 @@ impl ObjectNames {
             chk_attempts_outcome: derived_name(table, "attempts_outcome"),
             idx_control_id: derived_name(table, "control_id"),
             idx_forced_retry: derived_name(table, "forced_retry"),
+            idx_running_scope: derived_name(table, "running_scope"),
+            idx_failed_scope: derived_name(table, "failed_scope"),
             controls: derived_name(table, "controls"),
             controls_pk: derived_name(table, "controls_pk"),
             chk_controls_kind: derived_name(table, "controls_kind"),
@@ -226,7 +232,7 @@ impl ObjectNames {
     /// Each constraint and index name, quoted, under the placeholder the
     /// migrations use (the tables are [`Table`]'s, qualified: a table name
     /// is qualified by its schema, an index name is not).
-    pub(crate) fn placeholders(&self) -> [(&'static str, String); 19] {
+    pub(crate) fn placeholders(&self) -> [(&'static str, String); 21] {
         [
             ("chk_status", quote(&self.chk_status)),
             ("chk_attempt", quote(&self.chk_attempt)),
@@ -240,6 +246,8 @@ impl ObjectNames {
             ("chk_attempts_outcome", quote(&self.chk_attempts_outcome)),
             ("idx_control_id", quote(&self.idx_control_id)),
             ("idx_forced_retry", quote(&self.idx_forced_retry)),
+            ("idx_running_scope", quote(&self.idx_running_scope)),
+            ("idx_failed_scope", quote(&self.idx_failed_scope)),
             ("controls_pk", quote(&self.controls_pk)),
             ("chk_controls_kind", quote(&self.chk_controls_kind)),
             ("chk_controls_state", quote(&self.chk_controls_state)),

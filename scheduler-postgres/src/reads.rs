@@ -133,6 +133,10 @@ pub(crate) async fn list_executions(
     }
     // Only fixed conditions are appended; every value is bound.
     let (head, tail) = &store.sql.list;
+    let tail = match (&filter.job_name, &filter.scope) {
+        (Some(_), Some(_)) => &store.sql.list_tail_of_scope,
+        _ => tail,
+    };
     let mut statement = QueryBuilder::<Postgres>::new(head.as_str());
     if let Some(job) = &filter.job_name {
         statement.push(" AND job_name = ").push_bind(job.clone());

@@ -20,7 +20,7 @@ use crate::statements::sql_file;
 pub const MIGRATIONS_TABLE: &str = "sys_cron_schema_migrations";
 
 /// The newest schema version this code creates and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Serialises migrations of every replica (and every table) on one server:
 /// the bytes of `"schedmig"`. Held with `pg_advisory_xact_lock`, so it is
@@ -31,7 +31,7 @@ const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"schedmig");
 /// and its template. A migration runs when the ledger lacks its version,
 /// not only when it is above the highest recorded, so a ledger with a gap
 /// (a version skipped by a development build) is completed.
-const MIGRATIONS: [(i64, &str, &str); 6] = [
+const MIGRATIONS: [(i64, &str, &str); 7] = [
     (
         1,
         "executions table, constraints and indexes",
@@ -57,6 +57,11 @@ const MIGRATIONS: [(i64, &str, &str); 6] = [
         6,
         "stored schedules, and the kinds each replica registered",
         sql_file!("migrations/0006_stored_schedules.sql"),
+    ),
+    (
+        7,
+        "operator reads: partial indexes of the RUNNING and FAILED rows by scope",
+        sql_file!("migrations/0007_operator_reads.sql"),
     ),
 ];
 

@@ -73,8 +73,12 @@ pub(crate) struct Statements {
     pub retry_due: Arc<str>,
     /// `get.sql`.
     pub get: Arc<str>,
-    /// `list.sql` up to its filters, and from them on.
+    /// `list.sql` up to its filters, and from them on (ties broken by id).
     pub list: (String, String),
+    /// `list.sql` from its filters on, for one scope: no tie-break (plan
+    /// times are unique within a scope), so the unique index gives the
+    /// order.
+    pub list_tail_of_scope: String,
     /// `summaries.sql` over every job.
     pub summaries_all: Arc<str>,
     /// `summaries.sql` over one job, bound as `$2`.
@@ -184,21 +188,26 @@ impl Statements {
         let lock = |function: &str| text(sql_file!("claim_lock.sql"), &[("lock", function)]);
         let controls = |filter: &str| text(sql_file!("controls.sql"), &[("filter", filter)]);
         let channel = format!("'{CONTROLS_CHANNEL}'");
-        let summaries = |filter: &str| {
+        let summaries = |job: &str, after: &str| {
             text(
                 sql_file!("summaries.sql"),
                 &[
                     (pending.0, &pending.1),
                     (pending_if_reentrant.0, &pending_if_reentrant.1),
-                    ("filter", filter),
+                    ("job", job),
+                    ("after", after),
                 ],
             )
         };
         // The filters stay a placeholder, where the call's conditions go.
-        let list = text(sql_file!("list.sql"), &[("filters", "{filters}")]);
+        let list = text(
+            sql_file!("list.sql"),
+            &[("filters", "{filters}"), ("tie", "{tie}")],
+        );
         let (head, tail) = list
             .split_once("{filters}")
             .expect("list.sql has a {filters} placeholder");
+        let tie = |tie: &str| tail.replace("{tie}", tie);
         Statements {
             now: text(sql_file!("now.sql"), &[]),
             claim_insert: text(sql_file!("claim_insert.sql"), &[]),
@@ -230,9 +239,16 @@ impl Statements {
                 &[("retry_eligible", &rule(retry_eligible, &now, "$4"))],
             ),
             get: text(sql_file!("get.sql"), &[]),
-            list: (head.to_owned(), tail.to_owned()),
-            summaries_all: summaries(""),
-            summaries_of_job: summaries("WHERE e.job_name = $2"),
+            list: (head.to_owned(), tie(", id DESC")),
+            list_tail_of_scope: tie(""),
+            summaries_all: summaries(
+                "true",
+                "(e.job_name, e.scope_kind, e.scope_id) > (k.job_name, k.scope_kind, k.scope_id)",
+            ),
+            summaries_of_job: summaries(
+                "e.job_name = $2",
+                "e.job_name = $2 AND (e.scope_kind, e.scope_id) > (k.scope_kind, k.scope_id)",
+            ),
             operator_retry_lock: text(sql_file!("operator_retry_lock.sql"), &[]),
             operator_retry: text(sql_file!("operator_retry.sql"), &[]),
             prune_count: text(sql_file!("prune_count.sql"), &[]),

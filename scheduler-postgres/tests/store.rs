@@ -219,10 +219,12 @@ async fn relfilenode(admin: &PgPool, schema: &str) -> i64 {
 /// (migration 4), and steering's (migration 5): two nullable columns of the
 /// seed's table (see [`seed_statements_run_on`]), two partial indexes on
 /// it, and the controls' table with its indexes; and the stored schedules'
-/// table with its primary key's index (migration 6). The seed never reads
+/// table with its primary key's index (migration 6); the partial indexes of
+/// the RUNNING and FAILED rows by scope, for the operator's reads
+/// (migration 7). The seed never reads
 /// them, and its statements run unchanged. (No constraint refers to the
 /// seed's table: [`shape`] would list it.)
-const OURS: [&str; 14] = [
+const OURS: [&str; 16] = [
     "index idx_sys_cron_exec_operator_retry ",
     "table sys_cron_execution_attempts",
     "index pk_sys_cron_execution_attempts ",
@@ -237,6 +239,8 @@ const OURS: [&str; 14] = [
     "index idx_sys_cron_controls_job ",
     "table sys_cron_schedules",
     "index pk_sys_cron_schedules ",
+    "index idx_sys_cron_exec_running_scope ",
+    "index idx_sys_cron_exec_failed_scope ",
 ];
 
 fn without_ours(shape: Vec<String>) -> Vec<String> {

@@ -155,7 +155,12 @@ pub(crate) async fn list_executions(
     if filter.plan_time_from.is_some() {
         filters.push_str(" AND plan_time >= :from");
     }
-    let statement = format!("{}{filters}{}", SQL.list.0, SQL.list.1);
+    let tail = if filter.job_name.is_some() && filter.scope.is_some() {
+        &SQL.list_tail_of_scope
+    } else {
+        &SQL.list.1
+    };
+    let statement = format!("{}{filters}{tail}", SQL.list.0);
     store
         .read(move |conn, _| {
             let status = filter.status.map(|s| s.as_str());

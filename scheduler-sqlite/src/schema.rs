@@ -36,6 +36,10 @@ const V5: &str = include_str!("../sql/migrations/0005_steering.sql");
 /// Version 6: stored schedules, and the kinds each replica registered.
 const V6: &str = include_str!("../sql/migrations/0006_stored_schedules.sql");
 
+/// Version 7: partial indexes of the RUNNING and FAILED rows by scope, for
+/// the operator's reads.
+const V7: &str = include_str!("../sql/migrations/0007_operator_reads.sql");
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -67,10 +71,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "stored schedules: sys_cron_schedules, replicas' kinds",
         sql: V6,
     },
+    Migration {
+        version: 7,
+        description: "operator reads: RUNNING and FAILED rows by scope",
+        sql: V7,
+    },
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The table of applied versions.
 const LEDGER: &str = include_str!("../sql/migrations/ledger.sql");
@@ -175,7 +184,7 @@ mod tests {
         migrate(&mut conn, 2).unwrap();
         assert_eq!(
             ledger(&conn),
-            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)]
+            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)]
         );
         let indexes: Vec<String> = conn
             .prepare(
@@ -192,9 +201,11 @@ mod tests {
             [
                 "idx_sys_cron_exec_control_id",
                 "idx_sys_cron_exec_failed_recent",
+                "idx_sys_cron_exec_failed_scope",
                 "idx_sys_cron_exec_finished",
                 "idx_sys_cron_exec_forced_retry",
                 "idx_sys_cron_exec_operator_retry",
+                "idx_sys_cron_exec_running_scope",
                 "idx_sys_cron_exec_running_stale"
             ]
         );
@@ -214,7 +225,7 @@ mod tests {
         migrate(&mut conn, 2).unwrap();
         assert_eq!(
             ledger(&conn),
-            [(1, 1), (2, 2), (3, 1), (4, 1), (5, 1), (6, 1)]
+            [(1, 1), (2, 2), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)]
         );
         let index: i64 = conn
             .query_row(
@@ -257,7 +268,7 @@ mod tests {
         migrate(&mut conn, 2).unwrap();
         assert_eq!(
             ledger(&conn),
-            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2)]
+            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2), (7, 2)]
         );
         let steering: (Option<String>, Option<String>) = conn
             .query_row(
@@ -388,7 +399,7 @@ mod tests {
         migrate(&mut conn, 2).unwrap();
         assert_eq!(
             ledger(&conn),
-            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 2)]
+            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 2), (7, 2)]
         );
         let kinds: String = conn
             .query_row("SELECT kinds FROM sys_cron_replicas", [], |r| r.get(0))

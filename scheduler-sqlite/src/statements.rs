@@ -54,8 +54,12 @@ pub(crate) struct Statements {
     pub(crate) retry_due: String,
     /// `get.sql`: one row by id.
     pub(crate) get: String,
-    /// `list.sql` up to its filters, and from them on.
+    /// `list.sql` up to its filters, and from them on (ties broken by id).
     pub(crate) list: (String, String),
+    /// `list.sql` from its filters on, for one scope: no tie-break (plan
+    /// times are unique within a scope), so the unique index gives the
+    /// order.
+    pub(crate) list_tail_of_scope: String,
     /// `summaries.sql` over every job.
     pub(crate) summaries_all: String,
     /// `summaries.sql` over one job (`:job`).
@@ -130,24 +134,30 @@ impl Statements {
             ":allow_stale_reentry",
         );
         let [pending, pending_if_reentrant] = summary_rules(retry_eligible, ":now", ["0", "1"]);
-        let summaries = |filter: &str| {
+        let summaries = |job: &str, after: &str| {
             render(
                 sql_file!("summaries.sql"),
                 &[
                     (pending.0, &pending.1),
                     (pending_if_reentrant.0, &pending_if_reentrant.1),
-                    ("filter", filter),
+                    ("job", job),
+                    ("after", after),
                 ],
             )
         };
         // The filters stay a placeholder, where the call's conditions go.
         let list = render(
             sql_file!("list.sql"),
-            &[("columns", &columns), ("filters", "{filters}")],
+            &[
+                ("columns", &columns),
+                ("filters", "{filters}"),
+                ("tie", "{tie}"),
+            ],
         );
         let (head, tail) = list
             .split_once("{filters}")
             .expect("list.sql has a {filters} placeholder");
+        let tie = |tie: &str| tail.replace("{tie}", tie);
         Statements {
             claim_insert: render(sql_file!("claim_insert.sql"), &[]),
             claim_reclaim: render(
@@ -175,9 +185,18 @@ impl Statements {
                 &[("retry_eligible", &decided_now)],
             ),
             get: render(sql_file!("get.sql"), &[("columns", &columns)]),
-            list: (head.to_owned(), tail.to_owned()),
-            summaries_all: summaries(""),
-            summaries_of_job: summaries("WHERE job_name = :job"),
+            list: (head.to_owned(), tie(", id DESC")),
+            list_tail_of_scope: tie(""),
+            summaries_all: summaries(
+                "1",
+                "(e.job_name, e.scope_kind, e.scope_id, e.plan_time) \
+                 > (+k.job_name, +k.scope_kind, +k.scope_id, 9223372036854775807)",
+            ),
+            summaries_of_job: summaries(
+                "job_name = :job",
+                "e.job_name = :job AND (e.scope_kind, e.scope_id, e.plan_time) \
+                 > (+k.scope_kind, +k.scope_id, 9223372036854775807)",
+            ),
             operator_retry: render(sql_file!("operator_retry.sql"), &[("columns", &columns)]),
             prune_count: render(sql_file!("prune_count.sql"), &[("prunable", &prunable)]),
             prune: render(sql_file!("prune.sql"), &[("prunable", &prunable)]),
@@ -263,6 +282,50 @@ mod tests {
             );
             assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
         }
+        // The operator's summaries (`summaries.sql`): the scopes by a loose
+        // scan of the unique key, one probe per scope, and the rare rows
+        // through their partial indexes; over every job those two indexes
+        // are walked whole (they hold only RUNNING and FAILED rows), never
+        // the table, and nothing is grouped through a temporary b-tree.
+        let running = "idx_sys_cron_exec_running_scope";
+        let failed = "idx_sys_cron_exec_failed_scope";
+        for sql in [&SQL.summaries_all, &SQL.summaries_of_job] {
+            let steps = plan(&conn, sql);
+            let plan = steps;
+            for index in [unique, running, failed] {
+                assert!(plan.contains(index), "{sql}\n=> {plan}");
+            }
+            // Over every job, the first scope is the first entry of the
+            // unique index (a scan stopped by `LIMIT 1`), and the partial
+            // indexes are read whole.
+            let scans = plan
+                .split("; ")
+                .filter(|s| s.starts_with("SCAN sys_cron_exec"));
+            for scan in scans {
+                assert!(
+                    sql == &SQL.summaries_all
+                        && [unique, running, failed].iter().any(|i| scan.contains(i)),
+                    "{sql}\n=> {plan}"
+                );
+            }
+            // Each step of the loose scan is a range on the whole key.
+            let step = if sql == &SQL.summaries_all {
+                "(job_name,scope_kind,scope_id,plan_time)>(?,?,?,?)"
+            } else {
+                "(job_name=? AND (scope_kind,scope_id,plan_time)>(?,?,?))"
+            };
+            assert!(plan.contains(step), "{sql}\n=> {plan}");
+            assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
+        }
+        // One scope's history, newest first: the unique index read
+        // backwards, no sort (a limit stops the walk).
+        let of_scope = format!(
+            "{} AND job_name = :job AND scope_kind = :kind AND scope_id = :id{}",
+            SQL.list.0, SQL.list_tail_of_scope
+        );
+        let steps = plan(&conn, &of_scope);
+        assert!(steps.contains(unique), "{of_scope}\n=> {steps}");
+        assert!(!steps.contains("TEMP B-TREE"), "{of_scope}\n=> {steps}");
         // The controls: the claim's pauses, the per-tick read (its active
         // and its recently ended controls, two ranges of one index), one
         // control by id; never a pass over the table.
@@ -312,35 +375,42 @@ mod tests {
         assert!(!registry.contains("TEMP B-TREE"), "{registry}");
     }
 
-    /// Summarising every job must read every row once, but in the unique
-    /// index's order, so the groups need no sort; the latest and last
-    /// SUCCESS rows are then point lookups, never scans. (The only sort left
-    /// is of the output, one row per scope.)
+    /// Summarising every job reads no row of history: the table itself is
+    /// only ever probed (the first scope, one step per scope, the latest
+    /// and last SUCCESS rows per scope), and the only walks are of the two
+    /// partial indexes of rare rows. (The only sort left is of the output,
+    /// one row per scope.)
     #[test]
-    fn the_summary_of_every_job_is_one_ordered_pass() {
+    fn the_summary_of_every_job_reads_no_history() {
         let mut conn = Connection::open_in_memory().unwrap();
         schema::migrate(&mut conn, 0).unwrap();
         let plan = plan(&conn, &SQL.summaries_all);
         let unique = "sqlite_autoindex_sys_cron_executions_2";
-        assert!(
-            plan.contains(&format!("SCAN sys_cron_executions USING INDEX {unique}")),
+        for probe in [
+            "SEARCH l USING INTEGER PRIMARY KEY".to_owned(),
+            "SEARCH s USING INTEGER PRIMARY KEY".to_owned(),
+            "SEARCH x USING INTEGER PRIMARY KEY".to_owned(),
+            format!("SEARCH e USING COVERING INDEX {unique}"),
+        ] {
+            assert_eq!(plan.matches(&probe).count(), 1, "{probe}: {plan}");
+        }
+        assert_eq!(
+            plan.matches(&format!("SEARCH x USING COVERING INDEX {unique} (job_name=? AND scope_kind=? AND scope_id=?)"))
+                .count(),
+            1,
+            "{plan}"
+        );
+        assert_eq!(
+            plan.matches(&format!(
+                "SEARCH x USING INDEX {unique} (job_name=? AND scope_kind=? AND scope_id=?)"
+            ))
+            .count(),
+            1,
             "{plan}"
         );
         assert_eq!(
             plan.matches("SCAN sys_cron_executions").count(),
-            1,
-            "{plan}"
-        );
-        assert_eq!(
-            plan.matches(&format!("SEARCH l USING INDEX {unique}"))
-                .count(),
-            1,
-            "{plan}"
-        );
-        assert_eq!(
-            plan.matches(&format!("SEARCH s USING INDEX {unique}"))
-                .count(),
-            1,
+            3,
             "{plan}"
         );
         assert!(!plan.contains("FOR GROUP BY"), "{plan}");
