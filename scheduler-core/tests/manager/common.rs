@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::MetricKind;
 use scheduler_core::model::{
     Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl,
 };
@@ -328,4 +330,61 @@ pub fn plans_of(ledger: &Ledger, scope: &Scope) -> Vec<OffsetDateTime> {
         .filter(|(s, _, _)| s == scope)
         .map(|(_, t, _)| *t)
         .collect()
+}
+
+/// Runs `scenario` to its end on a current-thread runtime with `recorder`
+/// as the thread's metrics recorder (a local recorder holds for one
+/// thread only, so the runtime must not move the scenario to another).
+pub fn with_recorder<T>(
+    recorder: &DebuggingRecorder,
+    scenario: impl std::future::Future<Output = T>,
+) -> T {
+    metrics::with_local_recorder(recorder, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(scenario)
+    })
+}
+
+/// A recorder's metrics: name, kind, labels, value.
+pub type Snapshot = Vec<(String, MetricKind, Vec<(String, String)>, DebugValue)>;
+
+/// Everything `recorder` holds.
+pub fn snapshot(recorder: &DebuggingRecorder) -> Snapshot {
+    recorder
+        .snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let (kind, key) = key.into_parts();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            (key.name().to_owned(), kind, labels, value)
+        })
+        .collect()
+}
+
+/// The value of metric `name` with (at least) `labels`.
+pub fn find<'a>(snap: &'a Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
+    snap.iter()
+        .find(|(n, _, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, _, v)| v)
+}
+
+/// The counter `name` with `labels`, which must exist.
+pub fn counter(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> u64 {
+    match find(snap, name, labels) {
+        Some(DebugValue::Counter(n)) => *n,
+        other => panic!("{name} {labels:?}: {other:?}"),
+    }
 }

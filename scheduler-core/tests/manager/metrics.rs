@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use metrics_util::MetricKind;
 use scheduler_core::metrics::{
     CLAIMS_TOTAL, DISPATCH_LATENESS_SECONDS, EXECUTIONS_TOTAL, HEARTBEATS_LATE_TOTAL, RUNNING,
     RUN_DURATION_SECONDS, STALE_RUNNING,
@@ -15,44 +14,10 @@ use scheduler_core::{
 };
 use time::macros::datetime;
 
-use crate::common::{claim_as, global_at, manager, on_manual_clock, panicking_job, MIN, T0};
-
-type Snapshot = Vec<(String, MetricKind, Vec<(String, String)>, DebugValue)>;
-
-fn snapshot(recorder: &DebuggingRecorder) -> Snapshot {
-    recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let (kind, key) = key.into_parts();
-            let labels = key
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            (key.name().to_owned(), kind, labels, value)
-        })
-        .collect()
-}
-
-fn find<'a>(snap: &'a Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
-    snap.iter()
-        .find(|(n, _, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
-        })
-        .map(|(_, _, _, v)| v)
-}
-
-fn counter(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> u64 {
-    match find(snap, name, labels) {
-        Some(DebugValue::Counter(n)) => *n,
-        other => panic!("{name} {labels:?}: {other:?}"),
-    }
-}
+use crate::common::{
+    claim_as, counter, find, global_at, manager, on_manual_clock, panicking_job, snapshot,
+    with_recorder, Snapshot, MIN, T0,
+};
 
 fn gauge(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> f64 {
     match find(snap, name, labels) {
@@ -71,13 +36,7 @@ fn histogram_len(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> usize 
 #[test]
 fn counters_gauges_and_histograms_follow_executions() {
     let recorder = DebuggingRecorder::new();
-    metrics::with_local_recorder(&recorder, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(scenario())
-    });
+    with_recorder(&recorder, scenario());
     let snap = snapshot(&recorder);
     let ok = [("job", "ok")];
     assert_eq!(
@@ -212,55 +171,49 @@ fn heartbeats_starved_by_a_blocking_handler_are_noticed_and_the_lapsed_lease_is_
     let recorder = DebuggingRecorder::new();
     let (clock, store) = on_manual_clock(T0);
     let stale_timeout = Duration::from_millis(200);
-    let report = metrics::with_local_recorder(&recorder, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let m = Manager::new(store.clone(), ManagerOptions::default())
-                    .expect("valid manager options");
-                let thief = store.clone();
-                m.register(
-                    JobSpec::new("blocking", Scopes::global(), move |ctx| {
-                        let (thief, clock) = (thief.clone(), clock.clone());
-                        async move {
-                            // Another replica finds the lease stale and takes the plan.
-                            clock.advance(stale_timeout * 2);
-                            let keys = [PlanKey {
-                                scope: ctx.scope().clone(),
-                                plan_time: ctx.plan_time(),
-                            }];
-                            let taken = thief
-                                .claim(&ClaimRequest {
-                                    steering: scheduler_core::model::Steering::NONE,
-                                    job_name: "blocking",
-                                    runner_id: "thief",
-                                    max_attempts: 3,
-                                    stale_timeout,
-                                    allow_stale_reentry: true,
-                                    keys: &keys,
-                                })
-                                .await?;
-                            assert!(matches!(taken[..], [ClaimOutcome::Stolen(_)]));
-                            // Blocks the only thread well past stale_timeout: the
-                            // very fault under test, not a wait for a race.
-                            std::thread::sleep(stale_timeout + Duration::from_millis(100));
-                            // The first await after the block lets the runtime
-                            // run the heartbeat task whose timer went off meanwhile.
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                            Ok(JobOutput::rows(1))
-                        }
-                    })
-                    .cadence(Duration::from_secs(60))
-                    .allow_stale_reentry(true)
-                    .run_timeout(Duration::from_millis(150))
-                    .stale_timeout(stale_timeout)
-                    .heartbeat_interval(Duration::from_millis(50)),
-                )
-                .unwrap();
-                m.run_once().await
+    let report = with_recorder(&recorder, async {
+        let m =
+            Manager::new(store.clone(), ManagerOptions::default()).expect("valid manager options");
+        let thief = store.clone();
+        m.register(
+            JobSpec::new("blocking", Scopes::global(), move |ctx| {
+                let (thief, clock) = (thief.clone(), clock.clone());
+                async move {
+                    // Another replica finds the lease stale and takes the plan.
+                    clock.advance(stale_timeout * 2);
+                    let keys = [PlanKey {
+                        scope: ctx.scope().clone(),
+                        plan_time: ctx.plan_time(),
+                    }];
+                    let taken = thief
+                        .claim(&ClaimRequest {
+                            steering: scheduler_core::model::Steering::NONE,
+                            job_name: "blocking",
+                            runner_id: "thief",
+                            max_attempts: 3,
+                            stale_timeout,
+                            allow_stale_reentry: true,
+                            keys: &keys,
+                        })
+                        .await?;
+                    assert!(matches!(taken[..], [ClaimOutcome::Stolen(_)]));
+                    // Blocks the only thread well past stale_timeout: the
+                    // very fault under test, not a wait for a race.
+                    std::thread::sleep(stale_timeout + Duration::from_millis(100));
+                    // The first await after the block lets the runtime
+                    // run the heartbeat task whose timer went off meanwhile.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    Ok(JobOutput::rows(1))
+                }
             })
+            .cadence(Duration::from_secs(60))
+            .allow_stale_reentry(true)
+            .run_timeout(Duration::from_millis(150))
+            .stale_timeout(stale_timeout)
+            .heartbeat_interval(Duration::from_millis(50)),
+        )
+        .unwrap();
+        m.run_once().await
     });
     let snap = snapshot(&recorder);
     let job = [("job", "blocking")];

@@ -6,7 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
+use scheduler_core::metrics::STORED_SCHEDULES_SKIPPED_TOTAL;
 use scheduler_core::model::{Steering, DEFAULT_BACKFILL_PER_TICK};
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
@@ -17,7 +18,10 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-use crate::common::{global_at, manager, on_manual_clock, recording_job, rows_of, Ledger, MIN, T0};
+use crate::common::{
+    counter, global_at, manager, on_manual_clock, recording_job, rows_of, snapshot, with_recorder,
+    Ledger, MIN, T0,
+};
 
 /// Every run of a kind's handler: (job, plan time, the `label` argument).
 type Runs = Arc<Mutex<Vec<(String, OffsetDateTime, Value)>>>;
@@ -149,47 +153,30 @@ async fn a_claim_planned_under_a_version_no_longer_current_claims_nothing() {
 #[test]
 fn a_replica_without_the_kind_skips_the_schedule_once_per_version_and_another_runs_it() {
     let recorder = DebuggingRecorder::new();
-    metrics::with_local_recorder(&recorder, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let (clock, store) = on_manual_clock(T0);
-                let operator = Operator::new(store.clone());
-                operator
-                    .create_schedule("digest", &every(MIN, "v1"))
-                    .await
-                    .unwrap();
-                let old = manager(&store, "old-build");
-                let new = manager(&store, "new-build");
-                let runs = Runs::default();
-                register_report(&new, &runs);
-                clock.set(datetime!(2026-03-05 12:01:10 UTC));
-                assert_eq!(old.run_once().await, Default::default());
-                clock.advance(Duration::from_secs(1));
-                assert_eq!(old.run_once().await, Default::default());
-                assert_eq!(new.run_once().await.succeeded, 1);
-                assert_eq!(taken(&runs).len(), 1);
-            })
+    with_recorder(&recorder, async {
+        let (clock, store) = on_manual_clock(T0);
+        let operator = Operator::new(store.clone());
+        operator
+            .create_schedule("digest", &every(MIN, "v1"))
+            .await
+            .unwrap();
+        let old = manager(&store, "old-build");
+        let new = manager(&store, "new-build");
+        let runs = Runs::default();
+        register_report(&new, &runs);
+        clock.set(datetime!(2026-03-05 12:01:10 UTC));
+        assert_eq!(old.run_once().await, Default::default());
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(old.run_once().await, Default::default());
+        assert_eq!(new.run_once().await.succeeded, 1);
+        assert_eq!(taken(&runs).len(), 1);
     });
-    let skipped: Vec<u64> = recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| key.key().name() == "scheduler_stored_schedules_skipped_total")
-        .filter(|(key, ..)| {
-            key.key()
-                .labels()
-                .any(|l| l.key() == "reason" && l.value() == "unknown_kind")
-        })
-        .map(|(.., value)| match value {
-            DebugValue::Counter(n) => n,
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(skipped, [1], "counted once per version, not per tick");
+    let skipped = counter(
+        &snapshot(&recorder),
+        STORED_SCHEDULES_SKIPPED_TOTAL,
+        &[("job", "digest"), ("reason", "unknown_kind")],
+    );
+    assert_eq!(skipped, 1, "counted once per version, not per tick");
 }
 
 #[tokio::test]
