@@ -291,6 +291,34 @@ mod tests {
         Statements::new(Table::new(schema, table).unwrap(), time)
     }
 
+    /// The generic plan of `text` (what a connection settles on for a
+    /// prepared statement), prepared with parameter `types` and explained
+    /// with the literal `args`.
+    async fn generic_plan(
+        conn: &mut sqlx_postgres::PgConnection,
+        types: &str,
+        text: &str,
+        args: &str,
+    ) -> Vec<String> {
+        raw_sql(AssertSqlSafe(format!(
+            "PREPARE plan_probe({types}) AS {text}; SET plan_cache_mode = force_generic_plan"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let plan = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(format!(
+            "EXPLAIN EXECUTE plan_probe({args})"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        raw_sql("DEALLOCATE plan_probe; RESET plan_cache_mode")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        plan
+    }
+
     /// The bounded DELETE of pruning finds its rows by walking the partial
     /// index on `finished_at` (the seed's name, or the derived one), and
     /// their attempts logs through the log's primary key, in a custom plan
@@ -346,24 +374,9 @@ mod tests {
             .await
             .unwrap();
             assert!(uses_index(&custom), "{table}: {custom:#?}");
-            raw_sql(AssertSqlSafe(format!(
-                "PREPARE prune_probe(timestamptz, bigint) AS {}; \
-                 SET plan_cache_mode = force_generic_plan",
-                sql.prune
-            )))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-            let generic: Vec<String> =
-                sqlx_core::query_scalar::query_scalar("EXPLAIN EXECUTE prune_probe(now(), 1000)")
-                    .fetch_all(&mut *conn)
-                    .await
-                    .unwrap();
+            let generic =
+                generic_plan(&mut conn, "timestamptz, bigint", &sql.prune, "now(), 1000").await;
             assert!(uses_index(&generic), "{table}: {generic:#?}");
-            raw_sql("DEALLOCATE prune_probe; RESET plan_cache_mode")
-                .execute(&mut *conn)
-                .await
-                .unwrap();
         }
         db.drop_schema().await;
     }
@@ -429,15 +442,6 @@ mod tests {
         // one (EXPLAIN EXECUTE of a prepared statement, generic forced; its
         // plan does not depend on the values, which it cannot take as
         // parameters anyway).
-        raw_sql(AssertSqlSafe(format!(
-            "PREPARE finish_probe(interval, uuid[], uuid[], text[], int4[], int8[], jsonb[], \
-                                  text[], text[], interval[]) AS {}; \
-             SET plan_cache_mode = force_generic_plan",
-            sql.finish_many
-        )))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
         let custom: Vec<String> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(format!(
             "EXPLAIN {}",
             sql.finish_many
@@ -456,17 +460,14 @@ mod tests {
         .await
         .unwrap();
         assert!(sane(&custom), "{custom:#?}");
-        let generic: Vec<String> = sqlx_core::query_scalar::query_scalar(
-            "EXPLAIN EXECUTE finish_probe('0', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
+        let generic = generic_plan(
+            &mut conn,
+            "interval, uuid[], uuid[], text[], int4[], int8[], jsonb[], text[], text[], interval[]",
+            &sql.finish_many,
+            "'0', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}'",
         )
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
+        .await;
         assert!(sane(&generic), "{generic:#?}");
-        raw_sql("DEALLOCATE finish_probe; RESET plan_cache_mode")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
         drop(conn);
         db.drop_schema().await;
     }
@@ -506,13 +507,6 @@ mod tests {
             days: 0,
             microseconds: 0,
         };
-        raw_sql(AssertSqlSafe(format!(
-            "PREPARE admission_probe(interval, text, boolean) AS {}",
-            sql.claim_admission
-        )))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
         for analysed in [false, true] {
             if analysed {
                 raw_sql(AssertSqlSafe(format!("ANALYZE {t}")))
@@ -530,26 +524,15 @@ mod tests {
             .await
             .unwrap();
             assert!(sane(&custom), "analysed: {analysed}: {custom:#?}");
-            raw_sql("SET plan_cache_mode = force_generic_plan")
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-            let generic: Vec<String> = sqlx_core::query_scalar::query_scalar(
-                "EXPLAIN EXECUTE admission_probe('0', 'job', true)",
+            let generic = generic_plan(
+                &mut conn,
+                "interval, text, boolean",
+                &sql.claim_admission,
+                "'0', 'job', true",
             )
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
+            .await;
             assert!(sane(&generic), "analysed: {analysed}: {generic:#?}");
-            raw_sql("RESET plan_cache_mode")
-                .execute(&mut *conn)
-                .await
-                .unwrap();
         }
-        raw_sql("DEALLOCATE admission_probe")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
         drop(conn);
         db.drop_schema().await;
     }
@@ -657,5 +640,84 @@ mod tests {
         assert!(ddl.contains(&format!("state IN ({states})")), "{ddl}");
         assert!(sql.claim_admission.contains("kind = 'pause'"));
         assert!(sql.control_add.contains("'active'"));
+    }
+    /// The scope summaries read no table in full: every (job, scope) is
+    /// found by probes of the unique key (the loose index scan), each
+    /// scope's newest row and newest success by walks of it, and the
+    /// RUNNING and FAILED counts by the partial indexes of migration 7 — for
+    /// every job and for one, in a custom plan and in a generic one, on a
+    /// table whose history dwarfs its scopes (`docs/contract.md` §10,
+    /// "Operator reads").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn summaries_read_indexes_not_the_history() {
+        let Some(db) = test_db().await else { return };
+        let sql = on(Some(&db.schema), DEFAULT_TABLE, TimeSource::Server);
+        schema::migrate(&sql.table, &db.admin).await.unwrap();
+        let t = &sql.table.display;
+        let names = &sql.table.names;
+        let mut conn = db.admin.acquire().await.unwrap();
+        // 100 scopes of 2 jobs, 1,000 plans each: ~1% FAILED, the newest
+        // plan of every 10th scope RUNNING.
+        raw_sql(AssertSqlSafe(format!(
+            "INSERT INTO {t} (job_name, scope_kind, scope_id, plan_time, status, attempt, \
+                              max_attempts, error_code, stale_after, finished_at) \
+             SELECT 'job_' || s % 2, 't', 'x' || s, now() - n * interval '5 minutes', \
+                    CASE WHEN n = 0 AND s % 10 = 0 THEN 'RUNNING' \
+                         WHEN (n * 31 + s) % 97 = 0 THEN 'FAILED' ELSE 'SUCCESS' END, \
+                    1 + n % 3, 3, \
+                    CASE WHEN (n * 31 + s) % 97 = 0 THEN 'handler_error' END, \
+                    CASE WHEN n = 0 AND s % 10 = 0 THEN now() + interval '1 minute' END, \
+                    CASE WHEN NOT (n = 0 AND s % 10 = 0) THEN now() - n * interval '5 minutes' END \
+             FROM generate_series(0, 999) n CROSS JOIN generate_series(0, 99) s"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        // Vacuumed, so that the visibility map lets index-only scans be
+        // what they are on a settled table (VACUUM runs outside a
+        // transaction block: a statement of its own).
+        raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {t}")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let table = &sql.table.name;
+        let reads_indexes = |plan: &[String]| {
+            let uses = |index: &str| plan.iter().any(|l| l.contains(&format!(" {index} ")));
+            !plan
+                .iter()
+                .any(|l| l.contains(&format!("Seq Scan on {table} ")))
+                && uses(&names.unique)
+                && uses(&names.idx_running_scope)
+                && uses(&names.idx_failed_scope)
+        };
+        let zero = sqlx_postgres::types::PgInterval {
+            months: 0,
+            days: 0,
+            microseconds: 0,
+        };
+        for (what, text, job) in [
+            ("every job", &sql.summaries_all, None),
+            ("one job", &sql.summaries_of_job, Some("job_1")),
+        ] {
+            let explain =
+                sqlx_core::query_scalar::query_scalar(AssertSqlSafe(format!("EXPLAIN {text}")))
+                    .bind(zero);
+            let custom: Vec<String> = match job {
+                Some(job) => explain.bind(job),
+                None => explain,
+            }
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            assert!(reads_indexes(&custom), "{what}: {custom:#?}");
+            let (types, args) = match job {
+                Some(job) => ("interval, text", format!("'0', '{job}'")),
+                None => ("interval", "'0'".to_owned()),
+            };
+            let generic = generic_plan(&mut conn, types, text, &args).await;
+            assert!(reads_indexes(&generic), "{what}, generic: {generic:#?}");
+        }
+        drop(conn);
+        db.drop_schema().await;
     }
 }
