@@ -214,6 +214,7 @@ async fn seed_path(backend: Backend, plans: usize) -> f64 {
         }];
         let outcome = store
             .claim(&ClaimRequest {
+                finishing: &[],
                 steering: scheduler_core::model::Steering::NONE,
                 job_name: "seed",
                 runner_id: "seed",

@@ -362,6 +362,7 @@ impl Manager {
             ..steering
         };
         let request = ClaimRequest {
+            finishing: &[],
             job_name: &spec.name,
             runner_id: &self.inner.options.runner_id,
             max_attempts: spec.max_attempts,

@@ -104,6 +104,7 @@ pub async fn claim_as(
     keys: &[PlanKey],
 ) -> Vec<Lease> {
     let request = ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: job,
         runner_id: runner,
