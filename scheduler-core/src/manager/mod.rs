@@ -118,7 +118,7 @@ use self::completer::Completer;
 use crate::error::{OptionsError, SpecError};
 use crate::job::JobSpec;
 use crate::metrics;
-use crate::model::{name_problem, Control, PlanKey, Scope};
+use crate::model::{name_problem, Control, LeaseRef, PlanKey, Scope};
 use crate::plan;
 use crate::store::LeaseStore;
 
@@ -131,9 +131,16 @@ struct Registered {
     /// store (claimed by anyone, whatever its state since, with every
     /// older plan this replica asked for). Only used to avoid asking again.
     known: Mutex<HashMap<Scope, OffsetDateTime>>,
-    /// Scopes with executions in flight in this process: how many tasks
-    /// run each.
+    /// Scopes with handlers in flight in this process: how many tasks
+    /// run each. A scope is free again once its handlers have ended, before
+    /// their terminal writes are stored (those are in `finishing`).
     busy: Mutex<HashMap<Scope, usize>>,
+    /// The leases of runs whose handlers ended here and whose terminal
+    /// writes are not stored yet: every claim of the job names them
+    /// ([`ClaimRequest::finishing`](crate::model::ClaimRequest::finishing)),
+    /// so that the store does not weigh their rows, still RUNNING, against
+    /// the next plans of their scopes.
+    finishing: Mutex<HashSet<LeaseRef>>,
     /// Per active backfill, the keys at or after its cursor known to have a
     /// row: so that a backfill of more keys per instant than a tick may
     /// claim still moves on (see `steering`).
@@ -143,7 +150,8 @@ struct Registered {
 
 #[derive(Default)]
 struct Local {
-    /// Executions claimed and not yet finished.
+    /// Executions claimed whose handlers have not ended yet (a terminal
+    /// write in flight holds no capacity).
     in_flight: usize,
     /// The earliest local retry that will fall due, if any.
     retry_wake: Option<Instant>,
@@ -158,10 +166,10 @@ struct Inner {
     /// Fired once the shutdown grace period is over: running handlers are
     /// cancelled and recorded `canceled`.
     hard_stop: CancellationToken,
-    /// Signalled when an execution finishes and frees capacity.
+    /// Signalled when a handler ends and frees capacity.
     freed: tokio::sync::Notify,
-    /// Signalled when a scope's runs in this process are all over: what a
-    /// tick that left a scope busy here waits for.
+    /// Signalled when a scope's handlers in this process have all ended:
+    /// what a tick that left a scope busy here waits for.
     scope_freed: tokio::sync::Notify,
     /// This replica's offset into scope lists (a hash of its runner id).
     rotation: u64,
@@ -275,6 +283,7 @@ impl Manager {
             stored: None,
             known: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
+            finishing: Mutex::new(HashSet::new()),
             backfilled: Mutex::new(HashMap::new()),
         }));
         drop(jobs);

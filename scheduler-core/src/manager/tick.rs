@@ -16,7 +16,7 @@ use tracing::{error, info_span, warn, Instrument};
 use super::steering::JobControls;
 use super::{Manager, Registered, TickReport};
 use crate::model::{
-    ClaimKind, ClaimRequest, Lease, Origin, OverlapPolicy, PlanKey, Scope, Steering,
+    ClaimKind, ClaimRequest, Lease, LeaseRef, Origin, OverlapPolicy, PlanKey, Scope, Steering,
 };
 
 /// Store time as read at the start of a tick, and when: an estimate of
@@ -361,8 +361,17 @@ impl Manager {
             schedule_version: job.stored.map(|s| s.version),
             ..steering
         };
+        // Runs of the job that ended here with their terminal writes in
+        // flight: over, for this claim (see `Registered::finishing`).
+        let finishing: Vec<LeaseRef> = job
+            .finishing
+            .lock()
+            .expect("finishing lock")
+            .iter()
+            .copied()
+            .collect();
         let request = ClaimRequest {
-            finishing: &[],
+            finishing: &finishing,
             job_name: &spec.name,
             runner_id: &self.inner.options.runner_id,
             max_attempts: spec.max_attempts,

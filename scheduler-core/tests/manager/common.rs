@@ -216,6 +216,16 @@ pub fn rows_of(store: &MemoryLeaseStore, job: &str) -> Vec<Execution> {
         .collect()
 }
 
+/// `job` on a one-minute cadence, with run and stale timeouts far beyond
+/// any test's handler and heartbeats every 10 s: a run ends only when its
+/// handler returns or its lease is taken.
+pub fn minute_job_with_long_leases(job: JobSpec) -> JobSpec {
+    job.cadence(MIN)
+        .run_timeout(Duration::from_secs(3000))
+        .stale_timeout(Duration::from_secs(3600))
+        .heartbeat_interval(Duration::from_secs(10))
+}
+
 /// A handler that blocks until released, then succeeds.
 pub fn blocking_job(name: &str, gate: &Arc<Notify>, started: &Arc<Notify>) -> JobSpec {
     let (gate, started) = (gate.clone(), started.clone());
