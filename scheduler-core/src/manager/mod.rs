@@ -333,17 +333,19 @@ impl Manager {
                     let backoff = Duration::from_millis(100).saturating_mul(1 << failures.min(10));
                     sleep_for = sleep_for.min(backoff);
                 }
-                Some(now) => {
-                    failures = 0;
-                    if let Some(due) = tick.next_due {
-                        let until_due = Duration::try_from(due - now).unwrap_or(Duration::ZERO);
-                        sleep_for = sleep_for.min(
-                            until_due.saturating_sub(started.elapsed()) + Duration::from_millis(1),
-                        );
-                    }
-                }
+                Some(_) => failures = 0,
             }
             let mut deadline = started + sleep_for;
+            if let (Some(clock), Some(due)) = (tick.now, tick.next_due) {
+                // Counted from when store time was read, not from the
+                // tick's start: the tick's own duration must not be taken
+                // off twice, or the loop wakes that much before the plan
+                // is due and spends a whole tick finding nothing, which
+                // the plan's start then waits behind. The millisecond
+                // keeps the wake-up after `due`, not at it.
+                let until_due = Duration::try_from(due - clock.now).unwrap_or(Duration::ZERO);
+                deadline = deadline.min(clock.at + until_due + Duration::from_millis(1));
+            }
             if let Some(retry) = self.take_retry_wake() {
                 deadline = deadline.min(retry);
             }

@@ -36,8 +36,8 @@ impl StoreClock {
 /// What one tick leaves for the run loop.
 pub(super) struct TickOutcome {
     pub(super) report: TickReport,
-    /// Store time the tick read.
-    pub(super) now: Option<OffsetDateTime>,
+    /// Store time the tick read, and when.
+    pub(super) now: Option<StoreClock>,
     /// The earliest store-time instant at which a new plan becomes
     /// eligible, or a pause runs out.
     pub(super) next_due: Option<OffsetDateTime>,
@@ -86,11 +86,11 @@ impl Manager {
                 return out;
             }
         };
-        out.now = Some(now);
         let clock = StoreClock {
             now,
             at: Instant::now(),
         };
+        out.now = Some(clock);
         let mut jobs = self.jobs();
         let stored = self.stored_jobs(&jobs, &mut out).await;
         jobs.extend(stored);

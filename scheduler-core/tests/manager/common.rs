@@ -92,6 +92,17 @@ pub fn spawn_run_once(m: &Manager) -> JoinHandle<TickReport> {
     tokio::spawn(async move { m.run_once().await })
 }
 
+/// `m.run(..)` in a task of its own, until the returned notify is told to
+/// stop it.
+pub fn spawn_run(m: &Manager) -> (Arc<Notify>, JoinHandle<TickReport>) {
+    let stop = Arc::new(Notify::new());
+    let run = tokio::spawn({
+        let (m, stop) = (m.clone(), stop.clone());
+        async move { m.run(async move { stop.notified().await }).await }
+    });
+    (stop, run)
+}
+
 /// Claims `keys` of `job` as `runner`, outside any manager (a replica that
 /// has since died, or history written before the test), with three
 /// attempts; every key must be won.
