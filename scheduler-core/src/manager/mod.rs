@@ -12,7 +12,8 @@
 //! - `stored`: stored schedules: the kinds and scope providers code
 //!   registered, and the stored schedules each tick reads and runs.
 //! - `keeper`: heartbeats, one task per scope with runs in flight.
-//! - `execute`: running what a tick won, and recording how it ended.
+//! - `execute`: running what a tick won, and recording how it ended
+//!   while the scope's next run goes on.
 //! - `completer`: terminal writes in batches (group commit).
 //! - [`shutdown_signal`]: SIGINT or SIGTERM, what `run` should stop on.
 //!
@@ -23,10 +24,22 @@
 //! - Planning and leases use store time only; the process clock is used for
 //!   nothing but sleeping (tokio's clock, so tests can pause it).
 //! - Under the buffering overlap policies (`buffer_all`, the default, and
-//!   `buffer_one`), a `(job, scope)` that still has an execution in flight
-//!   in this process is skipped by the next tick; its later plans are
-//!   claimed once it is free, so one scope's plans run one at a time and in
-//!   plan order, and no lease sits claimed while waiting behind a slow run.
+//!   `buffer_one`), a `(job, scope)` that still has a handler running in
+//!   this process is skipped by the next tick; its later plans are claimed
+//!   once it is free, so one scope's plans run one at a time and in plan
+//!   order, and no lease sits claimed while waiting behind a slow run.
+//! - A run is over for this replica when its handler (and the guarded
+//!   decision of how it ended) is done, not when its terminal write is
+//!   stored (`docs/contract.md` §7, §11): the scope is free and the
+//!   capacity back at once, the scope's next run (queued in the same task,
+//!   or claimed by a later tick) starts while the write is stored, and the
+//!   run's lease is *finishing* until it is stored, refused or given up:
+//!   every claim of the job names the finishing leases, so the store does
+//!   not weigh their rows, RUNNING until then, against the next plans. The
+//!   lease is marked finishing before its scope is seen free, so no claim
+//!   misses it, and heartbeaten until its write is done. Why: a commit
+//!   that stalls would otherwise hold up the next plan of every scope it
+//!   holds for as long as it stalls.
 //!   Under `skip`, `cancel_other` and `allow_all` the store must see every
 //!   claim (it records the skip, replaces the run, or lets them overlap),
 //!   so nothing is held back, and a lease won for a scope already running
@@ -69,8 +82,12 @@
 //!   its scope is confirmed before its run starts: another replica may
 //!   have replaced it meanwhile, live as it was.
 //! - A tick that left plans of a scope busy here ticks again when a
-//!   scope's runs here are over; one that left work for lack of capacity,
-//!   for the per-tick cap, or for a trigger or backfill, when any run ends.
+//!   scope's handlers here have all ended; one that left work for lack of
+//!   capacity, for the per-tick cap, or for a trigger or backfill, when any
+//!   handler ends. Neither waits for terminal writes.
+//! - The loop's next wake-up for a plan falling due is counted from when
+//!   the tick read store time: never before the plan is due, where it would
+//!   spend a tick finding nothing while the plan waits behind it.
 //! - Only scheduled keys that now have a row are remembered as known: a
 //!   key the store held back (paused, waiting for its scope) is asked for
 //!   again at the next tick.
