@@ -52,6 +52,7 @@ fn plans(c: &mut Criterion) {
 fn lease_machine(c: &mut Criterion) {
     let now = datetime!(2026-03-05 12:00 UTC);
     let request = ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: "rollup",
         runner_id: "replica-1",

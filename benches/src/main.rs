@@ -19,17 +19,19 @@
 //!    finish per plan, sequential, a store-time read before each);
 //! 3. ceiling: raw SQL claim + finish, per plan and in batches of 100;
 //! 4. dispatch latency: 100 scopes on a 1 s cadence: plan eligible to
-//!    handler start, p50/p99/max;
+//!    handler start, p50/p99/max over several runs, plain and with
+//!    terminal writes delayed 1 s (see `dispatch`);
 //! 5. idle tick: store calls per job in a tick with nothing due, 10,000 scopes;
 //! 6. memory: peak RSS of a process whose manager has 100,000 scopes and
 //!    ticks idle.
 
+mod dispatch;
 mod large;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scheduler_core::store::CountingStore;
@@ -40,7 +42,6 @@ use scheduler_core::{
 use scheduler_memory::MemoryLeaseStore;
 use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
 use scheduler_sqlite::SqliteLeaseStore;
-use time::OffsetDateTime;
 
 const FANOUT_SCOPES: usize = 10_000;
 /// Each replica's `max_concurrency` in the fan-out: less than the work, so
@@ -214,6 +215,7 @@ async fn seed_path(backend: Backend, plans: usize) -> f64 {
         }];
         let outcome = store
             .claim(&ClaimRequest {
+                finishing: &[],
                 steering: scheduler_core::model::Steering::NONE,
                 job_name: "seed",
                 runner_id: "seed",
@@ -268,48 +270,6 @@ fn ceiling(seconds: u32) -> BTreeMap<(String, u32), f64> {
         Err(e) => eprintln!("pg-ceiling.sh could not run ({}): {e}", script.display()),
     }
     figures
-}
-
-/// 4. dispatch latency: from eligibility to handler start, in ms.
-async fn latency(backend: Backend, run_for: Duration) -> (f64, f64, f64) {
-    let stores = stores(backend, 1).await;
-    let late = Arc::new(Mutex::new(Vec::new()));
-    let l = late.clone();
-    let manager = Manager::new(stores.handles[0].clone(), ManagerOptions::default())
-        .expect("valid manager options");
-    manager
-        .register(
-            JobSpec::new(
-                "latency",
-                Scopes::fixed(scopes(100)),
-                move |ctx: RunContext| {
-                    let l = l.clone();
-                    async move {
-                        let late = OffsetDateTime::now_utc() - ctx.plan_time();
-                        l.lock()
-                            .unwrap()
-                            .push((ctx.plan_time(), late.as_seconds_f64() * 1000.0));
-                        Ok(JobOutput::default())
-                    }
-                },
-            )
-            .cadence(Duration::from_secs(1)),
-        )
-        .unwrap();
-    let started = OffsetDateTime::now_utc();
-    manager.run(tokio::time::sleep(run_for)).await;
-    // Only plans that became eligible while the manager ran: the first
-    // tick's bucket was already due (by up to a second) when it started.
-    let mut late: Vec<f64> = late
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(plan, _)| *plan > started)
-        .map(|(_, ms)| *ms)
-        .collect();
-    late.sort_by(f64::total_cmp);
-    let pct = |p: f64| late[((late.len() as f64 - 1.0) * p).round() as usize];
-    (pct(0.5), pct(0.99), *late.last().unwrap())
 }
 
 /// Store calls a tick makes once per manager, whatever its jobs: the
@@ -403,6 +363,11 @@ fn row(
     table.push([what.to_owned(), figure, vs_seed, vs_ceiling]);
 }
 
+/// How long each dispatch-latency run lasts.
+fn dispatch_run(quick: bool) -> Duration {
+    Duration::from_secs(if quick { 5 } else { 10 })
+}
+
 async fn all(quick: bool) {
     let backends = [Backend::Memory, Backend::Sqlite, Backend::Postgres];
     let seed_plans = |b: Backend| match (b, quick) {
@@ -449,19 +414,8 @@ async fn all(quick: bool) {
             "-".into(),
             "-".into(),
         );
-        if backend != Backend::Memory {
-            let secs = if quick { 10 } else { 30 };
-            eprintln!("{name}: dispatch latency for {secs} s ...");
-            let (p50, p99, max) = latency(backend, Duration::from_secs(secs)).await;
-            row(
-                &mut table,
-                &format!("{name} dispatch latency, 100 scopes @1s"),
-                format!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"),
-                "-".into(),
-                "-".into(),
-            );
-        }
     }
+    table.extend(dispatch::rows(&backends, dispatch_run(quick)).await);
     for ((shape, clients), rate) in &ceil {
         row(
             &mut table,
@@ -554,10 +508,9 @@ fn main() {
             "{} store calls/job",
             runtime.block_on(idle_tick(backend(1)))
         ),
-        Some("latency") => {
-            let run_for = Duration::from_secs(number(2, 30) as u64);
-            let (p50, p99, max) = runtime.block_on(latency(backend(1), run_for));
-            println!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
+        Some("dispatch") => {
+            let run_for = Duration::from_secs(number(2, 10) as u64);
+            print_table(&runtime.block_on(dispatch::rows(&[backend(1)], run_for)));
         }
         Some("large") => runtime.block_on(large::large(&args[1..])),
         Some("memory-child") => runtime.block_on(memory_child()),
@@ -567,7 +520,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: benches all [--quick]\n       benches fanout|seed|idle|latency memory|sqlite|postgres [N]\n       benches large generate [ROWS]|measure [postgres|sqlite]|drop"
+        "usage: benches all [--quick]\n       benches fanout|seed|idle|dispatch memory|sqlite|postgres [N]\n       benches large generate [ROWS]|measure [postgres|sqlite]|drop"
     );
     std::process::exit(2);
 }

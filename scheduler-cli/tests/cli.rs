@@ -38,6 +38,7 @@ async fn seed_rows(store: &dyn LeaseStore) -> Vec<uuid::Uuid> {
         .collect();
     let outcomes = store
         .claim(&ClaimRequest {
+            finishing: &[],
             steering: scheduler_core::model::Steering::NONE,
             job_name: "report",
             runner_id: "seed",
@@ -409,6 +410,7 @@ fn history_and_show_list_every_attempt() {
         let row = store.retry_execution(bad).await.unwrap();
         let outcome = store
             .claim(&ClaimRequest {
+                finishing: &[],
                 steering: scheduler_core::model::Steering::NONE,
                 job_name: "report",
                 runner_id: "again",
@@ -769,6 +771,7 @@ async fn hourly_plans_that_ran_but(
         .collect();
     let outcomes = store
         .claim(&ClaimRequest {
+            finishing: &[],
             steering: scheduler_core::model::Steering::NONE,
             job_name: "hourly",
             runner_id: "seed",
@@ -1590,6 +1593,7 @@ fn status_shows_pauses_and_backfill_progress_and_history_shows_origins() {
             .collect();
         let outcomes = store
             .claim(&ClaimRequest {
+                finishing: &[],
                 steering: scheduler_core::model::Steering {
                     origin: scheduler_core::Origin::Backfill,
                     control_id: Some(id),

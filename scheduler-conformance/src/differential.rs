@@ -74,9 +74,9 @@ use scheduler_core::Scope;
 use scheduler_core::StoreError;
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit,
-    ExecutionFilter, Finish, Lease, LeaseStoreExt, PlanKey, Presence, Prune, RegisteredJob,
-    Replica, ReplicaInfo, RetryDue, RetryRead, ScheduleDefinition, ScheduleOptions, ScheduleWrite,
-    Status, StoredSchedule, StoredScopes,
+    ExecutionFilter, Finish, Lease, LeaseRef, LeaseStoreExt, PlanKey, Presence, Prune,
+    RegisteredJob, Replica, ReplicaInfo, RetryDue, RetryRead, ScheduleDefinition, ScheduleOptions,
+    ScheduleWrite, Status, StoredSchedule, StoredScopes,
 };
 
 /// The job every operation works on. The stores should hold no rows of
@@ -240,6 +240,12 @@ pub enum Op {
         /// against the job's stored schedule as the store lists it; `None`
         /// for a compiled-in job.
         schedule_version: Option<VersionPick>,
+        /// A lease the claimer names as finishing (its run ended there, its
+        /// terminal write in flight: [`ClaimRequest::finishing`]), counted
+        /// back from the newest as [`Op`]'s leases are, with its own token
+        /// (`true`) or another one (`false`: an attempt taken over since);
+        /// nothing before the first lease.
+        finishing: Option<(usize, bool)>,
     },
     /// An operator's control of the job, stored at store time.
     AddControl {
@@ -567,9 +573,10 @@ pub fn op() -> impl Strategy<Value = Op> {
             prop_oneof![Just(Origin::Scheduled), Just(Origin::Trigger), Just(Origin::Backfill)],
             prop::option::of(0usize..4),
             prop::option::of(version_pick()),
+            prop::option::of((0usize..4, any::<bool>())),
         )
             .prop_map(
-                |(keys, runner, max_attempts, reentrant, overlap, origin, control, schedule_version)| {
+                |(keys, runner, max_attempts, reentrant, overlap, origin, control, schedule_version, finishing)| {
                     Op::SteeredClaim {
                         keys,
                         runner,
@@ -579,6 +586,7 @@ pub fn op() -> impl Strategy<Value = Op> {
                         origin,
                         control,
                         schedule_version,
+                        finishing,
                     }
                 }
             ),
@@ -1005,6 +1013,7 @@ impl Side {
                     .collect();
                 let runner = format!("runner-{runner}");
                 let request = ClaimRequest {
+                    finishing: &[],
                     steering: scheduler_core::model::Steering::NONE,
                     job_name: JOB,
                     runner_id: &runner,
@@ -1185,7 +1194,21 @@ impl Side {
                 origin,
                 control,
                 schedule_version,
+                finishing,
             } => {
+                let finishing: Vec<LeaseRef> = finishing
+                    .and_then(|(back, own_token)| {
+                        let lease = self.lease(back)?.lease_ref();
+                        Some(match own_token {
+                            true => lease,
+                            false => LeaseRef {
+                                token: Uuid::new_v4(),
+                                ..lease
+                            },
+                        })
+                    })
+                    .into_iter()
+                    .collect();
                 let schedule_version = match schedule_version {
                     Some(pick) => Some(pick.of(self.schedule().await.map(|s| s.version))),
                     None => None,
@@ -1203,6 +1226,7 @@ impl Side {
                     .and_then(|back| self.control(back))
                     .map(|i| self.controls[i].id);
                 let request = ClaimRequest {
+                    finishing: &finishing,
                     steering: Steering {
                         overlap: *overlap,
                         origin: *origin,
@@ -1786,7 +1810,17 @@ impl Op {
             origin,
             control,
             schedule_version: None,
+            finishing: None,
         }
+    }
+
+    /// This claim, if a steered one, naming the `back`-th newest lease as
+    /// finishing, with its own token when `own_token`.
+    pub fn finishing(mut self, back: usize, own_token: bool) -> Op {
+        if let Op::SteeredClaim { finishing, .. } = &mut self {
+            *finishing = Some((back, own_token));
+        }
+        self
     }
 
     /// A write of the job's stored schedule.
@@ -1807,6 +1841,7 @@ impl Op {
             origin: Origin::Scheduled,
             control: None,
             schedule_version: Some(version),
+            finishing: None,
         }
     }
 
@@ -1864,6 +1899,22 @@ pub fn regressions() -> Vec<(&'static str, Vec<Op>)> {
                     ended_back: Some(0),
                     sub_micro: false,
                 },
+            ],
+        ),
+        // Written by hand: a live run of t0 named as finishing by its
+        // claimer, first with another token (an attempt taken over since:
+        // the plan waits, is skipped, or replaces it), then with its own
+        // (over for the claimer: the plans are won, nothing replaced).
+        (
+            "a_finishing_run_holds_up_only_with_another_token",
+            vec![
+                Op::steered(&[(0, 0)], 0, AllowAll, Origin::Scheduled, None),
+                Op::steered(&[(0, 1)], 0, BufferAll, Origin::Scheduled, None).finishing(0, false),
+                Op::steered(&[(0, 1)], 0, Skip, Origin::Scheduled, None).finishing(0, false),
+                Op::steered(&[(0, 2), (0, 3)], 0, BufferOne, Origin::Scheduled, None)
+                    .finishing(0, true),
+                Op::steered(&[(0, 4)], 0, CancelOther, Origin::Scheduled, None).finishing(2, true),
+                Op::steered(&[(0, 5)], 0, CancelOther, Origin::Scheduled, None).finishing(3, false),
             ],
         ),
         // Written by hand: each policy against a live scheduled run of

@@ -102,6 +102,7 @@ pub(crate) fn request<'a>(
     reentrant: bool,
 ) -> ClaimRequest<'a> {
     ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: job,
         runner_id: runner,

@@ -139,6 +139,7 @@ macro_rules! conformance_tests {
             overlap_cancel_other_replaces_the_live_run,
             overlap_allow_all_runs_both,
             a_stale_lease_does_not_hold_its_scope,
+            a_finishing_run_does_not_hold_its_claimers_next_plan,
             keys_of_one_batch_do_not_hold_each_other_up,
             operators_runs_never_hold_up_the_schedule,
             a_backfill_instant_waits_for_a_live_run,

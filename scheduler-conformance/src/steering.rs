@@ -23,7 +23,7 @@ use scheduler_core::model::{
 };
 use scheduler_core::{
     AttemptOutcome, ClaimKind, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionFilter,
-    LeaseStoreExt, PlanKey, Scope, ScopeSummary, Status, StoreError,
+    LeaseRef, LeaseStoreExt, PlanKey, Scope, ScopeSummary, Status, StoreError,
 };
 
 use crate::fixtures::{
@@ -930,6 +930,71 @@ pub async fn a_stale_lease_does_not_hold_its_scope(h: &Harness) {
             "{overlap}"
         );
         assert_eq!(row(h, stale.id).await, before, "{overlap}");
+    }
+}
+
+/// A claim naming a live run among its `finishing` leases (the claimer's
+/// run whose handler ended, its terminal write still in flight) is not
+/// held up, skipped or cancelling because of it, under every policy and
+/// origin: it is won and the run is untouched. Named with another token
+/// (an attempt taken over since) the run still counts: the buffers and
+/// backfills wait, `skip` skips, `cancel_other` replaces it.
+pub async fn a_finishing_run_does_not_hold_its_claimers_next_plan(h: &Harness) {
+    for overlap in OverlapPolicy::ALL {
+        for origin in [Origin::Scheduled, Origin::Backfill] {
+            let job = unique("overlap_finishing");
+            let m = this_minute(h).await;
+            let s = Scope::new("t", "a");
+            let first = [key(s.clone(), m - MINUTE)];
+            let (own_key, other_key) = ([key(s.clone(), m)], [key(s.clone(), m + OFF_GRID)]);
+            let ended = leased(h, &steered(&job, "r1", &first, overlap, origin)).await;
+            let before = row(h, ended.id).await;
+            let own = ended.lease_ref();
+            let with_own = ClaimRequest {
+                finishing: std::slice::from_ref(&own),
+                ..steered(&job, "r1", &own_key, overlap, origin)
+            };
+            let next = leased(h, &with_own).await;
+            assert_eq!(
+                row(h, ended.id).await,
+                before,
+                "{overlap} {origin}: untouched"
+            );
+            finish(h, &next, &ok()).await;
+
+            let stolen = LeaseRef {
+                token: Uuid::new_v4(),
+                ..own
+            };
+            let with_stolen = ClaimRequest {
+                finishing: std::slice::from_ref(&stolen),
+                ..steered(&job, "r1", &other_key, overlap, origin)
+            };
+            let expected = match (overlap, origin) {
+                (OverlapPolicy::AllowAll, _) => ClaimKind::Won,
+                (_, Origin::Backfill) => ClaimKind::Busy,
+                (OverlapPolicy::Skip, _) => ClaimKind::Skipped,
+                (OverlapPolicy::CancelOther, _) => ClaimKind::Won,
+                (OverlapPolicy::BufferAll | OverlapPolicy::BufferOne, _) => ClaimKind::Busy,
+            };
+            assert_eq!(
+                kinds(&claim(h, &with_stolen).await),
+                [expected],
+                "{overlap} {origin}: another token is another attempt"
+            );
+            let replaced = overlap == OverlapPolicy::CancelOther && origin == Origin::Scheduled;
+            if replaced {
+                assert_eq!(
+                    row(h, ended.id).await.error_code.as_deref(),
+                    Some(ErrorCode::OverlapCanceled.as_str()),
+                    "{origin}: replaced, named with another token"
+                );
+            } else {
+                assert_eq!(row(h, ended.id).await, before, "{overlap} {origin}");
+                finish(h, &ended, &ok()).await;
+                assert_eq!(row(h, ended.id).await.status, Status::Success);
+            }
+        }
     }
 }
 

@@ -132,9 +132,10 @@ pub use manager::{shutdown_signal, Manager, ManagerOptions, TickReport};
 pub use model::{
     Announcement, Attempt, AttemptOutcome, ClaimKind, ClaimOutcome, ClaimRequest, Control,
     ControlAction, ControlState, ErrorCode, Execution, ExecutionFilter, Finish, FinishOutcome,
-    LatestExecution, Lease, Origin, OverlapPolicy, PlanKey, Presence, Prune, RegisteredJob,
-    Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, ScheduleDefinition, ScheduleOptions,
-    ScheduleWrite, Scope, ScopeSummary, Status, StoredSchedule, StoredScopes, MAX_NAME_BYTES,
+    LatestExecution, Lease, LeaseRef, Origin, OverlapPolicy, PlanKey, Presence, Prune,
+    RegisteredJob, Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, ScheduleDefinition,
+    ScheduleOptions, ScheduleWrite, Scope, ScopeSummary, Status, StoredSchedule, StoredScopes,
+    MAX_NAME_BYTES,
 };
 pub use operator::{Backfill, Operator, OperatorError, Steered, Target, Written};
 pub use plan::{CatchUpMode, Planning};

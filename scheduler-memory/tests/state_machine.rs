@@ -286,6 +286,7 @@ impl StateMachineTest for Store {
                 let runner_id = format!("r{runner}");
                 let job_name = job(k);
                 let request = ClaimRequest {
+                    finishing: &[],
                     steering: scheduler_core::model::Steering::NONE,
                     job_name: &job_name,
                     runner_id: &runner_id,

@@ -99,6 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             let keys = PlanKey::each(&scopes, plan_time);
             let request = |runner| ClaimRequest {
+                finishing: &[],
                 steering: Steering::scheduled(overlap),
                 job_name: &job,
                 runner_id: runner,

@@ -306,6 +306,7 @@ mod tests {
                 .collect();
             let leases: Vec<Lease> = store
                 .claim(&ClaimRequest {
+                    finishing: &[],
                     steering: scheduler_core::model::Steering::NONE,
                     job_name: "job",
                     runner_id: "r",

@@ -173,6 +173,7 @@ pub(crate) fn live_run(row: &PgRow) -> Result<LiveRun, StoreError> {
         ),
         plan_time: instant(row, "plan_time")?,
         origin: origin(row)?,
+        lease_token: get(row, "lease_token")?,
     })
 }
 

@@ -97,6 +97,7 @@ impl Run<'_> {
             .collect();
         let runner = ["r1", "r2"][rng.below(2) as usize];
         let request = ClaimRequest {
+            finishing: &[],
             steering: scheduler_core::model::Steering::NONE,
             job_name: &self.job,
             runner_id: runner,

@@ -176,6 +176,7 @@ fn an_injected_clock_is_what_rows_carry() {
             plan_time: datetime!(2031-07-04 05:00 UTC) + Duration::from_secs(60 * m),
         });
         let request = |keys| ClaimRequest {
+            finishing: &[],
             steering: scheduler_core::model::Steering::NONE,
             job_name: "clock",
             runner_id: "r1",

@@ -69,6 +69,7 @@ fn items(batch: &[(Lease, Finish)]) -> Vec<(&Lease, &Finish)> {
 
 fn request<'a>(max_attempts: i32, runner: &'a str, keys: &'a [PlanKey]) -> ClaimRequest<'a> {
     ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: JOB,
         runner_id: runner,

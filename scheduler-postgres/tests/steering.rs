@@ -48,6 +48,7 @@ fn key(id: &str, minutes: i64) -> PlanKey {
 
 fn request<'a>(job: &'a str, keys: &'a [PlanKey], steering: Steering) -> ClaimRequest<'a> {
     ClaimRequest {
+        finishing: &[],
         job_name: job,
         runner_id: "r1",
         max_attempts: 3,

@@ -30,6 +30,7 @@ const STALE: Duration = Duration::from_secs(60);
 
 fn request<'a>(job: &'a str, runner: &'a str, keys: &'a [PlanKey]) -> ClaimRequest<'a> {
     ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: job,
         runner_id: runner,

@@ -70,6 +70,7 @@ async fn a_write_waits_for_a_claim_in_flight_and_is_stamped_after_it() {
             let (claimer, keys) = (claimer.clone(), keys.clone());
             tokio::spawn(async move {
                 let request = ClaimRequest {
+                    finishing: &[],
                     job_name: job,
                     runner_id: "r1",
                     max_attempts: 3,

@@ -190,6 +190,7 @@ async fn claims(store: &PgLeaseStore, job: &str) {
     }];
     let outcomes = store
         .claim(&ClaimRequest {
+            finishing: &[],
             steering: scheduler_core::model::Steering::NONE,
             job_name: job,
             runner_id: "tls",

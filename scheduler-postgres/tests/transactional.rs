@@ -261,6 +261,7 @@ async fn a_run_whose_lease_was_taken_over_commits_nothing() {
     let taken = s
         .store
         .claim(&ClaimRequest {
+            finishing: &[],
             steering: Steering::NONE,
             job_name: JOB,
             runner_id: "r2",

@@ -22,6 +22,7 @@ const SCOPES: usize = 1_000;
 
 fn request<'a>(job: &'a str, keys: &'a [PlanKey]) -> ClaimRequest<'a> {
     ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: job,
         runner_id: "bench",

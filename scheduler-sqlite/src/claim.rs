@@ -25,7 +25,7 @@
 
 use rusqlite::{named_params, CachedStatement, OptionalExtension, Transaction};
 use scheduler_core::machine::{Admission, Ending, FreshIds};
-use scheduler_core::model::Steering;
+use scheduler_core::model::{LeaseRef, Steering};
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{ClaimOutcome, ClaimRequest, Lease, PlanKey, StoreError};
 use time::OffsetDateTime;
@@ -55,6 +55,7 @@ pub(crate) async fn claim(
         allow_stale_reentry: request.allow_stale_reentry,
         keys: request.keys.to_vec(),
         steering: request.steering,
+        finishing: request.finishing.to_vec(),
         scopes: admission::scopes_json(request.keys)?,
     };
     store.write(move |tx, now| batch.run(tx, now)).await
@@ -69,6 +70,7 @@ struct Batch {
     allow_stale_reentry: bool,
     keys: Vec<PlanKey>,
     steering: Steering,
+    finishing: Vec<LeaseRef>,
     /// The batch's scopes, as `claim_admission.sql` takes them.
     scopes: String,
 }
@@ -86,6 +88,7 @@ impl Batch {
     /// The request again, borrowed from the batch, as the machine takes it.
     fn request(&self) -> ClaimRequest<'_> {
         ClaimRequest {
+            finishing: &self.finishing,
             job_name: &self.job,
             runner_id: &self.runner,
             max_attempts: self.max_attempts,

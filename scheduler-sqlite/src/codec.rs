@@ -243,7 +243,7 @@ pub(crate) enum AdmissionInput {
 
 /// A row of `claim_admission.sql`: the control columns of a pause, or a
 /// live run (kind `live`: id, job and scope in a control's places, then
-/// plan time and origin in the last two columns).
+/// plan time, origin and lease token in the last three columns).
 pub(crate) fn admission_input(row: &Row<'_>) -> rusqlite::Result<AdmissionInput> {
     if row.get::<_, String>(1)? != "live" {
         return control(row).map(AdmissionInput::Pause);
@@ -253,6 +253,7 @@ pub(crate) fn admission_input(row: &Row<'_>) -> rusqlite::Result<AdmissionInput>
         scope: Scope::new(row.get::<_, String>(3)?, row.get::<_, String>(4)?),
         plan_time: instant_at(row, 16)?,
         origin: origin_at(row, 17)?,
+        lease_token: uuid_at(row, 18)?,
     }))
 }
 

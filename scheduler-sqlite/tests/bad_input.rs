@@ -19,6 +19,7 @@ use scheduler_sqlite::{SqliteLeaseStore, SqliteStoreOptions, SCHEMA_VERSION};
 
 fn request<'a>(job: &'a str, keys: &'a [PlanKey]) -> ClaimRequest<'a> {
     ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: job,
         runner_id: "r1",

@@ -37,6 +37,7 @@ async fn separate_connections_race_for_each_key_and_exactly_one_wins() {
         tokio::spawn(async move {
             let runner = format!("store-{n}");
             let request = ClaimRequest {
+                finishing: &[],
                 steering: scheduler_core::model::Steering::NONE,
                 job_name: "race",
                 runner_id: &runner,

@@ -48,6 +48,7 @@ async fn claim(
 ) -> Vec<ClaimOutcome> {
     store
         .claim(&ClaimRequest {
+            finishing: &[],
             steering: scheduler_core::model::Steering::NONE,
             job_name: JOB,
             runner_id: "r1",
@@ -118,6 +119,7 @@ async fn mixed_batch(store: &dyn ExecutionAudit, clock: &ManualClock) -> Vec<(Le
     let swept = short[1].clone();
     let stale_other = store
         .claim(&ClaimRequest {
+            finishing: &[],
             steering: scheduler_core::model::Steering::NONE,
             job_name: "other",
             runner_id: "r2",

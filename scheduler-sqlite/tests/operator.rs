@@ -37,6 +37,7 @@ async fn claim(store: &SqliteLeaseStore, job: &str, scope: &Scope, back: u32) ->
         plan_time: T0 - Duration::from_secs(60) * back,
     }];
     let request = ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: job,
         runner_id: "r1",

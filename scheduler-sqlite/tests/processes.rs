@@ -477,6 +477,7 @@ async fn a_killed_process_leases_are_taken_over_after_stale_timeout() {
         plan_time: orphan.plan_time,
     }];
     let request = ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: TAKEOVER_JOB,
         runner_id: "rescuer",

@@ -83,6 +83,7 @@ async fn claim(
     steering: Steering,
 ) -> Vec<(ClaimKind, Option<Lease>)> {
     let request = ClaimRequest {
+        finishing: &[],
         job_name: JOB,
         runner_id: "r1",
         max_attempts: 3,

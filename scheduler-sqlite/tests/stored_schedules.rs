@@ -27,6 +27,7 @@ fn definition(every_secs: u64) -> ScheduleDefinition {
 
 fn request<'a>(keys: &'a [PlanKey], version: Option<i64>) -> ClaimRequest<'a> {
     ClaimRequest {
+        finishing: &[],
         job_name: "daily",
         runner_id: "r1",
         max_attempts: 3,

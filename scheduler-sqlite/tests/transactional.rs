@@ -327,6 +327,7 @@ impl LeaseStore for TakenOver {
                 plan_time: lease.plan_time,
             }];
             let steal = ClaimRequest {
+                finishing: &[],
                 steering: Steering::NONE,
                 job_name: request.job_name,
                 runner_id: "thief",

@@ -496,6 +496,7 @@ mod tests {
 
     fn request(allow_stale_reentry: bool) -> ClaimRequest<'static> {
         ClaimRequest {
+            finishing: &[],
             steering: crate::model::Steering::NONE,
             job_name: "job",
             runner_id: "r1",

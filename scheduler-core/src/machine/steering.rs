@@ -5,14 +5,15 @@
 //! memory store applies it directly, the SQL stores read its inputs and
 //! apply its answer in their claim transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::FreshIds;
 use crate::model::{
-    ClaimRequest, Control, ErrorCode, Execution, Origin, OverlapPolicy, PlanKey, Scope, Status,
+    ClaimRequest, Control, ErrorCode, Execution, LeaseRef, Origin, OverlapPolicy, PlanKey, Scope,
+    Status,
 };
 
 /// The `error_msg` of a plan the overlap policy skipped.
@@ -35,6 +36,9 @@ pub struct LiveRun {
     pub plan_time: OffsetDateTime,
     /// Why it runs.
     pub origin: Origin,
+    /// Its lease token: what tells a claimer's finishing run
+    /// ([`ClaimRequest::finishing`]) from a later attempt of the same row.
+    pub lease_token: Uuid,
 }
 
 impl LiveRun {
@@ -46,6 +50,7 @@ impl LiveRun {
                 scope: row.scope.clone(),
                 plan_time: row.plan_time,
                 origin: row.origin,
+                lease_token: row.lease_token,
             }
         })
     }
@@ -95,7 +100,11 @@ pub enum Admission {
 ///    are triggers' runs, busy otherwise; the buffers → busy.
 ///
 /// The batch's own keys are not live runs: keys of one scope in one batch
-/// run one after the other on the claiming replica.
+/// run one after the other on the claiming replica. Nor are the claimer's
+/// finishing runs ([`ClaimRequest::finishing`], matched by id and token):
+/// their handlers ended on the claiming replica, and their rows are RUNNING
+/// only until their terminal writes land, so a slow write never holds up,
+/// skips or cancels the next plan of its scope on that replica.
 pub fn admit(
     request: &ClaimRequest<'_>,
     pauses: &[Control],
@@ -112,9 +121,16 @@ pub fn admit(
     // The live runs by scope, in their order: a batch of n keys against m
     // live runs then costs n + m, not n * m (10,000 of each took a SQL
     // store's claim from 80 ms to 400 ms).
+    let finishing: HashSet<LeaseRef> = request.finishing.iter().copied().collect();
     let mut live_of: HashMap<&Scope, Vec<&LiveRun>> = HashMap::new();
     for run in live {
-        live_of.entry(&run.scope).or_default().push(run);
+        let ended_here = finishing.contains(&LeaseRef {
+            id: run.id,
+            token: run.lease_token,
+        });
+        if !ended_here {
+            live_of.entry(&run.scope).or_default().push(run);
+        }
     }
     request
         .keys
@@ -240,6 +256,7 @@ mod tests {
             scope: scope(id),
             plan_time: T0 + time::Duration::minutes(minutes),
             origin,
+            lease_token: Uuid::new_v4(),
         }
     }
 
@@ -248,6 +265,17 @@ mod tests {
         origin: Origin,
         keys: &[(&str, i64)],
         live: &[LiveRun],
+    ) -> Vec<Admission> {
+        decide_finishing(policy, origin, keys, live, &[])
+    }
+
+    /// [`decide`] for a claimer whose `finishing` runs ended here.
+    fn decide_finishing(
+        policy: OverlapPolicy,
+        origin: Origin,
+        keys: &[(&str, i64)],
+        live: &[LiveRun],
+        finishing: &[LeaseRef],
     ) -> Vec<Admission> {
         let keys: Vec<PlanKey> = keys
             .iter()
@@ -269,8 +297,61 @@ mod tests {
                 control_id: None,
                 schedule_version: None,
             },
+            finishing,
         };
         admit(&request, &[], live, T0)
+    }
+
+    #[test]
+    fn a_finishing_run_is_over_for_its_claimer_only_with_its_own_token() {
+        use Admission::*;
+        let ended = run("a", 0, Origin::Scheduled);
+        let trigger = run("a", 3, Origin::Trigger);
+        let own = LeaseRef {
+            id: ended.id,
+            token: ended.lease_token,
+        };
+        let taken_over = LeaseRef {
+            token: Uuid::new_v4(),
+            ..own
+        };
+        let live = [ended.clone(), trigger.clone()];
+        for policy in OverlapPolicy::ALL {
+            for origin in [Origin::Scheduled, Origin::Backfill] {
+                assert_eq!(
+                    decide_finishing(policy, origin, &[("a", 5)], &live[..1], &[own]),
+                    [Claim],
+                    "{policy} {origin}: the ended run neither holds up, skips nor is replaced"
+                );
+            }
+        }
+        assert_eq!(
+            decide_finishing(
+                OverlapPolicy::CancelOther,
+                Origin::Trigger,
+                &[("a", 7)],
+                &live,
+                &[own]
+            ),
+            [Replace(vec![trigger.id])],
+            "the other live run still counts, and only it is replaced"
+        );
+        let stale = |policy| {
+            decide_finishing(
+                policy,
+                Origin::Scheduled,
+                &[("a", 5)],
+                &live[..1],
+                &[taken_over],
+            )
+        };
+        assert_eq!(stale(OverlapPolicy::BufferAll), [Busy]);
+        assert_eq!(stale(OverlapPolicy::Skip), [Skip]);
+        assert_eq!(
+            stale(OverlapPolicy::CancelOther),
+            [Replace(vec![ended.id])],
+            "a lease with another token is another attempt's"
+        );
     }
 
     #[test]
@@ -376,6 +457,7 @@ mod tests {
             },
         ];
         let request = ClaimRequest {
+            finishing: &[],
             job_name: "j",
             runner_id: "r",
             max_attempts: 3,
@@ -411,6 +493,7 @@ mod tests {
             plan_time: T0,
         }];
         let request = ClaimRequest {
+            finishing: &[],
             job_name: "j",
             runner_id: "r",
             max_attempts: 3,

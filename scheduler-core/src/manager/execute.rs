@@ -1,14 +1,17 @@
 //! Running what a tick won: one task per scope runs its leases in plan
 //! order, each handler bounded by its run timeout, its lease and shutdown,
-//! then its terminal write through the completer.
+//! and stores each terminal write through the completer while the next
+//! handler runs.
 
 use std::any::Any;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -97,6 +100,13 @@ impl Manager {
             .collect()
     }
 
+    /// Runs one scope's won leases in plan order, then waits for their
+    /// terminal writes. A write is stored while the scope's later runs
+    /// execute, and the scope is free again here (its busy mark gone, its
+    /// capacity back) once its handlers have ended, before the writes are
+    /// stored: a slow commit never holds up the next plan of the scope
+    /// (`docs/contract.md` §7). The leases stay heartbeaten until their
+    /// writes are stored.
     pub(super) async fn run_scope(
         self,
         job: Arc<Registered>,
@@ -106,8 +116,9 @@ impl Manager {
         let keepers: Vec<Arc<LeaseKeeper>> = runs.iter().map(|r| r.keeper.clone()).collect();
         let work = async {
             let mut report = TickReport::default();
+            let mut writes = FuturesUnordered::new();
             for (queued, run) in runs.into_iter().enumerate() {
-                let keeper = &run.keeper;
+                let keeper = run.keeper;
                 let span = keeper.span.clone();
                 if let Some(eligible_at) = run.eligible_at {
                     let late = run.clock.estimate() - eligible_at;
@@ -117,25 +128,37 @@ impl Manager {
                 }
                 let started = Instant::now();
                 job.metrics.running.increment(1.0);
-                let end = self
-                    .execute(&job.spec, keeper, run.how, queued > 0)
-                    .instrument(span.clone())
-                    .await;
+                let ran = self
+                    .execute(&job.spec, &keeper, run.how, queued > 0)
+                    .instrument(span.clone());
+                let end = alongside(ran, &mut writes, &mut report).await;
                 job.metrics.running.decrement(1.0);
-                job.metrics.run_duration.record(started.elapsed());
-                self.write_terminal(&job, keeper, end, started.elapsed(), &mut report)
-                    .instrument(span)
-                    .await;
-                keeper.done.store(true, Ordering::Release);
-                self.inner.local.lock().expect("local lock").in_flight -= 1;
-                self.inner.freed.notify_one();
+                let duration = started.elapsed();
+                job.metrics.run_duration.record(duration);
+                self.handler_ended(&job, &keeper, &end);
+                let (this, job) = (&self, &job);
+                writes.push(async move {
+                    let mut report = TickReport::default();
+                    this.write_terminal(job, &keeper, end, duration, &mut report)
+                        .instrument(span)
+                        .await;
+                    keeper.done.store(true, Ordering::Release);
+                    let lease = keeper.lease.lease_ref();
+                    job.finishing.lock().expect("finishing lock").remove(&lease);
+                    report
+                });
+            }
+            self.scope_ended(&job, &scope);
+            while let Some(written) = writes.next().await {
+                report += written;
             }
             report
         };
         // Heartbeats run in a task of their own, not in this one: a handler
         // that blocks its thread (it should not, but some do) must not also
         // stop its lease from being extended, or the lease would expire and
-        // the plan run twice. The task ends with this scope's runs.
+        // the plan run twice. The task ends with this scope's runs and
+        // their terminal writes.
         let interval = job.spec.heartbeat_interval;
         let late = job.metrics.heartbeats_late.clone();
         let heartbeats = AbortOnDrop(tokio::spawn(async move {
@@ -147,17 +170,41 @@ impl Manager {
         tokio::task::yield_now().await;
         let report = work.await;
         drop(heartbeats);
+        report
+    }
+
+    /// A run's handler has ended (`end`): its capacity is free, and a run
+    /// that has a terminal write to store is finishing until it is stored
+    /// (a lost lease writes nothing; a transactional job's SUCCESS is
+    /// stored already). Marked before the scope can be seen free, so no
+    /// claim of the job misses it.
+    fn handler_ended(&self, job: &Registered, keeper: &LeaseKeeper, end: &RunEnd) {
+        let writes = match end {
+            RunEnd::LeaseLost => false,
+            RunEnd::Success(output) => !output.committed,
+            RunEnd::Failure(..) => true,
+        };
+        if writes {
+            let lease = keeper.lease.lease_ref();
+            job.finishing.lock().expect("finishing lock").insert(lease);
+        }
+        self.inner.local.lock().expect("local lock").in_flight -= 1;
+        self.inner.freed.notify_one();
+    }
+
+    /// The handlers of one task of `scope` have all ended: the scope is
+    /// free here once no other task runs it.
+    fn scope_ended(&self, job: &Registered, scope: &Scope) {
         {
             let mut busy = job.busy.lock().expect("busy lock");
-            if let Some(tasks) = busy.get_mut(&scope) {
+            if let Some(tasks) = busy.get_mut(scope) {
                 *tasks -= 1;
                 if *tasks == 0 {
-                    busy.remove(&scope);
+                    busy.remove(scope);
                 }
             }
         }
         self.inner.scope_freed.notify_one();
-        report
     }
 
     /// Runs the handler, bounded by the run timeout, the lease and shutdown.
@@ -357,6 +404,24 @@ fn record_outcome(outcome: &str, error_code: Option<ErrorCode>) {
         span.record("otel.status_code", "ERROR");
     } else {
         span.record("otel.status_code", "OK");
+    }
+}
+
+/// Runs `run` to its end while storing the terminal writes already
+/// pending, adding their reports to `report`: an earlier run's slow write
+/// never holds up the next run of the scope.
+async fn alongside<T>(
+    run: impl Future<Output = T>,
+    writes: &mut FuturesUnordered<impl Future<Output = TickReport>>,
+    report: &mut TickReport,
+) -> T {
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut run => return out,
+            Some(written) = writes.next(), if !writes.is_empty() => *report += written,
+        }
     }
 }
 

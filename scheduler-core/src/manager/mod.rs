@@ -12,7 +12,8 @@
 //! - `stored`: stored schedules: the kinds and scope providers code
 //!   registered, and the stored schedules each tick reads and runs.
 //! - `keeper`: heartbeats, one task per scope with runs in flight.
-//! - `execute`: running what a tick won, and recording how it ended.
+//! - `execute`: running what a tick won, and recording how it ended
+//!   while the scope's next run goes on.
 //! - `completer`: terminal writes in batches (group commit).
 //! - [`shutdown_signal`]: SIGINT or SIGTERM, what `run` should stop on.
 //!
@@ -23,10 +24,22 @@
 //! - Planning and leases use store time only; the process clock is used for
 //!   nothing but sleeping (tokio's clock, so tests can pause it).
 //! - Under the buffering overlap policies (`buffer_all`, the default, and
-//!   `buffer_one`), a `(job, scope)` that still has an execution in flight
-//!   in this process is skipped by the next tick; its later plans are
-//!   claimed once it is free, so one scope's plans run one at a time and in
-//!   plan order, and no lease sits claimed while waiting behind a slow run.
+//!   `buffer_one`), a `(job, scope)` that still has a handler running in
+//!   this process is skipped by the next tick; its later plans are claimed
+//!   once it is free, so one scope's plans run one at a time and in plan
+//!   order, and no lease sits claimed while waiting behind a slow run.
+//! - A run is over for this replica when its handler (and the guarded
+//!   decision of how it ended) is done, not when its terminal write is
+//!   stored (`docs/contract.md` §7, §11): the scope is free and the
+//!   capacity back at once, the scope's next run (queued in the same task,
+//!   or claimed by a later tick) starts while the write is stored, and the
+//!   run's lease is *finishing* until it is stored, refused or given up:
+//!   every claim of the job names the finishing leases, so the store does
+//!   not weigh their rows, RUNNING until then, against the next plans. The
+//!   lease is marked finishing before its scope is seen free, so no claim
+//!   misses it, and heartbeaten until its write is done. Why: a commit
+//!   that stalls would otherwise hold up the next plan of every scope it
+//!   holds for as long as it stalls.
 //!   Under `skip`, `cancel_other` and `allow_all` the store must see every
 //!   claim (it records the skip, replaces the run, or lets them overlap),
 //!   so nothing is held back, and a lease won for a scope already running
@@ -69,8 +82,12 @@
 //!   its scope is confirmed before its run starts: another replica may
 //!   have replaced it meanwhile, live as it was.
 //! - A tick that left plans of a scope busy here ticks again when a
-//!   scope's runs here are over; one that left work for lack of capacity,
-//!   for the per-tick cap, or for a trigger or backfill, when any run ends.
+//!   scope's handlers here have all ended; one that left work for lack of
+//!   capacity, for the per-tick cap, or for a trigger or backfill, when any
+//!   handler ends. Neither waits for terminal writes.
+//! - The loop's next wake-up for a plan falling due is counted from when
+//!   the tick read store time: never before the plan is due, where it would
+//!   spend a tick finding nothing while the plan waits behind it.
 //! - Only scheduled keys that now have a row are remembered as known: a
 //!   key the store held back (paused, waiting for its scope) is asked for
 //!   again at the next tick.
@@ -118,7 +135,7 @@ use self::completer::Completer;
 use crate::error::{OptionsError, SpecError};
 use crate::job::JobSpec;
 use crate::metrics;
-use crate::model::{name_problem, Control, PlanKey, Scope};
+use crate::model::{name_problem, Control, LeaseRef, PlanKey, Scope};
 use crate::plan;
 use crate::store::LeaseStore;
 
@@ -131,9 +148,16 @@ struct Registered {
     /// store (claimed by anyone, whatever its state since, with every
     /// older plan this replica asked for). Only used to avoid asking again.
     known: Mutex<HashMap<Scope, OffsetDateTime>>,
-    /// Scopes with executions in flight in this process: how many tasks
-    /// run each.
+    /// Scopes with handlers in flight in this process: how many tasks
+    /// run each. A scope is free again once its handlers have ended, before
+    /// their terminal writes are stored (those are in `finishing`).
     busy: Mutex<HashMap<Scope, usize>>,
+    /// The leases of runs whose handlers ended here and whose terminal
+    /// writes are not stored yet: every claim of the job names them
+    /// ([`ClaimRequest::finishing`](crate::model::ClaimRequest::finishing)),
+    /// so that the store does not weigh their rows, still RUNNING, against
+    /// the next plans of their scopes.
+    finishing: Mutex<HashSet<LeaseRef>>,
     /// Per active backfill, the keys at or after its cursor known to have a
     /// row: so that a backfill of more keys per instant than a tick may
     /// claim still moves on (see `steering`).
@@ -143,7 +167,8 @@ struct Registered {
 
 #[derive(Default)]
 struct Local {
-    /// Executions claimed and not yet finished.
+    /// Executions claimed whose handlers have not ended yet (a terminal
+    /// write in flight holds no capacity).
     in_flight: usize,
     /// The earliest local retry that will fall due, if any.
     retry_wake: Option<Instant>,
@@ -158,10 +183,10 @@ struct Inner {
     /// Fired once the shutdown grace period is over: running handlers are
     /// cancelled and recorded `canceled`.
     hard_stop: CancellationToken,
-    /// Signalled when an execution finishes and frees capacity.
+    /// Signalled when a handler ends and frees capacity.
     freed: tokio::sync::Notify,
-    /// Signalled when a scope's runs in this process are all over: what a
-    /// tick that left a scope busy here waits for.
+    /// Signalled when a scope's handlers in this process have all ended:
+    /// what a tick that left a scope busy here waits for.
     scope_freed: tokio::sync::Notify,
     /// This replica's offset into scope lists (a hash of its runner id).
     rotation: u64,
@@ -275,6 +300,7 @@ impl Manager {
             stored: None,
             known: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashMap::new()),
+            finishing: Mutex::new(HashSet::new()),
             backfilled: Mutex::new(HashMap::new()),
         }));
         drop(jobs);
@@ -324,17 +350,19 @@ impl Manager {
                     let backoff = Duration::from_millis(100).saturating_mul(1 << failures.min(10));
                     sleep_for = sleep_for.min(backoff);
                 }
-                Some(now) => {
-                    failures = 0;
-                    if let Some(due) = tick.next_due {
-                        let until_due = Duration::try_from(due - now).unwrap_or(Duration::ZERO);
-                        sleep_for = sleep_for.min(
-                            until_due.saturating_sub(started.elapsed()) + Duration::from_millis(1),
-                        );
-                    }
-                }
+                Some(_) => failures = 0,
             }
             let mut deadline = started + sleep_for;
+            if let (Some(clock), Some(due)) = (tick.now, tick.next_due) {
+                // Counted from when store time was read, not from the
+                // tick's start: the tick's own duration must not be taken
+                // off twice, or the loop wakes that much before the plan
+                // is due and spends a whole tick finding nothing, which
+                // the plan's start then waits behind. The millisecond
+                // keeps the wake-up after `due`, not at it.
+                let until_due = Duration::try_from(due - clock.now).unwrap_or(Duration::ZERO);
+                deadline = deadline.min(clock.at + until_due + Duration::from_millis(1));
+            }
             if let Some(retry) = self.take_retry_wake() {
                 deadline = deadline.min(retry);
             }

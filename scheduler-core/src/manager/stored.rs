@@ -254,6 +254,7 @@ fn job_of(
         }),
         known: Mutex::default(),
         busy: Mutex::default(),
+        finishing: Mutex::default(),
         backfilled: Mutex::default(),
     }))
 }

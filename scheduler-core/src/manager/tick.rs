@@ -16,7 +16,7 @@ use tracing::{error, info_span, warn, Instrument};
 use super::steering::JobControls;
 use super::{Manager, Registered, TickReport};
 use crate::model::{
-    ClaimKind, ClaimRequest, Lease, Origin, OverlapPolicy, PlanKey, Scope, Steering,
+    ClaimKind, ClaimRequest, Lease, LeaseRef, Origin, OverlapPolicy, PlanKey, Scope, Steering,
 };
 
 /// Store time as read at the start of a tick, and when: an estimate of
@@ -36,8 +36,8 @@ impl StoreClock {
 /// What one tick leaves for the run loop.
 pub(super) struct TickOutcome {
     pub(super) report: TickReport,
-    /// Store time the tick read.
-    pub(super) now: Option<OffsetDateTime>,
+    /// Store time the tick read, and when.
+    pub(super) now: Option<StoreClock>,
     /// The earliest store-time instant at which a new plan becomes
     /// eligible, or a pause runs out.
     pub(super) next_due: Option<OffsetDateTime>,
@@ -86,11 +86,11 @@ impl Manager {
                 return out;
             }
         };
-        out.now = Some(now);
         let clock = StoreClock {
             now,
             at: Instant::now(),
         };
+        out.now = Some(clock);
         let mut jobs = self.jobs();
         let stored = self.stored_jobs(&jobs, &mut out).await;
         jobs.extend(stored);
@@ -361,7 +361,17 @@ impl Manager {
             schedule_version: job.stored.map(|s| s.version),
             ..steering
         };
+        // Runs of the job that ended here with their terminal writes in
+        // flight: over, for this claim (see `Registered::finishing`).
+        let finishing: Vec<LeaseRef> = job
+            .finishing
+            .lock()
+            .expect("finishing lock")
+            .iter()
+            .copied()
+            .collect();
         let request = ClaimRequest {
+            finishing: &finishing,
             job_name: &spec.name,
             runner_id: &self.inner.options.runner_id,
             max_attempts: spec.max_attempts,

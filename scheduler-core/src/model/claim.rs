@@ -29,6 +29,25 @@ pub struct ClaimRequest<'a> {
     pub keys: &'a [PlanKey],
     /// Why these keys run and what to do while their scope is busy.
     pub steering: Steering,
+    /// The leases of the job's runs that ended on the claiming replica and
+    /// whose terminal writes are still in flight (`docs/contract.md` §11,
+    /// "finishing runs"). Admission must not weigh a live run that matches
+    /// one of them exactly (id **and** token): for the claimer it is over,
+    /// and its row is RUNNING only until that write lands. A lease taken
+    /// over since (a new token) matches none, so it still counts. Empty
+    /// for a claimer with nothing finishing.
+    pub finishing: &'a [LeaseRef],
+}
+
+/// One attempt's lease by identity: the execution's id and the lease token
+/// of that attempt. A claim's [`finishing`](ClaimRequest::finishing) runs
+/// are named this way, so that only the very attempt that ended matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseRef {
+    /// The execution id.
+    pub id: Uuid,
+    /// The attempt's lease token.
+    pub token: Uuid,
 }
 
 /// The steering of a claim (`docs/contract.md` §11): what the batch's keys

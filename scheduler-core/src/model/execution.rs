@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Origin, Scope};
+use super::{LeaseRef, Origin, Scope};
 
 /// The state of an execution. "Stale" is not a state: it is
 /// [`Status::Running`] with `stale_after` in the past.
@@ -219,6 +219,16 @@ pub struct Lease {
     pub started_at: OffsetDateTime,
     /// Store time after which the lease may be stolen or swept.
     pub stale_after: OffsetDateTime,
+}
+
+impl Lease {
+    /// This attempt's lease by identity.
+    pub fn lease_ref(&self) -> LeaseRef {
+        LeaseRef {
+            id: self.id,
+            token: self.token,
+        }
+    }
 }
 
 /// One key of a batch claim.

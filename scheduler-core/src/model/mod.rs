@@ -34,7 +34,7 @@ pub mod stored;
 pub mod summary;
 
 pub use attempt::{Attempt, AttemptOutcome};
-pub use claim::{ClaimKind, ClaimOutcome, ClaimRequest, Steering};
+pub use claim::{ClaimKind, ClaimOutcome, ClaimRequest, LeaseRef, Steering};
 pub use control::{
     Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl, Origin,
     OverlapPolicy, Progress, MAX_NOTE_BYTES,

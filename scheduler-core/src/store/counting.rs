@@ -1,6 +1,10 @@
 //! [`CountingStore`]: a wrapper that counts the calls made to a store, per
-//! method: what a tick costs, for tests and benchmarks. Test support, part
-//! of the store-author interface (not semver-stable).
+//! method: what a tick costs, for tests and benchmarks; and that may stall
+//! the store's terminal writes, as a commit behind a slow fsync or a lock
+//! does: how the manager tests and the dispatch benchmark show that a slow
+//! terminal write does not delay the next plan of its scope
+//! (`docs/contract.md` §7). Test support, part of the store-author
+//! interface (not semver-stable).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,11 +23,13 @@ use crate::model::{
 };
 
 /// A store that counts the calls made to another, per method: what a tick
-/// costs, for tests and benchmarks. Every call is forwarded unchanged.
+/// costs, for tests and benchmarks. Every call is forwarded unchanged, the
+/// terminal writes after a [finish delay](Self::with_finish_delay).
 #[derive(Debug)]
 pub struct CountingStore {
     inner: Arc<dyn ExecutionAudit>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
+    finish_delay: Duration,
 }
 
 impl CountingStore {
@@ -32,6 +38,18 @@ impl CountingStore {
         CountingStore {
             inner,
             calls: Default::default(),
+            finish_delay: Duration::ZERO,
+        }
+    }
+
+    /// Each terminal write ([`LeaseStore::finish_many`]) waits `delay`
+    /// before it reaches the inner store, so its rows stay RUNNING
+    /// meanwhile. The wait is on tokio's clock: a test on paused time
+    /// stalls a write for as long as it likes without waiting.
+    pub fn with_finish_delay(self, delay: Duration) -> Self {
+        CountingStore {
+            finish_delay: delay,
+            ..self
         }
     }
 
@@ -74,6 +92,7 @@ impl LeaseStore for CountingStore {
 
     async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
         self.count("finish_many");
+        tokio::time::sleep(self.finish_delay).await;
         self.inner.finish_many(items).await
     }
 

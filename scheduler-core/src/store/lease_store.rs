@@ -83,7 +83,10 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
     /// `docs/contract.md` §11): under a lock per job that every claim and
     /// [`ExecutionAudit::add_control`](super::ExecutionAudit::add_control)
     /// of the job take, the store must read the job's pauses in force and
-    /// the live RUNNING rows of the batch's scopes, and decide each key:
+    /// the live RUNNING rows of the batch's scopes, each with its lease
+    /// token (admission must not weigh a row matching one of
+    /// `request.finishing` by id and token: the claimer's own run, whose
+    /// terminal write is in flight), and decide each key:
     /// [`ClaimOutcome::Paused`] and [`ClaimOutcome::Busy`] change nothing;
     /// a skip inserts [`machine::skipped`](crate::machine::skipped) when the
     /// key has no row ([`ClaimOutcome::Skipped`], else

@@ -4,7 +4,8 @@
 //!   calls (claim, heartbeat, finish, sweep, the planning reads), with the
 //!   written contract every store and wrapper follows.
 //! - [`audit`]: [`ExecutionAudit`], the operator's reads and repairs.
-//! - [`counting`]: [`CountingStore`], a forwarding wrapper that counts calls.
+//! - [`counting`]: [`CountingStore`], a forwarding wrapper that counts calls
+//!   and may stall terminal writes.
 //! - [`sql`]: what the SQL stores share (statement templates, limits); part
 //!   of the store-author interface.
 //! - [`LeaseStoreExt`]: conveniences over [`LeaseStore`] that no store

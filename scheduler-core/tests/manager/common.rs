@@ -92,6 +92,17 @@ pub fn spawn_run_once(m: &Manager) -> JoinHandle<TickReport> {
     tokio::spawn(async move { m.run_once().await })
 }
 
+/// `m.run(..)` in a task of its own, until the returned notify is told to
+/// stop it.
+pub fn spawn_run(m: &Manager) -> (Arc<Notify>, JoinHandle<TickReport>) {
+    let stop = Arc::new(Notify::new());
+    let run = tokio::spawn({
+        let (m, stop) = (m.clone(), stop.clone());
+        async move { m.run(async move { stop.notified().await }).await }
+    });
+    (stop, run)
+}
+
 /// Claims `keys` of `job` as `runner`, outside any manager (a replica that
 /// has since died, or history written before the test), with three
 /// attempts; every key must be won.
@@ -104,6 +115,7 @@ pub async fn claim_as(
     keys: &[PlanKey],
 ) -> Vec<Lease> {
     let request = ClaimRequest {
+        finishing: &[],
         steering: scheduler_core::model::Steering::NONE,
         job_name: job,
         runner_id: runner,
@@ -213,6 +225,16 @@ pub fn rows_of(store: &MemoryLeaseStore, job: &str) -> Vec<Execution> {
         .into_iter()
         .filter(|r| r.job_name == job)
         .collect()
+}
+
+/// `job` on a one-minute cadence, with run and stale timeouts far beyond
+/// any test's handler and heartbeats every 10 s: a run ends only when its
+/// handler returns or its lease is taken.
+pub fn minute_job_with_long_leases(job: JobSpec) -> JobSpec {
+    job.cadence(MIN)
+        .run_timeout(Duration::from_secs(3000))
+        .stale_timeout(Duration::from_secs(3600))
+        .heartbeat_interval(Duration::from_secs(10))
 }
 
 /// A handler that blocks until released, then succeeds.

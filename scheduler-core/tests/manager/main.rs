@@ -8,6 +8,7 @@ mod common;
 
 mod backfills;
 mod claims;
+mod finishing;
 mod leases;
 mod metrics;
 mod overlap;

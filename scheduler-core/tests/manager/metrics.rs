@@ -187,6 +187,7 @@ fn heartbeats_starved_by_a_blocking_handler_are_noticed_and_the_lapsed_lease_is_
                     }];
                     let taken = thief
                         .claim(&ClaimRequest {
+                            finishing: &[],
                             steering: scheduler_core::model::Steering::NONE,
                             job_name: "blocking",
                             runner_id: "thief",

@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use scheduler_core::model::OverlapPolicy;
 use scheduler_core::time::TimeControl;
@@ -17,7 +16,9 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::common::{manager, on_manual_clock, rows_of, spawn_run_once, MIN, T0};
+use crate::common::{
+    manager, minute_job_with_long_leases, on_manual_clock, rows_of, spawn_run_once, MIN, T0,
+};
 
 /// The plan whose run blocks: the first one, at T0.
 const BLOCKED: OffsetDateTime = datetime!(2026-03-05 12:00 UTC);
@@ -50,7 +51,7 @@ impl Drop for Running {
 /// [`BLOCKED`] waits for the probe's gate; heartbeats every 10 s.
 fn gated_job(policy: OverlapPolicy, probe: &Probe) -> JobSpec {
     let probe = probe.clone();
-    JobSpec::new("gated", Scopes::global(), move |ctx: RunContext| {
+    let job = JobSpec::new("gated", Scopes::global(), move |ctx: RunContext| {
         let probe = probe.clone();
         async move {
             let now = probe.running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -63,12 +64,8 @@ fn gated_job(policy: OverlapPolicy, probe: &Probe) -> JobSpec {
             }
             Ok(JobOutput::rows(1))
         }
-    })
-    .cadence(MIN)
-    .overlap(policy)
-    .run_timeout(Duration::from_secs(3000))
-    .stale_timeout(Duration::from_secs(3600))
-    .heartbeat_interval(Duration::from_secs(10))
+    });
+    minute_job_with_long_leases(job.overlap(policy))
 }
 
 /// A replica `runner` of the gated job.

@@ -1,17 +1,17 @@
 //! When the loop wakes and what it plans: exact wake-ups for cadences and cron
 //! occurrences, spread, and cron catch-up after an outage or at first start.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use scheduler_core::{CatchUpMode, JobSpec, Scope, Scopes};
 use time::macros::datetime;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 
 use crate::common::{
-    manager, on_manual_clock, recording_job, start_recording_job, waking_manager, Ledger, Starts,
-    MIN,
+    manager, on_manual_clock, recording_job, spawn_run, start_recording_job, waking_manager,
+    Ledger, Starts, MIN,
 };
 
 #[tokio::test(start_paused = true)]
@@ -27,11 +27,7 @@ async fn the_loop_wakes_when_the_next_plan_becomes_eligible() {
             .schedule_delay(Duration::from_secs(2)),
     )
     .unwrap();
-    let stop = Arc::new(Notify::new());
-    let run = tokio::spawn({
-        let (m, stop) = (m.clone(), stop.clone());
-        async move { m.run(async move { stop.notified().await }).await }
-    });
+    let (stop, run) = spawn_run(&m);
     tokio::time::sleep(Duration::from_secs(35)).await;
     stop.notify_one();
     let report = run.await.unwrap();
@@ -50,6 +46,37 @@ async fn the_loop_wakes_when_the_next_plan_becomes_eligible() {
             "{lateness:?}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_tick_does_not_wake_the_loop_before_the_next_plan_is_due() {
+    let (clock, m) = waking_manager(
+        datetime!(2026-03-05 12:00:30 UTC),
+        Duration::from_secs(3600),
+    );
+    let starts = Starts::default();
+    // Each tick spends 10 s resolving the scopes: a tick as slow as a
+    // store on a loaded host makes it, on tokio's clock.
+    let resolutions = Arc::new(AtomicUsize::new(0));
+    let scopes = Scopes::dynamic({
+        let resolutions = resolutions.clone();
+        move |_| {
+            resolutions.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok(vec![Scope::global()])
+            }
+        }
+    });
+    m.register(start_recording_job("slow_tick", scopes, &clock, &starts).cadence(MIN))
+        .unwrap();
+    let (stop, run) = spawn_run(&m);
+    // Ticks at 12:00:30 (12:00 due) and just after 12:01:00 (12:01 due),
+    // each 10 s long; none in between, which could only find nothing due.
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    stop.notify_one();
+    assert_eq!(run.await.unwrap().succeeded, 2);
+    assert_eq!(resolutions.load(Ordering::SeqCst), 2, "one tick per plan");
 }
 
 #[tokio::test(start_paused = true)]

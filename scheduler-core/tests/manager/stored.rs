@@ -123,6 +123,7 @@ async fn a_claim_planned_under_a_version_no_longer_current_claims_nothing() {
         .unwrap();
     let keys = global_at(datetime!(2026-03-05 12:00 UTC));
     let claim = |version| ClaimRequest {
+        finishing: &[],
         job_name: "digest",
         runner_id: "r1",
         max_attempts: 3,
