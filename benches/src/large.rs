@@ -6,6 +6,7 @@
 //! cargo run -p benches --release -- large measure [postgres|sqlite]
 //! cargo run -p benches --release -- large prune [PERCENT]   # default 20
 //! cargo run -p benches --release -- large drop
+//! # each with --partitioned for the partitioned table (see below)
 //! ```
 //!
 //! PostgreSQL: the schema `bench_large` of `DATABASE_URL` (overridable with
@@ -24,7 +25,15 @@
 //! 5-minute grid, ROWS / 1,000 plans each; about 1% FAILED (of them a tenth
 //! overlap-skipped, a tenth `stale_timeout`, the recent ones with attempts
 //! left, the rest exhausted), the newest plan of every 20th scope RUNNING
-//! (every 100th with a stale lease), the rest SUCCESS.
+//! (every 100th with a stale lease), the rest SUCCESS. Overlap-skipped rows
+//! are never retried by themselves (`next_retry_at` is `machine::NEVER`), as
+//! the store writes them.
+//!
+//! `--partitioned` (any command): the table of a store built with
+//! `PgStoreOptions::partitioned(PartitionInterval::Day)`, in the schema
+//! `bench_large_part` (or `LARGE_SCHEMA`); `generate` creates the history's
+//! daily partitions before the insert, `prune` then drops whole partitions
+//! where it can (PostgreSQL only: SQLite has no partitions).
 //!
 //! `measure`: each read is timed three times back to back and the median
 //! printed: "cold" is the first round after the database's caches were
@@ -51,7 +60,7 @@ use scheduler_core::model::Steering;
 use scheduler_core::{
     ClaimRequest, ExecutionAudit, ExecutionFilter, Finish, LeaseStore, PlanKey, Prune, Scope,
 };
-use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
+use scheduler_postgres::{PartitionInterval, PgLeaseStore, PgStoreOptions};
 use scheduler_sqlite::SqliteLeaseStore;
 use sqlx_core::executor::Executor;
 use sqlx_core::sql_str::AssertSqlSafe;
@@ -84,8 +93,25 @@ const BASELINE: Duration = Duration::from_secs(30);
 /// Rows per prune call, `scheduler prune`'s default `--batch`.
 const PRUNE_BATCH: usize = 1_000;
 
+/// The schema of the partitioned variant (`--partitioned`), unless
+/// `LARGE_SCHEMA` names another.
+const SCHEMA_PARTITIONED: &str = "bench_large_part";
+
+/// Whether the command works on the partitioned variant: `--partitioned`
+/// among the arguments, which `large` records here once.
+static PARTITIONED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn partitioned() -> bool {
+    PARTITIONED.get().copied().unwrap_or(false)
+}
+
 fn schema() -> String {
-    std::env::var("LARGE_SCHEMA").unwrap_or_else(|_| SCHEMA.to_owned())
+    let default = if partitioned() {
+        SCHEMA_PARTITIONED
+    } else {
+        SCHEMA
+    };
+    std::env::var("LARGE_SCHEMA").unwrap_or_else(|_| default.to_owned())
 }
 
 fn sqlite_path() -> PathBuf {
@@ -113,10 +139,13 @@ fn mix() -> (&'static str, &'static str, &'static str) {
 }
 
 async fn pg_store() -> PgLeaseStore {
-    let options = PgStoreOptions::new()
+    let mut options = PgStoreOptions::new()
         .schema(schema())
         .application_name("bench-large")
         .max_connections(8);
+    if partitioned() {
+        options = options.partitioned(PartitionInterval::Day);
+    }
     PgLeaseStore::connect_with(&pg_url(), &options)
         .await
         .expect("postgres: set DATABASE_URL")
@@ -145,7 +174,8 @@ async fn generate(rows: i64, only: Option<&str>) {
         let select = format!(
             "SELECT lpad(to_hex(({per} - 1 - n) * {SCOPES} + s), 32, '0')::uuid, \
                  {job}, {kind}, {id}, p, st, att, 3, \
-                 CASE WHEN st = 'FAILED' AND att < 3 THEN p + interval '1 minute' END, \
+                 CASE WHEN code = 'overlap_skipped' THEN '9999-12-31 23:59:59.999999+00' \
+                      WHEN st = 'FAILED' AND att < 3 THEN p + interval '1 minute' END, \
                  'replica-' || s % 3, gen_random_uuid(), p, \
                  CASE WHEN st = 'RUNNING' THEN \
                      CASE WHEN s % 100 = 0 THEN now() - interval '1 hour' \
@@ -158,7 +188,7 @@ async fn generate(rows: i64, only: Option<&str>) {
              CROSS JOIN LATERAL (SELECT date_trunc('hour', now()) - n * interval '5 minutes' AS p, \
                                         {status} AS st, {attempt} AS att, {code} AS code OFFSET 0) AS m"
         );
-        generate_pg(per * SCOPES, &select).await;
+        generate_pg(per, &select).await;
     }
     if only == Some("postgres") {
         return;
@@ -178,7 +208,8 @@ async fn generate(rows: i64, only: Option<&str>) {
              ss(s) AS (SELECT 0 UNION ALL SELECT s + 1 FROM ss WHERE s < {SCOPES} - 1) \
          SELECT printf('%08x-0000-7000-8000-%012x', ({per} - 1 - n) * {SCOPES} + s, s), \
              {job}, {kind}, {id}, p, {status}, {attempt}, 3, \
-             CASE WHEN {status} = 'FAILED' AND {attempt} < 3 THEN p + 60000000 END, \
+             CASE WHEN {code} = 'overlap_skipped' THEN 253402300799999999 \
+                  WHEN {status} = 'FAILED' AND {attempt} < 3 THEN p + 60000000 END, \
              'replica-' || s % 3, lower(hex(randomblob(16))), p, \
              CASE WHEN {status} = 'RUNNING' THEN \
                  CASE WHEN s % 100 = 0 THEN {us} - 3600000000 ELSE {us} + 60000000 END END, \
@@ -204,7 +235,7 @@ async fn generate(rows: i64, only: Option<&str>) {
 /// again (a sort each, where maintaining them row by row made the insert
 /// several times slower), `VACUUM ANALYZE`. Adding the keys back checks
 /// the rows' uniqueness as the insert would have. Prints each phase's time.
-async fn generate_pg(rows: i64, select: &str) {
+async fn generate_pg(per: i64, select: &str) {
     let started = Instant::now();
     let store = pg_store().await;
     let t = store.qualified_table().to_owned();
@@ -213,6 +244,23 @@ async fn generate_pg(rows: i64, select: &str) {
     conn.execute(AssertSqlSafe(format!("TRUNCATE {t}")))
         .await
         .unwrap();
+    if partitioned() {
+        // The history's days, named as the store names its partitions; the
+        // store created today's and those ahead.
+        let name = format!("{}.{}", schema(), scheduler_postgres::DEFAULT_TABLE);
+        conn.execute(AssertSqlSafe(format!(
+            "DO $$ DECLARE d timestamptz; BEGIN \
+               FOR d IN SELECT generate_series( \
+                   date_trunc('day', date_trunc('hour', now()) - {per} * interval '5 minutes', 'UTC'), \
+                   date_trunc('day', now(), 'UTC') - interval '1 day', interval '1 day') LOOP \
+                 EXECUTE format('CREATE TABLE IF NOT EXISTS %s_p%s PARTITION OF {t} \
+                                 FOR VALUES FROM (%L) TO (%L)', '{name}', \
+                                to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD'), d, d + interval '1 day'); \
+               END LOOP; END $$"
+        )))
+        .await
+        .unwrap();
+    }
     // The keys (primary and unique), as `ADD CONSTRAINT` clauses, and the
     // indexes no constraint owns, as `CREATE INDEX` statements.
     let keys: Vec<(String, String)> = sqlx_core::query_as::query_as(AssertSqlSafe(format!(
@@ -265,7 +313,10 @@ async fn generate_pg(rows: i64, select: &str) {
         .unwrap();
     }
     for (_, def) in &indexes {
-        conn.execute(AssertSqlSafe(def.clone())).await.unwrap();
+        // A partitioned table's index is listed `ON ONLY` the parent; built
+        // without it, it covers every partition again.
+        let def = def.replace(" ON ONLY ", " ON ");
+        conn.execute(AssertSqlSafe(def)).await.unwrap();
     }
     let build = phase.elapsed();
     let phase = Instant::now();
@@ -274,8 +325,9 @@ async fn generate_pg(rows: i64, select: &str) {
         .unwrap();
     let vacuum = phase.elapsed();
     println!(
-        "postgres: {rows} rows in {} in {:.0} s (insert {:.0} s, {} keys and indexes {:.0} s, \
+        "postgres: {} rows in {} in {:.0} s (insert {:.0} s, {} keys and indexes {:.0} s, \
          vacuum analyze {:.0} s)",
+        per * SCOPES,
         schema(),
         started.elapsed().as_secs_f64(),
         insert.as_secs_f64(),
@@ -465,6 +517,15 @@ async fn prune_under_load(percent: f64) {
         .collect();
     tokio::time::sleep(BASELINE).await;
 
+    let partitions = || async {
+        sqlx_core::query_scalar::query_scalar::<_, i64>(AssertSqlSafe(format!(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = '{t}'::regclass"
+        )))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
+    let partitions_before = partitions().await;
     pruning.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let (mut total, mut calls, mut longest) = (0u64, 0u64, Duration::ZERO);
@@ -482,6 +543,7 @@ async fn prune_under_load(percent: f64) {
         }
     }
     let took = started.elapsed();
+    let dropped = partitions_before - partitions().await;
     stop.store(true, Ordering::Relaxed);
     for replica in replicas {
         replica.await.unwrap();
@@ -502,8 +564,8 @@ async fn prune_under_load(percent: f64) {
     let p99_before = line("without prune:", &mut before);
     let p99_during = line("during prune:", &mut during);
     println!(
-        "prune: {total} rows in {:.1} s ({:.0} rows/s), {calls} calls of at most {PRUNE_BATCH}, \
-         longest call {:.1} ms",
+        "prune: {total} rows in {:.1} s ({:.0} rows/s), {calls} calls of at most {PRUNE_BATCH} \
+         rows or one partition, {dropped} partitions dropped, longest call {:.1} ms",
         took.as_secs_f64(),
         total as f64 / took.as_secs_f64(),
         longest.as_secs_f64() * 1000.0
@@ -516,6 +578,9 @@ async fn prune_under_load(percent: f64) {
 
 /// `benches large generate|measure|drop`.
 pub(crate) async fn large(args: &[String]) {
+    PARTITIONED
+        .set(args.iter().any(|a| a == "--partitioned"))
+        .expect("large runs once");
     let only = args
         .iter()
         .map(String::as_str)

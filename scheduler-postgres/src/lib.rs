@@ -328,6 +328,8 @@ mod names;
 mod operator;
 /// [`PgStoreOptions`]: where the table lives and how to connect.
 mod options;
+/// The partitions of a partitioned table: created ahead, dropped whole.
+mod partitions;
 /// The planning and audit reads.
 mod reads;
 /// The replica registry.
@@ -352,7 +354,8 @@ extern crate self as scheduler_postgres;
 
 pub use crate::controls::CONTROLS_CHANNEL;
 pub use crate::names::DEFAULT_TABLE;
-pub use crate::options::PgStoreOptions;
+pub use crate::options::{PartitionInterval, PgStoreOptions};
+pub use crate::partitions::PARTITIONS_AHEAD;
 pub use crate::schema::{MIGRATIONS_TABLE, SCHEMA_VERSION};
 pub use crate::store::PgLeaseStore;
 pub use crate::store_time::TimeOffset;
