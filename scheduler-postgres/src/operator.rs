@@ -160,14 +160,14 @@ pub(crate) async fn prune_finished(store: &PgLeaseStore, prune: &Prune) -> Resul
         let matching: i64 = row.try_get(0).map_err(err)?;
         return Ok(u64::try_from(matching).unwrap_or(0));
     }
-    if store.sql.table.partitioned.is_some() {
-        // A partitioned table: partitions ahead first, then one whole
-        // partition if one can go (partitions.rs); only when none can,
-        // the rows one by one.
-        store.create_partitions().await?;
-        if let Some(dropped) = partitions::drop_one(store, before, sql::limit(limit)).await? {
-            return Ok(dropped);
-        }
+    // Partitions ahead (a store built partitioned), then one whole
+    // partition if one can go: looked up in the catalog, so a store that
+    // adopted a partitioned table without the option (the CLI's) drops them
+    // too; an unpartitioned table has none, for one cheap read. Only when
+    // none can go, the rows one by one.
+    store.create_partitions().await?;
+    if let Some(dropped) = partitions::drop_one(store, before, sql::limit(limit)).await? {
+        return Ok(dropped);
     }
     // One bounded statement (see prune.sql): callers loop until it
     // deletes nothing.

@@ -152,7 +152,8 @@ impl PgStoreOptions {
     /// repartitioned, and [`PgLeaseStore::migrate`](crate::PgLeaseStore::migrate)
     /// refuses this option on one (`StoreError::InvalidInput`). Without it, a
     /// store adopts an existing partitioned table as it is: every statement
-    /// works on both shapes, only the partition upkeep is this option's.
+    /// works on both shapes, and its prunes drop partitions too (found in
+    /// the catalog); only the partitions ahead are this option's upkeep.
     pub fn partitioned(mut self, interval: PartitionInterval) -> Self {
         self.partitioned = Some(interval);
         self

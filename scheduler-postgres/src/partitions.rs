@@ -257,19 +257,21 @@ async fn drop_detached(store: &PgLeaseStore, name: &str, limit: i64) -> Result<u
         sql_file!("partitions/attempts.sql"),
         &[("partition", name), ("attempts", &store.sql.table.attempts)],
     );
-    let (mut rows, mut after) = (0_i64, Uuid::nil());
+    let mut rows = 0_i64;
+    let mut after: (Uuid, Option<OffsetDateTime>) = (Uuid::nil(), None);
     loop {
-        let (page, last): (i64, Option<Uuid>) =
+        let (page, id, plan_time): (i64, Option<Uuid>, Option<OffsetDateTime>) =
             sqlx_core::query_as::query_as(AssertSqlSafe(attempts.clone()))
-                .bind(after)
+                .bind(after.0)
+                .bind(after.1)
                 .bind(limit.max(1))
                 .fetch_one(pool)
                 .await
                 .map_err(err)?;
         rows += page;
-        match last {
-            Some(id) => after = id,
-            None => break,
+        match (id, plan_time) {
+            (Some(id), Some(plan_time)) => after = (id, Some(plan_time)),
+            _ => break,
         }
     }
     query(AssertSqlSafe(render(

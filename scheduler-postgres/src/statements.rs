@@ -395,9 +395,10 @@ mod tests {
         .execute(&mut *conn)
         .await
         .unwrap();
-        let leases: Vec<(uuid::Uuid, uuid::Uuid)> =
+        let leases: Vec<(uuid::Uuid, uuid::Uuid, time::OffsetDateTime)> =
             sqlx_core::query_as::query_as(AssertSqlSafe(format!(
-                "SELECT id, lease_token FROM {t} WHERE status = 'RUNNING' ORDER BY id LIMIT 5000"
+                "SELECT id, lease_token, plan_time FROM {t} WHERE status = 'RUNNING' \
+                 ORDER BY id LIMIT 5000"
             )))
             .fetch_all(&mut *conn)
             .await
@@ -413,6 +414,7 @@ mod tests {
             vec![None::<&str>; n],
             vec![None::<&str>; n],
             vec![None::<sqlx_postgres::types::PgInterval>; n],
+            leases.iter().map(|l| l.2).collect::<Vec<_>>(),
         );
         let zero = sqlx_postgres::types::PgInterval {
             months: 0,
@@ -431,7 +433,7 @@ mod tests {
         // parameters anyway).
         raw_sql(AssertSqlSafe(format!(
             "PREPARE finish_probe(interval, uuid[], uuid[], text[], int4[], int8[], jsonb[], \
-                                  text[], text[], interval[]) AS {}; \
+                                  text[], text[], interval[], timestamptz[]) AS {}; \
              SET plan_cache_mode = force_generic_plan",
             sql.finish_many
         )))
@@ -452,12 +454,13 @@ mod tests {
         .bind(&arrays.6)
         .bind(&arrays.7)
         .bind(&arrays.8)
+        .bind(&arrays.9)
         .fetch_all(&mut *conn)
         .await
         .unwrap();
         assert!(sane(&custom), "{custom:#?}");
         let generic: Vec<String> = sqlx_core::query_scalar::query_scalar(
-            "EXPLAIN EXECUTE finish_probe('0', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
+            "EXPLAIN EXECUTE finish_probe('0', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
         )
         .fetch_all(&mut *conn)
         .await

@@ -292,6 +292,7 @@ impl LeaseStore for PgLeaseStore {
             .bind(lease.id)
             .bind(lease.token)
             .bind(interval("stale_timeout", stale_timeout)?)
+            .bind(lease.plan_time)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend("heartbeat"))?;

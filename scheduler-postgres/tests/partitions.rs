@@ -153,7 +153,8 @@ async fn partitions_are_created_ahead_and_the_default_takes_the_rest() {
 /// whose prunable rows then go in batches of `limit` (a partition they
 /// empty goes at a later call). A dry run counts
 /// the same rows, whichever way they will go; the attempts log of a dropped
-/// partition goes with it.
+/// partition goes with it; a store that adopted the table without the
+/// option (the CLI's) drops partitions too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_drops_only_partitions_whose_every_row_is_prunable() {
     let Some(db) = test_db().await else { return };
@@ -210,8 +211,14 @@ async fn prune_drops_only_partitions_whose_every_row_is_prunable() {
         store.prune_finished(&Prune::count(cutoff)).await.unwrap(),
         7
     );
+    // Through a store built without the option, as `scheduler prune`'s is:
+    // it finds the partitions in the catalog.
+    let plain = PgLeaseStore::connect_with(&db.url, &db.options("plain", 2))
+        .await
+        .unwrap()
+        .with_time_offset(offset.clone());
     assert_eq!(
-        store
+        plain
             .prune_finished(&Prune::batch(cutoff, 1))
             .await
             .unwrap(),
