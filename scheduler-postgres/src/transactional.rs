@@ -127,7 +127,7 @@ impl PgLeaseStore {
             output.rows_affected,
             output.result.clone(),
         );
-        let written = finish_statement(self, &self.sql.finish_in_tx, &lease, &finish)?
+        let written = finish_statement(self, &self.sql.finish_in_tx, lease, &finish)?
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend("transactional finish"))?;
