@@ -283,3 +283,30 @@ async fn drop_detached(store: &PgLeaseStore, name: &str, limit: i64) -> Result<u
     .map_err(err)?;
     Ok(u64::try_from(rows).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    /// A day starts at UTC midnight, a week at Monday's, whatever the
+    /// instant's offset; the steps are a day and a week.
+    #[test]
+    fn intervals_start_at_utc_midnight_and_monday() {
+        // A Wednesday, 01:30 at +03:00: still Tuesday in UTC.
+        let t = datetime!(2026-12-09 01:30 +03:00);
+        assert_eq!(
+            PartitionInterval::Day.floor(t),
+            datetime!(2026-12-08 00:00 UTC)
+        );
+        assert_eq!(
+            PartitionInterval::Week.floor(t),
+            datetime!(2026-12-07 00:00 UTC)
+        );
+        let monday = datetime!(2026-12-07 00:00 UTC);
+        assert_eq!(PartitionInterval::Week.floor(monday), monday);
+        assert_eq!(PartitionInterval::Day.step(), Duration::from_secs(86_400));
+        assert_eq!(PartitionInterval::Week.step(), Duration::from_secs(604_800));
+    }
+}
