@@ -520,7 +520,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: benches all [--quick]\n       benches fanout|seed|idle|dispatch memory|sqlite|postgres [N]\n       benches large generate [ROWS]|measure [postgres|sqlite]|drop"
+        "usage: benches all [--quick]\n       benches fanout|seed|idle|dispatch memory|sqlite|postgres [N]\n       benches large generate [ROWS] [postgres|sqlite]|measure [postgres|sqlite]|prune [PERCENT]|drop [--partitioned]"
     );
     std::process::exit(2);
 }

@@ -16,9 +16,13 @@
 -- `machine::Ending::Steal` records ($10 outcome, $11 code, $12 message, $13
 -- duration). A retry logs nothing: its failure was logged when it was
 -- written.
+--
+-- The rows locked are found again by id and plan time: on a partitioned
+-- table (docs/contract.md §10) the plan time takes the update to each row's
+-- one partition instead of every partition's primary key.
 WITH c AS (
-    SELECT e.id, e.status AS old_status, e.attempt, e.runner_id, e.started_at,
-           k.token, k.ord
+    SELECT e.id, e.plan_time, e.status AS old_status, e.attempt, e.runner_id,
+           e.started_at, k.token, k.ord
     FROM unnest($6::text[], $7::text[], $8::timestamptz[], $9::uuid[])
          WITH ORDINALITY AS k(scope_kind, scope_id, plan_time, token, ord)
     JOIN {table} e ON e.job_name = $2 AND e.scope_kind = k.scope_kind
@@ -32,6 +36,6 @@ UPDATE {table} e SET status = 'RUNNING', attempt = e.attempt + 1, runner_id = $3
     lease_token = c.token, heartbeat_at = {now}, stale_after = {now} + $4::interval,
     started_at = {now}, finished_at = NULL, duration_ms = NULL, next_retry_at = NULL,
     error_code = NULL, error_msg = NULL, updated_at = {now}
-FROM c WHERE e.id = c.id
+FROM c WHERE e.id = c.id AND e.plan_time = c.plan_time
 RETURNING c.ord, c.old_status, e.id, e.lease_token, e.attempt, e.max_attempts,
           e.started_at, e.stale_after

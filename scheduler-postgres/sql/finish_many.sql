@@ -8,7 +8,7 @@
 -- guard is per row, so a lost lease is simply not RETURNed. Each
 -- (id, token) must appear at most once, so that no row joins twice (an
 -- UPDATE would then pick one of the joined rows unpredictably); the caller
--- sees to it.
+-- sees to it. Each lease's plan time is matched too, as in finish.sql.
 --
 -- The planner trap again (docs/contract.md §10): the leases were claimed
 -- moments ago, so the statistics may still say that hardly any row is
@@ -35,11 +35,14 @@ WITH written AS (
     FROM (SELECT {now} AS now) n,
          (SELECT u.*, 'RUNNING'::text AS live
           FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int4[], $6::int8[],
-                      $7::jsonb[], $8::text[], $9::text[], $10::interval[])
+                      $7::jsonb[], $8::text[], $9::text[], $10::interval[],
+                      $11::timestamptz[])
                WITH ORDINALITY AS u(id, token, status, duration_ms, rows_affected,
-                                    result, error_code, error_msg, retry_after, ord)
+                                    result, error_code, error_msg, retry_after, plan_time,
+                                    ord)
           OFFSET 0) f
     WHERE e.id = f.id AND e.lease_token = f.token AND e.status = f.live
+      AND e.plan_time = f.plan_time
     RETURNING f.ord, e.id, e.attempt, e.runner_id, e.started_at, e.finished_at, e.status,
               e.error_code, e.error_msg, e.duration_ms),
 {log_ended}

@@ -14,7 +14,6 @@ use sqlx_core::row::Row;
 use sqlx_core::types::Json;
 use sqlx_postgres::types::PgInterval;
 use sqlx_postgres::{PgArguments, Postgres};
-use uuid::Uuid;
 
 use crate::rows::{self, backend, interval};
 use crate::store::PgLeaseStore;
@@ -146,7 +145,7 @@ async fn finish_one(
     lease: &Lease,
     finish: &Finish,
 ) -> Result<(), StoreError> {
-    let done = finish_statement(store, &store.sql.finish, lease.id, lease.token, finish)?
+    let done = finish_statement(store, &store.sql.finish, lease, finish)?
         .fetch_optional(store.pool())
         .await
         .map_err(backend("finish"))?;
@@ -157,7 +156,8 @@ async fn finish_one(
 }
 
 /// `sql` (`finish.sql`, as rendered for a plain or an in-transaction
-/// write) bound for the lease `(id, token)` and `finish`: it returns a row
+/// write) bound for `lease` (its id, token and plan time) and `finish`: it
+/// returns a row
 /// when it wrote (and logged) the terminal state, none when the guard
 /// found the lease lost. Shared by [`finish_one`] and a transactional
 /// job's SUCCESS, so both write exactly the same.
@@ -167,8 +167,7 @@ async fn finish_one(
 pub(crate) fn finish_statement(
     store: &PgLeaseStore,
     sql: &Arc<str>,
-    id: Uuid,
-    token: Uuid,
+    lease: &Lease,
     finish: &Finish,
 ) -> Result<Query<'static, Postgres, PgArguments>, StoreError> {
     let BoundColumns {
@@ -177,15 +176,16 @@ pub(crate) fn finish_statement(
     } = BoundColumns::of(finish)?;
     Ok(store
         .statement(sql)
-        .bind(id)
-        .bind(token)
+        .bind(lease.id)
+        .bind(lease.token)
         .bind(c.status.as_str())
         .bind(c.duration_ms)
         .bind(c.rows_affected)
         .bind(c.result.map(Json))
         .bind(c.error_code.map(|code| code.as_str()))
         .bind(c.error_msg)
-        .bind(retry_after))
+        .bind(retry_after)
+        .bind(lease.plan_time))
 }
 
 /// One `finish_many` statement writing the first item of each of
@@ -206,6 +206,7 @@ async fn finish_chunk(
     let mut error_codes = Vec::with_capacity(n);
     let mut error_msgs = Vec::with_capacity(n);
     let mut retry_afters = Vec::with_capacity(n);
+    let mut plan_times = Vec::with_capacity(n);
     for SameLease { items: at, columns } in chunk {
         let lease = items[at[0]].0;
         let c = &columns.columns;
@@ -218,6 +219,7 @@ async fn finish_chunk(
         error_codes.push(c.error_code.map(|code| code.as_str()));
         error_msgs.push(c.error_msg);
         retry_afters.push(columns.retry_after);
+        plan_times.push(lease.plan_time);
     }
     let written = store
         .statement(&store.sql.finish_many)
@@ -230,6 +232,7 @@ async fn finish_chunk(
         .bind(error_codes)
         .bind(error_msgs)
         .bind(retry_afters)
+        .bind(plan_times)
         .fetch_all(store.pool())
         .await?;
     written

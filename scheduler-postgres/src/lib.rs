@@ -266,7 +266,41 @@
 //! - **Pruning** deletes at most `limit` rows per statement, oldest
 //!   `finished_at` first, through the partial index on `finished_at`, so a
 //!   large table is never locked for long, with their attempts logs; a dry
-//!   run is one `count(*)`.
+//!   run is one `count(*)`. The rows are found again by
+//!   `= ANY (ARRAY(...))` of their ids and plan times, which is a probe of
+//!   the primary key on either shape of table (below).
+//! - **Partitioned executions** ([`PgStoreOptions::partitioned`],
+//!   `docs/contract.md` §10) are for new installations whose history runs
+//!   to tens of millions of rows: the table is created partitioned by range
+//!   of `plan_time` (a day or a week per partition, in UTC) with a DEFAULT
+//!   partition, so an insert never fails, and the primary key becomes
+//!   `(id, plan_time)` because PostgreSQL requires the partition key in
+//!   every unique constraint (the plan's unique key already holds it). The
+//!   current partition and [`PARTITIONS_AHEAD`] more are created at
+//!   [`PgLeaseStore::migrate`], at every prune and by
+//!   [`PgLeaseStore::create_partitions`] (a lazily connected store, whose
+//!   first connection migrates without a store at hand, creates them at its
+//!   first prune: until then plans land in the DEFAULT partition). A prune
+//!   first drops the oldest partition ending before its cutoff whose every
+//!   row is prunable and can no longer change (no RUNNING row, no FAILED
+//!   row with a retry pending, nothing finished at or after the cutoff),
+//!   checked again and detached under the table's exclusive lock, taken
+//!   with a 100 ms `lock_timeout` so claims never queue long behind it;
+//!   its attempts log then goes in pages of `limit` executions and the
+//!   partition is dropped, the call returning its rows. Only when no
+//!   partition can go does it delete rows one by one, as on an
+//!   unpartitioned table: the partition straddling the cutoff, those a
+//!   live or retryable row keeps, the DEFAULT partition. Every statement
+//!   is the same text on both shapes: the writes to a lease (finish, batch
+//!   finish, heartbeat, a claim's retry or takeover) match the row's plan
+//!   time besides its id, which takes them to its one partition; the
+//!   statements by id alone (`get_execution`, `retry_execution`, the
+//!   cancellation of the runs a `cancel_other` claim replaces) probe each
+//!   partition's primary key, one index descent per partition.
+//!   A table that exists is never repartitioned: the option refuses an
+//!   unpartitioned one, and a store without it adopts a partitioned one
+//!   (its prunes, `scheduler prune`'s too, drop partitions, found in the
+//!   catalog; only the partitions ahead need the option).
 //! - **The replica registry** is a table of its own beside the executions
 //!   table (`sys_cron_replicas` for the default table, derived from the
 //!   table's name otherwise), migrated with it (version 4): one row per
@@ -328,6 +362,8 @@ mod names;
 mod operator;
 /// [`PgStoreOptions`]: where the table lives and how to connect.
 mod options;
+/// The partitions of a partitioned table: created ahead, dropped whole.
+mod partitions;
 /// The planning and audit reads.
 mod reads;
 /// The replica registry.
@@ -352,7 +388,8 @@ extern crate self as scheduler_postgres;
 
 pub use crate::controls::CONTROLS_CHANNEL;
 pub use crate::names::DEFAULT_TABLE;
-pub use crate::options::PgStoreOptions;
+pub use crate::options::{PartitionInterval, PgStoreOptions};
+pub use crate::partitions::PARTITIONS_AHEAD;
 pub use crate::schema::{MIGRATIONS_TABLE, SCHEMA_VERSION};
 pub use crate::store::PgLeaseStore;
 pub use crate::store_time::TimeOffset;

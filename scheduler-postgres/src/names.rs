@@ -9,6 +9,7 @@
 use scheduler_core::hash::fnv1a_32;
 use scheduler_core::StoreError;
 
+use crate::options::PartitionInterval;
 use crate::schema::MIGRATIONS_TABLE;
 
 /// The default table name, the seed's.
@@ -70,6 +71,12 @@ pub(crate) struct Table {
     pub schema: Option<String>,
     pub name: String,
     pub names: ObjectNames,
+    /// The table's DEFAULT partition, as the statements name it (a name
+    /// derived from the table's, whether or not the table is partitioned).
+    pub default_partition: String,
+    /// Whether new tables are created partitioned, and by what interval
+    /// ([`PgStoreOptions::partitioned`](crate::PgStoreOptions::partitioned)).
+    pub partitioned: Option<PartitionInterval>,
 }
 
 impl Table {
@@ -110,6 +117,8 @@ impl Table {
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
             names: ObjectNames::for_table(name),
+            default_partition: String::new(),
+            partitioned: None,
         };
         Ok(Table {
             display: table.qualified(name),
@@ -117,6 +126,7 @@ impl Table {
             replicas: table.qualified(&table.names.replicas),
             controls: table.qualified(&table.names.controls),
             schedules: table.qualified(&table.names.schedules),
+            default_partition: table.qualified(&derived_name(name, "default")),
             ..table
         })
     }
@@ -262,7 +272,7 @@ impl ObjectNames {
 /// `{table}_{suffix}`, or, when that would pass 63 bytes (and PostgreSQL
 /// would truncate it, possibly onto another table's name), a prefix of the
 /// table name, a hash of the whole name, and the suffix.
-fn derived_name(table: &str, suffix: &str) -> String {
+pub(crate) fn derived_name(table: &str, suffix: &str) -> String {
     let plain = format!("{table}_{suffix}");
     if plain.len() <= MAX_IDENT_BYTES {
         return plain;

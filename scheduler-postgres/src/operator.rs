@@ -18,6 +18,7 @@ use sqlx_postgres::{PgRow, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::partitions;
 use crate::rows::{self, backend};
 use crate::store::PgLeaseStore;
 
@@ -137,7 +138,8 @@ fn operator_retry_write(row: &Execution, repaired: &Execution) -> Execution {
     }
 }
 
-/// `prune.sql` (or `prune_count.sql` for a dry run).
+/// `prune.sql` (or `prune_count.sql` for a dry run); on a partitioned
+/// table, first a whole partition if one can go (`partitions::drop_one`).
 pub(crate) async fn prune_finished(store: &PgLeaseStore, prune: &Prune) -> Result<u64, StoreError> {
     let Prune {
         finished_before,
@@ -157,6 +159,15 @@ pub(crate) async fn prune_finished(store: &PgLeaseStore, prune: &Prune) -> Resul
             .map_err(err)?;
         let matching: i64 = row.try_get(0).map_err(err)?;
         return Ok(u64::try_from(matching).unwrap_or(0));
+    }
+    // Partitions ahead (a store built partitioned), then one whole
+    // partition if one can go: looked up in the catalog, so a store that
+    // adopted a partitioned table without the option (the CLI's) drops them
+    // too; an unpartitioned table has none, for one cheap read. Only when
+    // none can go, the rows one by one.
+    store.create_partitions().await?;
+    if let Some(dropped) = partitions::drop_one(store, before, sql::limit(limit)).await? {
+        return Ok(dropped);
     }
     // One bounded statement (see prune.sql): callers loop until it
     // deletes nothing.

@@ -23,6 +23,24 @@ pub struct PgStoreOptions {
     pub(crate) acquire_timeout: Duration,
     pub(crate) migrate_on_connect: bool,
     pub(crate) clock: Option<Arc<dyn Clock>>,
+    pub(crate) partitioned: Option<PartitionInterval>,
+}
+
+/// The plan-time range of each partition of a partitioned executions table
+/// ([`PgStoreOptions::partitioned`]), in UTC: a day from midnight, or a
+/// week from Monday's midnight.
+///
+/// Retention drops a partition once every row of it is prunable, so the
+/// interval is the granularity of the retention that costs nothing: a day
+/// suits a retention of weeks, a week one of months. A partition holds
+/// every plan of its range, so a fleet planning N rows a day has partitions
+/// of N (daily) or 7N (weekly) rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionInterval {
+    /// One partition per UTC day.
+    Day,
+    /// One partition per ISO week (Monday to Sunday, UTC).
+    Week,
 }
 
 impl Default for PgStoreOptions {
@@ -35,6 +53,7 @@ impl Default for PgStoreOptions {
             acquire_timeout: Duration::from_secs(10),
             migrate_on_connect: true,
             clock: None,
+            partitioned: None,
         }
     }
 }
@@ -118,6 +137,30 @@ impl PgStoreOptions {
 }
 
 impl PgStoreOptions {
+    /// **For new installations**: creates the executions table partitioned
+    /// by range of `plan_time`, one partition per `interval`, with a
+    /// DEFAULT partition for the plans no range partition covers, so that
+    /// retention ([`prune_finished`](scheduler_core::ExecutionAudit::prune_finished))
+    /// drops whole partitions instead of deleting their rows one by one
+    /// (`docs/contract.md` §10, "Partitioned executions"). The store creates
+    /// the current partition and the next [`PARTITIONS_AHEAD`](crate::PARTITIONS_AHEAD)
+    /// when it migrates and at every prune, and on
+    /// [`PgLeaseStore::create_partitions`](crate::PgLeaseStore::create_partitions).
+    ///
+    /// Only a table that does not exist yet is created partitioned: the
+    /// seed's table, or any existing unpartitioned one, is never
+    /// repartitioned, and [`PgLeaseStore::migrate`](crate::PgLeaseStore::migrate)
+    /// refuses this option on one (`StoreError::InvalidInput`). Without it, a
+    /// store adopts an existing partitioned table as it is: every statement
+    /// works on both shapes, and its prunes drop partitions too (found in
+    /// the catalog); only the partitions ahead are this option's upkeep.
+    pub fn partitioned(mut self, interval: PartitionInterval) -> Self {
+        self.partitioned = Some(interval);
+        self
+    }
+}
+
+impl PgStoreOptions {
     /// The pool's settings and the server's address from `url`.
     ///
     /// # Errors
@@ -155,10 +198,9 @@ impl PgStoreOptions {
             None => TimeSource::Server,
             Some(_) => TimeSource::Client,
         };
-        Ok(Statements::new(
-            Table::new(self.schema.as_deref(), &self.table)?,
-            time,
-        ))
+        let mut table = Table::new(self.schema.as_deref(), &self.table)?;
+        table.partitioned = self.partitioned;
+        Ok(Statements::new(table, time))
     }
 }
 

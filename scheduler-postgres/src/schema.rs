@@ -121,12 +121,51 @@ pub(crate) async fn migrate<'c>(
     let names = table.names.placeholders();
     let mut values: Vec<(&str, &str)> = vec![
         ("table", &table.display),
+        ("default_partition", &table.default_partition),
         ("attempts", &table.attempts),
         ("replicas", &table.replicas),
         ("controls", &table.controls),
         ("schedules", &table.schedules),
     ];
     values.extend(names.iter().map(|(key, name)| (*key, name.as_str())));
+    if table.partitioned.is_some() {
+        // Before migration 1, which then adopts the partitioned table.
+        let partitioned: Option<bool> = sqlx_core::query_scalar::query_scalar(
+            "SELECT c.relkind = 'p' FROM pg_class c WHERE c.oid = to_regclass($1)",
+        )
+        .bind(&table.display)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        match partitioned {
+            None => {
+                // Migration 1's table as the template of the partitioned
+                // one (see 0001_executions_partitioned.sql), in `pg_temp`,
+                // where its indexes' names clash with nothing.
+                let template = "pg_temp.executions_template";
+                let mut first = values.clone();
+                first.retain(|(key, _)| *key != "table");
+                first.push(("table", template));
+                let mut then = values.clone();
+                then.push(("template", template));
+                let partitioned = sql_file!("migrations/0001_executions_partitioned.sql");
+                for (sql, with) in [(MIGRATIONS[0].2, &first), (partitioned, &then)] {
+                    raw_sql(AssertSqlSafe(render(sql, with)))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                }
+            }
+            Some(true) => {}
+            Some(false) => {
+                return Err(StoreError::InvalidInput(format!(
+                    "the table {} exists and is not partitioned: a partitioned store only \
+                     creates new tables (leave `partitioned` off to adopt it as it is)",
+                    table.display
+                )))
+            }
+        }
+    }
     for (version, description, template) in MIGRATIONS {
         if applied.binary_search(&version).is_ok() {
             continue;

@@ -408,9 +408,10 @@ mod tests {
         .execute(&mut *conn)
         .await
         .unwrap();
-        let leases: Vec<(uuid::Uuid, uuid::Uuid)> =
+        let leases: Vec<(uuid::Uuid, uuid::Uuid, time::OffsetDateTime)> =
             sqlx_core::query_as::query_as(AssertSqlSafe(format!(
-                "SELECT id, lease_token FROM {t} WHERE status = 'RUNNING' ORDER BY id LIMIT 5000"
+                "SELECT id, lease_token, plan_time FROM {t} WHERE status = 'RUNNING' \
+                 ORDER BY id LIMIT 5000"
             )))
             .fetch_all(&mut *conn)
             .await
@@ -426,6 +427,7 @@ mod tests {
             vec![None::<&str>; n],
             vec![None::<&str>; n],
             vec![None::<sqlx_postgres::types::PgInterval>; n],
+            leases.iter().map(|l| l.2).collect::<Vec<_>>(),
         );
         let zero = sqlx_postgres::types::PgInterval {
             months: 0,
@@ -456,15 +458,17 @@ mod tests {
         .bind(&arrays.6)
         .bind(&arrays.7)
         .bind(&arrays.8)
+        .bind(&arrays.9)
         .fetch_all(&mut *conn)
         .await
         .unwrap();
         assert!(sane(&custom), "{custom:#?}");
         let generic = generic_plan(
             &mut conn,
-            "interval, uuid[], uuid[], text[], int4[], int8[], jsonb[], text[], text[], interval[]",
+            "interval, uuid[], uuid[], text[], int4[], int8[], jsonb[], text[], text[], interval[], \
+             timestamptz[]",
             &sql.finish_many,
-            "'0', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}'",
+            "'0', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}'",
         )
         .await;
         assert!(sane(&generic), "{generic:#?}");

@@ -28,7 +28,7 @@ use crate::rows::{self, backend, interval};
 use crate::schema;
 use crate::statements::Statements;
 use crate::store_time::TimeOffset;
-use crate::{claim, connect, controls, finish, operator, reads, replicas, schedules};
+use crate::{claim, connect, controls, finish, operator, partitions, reads, replicas, schedules};
 
 /// The PostgreSQL store. Cheap to clone (clones share the pool).
 #[derive(Clone)]
@@ -203,8 +203,40 @@ impl PgLeaseStore {
     /// [`SCHEMA_VERSION`](crate::SCHEMA_VERSION) (nothing is changed);
     /// [`StoreError::Backend`] when the server fails or refuses (e.g.
     /// missing privileges).
+    ///
+    /// With [`PgStoreOptions::partitioned`], a table that does not exist is
+    /// created partitioned, and the partitions of the current store time
+    /// and the [`PARTITIONS_AHEAD`](crate::PARTITIONS_AHEAD) after it are
+    /// created ([`create_partitions`](Self::create_partitions)); an existing
+    /// unpartitioned table is refused with [`StoreError::InvalidInput`].
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        schema::migrate(&self.sql.table, &self.pool).await
+        schema::migrate(&self.sql.table, &self.pool).await?;
+        self.create_partitions().await.map(drop)
+    }
+
+    /// For a store built with [`PgStoreOptions::partitioned`]: creates the
+    /// partition of the current store time and the
+    /// [`PARTITIONS_AHEAD`](crate::PARTITIONS_AHEAD) after it, those
+    /// missing, and returns how many it created (0 for an unpartitioned
+    /// store, which has none to create). [`migrate`](Self::migrate) and
+    /// every prune call it; a service that prunes less often than every
+    /// few partitions' length can call it on a cadence of its own. Plans no
+    /// partition covers land in the DEFAULT partition, so a late call
+    /// costs retention speed, never an insert.
+    ///
+    /// A range the DEFAULT partition already holds rows of is left there
+    /// (PostgreSQL refuses a partition that would take rows from it), and a
+    /// partition whose creation cannot get the table's lock within 100 ms
+    /// is left to the next call, so that claims never queue long behind it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the server fails or refuses (e.g.
+    /// missing privileges).
+    pub async fn create_partitions(&self) -> Result<usize, StoreError> {
+        match self.sql.table.partitioned {
+            Some(interval) => partitions::create_ahead(self, interval).await,
+            None => Ok(0),
+        }
     }
 
     /// A statement that computes store time, with its `$1` bound now.
@@ -260,6 +292,7 @@ impl LeaseStore for PgLeaseStore {
             .bind(lease.id)
             .bind(lease.token)
             .bind(interval("stale_timeout", stale_timeout)?)
+            .bind(lease.plan_time)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend("heartbeat"))?;

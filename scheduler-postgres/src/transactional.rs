@@ -127,11 +127,10 @@ impl PgLeaseStore {
             output.rows_affected,
             output.result.clone(),
         );
-        let written =
-            finish_statement(self, &self.sql.finish_in_tx, lease.id, lease.token, &finish)?
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend("transactional finish"))?;
+        let written = finish_statement(self, &self.sql.finish_in_tx, lease, &finish)?
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend("transactional finish"))?;
         if written.is_none() {
             let _ = tx.rollback().await;
             return Err(Box::new(StoreError::LeaseLost { id: lease.id }));

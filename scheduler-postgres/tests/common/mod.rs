@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use scheduler_conformance::Harness;
-use scheduler_postgres::{PgLeaseStore, PgStoreOptions, TimeOffset};
+use scheduler_postgres::{PartitionInterval, PgLeaseStore, PgStoreOptions, TimeOffset};
 use sqlx_core::raw_sql::raw_sql;
 use sqlx_core::sql_str::AssertSqlSafe;
 use sqlx_postgres::{PgPool, PgPoolOptions};
@@ -240,8 +240,26 @@ impl TestDb {
 /// A conformance harness on a fresh schema: the store, and its time offset
 /// as the harness's time control; its teardown drops the schema.
 pub async fn harness() -> Option<Harness> {
+    harness_of(None).await
+}
+
+/// As [`harness`], on a table created partitioned by day
+/// (`PgStoreOptions::partitioned`): the suite holds on both shapes.
+pub async fn partitioned_harness() -> Option<Harness> {
+    harness_of(Some(PartitionInterval::Day)).await
+}
+
+/// A conformance harness on a fresh schema, its table partitioned by
+/// `partitioned` if given.
+async fn harness_of(partitioned: Option<PartitionInterval>) -> Option<Harness> {
     let db = test_db().await?;
-    let store = db.store("conformance").await;
+    let mut options = db.options("conformance", 4);
+    if let Some(interval) = partitioned {
+        options = options.partitioned(interval);
+    }
+    let store = PgLeaseStore::connect_with(&db.url, &options)
+        .await
+        .expect("connect the store");
     Some(harness_on(store).with_teardown(move || db.clone().drop_schema()))
 }
 
