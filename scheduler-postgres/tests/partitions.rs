@@ -31,6 +31,7 @@ fn request<'a>(keys: &'a [PlanKey]) -> ClaimRequest<'a> {
         stale_timeout: Duration::from_secs(60),
         allow_stale_reentry: true,
         keys,
+        finishing: &[],
     }
 }
 
