@@ -64,12 +64,15 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// `(job_name, scope_kind, scope_id, plan_time)`: the unique key, ordered so
-/// that one scope's rows are contiguous and sorted by plan time.
-type Key = (String, String, String, OffsetDateTime);
+/// that one scope's rows are contiguous and sorted by plan time. The names
+/// are shared, not owned: a row's key sits in several indexes (and a
+/// finish looks it up by id), and copying it for each would cost three
+/// allocations each time.
+type Key = (Arc<str>, Arc<str>, Arc<str>, OffsetDateTime);
 
 /// `(job_name, plan_time, scope_kind, scope_id)`: a job's rows in plan-time
 /// order, for the status indexes.
-type ByTime = (String, OffsetDateTime, String, String);
+type ByTime = (Arc<str>, OffsetDateTime, Arc<str>, Arc<str>);
 
 fn by_time(k: &Key) -> ByTime {
     (k.0.clone(), k.3, k.1.clone(), k.2.clone())
@@ -189,10 +192,10 @@ impl Rows {
         job: &'a str,
         since: OffsetDateTime,
     ) -> impl Iterator<Item = (Key, &'a Execution)> + 'a {
-        let from = (job.to_owned(), since, String::new(), String::new());
+        let from: ByTime = (Arc::from(job), since, Arc::from(""), Arc::from(""));
         index
             .range(from..)
-            .take_while(move |b| b.0 == job)
+            .take_while(move |b| &*b.0 == job)
             .map(|(job, t, kind, id)| {
                 let key = (job.clone(), kind.clone(), id.clone(), *t);
                 let row = &self.by_key[&key];
@@ -225,9 +228,9 @@ impl Default for MemoryLeaseStore {
 
 fn key_of(job: &str, scope: &Scope, plan_time: OffsetDateTime) -> Key {
     (
-        job.to_owned(),
-        scope.kind.clone(),
-        scope.id.clone(),
+        Arc::from(job),
+        Arc::from(scope.kind.as_str()),
+        Arc::from(scope.id.as_str()),
         plan_time,
     )
 }
@@ -286,18 +289,19 @@ impl MemoryLeaseStore {
         Ok(self.clock.now())
     }
 
-    /// Applies `apply` to the row of `lease` under the lock, and stores the
-    /// row it returns, with the attempt it ended, if any, in the log.
+    /// Applies `apply` to the row of `lease` in `rows` (the caller holds
+    /// the lock), and stores the row it returns, with the attempt it ended,
+    /// if any, in the log. Returns the stored row's `stale_after`.
     fn guarded(
         &self,
+        rows: &mut Rows,
         lease: &Lease,
         apply: impl FnOnce(
             &Execution,
             OffsetDateTime,
         ) -> Result<(Execution, Option<Attempt>), StoreError>,
-    ) -> Result<Execution, StoreError> {
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
         let now = self.check()?;
-        let mut rows = self.lock();
         let key = rows
             .key_of
             .get(&lease.id)
@@ -307,8 +311,9 @@ impl MemoryLeaseStore {
         if let Some(ended) = ended {
             rows.log(ended);
         }
-        rows.put(key, updated.clone());
-        Ok(updated)
+        let stale_after = updated.stale_after;
+        rows.put(key, updated);
+        Ok(stale_after)
     }
 }
 
@@ -368,15 +373,19 @@ impl LeaseStore for MemoryLeaseStore {
                 if let Some(ended) = stolen {
                     rows.log(ended);
                 }
-                if let Some(row) = decision.get() {
-                    rows.put(k, row.clone());
-                    if let Admission::Replace(ids) = &admission {
-                        for id in ids {
-                            rows.cancel_for_overlap(*id, now);
-                        }
+                // The row is moved into the store, not copied: only its
+                // lease goes back.
+                let outcome = decision.map(|row| {
+                    let lease = row.lease().expect("a claimed row is RUNNING");
+                    rows.put(k, row);
+                    lease
+                });
+                if let (Some(_), Admission::Replace(ids)) = (outcome.get(), &admission) {
+                    for id in ids {
+                        rows.cancel_for_overlap(*id, now);
                     }
                 }
-                decision.to_lease()
+                outcome
             })
             .collect();
         Ok(outcomes)
@@ -387,22 +396,25 @@ impl LeaseStore for MemoryLeaseStore {
         lease: &Lease,
         stale_timeout: Duration,
     ) -> Result<OffsetDateTime, StoreError> {
-        let row = self.guarded(lease, |row, now| {
+        let stale_after = self.guarded(&mut self.lock(), lease, |row, now| {
             Ok((
                 machine::heartbeat(row, lease.token, now, stale_timeout)?,
                 None,
             ))
         })?;
-        Ok(row.stale_after.expect("a heartbeat sets stale_after"))
+        Ok(stale_after.expect("a heartbeat sets stale_after"))
     }
 
     /// One item after the other, each its own atomic transition: the
-    /// reference the SQL stores' batches are held to.
+    /// reference the SQL stores' batches are held to. The lock is taken
+    /// once for the batch, which only makes the items' transitions
+    /// atomic together as well.
     async fn finish_many(&self, items: &[(&Lease, &Finish)]) -> Vec<Result<(), StoreError>> {
+        let mut rows = self.lock();
         items
             .iter()
             .map(|(lease, finish)| {
-                self.guarded(lease, |row, now| {
+                self.guarded(&mut rows, lease, |row, now| {
                     let done = machine::finish(row, lease.token, now, finish)?;
                     let ended = machine::ended_attempt(row, Ending::Finish(finish), now);
                     Ok((done, Some(ended)))
