@@ -99,6 +99,7 @@ macro_rules! conformance_tests {
             retry_due_lists_older_failed_plans,
             error_messages_are_stored_safely,
             oversized_result_still_succeeds,
+            batches_past_every_parameter_limit_go_through_whole,
             hostile_names_are_stored_or_refused_cleanly,
             names_are_stored_up_to_the_limit_and_refused_past_it,
             retry_due_limits_each_scope_on_its_own,

@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 
 use scheduler_core::model::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
 use scheduler_core::time::to_micros;
-use scheduler_core::{ErrorCode, Finish, PlanKey, Scope, StoreError, MAX_NAME_BYTES};
+use scheduler_core::{
+    ErrorCode, Finish, Lease, PlanKey, Scope, Status, StoreError, MAX_NAME_BYTES,
+};
 
 use crate::fixtures::{
     finish, incompressible, key, keys_of, leased, leases, plan_key, request, row, rows_of,
@@ -202,4 +204,37 @@ pub async fn store_time_is_utc_micros_and_controllable(h: &Harness) {
         "{before} -> {after}"
     );
     let _: OffsetDateTime = after;
+}
+
+/// A batch of more keys than PostgreSQL (65,535) or SQLite (32,766) binds
+/// parameters in one statement: a claim, a `finish_many` and a
+/// latest-execution read of that many each go through in one call, whole
+/// (`docs/contract.md` §7: a replica of a million scopes claims and reads
+/// in batches of any size).
+pub async fn batches_past_every_parameter_limit_go_through_whole(h: &Harness) {
+    const KEYS: usize = 70_000;
+    let job = unique("huge_batch");
+    let ids: Vec<String> = (0..KEYS).map(|i| format!("s{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let keys = keys_of("t", &ids, this_minute(h).await);
+    let leases: Vec<Lease> = leases(h, &request(&job, "r1", &keys, true)).await;
+    assert_eq!(leases.len(), KEYS);
+    let done = Finish::success(Duration::ZERO, 0, Map::new());
+    let items: Vec<(&Lease, &Finish)> = leases.iter().map(|l| (l, &done)).collect();
+    let results = h.store.finish_many(&items).await;
+    assert_eq!(results.len(), KEYS);
+    assert!(results.iter().all(Result::is_ok), "every terminal write");
+    let scopes: Vec<Scope> = keys.into_iter().map(|k| k.scope).collect();
+    let views = h
+        .store
+        .latest_executions(&job, &scopes)
+        .await
+        .expect("latest executions");
+    assert_eq!(views.len(), KEYS);
+    assert!(
+        views
+            .iter()
+            .all(|v| v.as_ref().is_some_and(|v| v.status == Status::Success)),
+        "every scope's row, SUCCESS"
+    );
 }
