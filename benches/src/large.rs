@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run -p benches --release -- large generate [ROWS] [postgres|sqlite]   # default 10,000,000
 //! cargo run -p benches --release -- large measure [postgres|sqlite]
-//! cargo run -p benches --release -- large prune [PERCENT]   # default 20
+//! cargo run -p benches --release -- large prune [PERCENT] [--nice-ratio R]   # defaults 20, 1
 //! cargo run -p benches --release -- large drop
 //! # each with --partitioned for the partitioned table (see below)
 //! ```
@@ -46,7 +46,9 @@
 //! every second, in claims of [`FLEET_BATCH`] keys; each claim's latency is
 //! recorded for [`BASELINE`] without a prune, then while a prune deletes
 //! the terminal rows among the oldest PERCENT of the table's history, in
-//! calls of [`PRUNE_BATCH`] rows as `scheduler prune` makes them. Printed:
+//! calls of [`PRUNE_BATCH`] rows as `scheduler prune` makes them
+//! ([`Operator::prune`](scheduler_core::Operator::prune), pausing R times as
+//! long as each call took). Printed:
 //! the dry run's count and time, the claim latencies of both phases and the
 //! ratio of their p99 (the issue's target: at most 2x), rows pruned per
 //! second, and the longest single prune call.
@@ -482,7 +484,7 @@ async fn fleet(
 
 /// `large prune [PERCENT]`: retention of the oldest PERCENT of the
 /// generated history while the fleet claims (see the module's docs).
-async fn prune_under_load(percent: f64) {
+async fn prune_under_load(percent: f64, nice_ratio: f64) {
     let store = Arc::new(pg_store().await);
     let t = store.qualified_table().to_owned();
     let (oldest, newest): (OffsetDateTime, OffsetDateTime) =
@@ -529,20 +531,10 @@ async fn prune_under_load(percent: f64) {
     let partitions_before = partitions().await;
     pruning.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    let (mut total, mut calls, mut longest) = (0u64, 0u64, Duration::ZERO);
-    loop {
-        let call = Instant::now();
-        let n = store
-            .prune_finished(&Prune::batch(cutoff, PRUNE_BATCH))
-            .await
-            .unwrap();
-        longest = longest.max(call.elapsed());
-        calls += 1;
-        total += n;
-        if n == 0 {
-            break;
-        }
-    }
+    let pruned = scheduler_core::Operator::new(store.clone())
+        .prune(cutoff, PRUNE_BATCH, nice_ratio)
+        .await
+        .unwrap();
     let took = started.elapsed();
     let dropped = partitions_before - partitions().await;
     stop.store(true, Ordering::Relaxed);
@@ -565,11 +557,15 @@ async fn prune_under_load(percent: f64) {
     let p99_before = line("without prune:", &mut before);
     let p99_during = line("during prune:", &mut during);
     println!(
-        "prune: {total} rows in {:.1} s ({:.0} rows/s), {calls} calls of at most {PRUNE_BATCH} \
-         rows or one partition, {dropped} partitions dropped, longest call {:.1} ms",
+        "prune (nice ratio {nice_ratio}): {} rows in {:.1} s ({:.0} rows/s), {} calls of at \
+         most {PRUNE_BATCH} rows or one partition, {dropped} partitions dropped, longest call \
+         {:.1} ms, paused {:.1} s",
+        pruned.rows,
         took.as_secs_f64(),
-        total as f64 / took.as_secs_f64(),
-        longest.as_secs_f64() * 1000.0
+        pruned.rows as f64 / took.as_secs_f64(),
+        pruned.calls,
+        pruned.longest_call.as_secs_f64() * 1000.0,
+        pruned.paused.as_secs_f64()
     );
     println!(
         "claim p99 during / without prune: {:.2}x (target <= 2x)",
@@ -590,7 +586,15 @@ pub(crate) async fn large(args: &[String]) {
     match args.first().map(String::as_str) {
         Some("generate") => generate(number.map_or(10_000_000, |n| n as i64), only).await,
         Some("measure") => measure(only).await,
-        Some("prune") => prune_under_load(number.unwrap_or(20.0)).await,
+        Some("prune") => {
+            // `--nice-ratio R`, as `scheduler prune` takes it (default 1).
+            let nice_ratio = args
+                .iter()
+                .position(|a| a == "--nice-ratio")
+                .and_then(|i| args.get(i + 1))
+                .map_or(1.0, |r| r.parse().expect("--nice-ratio takes a number"));
+            prune_under_load(number.unwrap_or(20.0), nice_ratio).await
+        }
         Some("drop") => {
             let store = pg_store().await;
             store

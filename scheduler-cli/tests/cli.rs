@@ -574,7 +574,7 @@ fn prune_dry_run_deletes_nothing_and_prune_deletes_exactly_the_old_terminal_rows
 fn bad_input_gets_one_line_and_the_right_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let missing = format!("sqlite:{}", dir.path().join("nope.db").display());
-    let cases: [(&str, &[&str], i32, &str); 6] = [
+    let cases: [(&str, &[&str], i32, &str); 7] = [
         (
             "mysql://root:hunter2@localhost/db",
             &["status"],
@@ -599,6 +599,12 @@ fn bad_input_gets_one_line_and_the_right_exit_code() {
             &["prune", "--older-than", "ten days"],
             2,
             "invalid duration",
+        ),
+        (
+            &missing,
+            &["prune", "--older-than", "1day", "--nice-ratio", "-1"],
+            2,
+            "invalid nice ratio",
         ),
         ("memory:", &["status"], 1, "only `demo`"),
     ];

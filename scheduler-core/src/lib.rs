@@ -137,7 +137,7 @@ pub use model::{
     ScheduleOptions, ScheduleWrite, Scope, ScopeSummary, Status, StoredSchedule, StoredScopes,
     MAX_NAME_BYTES,
 };
-pub use operator::{Backfill, Operator, OperatorError, Steered, Target, Written};
+pub use operator::{Backfill, Operator, OperatorError, Pruned, Steered, Target, Written};
 pub use plan::{CatchUpMode, Planning};
 pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};
 pub use time::{Clock, ManualClock, SystemClock, TimeControl, TokioClock};

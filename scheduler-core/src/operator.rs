@@ -12,6 +12,7 @@
 //! be paused ahead of the deploy that brings it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -21,7 +22,8 @@ use crate::error::{SpecError, StoreError};
 use crate::job::validate_definition;
 use crate::model::{
     name_problem, Control, ControlAction, ControlChange, ControlRead, ControlState, NewControl,
-    RegisteredJob, Replica, ReplicaState, ScheduleDefinition, ScheduleWrite, Scope, StoredSchedule,
+    Prune, RegisteredJob, Replica, ReplicaState, ScheduleDefinition, ScheduleWrite, Scope,
+    StoredSchedule,
 };
 use crate::plan::Schedule;
 use crate::store::ExecutionAudit;
@@ -116,6 +118,19 @@ pub struct Written {
     pub schedule: StoredSchedule,
     /// Warnings, e.g. that no live replica has registered its kind yet.
     pub warnings: Vec<String>,
+}
+
+/// What [`Operator::prune`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Terminal rows deleted.
+    pub rows: u64,
+    /// Prune calls made (batches, the last of which found nothing).
+    pub calls: u64,
+    /// The longest single call: how long the table was worked on at once.
+    pub longest_call: Duration,
+    /// Time spent pausing between calls ([`Operator::prune`]'s nice ratio).
+    pub paused: Duration,
 }
 
 /// Steers schedules through a store; cheap to clone.
@@ -407,6 +422,66 @@ impl Operator {
             .await?
             .into_iter()
             .find(|s| s.name == name))
+    }
+
+    /// Retention: deletes the terminal rows finished before
+    /// `finished_before` (and the replica registry's rows last seen
+    /// before it), oldest first, in calls of at most `batch` rows
+    /// ([`ExecutionAudit::prune_finished`]) until one finds nothing. After
+    /// each call that deleted rows it pauses `nice_ratio` times as long as
+    /// the call took (gh-ost's "nice ratio"): the prune then takes at most
+    /// `1 / (1 + nice_ratio)` of the database's time for itself, so a
+    /// fleet claiming meanwhile keeps its latency on a large table
+    /// (`docs/contract.md` §10, "Retention at scale"). 0 never pauses.
+    ///
+    /// Dropping the future stops between or inside calls; every call
+    /// already made stays done (each is a statement of its own).
+    ///
+    /// # Errors
+    /// [`OperatorError::Refused`] for a zero `batch` or a `nice_ratio`
+    /// that is negative or not finite (nothing deleted); [`OperatorError::Store`] when a
+    /// call fails (the calls before it stay done).
+    pub async fn prune(
+        &self,
+        finished_before: OffsetDateTime,
+        batch: usize,
+        nice_ratio: f64,
+    ) -> Result<Pruned, OperatorError> {
+        if batch == 0 {
+            return Err(OperatorError::Refused(
+                "a prune batch must be at least 1 row".to_owned(),
+            ));
+        }
+        if !(nice_ratio.is_finite() && nice_ratio >= 0.0) {
+            return Err(OperatorError::Refused(format!(
+                "a prune's nice ratio must be a finite number, 0 or more (got {nice_ratio})"
+            )));
+        }
+        let mut done = Pruned {
+            rows: 0,
+            calls: 0,
+            longest_call: Duration::ZERO,
+            paused: Duration::ZERO,
+        };
+        loop {
+            let started = tokio::time::Instant::now();
+            let rows = self
+                .store
+                .prune_finished(&Prune::batch(finished_before, batch))
+                .await?;
+            let took = started.elapsed();
+            done.calls += 1;
+            done.rows += rows;
+            done.longest_call = done.longest_call.max(took);
+            // A batch can come back short when a row changed under it (a
+            // claim retried it meanwhile), so only an empty one ends it.
+            if rows == 0 {
+                return Ok(done);
+            }
+            let pause = took.mul_f64(nice_ratio);
+            tokio::time::sleep(pause).await;
+            done.paused += pause;
+        }
     }
 
     /// Every stored schedule, by name.

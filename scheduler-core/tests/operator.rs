@@ -245,3 +245,61 @@ async fn cancel_ends_an_active_control_once() {
         .unwrap()
         .is_empty());
 }
+
+/// `Operator::prune` deletes in batches until one finds nothing, and after
+/// each batch that deleted rows pauses `nice_ratio` times as long as the
+/// batch took: here each batch takes 100 ms (a prune delay, on paused
+/// tokio time), so 25 rows in batches of 10 are 3 deleting calls and an
+/// empty one, with 3 pauses of 200 ms at a ratio of 2.
+#[tokio::test(start_paused = true)]
+async fn prune_deletes_in_batches_and_pauses_in_proportion_to_each_batch() {
+    use scheduler_core::store::CountingStore;
+    use scheduler_core::{Manager, ManagerOptions, TimeControl};
+
+    let clock = ManualClock::new(NOW);
+    let memory = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    let manager = Manager::new(memory.clone(), ManagerOptions::default()).unwrap();
+    let scopes = Scopes::fixed((0..25).map(|i| Scope::new("tenant", format!("t{i}"))));
+    manager
+        .register(
+            JobSpec::new("rollup", scopes, |_| async {
+                Ok(scheduler_core::JobOutput::rows(0))
+            })
+            .cadence(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    assert_eq!(manager.run_once().await.succeeded, 25);
+    clock.advance(Duration::from_secs(2 * 86_400));
+    let cutoff = NOW + Duration::from_secs(86_400);
+
+    let batch = Duration::from_millis(100);
+    let store = Arc::new(CountingStore::new(memory.clone()).with_prune_delay(batch));
+    let operator = Operator::new(store.clone());
+    refused(operator.prune(cutoff, 0, 1.0).await, "at least 1 row");
+    refused(operator.prune(cutoff, 10, -0.5).await, "nice ratio");
+    refused(operator.prune(cutoff, 10, f64::NAN).await, "nice ratio");
+    assert_eq!(
+        store.take().get("prune_finished"),
+        None,
+        "refused before any call"
+    );
+
+    let started = tokio::time::Instant::now();
+    let pruned = operator.prune(cutoff, 10, 2.0).await.unwrap();
+    assert_eq!(pruned.rows, 25);
+    assert_eq!(pruned.calls, 4, "10, 10, 5, then an empty batch ends it");
+    assert_eq!(pruned.longest_call, batch);
+    assert_eq!(
+        pruned.paused,
+        batch * 2 * 3,
+        "no pause after the empty batch"
+    );
+    assert_eq!(started.elapsed(), batch * 4 + pruned.paused);
+    assert!(memory.executions().is_empty());
+    // Nothing left: one empty call, and a ratio of 0 never pauses anyway.
+    let again = operator.prune(cutoff, 10, 0.0).await.unwrap();
+    assert_eq!(
+        (again.rows, again.calls, again.paused),
+        (0, 1, Duration::ZERO)
+    );
+}

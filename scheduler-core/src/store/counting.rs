@@ -24,12 +24,14 @@ use crate::model::{
 
 /// A store that counts the calls made to another, per method: what a tick
 /// costs, for tests and benchmarks. Every call is forwarded unchanged, the
-/// terminal writes after a [finish delay](Self::with_finish_delay).
+/// terminal writes after a [finish delay](Self::with_finish_delay), the
+/// prune batches after a [prune delay](Self::with_prune_delay).
 #[derive(Debug)]
 pub struct CountingStore {
     inner: Arc<dyn ExecutionAudit>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
     finish_delay: Duration,
+    prune_delay: Duration,
 }
 
 impl CountingStore {
@@ -39,6 +41,7 @@ impl CountingStore {
             inner,
             calls: Default::default(),
             finish_delay: Duration::ZERO,
+            prune_delay: Duration::ZERO,
         }
     }
 
@@ -49,6 +52,16 @@ impl CountingStore {
     pub fn with_finish_delay(self, delay: Duration) -> Self {
         CountingStore {
             finish_delay: delay,
+            ..self
+        }
+    }
+
+    /// Each prune call ([`ExecutionAudit::prune_finished`]) waits `delay`
+    /// before it reaches the inner store: a batch that costs the database
+    /// time, on tokio's clock (see [`with_finish_delay`](Self::with_finish_delay)).
+    pub fn with_prune_delay(self, delay: Duration) -> Self {
+        CountingStore {
+            prune_delay: delay,
             ..self
         }
     }
@@ -190,6 +203,7 @@ impl ExecutionAudit for CountingStore {
 
     async fn prune_finished(&self, prune: &Prune) -> Result<u64, StoreError> {
         self.count("prune_finished");
+        tokio::time::sleep(self.prune_delay).await;
         self.inner.prune_finished(prune).await
     }
 
