@@ -109,6 +109,7 @@ macro_rules! conformance_tests {
             operator_retry_repairs_failed_rows_and_refuses_others,
             prune_deletes_only_old_terminal_rows,
             scope_summaries_describe_each_scope,
+            summaries_count_ended_failures_through_retries_and_prunes,
             claims_with_no_attempt_budget_are_refused,
             finish_many_guards_each_lease,
             store_time_is_utc_micros_and_controllable,

@@ -239,6 +239,28 @@ impl PgLeaseStore {
         }
     }
 
+    /// Counts the tally of ended FAILED rows again from the executions table
+    /// (`sql/tally_rebuild.sql`; `docs/contract.md` §10, "Operator reads"),
+    /// in one transaction that holds the table's SHARE lock: writes wait
+    /// for it, reads do not. Triggers keep the tally on every write, the
+    /// seed's too, so this is only needed after a change they cannot see:
+    /// a partition detached or truncated by hand, or writes made with
+    /// triggers disabled. Migration 8 runs the same statements as its
+    /// backfill.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the server fails or refuses (e.g.
+    /// missing privileges).
+    pub async fn rebuild_tally(&self) -> Result<(), StoreError> {
+        let err = crate::rows::backend("rebuild tally");
+        let mut tx = self.pool().begin().await.map_err(err)?;
+        sqlx_core::raw_sql::raw_sql(AssertSqlSafe(Arc::clone(&self.sql.tally_rebuild)))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
     /// A statement that computes store time, with its `$1` bound now.
     pub(crate) fn statement(&self, sql: &Arc<str>) -> Query<'static, Postgres, PgArguments> {
         self.statement_at(sql, self.store_time())

@@ -138,6 +138,23 @@ impl SqliteLeaseStore {
             .await
     }
 
+    /// Counts the tally of ended FAILED rows again from the executions table
+    /// (`sql/tally_rebuild.sql`; `docs/contract.md` §10, "Operator reads"),
+    /// in one IMMEDIATE transaction. Triggers keep the tally on every
+    /// write, another process's too, so this is only needed after writes
+    /// made without them. Migration 8 runs the same statements as its
+    /// backfill.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    pub async fn rebuild_tally(&self) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.execute_batch(&crate::statements::SQL.tally_rebuild)?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs `op` in one IMMEDIATE transaction on the writer connection,
     /// retried whole while the database is busy.
     pub(crate) async fn write<T, F>(&self, mut op: F) -> Result<T, StoreError>
