@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use scheduler_core::model::{OverlapPolicy, Steering};
 use scheduler_core::{
-    ClaimOutcome, ClaimRequest, ExecutionFilter, Finish, Lease, PlanKey, Prune, Scope,
+    ClaimOutcome, ClaimRequest, ExecutionFilter, Finish, Lease, PlanKey, PlannedAt, Prune, Scope,
     ScopeSummary, Status, StoreError,
 };
 
@@ -220,6 +220,61 @@ pub async fn summaries_count_ended_failures_through_retries_and_prunes(h: &Harne
     assert_eq!(counts(&now), [(0, 0)]);
     assert_eq!((now[0].scope.clone(), now[0].running), (a, 1));
     finish(h, &live, &ok()).await;
+}
+
+/// `plan_times_since`: every row of the job planned at or after the
+/// instant, whatever its status, each once, ordered by scope (byte-wise)
+/// then plan time; rows before the instant, and other jobs' rows, are not
+/// listed; a job without rows, or one no row can have, lists nothing.
+pub async fn plan_times_since_lists_every_scope_in_one_read(h: &Harness) {
+    let job = unique("planned");
+    let other = unique("planned_other");
+    let base = this_minute(h).await;
+    // Scopes whose byte order differs from a case-insensitive one.
+    let scopes = [
+        Scope::new("tenant", "b"),
+        Scope::new("tenant", "B"),
+        Scope::new("global", "global"),
+    ];
+    let keys: Vec<PlanKey> = scopes
+        .iter()
+        .flat_map(|s| (0..4u32).map(move |i| key(s.clone(), base - MINUTE * i)))
+        .collect();
+    let claimed = leases(h, &request(&job, "r1", &keys, true)).await;
+    finish(h, &claimed[0], &ok()).await;
+    finish(h, &claimed[1], &failed(Duration::ZERO)).await;
+    leases(h, &request(&other, "r1", &keys[..2], true)).await;
+    let from = base - MINUTE * 2;
+    let found = h.store.plan_times_since(&job, from).await.unwrap();
+    let mut expected: Vec<PlannedAt> = keys
+        .iter()
+        .filter(|k| k.plan_time >= from)
+        .map(|k| PlannedAt {
+            scope: k.scope.clone(),
+            plan_time: k.plan_time,
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(found.len(), 9);
+    assert_eq!(found, expected);
+    // A bound between two plan times is rounded up, as plan_time_from is.
+    let just_after = from - Duration::from_nanos(1);
+    assert_eq!(
+        h.store.plan_times_since(&job, just_after).await.unwrap(),
+        expected
+    );
+    assert!(h
+        .store
+        .plan_times_since(&unique("planned_none"), from)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(h
+        .store
+        .plan_times_since("nul\0job", from)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// An operator's retry makes a FAILED row run again on the next claim, even

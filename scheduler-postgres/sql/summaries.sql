@@ -52,23 +52,7 @@
 -- that form could not use the indexes for one job. Scopes come in byte
 -- order ("C"), as the memory store sorts Rust strings.
 WITH RECURSIVE n AS (SELECT {now} AS now),
-k AS (
-    (SELECT e.job_name, e.scope_kind, e.scope_id
-     FROM {table} e
-     WHERE {job}
-     ORDER BY e.job_name, e.scope_kind, e.scope_id
-     LIMIT 1)
-    UNION ALL
-    SELECT x.job_name, x.scope_kind, x.scope_id
-    FROM k
-    CROSS JOIN LATERAL (
-        SELECT e.job_name, e.scope_kind, e.scope_id
-        FROM {table} e
-        WHERE {after}
-        ORDER BY e.job_name, e.scope_kind, e.scope_id
-        LIMIT 1
-    ) x
-),
+k AS ({scope_walk}),
 r AS (
     SELECT e.job_name, e.scope_kind, e.scope_id,
            count(*) FILTER (WHERE e.stale_after IS NULL OR e.stale_after >= n.now)

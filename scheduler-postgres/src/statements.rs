@@ -111,6 +111,9 @@ pub(crate) struct Statements {
     pub summaries_all: Arc<str>,
     /// `summaries.sql` over one job, bound as `$2`.
     pub summaries_of_job: Arc<str>,
+    /// `plan_times.sql`: one job's plan times since an instant, every
+    /// scope's.
+    pub plan_times: Arc<str>,
     /// `operator_retry_lock.sql`: reads and locks the row, with store time.
     pub operator_retry_lock: Arc<str>,
     /// `operator_retry.sql`: writes the repaired row back.
@@ -222,14 +225,29 @@ impl Statements {
         let lock = |function: &str| text(sql_file!("claim_lock.sql"), &[("lock", function)]);
         let controls = |filter: &str| text(sql_file!("controls.sql"), &[("filter", filter)]);
         let channel = format!("'{CONTROLS_CHANNEL}'");
+        // The loose index scan of a job's scopes, or of every scope.
+        let scope_walk = |job: &str, after: &str| {
+            text(
+                sql_file!("fragments/scope_walk.sql"),
+                &[("job", job), ("after", after)],
+            )
+        };
+        let one_job = |job: &str| {
+            (
+                format!("e.job_name = {job}"),
+                format!(
+                    "e.job_name = {job} AND (e.scope_kind, e.scope_id) > (k.scope_kind, k.scope_id)"
+                ),
+            )
+        };
         let summaries = |job: &str, after: &str| {
             text(
                 sql_file!("summaries.sql"),
                 &[
                     (pending.0, &pending.1),
                     (pending_if_reentrant.0, &pending_if_reentrant.1),
+                    ("scope_walk", &scope_walk(job, after)),
                     ("job", job),
-                    ("after", after),
                     ("tally", &table.tally),
                     ("failed_retryable", &failed_retryable),
                 ],
@@ -281,10 +299,17 @@ impl Statements {
                 "true",
                 "(e.job_name, e.scope_kind, e.scope_id) > (k.job_name, k.scope_kind, k.scope_id)",
             ),
-            summaries_of_job: summaries(
-                "e.job_name = $2",
-                "e.job_name = $2 AND (e.scope_kind, e.scope_id) > (k.scope_kind, k.scope_id)",
-            ),
+            summaries_of_job: {
+                let (job, after) = one_job("$2");
+                summaries(&job, &after)
+            },
+            plan_times: {
+                let (job, after) = one_job("$1");
+                text(
+                    sql_file!("plan_times.sql"),
+                    &[("scope_walk", &scope_walk(&job, &after))],
+                )
+            },
             operator_retry_lock: text(sql_file!("operator_retry_lock.sql"), &[]),
             operator_retry: text(sql_file!("operator_retry.sql"), &[]),
             prune_count: text(sql_file!("prune_count.sql"), &[]),

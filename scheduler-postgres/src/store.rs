@@ -12,8 +12,8 @@ use scheduler_core::model::{Control, ControlChange, ControlRead, NewControl, Pro
 use scheduler_core::time::to_micros;
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
-    ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue,
-    RetryRead, ScheduleWrite, Scope, ScopeSummary, StoreError, StoredSchedule,
+    ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, PlannedAt, Prune, Replica,
+    RetryDue, RetryRead, ScheduleWrite, Scope, ScopeSummary, StoreError, StoredSchedule,
 };
 use sqlx_core::query::{query, Query};
 use sqlx_core::row::Row;
@@ -413,6 +413,14 @@ impl ExecutionAudit for PgLeaseStore {
         job_name: Option<&str>,
     ) -> Result<Vec<ScopeSummary>, StoreError> {
         reads::scope_summaries(self, job_name).await
+    }
+
+    async fn plan_times_since(
+        &self,
+        job_name: &str,
+        from: OffsetDateTime,
+    ) -> Result<Vec<PlannedAt>, StoreError> {
+        reads::plan_times_since(self, job_name, from).await
     }
 
     async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {

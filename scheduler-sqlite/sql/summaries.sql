@@ -62,21 +62,7 @@
 --
 -- `:now` is store time, bound by the caller. The output, one row per
 -- scope, is sorted again (SQLite cannot carry the order through the joins).
-WITH RECURSIVE k(job_name, scope_kind, scope_id) AS (
-    SELECT job_name, scope_kind, scope_id FROM (
-        SELECT job_name, scope_kind, scope_id
-        FROM sys_cron_executions
-        WHERE {job}
-        ORDER BY job_name, scope_kind, scope_id
-        LIMIT 1)
-    UNION ALL
-    SELECT x.job_name, x.scope_kind, x.scope_id
-    FROM k
-    JOIN sys_cron_executions AS x ON x.rowid = (
-        SELECT e.rowid FROM sys_cron_executions AS e
-        WHERE {after}
-        ORDER BY e.job_name, e.scope_kind, e.scope_id
-        LIMIT 1)),
+WITH RECURSIVE k(job_name, scope_kind, scope_id) AS ({scope_walk}),
 r AS (
     SELECT job_name, scope_kind, scope_id,
         count(CASE WHEN stale_after IS NULL OR stale_after >= :now THEN 1 END) AS running,

@@ -65,6 +65,13 @@ pub(crate) fn tally_migration_parts() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The scope walk's {job} and {after} for the job bound as `:job`.
+const ONE_JOB: (&str, &str) = (
+    "job_name = :job",
+    "e.job_name = :job AND (e.scope_kind, e.scope_id, e.plan_time) \
+     > (+k.scope_kind, +k.scope_id, 9223372036854775807)",
+);
+
 /// Every statement, rendered (see the module docs).
 pub(crate) static SQL: LazyLock<Statements> = LazyLock::new(Statements::load);
 
@@ -109,6 +116,9 @@ pub(crate) struct Statements {
     pub(crate) summaries_all: String,
     /// `summaries.sql` over one job (`:job`).
     pub(crate) summaries_of_job: String,
+    /// `plan_times.sql`: one job's plan times since an instant, every
+    /// scope's.
+    pub(crate) plan_times: String,
     /// `tally_rebuild.sql`: the tally of ended FAILED rows counted again,
     /// two statements for one transaction.
     pub(crate) tally_rebuild: String,
@@ -183,14 +193,21 @@ impl Statements {
             ":allow_stale_reentry",
         );
         let [pending, pending_if_reentrant] = summary_rules(retry_eligible, ":now", ["0", "1"]);
+        // The loose index scan of a job's scopes, or of every scope.
+        let scope_walk = |job: &str, after: &str| {
+            render(
+                sql_file!("fragments/scope_walk.sql"),
+                &[("job", job), ("after", after)],
+            )
+        };
         let summaries = |job: &str, after: &str| {
             render(
                 sql_file!("summaries.sql"),
                 &[
                     (pending.0, &pending.1),
                     (pending_if_reentrant.0, &pending_if_reentrant.1),
+                    ("scope_walk", &scope_walk(job, after)),
                     ("job", job),
-                    ("after", after),
                     ("failed_retryable", &failed_retryable),
                 ],
             )
@@ -243,10 +260,10 @@ impl Statements {
                  > (+k.job_name, +k.scope_kind, +k.scope_id, 9223372036854775807)",
             ),
             tally_rebuild: tally_rebuild(),
-            summaries_of_job: summaries(
-                "job_name = :job",
-                "e.job_name = :job AND (e.scope_kind, e.scope_id, e.plan_time) \
-                 > (+k.scope_kind, +k.scope_id, 9223372036854775807)",
+            summaries_of_job: summaries(ONE_JOB.0, ONE_JOB.1),
+            plan_times: render(
+                sql_file!("plan_times.sql"),
+                &[("scope_walk", &scope_walk(ONE_JOB.0, ONE_JOB.1))],
             ),
             operator_retry: render(sql_file!("operator_retry.sql"), &[("columns", &columns)]),
             prune_count: render(sql_file!("prune_count.sql"), &[("prunable", &prunable)]),
@@ -320,6 +337,7 @@ mod tests {
             (&SQL.heartbeat, primary),
             (&SQL.finish, primary),
             (&SQL.summaries_of_job, unique),
+            (&SQL.plan_times, unique),
             (&SQL.operator_retry, primary),
             (&SQL.prune_count, "idx_sys_cron_exec_finished"),
             (&SQL.prune, "idx_sys_cron_exec_finished"),
