@@ -53,6 +53,7 @@
 //! ratio of their p99 (the target: at most 2x), rows pruned per
 //! second, and the longest single prune call.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -394,20 +395,22 @@ async fn measure_store(name: &str, store: &dyn ExecutionAudit) {
 }
 
 /// The reads of `scheduler status --job tenant_rollup --every 5m
-/// --window 1h`: the job's summaries, then each scope's rows in the window.
+/// --window 1h`: the job's summaries, then every scope's plan times in the
+/// window in one read (`plan_times_since`), counted per scope.
 async fn missed_report(store: &dyn ExecutionAudit, now: OffsetDateTime) -> Vec<usize> {
     let summaries = store.scope_summaries(Some("tenant_rollup")).await.unwrap();
-    let mut found = Vec::new();
-    for s in &summaries {
-        let filter = ExecutionFilter {
-            job_name: Some("tenant_rollup".into()),
-            scope: Some(s.scope.clone()),
-            plan_time_from: Some(now - Duration::from_secs(3600)),
-            ..Default::default()
-        };
-        found.push(store.list_executions(&filter).await.unwrap().len());
+    let planned = store
+        .plan_times_since("tenant_rollup", now - Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let mut per_scope: HashMap<&Scope, usize> = HashMap::new();
+    for p in &planned {
+        *per_scope.entry(&p.scope).or_default() += 1;
     }
-    found
+    summaries
+        .iter()
+        .map(|s| per_scope.get(&s.scope).copied().unwrap_or(0))
+        .collect()
 }
 
 /// Times the reads on `only` (`postgres` or `sqlite`), or on both.

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use scheduler_core::model::{OverlapPolicy, Steering};
 use scheduler_core::{
-    ClaimOutcome, ExecutionFilter, PlanKey, Prune, Scope, ScopeSummary, Status, StoreError,
+    ClaimOutcome, ClaimRequest, ExecutionFilter, Finish, Lease, PlanKey, PlannedAt, Prune, Scope,
+    ScopeSummary, Status, StoreError,
 };
 
 use crate::fixtures::{
@@ -107,7 +109,7 @@ pub async fn scope_summaries_describe_each_scope(h: &Harness) {
     assert!(stale.lease().is_some() && live.lease().is_some());
 
     let now = h.store.now().await.unwrap();
-    let summaries = h.store.scope_summaries(Some(&job)).await.unwrap();
+    let summaries = summaries_as_of_rows(h, &job).await;
     assert_eq!(summaries.len(), 2);
     let sa = &summaries[0];
     assert_eq!((&sa.job_name, &sa.scope), (&job, &a));
@@ -125,20 +127,154 @@ pub async fn scope_summaries_describe_each_scope(h: &Harness) {
     assert!(sa.next_retry_at.unwrap() > now);
     assert_eq!(summaries[1].scope, b);
     assert_eq!(summaries[1].latest.status, Status::Success);
+    let all = h.store.scope_summaries(None).await.unwrap();
+    assert!(all
+        .windows(2)
+        .all(|w| (&w[0].job_name, &w[0].scope) < (&w[1].job_name, &w[1].scope)));
+    assert!(all.iter().filter(|s| s.job_name == job).count() == 2);
+}
+
+/// The summaries of `job`, each checked against [`ScopeSummary::of_rows`]
+/// over its scope's rows, read at one store time.
+async fn summaries_as_of_rows(h: &Harness, job: &str) -> Vec<ScopeSummary> {
+    let summaries = h.store.scope_summaries(Some(job)).await.unwrap();
+    let now = h.store.now().await.unwrap();
     for summary in &summaries {
         let filter = ExecutionFilter {
-            job_name: Some(job.clone()),
+            job_name: Some(job.to_owned()),
             scope: Some(summary.scope.clone()),
             ..Default::default()
         };
         let rows = list(h, filter).await;
         assert_eq!(Some(summary), ScopeSummary::of_rows(&rows, now).as_ref());
     }
-    let all = h.store.scope_summaries(None).await.unwrap();
-    assert!(all
-        .windows(2)
-        .all(|w| (&w[0].job_name, &w[0].scope) < (&w[1].job_name, &w[1].scope)));
-    assert!(all.iter().filter(|s| s.job_name == job).count() == 2);
+    summaries
+}
+
+/// The FAILED rows that ended for good (exhausted, skipped by the overlap
+/// policy) stay counted right in the summaries through every write that
+/// makes or unmakes one — a batch of failing finishes, an overlap skip, an
+/// operator's retry of an exhausted row and its exhaustion again, prunes —
+/// each time equal to [`ScopeSummary::of_rows`] (a store may keep these
+/// counts apart from the rows: `docs/contract.md` §10, "Operator reads").
+pub async fn summaries_count_ended_failures_through_retries_and_prunes(h: &Harness) {
+    let job = unique("ended");
+    let base = this_minute(h).await;
+    let (a, b) = (Scope::new("tenant", "a"), Scope::new("tenant", "b"));
+    let keys = [
+        key(a.clone(), base - MINUTE * 6),
+        key(a.clone(), base - MINUTE * 5),
+        key(a.clone(), base - MINUTE * 4),
+        key(b.clone(), base - MINUTE * 6),
+    ];
+    let once = ClaimRequest {
+        max_attempts: 1,
+        ..request(&job, "r1", &keys, true)
+    };
+    let ended = leases(h, &once).await;
+    let failure = failed(Duration::ZERO);
+    let items: Vec<(&Lease, &Finish)> = ended.iter().map(|l| (l, &failure)).collect();
+    assert!(h.store.finish_many(&items).await.iter().all(Result::is_ok));
+    // a: a live run, then a plan the overlap policy skips.
+    let live = [key(a.clone(), base - MINUTE)];
+    let live = leased(h, &request(&job, "r1", &live, true)).await;
+    let skipped = [key(a.clone(), base)];
+    let skip = ClaimRequest {
+        steering: Steering {
+            overlap: OverlapPolicy::Skip,
+            ..Steering::NONE
+        },
+        ..request(&job, "r1", &skipped, true)
+    };
+    assert_eq!(
+        h.store.claim(&skip).await.unwrap(),
+        vec![ClaimOutcome::Skipped]
+    );
+    let counts = |s: &[ScopeSummary]| -> Vec<(u64, u64)> {
+        s.iter().map(|s| (s.exhausted, s.skipped)).collect()
+    };
+    let now = summaries_as_of_rows(h, &job).await;
+    assert_eq!(counts(&now), [(3, 1), (1, 0)]);
+
+    // An operator's retry takes a row out of the exhausted ones; failing
+    // again puts it back.
+    h.store.retry_execution(ended[0].id).await.unwrap();
+    let now = summaries_as_of_rows(h, &job).await;
+    assert_eq!(counts(&now), [(2, 1), (1, 0)]);
+    assert_eq!(now[0].retry_pending, 1);
+    let again = [key(a.clone(), base - MINUTE * 6)];
+    let retried = leased(h, &request(&job, "r1", &again, true)).await;
+    finish(h, &retried, &failed(Duration::ZERO)).await;
+    assert_eq!(
+        counts(&summaries_as_of_rows(h, &job).await),
+        [(3, 1), (1, 0)]
+    );
+
+    // Pruned one by one: a keeps its live run and loses every ended row,
+    // b goes whole.
+    // A second on, so every row finished so far is before the cutoff and
+    // the live run is still well within its lease.
+    h.time.advance(Duration::from_secs(1));
+    prune_all(h, h.store.now().await.unwrap(), 1).await;
+    let now = summaries_as_of_rows(h, &job).await;
+    assert_eq!(counts(&now), [(0, 0)]);
+    assert_eq!((now[0].scope.clone(), now[0].running), (a, 1));
+    finish(h, &live, &ok()).await;
+}
+
+/// `plan_times_since`: every row of the job planned at or after the
+/// instant, whatever its status, each once, ordered by scope (byte-wise)
+/// then plan time; rows before the instant, and other jobs' rows, are not
+/// listed; a job without rows, or one no row can have, lists nothing.
+pub async fn plan_times_since_lists_every_scope_in_one_read(h: &Harness) {
+    let job = unique("planned");
+    let other = unique("planned_other");
+    let base = this_minute(h).await;
+    // Scopes whose byte order differs from a case-insensitive one.
+    let scopes = [
+        Scope::new("tenant", "b"),
+        Scope::new("tenant", "B"),
+        Scope::new("global", "global"),
+    ];
+    let keys: Vec<PlanKey> = scopes
+        .iter()
+        .flat_map(|s| (0..4u32).map(move |i| key(s.clone(), base - MINUTE * i)))
+        .collect();
+    let claimed = leases(h, &request(&job, "r1", &keys, true)).await;
+    finish(h, &claimed[0], &ok()).await;
+    finish(h, &claimed[1], &failed(Duration::ZERO)).await;
+    leases(h, &request(&other, "r1", &keys[..2], true)).await;
+    let from = base - MINUTE * 2;
+    let found = h.store.plan_times_since(&job, from).await.unwrap();
+    let mut expected: Vec<PlannedAt> = keys
+        .iter()
+        .filter(|k| k.plan_time >= from)
+        .map(|k| PlannedAt {
+            scope: k.scope.clone(),
+            plan_time: k.plan_time,
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(found.len(), 9);
+    assert_eq!(found, expected);
+    // A bound between two plan times is rounded up, as plan_time_from is.
+    let just_after = from - Duration::from_nanos(1);
+    assert_eq!(
+        h.store.plan_times_since(&job, just_after).await.unwrap(),
+        expected
+    );
+    assert!(h
+        .store
+        .plan_times_since(&unique("planned_none"), from)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(h
+        .store
+        .plan_times_since("nul\0job", from)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// An operator's retry makes a FAILED row run again on the next claim, even

@@ -109,6 +109,8 @@ macro_rules! conformance_tests {
             operator_retry_repairs_failed_rows_and_refuses_others,
             prune_deletes_only_old_terminal_rows,
             scope_summaries_describe_each_scope,
+            summaries_count_ended_failures_through_retries_and_prunes,
+            plan_times_since_lists_every_scope_in_one_read,
             claims_with_no_attempt_budget_are_refused,
             finish_many_guards_each_lease,
             store_time_is_utc_micros_and_controllable,

@@ -132,7 +132,7 @@ pub use manager::{shutdown_signal, Manager, ManagerOptions, TickReport};
 pub use model::{
     Announcement, Attempt, AttemptOutcome, ClaimKind, ClaimOutcome, ClaimRequest, Control,
     ControlAction, ControlState, ErrorCode, Execution, ExecutionFilter, Finish, FinishOutcome,
-    LatestExecution, Lease, LeaseRef, Origin, OverlapPolicy, PlanKey, Presence, Prune,
+    LatestExecution, Lease, LeaseRef, Origin, OverlapPolicy, PlanKey, PlannedAt, Presence, Prune,
     RegisteredJob, Replica, ReplicaInfo, ReplicaState, RetryDue, RetryRead, ScheduleDefinition,
     ScheduleOptions, ScheduleWrite, Scope, ScopeSummary, Status, StoredSchedule, StoredScopes,
     MAX_NAME_BYTES,

@@ -57,8 +57,8 @@ use scheduler_core::model::{
 use scheduler_core::time::{Clock, SystemClock};
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Execution, ExecutionAudit, ExecutionFilter,
-    Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue, RetryRead, ScheduleWrite,
-    Scope, ScopeSummary, Status, StoreError, StoredSchedule,
+    Finish, LatestExecution, Lease, LeaseStore, PlannedAt, Prune, Replica, RetryDue, RetryRead,
+    ScheduleWrite, Scope, ScopeSummary, Status, StoreError, StoredSchedule,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -568,6 +568,26 @@ impl ExecutionAudit for MemoryLeaseStore {
         if let Some(limit) = filter.limit {
             out.truncate(limit);
         }
+        Ok(out)
+    }
+
+    async fn plan_times_since(
+        &self,
+        job_name: &str,
+        from: OffsetDateTime,
+    ) -> Result<Vec<PlannedAt>, StoreError> {
+        self.check()?;
+        let rows = self.lock();
+        let mut out: Vec<PlannedAt> = rows
+            .by_key
+            .values()
+            .filter(|r| r.job_name == job_name && r.plan_time >= from)
+            .map(|r| PlannedAt {
+                scope: r.scope.clone(),
+                plan_time: r.plan_time,
+            })
+            .collect();
+        out.sort();
         Ok(out)
     }
 

@@ -12,21 +12,27 @@
 -- as SQLite's, whose planner needs it). The row comparison is in the
 -- index's own collation, so the walk follows the index order exactly.
 --
--- `r` and `f`: the RUNNING and FAILED rows, from their partial indexes
--- (migration 0007), which carry every column the classification reads: an
--- index-only walk of the few RUNNING rows and of the FAILED rows (a small
--- share of the table), grouped in index order. They are counted into the
--- classes of `of_rows`, whose conditions are mutually exclusive in the same
--- order: RUNNING is stale when `stale_after < now` (a null `stale_after`
--- counts as live); FAILED is exhausted when `attempt >= max_attempts`, else
--- `stale_timeout` by its code, else a pending retry (a null code is not
--- `stale_timeout`), whose due time is `coalesce(next_retry_at, now)`. Before
--- them all, a FAILED row the overlap policy ended (code `overlap_skipped` or
--- `overlap_canceled`, `ErrorCode::is_overlap`) is `skipped`, whatever its
--- attempts, and counted in no other class (`IS NOT TRUE`: a NULL code is not
--- one of them). A scope with neither has no row in them: its counts are 0.
+-- `r`: the RUNNING rows, from their partial index (migration 0007), which
+-- carries every column the classification reads: an index-only walk of the
+-- few RUNNING rows, grouped in index order. RUNNING is stale when
+-- `stale_after < now` (a null `stale_after` counts as live).
 --
--- The FAILED classes are the retry rule (fragments/retry_eligible.sql)
+-- The FAILED rows come in two parts, so that the million a long history
+-- ends with are never read (migration 0008):
+-- - `t`: the tally, one row per scope, of the FAILED rows that ended for
+--   good, kept by triggers on the table: `skipped` (an overlap code,
+--   `overlap_skipped` or `overlap_canceled`, `ErrorCode::is_overlap`,
+--   whatever the attempts) and `exhausted` (no attempt left, no overlap
+--   code), the two first arms of `of_rows` for a FAILED row.
+-- - `f`: the other FAILED rows ({failed_retryable}: an attempt left, no
+--   overlap code), from the partial index of exactly those (its predicate
+--   spliced here as in the migration, so the planner can prove it), which
+--   carries every column they are classified by: `stale_timeout` by its
+--   code, else a pending retry (a null code is not `stale_timeout`), whose
+--   due time is `coalesce(next_retry_at, now)`.
+-- A scope with none has no row in them: its counts are 0.
+--
+-- The FAILED classes of `f` are the retry rule (fragments/retry_eligible.sql)
 -- decided at each row's own due time, `coalesce(next_retry_at, n.now)`, when
 -- the rule only asks for an attempt left and the code: {pending} is the rule
 -- for a job that forbids stale re-entry (a retry that will come), and
@@ -46,23 +52,7 @@
 -- that form could not use the indexes for one job. Scopes come in byte
 -- order ("C"), as the memory store sorts Rust strings.
 WITH RECURSIVE n AS (SELECT {now} AS now),
-k AS (
-    (SELECT e.job_name, e.scope_kind, e.scope_id
-     FROM {table} e
-     WHERE {job}
-     ORDER BY e.job_name, e.scope_kind, e.scope_id
-     LIMIT 1)
-    UNION ALL
-    SELECT x.job_name, x.scope_kind, x.scope_id
-    FROM k
-    CROSS JOIN LATERAL (
-        SELECT e.job_name, e.scope_kind, e.scope_id
-        FROM {table} e
-        WHERE {after}
-        ORDER BY e.job_name, e.scope_kind, e.scope_id
-        LIMIT 1
-    ) x
-),
+k AS ({scope_walk}),
 r AS (
     SELECT e.job_name, e.scope_kind, e.scope_id,
            count(*) FILTER (WHERE e.stale_after IS NULL OR e.stale_after >= n.now)
@@ -72,29 +62,28 @@ r AS (
     WHERE e.status = 'RUNNING' AND {job}
     GROUP BY e.job_name, e.scope_kind, e.scope_id
 ),
+t AS (
+    SELECT e.job_name, e.scope_kind, e.scope_id, e.exhausted, e.skipped
+    FROM {tally} e
+    WHERE {job}
+),
 f AS (
     SELECT e.job_name, e.scope_kind, e.scope_id,
-           count(*) FILTER (WHERE {pending} AND o.overlap IS NOT TRUE) AS retry_pending,
-           min(coalesce(e.next_retry_at, n.now))
-               FILTER (WHERE {pending} AND o.overlap IS NOT TRUE) AS first_retry_at,
-           count(*) FILTER (WHERE e.attempt >= e.max_attempts AND o.overlap IS NOT TRUE)
-               AS exhausted,
+           count(*) FILTER (WHERE {pending}) AS retry_pending,
+           min(coalesce(e.next_retry_at, n.now)) FILTER (WHERE {pending}) AS first_retry_at,
            count(*) FILTER (WHERE {pending_if_reentrant}
                             AND e.error_code = 'stale_timeout')
-               AS stale_timeout,
-           count(*) FILTER (WHERE o.overlap) AS skipped
+               AS stale_timeout
     FROM {table} e CROSS JOIN n
-         CROSS JOIN LATERAL (SELECT e.error_code IN ('overlap_skipped', 'overlap_canceled')
-                             AS overlap) o
-    WHERE e.status = 'FAILED' AND {job}
+    WHERE {failed_retryable} AND {job}
     GROUP BY e.job_name, e.scope_kind, e.scope_id
 )
 SELECT k.job_name, k.scope_kind, k.scope_id, s.plan_time AS success_plan_time,
        s.finished_at AS success_finished_at,
        coalesce(r.running, 0) AS running, coalesce(r.stale, 0) AS stale,
        coalesce(f.retry_pending, 0) AS retry_pending, f.first_retry_at,
-       coalesce(f.exhausted, 0) AS exhausted, coalesce(f.stale_timeout, 0) AS stale_timeout,
-       coalesce(f.skipped, 0) AS skipped,
+       coalesce(t.exhausted, 0) AS exhausted, coalesce(f.stale_timeout, 0) AS stale_timeout,
+       coalesce(t.skipped, 0) AS skipped,
        l.plan_time, l.status, l.attempt, l.max_attempts, l.next_retry_at, l.error_code
 FROM k
 CROSS JOIN LATERAL (
@@ -118,5 +107,7 @@ LEFT JOIN r ON r.job_name = k.job_name AND r.scope_kind = k.scope_kind
            AND r.scope_id = k.scope_id
 LEFT JOIN f ON f.job_name = k.job_name AND f.scope_kind = k.scope_kind
            AND f.scope_id = k.scope_id
+LEFT JOIN t ON t.job_name = k.job_name AND t.scope_kind = k.scope_kind
+           AND t.scope_id = k.scope_id
 ORDER BY k.job_name COLLATE "C", k.scope_kind COLLATE "C",
          k.scope_id COLLATE "C"

@@ -24,6 +24,9 @@ const DEFAULT_CONTROLS_TABLE: &str = "sys_cron_controls";
 /// The stored schedules' table beside the default executions table.
 const DEFAULT_SCHEDULES_TABLE: &str = "sys_cron_schedules";
 
+/// The tally of ended FAILED rows beside the default executions table.
+const DEFAULT_TALLY_TABLE: &str = "sys_cron_failed_tally";
+
 /// PostgreSQL truncates longer identifiers silently (`NAMEDATALEN - 1`).
 const MAX_IDENT_BYTES: usize = 63;
 
@@ -68,6 +71,12 @@ pub(crate) struct Table {
     pub controls: String,
     /// The stored schedules' table, as the statements name it.
     pub schedules: String,
+    /// The tally of ended FAILED rows by scope (migration 8), as the
+    /// statements name it.
+    pub tally: String,
+    /// The trigger function that keeps [`Table::tally`] (migration 8),
+    /// schema-qualified like a table.
+    pub tally_apply: String,
     pub schema: Option<String>,
     pub name: String,
     pub names: ObjectNames,
@@ -96,6 +105,7 @@ impl Table {
             DEFAULT_REPLICAS_TABLE,
             DEFAULT_CONTROLS_TABLE,
             DEFAULT_SCHEDULES_TABLE,
+            DEFAULT_TALLY_TABLE,
         ]
         .contains(&name)
         {
@@ -114,6 +124,8 @@ impl Table {
             replicas: String::new(),
             controls: String::new(),
             schedules: String::new(),
+            tally: String::new(),
+            tally_apply: String::new(),
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
             names: ObjectNames::for_table(name),
@@ -126,6 +138,8 @@ impl Table {
             replicas: table.qualified(&table.names.replicas),
             controls: table.qualified(&table.names.controls),
             schedules: table.qualified(&table.names.schedules),
+            tally: table.qualified(&table.names.tally),
+            tally_apply: table.qualified(&table.names.tally_apply),
             default_partition: table.qualified(&derived_name(name, "default")),
             ..table
         })
@@ -141,8 +155,9 @@ impl Table {
 }
 
 /// The names of the constraints and indexes of one executions table, of
-/// its attempts log's table and constraints, and of the replica registry's
-/// the controls' and the stored schedules' tables beside it.
+/// its attempts log's table and constraints, of the replica registry's
+/// the controls' and the stored schedules' tables beside it, and of its
+/// tally of ended FAILED rows and the trigger function that keeps it.
 ///
 /// For the default table they are exactly the seed's, so adopting a table
 /// the seed created is a no-op (the attempts log is ours: its names follow
@@ -177,6 +192,10 @@ pub(crate) struct ObjectNames {
     pub schedules: String,
     pub schedules_pk: String,
     pub chk_schedules_version: String,
+    pub tally: String,
+    pub tally_pk: String,
+    pub tally_apply: String,
+    pub idx_failed_retryable: String,
 }
 
 impl ObjectNames {
@@ -208,6 +227,10 @@ impl ObjectNames {
                 schedules: DEFAULT_SCHEDULES_TABLE.into(),
                 schedules_pk: "pk_sys_cron_schedules".into(),
                 chk_schedules_version: "chk_sys_cron_schedules_version".into(),
+                tally: DEFAULT_TALLY_TABLE.into(),
+                tally_pk: "pk_sys_cron_failed_tally".into(),
+                tally_apply: "sys_cron_failed_tally_apply".into(),
+                idx_failed_retryable: "idx_sys_cron_exec_failed_retryable".into(),
             };
         }
         ObjectNames {
@@ -236,13 +259,17 @@ impl ObjectNames {
             schedules: derived_name(table, "schedules"),
             schedules_pk: derived_name(table, "schedules_pk"),
             chk_schedules_version: derived_name(table, "schedules_version"),
+            tally: derived_name(table, "failed_tally"),
+            tally_pk: derived_name(table, "failed_tally_pk"),
+            tally_apply: derived_name(table, "failed_tally_apply"),
+            idx_failed_retryable: derived_name(table, "failed_retryable"),
         }
     }
 
     /// Each constraint and index name, quoted, under the placeholder the
     /// migrations use (the tables are [`Table`]'s, qualified: a table name
     /// is qualified by its schema, an index name is not).
-    pub(crate) fn placeholders(&self) -> [(&'static str, String); 21] {
+    pub(crate) fn placeholders(&self) -> [(&'static str, String); 23] {
         [
             ("chk_status", quote(&self.chk_status)),
             ("chk_attempt", quote(&self.chk_attempt)),
@@ -265,6 +292,8 @@ impl ObjectNames {
             ("idx_controls_job", quote(&self.idx_controls_job)),
             ("schedules_pk", quote(&self.schedules_pk)),
             ("chk_schedules_version", quote(&self.chk_schedules_version)),
+            ("tally_pk", quote(&self.tally_pk)),
+            ("idx_failed_retryable", quote(&self.idx_failed_retryable)),
         ]
     }
 }
@@ -313,6 +342,7 @@ mod tests {
         assert!(Table::new(None, DEFAULT_REPLICAS_TABLE).is_err());
         assert!(Table::new(None, DEFAULT_CONTROLS_TABLE).is_err());
         assert!(Table::new(None, DEFAULT_SCHEDULES_TABLE).is_err());
+        assert!(Table::new(None, DEFAULT_TALLY_TABLE).is_err());
         assert!(Table::new(None, "sys_cron_execution_attempts").is_err());
         assert!(Table::new(Some("bad schema"), "t").is_err());
     }
@@ -339,6 +369,8 @@ mod tests {
         assert_eq!(seed.controls, "sys_cron_controls");
         assert_eq!(table.schedules, "\"s\".\"jobs_schedules\"");
         assert_eq!(seed.schedules, "sys_cron_schedules");
+        assert_eq!(table.tally, "\"s\".\"jobs_failed_tally\"");
+        assert_eq!(table.tally_apply, "\"s\".\"jobs_failed_tally_apply\"");
 
         let long_a = format!("{}a", "t".repeat(62));
         let long_b = format!("{}b", "t".repeat(62));

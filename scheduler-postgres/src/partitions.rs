@@ -169,8 +169,9 @@ pub(crate) async fn create_ahead(
 
 /// Retention of one whole partition: the oldest range partition ending at
 /// or before `before` whose every row is prunable and can no longer change
-/// (`partitions/droppable.sql`) is checked again and detached under the
-/// table's lock, then its attempts log is deleted in statements of `limit`
+/// (`partitions/droppable.sql`) is checked again, its ended FAILED rows
+/// taken out of the tally (`partitions/untally.sql`), and detached, under
+/// the table's lock and in one transaction, then its attempts log is deleted in statements of `limit`
 /// executions' records (which count its rows), and it is dropped. Empty
 /// partitions on the way go too. Returns how many rows the partition held, or `None` when no
 /// partition with rows could go (none qualifies, or the lock was not had
@@ -232,6 +233,10 @@ pub(crate) async fn drop_one(
         if !still {
             continue;
         }
+        // The tally loses the partition's rows at the commit that takes
+        // them out of the table (no DELETE fires its trigger).
+        let untally = render(&store.sql.untally, &[("partition", &partition.name)]);
+        tx.execute(AssertSqlSafe(untally)).await.map_err(err)?;
         let detach = render(
             sql_file!("partitions/detach.sql"),
             &[("table", &table.display), ("partition", &partition.name)],

@@ -11,14 +11,14 @@ use scheduler_core::model::Origin;
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{
-    Attempt, Execution, ExecutionFilter, LatestExecution, RetryDue, RetryRead, Scope, ScopeSummary,
-    StoreError,
+    Attempt, Execution, ExecutionFilter, LatestExecution, PlannedAt, RetryDue, RetryRead, Scope,
+    ScopeSummary, StoreError,
 };
 use sqlx_core::query::query;
 use sqlx_core::query_builder::QueryBuilder;
 use sqlx_core::row::Row;
 use sqlx_core::sql_str::AssertSqlSafe;
-use sqlx_postgres::Postgres;
+use sqlx_postgres::{PgRow, Postgres};
 use uuid::Uuid;
 
 use crate::rows::{self, backend};
@@ -73,10 +73,10 @@ pub(crate) async fn retry_due(
     found
         .iter()
         .map(|row| {
-            let get = |c| row.try_get::<String, _>(c).map_err(err);
+            let PlannedAt { scope, plan_time } = planned_at(row)?;
             Ok(RetryDue {
-                scope: Scope::new(get("scope_kind")?, get("scope_id")?),
-                plan_time: rows::instant(row, "plan_time")?,
+                scope,
+                plan_time,
                 operator_retry: row.try_get("operator_retry").map_err(err)?,
                 origin: Origin::from_column(row.try_get::<Option<&str>, _>("origin").map_err(err)?),
             })
@@ -195,4 +195,32 @@ pub(crate) async fn scope_summaries(
     }
     .map_err(backend("scope summaries"))?;
     found.iter().map(rows::summary).collect()
+}
+
+/// `plan_times.sql`: one statement for every scope of the job.
+pub(crate) async fn plan_times_since(
+    store: &PgLeaseStore,
+    job_name: &str,
+    from: time::OffsetDateTime,
+) -> Result<Vec<PlannedAt>, StoreError> {
+    if job_name.contains('\0') {
+        return Ok(Vec::new());
+    }
+    let err = backend("plan times");
+    let found = query(AssertSqlSafe(Arc::clone(&store.sql.plan_times)))
+        .bind(job_name)
+        .bind(ceil_to_micros(from))
+        .fetch_all(store.pool())
+        .await
+        .map_err(err)?;
+    found.iter().map(planned_at).collect()
+}
+
+/// A row's `scope_kind`, `scope_id` and `plan_time`.
+fn planned_at(row: &PgRow) -> Result<PlannedAt, StoreError> {
+    let get = |c| row.try_get::<String, _>(c).map_err(backend("read a row"));
+    Ok(PlannedAt {
+        scope: Scope::new(get("scope_kind")?, get("scope_id")?),
+        plan_time: rows::instant(row, "plan_time")?,
+    })
 }

@@ -11,7 +11,7 @@ use sqlx_postgres::Postgres;
 
 use crate::names::{quote, Table};
 use crate::rows::backend;
-use crate::statements::sql_file;
+use crate::statements::{sql_file, tally_add, tally_rebuild};
 
 /// The table recording which migrations ran, one per schema, keyed by the
 /// executions table's name so several executions tables can share a schema.
@@ -20,7 +20,7 @@ use crate::statements::sql_file;
 pub const MIGRATIONS_TABLE: &str = "sys_cron_schema_migrations";
 
 /// The newest schema version this code creates and understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Serialises migrations of every replica (and every table) on one server:
 /// the bytes of `"schedmig"`. Held with `pg_advisory_xact_lock`, so it is
@@ -31,7 +31,7 @@ const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"schedmig");
 /// and its template. A migration runs when the ledger lacks its version,
 /// not only when it is above the highest recorded, so a ledger with a gap
 /// (a version skipped by a development build) is completed.
-const MIGRATIONS: [(i64, &str, &str); 7] = [
+const MIGRATIONS: [(i64, &str, &str); 8] = [
     (
         1,
         "executions table, constraints and indexes",
@@ -62,6 +62,11 @@ const MIGRATIONS: [(i64, &str, &str); 7] = [
         7,
         "operator reads: partial indexes of the RUNNING and FAILED rows by scope",
         sql_file!("migrations/0007_operator_reads.sql"),
+    ),
+    (
+        8,
+        "operator reads: tally of ended FAILED rows by scope, index of the others",
+        sql_file!("migrations/0008_failed_tally.sql"),
     ),
 ];
 
@@ -119,7 +124,17 @@ pub(crate) async fn migrate<'c>(
         });
     }
     let names = table.names.placeholders();
+    // Migration 8's spliced parts: the partial index's predicate and the
+    // tally's statements, one spelling each with the store's own.
+    let failed_retryable = render(sql_file!("fragments/failed_retryable.sql"), &[]);
+    let tally_add_changes = tally_add(table, "changes", "r.sign");
+    let tally_rebuild = tally_rebuild(table);
     let mut values: Vec<(&str, &str)> = vec![
+        ("tally", &table.tally),
+        ("tally_apply", &table.tally_apply),
+        ("failed_retryable", &failed_retryable),
+        ("tally_add_changes", &tally_add_changes),
+        ("tally_rebuild", &tally_rebuild),
         ("table", &table.display),
         ("default_partition", &table.default_partition),
         ("attempts", &table.attempts),

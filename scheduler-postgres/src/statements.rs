@@ -29,6 +29,34 @@ macro_rules! sql_file {
 }
 pub(crate) use sql_file;
 
+/// `fragments/tally_add.sql` on `table`'s tally: the ended FAILED rows of
+/// `rows` (a relation, or a placeholder left for a later rendering) added
+/// `sign` times.
+pub(crate) fn tally_add(table: &Table, rows: &str, sign: &str) -> String {
+    render(
+        sql_file!("fragments/tally_add.sql"),
+        &[
+            ("tally", &table.tally),
+            ("tally_pk", &quote(&table.names.tally_pk)),
+            ("rows", rows),
+            ("sign", sign),
+        ],
+    )
+}
+
+/// `tally_rebuild.sql` on `table`: run by migration 8 as its backfill, and
+/// by [`PgLeaseStore::rebuild_tally`](crate::PgLeaseStore::rebuild_tally).
+pub(crate) fn tally_rebuild(table: &Table) -> String {
+    render(
+        sql_file!("tally_rebuild.sql"),
+        &[
+            ("table", &table.display),
+            ("tally", &table.tally),
+            ("tally_add_all", &tally_add(table, &table.display, "1")),
+        ],
+    )
+}
+
 /// Where the executions table lives, and every statement on it.
 #[derive(Debug)]
 pub(crate) struct Statements {
@@ -83,6 +111,9 @@ pub(crate) struct Statements {
     pub summaries_all: Arc<str>,
     /// `summaries.sql` over one job, bound as `$2`.
     pub summaries_of_job: Arc<str>,
+    /// `plan_times.sql`: one job's plan times since an instant, every
+    /// scope's.
+    pub plan_times: Arc<str>,
     /// `operator_retry_lock.sql`: reads and locks the row, with store time.
     pub operator_retry_lock: Arc<str>,
     /// `operator_retry.sql`: writes the repaired row back.
@@ -91,6 +122,11 @@ pub(crate) struct Statements {
     pub prune_count: Arc<str>,
     /// `prune.sql`: one bounded DELETE.
     pub prune: Arc<str>,
+    /// `tally_rebuild.sql`: the tally of ended FAILED rows counted again,
+    /// several statements for one transaction.
+    pub tally_rebuild: Arc<str>,
+    /// `partitions/untally.sql`, its `{partition}` left to fill.
+    pub untally: Arc<str>,
     /// `announce.sql`: a replica's upsert into the registry.
     pub announce: Arc<str>,
     /// `replicas.sql`: the registry.
@@ -140,6 +176,7 @@ impl Statements {
         let columns = render(sql_file!("fragments/columns.sql"), &[]);
         let control_columns = render(sql_file!("fragments/control_columns.sql"), &[]);
         let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
+        let failed_retryable = render(sql_file!("fragments/failed_retryable.sql"), &[]);
         let retry_eligible = sql_file!("fragments/retry_eligible.sql");
         // In the claim, $5 is allow_stale_reentry; in retry_due, $4.
         let claim_retry = rule(retry_eligible, &now, "$5");
@@ -188,14 +225,31 @@ impl Statements {
         let lock = |function: &str| text(sql_file!("claim_lock.sql"), &[("lock", function)]);
         let controls = |filter: &str| text(sql_file!("controls.sql"), &[("filter", filter)]);
         let channel = format!("'{CONTROLS_CHANNEL}'");
+        // The loose index scan of a job's scopes, or of every scope.
+        let scope_walk = |job: &str, after: &str| {
+            text(
+                sql_file!("fragments/scope_walk.sql"),
+                &[("job", job), ("after", after)],
+            )
+        };
+        let one_job = |job: &str| {
+            (
+                format!("e.job_name = {job}"),
+                format!(
+                    "e.job_name = {job} AND (e.scope_kind, e.scope_id) > (k.scope_kind, k.scope_id)"
+                ),
+            )
+        };
         let summaries = |job: &str, after: &str| {
             text(
                 sql_file!("summaries.sql"),
                 &[
                     (pending.0, &pending.1),
                     (pending_if_reentrant.0, &pending_if_reentrant.1),
+                    ("scope_walk", &scope_walk(job, after)),
                     ("job", job),
-                    ("after", after),
+                    ("tally", &table.tally),
+                    ("failed_retryable", &failed_retryable),
                 ],
             )
         };
@@ -245,14 +299,30 @@ impl Statements {
                 "true",
                 "(e.job_name, e.scope_kind, e.scope_id) > (k.job_name, k.scope_kind, k.scope_id)",
             ),
-            summaries_of_job: summaries(
-                "e.job_name = $2",
-                "e.job_name = $2 AND (e.scope_kind, e.scope_id) > (k.scope_kind, k.scope_id)",
-            ),
+            summaries_of_job: {
+                let (job, after) = one_job("$2");
+                summaries(&job, &after)
+            },
+            plan_times: {
+                let (job, after) = one_job("$1");
+                text(
+                    sql_file!("plan_times.sql"),
+                    &[("scope_walk", &scope_walk(&job, &after))],
+                )
+            },
             operator_retry_lock: text(sql_file!("operator_retry_lock.sql"), &[]),
             operator_retry: text(sql_file!("operator_retry.sql"), &[]),
             prune_count: text(sql_file!("prune_count.sql"), &[]),
             prune: text(sql_file!("prune.sql"), &[]),
+            tally_rebuild: tally_rebuild(&table).into(),
+            untally: render(
+                sql_file!("partitions/untally.sql"),
+                &[(
+                    "tally_add_partition",
+                    &tally_add(&table, "{partition}", "-1"),
+                )],
+            )
+            .into(),
             announce: text(sql_file!("announce.sql"), &[]),
             replicas: text(sql_file!("replicas.sql"), &[]),
             controls_all: controls(""),
@@ -647,13 +717,14 @@ mod tests {
     }
     /// The scope summaries read no table in full: every (job, scope) is
     /// found by probes of the unique key (the loose index scan), each
-    /// scope's newest row and newest success by walks of it, and the
-    /// RUNNING and FAILED counts by partial indexes (those of migration 7;
-    /// for the few RUNNING rows the planner may as well take the older
-    /// partial index of RUNNING rows, by `stale_after`) — for
-    /// every job and for one, in a custom plan and in a generic one, on a
-    /// table whose history dwarfs its scopes (`docs/contract.md` §10,
-    /// "Operator reads").
+    /// scope's newest row and newest success by walks of it, the RUNNING
+    /// rows by a partial index (migration 7's; for the few RUNNING rows the
+    /// planner may as well take the older partial index of RUNNING rows, by
+    /// `stale_after`), the FAILED rows with an attempt left by theirs
+    /// (migration 8), and the ended FAILED rows from the tally alone: never
+    /// an index that holds them (those of every FAILED row) — for every job
+    /// and for one, in a custom plan and in a generic one, on a table whose
+    /// history dwarfs its scopes (`docs/contract.md` §10, "Operator reads").
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn summaries_read_indexes_not_the_history() {
         let Some(db) = test_db().await else { return };
@@ -694,7 +765,12 @@ mod tests {
                 .any(|l| l.contains(&format!("Seq Scan on {table} ")))
                 && uses(&names.unique)
                 && (uses(&names.idx_running_scope) || uses(&names.idx_running_stale))
-                && uses(&names.idx_failed_scope)
+                && uses(&names.idx_failed_retryable)
+                && plan
+                    .iter()
+                    .any(|l| l.contains(&format!(" {} ", names.tally)))
+                && !uses(&names.idx_failed_scope)
+                && !uses(&names.idx_failed_recent)
         };
         let zero = sqlx_postgres::types::PgInterval {
             months: 0,

@@ -12,8 +12,8 @@ use scheduler_core::model::{Control, ControlChange, ControlRead, NewControl, Pro
 use scheduler_core::time::to_micros;
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
-    ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue,
-    RetryRead, ScheduleWrite, Scope, ScopeSummary, StoreError, StoredSchedule,
+    ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, PlannedAt, Prune, Replica,
+    RetryDue, RetryRead, ScheduleWrite, Scope, ScopeSummary, StoreError, StoredSchedule,
 };
 use sqlx_core::query::{query, Query};
 use sqlx_core::row::Row;
@@ -239,6 +239,28 @@ impl PgLeaseStore {
         }
     }
 
+    /// Counts the tally of ended FAILED rows again from the executions table
+    /// (`sql/tally_rebuild.sql`; `docs/contract.md` §10, "Operator reads"),
+    /// in one transaction that holds the table's SHARE lock: writes wait
+    /// for it, reads do not. Triggers keep the tally on every write, the
+    /// seed's too, so this is only needed after a change they cannot see:
+    /// a partition detached or truncated by hand, or writes made with
+    /// triggers disabled. Migration 8 runs the same statements as its
+    /// backfill.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the server fails or refuses (e.g.
+    /// missing privileges).
+    pub async fn rebuild_tally(&self) -> Result<(), StoreError> {
+        let err = crate::rows::backend("rebuild tally");
+        let mut tx = self.pool().begin().await.map_err(err)?;
+        sqlx_core::raw_sql::raw_sql(AssertSqlSafe(Arc::clone(&self.sql.tally_rebuild)))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
     /// A statement that computes store time, with its `$1` bound now.
     pub(crate) fn statement(&self, sql: &Arc<str>) -> Query<'static, Postgres, PgArguments> {
         self.statement_at(sql, self.store_time())
@@ -391,6 +413,14 @@ impl ExecutionAudit for PgLeaseStore {
         job_name: Option<&str>,
     ) -> Result<Vec<ScopeSummary>, StoreError> {
         reads::scope_summaries(self, job_name).await
+    }
+
+    async fn plan_times_since(
+        &self,
+        job_name: &str,
+        from: OffsetDateTime,
+    ) -> Result<Vec<PlannedAt>, StoreError> {
+        reads::plan_times_since(self, job_name, from).await
     }
 
     async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {

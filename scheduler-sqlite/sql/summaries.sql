@@ -23,31 +23,34 @@
 -- the previous scope's first entry and steps through its whole history (4 s
 -- for 1,000 scopes of 10,000 rows, against 22 ms so).
 --
--- `r` and `f`: the RUNNING and FAILED rows, from their partial indexes
--- (migration 0007), which cover every column the classification reads: a
--- walk of the few RUNNING rows and of the FAILED rows (a small share of the
--- table), grouped in index order. Each `CASE` is one arm of `of_rows`'s
--- `match`, in its order, so every FAILED or RUNNING row is counted exactly
--- once:
--- - FAILED with an overlap code (`overlap_skipped`, `overlap_canceled`:
---   `ErrorCode::is_overlap`) is skipped, whatever its attempts, and the
---   other FAILED arms leave it out (`coalesce`, because a NULL code is not
---   an overlap code, and `NULL NOT IN (..)` is not true; the
---   `stale_timeout` arm needs no such term, its code being another).
--- - RUNNING is stale when `stale_after < :now`; a NULL `stale_after` is
---   never stale (`is_some_and`), and SQL's `NULL < x` is not true either,
---   so the live arm must spell out `IS NULL OR >=`.
--- - FAILED with `attempt >= max_attempts` is exhausted, whatever its other
---   code.
--- - FAILED with attempts left is `stale_timeout` when its code is exactly
---   that (`IS`, so NULL is not), else a pending retry; the earliest retry
---   counts a NULL `next_retry_at` as `:now`, and `min` of no row is NULL.
--- A scope with neither kind of row has no group: its counts are 0.
+-- `r`: the RUNNING rows, from their partial index (migration 0007), which
+-- covers every column the classification reads: a walk of the few RUNNING
+-- rows, grouped in index order. RUNNING is stale when `stale_after < :now`;
+-- a NULL `stale_after` is never stale (`is_some_and`), and SQL's
+-- `NULL < x` is not true either, so the live arm must spell out
+-- `IS NULL OR >=`.
 --
--- The FAILED arms are the retry rule (fragments/retry_eligible.sql) decided
--- at each row's own due time, `coalesce(next_retry_at, :now)`, when the rule
--- only asks for an attempt left and the code: {pending} is the rule for a
--- job that forbids stale re-entry (a retry that will come), and
+-- The FAILED rows come in two parts, so that the many a long history ends
+-- with are never read (migration 0008):
+-- - `t`: the tally, one row per scope, of the FAILED rows that ended for
+--   good, kept by triggers on the table: `skipped` (an overlap code,
+--   `overlap_skipped` or `overlap_canceled`: `ErrorCode::is_overlap`,
+--   whatever the attempts) and `exhausted` (no attempt left, no overlap
+--   code), the first two arms of `of_rows` for a FAILED row.
+-- - `f`: the other FAILED rows ({failed_retryable}: an attempt left, no
+--   overlap code), from the partial index of exactly those (SQLite uses a
+--   partial index only when the query names each term of its predicate,
+--   hence the same fragment as the migration's), which covers every
+--   column they are classified by: `stale_timeout` when the code is
+--   exactly that (`IS`, so NULL is not), else a pending retry; the earliest
+--   retry counts a NULL `next_retry_at` as `:now`, and `min` of no row is
+--   NULL.
+-- A scope with none has no row in them: its counts are 0.
+--
+-- The FAILED arms of `f` are the retry rule (fragments/retry_eligible.sql)
+-- decided at each row's own due time, `coalesce(next_retry_at, :now)`, when
+-- the rule only asks for an attempt left and the code: {pending} is the rule
+-- for a job that forbids stale re-entry (a retry that will come), and
 -- {pending_if_reentrant} for one that allows it (every FAILED row with an
 -- attempt left).
 --
@@ -59,21 +62,7 @@
 --
 -- `:now` is store time, bound by the caller. The output, one row per
 -- scope, is sorted again (SQLite cannot carry the order through the joins).
-WITH RECURSIVE k(job_name, scope_kind, scope_id) AS (
-    SELECT job_name, scope_kind, scope_id FROM (
-        SELECT job_name, scope_kind, scope_id
-        FROM sys_cron_executions
-        WHERE {job}
-        ORDER BY job_name, scope_kind, scope_id
-        LIMIT 1)
-    UNION ALL
-    SELECT x.job_name, x.scope_kind, x.scope_id
-    FROM k
-    JOIN sys_cron_executions AS x ON x.rowid = (
-        SELECT e.rowid FROM sys_cron_executions AS e
-        WHERE {after}
-        ORDER BY e.job_name, e.scope_kind, e.scope_id
-        LIMIT 1)),
+WITH RECURSIVE k(job_name, scope_kind, scope_id) AS ({scope_walk}),
 r AS (
     SELECT job_name, scope_kind, scope_id,
         count(CASE WHEN stale_after IS NULL OR stale_after >= :now THEN 1 END) AS running,
@@ -81,30 +70,25 @@ r AS (
     FROM sys_cron_executions
     WHERE status = 'RUNNING' AND {job}
     GROUP BY job_name, scope_kind, scope_id),
+t AS (
+    SELECT job_name, scope_kind, scope_id, exhausted, skipped
+    FROM sys_cron_failed_tally
+    WHERE {job}),
 f AS (
     SELECT job_name, scope_kind, scope_id,
-        count(CASE WHEN {pending}
-            AND coalesce(error_code, '') NOT IN ('overlap_skipped', 'overlap_canceled')
-            THEN 1 END) AS retry_pending,
-        min(CASE WHEN {pending}
-            AND coalesce(error_code, '') NOT IN ('overlap_skipped', 'overlap_canceled')
-            THEN coalesce(next_retry_at, :now) END) AS next_retry_at,
-        count(CASE WHEN attempt >= max_attempts
-            AND coalesce(error_code, '') NOT IN ('overlap_skipped', 'overlap_canceled')
-            THEN 1 END) AS exhausted,
+        count(CASE WHEN {pending} THEN 1 END) AS retry_pending,
+        min(CASE WHEN {pending} THEN coalesce(next_retry_at, :now) END) AS next_retry_at,
         count(CASE WHEN {pending_if_reentrant}
-            AND error_code IS 'stale_timeout' THEN 1 END) AS stale_timeout,
-        count(CASE WHEN error_code IN ('overlap_skipped', 'overlap_canceled')
-            THEN 1 END) AS skipped
+            AND error_code IS 'stale_timeout' THEN 1 END) AS stale_timeout
     FROM sys_cron_executions
-    WHERE status = 'FAILED' AND {job}
+    WHERE {failed_retryable} AND {job}
     GROUP BY job_name, scope_kind, scope_id)
 SELECT k.job_name, k.scope_kind, k.scope_id,
     l.plan_time, l.status, l.attempt, l.max_attempts, l.next_retry_at, l.error_code,
     s.plan_time, s.finished_at,
     coalesce(r.running, 0), coalesce(r.stale, 0), coalesce(f.retry_pending, 0),
-    f.next_retry_at, coalesce(f.exhausted, 0), coalesce(f.stale_timeout, 0),
-    coalesce(f.skipped, 0)
+    f.next_retry_at, coalesce(t.exhausted, 0), coalesce(f.stale_timeout, 0),
+    coalesce(t.skipped, 0)
 FROM k
 JOIN sys_cron_executions AS l ON l.rowid = (
     SELECT x.rowid FROM sys_cron_executions AS x
@@ -122,4 +106,6 @@ LEFT JOIN r ON r.job_name = k.job_name AND r.scope_kind = k.scope_kind
     AND r.scope_id = k.scope_id
 LEFT JOIN f ON f.job_name = k.job_name AND f.scope_kind = k.scope_kind
     AND f.scope_id = k.scope_id
+LEFT JOIN t ON t.job_name = k.job_name AND t.scope_kind = k.scope_kind
+    AND t.scope_id = k.scope_id
 ORDER BY k.job_name, k.scope_kind, k.scope_id

@@ -54,7 +54,7 @@ fn bad(idx: usize, ty: Type, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(idx, ty, what.into())
 }
 
-fn instant_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
+pub(crate) fn instant_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
     let us: i64 = row.get(idx)?;
     instant(us).ok_or_else(|| bad(idx, Type::Integer, format!("instant {us} µs out of range")))
 }

@@ -8,8 +8,8 @@ use scheduler_core::model::Origin;
 use scheduler_core::store::sql;
 use scheduler_core::time::ceil_to_micros;
 use scheduler_core::{
-    Attempt, Execution, ExecutionFilter, LatestExecution, RetryDue, RetryRead, Scope, ScopeSummary,
-    StoreError,
+    Attempt, Execution, ExecutionFilter, LatestExecution, PlannedAt, RetryDue, RetryRead, Scope,
+    ScopeSummary, StoreError,
 };
 use uuid::Uuid;
 
@@ -209,6 +209,29 @@ pub(crate) async fn scope_summaries(
             };
             let mut stmt = conn.prepare_cached(statement)?;
             let rows = stmt.query_map(params.as_slice(), codec::scope_summary)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+}
+
+/// `plan_times.sql`: one statement for every scope of the job.
+pub(crate) async fn plan_times_since(
+    store: &SqliteLeaseStore,
+    job_name: &str,
+    from: time::OffsetDateTime,
+) -> Result<Vec<PlannedAt>, StoreError> {
+    let job = job_name.to_owned();
+    // Rounded up, as `plan_time_from` is.
+    let from = micros(ceil_to_micros(from));
+    store
+        .read(move |conn, _| {
+            let mut stmt = conn.prepare_cached(&SQL.plan_times)?;
+            let rows = stmt.query_map(named_params! { ":job": job, ":from": from }, |row| {
+                Ok(PlannedAt {
+                    scope: Scope::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                    plan_time: codec::instant_at(row, 2)?,
+                })
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -7,15 +7,35 @@
 //! recorded, so a ledger with a gap (a version skipped by a development
 //! build) is completed.
 
+use std::borrow::Cow;
+
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use scheduler_core::store::sql::render;
 use scheduler_core::StoreError;
 
 use crate::error::Failure;
+use crate::statements::tally_migration_parts;
 
 struct Migration {
     version: i64,
     description: &'static str,
     sql: &'static str,
+    /// Whether `sql` has placeholders, filled from
+    /// [`tally_migration_parts`] (migration 8 splices in the store's own
+    /// fragments, so the tally is written one way).
+    spliced: bool,
+}
+
+impl Migration {
+    /// The statements to run.
+    fn text(&self) -> Cow<'static, str> {
+        if !self.spliced {
+            return Cow::Borrowed(self.sql);
+        }
+        let parts = tally_migration_parts();
+        let values: Vec<(&str, &str)> = parts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Cow::Owned(render(self.sql, &values))
+    }
 }
 
 /// Version 1: the executions table with the seed's names.
@@ -40,46 +60,63 @@ const V6: &str = include_str!("../sql/migrations/0006_stored_schedules.sql");
 /// the operator's reads.
 const V7: &str = include_str!("../sql/migrations/0007_operator_reads.sql");
 
+/// Version 8: the tally of ended FAILED rows by scope, kept by triggers,
+/// and a partial index of the other FAILED rows, for the operator's reads.
+const V8: &str = include_str!("../sql/migrations/0008_failed_tally.sql");
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         description: "create sys_cron_executions",
         sql: V1,
+        spliced: false,
     },
     Migration {
         version: 2,
         description: "index of operator retries",
         sql: V2,
+        spliced: false,
     },
     Migration {
         version: 3,
         description: "attempts log",
         sql: V3,
+        spliced: false,
     },
     Migration {
         version: 4,
         description: "create sys_cron_replicas",
         sql: V4,
+        spliced: false,
     },
     Migration {
         version: 5,
         description: "steering: origin, control_id, sys_cron_controls",
         sql: V5,
+        spliced: false,
     },
     Migration {
         version: 6,
         description: "stored schedules: sys_cron_schedules, replicas' kinds",
         sql: V6,
+        spliced: false,
     },
     Migration {
         version: 7,
         description: "operator reads: RUNNING and FAILED rows by scope",
         sql: V7,
+        spliced: false,
+    },
+    Migration {
+        version: 8,
+        description: "operator reads: tally of ended FAILED rows, index of the others",
+        sql: V8,
+        spliced: true,
     },
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The table of applied versions.
 const LEDGER: &str = include_str!("../sql/migrations/ledger.sql");
@@ -139,7 +176,7 @@ pub(crate) fn migrate(conn: &mut Connection, now_micros: i64) -> Result<(), Fail
     too_new(&applied)?;
     tx.execute_batch(LEDGER)?;
     for m in missing(&applied) {
-        tx.execute_batch(m.sql)?;
+        tx.execute_batch(&m.text())?;
         tx.execute(
             "INSERT INTO sys_cron_schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
             params![m.version, m.description, now_micros],
@@ -184,7 +221,16 @@ mod tests {
         migrate(&mut conn, 2).unwrap();
         assert_eq!(
             ledger(&conn),
-            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)]
+            [
+                (1, 1),
+                (2, 1),
+                (3, 1),
+                (4, 1),
+                (5, 1),
+                (6, 1),
+                (7, 1),
+                (8, 1)
+            ]
         );
         let indexes: Vec<String> = conn
             .prepare(
@@ -201,6 +247,7 @@ mod tests {
             [
                 "idx_sys_cron_exec_control_id",
                 "idx_sys_cron_exec_failed_recent",
+                "idx_sys_cron_exec_failed_retryable",
                 "idx_sys_cron_exec_failed_scope",
                 "idx_sys_cron_exec_finished",
                 "idx_sys_cron_exec_forced_retry",
@@ -225,7 +272,16 @@ mod tests {
         migrate(&mut conn, 2).unwrap();
         assert_eq!(
             ledger(&conn),
-            [(1, 1), (2, 2), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)]
+            [
+                (1, 1),
+                (2, 2),
+                (3, 1),
+                (4, 1),
+                (5, 1),
+                (6, 1),
+                (7, 1),
+                (8, 1)
+            ]
         );
         let index: i64 = conn
             .query_row(
@@ -243,7 +299,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(LEDGER).unwrap();
         for m in MIGRATIONS.iter().filter(|m| m.version <= version) {
-            conn.execute_batch(m.sql).unwrap();
+            conn.execute_batch(&m.text()).unwrap();
             conn.execute(
                 "INSERT INTO sys_cron_schema_migrations (version, description, applied_at) VALUES (?1, ?2, 1)",
                 params![m.version, m.description],
@@ -268,7 +324,16 @@ mod tests {
         migrate(&mut conn, 2).unwrap();
         assert_eq!(
             ledger(&conn),
-            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2), (7, 2)]
+            [
+                (1, 1),
+                (2, 1),
+                (3, 1),
+                (4, 1),
+                (5, 2),
+                (6, 2),
+                (7, 2),
+                (8, 2)
+            ]
         );
         let steering: (Option<String>, Option<String>) = conn
             .query_row(
@@ -399,7 +464,16 @@ mod tests {
         migrate(&mut conn, 2).unwrap();
         assert_eq!(
             ledger(&conn),
-            [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 2), (7, 2)]
+            [
+                (1, 1),
+                (2, 1),
+                (3, 1),
+                (4, 1),
+                (5, 1),
+                (6, 2),
+                (7, 2),
+                (8, 2)
+            ]
         );
         let kinds: String = conn
             .query_row("SELECT kinds FROM sys_cron_replicas", [], |r| r.get(0))

@@ -20,6 +20,58 @@ macro_rules! sql_file {
     };
 }
 
+/// `fragments/tally_add.sql`: the ended FAILED rows of `rows` (a relation)
+/// added `sign` times to the tally.
+pub(crate) fn tally_add(rows: &str, sign: &str) -> String {
+    render(
+        sql_file!("fragments/tally_add.sql"),
+        &[("rows", rows), ("sign", sign)],
+    )
+}
+
+/// `tally_rebuild.sql`: run by migration 8 as its backfill, and by
+/// [`SqliteLeaseStore::rebuild_tally`](crate::SqliteLeaseStore::rebuild_tally).
+pub(crate) fn tally_rebuild() -> String {
+    render(
+        sql_file!("tally_rebuild.sql"),
+        &[("tally_add_all", &tally_add("sys_cron_executions", "1"))],
+    )
+}
+
+/// The parts migration 8 splices in (`migrations/0008_failed_tally.sql`):
+/// the partial index's predicate, what each trigger adds to the tally (the
+/// row it saw, as `fragments/tally_row.sql` makes it a relation), and the
+/// backfill.
+pub(crate) fn tally_migration_parts() -> Vec<(&'static str, String)> {
+    let row = |row: &str, sign: &str| {
+        render(
+            sql_file!("fragments/tally_row.sql"),
+            &[("row", row), ("sign", sign)],
+        )
+    };
+    let of = |rows: &[String]| tally_add(&format!("({})", rows.join(" UNION ALL ")), "r.sign");
+    vec![
+        (
+            "failed_retryable",
+            render(sql_file!("fragments/failed_retryable.sql"), &[]),
+        ),
+        ("tally_add_inserted", of(&[row("NEW", "1")])),
+        (
+            "tally_add_updated",
+            of(&[row("NEW", "1"), row("OLD", "-1")]),
+        ),
+        ("tally_add_deleted", of(&[row("OLD", "-1")])),
+        ("tally_rebuild", tally_rebuild()),
+    ]
+}
+
+/// The scope walk's {job} and {after} for the job bound as `:job`.
+const ONE_JOB: (&str, &str) = (
+    "job_name = :job",
+    "e.job_name = :job AND (e.scope_kind, e.scope_id, e.plan_time) \
+     > (+k.scope_kind, +k.scope_id, 9223372036854775807)",
+);
+
 /// Every statement, rendered (see the module docs).
 pub(crate) static SQL: LazyLock<Statements> = LazyLock::new(Statements::load);
 
@@ -64,6 +116,12 @@ pub(crate) struct Statements {
     pub(crate) summaries_all: String,
     /// `summaries.sql` over one job (`:job`).
     pub(crate) summaries_of_job: String,
+    /// `plan_times.sql`: one job's plan times since an instant, every
+    /// scope's.
+    pub(crate) plan_times: String,
+    /// `tally_rebuild.sql`: the tally of ended FAILED rows counted again,
+    /// two statements for one transaction.
+    pub(crate) tally_rebuild: String,
     /// `operator_retry.sql`: the write-back of an operator's retry.
     pub(crate) operator_retry: String,
     /// `prune_count.sql`: a dry run of pruning.
@@ -118,6 +176,7 @@ impl Statements {
         let attempt_columns = render(sql_file!("fragments/attempt_columns.sql"), &[]);
         let attempt_columns = [("attempt_columns", attempt_columns.as_str())];
         let prunable = render(sql_file!("fragments/prunable.sql"), &[]);
+        let failed_retryable = render(sql_file!("fragments/failed_retryable.sql"), &[]);
         let control_columns = render(sql_file!("fragments/control_columns.sql"), &[]);
         let control_columns = [("control_columns", control_columns.as_str())];
         let controls = |filter: &str| {
@@ -134,14 +193,22 @@ impl Statements {
             ":allow_stale_reentry",
         );
         let [pending, pending_if_reentrant] = summary_rules(retry_eligible, ":now", ["0", "1"]);
+        // The loose index scan of a job's scopes, or of every scope.
+        let scope_walk = |job: &str, after: &str| {
+            render(
+                sql_file!("fragments/scope_walk.sql"),
+                &[("job", job), ("after", after)],
+            )
+        };
         let summaries = |job: &str, after: &str| {
             render(
                 sql_file!("summaries.sql"),
                 &[
                     (pending.0, &pending.1),
                     (pending_if_reentrant.0, &pending_if_reentrant.1),
+                    ("scope_walk", &scope_walk(job, after)),
                     ("job", job),
-                    ("after", after),
+                    ("failed_retryable", &failed_retryable),
                 ],
             )
         };
@@ -192,10 +259,11 @@ impl Statements {
                 "(e.job_name, e.scope_kind, e.scope_id, e.plan_time) \
                  > (+k.job_name, +k.scope_kind, +k.scope_id, 9223372036854775807)",
             ),
-            summaries_of_job: summaries(
-                "job_name = :job",
-                "e.job_name = :job AND (e.scope_kind, e.scope_id, e.plan_time) \
-                 > (+k.scope_kind, +k.scope_id, 9223372036854775807)",
+            tally_rebuild: tally_rebuild(),
+            summaries_of_job: summaries(ONE_JOB.0, ONE_JOB.1),
+            plan_times: render(
+                sql_file!("plan_times.sql"),
+                &[("scope_walk", &scope_walk(ONE_JOB.0, ONE_JOB.1))],
             ),
             operator_retry: render(sql_file!("operator_retry.sql"), &[("columns", &columns)]),
             prune_count: render(sql_file!("prune_count.sql"), &[("prunable", &prunable)]),
@@ -269,6 +337,7 @@ mod tests {
             (&SQL.heartbeat, primary),
             (&SQL.finish, primary),
             (&SQL.summaries_of_job, unique),
+            (&SQL.plan_times, unique),
             (&SQL.operator_retry, primary),
             (&SQL.prune_count, "idx_sys_cron_exec_finished"),
             (&SQL.prune, "idx_sys_cron_exec_finished"),
@@ -283,16 +352,19 @@ mod tests {
             assert!(!plan.contains("FOR GROUP BY"), "{sql}\n=> {plan}");
         }
         // The operator's summaries (`summaries.sql`): the scopes by a loose
-        // scan of the unique key, one probe per scope, and the rare rows
-        // through their partial indexes; over every job those two indexes
-        // are walked whole (they hold only RUNNING and FAILED rows), never
+        // scan of the unique key, one probe per scope, the rare rows
+        // through their partial indexes (the FAILED ones with an attempt
+        // left only: the ended ones are the tally's), and the tally by its
+        // key; over every job those two indexes are walked whole (they hold
+        // only RUNNING rows and FAILED ones with an attempt left), never
         // the table, and nothing is grouped through a temporary b-tree.
         let running = "idx_sys_cron_exec_running_scope";
-        let failed = "idx_sys_cron_exec_failed_scope";
+        let failed = "idx_sys_cron_exec_failed_retryable";
+        let tally = "sys_cron_failed_tally USING PRIMARY KEY";
         for sql in [&SQL.summaries_all, &SQL.summaries_of_job] {
             let steps = plan(&conn, sql);
             let plan = steps;
-            for index in [unique, running, failed] {
+            for index in [unique, running, failed, tally] {
                 assert!(plan.contains(index), "{sql}\n=> {plan}");
             }
             // Over every job, the first scope is the first entry of the
@@ -460,7 +532,8 @@ mod tests {
             ErrorCode::OverlapSkipped.as_str(),
             ErrorCode::OverlapCanceled.as_str()
         );
-        assert_eq!(SQL.summaries_all.matches(&overlap).count(), 4);
+        assert_eq!(SQL.summaries_all.matches(&overlap).count(), 1);
+        assert_eq!(SQL.tally_rebuild.matches(&overlap).count(), 2);
         let backfill = format!("'{}'", Origin::Backfill.column().unwrap());
         assert!(SQL.latest.contains(&backfill), "{}", SQL.latest);
     }

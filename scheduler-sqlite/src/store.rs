@@ -12,8 +12,8 @@ use scheduler_core::model::{Control, ControlChange, ControlRead, NewControl, Pro
 use scheduler_core::time::{later, to_micros};
 use scheduler_core::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Clock, Execution, ExecutionAudit,
-    ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, Prune, Replica, RetryDue,
-    RetryRead, ScheduleWrite, Scope, ScopeSummary, StoreError, StoredSchedule,
+    ExecutionFilter, Finish, LatestExecution, Lease, LeaseStore, PlannedAt, Prune, Replica,
+    RetryDue, RetryRead, ScheduleWrite, Scope, ScopeSummary, StoreError, StoredSchedule,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -136,6 +136,23 @@ impl SqliteLeaseStore {
                 })
             })
             .await
+    }
+
+    /// Counts the tally of ended FAILED rows again from the executions table
+    /// (`sql/tally_rebuild.sql`; `docs/contract.md` §10, "Operator reads"),
+    /// in one IMMEDIATE transaction. Triggers keep the tally on every
+    /// write, another process's too, so this is only needed after writes
+    /// made without them. Migration 8 runs the same statements as its
+    /// backfill.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    pub async fn rebuild_tally(&self) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            tx.execute_batch(&crate::statements::SQL.tally_rebuild)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Runs `op` in one IMMEDIATE transaction on the writer connection,
@@ -320,6 +337,14 @@ impl ExecutionAudit for SqliteLeaseStore {
         job_name: Option<&str>,
     ) -> Result<Vec<ScopeSummary>, StoreError> {
         reads::scope_summaries(self, job_name).await
+    }
+
+    async fn plan_times_since(
+        &self,
+        job_name: &str,
+        from: OffsetDateTime,
+    ) -> Result<Vec<PlannedAt>, StoreError> {
+        reads::plan_times_since(self, job_name, from).await
     }
 
     async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {

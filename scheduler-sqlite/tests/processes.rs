@@ -158,6 +158,16 @@ impl ExecutionAudit for Watched {
             self.store.scope_summaries(job_name).await,
         )
     }
+    async fn plan_times_since(
+        &self,
+        job_name: &str,
+        from: time::OffsetDateTime,
+    ) -> Result<Vec<scheduler_core::PlannedAt>, StoreError> {
+        self.seen(
+            "plan_times_since",
+            self.store.plan_times_since(job_name, from).await,
+        )
+    }
     async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
         self.seen("retry_execution", self.store.retry_execution(id).await)
     }

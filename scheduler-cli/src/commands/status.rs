@@ -14,8 +14,8 @@ use scheduler_core::model::ControlRead;
 use scheduler_core::plan::next_plan_time;
 use scheduler_core::plan::{CronSchedule, Schedule};
 use scheduler_core::{
-    Control, ControlAction, ControlState, ExecutionFilter, RegisteredJob, Replica, ReplicaState,
-    Scope, ScopeSummary, StoredSchedule,
+    Control, ControlAction, ControlState, RegisteredJob, Replica, ReplicaState, Scope,
+    ScopeSummary, StoredSchedule,
 };
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -572,20 +572,18 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
             .unwrap_or_default();
         let capped = expected.len() > MAX_MISSED_PER_SCOPE;
         expected.truncate(MAX_MISSED_PER_SCOPE);
+        // Every scope's plan times in the window, in one read.
+        let mut present: BTreeMap<Scope, BTreeSet<OffsetDateTime>> = BTreeMap::new();
+        for p in store
+            .plan_times_since(job, from)
+            .await
+            .map_err(|e| cx.error(e))?
+        {
+            present.entry(p.scope).or_default().insert(p.plan_time);
+        }
+        let none = BTreeSet::new();
         for s in summaries.iter().filter(|s| &s.job_name == job) {
-            let filter = ExecutionFilter {
-                job_name: Some(job.clone()),
-                scope: Some(s.scope.clone()),
-                plan_time_from: Some(from),
-                ..Default::default()
-            };
-            let present: BTreeSet<OffsetDateTime> = store
-                .list_executions(&filter)
-                .await
-                .map_err(|e| cx.error(e))?
-                .into_iter()
-                .map(|r| r.plan_time)
-                .collect();
+            let present = present.get(&s.scope).unwrap_or(&none);
             let (paused, plans): (Vec<OffsetDateTime>, Vec<OffsetDateTime>) = expected
                 .iter()
                 .copied()

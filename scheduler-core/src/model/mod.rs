@@ -58,4 +58,4 @@ pub use stored::{
     ScheduleDefinition, ScheduleOptions, ScheduleWrite, StoredSchedule, StoredScopes,
     DEFAULT_BACKFILL_PER_TICK, MAX_ARGUMENTS_BYTES, MAX_CATCH_UP_WINDOW, MAX_STORED_SCOPES,
 };
-pub use summary::{ExecutionFilter, Prune, ScopeSummary};
+pub use summary::{ExecutionFilter, PlannedAt, Prune, ScopeSummary};

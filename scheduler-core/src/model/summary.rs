@@ -54,6 +54,17 @@ impl Prune {
     }
 }
 
+/// One execution's place in time: its scope and plan time, all the
+/// missed-plan report reads of a row (see
+/// [`ExecutionAudit::plan_times_since`](crate::store::ExecutionAudit::plan_times_since)).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlannedAt {
+    /// The execution's scope.
+    pub scope: Scope,
+    /// The execution's plan time.
+    pub plan_time: OffsetDateTime,
+}
+
 /// What an operator needs to know about one `(job, scope)` (see
 /// [`ExecutionAudit::scope_summaries`](crate::store::ExecutionAudit::scope_summaries)). Counts are over all of the scope's rows.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,12 +2,15 @@
 //! dashboards call and the manager never does, the attempts log included.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::LeaseStore;
 use crate::error::StoreError;
+#[cfg(doc)]
+use crate::model::Scope;
 use crate::model::{
-    Attempt, Control, Execution, ExecutionFilter, NewControl, Progress, Prune, Replica,
+    Attempt, Control, Execution, ExecutionFilter, NewControl, PlannedAt, Progress, Prune, Replica,
     ScheduleWrite, ScopeSummary, StoredSchedule,
 };
 
@@ -73,6 +76,26 @@ pub trait ExecutionAudit: LeaseStore {
         &self,
         job_name: Option<&str>,
     ) -> Result<Vec<ScopeSummary>, StoreError>;
+
+    /// Every execution of `job_name` planned at or after `from`, as its
+    /// scope and plan time, in one read (one consistent view of the
+    /// rows): what the missed-plan report (`scheduler status --every`)
+    /// compares with the plans a schedule expected, for every scope of the
+    /// job at once. Must list each such row once, ordered by scope (kind,
+    /// then id, byte-wise, as [`Scope`]'s order) and then by plan time,
+    /// oldest first; `from` is rounded up to whole microseconds, as
+    /// [`ExecutionFilter::plan_time_from`] is. A store must cost in
+    /// proportion to the job's scopes and the rows returned, not to the
+    /// history before `from` (`docs/contract.md` §10, "Operator reads").
+    /// A job name no row can have (one with a NUL) finds nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store fails.
+    async fn plan_times_since(
+        &self,
+        job_name: &str,
+        from: OffsetDateTime,
+    ) -> Result<Vec<PlannedAt>, StoreError>;
 
     /// An operator's repair ([`machine::operator_retry`](crate::machine::operator_retry)):
     /// makes a FAILED execution due at once, granting one more attempt when

@@ -18,8 +18,8 @@ use super::{ExecutionAudit, LeaseStore};
 use crate::error::StoreError;
 use crate::model::{
     Announcement, Attempt, ClaimOutcome, ClaimRequest, Control, ControlChange, ControlRead,
-    Execution, ExecutionFilter, Finish, LatestExecution, Lease, NewControl, Progress, Prune,
-    Replica, RetryDue, RetryRead, ScheduleWrite, Scope, ScopeSummary, StoredSchedule,
+    Execution, ExecutionFilter, Finish, LatestExecution, Lease, NewControl, PlannedAt, Progress,
+    Prune, Replica, RetryDue, RetryRead, ScheduleWrite, Scope, ScopeSummary, StoredSchedule,
 };
 
 /// A store that counts the calls made to another, per method: what a tick
@@ -194,6 +194,15 @@ impl ExecutionAudit for CountingStore {
     ) -> Result<Vec<ScopeSummary>, StoreError> {
         self.count("scope_summaries");
         self.inner.scope_summaries(job_name).await
+    }
+
+    async fn plan_times_since(
+        &self,
+        job_name: &str,
+        from: OffsetDateTime,
+    ) -> Result<Vec<PlannedAt>, StoreError> {
+        self.count("plan_times_since");
+        self.inner.plan_times_since(job_name, from).await
     }
 
     async fn retry_execution(&self, id: Uuid) -> Result<Execution, StoreError> {
