@@ -177,45 +177,77 @@ impl Manager {
         runs: Vec<ClaimedRun>,
         heartbeats: Arc<AbortOnDrop<std::convert::Infallible>>,
     ) -> TickReport {
-        let scope = runs[0].keeper.lease.scope.clone();
+        // The scope's name is borrowed from its first lease, not copied.
+        let first = runs[0].keeper.lease.clone();
         let mut report = TickReport::default();
-        let mut writes = FuturesUnordered::new();
-        for (queued, run) in runs.into_iter().enumerate() {
-            let keeper = run.keeper;
-            let span = keeper.span.clone();
-            if let Some(eligible_at) = run.eligible_at {
-                let late = run.clock.estimate() - eligible_at;
-                job.metrics
-                    .dispatch_lateness
-                    .record(Duration::try_from(late).unwrap_or_default());
+        if runs.len() == 1 {
+            // The usual case: nothing to store alongside, so no set of
+            // pending writes to make.
+            let run = runs.into_iter().next().expect("one run");
+            let (end, duration) = self.run_one(&job, &run, false).await;
+            self.handler_ended(&job, &run.keeper, &end);
+            self.scope_ended(&job, &first.scope);
+            report += self.store_end(&job, run.keeper, end, duration).await;
+        } else {
+            let mut writes = FuturesUnordered::new();
+            for (queued, run) in runs.into_iter().enumerate() {
+                let ran = self.run_one(&job, &run, queued > 0);
+                let (end, duration) = alongside(ran, &mut writes, &mut report).await;
+                self.handler_ended(&job, &run.keeper, &end);
+                writes.push(self.store_end(&job, run.keeper, end, duration));
             }
-            let started = Instant::now();
-            job.metrics.running.increment(1.0);
-            let ran = self
-                .execute(&job.spec, &keeper, run.how, queued > 0)
-                .instrument(span.clone());
-            let end = alongside(ran, &mut writes, &mut report).await;
-            job.metrics.running.decrement(1.0);
-            let duration = started.elapsed();
-            job.metrics.run_duration.record(duration);
-            self.handler_ended(&job, &keeper, &end);
-            let (this, job) = (&self, &job);
-            writes.push(async move {
-                let mut report = TickReport::default();
-                this.write_terminal(job, &keeper, end, duration, &mut report)
-                    .instrument(span)
-                    .await;
-                keeper.done.store(true, Ordering::Release);
-                let lease = keeper.lease.lease_ref();
-                job.finishing.lock().expect("finishing lock").remove(&lease);
-                report
-            });
-        }
-        self.scope_ended(&job, &scope);
-        while let Some(written) = writes.next().await {
-            report += written;
+            self.scope_ended(&job, &first.scope);
+            while let Some(written) = writes.next().await {
+                report += written;
+            }
         }
         drop(heartbeats);
+        report
+    }
+
+    /// Runs one won lease's handler (`queued`: it waited behind an earlier
+    /// run of its scope): how it ended and how long it took.
+    async fn run_one(
+        &self,
+        job: &Registered,
+        run: &ClaimedRun,
+        queued: bool,
+    ) -> (RunEnd, Duration) {
+        let keeper = &run.keeper;
+        if let Some(eligible_at) = run.eligible_at {
+            let late = run.clock.estimate() - eligible_at;
+            job.metrics
+                .dispatch_lateness
+                .record(Duration::try_from(late).unwrap_or_default());
+        }
+        let started = Instant::now();
+        job.metrics.running.increment(1.0);
+        let end = self
+            .execute(&job.spec, keeper, run.how, queued)
+            .instrument(keeper.span.clone())
+            .await;
+        job.metrics.running.decrement(1.0);
+        let duration = started.elapsed();
+        job.metrics.run_duration.record(duration);
+        (end, duration)
+    }
+
+    /// Stores how a run ended, then lets go of its lease: it is no longer
+    /// finishing, nor heartbeaten.
+    async fn store_end(
+        &self,
+        job: &Registered,
+        keeper: Arc<LeaseKeeper>,
+        end: RunEnd,
+        duration: Duration,
+    ) -> TickReport {
+        let mut report = TickReport::default();
+        self.write_terminal(job, &keeper, end, duration, &mut report)
+            .instrument(keeper.span.clone())
+            .await;
+        keeper.done.store(true, Ordering::Release);
+        let lease = keeper.lease.lease_ref();
+        job.finishing.lock().expect("finishing lock").remove(&lease);
         report
     }
 

@@ -2,7 +2,7 @@
 //! retries, the newest row of scopes never seen) and the plan times of
 //! each scope, from [`crate::plan`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::steering::JobControls;
 use super::tick::TickOutcome;
-use super::{Manager, Registered};
+use super::{FastMap, Manager, Registered};
 use crate::job::JobSpec;
 use crate::model::{Origin, PlanKey, RetryRead, Scope};
 use crate::plan::{self, CatchUpMode};
@@ -42,7 +42,7 @@ pub(super) struct ScopeRetries {
 /// way). An entry without a time stands for a scope not known.
 #[derive(Default)]
 pub(super) struct Known {
-    newest: HashMap<Scope, Option<OffsetDateTime>>,
+    newest: FastMap<Scope, Option<OffsetDateTime>>,
     /// The address of the scope list last given to [`Known::list`]: a
     /// fixed list is shared tick after tick, and is entered once. An
     /// address reused by another list would only skip making entries
@@ -263,7 +263,7 @@ impl Manager {
                 capped: Vec::new(),
             });
         };
-        let mut retries: HashMap<Scope, ScopeRetries> = HashMap::new();
+        let mut retries: FastMap<Scope, ScopeRetries> = FastMap::default();
         match store.retry_due(&read).await {
             Ok(due) => {
                 for d in due {
@@ -451,6 +451,34 @@ mod tests {
 
     const MIN: Duration = Duration::from_secs(60);
     const NOW: OffsetDateTime = datetime!(2026-03-05 12:00:30 UTC);
+
+    #[test]
+    fn known_scopes_are_entered_once_per_list_and_unknown_until_learned() {
+        let scopes: std::sync::Arc<[Scope]> =
+            (0..3).map(|i| Scope::new("t", format!("{i}"))).collect();
+        let mut known = Known::default();
+        known.list(&scopes);
+        assert_eq!(known.newest.len(), 3, "an entry per scope of the list");
+        assert!(
+            scopes.iter().all(|s| known.get(s).is_none()),
+            "none known yet"
+        );
+        known.set(&scopes[1], NOW);
+        known.set(&scopes[1], NOW - MIN);
+        assert_eq!(known.get(&scopes[1]), Some(NOW), "the newer time is kept");
+        // The same list again is not walked; a scope it lacks is entered
+        // when learned.
+        known.newest.remove(&scopes[2]);
+        known.list(&scopes);
+        assert_eq!(known.newest.len(), 2, "the same list is entered once");
+        known.set(&scopes[2], NOW);
+        assert_eq!(known.get(&scopes[2]), Some(NOW));
+        // Scopes gone from the provider are forgotten once twice as many
+        // are known as listed.
+        known.prune(&[&scopes[0]]);
+        assert_eq!(known.newest.len(), 1);
+        assert!(known.get(&scopes[2]).is_none());
+    }
 
     fn planning(catch_up: CatchUpMode, window: Duration, per_tick: usize) -> Planning {
         Planning {

@@ -5,7 +5,7 @@
 //! what was won to the executor; then claim the job's triggers and
 //! backfills.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::{error, info_span, warn, Instrument};
 
 use super::steering::JobControls;
-use super::{Manager, Registered, TickReport};
+use super::{FastMap, Manager, Registered, TickReport};
 use crate::model::{
     ClaimKind, ClaimRequest, LeaseRef, Origin, OverlapPolicy, PlanKey, Scope, Steering,
 };
@@ -424,7 +424,7 @@ impl Manager {
 /// the first such plan newer than what it knew.
 fn learn(job: &Registered, outcomes: &[(PlanKey, ClaimKind)]) {
     let mut known = job.known.lock().expect("known lock");
-    let mut first_missing: HashMap<&Scope, OffsetDateTime> = HashMap::new();
+    let mut first_missing: FastMap<&Scope, OffsetDateTime> = FastMap::default();
     for (key, kind) in outcomes {
         let newer = known.get(&key.scope).is_none_or(|k| key.plan_time > k);
         if !kind.row_exists() && newer {
