@@ -62,10 +62,12 @@ impl Scopes {
         }
     }
 
-    pub(crate) async fn resolve(&self, now: OffsetDateTime) -> Result<Vec<Scope>, BoxError> {
+    /// The scopes at store time `now`. A fixed list is shared, not
+    /// copied: a tick over a million scopes must not copy a million names.
+    pub(crate) async fn resolve(&self, now: OffsetDateTime) -> Result<Arc<[Scope]>, BoxError> {
         match self {
-            Scopes::Fixed(scopes) => Ok(scopes.to_vec()),
-            Scopes::Dynamic(provider) => provider(now).await,
+            Scopes::Fixed(scopes) => Ok(scopes.clone()),
+            Scopes::Dynamic(provider) => provider(now).await.map(Arc::from),
         }
     }
 }

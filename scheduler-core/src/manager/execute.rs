@@ -1,7 +1,9 @@
 //! Running what a tick won: one task per scope runs its leases in plan
 //! order, each handler bounded by its run timeout, its lease and shutdown,
+//! Running what a tick won: one task per scope runs its leases in plan
+//! order, each handler bounded by its run timeout, its lease and shutdown,
 //! and stores each terminal write through the completer while the next
-//! handler runs.
+//! handler runs; one task per claimed batch heartbeats its leases.
 
 use std::any::Any;
 use std::future::Future;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use time::OffsetDateTime;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
@@ -60,9 +63,69 @@ enum RunEnd {
 }
 
 impl Manager {
-    /// The runs of one scope's won leases, each heartbeaten from now on
-    /// (see [`LeaseKeeper::keep_alive`]); `origin` is why they run.
-    pub(super) fn prepare_runs(
+    /// Starts what one claim won: one task per scope runs the scope's
+    /// leases in plan order, and one task heartbeats every lease of the
+    /// batch, each from now on, for as long as any of the batch's scopes
+    /// still runs. `origin` is why they run.
+    ///
+    /// A task per scope, not one for the batch: handlers of different
+    /// scopes run in parallel on the runtime's threads, and one that
+    /// blocks its thread holds up only its own scope. Heartbeats go in a
+    /// task of their own, not in a scope's: a handler that blocks its
+    /// thread (it should not, but some do) must not also stop its lease
+    /// from being extended, or the lease would expire and the plan run
+    /// twice. It is spawned before the scopes' tasks, so it never sits in
+    /// the spawning thread's LIFO slot (where no other thread can steal
+    /// it) behind a handler that holds that thread.
+    pub(super) fn start_runs(
+        &self,
+        job: &Arc<Registered>,
+        mut won: Vec<(Lease, ClaimKind)>,
+        origin: Origin,
+        clock: StoreClock,
+        tasks: &mut JoinSet<TickReport>,
+    ) {
+        if won.is_empty() {
+            return;
+        }
+        // Scope by scope, each scope's leases in plan order.
+        won.sort_unstable_by(|(a, _), (b, _)| {
+            (&a.scope, a.plan_time).cmp(&(&b.scope, b.plan_time))
+        });
+        let runs = self.prepare_runs(&job.spec, won, origin, clock);
+        let keepers: Vec<Arc<LeaseKeeper>> = runs.iter().map(|r| r.keeper.clone()).collect();
+        let interval = job.spec.heartbeat_interval;
+        let late = job.metrics.heartbeats_late.clone();
+        let heartbeats = Arc::new(AbortOnDrop(tokio::spawn(async move {
+            LeaseKeeper::keep_alive(&keepers, interval, &late).await
+        })));
+        self.inner.local.lock().expect("local lock").in_flight += runs.len();
+        let mut scopes: Vec<Vec<ClaimedRun>> = Vec::new();
+        for run in runs {
+            match scopes.last_mut() {
+                Some(last) if last[0].keeper.lease.scope == run.keeper.lease.scope => {
+                    last.push(run)
+                }
+                _ => scopes.push(vec![run]),
+            }
+        }
+        {
+            let mut busy = job.busy.lock().expect("busy lock");
+            for runs in &scopes {
+                *busy.entry(runs[0].keeper.lease.scope.clone()).or_default() += 1;
+            }
+        }
+        for runs in scopes {
+            let this = self.clone();
+            let job = job.clone();
+            let heartbeats = heartbeats.clone();
+            tasks.spawn(async move { this.run_scope(job, runs, heartbeats).await });
+        }
+    }
+
+    /// The runs of won leases, each heartbeaten from now on (see
+    /// [`LeaseKeeper::keep_alive`]); `origin` is why they run.
+    fn prepare_runs(
         &self,
         job: &JobSpec,
         leases: Vec<(Lease, ClaimKind)>,
@@ -100,76 +163,91 @@ impl Manager {
             .collect()
     }
 
-    /// Runs one scope's won leases in plan order, then waits for their
-    /// terminal writes. A write is stored while the scope's later runs
-    /// execute, and the scope is free again here (its busy mark gone, its
-    /// capacity back) once its handlers have ended, before the writes are
-    /// stored: a slow commit never holds up the next plan of the scope
-    /// (`docs/contract.md` §7). The leases stay heartbeaten until their
-    /// writes are stored.
-    pub(super) async fn run_scope(
+    /// Runs one scope's won leases (at least one) in plan order, then
+    /// waits for their terminal writes. A write is stored while the
+    /// scope's later runs execute, and the scope is free again here (its
+    /// busy mark gone, its capacity back) once its handlers have ended,
+    /// before the writes are stored: a slow commit never holds up the next
+    /// plan of the scope (`docs/contract.md` §7). `heartbeats` is the
+    /// batch's heartbeat task: held until this scope's writes are stored,
+    /// stopped once every scope of the batch has let go of it.
+    async fn run_scope(
         self,
         job: Arc<Registered>,
-        scope: Scope,
         runs: Vec<ClaimedRun>,
+        heartbeats: Arc<AbortOnDrop<std::convert::Infallible>>,
     ) -> TickReport {
-        let keepers: Vec<Arc<LeaseKeeper>> = runs.iter().map(|r| r.keeper.clone()).collect();
-        let work = async {
-            let mut report = TickReport::default();
+        // The scope's name is borrowed from its first lease, not copied.
+        let first = runs[0].keeper.lease.clone();
+        let mut report = TickReport::default();
+        if runs.len() == 1 {
+            // The usual case: nothing to store alongside, so no set of
+            // pending writes to make.
+            let run = runs.into_iter().next().expect("one run");
+            let (end, duration) = self.run_one(&job, &run, false).await;
+            self.handler_ended(&job, &run.keeper, &end);
+            self.scope_ended(&job, &first.scope);
+            report += self.store_end(&job, run.keeper, end, duration).await;
+        } else {
             let mut writes = FuturesUnordered::new();
             for (queued, run) in runs.into_iter().enumerate() {
-                let keeper = run.keeper;
-                let span = keeper.span.clone();
-                if let Some(eligible_at) = run.eligible_at {
-                    let late = run.clock.estimate() - eligible_at;
-                    job.metrics
-                        .dispatch_lateness
-                        .record(Duration::try_from(late).unwrap_or_default());
-                }
-                let started = Instant::now();
-                job.metrics.running.increment(1.0);
-                let ran = self
-                    .execute(&job.spec, &keeper, run.how, queued > 0)
-                    .instrument(span.clone());
-                let end = alongside(ran, &mut writes, &mut report).await;
-                job.metrics.running.decrement(1.0);
-                let duration = started.elapsed();
-                job.metrics.run_duration.record(duration);
-                self.handler_ended(&job, &keeper, &end);
-                let (this, job) = (&self, &job);
-                writes.push(async move {
-                    let mut report = TickReport::default();
-                    this.write_terminal(job, &keeper, end, duration, &mut report)
-                        .instrument(span)
-                        .await;
-                    keeper.done.store(true, Ordering::Release);
-                    let lease = keeper.lease.lease_ref();
-                    job.finishing.lock().expect("finishing lock").remove(&lease);
-                    report
-                });
+                let ran = self.run_one(&job, &run, queued > 0);
+                let (end, duration) = alongside(ran, &mut writes, &mut report).await;
+                self.handler_ended(&job, &run.keeper, &end);
+                writes.push(self.store_end(&job, run.keeper, end, duration));
             }
-            self.scope_ended(&job, &scope);
+            self.scope_ended(&job, &first.scope);
             while let Some(written) = writes.next().await {
                 report += written;
             }
-            report
-        };
-        // Heartbeats run in a task of their own, not in this one: a handler
-        // that blocks its thread (it should not, but some do) must not also
-        // stop its lease from being extended, or the lease would expire and
-        // the plan run twice. The task ends with this scope's runs and
-        // their terminal writes.
-        let interval = job.spec.heartbeat_interval;
-        let late = job.metrics.heartbeats_late.clone();
-        let heartbeats = AbortOnDrop(tokio::spawn(async move {
-            LeaseKeeper::keep_alive(&keepers, interval, &late).await
-        }));
-        // Let the heartbeat task start (and arm its timer) before a handler
-        // can hold this thread: a task just spawned sits in this worker's
-        // LIFO slot, where no other worker can steal it.
-        tokio::task::yield_now().await;
-        let report = work.await;
+        }
         drop(heartbeats);
+        report
+    }
+
+    /// Runs one won lease's handler (`queued`: it waited behind an earlier
+    /// run of its scope): how it ended and how long it took.
+    async fn run_one(
+        &self,
+        job: &Registered,
+        run: &ClaimedRun,
+        queued: bool,
+    ) -> (RunEnd, Duration) {
+        let keeper = &run.keeper;
+        if let Some(eligible_at) = run.eligible_at {
+            let late = run.clock.estimate() - eligible_at;
+            job.metrics
+                .dispatch_lateness
+                .record(Duration::try_from(late).unwrap_or_default());
+        }
+        let started = Instant::now();
+        job.metrics.running.increment(1.0);
+        let end = self
+            .execute(&job.spec, keeper, run.how, queued)
+            .instrument(keeper.span.clone())
+            .await;
+        job.metrics.running.decrement(1.0);
+        let duration = started.elapsed();
+        job.metrics.run_duration.record(duration);
+        (end, duration)
+    }
+
+    /// Stores how a run ended, then lets go of its lease: it is no longer
+    /// finishing, nor heartbeaten.
+    async fn store_end(
+        &self,
+        job: &Registered,
+        keeper: Arc<LeaseKeeper>,
+        end: RunEnd,
+        duration: Duration,
+    ) -> TickReport {
+        let mut report = TickReport::default();
+        self.write_terminal(job, &keeper, end, duration, &mut report)
+            .instrument(keeper.span.clone())
+            .await;
+        keeper.done.store(true, Ordering::Release);
+        let lease = keeper.lease.lease_ref();
+        job.finishing.lock().expect("finishing lock").remove(&lease);
         report
     }
 
@@ -238,7 +316,7 @@ impl Manager {
         let cancel = CancellationToken::new();
         let ctx = RunContext::new(
             keeper.lease.clone(),
-            Arc::from(self.inner.options.runner_id.as_str()),
+            self.inner.runner_id.clone(),
             cancel.clone(),
             keeper.clone(),
             job.arguments.clone(),

@@ -1,11 +1,11 @@
 //! Keeping leases alive: one [`LeaseKeeper`] per won lease, heartbeaten
-//! by one task per scope while the scope's runs last.
+//! by one task per claimed batch while any of the batch's runs last.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::future::{join_all, BoxFuture};
 use futures::FutureExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -54,9 +54,12 @@ impl LeaseKeeper {
     }
 
     /// Heartbeats `keepers` every `interval`, skipping leases that are done
-    /// or lost, for as long as the scope's runs last (the caller aborts it
-    /// when they are over). One loop per scope rather than a task per
-    /// lease: queued leases stay alive at the cost of one task per scope.
+    /// or lost, for as long as their runs last (the caller aborts it when
+    /// they are over). One loop per claimed batch rather than a task per
+    /// lease or per scope: a batch of thousands costs one task and one
+    /// timer. A round's heartbeats are sent concurrently, as separate
+    /// tasks' would be: a slow store call holds up no other lease's beat
+    /// (the store's connection pool bounds how many are in flight).
     ///
     /// A round that starts a whole interval late is counted in `late` and
     /// logged: the runtime did not run this task in time (a handler
@@ -83,24 +86,27 @@ impl LeaseKeeper {
                     "heartbeats ran late: the runtime was starved (a handler blocking its thread?) or the store was slow"
                 );
             }
-            for keeper in keepers {
-                if keeper.done.load(Ordering::Acquire) || keeper.lost.is_cancelled() {
-                    continue;
-                }
-                let span = keeper.span.clone();
-                if Instant::now() >= keeper.safe_until() {
-                    span.in_scope(|| {
-                        warn!("the lease may have lapsed while heartbeats were late; confirming it")
-                    });
-                }
-                match keeper.beat().instrument(span.clone()).await {
-                    Ok(()) => span.in_scope(|| debug!("heartbeat")),
-                    Err(StoreError::LeaseLost { .. }) => span.in_scope(|| {
-                        warn!("lease lost: another runner took it over or swept it; cancelling the run")
-                    }),
-                    Err(e) => span.in_scope(|| warn!(error = %e, "heartbeat failed; will retry")),
-                }
-            }
+            let live = keepers
+                .iter()
+                .filter(|k| !k.done.load(Ordering::Acquire) && !k.lost.is_cancelled());
+            join_all(live.map(|keeper| keeper.keep_once())).await;
+        }
+    }
+
+    /// One heartbeat of a live lease, logged in the execution's span.
+    async fn keep_once(&self) {
+        let span = self.span.clone();
+        if Instant::now() >= self.safe_until() {
+            span.in_scope(|| {
+                warn!("the lease may have lapsed while heartbeats were late; confirming it")
+            });
+        }
+        match self.beat().instrument(span.clone()).await {
+            Ok(()) => span.in_scope(|| debug!("heartbeat")),
+            Err(StoreError::LeaseLost { .. }) => span.in_scope(|| {
+                warn!("lease lost: another runner took it over or swept it; cancelling the run")
+            }),
+            Err(e) => span.in_scope(|| warn!(error = %e, "heartbeat failed; will retry")),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! retries, the newest row of scopes never seen) and the plan times of
 //! each scope, from [`crate::plan`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use tracing::warn;
 
 use super::steering::JobControls;
 use super::tick::TickOutcome;
-use super::{Manager, Registered};
+use super::{FastMap, Manager, Registered};
 use crate::job::JobSpec;
 use crate::model::{Origin, PlanKey, RetryRead, Scope};
 use crate::plan::{self, CatchUpMode};
@@ -26,6 +27,73 @@ pub(super) struct ScopeRetries {
     /// Failed runs of triggers and backfills: run whatever the catch-up
     /// rules say, claimed with their origin.
     ad_hoc: Vec<(Origin, OffsetDateTime)>,
+}
+
+/// What a replica knows of a cadence job's scopes: per scope, the newest
+/// scheduled plan time known to have a row in the store (see
+/// [`Manager::plan_cadence`]).
+///
+/// Every scope of the job's list has an entry, made when the list is
+/// first seen ([`Known::list`]), not as each scope is first learned: an
+/// entry's name is a long-lived allocation, and names allocated a few
+/// thousand per tick, between the tick's short-lived allocations, would
+/// pin the memory of every tick in the allocator's heap (glibc's heap grew
+/// to three times the replica's live memory over 100,000 scopes that
+/// way). An entry without a time stands for a scope not known.
+#[derive(Default)]
+pub(super) struct Known {
+    newest: FastMap<Scope, Option<OffsetDateTime>>,
+    /// The address of the scope list last given to [`Known::list`]: a
+    /// fixed list is shared tick after tick, and is entered once. An
+    /// address reused by another list would only skip making entries
+    /// ahead of time; [`Known::set`] makes any that are missing.
+    listed: usize,
+}
+
+impl Known {
+    /// Makes an entry, not known yet, for each of `scopes` that has none,
+    /// unless `scopes` is the list given last time.
+    pub(super) fn list(&mut self, scopes: &std::sync::Arc<[Scope]>) {
+        let address = scopes.as_ptr() as usize;
+        if self.listed == address {
+            return;
+        }
+        self.newest
+            .reserve(scopes.len().saturating_sub(self.newest.len()));
+        for scope in scopes.iter() {
+            if !self.newest.contains_key(scope) {
+                self.newest.insert(scope.clone(), None);
+            }
+        }
+        self.listed = address;
+    }
+
+    /// The newest plan time of `scope` known to have a row, if any.
+    pub(super) fn get(&self, scope: &Scope) -> Option<OffsetDateTime> {
+        self.newest.get(scope).copied().flatten()
+    }
+
+    /// Records that `scope` has a row at `plan_time` (keeping a newer one
+    /// known already); copies the scope's name only when it has no entry.
+    pub(super) fn set(&mut self, scope: &Scope, plan_time: OffsetDateTime) {
+        match self.newest.get_mut(scope) {
+            Some(newest) => *newest = Some(newest.map_or(plan_time, |t| t.max(plan_time))),
+            None => {
+                self.newest.insert(scope.clone(), Some(plan_time));
+            }
+        }
+    }
+
+    /// Forgets scopes that are not among `scopes` once there are twice as
+    /// many entries: scopes a provider no longer returns (deleted tenants)
+    /// must not pin memory forever.
+    fn prune(&mut self, scopes: &[&Scope]) {
+        if self.newest.len() > scopes.len().saturating_mul(2) {
+            let current: HashSet<&Scope> = scopes.iter().copied().collect();
+            self.newest.retain(|s, _| current.contains(s));
+            self.listed = 0;
+        }
+    }
 }
 
 /// What planning a tick for one job yields.
@@ -162,7 +230,7 @@ impl Manager {
     pub(super) async fn plan_cadence(
         &self,
         job: &Registered,
-        scopes: &[Scope],
+        scopes: &[&Scope],
         controls: &JobControls<'_>,
         now: OffsetDateTime,
         out: &mut TickOutcome,
@@ -170,10 +238,16 @@ impl Manager {
         let spec = &job.spec;
         let store = &self.inner.store;
         let planning = spec.planning();
-        let offsets: Vec<Duration> = scopes
-            .iter()
-            .map(|s| plan::scope_offset(&spec.name, s, planning.spread))
-            .collect();
+        let offset = |s: &Scope| plan::scope_offset(&spec.name, s, planning.spread);
+        // Without a spread every scope has offset zero: the bounds that
+        // depend on offsets alone are worked out once, not per scope (a
+        // tick over a million scopes would otherwise spend most of its
+        // time finding the same instant a million times).
+        let offsets: Vec<Duration> = if planning.spread.is_zero() {
+            vec![Duration::ZERO]
+        } else {
+            scopes.iter().map(|s| offset(s)).collect()
+        };
         if let Some(due) = offsets
             .iter()
             .filter_map(|&o| plan::next_eligible(&planning, now, o))
@@ -189,7 +263,7 @@ impl Manager {
                 capped: Vec::new(),
             });
         };
-        let mut retries: HashMap<Scope, ScopeRetries> = HashMap::new();
+        let mut retries: FastMap<Scope, ScopeRetries> = FastMap::default();
         match store.retry_due(&read).await {
             Ok(due) => {
                 for d in due {
@@ -210,14 +284,6 @@ impl Manager {
                 return None;
             }
         }
-        let unknown: Vec<Scope> = {
-            let known = job.known.lock().expect("known lock");
-            scopes
-                .iter()
-                .filter(|s| !known.contains_key(*s))
-                .cloned()
-                .collect()
-        };
         // Scopes never seen are read once: every_plan's cursor starts after
         // their newest row, and a cron job must tell a scope with no history
         // (which does not run an old occurrence, see FIRST_RUN_GRACE) from
@@ -226,7 +292,17 @@ impl Manager {
         // decides.
         let needs_history = planning.catch_up == CatchUpMode::EveryPlan
             || matches!(planning.schedule, plan::Schedule::Cron(_));
-        if needs_history && !unknown.is_empty() {
+        let unknown: Vec<Scope> = if needs_history {
+            let known = job.known.lock().expect("known lock");
+            scopes
+                .iter()
+                .filter(|s| known.get(s).is_none())
+                .map(|s| (*s).clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !unknown.is_empty() {
             let views = match store.latest_executions(&spec.name, &unknown).await {
                 Ok(views) => views,
                 Err(e) => {
@@ -240,18 +316,13 @@ impl Manager {
                 let (after, retry) =
                     plan::cursor_from(view.as_ref(), now, planning.allow_stale_reentry);
                 if let Some(after) = after {
-                    known.insert(scope.clone(), after);
+                    known.set(&scope, after);
                 }
                 retries.entry(scope).or_default().due.extend(retry);
             }
         }
         let mut known = job.known.lock().expect("known lock");
-        if known.len() > scopes.len().saturating_mul(2) {
-            // Scopes the provider no longer returns (deleted tenants) must
-            // not pin memory forever.
-            let current: HashSet<&Scope> = scopes.iter().collect();
-            known.retain(|s, _| current.contains(s));
-        }
+        known.prune(scopes);
         let mut planned = Planned {
             keys: Vec::new(),
             ad_hoc: Vec::new(),
@@ -263,9 +334,24 @@ impl Manager {
         // plans (and retries) are not made after a change; an operator's
         // retry still runs (docs/contract.md §12).
         let since = job.stored.map(|s| s.since);
-        for (scope, offset) in scopes.iter().zip(offsets) {
+        // Planning stops once the keys overflow this replica's free
+        // capacity (the claim would cut the rest), and the next tick starts
+        // from the scope whose keys overflowed: a tick costs what it can
+        // claim, not the number of scopes, and a backlog of a million
+        // scopes is worked through in rounds instead of being planned
+        // over from the first scope each tick. Scopes left unplanned are
+        // a backlog: tick again when a run ends.
+        let free = self.free_capacity();
+        let start = match scopes.len() {
+            0 => 0,
+            n => job.resume_at.load(Ordering::Relaxed) % n,
+        };
+        for step in 0..scopes.len() {
+            let at = (start + step) % scopes.len();
+            let scope = scopes[at];
+            let offset = offset(scope);
             let scope_retries = retries.get(scope).unwrap_or(&none);
-            let mut after = known.get(scope).copied();
+            let mut after = known.get(scope);
             if let Some(since) = since {
                 after = after.max(Some(since - time::Duration::MICROSECOND));
             }
@@ -299,6 +385,11 @@ impl Manager {
                     };
                     (origin, key)
                 }));
+            if planned.keys.len() > free {
+                job.resume_at.store(at, Ordering::Relaxed);
+                out.backlog = true;
+                break;
+            }
         }
         Some(planned)
     }
@@ -309,12 +400,18 @@ impl Manager {
     pub(super) async fn plan_custom(
         &self,
         spec: &JobSpec,
-        scopes: &[Scope],
+        scopes: &[&Scope],
         controls: &JobControls<'_>,
         now: OffsetDateTime,
         out: &mut TickOutcome,
     ) -> Option<Planned> {
-        let views = match self.inner.store.latest_executions(&spec.name, scopes).await {
+        let scopes: Vec<Scope> = scopes.iter().map(|&s| s.clone()).collect();
+        let views = match self
+            .inner
+            .store
+            .latest_executions(&spec.name, &scopes)
+            .await
+        {
             Ok(views) => views,
             Err(e) => {
                 warn!(error = %e, "latest-execution read failed");
@@ -354,6 +451,34 @@ mod tests {
 
     const MIN: Duration = Duration::from_secs(60);
     const NOW: OffsetDateTime = datetime!(2026-03-05 12:00:30 UTC);
+
+    #[test]
+    fn known_scopes_are_entered_once_per_list_and_unknown_until_learned() {
+        let scopes: std::sync::Arc<[Scope]> =
+            (0..3).map(|i| Scope::new("t", format!("{i}"))).collect();
+        let mut known = Known::default();
+        known.list(&scopes);
+        assert_eq!(known.newest.len(), 3, "an entry per scope of the list");
+        assert!(
+            scopes.iter().all(|s| known.get(s).is_none()),
+            "none known yet"
+        );
+        known.set(&scopes[1], NOW);
+        known.set(&scopes[1], NOW - MIN);
+        assert_eq!(known.get(&scopes[1]), Some(NOW), "the newer time is kept");
+        // The same list again is not walked; a scope it lacks is entered
+        // when learned.
+        known.newest.remove(&scopes[2]);
+        known.list(&scopes);
+        assert_eq!(known.newest.len(), 2, "the same list is entered once");
+        known.set(&scopes[2], NOW);
+        assert_eq!(known.get(&scopes[2]), Some(NOW));
+        // Scopes gone from the provider are forgotten once twice as many
+        // are known as listed.
+        known.prune(&[&scopes[0]]);
+        assert_eq!(known.newest.len(), 1);
+        assert!(known.get(&scopes[2]).is_none());
+    }
 
     fn planning(catch_up: CatchUpMode, window: Duration, per_tick: usize) -> Planning {
         Planning {

@@ -107,11 +107,11 @@ impl JobControls<'_> {
     }
 
     /// `scopes` without the paused ones.
-    pub(super) fn without_paused(&self, mut scopes: Vec<Scope>) -> Vec<Scope> {
-        if !self.pauses.is_empty() {
-            scopes.retain(|s| !self.scope_paused(s));
-        }
+    pub(super) fn without_paused<'s>(&self, scopes: &'s [Scope]) -> Vec<&'s Scope> {
         scopes
+            .iter()
+            .filter(|s| self.pauses.is_empty() || !self.scope_paused(s))
+            .collect()
     }
 
     /// The job has triggers or backfills to claim.
@@ -574,7 +574,7 @@ mod tests {
         let job = tick.of_job("j", NOW);
         assert!(!job.job_paused());
         assert!(job.scope_paused(&a) && !job.scope_paused(&b));
-        assert_eq!(job.without_paused(vec![a.clone(), b.clone()]), [b]);
+        assert_eq!(job.without_paused(&[a.clone(), b.clone()]), [&b]);
         assert_eq!(job.pause_ends(), Some(until));
         assert!(tick.of_job("other", NOW).job_paused());
         assert!(!tick.of_job("j", until).scope_paused(&a), "ran out");

@@ -255,6 +255,7 @@ fn job_of(
         known: Mutex::default(),
         busy: Mutex::default(),
         finishing: Mutex::default(),
+        resume_at: Default::default(),
         backfilled: Mutex::default(),
     }))
 }

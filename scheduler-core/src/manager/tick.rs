@@ -5,7 +5,7 @@
 //! what was won to the executor; then claim the job's triggers and
 //! backfills.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -14,9 +14,9 @@ use tokio::time::Instant;
 use tracing::{error, info_span, warn, Instrument};
 
 use super::steering::JobControls;
-use super::{Manager, Registered, TickReport};
+use super::{FastMap, Manager, Registered, TickReport};
 use crate::model::{
-    ClaimKind, ClaimRequest, Lease, LeaseRef, Origin, OverlapPolicy, PlanKey, Scope, Steering,
+    ClaimKind, ClaimRequest, LeaseRef, Origin, OverlapPolicy, PlanKey, Scope, Steering,
 };
 
 /// Store time as read at the start of a tick, and when: an estimate of
@@ -132,19 +132,21 @@ impl Manager {
             // triggers and backfills wait too.
             return;
         }
-        // Triggers and backfills name their scopes among all of the job's,
-        // paused or not (a paused scope is still the job's).
-        let all = controls.has_ad_hoc().then(|| scopes.clone());
-        let active = controls.without_paused(scopes);
+        if job.spec.planner.is_none() {
+            job.known.lock().expect("known lock").list(&scopes);
+        }
+        let active = controls.without_paused(&scopes);
         let workable = self.workable_scopes(job, active, out);
         if !workable.is_empty() {
             self.claim_scheduled(job, &workable, controls, clock, tasks, out)
                 .await;
         }
-        if let Some(all) = all {
-            self.claim_triggers(job, &all, controls, clock, tasks, out)
+        // Triggers and backfills name their scopes among all of the job's,
+        // paused or not (a paused scope is still the job's).
+        if controls.has_ad_hoc() {
+            self.claim_triggers(job, &scopes, controls, clock, tasks, out)
                 .await;
-            self.claim_backfills(job, &all, controls, clock, tasks, out)
+            self.claim_backfills(job, &scopes, controls, clock, tasks, out)
                 .await;
         }
     }
@@ -154,7 +156,7 @@ impl Manager {
     async fn claim_scheduled(
         &self,
         job: &Arc<Registered>,
-        scopes: &[Scope],
+        scopes: &[&Scope],
         controls: &JobControls<'_>,
         clock: StoreClock,
         tasks: &mut JoinSet<TickReport>,
@@ -208,13 +210,14 @@ impl Manager {
 
     /// The job's scopes this tick, without those that can never be stored
     /// (skipped with an error log and a metric, so the others still run);
-    /// `None` when the scope provider failed.
+    /// `None` when the scope provider failed. Shared with the job's spec
+    /// when every scope can be stored (the usual case), not copied.
     async fn resolve_scopes(
         &self,
         job: &Registered,
         now: OffsetDateTime,
         out: &mut TickOutcome,
-    ) -> Option<Vec<Scope>> {
+    ) -> Option<Arc<[Scope]>> {
         let scopes = match job.spec.scopes.resolve(now).await {
             Ok(scopes) => scopes,
             Err(e) => {
@@ -223,9 +226,12 @@ impl Manager {
                 return None;
             }
         };
+        if scopes.iter().all(|s| s.storage_problem().is_none()) {
+            return Some(scopes);
+        }
         Some(
             scopes
-                .into_iter()
+                .iter()
                 .filter(|s| match s.storage_problem() {
                     Some(problem) => {
                         error!("{problem}; scope skipped, the job's other scopes run");
@@ -234,6 +240,7 @@ impl Manager {
                     }
                     None => true,
                 })
+                .cloned()
                 .collect(),
         )
     }
@@ -273,24 +280,27 @@ impl Manager {
     /// replicas with less free capacity than there is work start at
     /// different points of the scope list, so their batches mostly hold
     /// different keys instead of all racing for the same first ones.
-    fn workable_scopes(
+    fn workable_scopes<'s>(
         &self,
         job: &Registered,
-        scopes: Vec<Scope>,
+        scopes: Vec<&'s Scope>,
         out: &mut TickOutcome,
-    ) -> Vec<Scope> {
-        let mut idle = if waits_for_own_runs(job.spec.overlap) {
+    ) -> Vec<&'s Scope> {
+        let busy = job.busy.lock().expect("busy lock");
+        // Nothing busy, nothing to leave out: a tick over a million idle
+        // scopes hashes none of them.
+        let mut idle = if waits_for_own_runs(job.spec.overlap) && !busy.is_empty() {
             let before = scopes.len();
-            let busy = job.busy.lock().expect("busy lock");
-            let idle: Vec<Scope> = scopes
+            let idle: Vec<&Scope> = scopes
                 .into_iter()
-                .filter(|s| !busy.contains_key(s))
+                .filter(|s| !busy.contains_key(*s))
                 .collect();
             out.waiting |= idle.len() < before;
             idle
         } else {
             scopes
         };
+        drop(busy);
         self.rotate(&mut idle);
         idle
     }
@@ -331,11 +341,10 @@ impl Manager {
     }
 
     /// Claims `keys` for the job in one batch with `steering`, cut to the
-    /// free capacity; counts the outcomes and starts what was won: one
-    /// task per scope, which runs the scope's leases in plan order. A
-    /// scope already running here (a policy that lets the store decide)
-    /// gets a task of its own, so a lease won for it never waits behind
-    /// the run it may have replaced. Returns every key sent with how its
+    /// free capacity; counts the outcomes and starts what was won (see
+    /// [`start_runs`](Self::start_runs)). A scope already running here (a
+    /// policy that lets the store decide) gets a task of its own, so a
+    /// lease won for it never waits behind the run it may have replaced. Returns every key sent with how its
     /// claim ended, in order; `None` when the claim failed.
     pub(super) async fn claim_and_start(
         &self,
@@ -389,15 +398,13 @@ impl Manager {
             }
         };
         let mut counts = TickReport::default();
-        let mut won: BTreeMap<Scope, Vec<(Lease, ClaimKind)>> = BTreeMap::new();
+        let mut won = Vec::new();
         let mut ended = Vec::with_capacity(keys.len());
         for (key, outcome) in keys.into_iter().zip(outcomes) {
             let (kind, lease) = outcome.into_parts();
             counts.count_claim(kind);
             if let Some(lease) = lease {
-                won.entry(lease.scope.clone())
-                    .or_default()
-                    .push((lease, kind));
+                won.push((lease, kind));
             }
             ended.push((key, kind));
         }
@@ -405,19 +412,7 @@ impl Manager {
             job.metrics.claims(kind, counts.claims(kind));
         }
         out.report += counts;
-        for (scope, mut leases) in won {
-            leases.sort_by_key(|(l, _)| l.plan_time);
-            *job.busy
-                .lock()
-                .expect("busy lock")
-                .entry(scope.clone())
-                .or_default() += 1;
-            self.inner.local.lock().expect("local lock").in_flight += leases.len();
-            let runs = self.prepare_runs(&job.spec, leases, steering.origin, clock);
-            let this = self.clone();
-            let job = job.clone();
-            tasks.spawn(async move { this.run_scope(job, scope, runs).await });
-        }
+        self.start_runs(job, won, steering.origin, clock, tasks);
         Some(ended)
     }
 }
@@ -429,9 +424,9 @@ impl Manager {
 /// the first such plan newer than what it knew.
 fn learn(job: &Registered, outcomes: &[(PlanKey, ClaimKind)]) {
     let mut known = job.known.lock().expect("known lock");
-    let mut first_missing: HashMap<&Scope, OffsetDateTime> = HashMap::new();
+    let mut first_missing: FastMap<&Scope, OffsetDateTime> = FastMap::default();
     for (key, kind) in outcomes {
-        let newer = known.get(&key.scope).is_none_or(|k| key.plan_time > *k);
+        let newer = known.get(&key.scope).is_none_or(|k| key.plan_time > k);
         if !kind.row_exists() && newer {
             let t = first_missing.entry(&key.scope).or_insert(key.plan_time);
             *t = (*t).min(key.plan_time);
@@ -442,8 +437,7 @@ fn learn(job: &Registered, outcomes: &[(PlanKey, ClaimKind)]) {
             .get(&key.scope)
             .is_none_or(|m| key.plan_time < *m);
         if kind.row_exists() && before_missing {
-            let newest = known.entry(key.scope.clone()).or_insert(key.plan_time);
-            *newest = (*newest).max(key.plan_time);
+            known.set(&key.scope, key.plan_time);
         }
     }
 }

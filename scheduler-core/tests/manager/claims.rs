@@ -9,15 +9,16 @@ use std::time::Duration;
 use scheduler_core::model::{MAX_ERROR_MSG_BYTES, RESULT_TOO_LARGE_KEY};
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
-    BoxError, CatchUpMode, JobOutput, JobSpec, Manager, RunContext, Scope, Scopes, Status,
+    BoxError, CatchUpMode, JobOutput, JobSpec, Manager, OverlapPolicy, PlanKey, RunContext, Scope,
+    Scopes, Status,
 };
 use time::macros::datetime;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::common::{
-    blocking_job, capped_manager, manager, on_manual_clock, panicking_job, recording_job, rows_of,
-    spawn_run_once, Ledger, MIN, T0,
+    blocking_job, capped_manager, claim_as, manager, on_manual_clock, panicking_job, recording_job,
+    rows_of, spawn_run_once, Ledger, MIN, T0,
 };
 
 #[tokio::test]
@@ -343,4 +344,48 @@ async fn a_slow_handler_does_not_delay_other_jobs() {
     gate.notify_one();
     let report = run.await.unwrap();
     assert_eq!(report.succeeded, 3);
+}
+
+/// A replica with less free capacity than due scopes plans on from where
+/// its last tick stopped (`docs/contract.md` §7, round robin): scopes whose
+/// claims another replica's runs keep answering `Busy` do not hold every
+/// tick to the same first keys, so every free scope runs in the end.
+#[tokio::test]
+async fn a_capacity_bound_replica_works_round_robin_over_its_scopes() {
+    let (_clock, store) = on_manual_clock(T0);
+    let ledger = Ledger::default();
+    let all: Vec<Scope> = (0..10)
+        .map(|i| Scope::new("tenant", format!("{i}")))
+        .collect();
+    // Another replica still runs the previous minute's plan of scopes 0-7:
+    // under buffer_all their current plans wait (Busy), tick after tick.
+    let held: Vec<PlanKey> = all[..8]
+        .iter()
+        .map(|scope| PlanKey {
+            scope: scope.clone(),
+            plan_time: datetime!(2026-03-05 11:59 UTC),
+        })
+        .collect();
+    claim_as(
+        &store,
+        "rr",
+        "other",
+        Duration::from_secs(600),
+        false,
+        &held,
+    )
+    .await;
+    let m = capped_manager(store.clone(), "rr-1", 1);
+    m.register(
+        recording_job("rr", Scopes::fixed(all.clone()), &ledger).overlap(OverlapPolicy::BufferAll),
+    )
+    .unwrap();
+    for _ in 0..2 * all.len() {
+        m.run_once().await;
+    }
+    let ran: Vec<Scope> = ledger.lock().unwrap().iter().map(|r| r.0.clone()).collect();
+    assert_eq!(ran.len(), 2, "each free scope ran once: {ran:?}");
+    for free in &all[8..] {
+        assert!(ran.contains(free), "{free:?} never ran: {ran:?}");
+    }
 }
