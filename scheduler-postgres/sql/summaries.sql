@@ -4,12 +4,13 @@
 -- reads"). {job} is `true` (every job) or `e.job_name = $2` (one job);
 -- every read below is then one range of an index.
 --
--- `k`: every (job, scope), by a loose index scan of the unique key: each
--- step is one probe for the first key after the previous scope's, so it
--- costs one descent of the index per scope whatever each scope's history.
--- {after} is that range: `(job_name, scope_kind, scope_id) > (...)`, or for
--- one job `job_name = $2 AND (scope_kind, scope_id) > (...)` (the same form
--- as SQLite's, whose planner needs it). The row comparison is in the
+-- `k`: every (job, scope), by a loose index scan of the unique key
+-- (fragments/scope_walk.sql): each step is one probe for the last key
+-- before the previous scope's, so it costs one descent of the index per
+-- scope whatever each scope's history. {before} is that range:
+-- `(job_name, scope_kind, scope_id) < (...)`, or for one job
+-- `job_name = $2 AND (scope_kind, scope_id) < (...)` (the form SQLite's
+-- planner needs, with `>`: it walks forwards). The row comparison is in the
 -- index's own collation, so the walk follows the index order exactly.
 --
 -- `r`: the RUNNING rows, from their partial index (migration 0007), which

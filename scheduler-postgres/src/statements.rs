@@ -226,27 +226,27 @@ impl Statements {
         let controls = |filter: &str| text(sql_file!("controls.sql"), &[("filter", filter)]);
         let channel = format!("'{CONTROLS_CHANNEL}'");
         // The loose index scan of a job's scopes, or of every scope.
-        let scope_walk = |job: &str, after: &str| {
+        let scope_walk = |job: &str, before: &str| {
             text(
                 sql_file!("fragments/scope_walk.sql"),
-                &[("job", job), ("after", after)],
+                &[("job", job), ("before", before)],
             )
         };
         let one_job = |job: &str| {
             (
                 format!("e.job_name = {job}"),
                 format!(
-                    "e.job_name = {job} AND (e.scope_kind, e.scope_id) > (k.scope_kind, k.scope_id)"
+                    "e.job_name = {job} AND (e.scope_kind, e.scope_id) < (k.scope_kind, k.scope_id)"
                 ),
             )
         };
-        let summaries = |job: &str, after: &str| {
+        let summaries = |job: &str, before: &str| {
             text(
                 sql_file!("summaries.sql"),
                 &[
                     (pending.0, &pending.1),
                     (pending_if_reentrant.0, &pending_if_reentrant.1),
-                    ("scope_walk", &scope_walk(job, after)),
+                    ("scope_walk", &scope_walk(job, before)),
                     ("job", job),
                     ("tally", &table.tally),
                     ("failed_retryable", &failed_retryable),
@@ -297,17 +297,17 @@ impl Statements {
             list_tail_of_scope: tie(""),
             summaries_all: summaries(
                 "true",
-                "(e.job_name, e.scope_kind, e.scope_id) > (k.job_name, k.scope_kind, k.scope_id)",
+                "(e.job_name, e.scope_kind, e.scope_id) < (k.job_name, k.scope_kind, k.scope_id)",
             ),
             summaries_of_job: {
-                let (job, after) = one_job("$2");
-                summaries(&job, &after)
+                let (job, before) = one_job("$2");
+                summaries(&job, &before)
             },
             plan_times: {
-                let (job, after) = one_job("$1");
+                let (job, before) = one_job("$1");
                 text(
                     sql_file!("plan_times.sql"),
-                    &[("scope_walk", &scope_walk(&job, &after))],
+                    &[("scope_walk", &scope_walk(&job, &before))],
                 )
             },
             operator_retry_lock: text(sql_file!("operator_retry_lock.sql"), &[]),
