@@ -82,7 +82,7 @@ pub trait ExecutionAudit: LeaseStore {
     /// rows): what the missed-plan report (`scheduler status --every`)
     /// compares with the plans a schedule expected, for every scope of the
     /// job at once. Must list each such row once, ordered by scope (kind,
-    /// then id, byte-wise, as [`Scope`]'s order) and then by plan time,
+    /// then id, byte-wise, as `Scope`'s order) and then by plan time,
     /// oldest first; `from` is rounded up to whole microseconds, as
     /// [`ExecutionFilter::plan_time_from`] is. A store must cost in
     /// proportion to the job's scopes and the rows returned, not to the
