@@ -142,6 +142,12 @@ enum Command {
     /// delete, show, list). sqlite:PATH or postgres://.
     #[command(subcommand)]
     Schedule(commands::schedule::ScheduleCommand),
+    /// The operator's dashboard over HTTP until SIGINT or SIGTERM: every
+    /// job, scope and execution, live; with a token (--token-file or
+    /// SCHEDULER_WEB_TOKEN) sign-in and actions; /metrics and /healthz.
+    /// Without a token it is read-only and listens on loopback only.
+    /// sqlite:PATH or postgres://.
+    Serve(commands::serve::ServeArgs),
 }
 
 /// Parses `20s`, `5m`, `1h 30m`, `2days`.
@@ -297,6 +303,7 @@ async fn run(cli: Cli, url: backend::DatabaseUrl) -> Result<(), Failure> {
                         Command::Schedule(command) => {
                             commands::schedule::schedule(&cx, command).await
                         }
+                        Command::Serve(args) => commands::serve::serve(&cx, args).await,
                         Command::Demo { .. } | Command::Migrate => unreachable!("handled above"),
                     }
                 }

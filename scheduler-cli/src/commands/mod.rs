@@ -12,6 +12,7 @@
 //!   [`controls`]: steering schedules at run time through
 //!   [`scheduler_core::Operator`], with what they share in [`steering`].
 //! - [`schedule`]: stored schedules (create, update, delete, show, list).
+//! - [`serve`]: the dashboard (crate `scheduler-web`) over HTTP.
 
 pub mod backfill;
 pub mod cancel;
@@ -23,6 +24,7 @@ pub mod replicas;
 pub mod resume;
 pub mod retry;
 pub mod schedule;
+pub mod serve;
 pub mod show;
 pub mod status;
 pub mod steering;

@@ -1,0 +1,140 @@
+//! What the dashboard's tests share: calling the router, and rows to show.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use scheduler_core::{
+    ClaimRequest, ErrorCode, Finish, LeaseStore, LeaseStoreExt as _, PlanKey, Scope,
+};
+use serde_json::{Map, Value};
+use tower::ServiceExt as _;
+use uuid::Uuid;
+
+/// The token the tests configure.
+pub const TOKEN: &str = "test-token-1234";
+
+/// An answer: status, headers, body text.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    /// A header's value as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Sends one request to `router`: `headers` as (name, value) pairs, and
+/// `form` (already encoded) as an urlencoded body when given.
+pub async fn send(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    form: Option<&str>,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = match form {
+        Some(form) => {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            Body::from(form.to_owned())
+        }
+        None => Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+/// A GET with the bearer token.
+pub async fn get(router: &Router, uri: &str) -> Answer {
+    let auth = format!("Bearer {TOKEN}");
+    send(router, Method::GET, uri, &[("authorization", &auth)], None).await
+}
+
+/// Claims one plan of `job` per scope id at store time (floored to the
+/// minute) with `max_attempts`, and ends each as `outcome` says: `Some(msg)`
+/// fails it with that message, `None` succeeds. Returns the ids in order.
+pub async fn seed(
+    store: &dyn LeaseStore,
+    job: &str,
+    scopes: &[(&str, Option<&str>)],
+    max_attempts: i32,
+) -> Vec<Uuid> {
+    let now = store.now().await.unwrap();
+    let plan = scheduler_core::plan::floor(now, Duration::from_secs(60));
+    let keys: Vec<PlanKey> = scopes
+        .iter()
+        .map(|(id, _)| PlanKey {
+            scope: Scope::new("tenant", *id),
+            plan_time: plan,
+        })
+        .collect();
+    let outcomes = store
+        .claim(&ClaimRequest {
+            finishing: &[],
+            steering: scheduler_core::model::Steering::NONE,
+            job_name: job,
+            runner_id: "runner-a",
+            max_attempts,
+            stale_timeout: Duration::from_secs(3600),
+            allow_stale_reentry: false,
+            keys: &keys,
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (outcome, (_, failure)) in outcomes.iter().zip(scopes) {
+        let lease = outcome.lease().expect("claimed").clone();
+        let finish = match failure {
+            Some(message) => Finish::failure(
+                Duration::from_millis(7),
+                ErrorCode::HandlerError,
+                message,
+                Duration::from_secs(3600),
+            ),
+            None => {
+                let mut result = Map::new();
+                result.insert("note".into(), Value::from("<b>bold</b>"));
+                Finish::success(Duration::from_millis(12), 5, result)
+            }
+        };
+        store.finish(&lease, &finish).await.unwrap();
+        ids.push(lease.id);
+    }
+    ids
+}
+
+/// The value of `name="csrf"`'s hidden input in `html`.
+pub fn csrf_in(html: &str) -> String {
+    let at = html
+        .find(r#"name="csrf" value=""#)
+        .expect("the page has a CSRF field");
+    let rest = &html[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
