@@ -507,10 +507,13 @@ async fn the_overview_shows_every_kind_of_job_with_its_counts_and_controls() {
 
 /// A pause of scope a from 11:30 to 11:45 holds back its plans of 11:35
 /// and 11:40 (11:30's ran before the pause took it); every other plan
-/// time without an execution is missed.
+/// time without an execution since the job's first replica started (11:30)
+/// is missed.
 #[tokio::test]
 async fn missed_plans_are_those_without_execution_and_a_pause_holds_some_back() {
     let (store, operator, clock) = empty_store(NOW - minutes(30));
+    // The job's first deploy, which no later start of a replica moves.
+    announce_r1(&store).await;
     let (a, b) = (Scope::new("tenant", "a"), Scope::new("tenant", "b"));
     let pause = operator
         .pause(&Target::scope("rollup", a.clone()), "", None, false)
@@ -522,7 +525,6 @@ async fn missed_plans_are_those_without_execution_and_a_pause_holds_some_back() 
         .await
         .unwrap();
     clock.set(NOW);
-    announce_r1(&store).await;
     let every = Schedule::every(minutes(5));
     // [11:00, 12:00]: 13 plan times.
     let plans = every.between(NOW - minutes(60), NOW, 100);
@@ -535,7 +537,8 @@ async fn missed_plans_are_those_without_execution_and_a_pause_holds_some_back() 
             .collect()
     };
     ran(&store, "rollup", &a, &without(&[25, 20, 10]), true).await;
-    ran(&store, "rollup", &b, &without(&[25]), true).await;
+    // 11:10 has no row of b either, but the job was not deployed yet.
+    ran(&store, "rollup", &b, &without(&[50, 25]), true).await;
 
     let blind = operator.overview(Some("rollup"), None).await.unwrap();
     assert!(matches!(
@@ -563,7 +566,12 @@ async fn missed_plans_are_those_without_execution_and_a_pause_holds_some_back() 
     assert_eq!(
         of_b.plans,
         [NOW - minutes(25)],
-        "the pause was of scope a only"
+        "the pause was of scope a only, and 11:10 came before the first deploy"
+    );
+    assert_eq!(
+        overview.job("rollup").unwrap().first_seen,
+        Some(NOW - minutes(30)),
+        "the earliest start, not the latest announcement"
     );
     assert!(!of_a.capped && !of_b.capped);
     assert!(overview

@@ -23,9 +23,9 @@ use time::OffsetDateTime;
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 const SCRIPT: &str = "<script>alert(1)</script>";
 
-/// Announces a live replica running `rollup` (every 5 minutes, tenants a,
-/// b, c) and a job named [`SCRIPT`].
-async fn announce(store: &dyn LeaseStore) {
+/// Announces replica `runner_id` starting, running `rollup` (every 5
+/// minutes, tenants a, b, c) and a job named [`SCRIPT`].
+async fn announce_as(store: &dyn LeaseStore, runner_id: &str) {
     let tenants = Scopes::fixed(["a", "b", "c"].map(|t| Scope::new("tenant", t)));
     let noop = |_| async { Ok(JobOutput::rows(0)) };
     let jobs = vec![
@@ -39,7 +39,7 @@ async fn announce(store: &dyn LeaseStore) {
     store
         .announce(&Announcement {
             replica: ReplicaInfo {
-                runner_id: "r1".into(),
+                runner_id: runner_id.into(),
                 host: "h".into(),
                 pid: 1,
                 version: "test".into(),
@@ -51,6 +51,11 @@ async fn announce(store: &dyn LeaseStore) {
         })
         .await
         .unwrap();
+}
+
+/// Announces a live replica, r1, starting now: see [`announce_as`].
+async fn announce(store: &dyn LeaseStore) {
+    announce_as(store, "r1").await;
 }
 
 /// The `<tr>` holding `attribute` (e.g. `data-job="rollup"`) in `html`.
@@ -75,8 +80,12 @@ fn count<'a>(row: &'a str, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn the_overview_lists_every_job_with_its_counts_and_flags() {
-    let clock = ManualClock::new(NOW);
+    // The jobs were first deployed an hour ago (r0, gone since): the plans
+    // of that hour are missed plans.
+    let clock = ManualClock::new(NOW - Duration::from_secs(3600));
     let store = Arc::new(MemoryLeaseStore::with_clock(Arc::new(clock.clone())));
+    announce_as(store.as_ref(), "r0").await;
+    clock.set(NOW);
     announce(store.as_ref()).await;
     // rollup at 12:00: a succeeded, b failed for good, c still running;
     // none of the plans before ran.

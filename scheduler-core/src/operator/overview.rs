@@ -96,6 +96,10 @@ pub struct JobOverview {
     pub stored: Option<StoredSchedule>,
     /// How many live replicas registered the stored schedule's kind.
     pub with_kind: usize,
+    /// The earliest start of a replica in the registry (live, vanished or
+    /// stopped) that registered the job: when it was first deployed, as far
+    /// as the registry remembers. No plan before it can have been missed.
+    pub first_seen: Option<OffsetDateTime>,
 }
 
 impl JobOverview {
@@ -108,6 +112,7 @@ impl JobOverview {
             scopes_with_rows: 0,
             stored: None,
             with_kind: 0,
+            first_seen: None,
         }
     }
 
@@ -342,7 +347,9 @@ impl Operator {
 
     /// The plan times of `schedule` in the overview's missed-plan window
     /// that have no execution, per scope of `job` with rows: those a pause
-    /// held back, and the others, missed. `delay` is the job's schedule
+    /// held back, and the others, missed. The window starts no earlier than
+    /// the job's [`first_seen`](JobOverview::first_seen): a job deployed
+    /// ten minutes ago missed nothing an hour ago. `delay` is the job's schedule
     /// delay (a plan becomes eligible that long after its plan time). At
     /// most [`MAX_MISSED_PER_SCOPE`] plan times are looked at, the oldest;
     /// the executions are read at once.
@@ -364,7 +371,9 @@ impl Operator {
             ));
         };
         let now = overview.store_time;
-        let from = now - window;
+        // A job deployed inside the window missed nothing before it.
+        let first_seen = overview.job(job).and_then(|j| j.first_seen);
+        let from = first_seen.map_or(now - window, |t| t.max(now - window));
         let newest = schedule.at_or_before(now - delay);
         let mut expected = newest
             .map(|n| schedule.between(from, n, MAX_MISSED_PER_SCOPE + 1))
@@ -479,6 +488,18 @@ fn jobs(
         views
             .entry(name)
             .or_insert_with(|| JobOverview::empty(name));
+    }
+    // Vanished and stopped replicas too: a fleet that is down now still
+    // missed the plans of its outage.
+    for replica in replicas {
+        for registered in &replica.info.jobs {
+            if let Some(view) = views.get_mut(registered.name.as_str()) {
+                view.first_seen = Some(
+                    view.first_seen
+                        .map_or(replica.started_at, |t| t.min(replica.started_at)),
+                );
+            }
+        }
     }
     views.into_values().collect()
 }
