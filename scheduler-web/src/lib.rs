@@ -37,7 +37,21 @@
 //!   result JSON, its attempts.
 //! - `/healthz` (200 `ok` when the store answers, 503 otherwise; public)
 //!   and `/metrics` (Prometheus text from
-//!   [`DashboardOptions::prometheus`], 404 without one).
+//!   [`DashboardOptions::prometheus`], 404 without one: the scheduler's
+//!   metrics of the process, and with [`DashboardOptions::table_metrics`]
+//!   the table gauges below, set from an overview read at each scrape).
+//!
+//! # Table gauges
+//!
+//! | name | labels | meaning |
+//! |---|---|---|
+//! | `scheduler_table_executions` | `job`, `state` (`running`, `stale`, `retry_pending`, `exhausted`, `stale_timeout`, `skipped`) | the job's rows in that state over its scopes, as the overview counts them |
+//! | `scheduler_table_missed_plans` | `job` | plans of the last hour with no execution that no pause held back (jobs whose schedule is known) |
+//! | `scheduler_table_last_success_timestamp_seconds` | `job` | when the job's newest success finished |
+//! | `scheduler_table_paused` | `job` | 1 while the job or some of its scopes is paused |
+//!
+//! A job that leaves the table keeps its last values until the process
+//! restarts (the recorder keeps every series it was given).
 //!
 //! Pages refresh on their own every [`DashboardOptions::refresh`]: the
 //! page script re-fetches the URL for `<main>`'s content only, and skips
@@ -99,4 +113,5 @@ mod pages;
 mod render;
 
 pub use app::router;
+pub use health::{TABLE_EXECUTIONS, TABLE_LAST_SUCCESS_SECONDS, TABLE_MISSED_PLANS, TABLE_PAUSED};
 pub use options::{DashboardOptions, DEFAULT_REFRESH};

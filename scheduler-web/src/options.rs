@@ -28,6 +28,12 @@ pub struct DashboardOptions {
     pub refresh: Duration,
     /// Where `/metrics` renders from; `None`: `/metrics` answers 404.
     pub prometheus: Option<PrometheusHandle>,
+    /// Each scrape of `/metrics` first sets the table gauges
+    /// ([`TABLE_EXECUTIONS`](crate::TABLE_EXECUTIONS) and its kin) from an
+    /// overview read. Off by default: every replica of a fleet that mounts
+    /// the dashboard would read the same table at every scrape; turn it on
+    /// in one place (`scheduler serve` does).
+    pub table_metrics: bool,
 }
 
 impl Default for DashboardOptions {
@@ -37,6 +43,7 @@ impl Default for DashboardOptions {
             token: None,
             refresh: DEFAULT_REFRESH,
             prometheus: None,
+            table_metrics: false,
         }
     }
 }
@@ -72,6 +79,14 @@ impl DashboardOptions {
         self
     }
 
+    /// Sets the table gauges from the overview at every scrape of
+    /// `/metrics` (see [`table_metrics`](Self::table_metrics)).
+    #[must_use]
+    pub fn table_metrics(mut self, on: bool) -> Self {
+        self.table_metrics = on;
+        self
+    }
+
     /// Whether actions are shown and routed: a token is set and the
     /// dashboard is not read-only.
     pub(crate) fn actions(&self) -> bool {
@@ -87,6 +102,7 @@ impl fmt::Debug for DashboardOptions {
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("refresh", &self.refresh)
             .field("prometheus", &self.prometheus.is_some())
+            .field("table_metrics", &self.table_metrics)
             .finish()
     }
 }

@@ -81,6 +81,59 @@ async fn metrics_render_the_given_recorder_or_are_absent() {
     );
 }
 
+/// With table metrics, a scrape sets the table gauges from the overview:
+/// the counts the store's summaries give. The only test of this binary
+/// that installs the global recorder, which the gauges are set through.
+#[tokio::test]
+async fn a_scrape_sets_the_table_gauges_from_the_overview() {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    let options = DashboardOptions::default()
+        .prometheus(handle)
+        .table_metrics(true);
+    let (store, router) = dashboard(options);
+    seed(
+        store.as_ref(),
+        "report",
+        &[
+            ("bad", Outcome::Fail("boom")),
+            ("worse", Outcome::Fail("boom")),
+            ("good", Outcome::Succeed),
+            ("busy", Outcome::Run),
+        ],
+        1,
+    )
+    .await;
+    let summaries = store.scope_summaries(Some("report")).await.unwrap();
+    let exhausted: u64 = summaries.iter().map(|s| s.exhausted).sum();
+    let running: u64 = summaries.iter().map(|s| s.running).sum();
+    assert_eq!((exhausted, running), (2, 1));
+    let answer = send(&router, Method::GET, "/metrics", &[], None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let line = |series: &str| {
+        answer
+            .body
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in {}", answer.body))
+            .to_owned()
+    };
+    assert_eq!(
+        line(r#"scheduler_table_executions{job="report",state="exhausted"}"#),
+        format!(r#"scheduler_table_executions{{job="report",state="exhausted"}} {exhausted}"#)
+    );
+    assert_eq!(
+        line(r#"scheduler_table_executions{job="report",state="running"}"#),
+        format!(r#"scheduler_table_executions{{job="report",state="running"}} {running}"#)
+    );
+    assert_eq!(
+        line(r#"scheduler_table_paused{job="report"}"#),
+        r#"scheduler_table_paused{job="report"} 0"#
+    );
+    assert!(line(r#"scheduler_table_last_success_timestamp_seconds{job="report"}"#).len() > 10);
+}
+
 #[tokio::test]
 async fn without_the_token_pages_redirect_and_actions_are_refused() {
     let (store, router) = dashboard(DashboardOptions::default().token(TOKEN));

@@ -90,7 +90,8 @@ pub async fn serve(cx: &Cx, args: ServeArgs) -> Result<(), Failure> {
     let mut options = DashboardOptions::default()
         .read_only(args.read_only)
         .refresh(args.refresh)
-        .prometheus(prometheus);
+        .prometheus(prometheus)
+        .table_metrics(true);
     if let Some(token) = token {
         options = options.token(token);
     }

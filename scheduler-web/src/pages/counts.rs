@@ -62,6 +62,24 @@ impl Counts {
         .collect()
     }
 
+    /// The counts of rows by state, named as the `data-count` cells and
+    /// the `state` label of [`crate::TABLE_EXECUTIONS`].
+    pub(crate) fn by_state(&self) -> [(&'static str, u64); 6] {
+        [
+            ("running", self.running),
+            ("stale", self.stale),
+            ("retry_pending", self.retry_pending),
+            ("exhausted", self.exhausted),
+            ("stale_timeout", self.stale_timeout),
+            ("skipped", self.skipped),
+        ]
+    }
+
+    /// Missed plans in the window; `None` when nothing was looked for.
+    pub(crate) fn missed(&self) -> Option<usize> {
+        self.missed
+    }
+
     /// One `<td data-count=NAME>` per count, in the order of
     /// [`HEADERS`].
     pub(crate) fn cells(&self) -> Markup {
@@ -70,15 +88,11 @@ impl Counts {
             Some(n) if self.missed_capped => format!("{n}+"),
             Some(n) => n.to_string(),
         };
-        let counts = [
-            ("running", self.running.to_string()),
-            ("stale", self.stale.to_string()),
-            ("retry_pending", self.retry_pending.to_string()),
-            ("exhausted", self.exhausted.to_string()),
-            ("stale_timeout", self.stale_timeout.to_string()),
-            ("skipped", self.skipped.to_string()),
-            ("missed", missed),
-        ];
+        let counts = self
+            .by_state()
+            .map(|(name, n)| (name, n.to_string()))
+            .into_iter()
+            .chain([("missed", missed)]);
         html! {
             @for (name, value) in counts {
                 td .num .zero[value == "0" || value == "-"] data-count=(name) { (value) }

@@ -7,11 +7,11 @@
 //! - [`counts`]: the counts by state and the problems they flag, shared
 //!   by the overview and the job page.
 
-mod counts;
+pub(crate) mod counts;
 mod execution;
 mod job;
 mod login;
-mod overview;
+pub(crate) mod overview;
 
 pub(crate) use execution::execution;
 pub(crate) use job::job;

@@ -24,20 +24,7 @@ pub(crate) const MISSED_WINDOW: Duration = Duration::from_secs(3600);
 
 /// The overview page.
 pub(crate) async fn overview(cx: Cx) -> Result<Response, Failure> {
-    let overview = cx
-        .app
-        .operator()
-        .overview(None, Some(MISSED_WINDOW))
-        .await
-        .map_err(|e| cx.operator_failed(e))?;
-    let mut counts: BTreeMap<&str, Counts> = BTreeMap::new();
-    for s in &overview.scopes {
-        counts.entry(&s.job_name).or_default().add(s);
-    }
-    let missed = missed_plans(&cx, &overview, None).await?;
-    for m in &missed {
-        counts.entry(&m.job).or_default().add_missed(m);
-    }
+    let (overview, counts) = read(&cx).await?;
     Ok(page(
         &cx,
         StatusCode::OK,
@@ -45,6 +32,26 @@ pub(crate) async fn overview(cx: Cx) -> Result<Response, Failure> {
         true,
         body(&cx, &overview, &counts),
     ))
+}
+
+/// The overview, and every job's counts summed over its scopes with its
+/// missed plans of [`MISSED_WINDOW`]: the overview's job rows and the
+/// table gauges of `/metrics`.
+pub(crate) async fn read(cx: &Cx) -> Result<(Overview, BTreeMap<String, Counts>), Failure> {
+    let overview = cx
+        .app
+        .operator()
+        .overview(None, Some(MISSED_WINDOW))
+        .await
+        .map_err(|e| cx.operator_failed(e))?;
+    let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+    for s in &overview.scopes {
+        counts.entry(s.job_name.clone()).or_default().add(s);
+    }
+    for m in missed_plans(cx, &overview, None).await? {
+        counts.entry(m.job.clone()).or_default().add_missed(&m);
+    }
+    Ok((overview, counts))
 }
 
 /// The missed plans of every job of `overview` (of `only`, when given)
@@ -100,7 +107,7 @@ pub(crate) fn paused_words(overview: &Overview, job: &JobOverview) -> Option<Str
 }
 
 /// The page's `<main>` content.
-fn body(cx: &Cx, overview: &Overview, counts: &BTreeMap<&str, Counts>) -> Markup {
+fn body(cx: &Cx, overview: &Overview, counts: &BTreeMap<String, Counts>) -> Markup {
     let now = overview.store_time;
     let none = Counts::default();
     html! {
