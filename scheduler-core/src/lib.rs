@@ -66,7 +66,7 @@
 //!   job              what code registers: JobSpec, Scopes, RunContext; stored schedules as jobs
 //!     |
 //!   manager          per replica: tick, planning reads, keeper, execute, completer, announce
-//!   operator         over any store: pause, resume, trigger, backfill, cancel; stored schedules
+//!   operator         over any store: pause, resume, trigger, backfill, cancel; stored schedules; the overview
 //! ```
 //!
 //! Each layer uses only the ones above it; [`time`] (clocks, microsecond
@@ -81,7 +81,7 @@
 //! - [`job`]: [`JobSpec`], [`Scopes`], [`RunContext`] (§6).
 //! - [`manager`]: [`Manager`]: ticking, running, heartbeats, shutdown (§7).
 //! - [`operator`]: [`Operator`]: steering schedules at run time (§11),
-//!   and stored schedules (§12).
+//!   stored schedules (§12), and the [`Overview`] an operator sees.
 //!
 //! # Stability
 //!
@@ -137,7 +137,10 @@ pub use model::{
     ScheduleOptions, ScheduleWrite, Scope, ScopeSummary, Status, StoredSchedule, StoredScopes,
     MAX_NAME_BYTES,
 };
-pub use operator::{Backfill, Operator, OperatorError, Pruned, Steered, Target, Written};
+pub use operator::{
+    Backfill, ControlInForce, ControlProgress, JobOverview, MissedPlans, Operator, OperatorError,
+    Overview, OverviewControls, OverviewNote, PauseExtent, Pruned, Steered, Target, Written,
+};
 pub use plan::{CatchUpMode, Planning};
 pub use store::{ExecutionAudit, LeaseStore, LeaseStoreExt};
 pub use time::{Clock, ManualClock, SystemClock, TimeControl, TokioClock};

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use clap::Args;
 use scheduler_core::model::ControlRead;
+use scheduler_core::operator::known_schedules;
 use scheduler_core::Operator;
 use serde_json::json;
 
 use super::steering::{
-    control_with_progress_json, in_force, known_schedules, operator_failure, progress_cell,
-    progress_of, span_cell, target_cell, TABLE_NOTE_CHARS,
+    control_with_progress_json, operator_failure, progress_cell, span_cell, target_cell,
+    TABLE_NOTE_CHARS,
 };
 use super::Cx;
 use crate::output::{emit, emit_json, json_ts, table, text_cell, Failure};
@@ -39,7 +40,8 @@ pub async fn controls(cx: &Cx, args: ControlsArgs) -> Result<(), Failure> {
         jobs: args.job.clone().map(|j| vec![j]),
         ended_since: args.all.then(|| now - ENDED_WITHIN),
     };
-    let listed = Operator::new(store.clone())
+    let operator = Operator::new(store.clone());
+    let listed = operator
         .list(&read)
         .await
         .map_err(|e| operator_failure(cx, e))?;
@@ -56,9 +58,10 @@ pub async fn controls(cx: &Cx, args: ControlsArgs) -> Result<(), Failure> {
     let mut progress = Vec::with_capacity(listed.len());
     for control in &listed {
         progress.push(
-            progress_of(store.as_ref(), control, &schedules)
+            operator
+                .progress(control, &schedules)
                 .await
-                .map_err(|e| cx.error(e))?,
+                .map_err(|e| operator_failure(cx, e))?,
         );
     }
     if cx.json {
@@ -92,7 +95,7 @@ pub async fn controls(cx: &Cx, args: ControlsArgs) -> Result<(), Failure> {
                 c.id.to_string(),
                 c.action.kind().to_owned(),
                 target_cell(&c.job_name, c.scope.as_ref()),
-                if c.is_active() && !in_force(c, now) {
+                if c.is_active() && !c.in_force(now) {
                     "active (ran out)".to_owned()
                 } else {
                     c.state.to_string()

@@ -3,18 +3,17 @@
 //! before its first run), and per job and scope what the table says now.
 //! Compiled-in jobs and stored schedules show alike, each marked by its
 //! source (`code`, `stored v3`); a stored schedule no live replica runs
-//! (none has its kind yet) shows from its definition.
+//! (none has its kind yet) shows from its definition. What it shows is
+//! the Operator's [`Overview`](scheduler_core::Overview); this module only
+//! renders it.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use scheduler_core::model::ControlRead;
-use scheduler_core::plan::next_plan_time;
 use scheduler_core::plan::{CronSchedule, Schedule};
 use scheduler_core::{
-    Control, ControlAction, ControlState, RegisteredJob, Replica, ReplicaState, Scope,
+    ControlAction, JobOverview, MissedPlans, Operator, OverviewControls, PauseExtent, Scope,
     ScopeSummary, StoredSchedule,
 };
 use serde_json::{json, Value};
@@ -22,19 +21,15 @@ use time::OffsetDateTime;
 
 use super::schedule::{stored_json, words};
 use super::steering::{
-    control_json, control_with_progress_json, in_force, known_schedules, progress_cell,
-    progress_of, span_cell, ControlProgress, TABLE_NOTE_CHARS,
+    control_json, control_with_progress_json, operator_failure, progress_cell, span_cell,
+    TABLE_NOTE_CHARS,
 };
 use super::Cx;
 use crate::output::{ago, emit, emit_json, escape, json_ts, table, text_cell, Failure, Zone};
 use crate::parse_duration;
 
-/// The most plan times the missed-plan report lists per scope; beyond it
-/// the report says it stopped counting, rather than listing millions.
-const MAX_MISSED_PER_SCOPE: usize = 10_000;
-
-/// How many of them JSON lists per scope (the count says how many there
-/// are).
+/// How many missed plan times JSON lists per scope (the count says how
+/// many there are).
 const MAX_MISSED_LISTED: usize = 100;
 
 /// `scheduler status`
@@ -63,7 +58,12 @@ pub struct StatusArgs {
 
 /// The registered jobs as a table: source, schedule in words, next plan
 /// time, scopes, which live replicas run each, and whether it is paused.
-fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: &Zone) -> String {
+fn jobs_table(
+    jobs: &[JobOverview],
+    controls: &OverviewControls,
+    now: OffsetDateTime,
+    zone: &Zone,
+) -> String {
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
@@ -71,7 +71,7 @@ fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: 
                 (None, Some(stored)) => vec![
                     escape(&j.name),
                     words(&stored.definition.schedule),
-                    zone.ts(stored_next_plan(stored, now)),
+                    zone.ts(j.next_plan_time(now)),
                     stored_scopes(stored),
                     match j.with_kind {
                         0 => format!("none live has kind {}", escape(&stored.definition.kind)),
@@ -83,7 +83,7 @@ fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: 
                 (Some(r), Some(stored)) => vec![
                     escape(&j.name),
                     words(&stored.definition.schedule),
-                    zone.ts(stored_next_plan(stored, now)),
+                    zone.ts(j.next_plan_time(now)),
                     r.scopes.to_string(),
                     format!("{} live", j.replicas.len()),
                 ],
@@ -94,7 +94,7 @@ fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: 
                     } else {
                         r.schedule.clone()
                     },
-                    zone.ts(next_plan_time(r, now)),
+                    zone.ts(j.next_plan_time(now)),
                     r.scopes.to_string(),
                     format!("{} live", j.replicas.len()),
                 ],
@@ -116,7 +116,11 @@ fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: 
             row.insert(1, j.source());
             row.push(match &j.stored {
                 Some(s) if s.definition.paused => "yes (stored definition)".to_owned(),
-                _ => steering.paused_cell(&j.name),
+                _ => match controls.pause_extent(&j.name) {
+                    Some(PauseExtent::WholeJob) => "whole job".to_owned(),
+                    Some(PauseExtent::Scopes(n)) => format!("{n} scope(s)"),
+                    None => "-".to_owned(),
+                },
             });
             row
         })
@@ -130,16 +134,6 @@ fn jobs_table(jobs: &[JobView], steering: &Steering, now: OffsetDateTime, zone: 
     )
 }
 
-/// The next plan time of a stored schedule from its definition: the first
-/// at or after its version became current that becomes eligible after
-/// `now`.
-fn stored_next_plan(stored: &StoredSchedule, now: OffsetDateTime) -> Option<OffsetDateTime> {
-    let schedule = Schedule::from_form(&stored.definition.schedule)?;
-    let delay = stored.definition.options.schedule_delay;
-    let after = (now - delay + time::Duration::microseconds(1)).max(stored.updated_at);
-    schedule.at_or_after(after)
-}
-
 /// A stored schedule's scopes as the jobs table counts them.
 fn stored_scopes(stored: &StoredSchedule) -> String {
     match &stored.definition.scopes {
@@ -148,147 +142,78 @@ fn stored_scopes(stored: &StoredSchedule) -> String {
     }
 }
 
-/// The controls `status` reads: those in force, with the progress of
-/// triggers and backfills, and, for the missed-plan report, the pauses that
-/// ended inside its window.
-struct Steering {
-    /// In force at store time, by job, in the store's order (oldest
-    /// first), with their progress.
-    in_force: BTreeMap<String, Vec<(Control, Option<ControlProgress>)>>,
-    /// Every pause read, ended or not: the windows that held plans back.
-    pauses: Vec<Control>,
+/// The job's controls in force for `--json`: `paused` (the whole job),
+/// `paused_scopes`, `pauses`, `triggers` and `backfills` (these two with
+/// their progress).
+fn job_controls_json(controls: &OverviewControls, job: &str, now: OffsetDateTime) -> Value {
+    let of_kind = |kind: &str| -> Vec<Value> {
+        controls
+            .of(job)
+            .filter(|c| c.control.action.kind() == kind)
+            .map(|c| control_with_progress_json(&c.control, c.progress.as_ref(), now))
+            .collect()
+    };
+    json!({
+        "paused": controls.pause_extent(job) == Some(PauseExtent::WholeJob),
+        "paused_scopes": controls
+            .pauses_of(job)
+            .filter_map(|c| c.scope.as_ref().map(Scope::to_string))
+            .collect::<Vec<_>>(),
+        "pauses": controls.pauses_of(job).map(|c| control_json(c, now)).collect::<Vec<_>>(),
+        "triggers": of_kind("trigger"),
+        "backfills": of_kind("backfill"),
+    })
 }
 
-impl Steering {
-    /// The pauses in force of `job`.
-    fn pauses_of<'a>(&'a self, job: &str) -> impl Iterator<Item = &'a Control> + 'a {
-        self.of(job)
-            .filter(|(c, _)| matches!(c.action, ControlAction::Pause { .. }))
-            .map(|(c, _)| c)
-    }
-
-    /// The controls in force of `job`.
-    fn of<'a>(
-        &'a self,
-        job: &str,
-    ) -> impl Iterator<Item = &'a (Control, Option<ControlProgress>)> + 'a {
-        self.in_force.get(job).into_iter().flatten()
-    }
-
-    /// Whether a pause in force covers `scope` of `job`.
-    fn paused(&self, job: &str, scope: &Scope) -> bool {
-        self.pauses_of(job).any(|c| c.covers(scope))
-    }
-
-    /// `whole job`, `2 scope(s)`, or `-`, for the jobs table.
-    fn paused_cell(&self, job: &str) -> String {
-        let pauses: Vec<&Control> = self.pauses_of(job).collect();
-        if pauses.iter().any(|c| c.scope.is_none()) {
-            "whole job".to_owned()
-        } else if pauses.is_empty() {
-            "-".to_owned()
-        } else {
-            format!("{} scope(s)", pauses.len())
-        }
-    }
-
-    /// Whether a pause of `job` covering `scope` held back the plan that
-    /// became eligible at `eligible`: the pause was stored at or before
-    /// that instant and had not ended (been resumed, cancelled, or run out
-    /// at its `until`) by then. A rejected pause never paused anything.
-    fn held_back(&self, job: &str, scope: &Scope, eligible: OffsetDateTime) -> bool {
-        self.pauses.iter().any(|c| {
-            let ControlAction::Pause { until, .. } = c.action else {
-                return false;
+/// One line per control in force: what, which scope, since when, until
+/// when or how far, and its note; empty when there is none.
+fn controls_table(controls: &OverviewControls, now: OffsetDateTime, zone: &Zone) -> String {
+    let rows: Vec<Vec<String>> = controls
+        .in_force()
+        .map(|in_force| {
+            let (c, progress) = (&in_force.control, in_force.progress.as_ref());
+            let what = match c.action {
+                ControlAction::Pause { .. } => "paused",
+                ControlAction::Trigger => "trigger pending",
+                ControlAction::Backfill { .. } => "backfill",
             };
-            let end = match (c.ended_at, until) {
-                (Some(ended), Some(until)) => Some(ended.min(until)),
-                (ended, until) => ended.or(until),
+            let detail = match c.action {
+                ControlAction::Pause { .. } => span_cell(c, now, zone),
+                ControlAction::Trigger => progress_cell(progress),
+                ControlAction::Backfill { .. } => {
+                    format!("{} {}", span_cell(c, now, zone), progress_cell(progress))
+                }
             };
-            c.job_name == job
-                && c.state != ControlState::Rejected
-                && c.covers(scope)
-                && c.created_at <= eligible
-                && end.is_none_or(|end| eligible < end)
+            vec![
+                escape(&c.job_name),
+                what.to_owned(),
+                c.scope
+                    .as_ref()
+                    .map_or_else(|| "every scope".to_owned(), Scope::to_string),
+                zone.ts(Some(c.created_at)),
+                detail,
+                text_cell(&c.note, TABLE_NOTE_CHARS),
+            ]
         })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
     }
-
-    /// The job's controls in force for `--json`: `paused` (the whole job),
-    /// `paused_scopes`, `pauses`, `triggers` and `backfills` (these two
-    /// with their progress).
-    fn job_json(&self, job: &str, now: OffsetDateTime) -> Value {
-        let of_kind = |kind: &str| -> Vec<Value> {
-            self.of(job)
-                .filter(|(c, _)| c.action.kind() == kind)
-                .map(|(c, p)| control_with_progress_json(c, p.as_ref(), now))
-                .collect()
-        };
-        json!({
-            "paused": self.pauses_of(job).any(|c| c.scope.is_none()),
-            "paused_scopes": self
-                .pauses_of(job)
-                .filter_map(|c| c.scope.as_ref().map(Scope::to_string))
-                .collect::<Vec<_>>(),
-            "pauses": self.pauses_of(job).map(|c| control_json(c, now)).collect::<Vec<_>>(),
-            "triggers": of_kind("trigger"),
-            "backfills": of_kind("backfill"),
-        })
-    }
-
-    /// One line per control in force: what, which scope, since when, until
-    /// when or how far, and its note; empty when there is none.
-    fn table(&self, now: OffsetDateTime, zone: &Zone) -> String {
-        let rows: Vec<Vec<String>> = self
-            .in_force
-            .iter()
-            .flat_map(|(job, controls)| controls.iter().map(move |c| (job, c)))
-            .map(|(job, (c, progress))| {
-                let what = match c.action {
-                    ControlAction::Pause { .. } => "paused",
-                    ControlAction::Trigger => "trigger pending",
-                    ControlAction::Backfill { .. } => "backfill",
-                };
-                let detail = match c.action {
-                    ControlAction::Pause { .. } => span_cell(c, now, zone),
-                    ControlAction::Trigger => progress_cell(progress.as_ref()),
-                    ControlAction::Backfill { .. } => format!(
-                        "{} {}",
-                        span_cell(c, now, zone),
-                        progress_cell(progress.as_ref())
-                    ),
-                };
-                vec![
-                    escape(job),
-                    what.to_owned(),
-                    c.scope
-                        .as_ref()
-                        .map_or_else(|| "every scope".to_owned(), Scope::to_string),
-                    zone.ts(Some(c.created_at)),
-                    detail,
-                    text_cell(&c.note, TABLE_NOTE_CHARS),
-                ]
-            })
-            .collect();
-        if rows.is_empty() {
-            return String::new();
-        }
-        let since = format!("since {}", zone.label());
-        let mut text =
-            "\ncontrols in force (ids, and those that ended: `scheduler controls --all`)\n"
-                .to_owned();
-        text.push_str(&table(
-            &[
-                "job",
-                "control",
-                "scope",
-                &since,
-                "until / progress",
-                "note",
-            ],
-            &rows,
-        ));
-        text
-    }
+    let since = format!("since {}", zone.label());
+    let mut text =
+        "\ncontrols in force (ids, and those that ended: `scheduler controls --all`)\n".to_owned();
+    text.push_str(&table(
+        &[
+            "job",
+            "control",
+            "scope",
+            &since,
+            "until / progress",
+            "note",
+        ],
+        &rows,
+    ));
+    text
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -315,289 +240,69 @@ impl StatusArgs {
     }
 }
 
-/// The plan times of one scope inside the window that have no execution:
-/// those a pause held back, and the others, missed.
-struct Missed {
-    job: String,
-    scope: Scope,
-    /// Missed: no execution, and no pause held them back. Oldest first;
-    /// with `paused`, at most [`MAX_MISSED_PER_SCOPE`].
-    plans: Vec<OffsetDateTime>,
-    /// No execution because a pause of the scope held them back, oldest
-    /// first.
-    paused: Vec<OffsetDateTime>,
-    /// More were expected than the report counts.
-    capped: bool,
-}
-
-impl Missed {
-    fn count_text(&self) -> String {
-        if self.capped {
-            format!("{}+ (stopped counting; narrow --window)", self.plans.len())
-        } else {
-            self.plans.len().to_string()
-        }
-    }
-
-    /// The table cell: `none`, or the count and the first plan times,
-    /// and how many a pause held back.
-    fn cell(&self, zone: &Zone) -> String {
-        let mut text = if self.plans.is_empty() {
-            "none".to_owned()
-        } else {
-            format!(
-                "{}: {}",
-                self.count_text(),
-                self.plans
-                    .iter()
-                    .take(3)
-                    .map(|t| zone.ts(Some(*t)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        if !self.paused.is_empty() {
-            text.push_str(&format!("; {} paused", self.paused.len()));
-        }
-        text
+/// `12`, or `10000+ (stopped counting; narrow --window)` when the report
+/// stopped counting.
+fn missed_count(m: &MissedPlans) -> String {
+    if m.capped {
+        format!("{}+ (stopped counting; narrow --window)", m.plans.len())
+    } else {
+        m.plans.len().to_string()
     }
 }
 
-/// One job as the registry and the table know it.
-struct JobView {
-    name: String,
-    /// How the most recently started live replica that runs the job
-    /// registered it; `None` when no live replica does (the job has rows
-    /// only).
-    registration: Option<RegisteredJob>,
-    /// The live replicas that registered it.
-    replicas: Vec<String>,
-    /// Live replicas registered it with different schedules (a rolling
-    /// deploy that changes it, say).
-    schedules_differ: bool,
-    /// How many of its scopes have rows.
-    scopes_with_rows: usize,
-    /// The stored schedule of this name, if there is one.
-    stored: Option<StoredSchedule>,
-    /// How many live replicas registered the stored schedule's kind.
-    with_kind: usize,
-}
-
-impl JobView {
-    fn empty(name: &str) -> JobView {
-        JobView {
-            name: name.to_owned(),
-            registration: None,
-            replicas: Vec::new(),
-            schedules_differ: false,
-            scopes_with_rows: 0,
-            stored: None,
-            with_kind: 0,
-        }
-    }
-
-    /// Where the job comes from: `stored v3` (a stored schedule, with the
-    /// version the replicas announce when it is not the current one),
-    /// `code` (compiled in), or `-` (rows or controls only).
-    fn source(&self) -> String {
-        let announced = self.registration.as_ref().map(|r| r.stored_version);
-        match (&self.stored, announced) {
-            (Some(s), Some(Some(v))) if v != s.version => {
-                format!("stored v{} (replicas on v{v})", s.version)
-            }
-            (Some(s), _) => format!("stored v{}", s.version),
-            (None, Some(Some(v))) => format!("stored v{v} (deleted)"),
-            (None, Some(None)) => "code".to_owned(),
-            (None, None) => "-".to_owned(),
-        }
-    }
-
-    /// [`source`](Self::source) for `--json`: `"stored"`, `"code"` or null.
-    fn source_kind(&self) -> Option<&'static str> {
-        match (&self.stored, &self.registration) {
-            (Some(_), _) => Some("stored"),
-            (None, Some(r)) if r.stored_version.is_some() => Some("stored"),
-            (None, Some(_)) => Some("code"),
-            (None, None) => None,
-        }
-    }
-}
-
-/// Every job of `job` (all when `None`) that a live replica registered or
-/// that has rows, by name.
-fn job_views(
-    replicas: &[Replica],
-    summaries: &[ScopeSummary],
-    stored: &[StoredSchedule],
-    steering: &Steering,
-    job: Option<&str>,
-    now: OffsetDateTime,
-) -> Vec<JobView> {
-    let mut live: Vec<&Replica> = replicas
-        .iter()
-        .filter(|r| r.state(now) == ReplicaState::Live)
-        .collect();
-    // Newest start first: its registration is the one shown.
-    live.sort_by_key(|r| std::cmp::Reverse(r.started_at));
-    let mut views: BTreeMap<&str, JobView> = BTreeMap::new();
-    let wanted = |name: &str| job.is_none_or(|j| j == name);
-    for replica in live {
-        for registered in replica.info.jobs.iter().filter(|j| wanted(&j.name)) {
-            let view = views.entry(&registered.name).or_insert_with(|| JobView {
-                registration: Some(registered.clone()),
-                ..JobView::empty(&registered.name)
-            });
-            view.schedules_differ |= view
-                .registration
-                .as_ref()
-                .is_some_and(|shown| shown.schedule_form != registered.schedule_form);
-            view.replicas.push(replica.info.runner_id.clone());
-        }
-    }
-    for summary in summaries {
-        views
-            .entry(&summary.job_name)
-            .or_insert_with(|| JobView::empty(&summary.job_name))
-            .scopes_with_rows += 1;
-    }
-    // A stored schedule shows whether or not a replica runs it yet.
-    for schedule in stored.iter().filter(|s| wanted(&s.name)) {
-        let view = views
-            .entry(&schedule.name)
-            .or_insert_with(|| JobView::empty(&schedule.name));
-        view.with_kind = replicas
-            .iter()
-            .filter(|r| r.state(now) == ReplicaState::Live)
-            .filter(|r| r.info.kinds.contains(&schedule.definition.kind))
-            .count();
-        view.stored = Some(schedule.clone());
-    }
-    // A job paused ahead of the deploy that brings it has neither.
-    for name in steering.in_force.keys() {
-        views.entry(name).or_insert_with(|| JobView::empty(name));
-    }
-    views.into_values().collect()
-}
-
-/// Reads the controls of `job` (every job when `None`): those in force
-/// with their progress, and the pauses that ended at or after
-/// `report_from` (the missed-plan report's window), if any.
-async fn read_steering(
-    cx: &Cx,
-    store: &dyn scheduler_core::ExecutionAudit,
-    replicas: &[Replica],
-    job: Option<&str>,
-    report_from: Option<OffsetDateTime>,
-    now: OffsetDateTime,
-) -> Result<Steering, Failure> {
-    let read = ControlRead {
-        jobs: job.map(|j| vec![j.to_owned()]),
-        ended_since: report_from,
+/// The table cell: `none`, or the count and the first plan times, and how
+/// many a pause held back.
+fn missed_cell(m: &MissedPlans, zone: &Zone) -> String {
+    let mut text = if m.plans.is_empty() {
+        "none".to_owned()
+    } else {
+        format!(
+            "{}: {}",
+            missed_count(m),
+            m.plans
+                .iter()
+                .take(3)
+                .map(|t| zone.ts(Some(*t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
-    // A schema older than the controls still has its executions to show.
-    let controls = store.controls(&read).await.unwrap_or_else(|e| {
-        eprintln!(
-            "note: pauses, triggers and backfills are not shown: {}",
-            cx.error(e)
-        );
-        Vec::new()
-    });
-    let schedules = known_schedules(replicas);
-    let mut steering = Steering {
-        in_force: BTreeMap::new(),
-        pauses: Vec::new(),
-    };
-    for control in controls {
-        if matches!(control.action, ControlAction::Pause { .. }) {
-            steering.pauses.push(control.clone());
-        }
-        if in_force(&control, now) {
-            let progress = progress_of(store, &control, &schedules)
-                .await
-                .map_err(|e| cx.error(e))?;
-            steering
-                .in_force
-                .entry(control.job_name.clone())
-                .or_default()
-                .push((control, progress));
-        }
+    if !m.paused.is_empty() {
+        text.push_str(&format!("; {} paused", m.paused.len()));
     }
-    Ok(steering)
+    text
 }
 
 /// `scheduler status`
 pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
     let (json, zone) = (cx.json, &cx.zone);
     let schedule = args.schedule()?;
-    let store = cx.store().await?;
-    let now = store.now().await.map_err(|e| cx.error(e))?;
-    let summaries = store
-        .scope_summaries(args.job.as_deref())
+    let operator = Operator::new(cx.store().await?);
+    let missed_window = schedule.as_ref().map(|_| args.window);
+    let mut overview = operator
+        .overview(args.job.as_deref(), missed_window)
         .await
-        .map_err(|e| cx.error(e))?;
-    // A schema older than the registry still has its executions to show.
-    let replicas = store.replicas().await.unwrap_or_else(|e| {
-        eprintln!("note: registered jobs are not shown: {}", cx.error(e));
-        Vec::new()
-    });
-    // A schema older than the stored schedules still has the rest to show.
-    let stored = store.schedules().await.unwrap_or_else(|e| {
-        eprintln!("note: stored schedules are not shown: {}", cx.error(e));
-        Vec::new()
-    });
-    let report_from = schedule.as_ref().map(|_| now - args.window);
-    let steering = read_steering(
-        cx,
-        store.as_ref(),
-        &replicas,
-        args.job.as_deref(),
-        report_from,
-        now,
-    )
-    .await?;
-    let jobs = job_views(
-        &replicas,
-        &summaries,
-        &stored,
-        &steering,
-        args.job.as_deref(),
-        now,
-    );
-    let mut missed: Vec<Missed> = Vec::new();
-    if let (Some(schedule), Some(job)) = (&schedule, &args.job) {
-        let from = now - args.window;
-        let newest = schedule.at_or_before(now - args.delay);
-        let mut expected = newest
-            .map(|n| schedule.between(from, n, MAX_MISSED_PER_SCOPE + 1))
-            .unwrap_or_default();
-        let capped = expected.len() > MAX_MISSED_PER_SCOPE;
-        expected.truncate(MAX_MISSED_PER_SCOPE);
-        // Every scope's plan times in the window, in one read.
-        let mut present: BTreeMap<Scope, BTreeSet<OffsetDateTime>> = BTreeMap::new();
-        for p in store
-            .plan_times_since(job, from)
-            .await
-            .map_err(|e| cx.error(e))?
-        {
-            present.entry(p.scope).or_default().insert(p.plan_time);
-        }
-        let none = BTreeSet::new();
-        for s in summaries.iter().filter(|s| &s.job_name == job) {
-            let present = present.get(&s.scope).unwrap_or(&none);
-            let (paused, plans): (Vec<OffsetDateTime>, Vec<OffsetDateTime>) = expected
-                .iter()
-                .copied()
-                .filter(|t| !present.contains(t))
-                .partition(|t| steering.held_back(job, &s.scope, *t + args.delay));
-            missed.push(Missed {
-                job: job.clone(),
-                scope: s.scope.clone(),
-                plans,
-                paused,
-                capped,
-            });
-        }
+        .map_err(|e| operator_failure(cx, e))?;
+    for note in std::mem::take(&mut overview.notes) {
+        eprintln!(
+            "note: {} are not shown: {}",
+            note.unshown,
+            cx.error(note.error)
+        );
     }
+    let missed = match (&schedule, &args.job) {
+        (Some(schedule), Some(job)) => operator
+            .missed_plans(&overview, job, schedule, args.delay)
+            .await
+            .map_err(|e| operator_failure(cx, e))?,
+        _ => Vec::new(),
+    };
+    let (now, jobs, summaries, controls) = (
+        overview.store_time,
+        &overview.jobs,
+        &overview.scopes,
+        &overview.controls,
+    );
     let missed_of = |s: &ScopeSummary| {
         missed
             .iter()
@@ -624,7 +329,7 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
                     "failed_exhausted": s.exhausted,
                     "stale_timeout_awaiting_operator": s.stale_timeout,
                     "skipped": s.skipped,
-                    "paused": steering.paused(&s.job_name, &s.scope),
+                    "paused": controls.paused(&s.job_name, &s.scope),
                     "missed_plan_count": missed.map(|m| m.plans.len()),
                     "missed_plans_capped": missed.map(|m| m.capped),
                     "missed_plans": missed.map(|m| m.plans.iter().take(MAX_MISSED_LISTED).map(|t| json_ts(Some(*t))).collect::<Vec<_>>()),
@@ -638,16 +343,6 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
             .map(|j| {
                 let registration = j.registration.as_ref();
                 let stored = j.stored.as_ref();
-                // A stored schedule's current definition first, whatever
-                // version the replicas announced.
-                let schedule_words = match stored {
-                    Some(s) => Schedule::from_form(&s.definition.schedule).map(|p| p.describe()),
-                    None => registration.map(|r| r.schedule.clone()),
-                };
-                let next = match stored {
-                    Some(s) => stored_next_plan(s, now),
-                    None => registration.and_then(|r| next_plan_time(r, now)),
-                };
                 let mut value = json!({
                     "job": j.name,
                     "source": j.source_kind(),
@@ -656,15 +351,15 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
                     "stored": stored.map(stored_json),
                     "live_replicas_with_kind": j.with_kind,
                     "registered": registration.is_some(),
-                    "schedule": schedule_words,
-                    "next_plan_time": json_ts(next),
+                    "schedule": j.schedule_words(),
+                    "next_plan_time": json_ts(j.next_plan_time(now)),
                     "live_replicas": j.replicas,
                     "schedules_differ": j.schedules_differ,
                     "scopes_with_rows": j.scopes_with_rows,
                     "registration": registration,
                 });
                 if let (Value::Object(fields), Value::Object(steered)) =
-                    (&mut value, steering.job_json(&j.name, now))
+                    (&mut value, job_controls_json(controls, &j.name, now))
                 {
                     fields.extend(steered);
                 }
@@ -685,8 +380,8 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
     if summaries.is_empty() && jobs.is_empty() {
         return emit(&format!("no registered jobs and no executions{for_job}\n"));
     }
-    let mut text = jobs_table(&jobs, &steering, now, zone);
-    text.push_str(&steering.table(now, zone));
+    let mut text = jobs_table(jobs, controls, now, zone);
+    text.push_str(&controls_table(controls, now, zone));
     if summaries.is_empty() {
         text.push_str(&format!("\nno executions yet{for_job}\n"));
         return emit(&text);
@@ -710,7 +405,7 @@ pub async fn status(cx: &Cx, args: StatusArgs) -> Result<(), Failure> {
                 s.exhausted.to_string(),
                 s.stale_timeout.to_string(),
                 s.skipped.to_string(),
-                missed_of(s).map_or_else(|| "-".to_owned(), |m| m.cell(zone)),
+                missed_of(s).map_or_else(|| "-".to_owned(), |m| missed_cell(m, zone)),
             ]
         })
         .collect();

@@ -3,14 +3,9 @@
 //! target of a control, a control as JSON and as table cells, a trigger's
 //! or a backfill's progress, and how an [`OperatorError`] ends the command.
 
-use std::collections::BTreeMap;
-
 use clap::Args;
-use scheduler_core::model::{Progress, ScheduleForm};
-use scheduler_core::operator::MAX_BACKFILL_INSTANTS;
-use scheduler_core::plan::Schedule;
 use scheduler_core::{
-    Control, ControlAction, ExecutionAudit, OperatorError, Replica, Scope, StoreError, Target,
+    Control, ControlAction, ControlProgress, OperatorError, Scope, StoreError, Target,
 };
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -165,15 +160,6 @@ pub fn report_json(cx: &Cx, steered: &scheduler_core::Steered) -> Option<Result<
     })
 }
 
-/// Whether `control` is in force at `now`: an active pause that has not
-/// run out, an active trigger or backfill.
-pub fn in_force(control: &Control, now: OffsetDateTime) -> bool {
-    match control.action {
-        ControlAction::Pause { .. } => control.pauses(now),
-        _ => control.is_active(),
-    }
-}
-
 /// Every field of a stored control, for `--json`; `in_force` says whether
 /// it steers at `now` (a pause whose `until` passed is still stored as
 /// active, but pauses nothing).
@@ -186,139 +172,13 @@ pub fn control_json(c: &Control, now: OffsetDateTime) -> Value {
         "action": c.action,
         "note": c.note,
         "state": c.state.as_str(),
-        "in_force": in_force(c, now),
+        "in_force": c.in_force(now),
         "reason": c.reason,
         "created_at": json_ts(Some(c.created_at)),
         "ended_at": json_ts(c.ended_at),
         "cursor": json_ts(c.cursor),
         "updated_at": json_ts(Some(c.updated_at)),
     })
-}
-
-/// A count of planned instants, which stops at a bound for schedules that
-/// must be walked one instant at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Instants {
-    /// How many (at most the bound when `capped`).
-    pub count: u64,
-    /// There are more than `count`.
-    pub capped: bool,
-}
-
-impl Instants {
-    /// `12`, or `100000+` when capped.
-    pub fn text(self) -> String {
-        if self.capped {
-            format!("{}+", self.count)
-        } else {
-            self.count.to_string()
-        }
-    }
-}
-
-/// The planned instants of `schedule` in `[from, to)`, as the Operator
-/// counts a backfill's. A cadence's are counted by arithmetic, whatever
-/// their number (a confirmed backfill may hold millions); a cron
-/// schedule's are walked, up to [`MAX_BACKFILL_INSTANTS`].
-pub fn count_instants(schedule: &Schedule, from: OffsetDateTime, to: OffsetDateTime) -> Instants {
-    if from >= to {
-        return Instants {
-            count: 0,
-            capped: false,
-        };
-    }
-    let last = to - time::Duration::microseconds(1);
-    match schedule {
-        Schedule::Every { cadence, .. } => {
-            let Some(first) = schedule.at_or_after(from) else {
-                return Instants {
-                    count: 0,
-                    capped: false,
-                };
-            };
-            let step = i128::try_from(cadence.as_micros())
-                .unwrap_or(i128::MAX)
-                .max(1);
-            let count = if first > last {
-                0
-            } else {
-                let span = (last - first).whole_microseconds();
-                u64::try_from(span / step + 1).unwrap_or(u64::MAX)
-            };
-            Instants {
-                count,
-                capped: false,
-            }
-        }
-        Schedule::Cron(_) => {
-            let found = schedule
-                .between(from, last, MAX_BACKFILL_INSTANTS + 1)
-                .len();
-            Instants {
-                count: found.min(MAX_BACKFILL_INSTANTS) as u64,
-                capped: found > MAX_BACKFILL_INSTANTS,
-            }
-        }
-    }
-}
-
-/// Each job's schedule as the registry knows it: from the replica seen
-/// most recently that announced the job, live or not (a backfill's range
-/// is counted the same either way). Jobs with a custom planner or a form
-/// this version cannot read have none.
-pub fn known_schedules(replicas: &[Replica]) -> BTreeMap<String, Schedule> {
-    let mut newest: BTreeMap<&str, (OffsetDateTime, &ScheduleForm)> = BTreeMap::new();
-    for r in replicas {
-        for job in &r.info.jobs {
-            let seen = newest
-                .entry(&job.name)
-                .or_insert((r.last_seen_at, &job.schedule_form));
-            if r.last_seen_at > seen.0 {
-                *seen = (r.last_seen_at, &job.schedule_form);
-            }
-        }
-    }
-    newest
-        .into_iter()
-        .filter_map(|(name, (_, form))| Schedule::from_form(form).map(|s| (name.to_owned(), s)))
-        .collect()
-}
-
-/// How far a trigger or a backfill got: its rows by status, and for a
-/// backfill its planned instants, in all and before its cursor (those
-/// claimed for every target scope), when the job's schedule is known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ControlProgress {
-    /// The control's rows by status.
-    pub rows: Progress,
-    /// A backfill's planned instants per scope: all, and those done.
-    pub instants: Option<(Instants, Instants)>,
-}
-
-/// The progress of `control` (`None` for a pause), reading its rows.
-///
-/// # Errors
-/// The store's, when its rows cannot be read.
-pub async fn progress_of(
-    store: &dyn ExecutionAudit,
-    control: &Control,
-    schedules: &BTreeMap<String, Schedule>,
-) -> Result<Option<ControlProgress>, StoreError> {
-    if matches!(control.action, ControlAction::Pause { .. }) {
-        return Ok(None);
-    }
-    let rows = store.control_progress(control.id).await?;
-    let instants = match (control.action.clone(), schedules.get(&control.job_name)) {
-        (ControlAction::Backfill { from, to }, Some(schedule)) => {
-            let cursor = control.cursor.unwrap_or(from).min(to);
-            Some((
-                count_instants(schedule, from, to),
-                count_instants(schedule, from, cursor),
-            ))
-        }
-        _ => None,
-    };
-    Ok(Some(ControlProgress { rows, instants }))
 }
 
 /// [`control_json`] with the control's progress: `progress` (rows by
@@ -375,7 +235,7 @@ pub fn progress_cell(progress: Option<&ControlProgress>) -> String {
         p.rows.succeeded, p.rows.failed, p.rows.running
     );
     match p.instants {
-        Some((all, done)) => format!("instants {}/{}; {rows}", done.text(), all.text()),
+        Some((all, done)) => format!("instants {done}/{all}; {rows}"),
         None => rows,
     }
 }
@@ -383,7 +243,6 @@ pub fn progress_cell(progress: Option<&ControlProgress>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use time::macros::datetime;
 
     #[test]
@@ -412,27 +271,5 @@ mod tests {
             .unwrap()
             .at(now, "--until")
             .is_err());
-    }
-
-    #[test]
-    fn instants_are_counted_as_the_operator_counts_them() {
-        let from = datetime!(2026-03-01 11:00 UTC);
-        let to = datetime!(2026-03-01 12:00 UTC);
-        let five = Schedule::every(Duration::from_secs(300));
-        // 11:00 .. 11:55: 12, the end excluded.
-        assert_eq!(count_instants(&five, from, to).count, 12);
-        assert_eq!(
-            count_instants(&five, from + Duration::from_secs(1), to).count,
-            11
-        );
-        assert_eq!(count_instants(&five, from, from).count, 0);
-        let year = count_instants(&five, to - Duration::from_secs(365 * 86_400), to);
-        assert_eq!((year.count, year.capped), (105_120, false));
-        let cron = Schedule::Cron(std::sync::Arc::new(
-            scheduler_core::plan::CronSchedule::parse("*/5 * * * *", "UTC").unwrap(),
-        ));
-        assert_eq!(count_instants(&cron, from, to).count, 12);
-        let many = count_instants(&cron, to - Duration::from_secs(365 * 86_400), to);
-        assert!(many.capped && many.text().ends_with('+'), "{many:?}");
     }
 }

@@ -320,6 +320,16 @@ impl Control {
             if self.is_active() && until.is_none_or(|u| now < u))
     }
 
+    /// Whether it steers at store time `now`: a pause in force
+    /// ([`pauses`](Self::pauses); one whose `until` passed is still stored
+    /// as active, but pauses nothing), an active trigger or backfill.
+    pub fn in_force(&self, now: OffsetDateTime) -> bool {
+        match self.action {
+            ControlAction::Pause { .. } => self.pauses(now),
+            _ => self.is_active(),
+        }
+    }
+
     /// The window of plan times a pause that ended (or ran out) with
     /// `skip_missed` drops: `[created_at, end)`; `None` for any other
     /// control, or a pause still in force at `now`.

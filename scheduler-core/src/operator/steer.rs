@@ -1,8 +1,7 @@
-//! [`Operator`]: steering a schedule at run time over any store, without a
-//! running manager (`docs/contract.md` §11): pause and resume, trigger now,
-//! backfill a range, cancel, list; and stored schedules (§12): create,
-//! update, delete, get, list. What the `scheduler` command and a dashboard
-//! call.
+//! [`Operator`]'s requests: steering a schedule at run time
+//! (`docs/contract.md` §11): pause and resume, trigger now, backfill a
+//! range, cancel, list; stored schedules (§12): create, update, delete,
+//! get, list; and retention (prune).
 //!
 //! Every request is checked before anything is stored, against what the
 //! live replicas announced of the job (the replica registry,
@@ -136,7 +135,7 @@ pub struct Pruned {
 /// Steers schedules through a store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Operator {
-    store: Arc<dyn ExecutionAudit>,
+    pub(super) store: Arc<dyn ExecutionAudit>,
 }
 
 impl Operator {
