@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::Cx;
-use crate::render::{encode, instant, page, store_status, Failure};
+use crate::render::{encode, instant, operator_status, page, store_status, Failure};
 
 /// What an action applies to, from the query string.
 #[derive(Debug, Default, Deserialize)]
@@ -351,7 +351,7 @@ impl Action {
                     .operator()
                     .list(&ControlRead::default())
                     .await
-                    .map_err(|e| cx.fail(operator_status(&e), e.to_string()))?;
+                    .map_err(|e| cx.operator_failed(e))?;
                 match active.iter().find(|c| c.id == *id) {
                     Some(c) => html! {
                         p #subject {
@@ -476,16 +476,6 @@ fn target_words(target: &Target) -> String {
 /// An operator's refusal as a status and message.
 fn refusal(error: OperatorError) -> Refusal {
     (operator_status(&error), error.to_string())
-}
-
-/// 400 for a request that makes no sense as asked, 404 for an unknown
-/// control, and the store's status otherwise.
-fn operator_status(error: &OperatorError) -> StatusCode {
-    match error {
-        OperatorError::Refused(_) | OperatorError::Invalid(_) => StatusCode::BAD_REQUEST,
-        OperatorError::UnknownControl(_) => StatusCode::NOT_FOUND,
-        OperatorError::Store(e) => store_status(e),
-    }
 }
 
 /// Form field `field` as an instant; empty is none.

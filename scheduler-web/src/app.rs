@@ -69,6 +69,8 @@ pub fn router(store: Arc<dyn ExecutionAudit>, options: DashboardOptions) -> Rout
         options,
     }));
     let mut routes = Router::new()
+        .route("/", get(pages::overview))
+        .route("/jobs/{name}", get(pages::job))
         .route("/executions/{id}", get(pages::execution))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 use scheduler_core::time::Rfc3339;
-use scheduler_core::StoreError;
+use scheduler_core::{OperatorError, StoreError};
 use time::OffsetDateTime;
 
 use crate::app::{Cx, FRAGMENT_HEADER};
@@ -113,6 +113,22 @@ impl Cx {
     /// A store error as a failure page, with [`store_status`].
     pub(crate) fn store_failed(&self, error: StoreError) -> Failure {
         self.fail(store_status(&error), error.to_string())
+    }
+
+    /// An operator's error as a failure page, with [`operator_status`].
+    pub(crate) fn operator_failed(&self, error: OperatorError) -> Failure {
+        self.fail(operator_status(&error), error.to_string())
+    }
+}
+
+/// The status an operator's error answers with: 400 for a request that
+/// makes no sense as asked, 404 for an unknown control, and
+/// [`store_status`] for the store's.
+pub(crate) fn operator_status(error: &OperatorError) -> StatusCode {
+    match error {
+        OperatorError::Refused(_) | OperatorError::Invalid(_) => StatusCode::BAD_REQUEST,
+        OperatorError::UnknownControl(_) => StatusCode::NOT_FOUND,
+        OperatorError::Store(e) => store_status(e),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{csrf_in, get, seed, send, TOKEN};
+use common::{csrf_in, get, seed, send, Outcome, TOKEN};
 use scheduler_core::{ExecutionAudit, LeaseStore, Status};
 use scheduler_memory::MemoryLeaseStore;
 use scheduler_web::{router, DashboardOptions};
@@ -84,7 +84,13 @@ async fn metrics_render_the_given_recorder_or_are_absent() {
 #[tokio::test]
 async fn without_the_token_pages_redirect_and_actions_are_refused() {
     let (store, router) = dashboard(DashboardOptions::default().token(TOKEN));
-    let ids = seed(store.as_ref(), "report", &[("bad", Some("boom"))], 1).await;
+    let ids = seed(
+        store.as_ref(),
+        "report",
+        &[("bad", Outcome::Fail("boom"))],
+        1,
+    )
+    .await;
     let before = store.get_execution(ids[0]).await.unwrap();
     let page = format!("/executions/{}", ids[0]);
     let answer = send(&router, Method::GET, &page, &[], None).await;
@@ -115,7 +121,13 @@ async fn without_the_token_pages_redirect_and_actions_are_refused() {
 #[tokio::test]
 async fn a_signed_in_browser_retries_with_its_csrf_token_only() {
     let (store, router) = dashboard(DashboardOptions::default().token(TOKEN));
-    let ids = seed(store.as_ref(), "report", &[("bad", Some("boom"))], 1).await;
+    let ids = seed(
+        store.as_ref(),
+        "report",
+        &[("bad", Outcome::Fail("boom"))],
+        1,
+    )
+    .await;
     let before = store.get_execution(ids[0]).await.unwrap();
     let cookie = sign_in(&router).await;
     let cookie = [("cookie", cookie.as_str())];
@@ -176,7 +188,7 @@ async fn a_signed_in_browser_retries_with_its_csrf_token_only() {
 
     // Retrying it again is no 500: the row is not exhausted any more, but
     // a SUCCESS row is refused with the store's reason.
-    let ok = seed(store.as_ref(), "report", &[("good", None)], 1).await;
+    let ok = seed(store.as_ref(), "report", &[("good", Outcome::Succeed)], 1).await;
     let retry_ok = format!("/actions/retry?execution={}", ok[0]);
     let refused = send(&router, Method::POST, &retry_ok, &cookie, Some(&form)).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
@@ -193,7 +205,13 @@ async fn a_signed_in_browser_retries_with_its_csrf_token_only() {
 #[tokio::test]
 async fn scripts_act_with_the_bearer_token_and_bad_input_is_explained() {
     let (store, router) = dashboard(DashboardOptions::default().token(TOKEN));
-    let ids = seed(store.as_ref(), "report", &[("bad", Some("boom"))], 1).await;
+    let ids = seed(
+        store.as_ref(),
+        "report",
+        &[("bad", Outcome::Fail("boom"))],
+        1,
+    )
+    .await;
     let auth = format!("Bearer {TOKEN}");
     let bearer = [("authorization", auth.as_str())];
     let retry = format!("/actions/retry?execution={}", ids[0]);
@@ -270,7 +288,13 @@ async fn read_only_and_tokenless_dashboards_have_no_actions() {
         DashboardOptions::default(),
     ] {
         let (store, router) = dashboard(options);
-        let ids = seed(store.as_ref(), "report", &[("bad", Some("boom"))], 1).await;
+        let ids = seed(
+            store.as_ref(),
+            "report",
+            &[("bad", Outcome::Fail("boom"))],
+            1,
+        )
+        .await;
         let before = store.get_execution(ids[0]).await.unwrap();
         let page = get(&router, &format!("/executions/{}", ids[0])).await;
         assert_eq!(page.status, StatusCode::OK);
@@ -307,7 +331,7 @@ async fn the_execution_page_shows_every_field_escaped() {
     let ids = seed(
         store.as_ref(),
         &job,
-        &[("bad", Some(SCRIPT)), ("ok", None)],
+        &[("bad", Outcome::Fail(SCRIPT)), ("ok", Outcome::Succeed)],
         1,
     )
     .await;
@@ -363,7 +387,13 @@ async fn the_execution_page_shows_every_field_escaped() {
 #[tokio::test]
 async fn mounted_under_a_prefix_links_follow_it() {
     let store = Arc::new(MemoryLeaseStore::new());
-    let ids = seed(store.as_ref(), "report", &[("bad", Some("boom"))], 1).await;
+    let ids = seed(
+        store.as_ref(),
+        "report",
+        &[("bad", Outcome::Fail("boom"))],
+        1,
+    )
+    .await;
     let app = Router::new().nest(
         "/ops",
         router(store.clone(), DashboardOptions::default().token(TOKEN)),
@@ -375,6 +405,13 @@ async fn mounted_under_a_prefix_links_follow_it() {
     assert!(page
         .body
         .contains(&format!("/ops/actions/retry?execution={}", ids[0])));
+    let overview = get(&app, "/ops").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    assert!(
+        overview.body.contains(r#"id="home" href="/ops""#),
+        "{}",
+        overview.body
+    );
     let anonymous = send(&app, Method::GET, "/ops/jobs/report", &[], None).await;
     assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
     assert_eq!(anonymous.header("location"), "/ops/login");

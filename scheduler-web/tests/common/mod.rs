@@ -77,13 +77,24 @@ pub async fn get(router: &Router, uri: &str) -> Answer {
     send(router, Method::GET, uri, &[("authorization", &auth)], None).await
 }
 
-/// Claims one plan of `job` per scope id at store time (floored to the
-/// minute) with `max_attempts`, and ends each as `outcome` says: `Some(msg)`
-/// fails it with that message, `None` succeeds. Returns the ids in order.
+/// How a seeded execution ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// SUCCESS, with a result holding markup.
+    Succeed,
+    /// FAILED with this message (retry in an hour when attempts are left).
+    Fail(&'a str),
+    /// Left RUNNING.
+    Run,
+}
+
+/// Claims one plan of `job` per scope (`tenant/ID`) at store time floored
+/// to the minute, with `max_attempts`, and ends each as its outcome says.
+/// Returns the ids in order.
 pub async fn seed(
     store: &dyn LeaseStore,
     job: &str,
-    scopes: &[(&str, Option<&str>)],
+    scopes: &[(&str, Outcome<'_>)],
     max_attempts: i32,
 ) -> Vec<Uuid> {
     let now = store.now().await.unwrap();
@@ -109,22 +120,25 @@ pub async fn seed(
         .await
         .unwrap();
     let mut ids = Vec::new();
-    for (outcome, (_, failure)) in outcomes.iter().zip(scopes) {
+    for (outcome, (_, how)) in outcomes.iter().zip(scopes) {
         let lease = outcome.lease().expect("claimed").clone();
-        let finish = match failure {
-            Some(message) => Finish::failure(
+        let finish = match how {
+            Outcome::Fail(message) => Some(Finish::failure(
                 Duration::from_millis(7),
                 ErrorCode::HandlerError,
                 message,
                 Duration::from_secs(3600),
-            ),
-            None => {
+            )),
+            Outcome::Succeed => {
                 let mut result = Map::new();
                 result.insert("note".into(), Value::from("<b>bold</b>"));
-                Finish::success(Duration::from_millis(12), 5, result)
+                Some(Finish::success(Duration::from_millis(12), 5, result))
             }
+            Outcome::Run => None,
         };
-        store.finish(&lease, &finish).await.unwrap();
+        if let Some(finish) = finish {
+            store.finish(&lease, &finish).await.unwrap();
+        }
         ids.push(lease.id);
     }
     ids
