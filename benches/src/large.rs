@@ -54,7 +54,7 @@
 //! second, and the longest single prune call.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ const SCHEMA: &str = "bench_large";
 const SCOPES: i64 = 1_000;
 /// Global jobs (`job_00` .. `job_09`); the other scopes are tenants of
 /// `tenant_rollup`.
-const GLOBAL_JOBS: i64 = 10;
+pub(crate) const GLOBAL_JOBS: i64 = 10;
 
 /// The columns `generate` fills, in the order of its SELECT lists.
 const COLUMNS: &str = "id, job_name, scope_kind, scope_id, plan_time, status, attempt, \
@@ -165,42 +165,63 @@ async fn sqlite_store() -> SqliteLeaseStore {
 /// per scope).
 async fn generate(rows: i64, only: Option<&str>) {
     let per = (rows / SCOPES).max(1);
-    let (status, attempt, code) = mix();
-    let job = format!("CASE WHEN s < {GLOBAL_JOBS} THEN 'job_' || s ELSE 'tenant_rollup' END");
-    let kind = format!("CASE WHEN s < {GLOBAL_JOBS} THEN 'global' ELSE 'tenant' END");
-    let id = format!("CASE WHEN s < {GLOBAL_JOBS} THEN 'global' ELSE 't' || (s + 100000) END");
-
     if only != Some("sqlite") {
-        // One statement; ids in insertion order, as UUIDv7 would be. The
-        // mix is computed once per row (`m`, kept from being flattened into
-        // the columns by `OFFSET 0`), not once per column naming it.
-        let select = format!(
-            "SELECT lpad(to_hex(({per} - 1 - n) * {SCOPES} + s), 32, '0')::uuid, \
-                 {job}, {kind}, {id}, p, st, att, 3, \
-                 CASE WHEN code = 'overlap_skipped' THEN '9999-12-31 23:59:59.999999+00' \
-                      WHEN st = 'FAILED' AND att < 3 THEN p + interval '1 minute' END, \
-                 'replica-' || s % 3, gen_random_uuid(), p, \
-                 CASE WHEN st = 'RUNNING' THEN \
-                     CASE WHEN s % 100 = 0 THEN now() - interval '1 hour' \
-                          ELSE now() + interval '1 minute' END END, \
-                 p, CASE WHEN st <> 'RUNNING' THEN p + interval '2 seconds' END, \
-                 CASE WHEN st <> 'RUNNING' THEN 2000 END, code, \
-                 CASE WHEN st = 'FAILED' THEN 'simulated' END \
-             FROM generate_series({per}::bigint - 1, 0, -1) AS n \
-             CROSS JOIN generate_series(0::bigint, {SCOPES} - 1) AS s \
-             CROSS JOIN LATERAL (SELECT date_trunc('hour', now()) - n * interval '5 minutes' AS p, \
-                                        {status} AS st, {attempt} AS att, {code} AS code OFFSET 0) AS m"
-        );
-        generate_pg(per, &select).await;
+        fill_pg(&pg_store().await, SCOPES, per).await;
     }
-    if only == Some("postgres") {
-        return;
+    if only != Some("postgres") {
+        fill_sqlite(&sqlite_path(), SCOPES, per).await;
     }
+}
+
+/// The mix's job, scope kind and scope id of scope number `s`, as SQL:
+/// [`GLOBAL_JOBS`] global jobs, the rest tenants `t100010`, … of
+/// `tenant_rollup`.
+fn scope_columns() -> (String, String, String) {
+    (
+        format!("CASE WHEN s < {GLOBAL_JOBS} THEN 'job_' || s ELSE 'tenant_rollup' END"),
+        format!("CASE WHEN s < {GLOBAL_JOBS} THEN 'global' ELSE 'tenant' END"),
+        format!("CASE WHEN s < {GLOBAL_JOBS} THEN 'global' ELSE 't' || (s + 100000) END"),
+    )
+}
+
+/// Empties `store`'s table and fills it with the mix: `scopes` scopes,
+/// `per` plans each (see [`generate_pg`]).
+pub(crate) async fn fill_pg(store: &PgLeaseStore, scopes: i64, per: i64) {
+    let (status, attempt, code) = mix();
+    let (job, kind, id) = scope_columns();
+    // One statement; ids in insertion order, as UUIDv7 would be. The mix
+    // is computed once per row (`m`, kept from being flattened into the
+    // columns by `OFFSET 0`), not once per column naming it.
+    let select = format!(
+        "SELECT lpad(to_hex(({per} - 1 - n) * {scopes} + s), 32, '0')::uuid, \
+             {job}, {kind}, {id}, p, st, att, 3, \
+             CASE WHEN code = 'overlap_skipped' THEN '9999-12-31 23:59:59.999999+00' \
+                  WHEN st = 'FAILED' AND att < 3 THEN p + interval '1 minute' END, \
+             'replica-' || s % 3, gen_random_uuid(), p, \
+             CASE WHEN st = 'RUNNING' THEN \
+                 CASE WHEN s % 100 = 0 THEN now() - interval '1 hour' \
+                      ELSE now() + interval '1 minute' END END, \
+             p, CASE WHEN st <> 'RUNNING' THEN p + interval '2 seconds' END, \
+             CASE WHEN st <> 'RUNNING' THEN 2000 END, code, \
+             CASE WHEN st = 'FAILED' THEN 'simulated' END \
+         FROM generate_series({per}::bigint - 1, 0, -1) AS n \
+         CROSS JOIN generate_series(0::bigint, {scopes} - 1) AS s \
+         CROSS JOIN LATERAL (SELECT date_trunc('hour', now()) - n * interval '5 minutes' AS p, \
+                                    {status} AS st, {attempt} AS att, {code} AS code OFFSET 0) AS m"
+    );
+    generate_pg(store, scopes, per, &select).await;
+}
+
+/// Makes the SQLite file `path` anew (through the store, so it has the
+/// current migrations) and fills it with the mix: `scopes` scopes, `per`
+/// plans each, in one `INSERT ... SELECT`.
+pub(crate) async fn fill_sqlite(path: &Path, scopes: i64, per: i64) {
     let started = Instant::now();
-    let path = sqlite_path();
-    let _ = std::fs::remove_file(&path);
-    drop(sqlite_store().await);
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (status, attempt, code) = mix();
+    let (job, kind, id) = scope_columns();
+    let _ = std::fs::remove_file(path);
+    drop(SqliteLeaseStore::open(path).await.expect("sqlite file"));
+    let conn = rusqlite::Connection::open(path).unwrap();
     let us = "CAST(unixepoch('subsec') * 1000000 AS INTEGER)";
     let insert = format!(
         "PRAGMA cache_size = -1000000; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
@@ -208,8 +229,8 @@ async fn generate(rows: i64, only: Option<&str>) {
          WITH RECURSIVE base(b) AS (SELECT ({us} / 3600000000) * 3600000000), \
              nn(n, p) AS (SELECT {per} - 1, b - ({per} - 1) * 300000000 FROM base \
                  UNION ALL SELECT n - 1, p + 300000000 FROM nn WHERE n > 0), \
-             ss(s) AS (SELECT 0 UNION ALL SELECT s + 1 FROM ss WHERE s < {SCOPES} - 1) \
-         SELECT printf('%08x-0000-7000-8000-%012x', ({per} - 1 - n) * {SCOPES} + s, s), \
+             ss(s) AS (SELECT 0 UNION ALL SELECT s + 1 FROM ss WHERE s < {scopes} - 1) \
+         SELECT printf('%08x-0000-7000-8000-%012x', ({per} - 1 - n) * {scopes} + s, s), \
              {job}, {kind}, {id}, p, {status}, {attempt}, 3, \
              CASE WHEN {code} = 'overlap_skipped' THEN 253402300799999999 \
                   WHEN {status} = 'FAILED' AND {attempt} < 3 THEN p + 60000000 END, \
@@ -225,7 +246,7 @@ async fn generate(rows: i64, only: Option<&str>) {
     conn.execute_batch(&insert).unwrap();
     println!(
         "sqlite: {} rows in {} in {:.0} s",
-        per * SCOPES,
+        per * scopes,
         path.display(),
         started.elapsed().as_secs_f64()
     );
@@ -238,9 +259,8 @@ async fn generate(rows: i64, only: Option<&str>) {
 /// again (a sort each, where maintaining them row by row made the insert
 /// several times slower), `VACUUM ANALYZE`. Adding the keys back checks
 /// the rows' uniqueness as the insert would have. Prints each phase's time.
-async fn generate_pg(per: i64, select: &str) {
+async fn generate_pg(store: &PgLeaseStore, scopes: i64, per: i64, select: &str) {
     let started = Instant::now();
-    let store = pg_store().await;
     let t = store.qualified_table().to_owned();
     // One connection: the session settings must hold for every statement.
     let mut conn = store.pool().acquire().await.unwrap();
@@ -330,8 +350,8 @@ async fn generate_pg(per: i64, select: &str) {
     println!(
         "postgres: {} rows in {} in {:.0} s (insert {:.0} s, {} keys and indexes {:.0} s, \
          vacuum analyze {:.0} s)",
-        per * SCOPES,
-        schema(),
+        per * scopes,
+        t,
         started.elapsed().as_secs_f64(),
         insert.as_secs_f64(),
         keys.len() + indexes.len(),
@@ -358,7 +378,7 @@ where
     (first, runs[1], found)
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 

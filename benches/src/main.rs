@@ -26,7 +26,12 @@
 //!    ticks idle;
 //! 7. a million scopes (`million`): peak RSS and store calls of an idle
 //!    tick, and a PostgreSQL fan-out with 3 replicas.
+//!
+//! Not in `all` (it generates a million rows per store first):
+//! `dashboard [postgres|sqlite] [SCOPES] [PLANS]`, the dashboard's pages
+//! rendered on 10,000 scopes × 100 plans (see `dashboard`).
 
+mod dashboard;
 mod dispatch;
 mod large;
 mod million;
@@ -565,6 +570,7 @@ fn main() {
             print_table(&runtime.block_on(dispatch::rows(&[backend(1)], run_for)));
         }
         Some("large") => runtime.block_on(large::large(&args[1..])),
+        Some("dashboard") => runtime.block_on(dashboard::dashboard(&args[1..])),
         Some("memory-child") => runtime.block_on(memory_child()),
         Some("million") => {
             let mut table = Vec::new();
@@ -578,7 +584,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: benches all|million [--quick]\n       benches fanout|seed|idle|dispatch memory|sqlite|postgres [N]\n       benches large generate [ROWS] [postgres|sqlite]|measure [postgres|sqlite]|prune [PERCENT]|drop [--partitioned]"
+        "usage: benches all|million [--quick]\n       benches fanout|seed|idle|dispatch memory|sqlite|postgres [N]\n       benches large generate [ROWS] [postgres|sqlite]|measure [postgres|sqlite]|prune [PERCENT]|drop [--partitioned]\n       benches dashboard [postgres|sqlite] [SCOPES] [PLANS]"
     );
     std::process::exit(2);
 }

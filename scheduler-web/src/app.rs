@@ -93,15 +93,18 @@ pub fn router(store: Arc<dyn ExecutionAudit>, options: DashboardOptions) -> Rout
         .with_state(app)
 }
 
-/// Every response: no framing, no referrer, no sniffing, scripts and
-/// styles from this origin only (none inline), never cached (pages show
-/// live state).
+/// Every response: no framing, no referrer to other sites, no sniffing,
+/// scripts and styles from this origin only (none inline), never cached
+/// (pages show live state). The referrer policy is `same-origin`, not
+/// `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
+/// every form POST (Fetch standard, "serializing a request origin"), which
+/// the same-origin check refuses, so no browser could act.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, "default-src 'self'"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));

@@ -78,7 +78,9 @@
 //!   not the `Host` is refused (403).
 //! - **Headers**: `Content-Security-Policy: default-src 'self'` (no inline
 //!   script or style anywhere), `X-Frame-Options: DENY`,
-//!   `Referrer-Policy: no-referrer`, `X-Content-Type-Options: nosniff`.
+//!   `Referrer-Policy: same-origin` (no referrer to other sites; with
+//!   `no-referrer` browsers would post `Origin: null`),
+//!   `X-Content-Type-Options: nosniff`.
 //! - **Escaping**: job names, scopes, notes, error messages and results
 //!   are operator- or job-controlled text; maud escapes every one of them.
 //!   The session cookie has no `Secure` flag, so that plain HTTP on

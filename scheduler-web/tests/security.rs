@@ -50,7 +50,7 @@ async fn healthz_is_public_and_says_when_the_store_is_down() {
     for (name, value) in [
         ("content-security-policy", "default-src 'self'"),
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("x-content-type-options", "nosniff"),
     ] {
         assert_eq!(answer.header(name), value, "{name}");
