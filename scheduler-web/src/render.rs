@@ -144,15 +144,32 @@ pub(crate) fn store_status(error: &StoreError) -> StatusCode {
     }
 }
 
-/// An instant as RFC 3339 in UTC, in a `<time>` element; `-` for none.
+/// An instant in a `<time>` element: its [`compact`] form, with the full
+/// RFC 3339 in `datetime` and in the tooltip; `-` for none.
 pub(crate) fn instant(t: Option<OffsetDateTime>) -> Markup {
     match t {
         Some(t) => {
-            let text = Rfc3339(t).to_string();
-            html! { time datetime=(text) { (text) } }
+            let full = Rfc3339(t).to_string();
+            html! { time datetime=(full) title=(full) { (compact(t)) } }
         }
         None => html! { "-" },
     }
+}
+
+/// An instant as the pages write it: UTC to the second with a space for
+/// the `T` (`2026-12-07 17:15:00Z`), shorter to scan in a table column
+/// than RFC 3339 with its fraction, which the tooltip keeps.
+pub(crate) fn compact(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// How long before `now` the instant `t` was: `3m 20s ago`, `never`, or
@@ -221,6 +238,18 @@ mod tests {
         assert_eq!(ago(now, None), "never");
         assert_eq!(ago(now, Some(now - time::Duration::seconds(5))), "5s ago");
         assert_eq!(ago(now, Some(now + time::Duration::seconds(5))), "in 5s");
+    }
+
+    #[test]
+    fn instants_are_compact_with_the_full_form_kept() {
+        let t = time::macros::datetime!(2026-12-07 18:15:00.546 +01:00);
+        assert_eq!(compact(t), "2026-12-07 17:15:00Z");
+        let shown = instant(Some(t)).into_string();
+        assert_eq!(
+            shown,
+            r#"<time datetime="2026-12-07T17:15:00.546Z" title="2026-12-07T17:15:00.546Z">2026-12-07 17:15:00Z</time>"#
+        );
+        assert_eq!(instant(None).into_string(), "-");
     }
 
     #[test]

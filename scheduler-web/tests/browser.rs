@@ -237,6 +237,33 @@ impl Browser {
         }
     }
 
+    /// Where the page's content lies in the window (see [`Layout`]).
+    async fn layout(&self) -> Layout {
+        let sizes = self
+            .client()
+            .execute(
+                "var root = document.documentElement;
+                 var scopes = document.getElementById('scopes');
+                 var rows = Array.from(document.querySelectorAll('#scopes tr[data-scope]'));
+                 return [root.scrollWidth, root.clientWidth, window.innerHeight,
+                   scopes ? scopes.getBoundingClientRect().top + window.scrollY : 0,
+                   Math.max(0, ...rows.map(function (r) { return r.getBoundingClientRect().height; })),
+                   parseFloat(getComputedStyle(document.body).lineHeight)];",
+                vec![],
+            )
+            .await
+            .expect("layout");
+        let at = |i: usize| sizes[i].as_f64().expect("a number");
+        Layout {
+            page_width: at(0),
+            viewport_width: at(1),
+            viewport_height: at(2),
+            scopes_top: at(3),
+            tallest_scope_row: at(4),
+            line_height: at(5),
+        }
+    }
+
     /// A PNG of the whole page: the window is made as tall as the page
     /// (at most 3,000 pixels) first, then set back.
     async fn screenshot(&self) -> Vec<u8> {
@@ -554,6 +581,23 @@ async fn demo(fx: &Fixture) {
     fx.clock.advance(Duration::from_secs(180));
 }
 
+/// Where a page's content lies, in CSS pixels.
+#[derive(Debug)]
+struct Layout {
+    /// The content's width (more than the viewport's when it scrolls sideways).
+    page_width: f64,
+    /// The viewport's width, without its scroll bar.
+    viewport_width: f64,
+    /// The viewport's height: the first screen.
+    viewport_height: f64,
+    /// How far down the page the scopes table starts (0 without one).
+    scopes_top: f64,
+    /// The height of the tallest scope row (0 without one).
+    tallest_scope_row: f64,
+    /// The body's line height.
+    line_height: f64,
+}
+
 /// A browser, and the dashboard with `options` over an empty store; `None`
 /// when the test is to be skipped.
 async fn start(options: DashboardOptions) -> Option<(Browser, Fixture)> {
@@ -846,7 +890,9 @@ async fn the_overview_lists_the_demo_jobs_with_the_stores_counts() {
 /// browser. With `SCHEDULER_SCREENSHOTS=DIR` the PNGs go to DIR (relative
 /// to the workspace: `overview.png`, `job.png`, `execution.png`); without
 /// it the test only
-/// checks that each page shows what the picture is for.
+/// checks that each page shows what the picture is for, and that each fits
+/// the 1400-pixel window: nothing scrolls sideways, the job page's scopes
+/// start on the first screen, one line each.
 #[tokio::test]
 async fn screenshots() {
     let Some((browser, fx)) = start(DashboardOptions::default().token(TOKEN)).await else {
@@ -899,6 +945,22 @@ async fn screenshots() {
             let file = dir.join(format!("{name}.png"));
             std::fs::write(&file, png).unwrap();
             eprintln!("wrote {}", file.display());
+        }
+        // Checked after the picture is written: it shows what went wrong.
+        let layout = browser.layout().await;
+        assert!(
+            layout.page_width <= layout.viewport_width,
+            "{name} scrolls sideways at 1400 px: {layout:?}"
+        );
+        if name == "job" {
+            assert!(
+                layout.scopes_top < layout.viewport_height,
+                "the scopes start below the first screen: {layout:?}"
+            );
+            assert!(
+                layout.tallest_scope_row < 2.0 * layout.line_height,
+                "a scope row takes more than one line: {layout:?}"
+            );
         }
     }
     browser.close().await;

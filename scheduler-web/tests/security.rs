@@ -384,7 +384,11 @@ async fn the_execution_page_shows_every_field_escaped() {
     let ids = seed(
         store.as_ref(),
         &job,
-        &[("bad", Outcome::Fail(SCRIPT)), ("ok", Outcome::Succeed)],
+        &[
+            ("bad", Outcome::Fail(SCRIPT)),
+            ("ok", Outcome::Succeed),
+            ("live", Outcome::Run),
+        ],
         1,
     )
     .await;
@@ -401,6 +405,13 @@ async fn the_execution_page_shows_every_field_escaped() {
     assert!(page.body.contains("runner-a"));
     assert!(page.body.contains("7 ms"), "the attempt's duration");
     assert!(page.body.contains(r#"data-attempt="1""#));
+    // A finished row's lease is history: its last heartbeat, no "ago", no
+    // staleness; a failure with no result says so.
+    assert!(page.body.contains("last heartbeat"));
+    assert!(!page.body.contains("stale after") && !page.body.contains(" ago)"));
+    assert!(page
+        .body
+        .contains(r#"<p class="meta" id="result">none</p>"#));
     assert!(page
         .body
         .contains("/jobs/job%20%3Cscript%3Ealert%281%29%3C%2Fscript%3E"));
@@ -414,6 +425,9 @@ async fn the_execution_page_shows_every_field_escaped() {
         "pretty-printed"
     );
     assert!(!ok.body.contains("<b>bold"));
+    let live = get(&router, &format!("/executions/{}", ids[2])).await;
+    assert!(live.body.contains("stale after"), "a running row's lease");
+    assert!(live.body.contains(" ago)"), "how long since its heartbeat");
 
     let fragment = send(
         &router,

@@ -81,8 +81,10 @@ impl Counts {
     }
 
     /// One `<td data-count=NAME>` per count, in the order of
-    /// [`HEADERS`].
+    /// [`HEADERS`]; a count that raises a problem flag is marked `alert`
+    /// (the flag names are the count names).
     pub(crate) fn cells(&self) -> Markup {
+        let problems = self.problems();
         let missed = match self.missed {
             None => "-".to_owned(),
             Some(n) if self.missed_capped => format!("{n}+"),
@@ -95,7 +97,7 @@ impl Counts {
             .chain([("missed", missed)]);
         html! {
             @for (name, value) in counts {
-                td .num .zero[value == "0" || value == "-"] data-count=(name) { (value) }
+                td .num .zero[value == "0" || value == "-"] .alert[problems.contains(&name)] data-count=(name) { (value) }
             }
         }
     }
@@ -107,9 +109,9 @@ pub(crate) const HEADERS: [(&str, &str); 7] = [
     ("stale", "RUNNING rows whose lease went stale: the runner stopped heartbeating"),
     ("retry pending", "FAILED rows with attempts left, waiting for their retry"),
     ("exhausted", "FAILED rows with no attempt left"),
-    ("stale_timeout", "rows the sweep closed for a job that forbids stale re-entry: only an operator's retry runs them again"),
+    ("stale timeout", "stale_timeout rows: the sweep closed them for a job that forbids stale re-entry: only an operator's retry runs them again"),
     ("skipped", "plans skipped by the overlap policy"),
-    ("missed (1h)", "plans of the last hour with no execution that no pause held back; - when the schedule is not known"),
+    ("missed (1h)", "missed plans: plans of the last hour with no execution that no pause held back; - when the schedule is not known"),
 ];
 
 /// The head cells of [`HEADERS`].

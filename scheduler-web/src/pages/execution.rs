@@ -1,5 +1,7 @@
-//! `/executions/{id}`: every field of one execution, its error, its result
-//! JSON pretty-printed, and each attempt with its runner and duration.
+//! `/executions/{id}`: every field of one execution (the lease's
+//! heartbeat and staleness only while it runs), its error, its result JSON
+//! pretty-printed (`none` when empty), and each attempt with its runner
+//! and duration.
 
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -44,7 +46,6 @@ pub(crate) async fn execution(cx: Cx, Path(id): Path<String>) -> Result<Response
 fn body(cx: &Cx, row: &Execution, attempts: &[Attempt], now: OffsetDateTime) -> Markup {
     let job_link = cx.link(&format!("/jobs/{}", encode(&row.job_name)));
     let awaits_operator = row.next_retry_at == Some(NEVER);
-    let result = serde_json::to_string_pretty(&row.result).unwrap_or_default();
     html! {
         h1 { "Execution " code { (row.id) } }
         p .status-line {
@@ -71,8 +72,17 @@ fn body(cx: &Cx, row: &Execution, attempts: &[Attempt], now: OffsetDateTime) -> 
             tr { th { "runner" } td data-field="runner_id" { (row.runner_id.as_deref().unwrap_or("-")) } }
             tr { th { "lease token" } td { code { (row.lease_token) } } }
             tr { th { "started" } td { (instant(row.started_at)) } }
-            tr { th { "heartbeat" } td { (instant(row.heartbeat_at)) " (" (ago(now, row.heartbeat_at)) ")" } }
-            tr { th { "stale after" } td { (instant(row.stale_after)) } }
+            // The lease's liveness means something only while the row
+            // runs; a finished row keeps its last heartbeat, nothing more.
+            @if row.status == Status::Running {
+                tr { th { "heartbeat" } td data-field="heartbeat_at" { (instant(row.heartbeat_at)) " (" (ago(now, row.heartbeat_at)) ")" } }
+                tr { th { "stale after" } td data-field="stale_after" {
+                    (instant(row.stale_after))
+                    @if row.stale_after.is_some_and(|t| t < now) { " " span .flag data-flag="stale" { "stale" } }
+                } }
+            } @else {
+                tr { th { "last heartbeat" } td data-field="heartbeat_at" { (instant(row.heartbeat_at)) } }
+            }
             tr { th { "finished" } td { (instant(row.finished_at)) } }
             tr { th { "duration" } td data-field="duration_ms" { (duration(row.duration_ms)) } }
             tr { th { "rows affected" } td { (row.rows_affected.map_or("-".to_owned(), |n| n.to_string())) } }
@@ -87,7 +97,11 @@ fn body(cx: &Cx, row: &Execution, attempts: &[Attempt], now: OffsetDateTime) -> 
             pre #error-message .error { (message) }
         }
         h2 { "Result" }
-        pre #result { (result) }
+        @if row.result.is_empty() {
+            p #result .meta { "none" }
+        } @else {
+            pre #result { (serde_json::to_string_pretty(&row.result).unwrap_or_default()) }
+        }
         h2 { "Attempts" }
         (attempts_table(row, attempts))
     }

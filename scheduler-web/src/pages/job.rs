@@ -20,7 +20,7 @@ use super::counts::{flags, head_cells, Counts};
 use super::overview::{controls_table, missed_plans, paused_words, MISSED_WINDOW};
 use crate::actions::target_query;
 use crate::app::Cx;
-use crate::render::{ago, encode, instant, page, span, Failure};
+use crate::render::{ago, compact, encode, instant, page, span, Failure};
 
 /// Scopes per page.
 pub(crate) const PAGE_SIZE: usize = 50;
@@ -263,10 +263,7 @@ fn settings(job: &JobOverview) -> Markup {
         rows.extend([
             ("kind", d.kind.clone()),
             ("version", stored.version.to_string()),
-            (
-                "stored at",
-                scheduler_core::time::Rfc3339(stored.updated_at).to_string(),
-            ),
+            ("stored at", compact(stored.updated_at)),
             ("paused in its definition", d.paused.to_string()),
             (
                 "scopes",
@@ -322,11 +319,13 @@ fn settings(job: &JobOverview) -> Markup {
         @if rows.is_empty() {
             p #settings .meta { "No live replica runs this job and it has no stored schedule: its settings are not known." }
         } @else {
-            table #settings .fields {
+            // Pairs side by side, as many columns as fit: a long list
+            // of settings would push the scopes below the first screen.
+            dl #settings .settings {
                 @for (name, value) in &rows {
-                    tr data-setting=(name) { th { (name) } td { (value) } }
+                    div data-setting=(name) { dt { (name) } dd { (value) } }
                 }
-                tr { th { "live replicas" } td {
+                div data-setting="live replicas" { dt { "live replicas" } dd {
                     @if job.replicas.is_empty() { "none" } @else { (job.replicas.join(", ")) }
                     @if job.schedules_differ { " " span .flag data-flag="schedules-differ" { "their schedules differ" } }
                 } }
@@ -388,11 +387,15 @@ fn scopes(
             @if listing.total == 0 { "No scope matches." }
             @else { "Scopes " (listing.first + 1) "–" (listing.first + shown.len()) " of " (listing.total) }
             @if listing.total != listing.all { " (" (listing.all) " with rows in all)" }
+            ". Missed plans over the last hour; hover a column head for what it counts."
         }
         table #scopes {
             thead { tr {
-                th { "scope" } th { "latest" } th { "last success" } (head_cells())
-                th { "recent executions (oldest to newest)" }
+                th { "scope" }
+                th title="the execution with the newest plan time: its status, attempt, plan time and error code" { "latest" }
+                th title="how long ago the newest success finished" { "last success" }
+                (head_cells())
+                th title=(format!("the last {STRIP_LENGTH} executions, oldest to newest; each links to its page")) { "recent" }
                 @if cx.actions() { th {} }
             } }
             tbody {
@@ -401,10 +404,13 @@ fn scopes(
                     @let target = target_query(&Target::scope(job.to_owned(), s.scope.clone()));
                     tr data-scope=(s.scope) .problem[!line.problems.is_empty()] {
                         td { (s.scope) " " (flags(&line.problems, line.paused.then_some(""))) }
-                        td {
-                            span .status data-status=(s.latest.status.as_str()) { (s.latest.status.as_str()) }
-                            " #" (s.latest.attempt) " " (instant(Some(s.latest.plan_time)))
-                            @if let Some(code) = &s.latest.error_code { " " code { (code) } }
+                        td .latest {
+                            span .status data-status=(s.latest.status.as_str())
+                                title=(format!("attempt {} of {}", s.latest.attempt, s.latest.max_attempts)) { (s.latest.status.as_str()) }
+                            // A first attempt is the usual case: only a retry's number is worth the width.
+                            @if s.latest.attempt > 1 { " #" (s.latest.attempt) }
+                            " " (instant(Some(s.latest.plan_time)))
+                            @if let Some(code) = &s.latest.error_code { " " code .error-code title=(code) { (code) } }
                         }
                         td { (ago(now, s.last_success_finished_at)) }
                         (line.counts.cells())
@@ -446,7 +452,7 @@ fn strip(cx: &Cx, newest_first: &[Execution]) -> Markup {
                 @let skipped = ErrorCode::is_overlap(row.error_code.as_deref());
                 a .cell .skipped[skipped] data-status=(row.status.as_str())
                     href=(cx.link(&format!("/executions/{}", row.id)))
-                    title=(format!("{} {} #{}{}", scheduler_core::time::Rfc3339(row.plan_time), row.status.as_str(), row.attempt,
+                    title=(format!("{} {} #{}{}", compact(row.plan_time), row.status.as_str(), row.attempt,
                         row.error_code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())) {}
             }
         }
