@@ -188,6 +188,10 @@ struct Registered {
     /// row: so that a backfill of more keys per instant than a tick may
     /// claim still moves on (see `steering`).
     backfilled: Mutex<HashMap<Uuid, HashSet<PlanKey>>>,
+    /// For a fixed scope list, whether every scope can be stored: checked
+    /// at the first tick, not at each (the list never changes, and a tick
+    /// over a million scopes would check a million names).
+    fixed_storable: OnceLock<bool>,
     metrics: metrics::JobMetrics,
 }
 
@@ -332,6 +336,7 @@ impl Manager {
             finishing: Mutex::default(),
             resume_at: AtomicUsize::new(0),
             backfilled: Mutex::new(HashMap::new()),
+            fixed_storable: OnceLock::new(),
         }));
         drop(jobs);
         self.inner
