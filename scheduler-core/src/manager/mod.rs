@@ -146,6 +146,7 @@ pub use signal::shutdown_signal;
 use self::announce::Registry;
 use self::completer::Completer;
 use crate::error::{OptionsError, SpecError};
+use crate::hash::{FastMap, FastSet};
 use crate::job::JobSpec;
 use crate::metrics;
 use crate::model::{name_problem, Control, LeaseRef, PlanKey, Scope};
@@ -153,15 +154,6 @@ use crate::plan;
 use crate::store::LeaseStore;
 
 /// A registered job and what this replica remembers about it.
-/// A map of the manager's hot paths, hashed with a fast seeded hasher:
-/// scope names are hashed several times per plan (busy, known, finishing
-/// marks), and SipHash cost more than a tenth of the manager's per-plan
-/// work. The per-process random seed is what keeps crafted names from
-/// colliding on purpose.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-/// A set hashed as [`FastMap`].
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
-
 struct Registered {
     spec: Arc<JobSpec>,
     /// For a stored schedule: the version this job runs.
