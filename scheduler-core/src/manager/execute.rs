@@ -22,7 +22,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use super::keeper::{AbortOnDrop, LeaseKeeper};
 use super::tick::StoreClock;
-use super::{Manager, Registered, TickReport};
+use super::{BusyScope, Manager, Registered, TickReport};
 use crate::error::StoreError;
 use crate::job::{JobOutput, JobSpec, RunContext};
 use crate::model::{ClaimKind, ErrorCode, Finish, Lease, Origin, OverlapPolicy, Scope};
@@ -112,7 +112,9 @@ impl Manager {
         {
             let mut busy = job.busy.lock().expect("busy lock");
             for runs in &scopes {
-                *busy.entry(runs[0].keeper.lease.scope.clone()).or_default() += 1;
+                *busy
+                    .entry(BusyScope(runs[0].keeper.lease.clone()))
+                    .or_default() += 1;
             }
         }
         for runs in scopes {

@@ -149,9 +149,35 @@ use crate::error::{OptionsError, SpecError};
 use crate::hash::{FastMap, FastSet};
 use crate::job::JobSpec;
 use crate::metrics;
-use crate::model::{name_problem, Control, LeaseRef, PlanKey, Scope};
+use crate::model::{name_problem, Control, Lease, LeaseRef, PlanKey, Scope};
 use crate::plan;
 use crate::store::LeaseStore;
+
+/// A scope in a job's busy map: the scope of a lease its task runs,
+/// shared with the lease rather than copied (two allocations per scope
+/// run), and looked up by [`Scope`].
+struct BusyScope(Arc<Lease>);
+
+impl std::borrow::Borrow<Scope> for BusyScope {
+    fn borrow(&self) -> &Scope {
+        &self.0.scope
+    }
+}
+
+impl PartialEq for BusyScope {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.scope == other.0.scope
+    }
+}
+
+impl Eq for BusyScope {}
+
+impl std::hash::Hash for BusyScope {
+    /// As the scope hashes, as `Borrow` requires.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.scope.hash(state);
+    }
+}
 
 /// A registered job and what this replica remembers about it.
 struct Registered {
@@ -165,7 +191,7 @@ struct Registered {
     /// Scopes with handlers in flight in this process: how many tasks
     /// run each. A scope is free again once its handlers have ended, before
     /// their terminal writes are stored (those are in `finishing`).
-    busy: Mutex<FastMap<Scope, usize>>,
+    busy: Mutex<FastMap<BusyScope, usize>>,
     /// The leases of runs whose handlers ended here and whose terminal
     /// writes are not stored yet: every claim of the job names them
     /// ([`ClaimRequest::finishing`](crate::model::ClaimRequest::finishing)),
