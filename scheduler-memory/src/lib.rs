@@ -43,6 +43,7 @@ mod transactional;
 
 pub use transactional::MemoryTx;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -125,8 +126,9 @@ struct Rows {
     operator_retried: Index,
     /// The attempts log, by execution id and attempt number (the SQL
     /// stores' primary key), so one execution's records are contiguous and
-    /// oldest first.
-    attempts: BTreeMap<(Uuid, i32), Attempt>,
+    /// oldest first. The id as a number (in the id's order): compared as
+    /// an integer, not as bytes by `memcmp`.
+    attempts: BTreeMap<(u128, i32), Attempt>,
     /// The controls, by id (v7, so in creation order). Under the rows' lock:
     /// storing a pause and claiming exclude each other, as the SQL stores'
     /// per-job lock makes them.
@@ -165,32 +167,57 @@ impl Rows {
 
     /// Stores `row` under `key`, keeping every index in step.
     fn put(&mut self, key: Key, row: Execution) {
-        if let Some(old) = self.by_key.get(&key) {
-            if let Some(index) = Self::index_of(&mut self.running, &mut self.failed, old.status) {
-                index_entry(index, old, false);
-            }
-            if operator_retried(old) {
-                index_entry(&mut self.operator_retried, old, false);
-            }
-        } else {
-            self.key_of.insert(row.id, key.clone());
-            let times = self.plans.entry(key.0.clone()).or_default();
-            // Plans mostly arrive newest last: appended, not searched for.
-            match times.last() {
-                Some(&last) if last > key.1 => {
-                    let at = times.partition_point(|&t| t < key.1);
-                    times.insert(at, key.1);
+        // One lookup of the key, whether the row replaces one or is new.
+        match self.by_key.entry(key) {
+            Entry::Occupied(mut stored) => {
+                let old = stored.get();
+                if let Some(index) = Self::index_of(&mut self.running, &mut self.failed, old.status)
+                {
+                    index_entry(index, old, false);
                 }
-                _ => times.push(key.1),
+                if operator_retried(old) {
+                    index_entry(&mut self.operator_retried, old, false);
+                }
+                Self::index(
+                    &mut self.running,
+                    &mut self.failed,
+                    &mut self.operator_retried,
+                    &row,
+                );
+                stored.insert(row);
+            }
+            Entry::Vacant(new) => {
+                let key = new.key().clone();
+                self.key_of.insert(row.id, key.clone());
+                Self::index(
+                    &mut self.running,
+                    &mut self.failed,
+                    &mut self.operator_retried,
+                    &row,
+                );
+                new.insert(row);
+                let times = self.plans.entry(key.0).or_default();
+                // Plans mostly arrive newest last: appended, not searched for.
+                match times.last() {
+                    Some(&last) if last > key.1 => {
+                        let at = times.partition_point(|&t| t < key.1);
+                        times.insert(at, key.1);
+                    }
+                    _ => times.push(key.1),
+                }
             }
         }
-        if operator_retried(&row) {
-            index_entry(&mut self.operator_retried, &row, true);
+    }
+
+    /// Enters `row` in the status indexes it belongs in (the fields are
+    /// passed apart, as in [`Rows::index_of`]).
+    fn index(running: &mut Index, failed: &mut Index, retried: &mut Index, row: &Execution) {
+        if operator_retried(row) {
+            index_entry(retried, row, true);
         }
-        if let Some(index) = Self::index_of(&mut self.running, &mut self.failed, row.status) {
-            index_entry(index, &row, true);
+        if let Some(index) = Self::index_of(running, failed, row.status) {
+            index_entry(index, row, true);
         }
-        self.by_key.insert(key, row);
     }
 
     /// Deletes the row under `key` and its attempts log, keeping every
@@ -214,7 +241,7 @@ impl Rows {
         index_entry(&mut self.operator_retried, &row, false);
         let logged: Vec<i32> = self.attempts_of(row.id).map(|a| a.attempt).collect();
         for attempt in logged {
-            self.attempts.remove(&(row.id, attempt));
+            self.attempts.remove(&(row.id.as_u128(), attempt));
         }
     }
 
@@ -224,14 +251,14 @@ impl Rows {
     /// transition.
     fn log(&mut self, ended: Attempt) {
         self.attempts
-            .entry((ended.execution_id, ended.attempt))
+            .entry((ended.execution_id.as_u128(), ended.attempt))
             .or_insert(ended);
     }
 
     /// The attempts log of execution `id`, oldest first.
     fn attempts_of(&self, id: Uuid) -> impl Iterator<Item = &Attempt> + '_ {
         self.attempts
-            .range((id, i32::MIN)..=(id, i32::MAX))
+            .range((id.as_u128(), i32::MIN)..=(id.as_u128(), i32::MAX))
             .map(|(_, attempt)| attempt)
     }
 
