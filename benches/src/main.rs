@@ -554,7 +554,8 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("all") => runtime.block_on(all(quick)),
         Some("fanout") => {
-            let rate = runtime.block_on(fanout(backend(1), number(2, 1)));
+            let scopes = number(3, FANOUT_SCOPES);
+            let rate = runtime.block_on(fanout_of(backend(1), number(2, 1), scopes));
             println!("{rate:.0} plans/s");
         }
         Some("seed") => {
@@ -584,7 +585,11 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: benches all|million [--quick]\n       benches fanout|seed|idle|dispatch memory|sqlite|postgres [N]\n       benches large generate [ROWS] [postgres|sqlite]|measure [postgres|sqlite]|prune [PERCENT]|drop [--partitioned]\n       benches dashboard [postgres|sqlite] [SCOPES] [PLANS]"
+        "usage: benches all|million [--quick]
+       benches fanout memory|sqlite|postgres [REPLICAS] [SCOPES]
+       benches seed|idle|dispatch memory|sqlite|postgres [N]
+       benches large generate [ROWS] [postgres|sqlite]|measure [postgres|sqlite]|prune [PERCENT]|drop [--partitioned]
+       benches dashboard [postgres|sqlite] [SCOPES] [PLANS]"
     );
     std::process::exit(2);
 }

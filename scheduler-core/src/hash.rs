@@ -8,6 +8,20 @@
 //!
 //! Part of the store-author interface: not covered by semver (see the crate
 //! docs), but the outputs of these functions never change.
+//!
+//! The crate's hot per-plan maps (the manager's busy, known and finishing
+//! marks, a claim's admission) are the opposite kind, kept here beside
+//! them: `FastMap` and `FastSet`, seeded per process, never persisted.
+
+use std::collections::{HashMap, HashSet};
+
+/// A map of the hot paths, hashed with a fast seeded hasher: scope names
+/// are hashed several times per plan, and SipHash cost more than a tenth of
+/// the manager's per-plan work. The per-process random seed is what keeps
+/// crafted names from colliding on purpose.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A set hashed as `FastMap`.
+pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// One FNV-1a function over the concatenated parts, of the width `$t`.
 macro_rules! fnv1a {

@@ -43,6 +43,7 @@ mod transactional;
 
 pub use transactional::MemoryTx;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,36 +64,71 @@ use scheduler_core::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// `(job_name, scope_kind, scope_id, plan_time)`: the unique key, ordered so
-/// that one scope's rows are contiguous and sorted by plan time. The names
-/// are shared, not owned: a row's key sits in several indexes (and a
-/// finish looks it up by id), and copying it for each would cost three
-/// allocations each time.
-type Key = (Arc<str>, Arc<str>, Arc<str>, OffsetDateTime);
+/// A map hashed with a fast seeded hasher: every claim and terminal write
+/// looks rows up by key and by id, and SipHash would cost more than the
+/// lookups. The per-process random seed keeps crafted names from colliding
+/// on purpose.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// `(job_name, plan_time, scope_kind, scope_id)`: a job's rows in plan-time
-/// order, for the status indexes.
-type ByTime = (Arc<str>, OffsetDateTime, Arc<str>, Arc<str>);
+/// A scope's name in the store: `job NUL kind NUL id`. No stored name holds
+/// a NUL (one is refused as unstorable), so these strings sort as the
+/// `(job_name, scope_kind, scope_id)` tuples they stand for, and one of
+/// them hashes and compares as one string instead of three. Shared: each
+/// scope's name is allocated once, for all of its rows.
+type Name = Arc<str>;
 
-fn by_time(k: &Key) -> ByTime {
-    (k.0.clone(), k.3, k.1.clone(), k.2.clone())
+/// A plan time as the keys and indexes hold it: nanoseconds since the
+/// epoch, which sort as the instants do but compare as one integer.
+type Nanos = i128;
+
+/// `(scope name, plan time)`: the unique key `(job_name, scope_kind,
+/// scope_id, plan_time)`, ordered as it.
+type Key = (Name, Nanos);
+
+fn nanos(t: OffsetDateTime) -> Nanos {
+    t.unix_timestamp_nanos()
 }
 
-/// The rows, with the indexes the hot paths need: sweeps and retry reads
-/// touch only a job's RUNNING or FAILED rows from a plan time on, never its
-/// whole history.
+/// Writes the [`Name`] of `scope` of `job` into `buf`, which is reused
+/// from key to key of a batch instead of allocating a name per key.
+fn write_name<'b>(buf: &'b mut String, job: &str, scope: &Scope) -> &'b str {
+    buf.clear();
+    for (i, part) in [job, &scope.kind, &scope.id].into_iter().enumerate() {
+        if i > 0 {
+            buf.push('\0');
+        }
+        buf.push_str(part);
+    }
+    buf
+}
+
+/// A status index (the SQL stores' partial indexes on RUNNING and FAILED
+/// rows): per job, its rows by plan time, then id (as a number, in the
+/// id's order). Integers, not names, so that keeping it costs no string
+/// comparisons; a row is reached through `key_of`.
+type Index = FastMap<String, BTreeSet<(Nanos, u128)>>;
+
+/// The rows, with the indexes the hot paths need: a claim or a terminal
+/// write finds its row by hash, and sweeps and retry reads touch only a
+/// job's RUNNING or FAILED rows from a plan time on, never its whole
+/// history.
 #[derive(Debug, Default)]
 struct Rows {
-    by_key: BTreeMap<Key, Execution>,
-    key_of: HashMap<Uuid, Key>,
-    running: BTreeSet<ByTime>,
-    failed: BTreeSet<ByTime>,
+    by_key: FastMap<Key, Execution>,
+    /// Per scope, the plan times of its rows, oldest first: one scope's
+    /// history in order (its newest rows, for `latest_executions`). The
+    /// map's key is the scope's one shared [`Name`].
+    plans: FastMap<Name, Vec<Nanos>>,
+    key_of: FastMap<Uuid, Key>,
+    running: Index,
+    failed: Index,
     /// FAILED rows an operator retried, as the SQL stores' partial index.
-    operator_retried: BTreeSet<ByTime>,
+    operator_retried: Index,
     /// The attempts log, by execution id and attempt number (the SQL
     /// stores' primary key), so one execution's records are contiguous and
-    /// oldest first.
-    attempts: BTreeMap<(Uuid, i32), Attempt>,
+    /// oldest first. The id as a number (in the id's order): compared as
+    /// an integer, not as bytes by `memcmp`.
+    attempts: BTreeMap<(u128, i32), Attempt>,
     /// The controls, by id (v7, so in creation order). Under the rows' lock:
     /// storing a pause and claiming exclude each other, as the SQL stores'
     /// per-job lock makes them.
@@ -108,26 +144,80 @@ fn operator_retried(row: &Execution) -> bool {
     row.status == Status::Failed && row.error_code.as_deref() == Some(machine::OPERATOR_RETRY_CODE)
 }
 
+/// Adds (`add`) or removes `row`'s entry in `index`.
+fn index_entry(index: &mut Index, row: &Execution, add: bool) {
+    let entry = (nanos(row.plan_time), row.id.as_u128());
+    if add {
+        match index.get_mut(row.job_name.as_str()) {
+            Some(rows) => rows.insert(entry),
+            None => index.entry(row.job_name.clone()).or_default().insert(entry),
+        };
+    } else if let Some(rows) = index.get_mut(row.job_name.as_str()) {
+        rows.remove(&entry);
+    }
+}
+
 impl Rows {
+    /// The key of the row of `name` (see [`write_name`]) at `plan_time`,
+    /// sharing the scope's stored name; `None` when the scope has no row.
+    fn key(&self, name: &str, plan_time: Nanos) -> Option<Key> {
+        let (name, _) = self.plans.get_key_value(name)?;
+        Some((name.clone(), plan_time))
+    }
+
     /// Stores `row` under `key`, keeping every index in step.
     fn put(&mut self, key: Key, row: Execution) {
-        let indexed = by_time(&key);
-        if let Some(old) = self.by_key.get(&key) {
-            let was_operator_retried = operator_retried(old);
-            self.index_of(old.status).map(|i| i.remove(&indexed));
-            if was_operator_retried {
-                self.operator_retried.remove(&indexed);
+        // One lookup of the key, whether the row replaces one or is new.
+        match self.by_key.entry(key) {
+            Entry::Occupied(mut stored) => {
+                let old = stored.get();
+                if let Some(index) = Self::index_of(&mut self.running, &mut self.failed, old.status)
+                {
+                    index_entry(index, old, false);
+                }
+                if operator_retried(old) {
+                    index_entry(&mut self.operator_retried, old, false);
+                }
+                Self::index(
+                    &mut self.running,
+                    &mut self.failed,
+                    &mut self.operator_retried,
+                    &row,
+                );
+                stored.insert(row);
             }
-        } else {
-            self.key_of.insert(row.id, key.clone());
+            Entry::Vacant(new) => {
+                let key = new.key().clone();
+                self.key_of.insert(row.id, key.clone());
+                Self::index(
+                    &mut self.running,
+                    &mut self.failed,
+                    &mut self.operator_retried,
+                    &row,
+                );
+                new.insert(row);
+                let times = self.plans.entry(key.0).or_default();
+                // Plans mostly arrive newest last: appended, not searched for.
+                match times.last() {
+                    Some(&last) if last > key.1 => {
+                        let at = times.partition_point(|&t| t < key.1);
+                        times.insert(at, key.1);
+                    }
+                    _ => times.push(key.1),
+                }
+            }
         }
-        if operator_retried(&row) {
-            self.operator_retried.insert(indexed.clone());
+    }
+
+    /// Enters `row` in the status indexes it belongs in (the fields are
+    /// passed apart, as in [`Rows::index_of`]).
+    fn index(running: &mut Index, failed: &mut Index, retried: &mut Index, row: &Execution) {
+        if operator_retried(row) {
+            index_entry(retried, row, true);
         }
-        if let Some(index) = self.index_of(row.status) {
-            index.insert(indexed);
+        if let Some(index) = Self::index_of(running, failed, row.status) {
+            index_entry(index, row, true);
         }
-        self.by_key.insert(key, row);
     }
 
     /// Deletes the row under `key` and its attempts log, keeping every
@@ -137,12 +227,21 @@ impl Rows {
             return;
         };
         self.key_of.remove(&row.id);
-        let indexed = by_time(key);
-        self.index_of(row.status).map(|i| i.remove(&indexed));
-        self.operator_retried.remove(&indexed);
+        if let Some(times) = self.plans.get_mut(&key.0) {
+            if let Ok(at) = times.binary_search(&key.1) {
+                times.remove(at);
+            }
+            if times.is_empty() {
+                self.plans.remove(&key.0);
+            }
+        }
+        if let Some(index) = Self::index_of(&mut self.running, &mut self.failed, row.status) {
+            index_entry(index, &row, false);
+        }
+        index_entry(&mut self.operator_retried, &row, false);
         let logged: Vec<i32> = self.attempts_of(row.id).map(|a| a.attempt).collect();
         for attempt in logged {
-            self.attempts.remove(&(row.id, attempt));
+            self.attempts.remove(&(row.id.as_u128(), attempt));
         }
     }
 
@@ -152,14 +251,14 @@ impl Rows {
     /// transition.
     fn log(&mut self, ended: Attempt) {
         self.attempts
-            .entry((ended.execution_id, ended.attempt))
+            .entry((ended.execution_id.as_u128(), ended.attempt))
             .or_insert(ended);
     }
 
     /// The attempts log of execution `id`, oldest first.
     fn attempts_of(&self, id: Uuid) -> impl Iterator<Item = &Attempt> + '_ {
         self.attempts
-            .range((id, i32::MIN)..=(id, i32::MAX))
+            .range((id.as_u128(), i32::MIN)..=(id.as_u128(), i32::MAX))
             .map(|(_, attempt)| attempt)
     }
 
@@ -176,10 +275,16 @@ impl Rows {
         }
     }
 
-    fn index_of(&mut self, status: Status) -> Option<&mut BTreeSet<ByTime>> {
+    /// The index of rows in `status`, if there is one (the fields are
+    /// passed apart so that the caller may still read `by_key`).
+    fn index_of<'i>(
+        running: &'i mut Index,
+        failed: &'i mut Index,
+        status: Status,
+    ) -> Option<&'i mut Index> {
         match status {
-            Status::Running => Some(&mut self.running),
-            Status::Failed => Some(&mut self.failed),
+            Status::Running => Some(running),
+            Status::Failed => Some(failed),
             Status::Success => None,
         }
     }
@@ -188,19 +293,25 @@ impl Rows {
     /// oldest plan first.
     fn of_job<'a>(
         &'a self,
-        index: &'a BTreeSet<ByTime>,
-        job: &'a str,
+        index: &'a Index,
+        job: &str,
         since: OffsetDateTime,
     ) -> impl Iterator<Item = (Key, &'a Execution)> + 'a {
-        let from: ByTime = (Arc::from(job), since, Arc::from(""), Arc::from(""));
         index
-            .range(from..)
-            .take_while(move |b| &*b.0 == job)
-            .map(|(job, t, kind, id)| {
-                let key = (job.clone(), kind.clone(), id.clone(), *t);
-                let row = &self.by_key[&key];
-                (key, row)
+            .get(job)
+            .into_iter()
+            .flat_map(move |rows| rows.range((nanos(since), 0)..))
+            .map(|&(_, id)| {
+                let key = &self.key_of[&Uuid::from_u128(id)];
+                (key.clone(), &self.by_key[key])
             })
+    }
+
+    /// Every row, in key order (job, scope, plan time).
+    fn in_key_order(&self) -> impl Iterator<Item = &Execution> + '_ {
+        let mut keys: Vec<&Key> = self.by_key.keys().collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|k| &self.by_key[k])
     }
 }
 
@@ -224,15 +335,6 @@ impl Default for MemoryLeaseStore {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn key_of(job: &str, scope: &Scope, plan_time: OffsetDateTime) -> Key {
-    (
-        Arc::from(job),
-        Arc::from(scope.kind.as_str()),
-        Arc::from(scope.id.as_str()),
-        plan_time,
-    )
 }
 
 impl MemoryLeaseStore {
@@ -260,7 +362,7 @@ impl MemoryLeaseStore {
 
     /// Every row, in key order (job, scope, plan time): for tests and demos.
     pub fn executions(&self) -> Vec<Execution> {
-        self.lock().by_key.values().cloned().collect()
+        self.lock().in_key_order().cloned().collect()
     }
 
     /// Applies `edit` to the row with `id`, as an operator's manual repair
@@ -344,25 +446,35 @@ impl LeaseStore for MemoryLeaseStore {
                 .collect();
             machine::admit(request, &pauses, &live, now)
         };
+        let mut name = String::new();
         let outcomes = request
             .keys
             .iter()
             .zip(admissions)
             .map(|(key, admission)| {
-                let k = key_of(request.job_name, &key.scope, key.plan_time);
-                match &admission {
+                match admission {
                     Admission::Paused => return ClaimOutcome::Paused,
                     Admission::Busy => return ClaimOutcome::Busy,
-                    Admission::Skip if rows.by_key.contains_key(&k) => {
-                        return ClaimOutcome::Conflicted
-                    }
+                    _ => {}
+                }
+                let name = write_name(&mut name, request.job_name, &key.scope);
+                let plan_time = nanos(key.plan_time);
+                let stored = rows.key(name, plan_time);
+                let old = stored.as_ref().and_then(|k| rows.by_key.get(k));
+                // A scope's first row allocates its name, once.
+                let k = || {
+                    stored
+                        .clone()
+                        .unwrap_or_else(|| (Arc::from(name), plan_time))
+                };
+                match &admission {
+                    Admission::Skip if old.is_some() => return ClaimOutcome::Conflicted,
                     Admission::Skip => {
-                        rows.put(k, machine::skipped(request, key, now, FreshIds::mint()));
+                        rows.put(k(), machine::skipped(request, key, now, FreshIds::mint()));
                         return ClaimOutcome::Skipped;
                     }
-                    Admission::Claim | Admission::Replace(_) => {}
+                    _ => {}
                 }
-                let old = rows.by_key.get(&k);
                 let decision = machine::claim(old, request, key, now, FreshIds::mint());
                 let stolen = match (&decision, old) {
                     (ClaimOutcome::Stolen(_), Some(old)) => {
@@ -377,7 +489,7 @@ impl LeaseStore for MemoryLeaseStore {
                 // lease goes back.
                 let outcome = decision.map(|row| {
                     let lease = row.lease().expect("a claimed row is RUNNING");
-                    rows.put(k, row);
+                    rows.put(k(), row);
                     lease
                 });
                 if let (Some(_), Admission::Replace(ids)) = (outcome.get(), &admission) {
@@ -453,18 +565,21 @@ impl LeaseStore for MemoryLeaseStore {
     ) -> Result<Vec<Option<LatestExecution>>, StoreError> {
         self.check()?;
         let rows = self.lock();
+        let mut name = String::new();
         Ok(scopes
             .iter()
             .map(|scope| {
-                let from = key_of(job_name, scope, time::PrimitiveDateTime::MIN.assume_utc());
-                let to = key_of(job_name, scope, time::PrimitiveDateTime::MAX.assume_utc());
+                let (name, times) = rows
+                    .plans
+                    .get_key_value(write_name(&mut name, job_name, scope))?;
                 // A trigger's run is off the schedule's grid: planning never
                 // sees it, so it cannot hide a plan (docs/contract.md §11).
-                rows.by_key
-                    .range(from..=to)
+                times
+                    .iter()
                     .rev()
-                    .find(|(_, row)| row.origin != Origin::Trigger)
-                    .map(|(_, row)| row.latest_view())
+                    .map(|&t| &rows.by_key[&(name.clone(), t)])
+                    .find(|row| row.origin != Origin::Trigger)
+                    .map(Execution::latest_view)
             })
             .collect())
     }
@@ -555,20 +670,21 @@ impl ExecutionAudit for MemoryLeaseStore {
     ) -> Result<Vec<Execution>, StoreError> {
         self.check()?;
         let rows = self.lock();
-        let mut out: Vec<Execution> = rows
+        // Sorted and cut as references (the rows come in hash order, and
+        // a row is a few hundred bytes to move), cloned once in the end.
+        let mut out: Vec<&Execution> = rows
             .by_key
             .values()
             .filter(|r| filter.job_name.as_ref().is_none_or(|j| &r.job_name == j))
             .filter(|r| filter.scope.as_ref().is_none_or(|s| &r.scope == s))
             .filter(|r| filter.status.is_none_or(|s| r.status == s))
             .filter(|r| filter.plan_time_from.is_none_or(|t| r.plan_time >= t))
-            .cloned()
             .collect();
-        out.sort_by_key(|r| std::cmp::Reverse((r.plan_time, r.id)));
+        out.sort_unstable_by_key(|r| std::cmp::Reverse((nanos(r.plan_time), r.id.as_u128())));
         if let Some(limit) = filter.limit {
             out.truncate(limit);
         }
-        Ok(out)
+        Ok(out.into_iter().cloned().collect())
     }
 
     async fn plan_times_since(
@@ -598,7 +714,7 @@ impl ExecutionAudit for MemoryLeaseStore {
         let now = self.check()?;
         let rows = self.lock();
         let mut by_scope: BTreeMap<(&str, &Scope), Vec<Execution>> = BTreeMap::new();
-        for row in rows.by_key.values() {
+        for row in rows.in_key_order() {
             if job_name.is_none_or(|j| j == row.job_name) {
                 by_scope
                     .entry((row.job_name.as_str(), &row.scope))

@@ -146,22 +146,40 @@ pub use signal::shutdown_signal;
 use self::announce::Registry;
 use self::completer::Completer;
 use crate::error::{OptionsError, SpecError};
+use crate::hash::{FastMap, FastSet};
 use crate::job::JobSpec;
 use crate::metrics;
-use crate::model::{name_problem, Control, LeaseRef, PlanKey, Scope};
+use crate::model::{name_problem, Control, Lease, LeaseRef, PlanKey, Scope};
 use crate::plan;
 use crate::store::LeaseStore;
 
-/// A registered job and what this replica remembers about it.
-/// A map of the manager's hot paths, hashed with a fast seeded hasher:
-/// scope names are hashed several times per plan (busy, known, finishing
-/// marks), and SipHash cost more than a tenth of the manager's per-plan
-/// work. The per-process random seed is what keeps crafted names from
-/// colliding on purpose.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-/// A set hashed as [`FastMap`].
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+/// A scope in a job's busy map: the scope of a lease its task runs,
+/// shared with the lease rather than copied (two allocations per scope
+/// run), and looked up by [`Scope`].
+struct BusyScope(Arc<Lease>);
 
+impl std::borrow::Borrow<Scope> for BusyScope {
+    fn borrow(&self) -> &Scope {
+        &self.0.scope
+    }
+}
+
+impl PartialEq for BusyScope {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.scope == other.0.scope
+    }
+}
+
+impl Eq for BusyScope {}
+
+impl std::hash::Hash for BusyScope {
+    /// As the scope hashes, as `Borrow` requires.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.scope.hash(state);
+    }
+}
+
+/// A registered job and what this replica remembers about it.
 struct Registered {
     spec: Arc<JobSpec>,
     /// For a stored schedule: the version this job runs.
@@ -173,7 +191,7 @@ struct Registered {
     /// Scopes with handlers in flight in this process: how many tasks
     /// run each. A scope is free again once its handlers have ended, before
     /// their terminal writes are stored (those are in `finishing`).
-    busy: Mutex<FastMap<Scope, usize>>,
+    busy: Mutex<FastMap<BusyScope, usize>>,
     /// The leases of runs whose handlers ended here and whose terminal
     /// writes are not stored yet: every claim of the job names them
     /// ([`ClaimRequest::finishing`](crate::model::ClaimRequest::finishing)),
@@ -188,6 +206,10 @@ struct Registered {
     /// row: so that a backfill of more keys per instant than a tick may
     /// claim still moves on (see `steering`).
     backfilled: Mutex<HashMap<Uuid, HashSet<PlanKey>>>,
+    /// For a fixed scope list, whether every scope can be stored: checked
+    /// at the first tick, not at each (the list never changes, and a tick
+    /// over a million scopes would check a million names).
+    fixed_storable: OnceLock<bool>,
     metrics: metrics::JobMetrics,
 }
 
@@ -332,6 +354,7 @@ impl Manager {
             finishing: Mutex::default(),
             resume_at: AtomicUsize::new(0),
             backfilled: Mutex::new(HashMap::new()),
+            fixed_storable: OnceLock::new(),
         }));
         drop(jobs);
         self.inner

@@ -29,6 +29,17 @@ pub(super) struct ScopeRetries {
     ad_hoc: Vec<(Origin, OffsetDateTime)>,
 }
 
+/// What the plans of a scope without retries or skipped windows depend
+/// on, besides the job and the tick: its offset and its cursor.
+type PlanInputs = (Duration, Option<OffsetDateTime>);
+
+impl ScopeRetries {
+    /// No retry of any kind is due.
+    fn is_empty(&self) -> bool {
+        self.due.is_empty() && self.operator.is_empty() && self.ad_hoc.is_empty()
+    }
+}
+
 /// What a replica knows of a cadence job's scopes: per scope, the newest
 /// scheduled plan time known to have a row in the store (see
 /// [`Manager::plan_cadence`]).
@@ -346,6 +357,11 @@ impl Manager {
             0 => 0,
             n => job.resume_at.load(Ordering::Relaxed) % n,
         };
+        // The plans of the last scope without retries, by its offset and
+        // cursor: without skipped windows they are all a scope's plans
+        // depend on, and in a fan-out every scope shares them (no spread,
+        // nothing run yet), so they are worked out once, not per scope.
+        let mut shared: Option<(PlanInputs, Vec<OffsetDateTime>)> = None;
         for step in 0..scopes.len() {
             let at = (start + step) % scopes.len();
             let scope = scopes[at];
@@ -355,27 +371,38 @@ impl Manager {
             if let Some(since) = since {
                 after = after.max(Some(since - time::Duration::MICROSECOND));
             }
-            let mut plans = plan_unskipped(
-                &planning,
-                now,
-                offset,
-                after,
-                scope_retries,
-                scope,
-                controls,
-            );
-            if let Some(since) = since {
-                plans.retain(|t| *t >= since || scope_retries.operator.contains(t));
-            }
+            let plan = || {
+                let mut plans = plan_unskipped(
+                    &planning,
+                    now,
+                    offset,
+                    after,
+                    scope_retries,
+                    scope,
+                    controls,
+                );
+                if let Some(since) = since {
+                    plans.retain(|t| *t >= since || scope_retries.operator.contains(t));
+                }
+                plans
+            };
+            let owned;
+            let plans: &[OffsetDateTime] = if scope_retries.is_empty() && !controls.skips_any() {
+                match &mut shared {
+                    Some((inputs, plans)) if *inputs == (offset, after) => plans,
+                    slot => &slot.insert(((offset, after), plan())).1,
+                }
+            } else {
+                owned = plan();
+                &owned
+            };
             if planning.max_plans_per_tick > 0 && plans.len() >= planning.max_plans_per_tick {
                 planned.capped.push(scope.clone());
             }
-            planned
-                .keys
-                .extend(plans.into_iter().map(|plan_time| PlanKey {
-                    scope: scope.clone(),
-                    plan_time,
-                }));
+            planned.keys.extend(plans.iter().map(|&plan_time| PlanKey {
+                scope: scope.clone(),
+                plan_time,
+            }));
             planned
                 .ad_hoc
                 .extend(scope_retries.ad_hoc.iter().map(|&(origin, plan_time)| {

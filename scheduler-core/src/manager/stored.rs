@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ::metrics::counter;
 use futures::FutureExt;
@@ -257,6 +257,7 @@ fn job_of(
         finishing: Mutex::default(),
         resume_at: Default::default(),
         backfilled: Mutex::default(),
+        fixed_storable: OnceLock::new(),
     }))
 }
 

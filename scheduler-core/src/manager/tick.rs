@@ -15,6 +15,7 @@ use tracing::{error, info_span, warn, Instrument};
 
 use super::steering::JobControls;
 use super::{FastMap, Manager, Registered, TickReport};
+use crate::job::Scopes;
 use crate::model::{
     ClaimKind, ClaimRequest, LeaseRef, Origin, OverlapPolicy, PlanKey, Scope, Steering,
 };
@@ -226,7 +227,12 @@ impl Manager {
                 return None;
             }
         };
-        if scopes.iter().all(|s| s.storage_problem().is_none()) {
+        let storable = || scopes.iter().all(|s| s.storage_problem().is_none());
+        let all_storable = match job.spec.scopes {
+            Scopes::Fixed(_) => *job.fixed_storable.get_or_init(storable),
+            Scopes::Dynamic(_) => storable(),
+        };
+        if all_storable {
             return Some(scopes);
         }
         Some(

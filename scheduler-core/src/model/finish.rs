@@ -169,6 +169,11 @@ pub fn bound_error_msg(msg: &str) -> String {
 /// encoding exceeds [`MAX_RESULT_BYTES`] is replaced by
 /// `{"result_too_large_bytes": N}` and logged, so the row still ends SUCCESS.
 pub fn bound_result(result: Map<String, Value>) -> Map<String, Value> {
+    if result.is_empty() {
+        // The usual result: nothing to strip, and `{}` fits (no encoding
+        // made to measure it).
+        return result;
+    }
     let result = strip_nul_map(result);
     let size = Value::Object(result.clone()).to_string().len();
     if size <= MAX_RESULT_BYTES {
