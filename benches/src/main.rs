@@ -585,11 +585,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: benches all|million [--quick]
-       benches fanout memory|sqlite|postgres [REPLICAS] [SCOPES]
-       benches seed|idle|dispatch memory|sqlite|postgres [N]
-       benches large generate [ROWS] [postgres|sqlite]|measure [postgres|sqlite]|prune [PERCENT]|drop [--partitioned]
-       benches dashboard [postgres|sqlite] [SCOPES] [PLANS]"
+        "usage: benches all|million [--quick]\n       benches fanout memory|sqlite|postgres [REPLICAS] [SCOPES]\n       benches seed|idle|dispatch memory|sqlite|postgres [N]\n       benches large generate [ROWS] [postgres|sqlite]|measure [postgres|sqlite]|prune [PERCENT]|drop [--partitioned]\n       benches dashboard [postgres|sqlite] [SCOPES] [PLANS]"
     );
     std::process::exit(2);
 }
