@@ -430,7 +430,11 @@ async fn held_by(store: &dyn ExecutionAudit, runners: &[String]) -> Result<usize
             .list_executions(&filter)
             .await?
             .iter()
-            .filter(|r| r.runner_id.as_ref().is_some_and(|id| runners.contains(id)))
+            .filter(|r| {
+                r.runner_id
+                    .as_ref()
+                    .is_some_and(|id| runners.iter().any(|x| x == id))
+            })
             .count();
     }
     Ok(held)

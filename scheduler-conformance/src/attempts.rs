@@ -30,7 +30,7 @@ fn record(
     Attempt {
         execution_id: lease.id,
         attempt: lease.attempt,
-        runner_id: Some(runner.to_owned()),
+        runner_id: Some(runner.into()),
         started_at: Some(lease.started_at),
         ended_at,
         outcome,

@@ -362,7 +362,7 @@ pub async fn prune_deletes_only_old_terminal_rows(h: &Harness) {
         let mut ids: Vec<String> = rows_of(h, &job)
             .await
             .into_iter()
-            .map(|r| r.scope.id)
+            .map(|r| r.scope.id.to_string())
             .collect();
         ids.sort();
         ids

@@ -114,7 +114,10 @@ pub async fn names_are_stored_up_to_the_limit_and_refused_past_it(h: &Harness) {
     let key_at_limit = [key(at_limit.clone(), plan_time)];
     let lease = leased(h, &request(&job, &runner, &key_at_limit, true)).await;
     let stored = row(h, lease.id).await;
-    assert_eq!((&stored.job_name, &stored.scope), (&job, &at_limit));
+    assert_eq!(
+        (&stored.job_name, &stored.scope),
+        (&job.as_str().into(), &at_limit)
+    );
     assert_eq!(stored.runner_id.as_deref(), Some(runner.as_str()));
 
     let over = incompressible(MAX_NAME_BYTES + 1);

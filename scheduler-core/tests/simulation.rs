@@ -590,7 +590,7 @@ fn check_at_end(
     let defs = job_defs();
     let by_key: HashMap<Key, &Execution> = rows
         .iter()
-        .map(|r| ((r.job_name.clone(), r.scope.clone(), r.plan_time), r))
+        .map(|r| ((r.job_name.to_string(), r.scope.clone(), r.plan_time), r))
         .collect();
     let ledger = sim.ledger.lock().unwrap();
     let outages = sim.outages.lock().unwrap();
@@ -605,14 +605,19 @@ fn check_at_end(
     // A clean shutdown leaves nothing RUNNING.
     let left: Vec<_> = rows
         .iter()
-        .filter(|r| r.status == Status::Running && stopped.contains(r.runner_id.as_ref().unwrap()))
+        .filter(|r| {
+            r.status == Status::Running
+                && stopped
+                    .iter()
+                    .any(|s| r.runner_id.as_deref() == Some(s.as_str()))
+        })
         .collect();
     assert!(
         left.is_empty(),
         "a clean shutdown left rows RUNNING: {left:?}"
     );
     for row in &rows {
-        let key = (row.job_name.clone(), row.scope.clone(), row.plan_time);
+        let key = (row.job_name.to_string(), row.scope.clone(), row.plan_time);
         let runs = runs_of.get(&key).cloned().unwrap_or_default();
         // A handler that did not return Ok never yields SUCCESS.
         if row.status == Status::Success {
@@ -646,7 +651,7 @@ fn check_at_end(
         }
     }
     for row in &rows {
-        let key = (row.job_name.clone(), row.scope.clone(), row.plan_time);
+        let key = (row.job_name.to_string(), row.scope.clone(), row.plan_time);
         let runs = runs_of.get(&key).cloned().unwrap_or_default();
         // A non-reentrant job never restarts a plan whose runner vanished.
         let reentrant = match defs.iter().find(|d| d.name == row.job_name) {
@@ -847,7 +852,7 @@ fn check_calm(store: &MemoryLeaseStore, calm: OffsetDateTime, end: OffsetDateTim
     let keys: std::collections::HashSet<(String, Scope, OffsetDateTime)> = store
         .executions()
         .into_iter()
-        .map(|r| (r.job_name, r.scope, r.plan_time))
+        .map(|r| (r.job_name.to_string(), r.scope, r.plan_time))
         .collect();
     for def in job_defs()
         .iter()

@@ -70,12 +70,12 @@ use uuid::Uuid;
 /// on purpose.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// A scope's name in the store: `job NUL kind NUL id`. No stored name holds
+/// A scope's key in the store: `job NUL kind NUL id`. No stored name holds
 /// a NUL (one is refused as unstorable), so these strings sort as the
 /// `(job_name, scope_kind, scope_id)` tuples they stand for, and one of
 /// them hashes and compares as one string instead of three. Shared: each
-/// scope's name is allocated once, for all of its rows.
-type Name = Arc<str>;
+/// scope's key is allocated once, for all of its rows.
+type ScopeKey = Arc<str>;
 
 /// A plan time as the keys and indexes hold it: nanoseconds since the
 /// epoch, which sort as the instants do but compare as one integer.
@@ -83,13 +83,13 @@ type Nanos = i128;
 
 /// `(scope name, plan time)`: the unique key `(job_name, scope_kind,
 /// scope_id, plan_time)`, ordered as it.
-type Key = (Name, Nanos);
+type Key = (ScopeKey, Nanos);
 
 fn nanos(t: OffsetDateTime) -> Nanos {
     t.unix_timestamp_nanos()
 }
 
-/// Writes the [`Name`] of `scope` of `job` into `buf`, which is reused
+/// Writes the [`ScopeKey`] of `scope` of `job` into `buf`, which is reused
 /// from key to key of a batch instead of allocating a name per key.
 fn write_name<'b>(buf: &'b mut String, job: &str, scope: &Scope) -> &'b str {
     buf.clear();
@@ -117,8 +117,8 @@ struct Rows {
     by_key: FastMap<Key, Execution>,
     /// Per scope, the plan times of its rows, oldest first: one scope's
     /// history in order (its newest rows, for `latest_executions`). The
-    /// map's key is the scope's one shared [`Name`].
-    plans: FastMap<Name, Vec<Nanos>>,
+    /// map's key is the scope's one shared [`ScopeKey`].
+    plans: FastMap<ScopeKey, Vec<Nanos>>,
     key_of: FastMap<Uuid, Key>,
     running: Index,
     failed: Index,
@@ -150,7 +150,10 @@ fn index_entry(index: &mut Index, row: &Execution, add: bool) {
     if add {
         match index.get_mut(row.job_name.as_str()) {
             Some(rows) => rows.insert(entry),
-            None => index.entry(row.job_name.clone()).or_default().insert(entry),
+            None => index
+                .entry(row.job_name.to_string())
+                .or_default()
+                .insert(entry),
         };
     } else if let Some(rows) = index.get_mut(row.job_name.as_str()) {
         rows.remove(&entry);

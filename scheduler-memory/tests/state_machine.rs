@@ -362,7 +362,7 @@ impl StateMachineTest for Store {
                         row.attempt <= row.max_attempts,
                         "attempts never exceed the max"
                     );
-                    assert_eq!(row.runner_id, Some(format!("r{}", expected.runner)));
+                    assert_eq!(row.runner_id, Some(format!("r{}", expected.runner).into()));
                     let stale_at = T0 + Duration::from_secs(expected.stale_at as u64);
                     assert_eq!(row.stale_after, Some(stale_at), "stale_after of key {k}");
                     let retry_at = expected.retry_at.map(|s| match s {

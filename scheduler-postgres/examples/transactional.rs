@@ -80,7 +80,7 @@ async fn run(url: &str, schema: &str, admin: &PgPool) -> Result<(), BoxError> {
             // or not at all. Anything done elsewhere (a message sent, a
             // file written) would still be at-least-once.
             let done = query(AssertSqlSafe(sql))
-                .bind(&ctx.scope().id)
+                .bind(ctx.scope().id.as_str())
                 .bind(ctx.plan_time())
                 .execute(&mut *tx)
                 .await?;

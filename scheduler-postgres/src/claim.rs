@@ -75,7 +75,7 @@ pub(crate) async fn claim(
     let lease = |p: usize, id, token, attempt, max_attempts, started_at, stale_after| Lease {
         id,
         token,
-        job_name: request.job_name.to_owned(),
+        job_name: request.job_name.into(),
         scope: keys[unique[p]].scope.clone(),
         plan_time: plan_times[unique[p]],
         attempt,

@@ -144,10 +144,10 @@ pub(crate) async fn list_executions(
     if let Some(scope) = &filter.scope {
         statement
             .push(" AND scope_kind = ")
-            .push_bind(scope.kind.clone());
+            .push_bind(scope.kind.to_string());
         statement
             .push(" AND scope_id = ")
-            .push_bind(scope.id.clone());
+            .push_bind(scope.id.to_string());
     }
     if let Some(status) = filter.status {
         statement.push(" AND status = ").push_bind(status.as_str());

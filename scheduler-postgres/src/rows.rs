@@ -127,7 +127,7 @@ fn result_object(value: Value) -> Map<String, Value> {
 pub(crate) fn execution(row: &PgRow) -> Result<Execution, StoreError> {
     Ok(Execution {
         id: get(row, "id")?,
-        job_name: get(row, "job_name")?,
+        job_name: get::<String>(row, "job_name")?.into(),
         scope: Scope::new(
             get::<String>(row, "scope_kind")?,
             get::<String>(row, "scope_id")?,
@@ -137,7 +137,7 @@ pub(crate) fn execution(row: &PgRow) -> Result<Execution, StoreError> {
         attempt: get(row, "attempt")?,
         max_attempts: get(row, "max_attempts")?,
         next_retry_at: opt_instant(row, "next_retry_at")?,
-        runner_id: get(row, "runner_id")?,
+        runner_id: get::<Option<String>>(row, "runner_id")?.map(Into::into),
         lease_token: get::<Uuid>(row, "lease_token")?,
         heartbeat_at: opt_instant(row, "heartbeat_at")?,
         stale_after: opt_instant(row, "stale_after")?,
@@ -228,7 +228,7 @@ pub(crate) fn attempt(row: &PgRow) -> Result<Attempt, StoreError> {
     Ok(Attempt {
         execution_id: get(row, "execution_id")?,
         attempt: get(row, "attempt")?,
-        runner_id: get(row, "runner_id")?,
+        runner_id: get::<Option<String>>(row, "runner_id")?.map(Into::into),
         started_at: opt_instant(row, "started_at")?,
         ended_at: instant(row, "ended_at")?,
         outcome: AttemptOutcome::parse(&outcome).ok_or_else(|| {

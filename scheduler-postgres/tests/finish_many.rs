@@ -134,7 +134,7 @@ async fn prepare(store: &PgLeaseStore, offset: &TimeOffset) -> Vec<(Lease, Finis
         .into_iter()
         .map(|o| {
             let lease = o.lease().cloned().expect("fresh keys are won");
-            (lease.scope.id.clone(), lease)
+            (lease.scope.id.to_string(), lease)
         })
         .collect();
     let lease = |id: &str| leases[id].clone();
@@ -550,7 +550,7 @@ async fn batches_with_nothing_to_send_make_no_round_trip() {
     let lease = Lease {
         id: Uuid::now_v7(),
         token: Uuid::new_v4(),
-        job_name: JOB.to_owned(),
+        job_name: JOB.into(),
         scope: Scope::global(),
         plan_time: PLAN,
         attempt: 1,

@@ -175,7 +175,9 @@ async fn three_replicas_race_and_every_plan_runs_once() {
     assert_eq!((total.won, total.succeeded), (200, 200), "{total:?}");
     let mut by_runner: HashMap<String, usize> = HashMap::new();
     for row in &rows {
-        *by_runner.entry(row.runner_id.clone().unwrap()).or_default() += 1;
+        *by_runner
+            .entry(row.runner_id.as_deref().unwrap().to_owned())
+            .or_default() += 1;
     }
     eprintln!("executions per replica: {by_runner:?}");
     drop((managers, stores));

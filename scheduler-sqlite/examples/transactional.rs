@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // rolled back, and the retry writes it once.
     let flaky = AtomicBool::new(true);
     let job = store.transactional_job("rollup", tenants, move |ctx, tx| {
-        let tenant = &ctx.scope().id;
+        let tenant = ctx.scope().id.as_str();
         let end = ctx.plan_time().unix_timestamp();
         let begin = end - WINDOW.as_secs() as i64;
         let (events, total): (i64, i64) = tx.query_row(

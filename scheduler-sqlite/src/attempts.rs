@@ -103,7 +103,7 @@ pub(crate) fn log_ended(tx: &Transaction<'_>, attempt: &Attempt) -> rusqlite::Re
         .execute(named_params! {
             ":id": uuid_text(attempt.execution_id),
             ":attempt": attempt.attempt,
-            ":runner_id": attempt.runner_id,
+            ":runner_id": attempt.runner_id.as_deref(),
             ":started_at": attempt.started_at.map(micros),
             ":now": micros(attempt.ended_at),
             ":outcome": attempt.outcome.as_str(),

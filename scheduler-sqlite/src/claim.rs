@@ -48,7 +48,7 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let batch = Batch {
-        job: request.job_name.to_owned(),
+        job: request.job_name.into(),
         runner: request.runner_id.to_owned(),
         max_attempts: request.max_attempts,
         stale_timeout: request.stale_timeout,
@@ -63,7 +63,7 @@ pub(crate) async fn claim(
 
 /// A claim request, owned: it runs on the writer's thread.
 struct Batch {
-    job: String,
+    job: scheduler_core::model::Name,
     runner: String,
     max_attempts: i32,
     stale_timeout: std::time::Duration,
@@ -167,9 +167,9 @@ impl Batch {
         };
         let inserted = prepared.insert.execute(named_params! {
             ":id": uuid_text(ids.id),
-            ":job": self.job,
-            ":kind": key.scope.kind,
-            ":scope_id": key.scope.id,
+            ":job": self.job.as_str(),
+            ":kind": key.scope.kind.as_str(),
+            ":scope_id": key.scope.id.as_str(),
             ":plan_time": plan_us,
             ":max_attempts": self.max_attempts,
             ":runner": self.runner,
@@ -191,9 +191,9 @@ impl Batch {
         // ends is logged first, from the row as it still is.
         let stolen = &prepared.stolen;
         prepared.steal_log.execute(named_params! {
-            ":job": self.job,
-            ":kind": key.scope.kind,
-            ":scope_id": key.scope.id,
+            ":job": self.job.as_str(),
+            ":kind": key.scope.kind.as_str(),
+            ":scope_id": key.scope.id.as_str(),
             ":plan_time": plan_us,
             ":now": now_us,
             ":allow_stale_reentry": self.allow_stale_reentry,
@@ -210,9 +210,9 @@ impl Batch {
             .reclaim
             .query_row(
                 named_params! {
-                    ":job": self.job,
-                    ":kind": key.scope.kind,
-                    ":scope_id": key.scope.id,
+                    ":job": self.job.as_str(),
+                    ":kind": key.scope.kind.as_str(),
+                    ":scope_id": key.scope.id.as_str(),
                     ":plan_time": plan_us,
                     ":runner": self.runner,
                     ":retry_token": uuid_text(ids.token),

@@ -107,14 +107,14 @@ fn result_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Map<String, Value>> 
 pub(crate) fn execution(row: &Row<'_>) -> rusqlite::Result<Execution> {
     Ok(Execution {
         id: uuid_at(row, 0)?,
-        job_name: row.get(1)?,
+        job_name: row.get::<_, String>(1)?.into(),
         scope: Scope::new(row.get::<_, String>(2)?, row.get::<_, String>(3)?),
         plan_time: instant_at(row, 4)?,
         status: status_at(row, 5)?,
         attempt: row.get(6)?,
         max_attempts: row.get(7)?,
         next_retry_at: opt_instant_at(row, 8)?,
-        runner_id: row.get(9)?,
+        runner_id: row.get::<_, Option<String>>(9)?.map(Into::into),
         lease_token: uuid_at(row, 10)?,
         heartbeat_at: opt_instant_at(row, 11)?,
         stale_after: opt_instant_at(row, 12)?,
@@ -138,7 +138,7 @@ pub(crate) fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
         execution_id: uuid_at(row, 0)?,
         attempt: row.get(1)?,
-        runner_id: row.get(2)?,
+        runner_id: row.get::<_, Option<String>>(2)?.map(Into::into),
         started_at: opt_instant_at(row, 3)?,
         ended_at: instant_at(row, 4)?,
         outcome: AttemptOutcome::parse(&outcome)

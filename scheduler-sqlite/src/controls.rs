@@ -220,8 +220,8 @@ fn held(
         .query_row(
             named_params! {
                 ":job": control.job_name,
-                ":scope_kind": scope.map(|s| &s.kind),
-                ":scope_id": scope.map(|s| &s.id),
+                ":scope_kind": scope.map(|s| s.kind.as_str()),
+                ":scope_id": scope.map(|s| s.id.as_str()),
                 ":now": micros(now),
             },
             codec::control,
@@ -245,8 +245,8 @@ fn insert(tx: &Transaction<'_>, control: &Control) -> Result<(), Failure> {
         .execute(named_params! {
             ":id": uuid_text(control.id),
             ":job": control.job_name,
-            ":scope_kind": scope.map(|s| &s.kind),
-            ":scope_id": scope.map(|s| &s.id),
+            ":scope_kind": scope.map(|s| s.kind.as_str()),
+            ":scope_id": scope.map(|s| s.id.as_str()),
             ":note": control.note,
             ":kind": control.action.kind(),
             ":state": control.state.as_str(),

@@ -49,7 +49,7 @@ pub(crate) async fn retry_execution(
                         ":attempt": repaired.attempt,
                         ":max_attempts": repaired.max_attempts,
                         ":next_retry_at": repaired.next_retry_at.map(micros),
-                        ":runner_id": repaired.runner_id,
+                        ":runner_id": repaired.runner_id.as_deref(),
                         ":lease_token": uuid_text(repaired.lease_token),
                         ":heartbeat_at": repaired.heartbeat_at.map(micros),
                         ":stale_after": repaired.stale_after.map(micros),

@@ -172,9 +172,13 @@ pub(crate) async fn list_executions(
             if let Some(job) = &filter.job_name {
                 params.push((":job", job));
             }
-            if let Some(scope) = &filter.scope {
-                params.push((":kind", &scope.kind));
-                params.push((":scope_id", &scope.id));
+            let scope = filter
+                .scope
+                .as_ref()
+                .map(|s| (s.kind.as_str(), s.id.as_str()));
+            if let Some((kind, id)) = &scope {
+                params.push((":kind", kind));
+                params.push((":scope_id", id));
             }
             if let Some(status) = &status {
                 params.push((":status", status));

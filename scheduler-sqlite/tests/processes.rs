@@ -345,7 +345,7 @@ async fn several_processes_share_one_file_and_run_every_plan_once() {
         .iter()
         .map(|r| {
             (
-                r.scope.id.clone(),
+                r.scope.id.to_string(),
                 r.plan_time.unix_timestamp_nanos() as i64 / 1_000,
             )
         })

@@ -413,7 +413,7 @@ fn register_demo(manager: &Manager, clock: &ManualClock) {
     let rollup = JobSpec::new("tenant_rollup", tenants, move |ctx: RunContext| {
         let c = c.clone();
         async move {
-            let tenant = ctx.scope().id.clone();
+            let tenant = ctx.scope().id.to_string();
             work(&c, 20 + 6 * tenant.len() as u64).await;
             if tenant == "umbrella" {
                 return Err(

@@ -342,7 +342,7 @@ impl Conn {
                     .replace("{table}", table);
                 query(AssertSqlSafe(sql))
                     .bind(ctx.job_name().to_owned())
-                    .bind(ctx.scope().id.clone())
+                    .bind(ctx.scope().id.to_string())
                     .bind(ctx.plan_time())
                     .bind(ctx.lease_token())
                     .bind(ctx.execution_id())
@@ -354,7 +354,7 @@ impl Conn {
                 let ledger = ledger.clone();
                 let values = (
                     ctx.job_name().to_owned(),
-                    ctx.scope().id.clone(),
+                    ctx.scope().id.to_string(),
                     micros(ctx.plan_time()),
                     ctx.lease_token().hyphenated().to_string(),
                     ctx.execution_id().hyphenated().to_string(),
@@ -445,7 +445,7 @@ impl Conn {
                     async move {
                         query(AssertSqlSafe(sql))
                             .bind(ctx.job_name().to_owned())
-                            .bind(ctx.scope().id.clone())
+                            .bind(ctx.scope().id.to_string())
                             .bind(ctx.plan_time())
                             .bind(ctx.lease_token())
                             .execute(&mut *tx)
@@ -467,7 +467,7 @@ impl Conn {
                         &sql,
                         (
                             ctx.job_name(),
-                            &ctx.scope().id,
+                            ctx.scope().id.as_str(),
                             micros(ctx.plan_time()),
                             ctx.lease_token().hyphenated().to_string(),
                         ),
@@ -705,8 +705,8 @@ async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]
         .filter(|r| r.status == Status::Success && r.job_name != TX_JOB.0)
         .filter(|r| {
             !effects.contains(&Effect {
-                job: r.job_name.clone(),
-                scope: r.scope.id.clone(),
+                job: r.job_name.to_string(),
+                scope: r.scope.id.to_string(),
                 plan_time: r.plan_time,
                 token: r.lease_token,
             })
@@ -722,8 +722,8 @@ async fn tally(conn: &Conn, due: &[(&'static str, String, OffsetDateTime, bool)]
         .iter()
         .filter(|r| r.job_name == TX_JOB.0 && r.status == Status::Success)
         .map(|r| Effect {
-            job: r.job_name.clone(),
-            scope: r.scope.id.clone(),
+            job: r.job_name.to_string(),
+            scope: r.scope.id.to_string(),
             plan_time: r.plan_time,
             token: r.lease_token,
         })

@@ -189,7 +189,7 @@ pub async fn history(cx: &Cx, args: HistoryArgs) -> Result<(), Failure> {
                 r.origin.to_string(),
                 source.of(r),
                 format!("{}/{}", r.attempt, r.max_attempts),
-                r.runner_id.clone().unwrap_or_default(),
+                r.runner_id.as_deref().unwrap_or_default().to_owned(),
                 duration_cell(r.duration_ms),
                 r.rows_affected
                     .map(|n| n.to_string())

@@ -178,7 +178,7 @@ fn attempt_cells(zone: &Zone, row: &Execution, attempts: &[Attempt]) -> Vec<Vec<
         vec![
             format!("#{}", a.attempt),
             a.outcome.to_string(),
-            a.runner_id.clone().unwrap_or_default(),
+            a.runner_id.as_deref().unwrap_or_default().to_owned(),
             zone.ts(a.started_at),
             zone.ts(Some(a.ended_at)),
             duration_cell(a.duration_ms),
@@ -190,7 +190,7 @@ fn attempt_cells(zone: &Zone, row: &Execution, attempts: &[Attempt]) -> Vec<Vec<
         vec![
             format!("#{}", row.attempt),
             row.status.to_string(),
-            row.runner_id.clone().unwrap_or_default(),
+            row.runner_id.as_deref().unwrap_or_default().to_owned(),
             zone.ts(row.started_at),
             zone.ts(row.finished_at),
             duration_cell(row.duration_ms),

@@ -30,7 +30,7 @@ pub async fn show(cx: &Cx, id: Uuid) -> Result<(), Failure> {
     };
     let fields: Vec<(String, String)> = vec![
         ("id".into(), row.id.to_string()),
-        ("job".into(), row.job_name.clone()),
+        ("job".into(), row.job_name.to_string()),
         ("scope".into(), row.scope.to_string()),
         (format!("plan time {label}"), at(Some(row.plan_time))),
         ("status".into(), row.status.to_string()),
@@ -45,7 +45,10 @@ pub async fn show(cx: &Cx, id: Uuid) -> Result<(), Failure> {
             "attempt".into(),
             format!("{} of {}", row.attempt, row.max_attempts),
         ),
-        ("runner".into(), text(&row.runner_id)),
+        (
+            "runner".into(),
+            text(&row.runner_id.as_deref().map(str::to_owned)),
+        ),
         ("lease token".into(), row.lease_token.to_string()),
         (format!("heartbeat at {label}"), at(row.heartbeat_at)),
         (format!("stale after {label}"), at(row.stale_after)),

@@ -335,7 +335,7 @@ pub async fn check(
         rows.iter().filter(|r| r.job_name == STEERED_JOB).collect();
     let ran = |r: &scheduler_core::Execution| {
         effects
-            .get(&(r.job_name.clone(), r.scope.clone(), r.plan_time))
+            .get(&(r.job_name.to_string(), r.scope.clone(), r.plan_time))
             .copied()
             .unwrap_or(0)
     };

@@ -181,7 +181,7 @@ pub fn claim(
         None => ClaimOutcome::Won(with_new_lease(
             Execution {
                 id: ids.id,
-                job_name: request.job_name.to_owned(),
+                job_name: request.job_name.into(),
                 scope: key.scope.clone(),
                 plan_time: key.plan_time,
                 attempt: 1,
@@ -244,7 +244,7 @@ fn with_new_lease(
 ) -> Execution {
     Execution {
         status: Status::Running,
-        runner_id: Some(request.runner_id.to_owned()),
+        runner_id: Some(request.runner_id.into()),
         lease_token: ids.token,
         heartbeat_at: Some(now),
         stale_after: Some(later(now, request.stale_timeout)),
@@ -693,7 +693,7 @@ mod tests {
             Attempt {
                 execution_id: row.id,
                 attempt: 1,
-                runner_id: Some("r1".to_owned()),
+                runner_id: Some("r1".into()),
                 started_at: Some(T0),
                 ended_at: at,
                 outcome: AttemptOutcome::Failed,

@@ -190,14 +190,14 @@ pub fn skipped(
 ) -> Execution {
     Execution {
         id: ids.id,
-        job_name: request.job_name.to_owned(),
+        job_name: request.job_name.into(),
         scope: key.scope.clone(),
         plan_time: key.plan_time,
         status: Status::Failed,
         attempt: 1,
         max_attempts: request.max_attempts,
         next_retry_at: Some(super::NEVER),
-        runner_id: Some(request.runner_id.to_owned()),
+        runner_id: Some(request.runner_id.into()),
         lease_token: ids.token,
         heartbeat_at: None,
         stale_after: None,

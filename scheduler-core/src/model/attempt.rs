@@ -7,6 +7,8 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::Name;
+
 /// How an attempt ended, as stored in the log's `outcome` column.
 ///
 /// The first two are what the runner wrote; the last two are the ways an
@@ -67,7 +69,7 @@ pub struct Attempt {
     /// The attempt's number (the row's `attempt` while it ran).
     pub attempt: i32,
     /// The runner that held the attempt's lease.
-    pub runner_id: Option<String>,
+    pub runner_id: Option<Name>,
     /// When the attempt was claimed (store time).
     pub started_at: Option<OffsetDateTime>,
     /// When the transition that ended it happened (store time).

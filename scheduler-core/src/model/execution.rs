@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{LeaseRef, Origin, Scope};
+use super::{LeaseRef, Name, Origin, Scope};
 
 /// The state of an execution. "Stale" is not a state: it is
 /// [`Status::Running`] with `stale_after` in the past.
@@ -122,7 +122,7 @@ pub struct Execution {
     /// UUID v7 minted by the first claimer.
     pub id: Uuid,
     /// The job's name.
-    pub job_name: String,
+    pub job_name: Name,
     /// The locking scope.
     pub scope: Scope,
     /// The canonical instant this run belongs to (microsecond precision).
@@ -137,7 +137,7 @@ pub struct Execution {
     /// it, [`NEVER`](crate::machine::NEVER) that only an operator may run it again.
     pub next_retry_at: Option<OffsetDateTime>,
     /// The replica holding, or last holding, the lease.
-    pub runner_id: Option<String>,
+    pub runner_id: Option<Name>,
     /// UUID v4, rotated on every claim; every write to a live lease presents it.
     pub lease_token: Uuid,
     /// Last heartbeat.
@@ -206,7 +206,7 @@ pub struct Lease {
     /// The fencing token; only writes presenting it are accepted.
     pub token: Uuid,
     /// The job.
-    pub job_name: String,
+    pub job_name: Name,
     /// The scope.
     pub scope: Scope,
     /// The plan time.

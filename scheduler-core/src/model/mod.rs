@@ -53,7 +53,7 @@ pub use registration::{
 pub use replica::{
     Announcement, Presence, Replica, ReplicaInfo, ReplicaState, LIVE_WITHIN_REFRESHES,
 };
-pub use scope::{bound_text, name_problem, Scope, MAX_NAME_BYTES};
+pub use scope::{bound_text, name_problem, Name, Scope, MAX_NAME_BYTES};
 pub use stored::{
     ScheduleDefinition, ScheduleOptions, ScheduleWrite, StoredSchedule, StoredScopes,
     DEFAULT_BACKFILL_PER_TICK, MAX_ARGUMENTS_BYTES, MAX_CATCH_UP_WINDOW, MAX_STORED_SCOPES,

@@ -1,7 +1,10 @@
 //! Scopes, the locking dimension of a job, and the limits on every name a
 //! store keys rows by.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,14 +13,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Scope {
     /// The kind of thing, e.g. `tenant`.
-    pub kind: String,
+    pub kind: Name,
     /// Which one, e.g. a tenant id.
-    pub id: String,
+    pub id: Name,
 }
 
 impl Scope {
     /// A scope of `kind` and `id`.
-    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Self {
+    pub fn new(kind: impl Into<Name>, id: impl Into<Name>) -> Self {
         Scope {
             kind: kind.into(),
             id: id.into(),
@@ -106,5 +109,160 @@ fn abbreviate(value: &str) -> String {
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.kind.escape_debug(), self.id.escape_debug())
+    }
+}
+
+/// A name rows are keyed by (a job name, a scope's kind or id, a runner
+/// id): immutable text, shared rather than copied. Every claimed run,
+/// planned key and stored row of a scope carries its names, so a copy is
+/// a reference count, not an allocation; it reads as a `&str` (it derefs
+/// to one) and compares, hashes, orders and serializes as its text.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(Arc<str>);
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Name::from)
+    }
+}
+
+impl Name {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl From<&str> for Name {
+    fn from(text: &str) -> Self {
+        Name(text.into())
+    }
+}
+
+impl From<String> for Name {
+    fn from(text: String) -> Self {
+        Name(text.into())
+    }
+}
+
+impl From<&String> for Name {
+    fn from(text: &String) -> Self {
+        Name(text.as_str().into())
+    }
+}
+
+impl From<Arc<str>> for Name {
+    fn from(text: Arc<str>) -> Self {
+        Name(text)
+    }
+}
+
+impl From<Name> for String {
+    fn from(name: Name) -> Self {
+        name.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<Name> for str {
+    fn eq(&self, other: &Name) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<Name> for &str {
+    fn eq(&self, other: &Name) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<Name> for String {
+    fn eq(&self, other: &Name) -> bool {
+        **self == *other.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn a_name_is_its_text_for_lookups_order_and_serde() {
+        let mut by_name: HashMap<Name, u8> = HashMap::new();
+        by_name.insert(Name::from("tenant"), 1);
+        // Borrow<str> must hash and compare as the text does.
+        assert_eq!(by_name.get("tenant"), Some(&1));
+        let mut sorted = vec![Name::from("b"), Name::from("a")];
+        sorted.sort();
+        assert_eq!(sorted, ["a", "b"]);
+        assert_eq!(Name::from("x"), "x");
+        assert_eq!(format!("{:?}", Name::from("a\"b")), r#""a\"b""#);
+        let scope = Scope::new("tenant", String::from("t1"));
+        let json = serde_json::to_string(&scope).unwrap();
+        assert_eq!(json, r#"{"kind":"tenant","id":"t1"}"#);
+        assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
+    }
+
+    #[test]
+    fn a_copied_name_shares_its_text() {
+        let scope = Scope::new("tenant", "t1");
+        let copy = scope.clone();
+        assert!(std::ptr::eq(scope.id.as_str(), copy.id.as_str()));
     }
 }

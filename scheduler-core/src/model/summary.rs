@@ -109,7 +109,7 @@ impl ScopeSummary {
             .filter(|r| r.status == Status::Success)
             .max_by_key(|r| r.plan_time);
         let mut summary = ScopeSummary {
-            job_name: latest.job_name.clone(),
+            job_name: latest.job_name.to_string(),
             scope: latest.scope.clone(),
             latest: latest.latest_view(),
             last_success_plan_time: last_success.map(|r| r.plan_time),
