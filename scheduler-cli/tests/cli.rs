@@ -11,6 +11,7 @@ use assert_cmd::Command;
 use common::{
     on_database, postgres_admin, postgres_db, psql, scheduler, skip, stderr, stdout_json,
 };
+use scheduler_conformance::fixtures;
 use scheduler_core::{
     ClaimRequest, ErrorCode, ExecutionAudit, ExecutionFilter, Finish, JobOutput, JobSpec,
     LeaseStore, LeaseStoreExt, Manager, ManagerOptions, ManualClock, PlanKey, Scope, Scopes,
@@ -25,34 +26,10 @@ fn sqlite_url(dir: &Path) -> String {
 }
 
 /// Rows for the operator commands: a SUCCESS, a FAILED and a RUNNING
-/// execution of `report`, at store time `at`.
+/// execution of `report` (scopes tenant/ok, tenant/bad, tenant/busy), at
+/// the current minute of store time.
 async fn seed_rows(store: &dyn LeaseStore) -> Vec<uuid::Uuid> {
-    let now = store.now().await.unwrap();
-    let plan = scheduler_core::plan::floor(now, Duration::from_secs(60));
-    let keys: Vec<PlanKey> = ["ok", "bad", "busy"]
-        .iter()
-        .map(|id| PlanKey {
-            scope: Scope::new("tenant", *id),
-            plan_time: plan,
-        })
-        .collect();
-    let outcomes = store
-        .claim(&ClaimRequest {
-            finishing: &[],
-            steering: scheduler_core::model::Steering::NONE,
-            job_name: "report",
-            runner_id: "seed",
-            max_attempts: 1,
-            stale_timeout: Duration::from_secs(3600),
-            allow_stale_reentry: false,
-            keys: &keys,
-        })
-        .await
-        .unwrap();
-    let leases: Vec<_> = outcomes
-        .iter()
-        .map(|o| o.lease().unwrap().clone())
-        .collect();
+    let leases = fixtures::claim_now(store, "report", "seed", &["ok", "bad", "busy"], 1).await;
     store
         .finish(
             &leases[0],
@@ -408,25 +385,14 @@ fn history_and_show_list_every_attempt() {
     rt.block_on(async {
         let store = SqliteLeaseStore::connect(&url).await.unwrap();
         let row = store.retry_execution(bad).await.unwrap();
-        let outcome = store
-            .claim(&ClaimRequest {
-                finishing: &[],
-                steering: scheduler_core::model::Steering::NONE,
-                job_name: "report",
-                runner_id: "again",
-                max_attempts: 1,
-                stale_timeout: Duration::from_secs(3600),
-                allow_stale_reentry: false,
-                keys: &[PlanKey {
-                    scope: row.scope,
-                    plan_time: row.plan_time,
-                }],
-            })
-            .await
-            .unwrap();
-        let lease = outcome[0].lease().expect("the repaired row runs again");
+        let key = PlanKey {
+            scope: row.scope,
+            plan_time: row.plan_time,
+        };
+        // The repaired row runs again: its key must be granted.
+        let leases = fixtures::claim_keys(&store, "report", "again", &[key], 1).await;
         let ok = Finish::success(Duration::from_millis(4), 2, Default::default());
-        store.finish(lease, &ok).await.unwrap();
+        store.finish(&leases[0], &ok).await.unwrap();
     });
 
     let text = String::from_utf8_lossy(
@@ -775,22 +741,9 @@ async fn hourly_plans_that_ran_but(
             plan_time: *t,
         })
         .collect();
-    let outcomes = store
-        .claim(&ClaimRequest {
-            finishing: &[],
-            steering: scheduler_core::model::Steering::NONE,
-            job_name: "hourly",
-            runner_id: "seed",
-            max_attempts: 3,
-            stale_timeout: hour,
-            allow_stale_reentry: false,
-            keys: &keys,
-        })
-        .await
-        .unwrap();
-    for o in &outcomes {
+    for lease in fixtures::claim_keys(store, "hourly", "seed", &keys, 3).await {
         let ok = Finish::success(Duration::ZERO, 0, Default::default());
-        store.finish(o.lease().unwrap(), &ok).await.unwrap();
+        store.finish(&lease, &ok).await.unwrap();
     }
     plans
 }
@@ -1182,21 +1135,12 @@ fn announce(
 ) -> OffsetDateTime {
     rt.block_on(async {
         let store = SqliteLeaseStore::connect(url).await.unwrap();
-        store
-            .announce(&scheduler_core::Announcement {
-                replica: scheduler_core::ReplicaInfo {
-                    runner_id: "replica-under-test".into(),
-                    host: "test-host".into(),
-                    pid: std::process::id(),
-                    version: "test".into(),
-                    refresh_interval: LIVE_FOR_HOURS,
-                    jobs: vec![rollup.registration()],
-                    kinds,
-                },
-                presence: scheduler_core::Presence::Started,
-            })
-            .await
-            .unwrap();
+        let replica = scheduler_core::ReplicaInfo {
+            refresh_interval: LIVE_FOR_HOURS,
+            kinds,
+            ..fixtures::replica("replica-under-test", vec![rollup.registration()])
+        };
+        fixtures::announce(&store, replica).await;
         store.now().await.unwrap()
     })
 }

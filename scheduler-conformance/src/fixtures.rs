@@ -2,6 +2,12 @@
 //! and the plumbing the checks would otherwise repeat (claim keys and
 //! collect their leases, finish each with a failure, read one job's rows).
 //!
+//! A few fixtures are public, for the other crates' test suites (the
+//! operator, the dashboard, the command line), which set their stores up
+//! the same way: announce a replica ([`replica`], [`announce`]) and claim
+//! fresh plans to finish as each test needs ([`claim_keys`],
+//! [`claim_now`]). They take any [`LeaseStore`], not a [`Harness`].
+//!
 //! The fixtures panic on any store error they do not expect: they set a
 //! check up, and a check whose set-up fails must fail loudly, not assert
 //! on a half-built state.
@@ -19,8 +25,9 @@ use uuid::Uuid;
 use scheduler_core::plan::floor;
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
-    Attempt, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit, ExecutionFilter,
-    Finish, Lease, LeaseStoreExt, PlanKey, Prune, RetryDue, RetryRead, Scope, StoreError,
+    Announcement, Attempt, ClaimOutcome, ClaimRequest, ErrorCode, Execution, ExecutionAudit,
+    ExecutionFilter, Finish, Lease, LeaseStore, LeaseStoreExt, PlanKey, Presence, Prune,
+    RegisteredJob, ReplicaInfo, RetryDue, RetryRead, Scope, StoreError,
 };
 
 /// A store under test and control over its store time, and what to undo
@@ -224,14 +231,88 @@ pub(crate) async fn prune_all(h: &Harness, cutoff: OffsetDateTime, limit: usize)
 /// Claims every key of `req`, each of which must yield a lease, in key
 /// order.
 pub(crate) async fn leases(h: &Harness, req: &ClaimRequest<'_>) -> Vec<Lease> {
-    claim(h, req)
+    granted(h.store.as_ref(), req).await
+}
+
+/// Claims every key of `req` on `store`, each of which must yield a
+/// lease, in key order.
+async fn granted(store: &dyn LeaseStore, req: &ClaimRequest<'_>) -> Vec<Lease> {
+    store
+        .claim(req)
         .await
+        .expect("claim")
         .iter()
         .map(|o| match o.lease() {
             Some(lease) => lease.clone(),
             None => panic!("expected a lease for every key of {:?}: {o:?}", req.keys),
         })
         .collect()
+}
+
+/// The stale timeout of the public fixtures' claims: an hour, so that no
+/// lease they leave running goes stale however slow the test (a store on
+/// the host's clock included).
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Claims `keys` of `job` for `runner_id` with `max_attempts`, an hour's
+/// stale timeout and no stale reentry: fresh plans (or retries due) to
+/// finish as the test needs. Every key must be granted; the leases, in
+/// key order.
+pub async fn claim_keys(
+    store: &dyn LeaseStore,
+    job: &str,
+    runner_id: &str,
+    keys: &[PlanKey],
+    max_attempts: i32,
+) -> Vec<Lease> {
+    let req = ClaimRequest {
+        max_attempts,
+        stale_timeout: HOUR,
+        ..request(job, runner_id, keys, false)
+    };
+    granted(store, &req).await
+}
+
+/// Claims, as [`claim_keys`] does, the current plan (store time floored to
+/// the minute) of `job` in each scope `tenant/ID` of `tenant_ids`. The
+/// leases, in the order of `tenant_ids`.
+pub async fn claim_now(
+    store: &dyn LeaseStore,
+    job: &str,
+    runner_id: &str,
+    tenant_ids: &[&str],
+    max_attempts: i32,
+) -> Vec<Lease> {
+    let now = floor(store.now().await.expect("store time"), MINUTE);
+    let keys = keys_of("tenant", tenant_ids, now);
+    claim_keys(store, job, runner_id, &keys, max_attempts).await
+}
+
+/// Replica `runner_id` running `jobs`: host `h`, pid 1, version `test`,
+/// refreshed every 30 s (live for 90 s of store time after it announces),
+/// no kinds. Change what a test needs with struct update syntax.
+pub fn replica(runner_id: &str, jobs: Vec<RegisteredJob>) -> ReplicaInfo {
+    ReplicaInfo {
+        runner_id: runner_id.to_owned(),
+        host: "h".to_owned(),
+        pid: 1,
+        version: "test".to_owned(),
+        refresh_interval: Duration::from_secs(30),
+        jobs,
+        kinds: Vec::new(),
+    }
+}
+
+/// Announces `replica` starting, at store time, as a manager's first tick
+/// would.
+pub async fn announce(store: &dyn LeaseStore, replica: ReplicaInfo) {
+    store
+        .announce(&Announcement {
+            replica,
+            presence: Presence::Started,
+        })
+        .await
+        .expect("announce");
 }
 
 /// `claimers` runners (`runner-0`, `runner-1`, ...) claiming `key` at

@@ -32,7 +32,8 @@
 //!
 //! The fixtures the areas share (the harness, claim requests, "claim and
 //! collect the leases", "fail each", "one job's rows") are private to the
-//! crate but for [`Harness`].
+//! crate but for [`Harness`] and the few in [`fixtures`] that other test
+//! suites set their stores up with (announce a replica, claim fresh plans).
 //!
 //! [`conformance_tests!`](crate::conformance_tests) expands to one
 //! `#[tokio::test]` per function (all but
@@ -52,7 +53,7 @@ pub mod audit;
 pub mod claim;
 pub mod differential;
 pub mod fencing;
-mod fixtures;
+pub mod fixtures;
 pub mod limits;
 pub mod manager;
 pub mod registry;

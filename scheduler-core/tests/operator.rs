@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use scheduler_conformance::fixtures;
 use scheduler_core::model::ControlRead;
 use scheduler_core::plan::Schedule;
 use scheduler_core::{
-    Announcement, Backfill, ClaimRequest, ControlAction, ControlState, ErrorCode, Finish, JobSpec,
-    LeaseStore, LeaseStoreExt, ManualClock, Operator, OperatorError, PauseExtent, PlanKey,
-    Presence, ReplicaInfo, ScheduleDefinition, Scope, Scopes, StoreError, Target,
+    Backfill, ControlAction, ControlState, ErrorCode, Finish, JobSpec, LeaseStore, LeaseStoreExt,
+    ManualClock, Operator, OperatorError, PauseExtent, PlanKey, ScheduleDefinition, Scope, Scopes,
+    StoreError, Target,
 };
 use scheduler_memory::MemoryLeaseStore;
 use time::macros::datetime;
@@ -44,21 +45,7 @@ async fn announce_r1(store: &MemoryLeaseStore) {
             .planner(|_, now, _| vec![now])
             .registration(),
     ];
-    store
-        .announce(&Announcement {
-            replica: ReplicaInfo {
-                runner_id: "r1".into(),
-                host: "h".into(),
-                pid: 1,
-                version: "test".into(),
-                refresh_interval: Duration::from_secs(30),
-                jobs,
-                kinds: Vec::new(),
-            },
-            presence: Presence::Started,
-        })
-        .await
-        .unwrap();
+    fixtures::announce(store, fixtures::replica("r1", jobs)).await;
 }
 
 fn refused(result: Result<impl std::fmt::Debug, OperatorError>, words: &str) {
@@ -333,21 +320,7 @@ async fn ran(
             plan_time,
         })
         .collect();
-    let outcomes = store
-        .claim(&ClaimRequest {
-            finishing: &[],
-            steering: scheduler_core::model::Steering::NONE,
-            job_name: job,
-            runner_id: "test",
-            max_attempts: 1,
-            stale_timeout: Duration::from_secs(3600),
-            allow_stale_reentry: false,
-            keys: &keys,
-        })
-        .await
-        .unwrap();
-    for outcome in outcomes {
-        let lease = outcome.lease().expect("a fresh key is granted").clone();
+    for lease in fixtures::claim_keys(store, job, "test", &keys, 1).await {
         let finish = if ok {
             Finish::success(Duration::from_millis(1), 1, Default::default())
         } else {

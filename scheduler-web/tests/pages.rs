@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{get, seed, Outcome, TOKEN};
+use scheduler_conformance::fixtures;
 use scheduler_core::store::CountingStore;
 use scheduler_core::{
-    Announcement, ExecutionAudit, JobOutput, JobSpec, LeaseStore, ManualClock, Operator, Presence,
-    ReplicaInfo, Scope, Scopes, Target, TimeControl as _,
+    ExecutionAudit, JobOutput, JobSpec, LeaseStore, ManualClock, Operator, Scope, Scopes, Target,
+    TimeControl as _,
 };
 use scheduler_memory::MemoryLeaseStore;
 use scheduler_web::{router, DashboardOptions};
@@ -36,21 +37,7 @@ async fn announce_as(store: &dyn LeaseStore, runner_id: &str) {
             .cadence(Duration::from_secs(3600))
             .registration(),
     ];
-    store
-        .announce(&Announcement {
-            replica: ReplicaInfo {
-                runner_id: runner_id.into(),
-                host: "h".into(),
-                pid: 1,
-                version: "test".into(),
-                refresh_interval: Duration::from_secs(30),
-                jobs,
-                kinds: Vec::new(),
-            },
-            presence: Presence::Started,
-        })
-        .await
-        .unwrap();
+    fixtures::announce(store, fixtures::replica(runner_id, jobs)).await;
 }
 
 /// Announces a live replica, r1, starting now: see [`announce_as`].

@@ -7,9 +7,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
-use scheduler_core::{
-    ClaimRequest, ErrorCode, Finish, LeaseStore, LeaseStoreExt as _, PlanKey, Scope,
-};
+use scheduler_conformance::fixtures;
+use scheduler_core::{ErrorCode, Finish, LeaseStore, LeaseStoreExt as _};
 use serde_json::{Map, Value};
 use tower::ServiceExt as _;
 use uuid::Uuid;
@@ -97,31 +96,9 @@ pub async fn seed(
     scopes: &[(&str, Outcome<'_>)],
     max_attempts: i32,
 ) -> Vec<Uuid> {
-    let now = store.now().await.unwrap();
-    let plan = scheduler_core::plan::floor(now, Duration::from_secs(60));
-    let keys: Vec<PlanKey> = scopes
-        .iter()
-        .map(|(id, _)| PlanKey {
-            scope: Scope::new("tenant", *id),
-            plan_time: plan,
-        })
-        .collect();
-    let outcomes = store
-        .claim(&ClaimRequest {
-            finishing: &[],
-            steering: scheduler_core::model::Steering::NONE,
-            job_name: job,
-            runner_id: "runner-a",
-            max_attempts,
-            stale_timeout: Duration::from_secs(3600),
-            allow_stale_reentry: false,
-            keys: &keys,
-        })
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for (outcome, (_, how)) in outcomes.iter().zip(scopes) {
-        let lease = outcome.lease().expect("claimed").clone();
+    let tenant_ids: Vec<&str> = scopes.iter().map(|(id, _)| *id).collect();
+    let leases = fixtures::claim_now(store, job, "runner-a", &tenant_ids, max_attempts).await;
+    for (lease, (_, how)) in leases.iter().zip(scopes) {
         let finish = match how {
             Outcome::Fail(message) => Some(Finish::failure(
                 Duration::from_millis(7),
@@ -137,11 +114,10 @@ pub async fn seed(
             Outcome::Run => None,
         };
         if let Some(finish) = finish {
-            store.finish(&lease, &finish).await.unwrap();
+            store.finish(lease, &finish).await.unwrap();
         }
-        ids.push(lease.id);
     }
-    ids
+    leases.iter().map(|lease| lease.id).collect()
 }
 
 /// The value of `name="csrf"`'s hidden input in `html`.
