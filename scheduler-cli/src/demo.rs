@@ -433,7 +433,7 @@ async fn held_by(store: &dyn ExecutionAudit, runners: &[String]) -> Result<usize
             .filter(|r| {
                 r.runner_id
                     .as_ref()
-                    .is_some_and(|id| runners.iter().any(|x| x == id))
+                    .is_some_and(|id| runners.iter().any(|x| x.as_str() == id.as_str()))
             })
             .count();
     }

@@ -22,7 +22,7 @@ pub async fn show(cx: &Cx, id: Uuid) -> Result<(), Failure> {
     }
     let label = zone.label();
     let at = |t| zone.ts(t);
-    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let text = |v: Option<&str>| v.unwrap_or("-").to_owned();
     let next_retry = match row.next_retry_at {
         _ if awaits_operator(&row) => "never (only an operator's retry runs it again)".to_owned(),
         None if row.status == scheduler_core::Status::Failed => "as soon as a tick sees it".into(),
@@ -45,10 +45,7 @@ pub async fn show(cx: &Cx, id: Uuid) -> Result<(), Failure> {
             "attempt".into(),
             format!("{} of {}", row.attempt, row.max_attempts),
         ),
-        (
-            "runner".into(),
-            text(&row.runner_id.as_deref().map(str::to_owned)),
-        ),
+        ("runner".into(), text(row.runner_id.as_deref())),
         ("lease token".into(), row.lease_token.to_string()),
         (format!("heartbeat at {label}"), at(row.heartbeat_at)),
         (format!("stale after {label}"), at(row.stale_after)),
@@ -65,8 +62,8 @@ pub async fn show(cx: &Cx, id: Uuid) -> Result<(), Failure> {
             "result".into(),
             serde_json::Value::Object(row.result.clone()).to_string(),
         ),
-        ("error code".into(), text(&row.error_code)),
-        ("error".into(), text(&row.error_msg)),
+        ("error code".into(), text(row.error_code.as_deref())),
+        ("error".into(), text(row.error_msg.as_deref())),
         (format!("created at {label}"), at(Some(row.created_at))),
         (format!("updated at {label}"), at(Some(row.updated_at))),
     ];
