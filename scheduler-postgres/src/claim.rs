@@ -303,8 +303,9 @@ pub(crate) async fn lock_job(
 /// current version (`schedule_version.sql`) and answers `None` when the
 /// keys were planned under another ([`Steering::superseded`]), so that
 /// nothing is claimed; then reads the pauses in force and, unless the policy
-/// is allow_all (which weighs none), the job's live runs, in a statement of
-/// its own, so that its snapshot postdates the lock.
+/// is allow_all (which weighs none), the live runs of the batch's scopes
+/// (on a partitioned table, of the job), in a statement of its own, so that
+/// its snapshot postdates the lock.
 ///
 /// The lock is exclusive when live runs count: two claims of the job must
 /// then each see the other's runs. A claim under allow_all takes it
@@ -326,13 +327,24 @@ async fn admit(
             return Ok(None);
         }
     }
-    let read = store
+    let mut read = store
         .statement_at(&store.sql.claim_admission, at)
         .bind(request.job_name)
-        .bind(weighs_live)
-        .fetch_all(conn)
-        .await
-        .map_err(err)?;
+        .bind(weighs_live);
+    if store.sql.table.partitioned.is_none() {
+        // The live runs are read by the batch's scopes, each once
+        // (fragments/live_by_scope.sql).
+        let mut scopes: Vec<(&str, &str)> = request
+            .keys
+            .iter()
+            .map(|k| (k.scope.kind.as_str(), k.scope.id.as_str()))
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        let (kinds, ids): (Vec<&str>, Vec<&str>) = scopes.into_iter().unzip();
+        read = read.bind(kinds).bind(ids);
+    }
+    let read = read.fetch_all(conn).await.map_err(err)?;
     let mut pauses = Vec::new();
     let mut live = Vec::new();
     for row in &read {

@@ -184,7 +184,9 @@
 //! - **A batch claim** is one transaction. It first takes the job's claim
 //!   lock (below), then reads, in a statement of its own, what admission
 //!   weighs ([`machine::admit`]): the job's pauses in force and, unless the
-//!   overlap policy is `allow_all`, the job's live runs. Then, for the keys
+//!   overlap policy is `allow_all`, the live runs of the batch's scopes
+//!   (one index probe per scope; on a partitioned table, every live run of
+//!   the job). Then, for the keys
 //!   admission lets through, an `INSERT ... SELECT FROM unnest(...) ON
 //!   CONFLICT DO NOTHING` for fresh keys and, only for the keys that
 //!   conflicted, one guarded `UPDATE ... FROM unnest(...)` for retries and

@@ -223,6 +223,12 @@ impl Statements {
         let taken = log_ended("taken", &now, "$10, $11, $12, $13::int4");
         let canceled = log_ended("canceled", &now, "$5, $6, $7, $8::int4");
         let lock = |function: &str| text(sql_file!("claim_lock.sql"), &[("lock", function)]);
+        // Admission's live runs: by the batch's scopes, unless a probe per
+        // scope would be one per partition (see claim_admission.sql).
+        let live = match table.partitioned {
+            None => text(sql_file!("fragments/live_by_scope.sql"), &[]),
+            Some(_) => text(sql_file!("fragments/live_by_lease.sql"), &[]),
+        };
         let controls = |filter: &str| text(sql_file!("controls.sql"), &[("filter", filter)]);
         let channel = format!("'{CONTROLS_CHANNEL}'");
         // The loose index scan of a job's scopes, or of every scope.
@@ -275,7 +281,7 @@ impl Statements {
             ),
             claim_lock: lock("pg_advisory_xact_lock"),
             claim_lock_shared: lock("pg_advisory_xact_lock_shared"),
-            claim_admission: text(sql_file!("claim_admission.sql"), &[]),
+            claim_admission: text(sql_file!("claim_admission.sql"), &[("live", &live)]),
             claim_skip: text(sql_file!("claim_skip.sql"), &[]),
             claim_cancel: text(sql_file!("claim_cancel.sql"), &[("log_ended", &canceled)]),
             heartbeat: text(sql_file!("heartbeat.sql"), &[]),
@@ -353,7 +359,7 @@ mod tests {
 
     use super::*;
     use crate::common::test_db;
-    use crate::names::DEFAULT_TABLE;
+    use crate::names::{ObjectNames, DEFAULT_TABLE};
     use crate::schema;
 
     /// The statements on `table` in `schema`, on store time from `time`.
@@ -370,8 +376,20 @@ mod tests {
         text: &str,
         args: &str,
     ) -> Vec<String> {
+        plan_in(conn, "force_generic_plan", types, text, args).await
+    }
+
+    /// The plan of `text` under `plan_cache_mode` `mode`, prepared with
+    /// parameter `types` and explained with the literal `args`.
+    async fn plan_in(
+        conn: &mut sqlx_postgres::PgConnection,
+        mode: &str,
+        types: &str,
+        text: &str,
+        args: &str,
+    ) -> Vec<String> {
         raw_sql(AssertSqlSafe(format!(
-            "PREPARE plan_probe({types}) AS {text}; SET plan_cache_mode = force_generic_plan"
+            "PREPARE plan_probe({types}) AS {text}; SET plan_cache_mode = {mode}"
         )))
         .execute(&mut *conn)
         .await
@@ -546,12 +564,18 @@ mod tests {
         db.drop_schema().await;
     }
 
-    /// Admission's read finds the live runs through the index of RUNNING
-    /// rows, never through the unique key (a walk through the job's
-    /// history), on a table just filled with a long history and no
-    /// statistics, and after ANALYZE; in a custom plan and in a generic one.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn admission_reads_live_runs_through_the_running_index() {
+    /// Asserts that the plans of `text` (prepared with parameter `types`,
+    /// explained with the literal `args`) read through `index` and never
+    /// through any of `avoided`, on a table just filled with a long history
+    /// (200 scopes of 250 ended plans each) and 2,000 RUNNING rows, a tenth
+    /// of them stale, with no statistics and after ANALYZE; in a custom plan and
+    /// in a generic one; panics with the first plan that does not.
+    async fn assert_reads_running_rows_through(
+        text: impl Fn(&Statements) -> &str,
+        (types, args): (&str, &str),
+        index: impl Fn(&ObjectNames) -> &str,
+        avoided: impl Fn(&ObjectNames) -> Vec<&str>,
+    ) {
         let Some(db) = test_db().await else { return };
         let sql = on(Some(&db.schema), DEFAULT_TABLE, TimeSource::Server);
         schema::migrate(&sql.table, &db.admin).await.unwrap();
@@ -563,23 +587,17 @@ mod tests {
              SELECT 'job', 't', 'x' || s, now() - p * interval '5 minutes', 'SUCCESS', now() \
              FROM generate_series(1, 200) s, generate_series(1, 250) p; \
              INSERT INTO {t} (job_name, scope_kind, scope_id, plan_time, status, stale_after) \
-             SELECT 'job', 't', 'x' || s, now(), 'RUNNING', now() + interval '1 hour' \
-             FROM generate_series(1, 100) s"
+             SELECT 'job', 't', 'x' || s, now(), 'RUNNING', \
+                    now() + CASE WHEN s % 10 = 0 THEN -1 ELSE 1 END * interval '1 hour' \
+             FROM generate_series(1, 2000) s"
         )))
         .execute(&mut *conn)
         .await
         .unwrap();
         let names = &sql.table.names;
-        let sane = |plan: &[String]| {
-            let walks = format!(" {} ", names.unique);
-            let probes = format!(" {} ", names.idx_running_stale);
-            plan.iter().any(|line| line.contains(&probes))
-                && !plan.iter().any(|line| line.contains(&walks))
-        };
-        let zero = sqlx_postgres::types::PgInterval {
-            months: 0,
-            days: 0,
-            microseconds: 0,
+        let uses = |plan: &[String], index: &str| {
+            let index = format!(" {index} ");
+            plan.iter().any(|line| line.contains(&index))
         };
         for analysed in [false, true] {
             if analysed {
@@ -588,27 +606,51 @@ mod tests {
                     .await
                     .unwrap();
             }
-            let custom: Vec<String> = sqlx_core::query_scalar::query_scalar(AssertSqlSafe(
-                format!("EXPLAIN {}", sql.claim_admission),
-            ))
-            .bind(zero)
-            .bind("job")
-            .bind(true)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
-            assert!(sane(&custom), "analysed: {analysed}: {custom:#?}");
-            let generic = generic_plan(
-                &mut conn,
-                "interval, text, boolean",
-                &sql.claim_admission,
-                "'0', 'job', true",
-            )
-            .await;
-            assert!(sane(&generic), "analysed: {analysed}: {generic:#?}");
+            for mode in ["force_custom_plan", "force_generic_plan"] {
+                let plan = plan_in(&mut conn, mode, types, text(&sql), args).await;
+                let sane = uses(&plan, index(names))
+                    && !avoided(names).into_iter().any(|a| uses(&plan, a));
+                assert!(sane, "analysed: {analysed}, {mode}: {plan:#?}");
+            }
         }
         drop(conn);
         db.drop_schema().await;
+    }
+
+    /// Admission's read finds the live runs of the batch's scopes through
+    /// the index of RUNNING rows by scope: never through the unique key (a
+    /// walk through each scope's history), nor by `stale_after` (every
+    /// live run, and every run ended lately, of any scope; see
+    /// fragments/live_by_scope.sql).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admission_reads_live_runs_through_the_running_index() {
+        assert_reads_running_rows_through(
+            |sql| &sql.claim_admission,
+            (
+                "interval, text, boolean, text[], text[]",
+                "'0', 'job', true, '{t,t}', '{x1,x2}'",
+            ),
+            |names| &names.idx_running_scope,
+            |names| vec![&names.unique, &names.idx_running_stale],
+        )
+        .await;
+    }
+
+    /// The sweep finds a job's stale leases through the index of RUNNING
+    /// rows by `stale_after`: never by walking the job's RUNNING entries
+    /// (the index by scope) or its history (the unique key; see sweep.sql).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sweep_finds_stale_leases_through_the_stale_index() {
+        assert_reads_running_rows_through(
+            |sql| &sql.sweep,
+            (
+                "interval, text, text, timestamptz, text, text, text, int4",
+                "'0', 'job', 'stale', NULL, 'FAILED', 'stale_timeout', 'stale', NULL",
+            ),
+            |names| &names.idx_running_stale,
+            |names| vec![&names.unique, &names.idx_running_scope],
+        )
+        .await;
     }
 
     /// A client clock changes the store-time expressions and nothing else;
