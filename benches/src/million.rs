@@ -2,8 +2,9 @@
 //! costs a replica.
 //!
 //! - peak RSS of a process whose manager runs every scope's plan on SQLite
-//!   (a file), then ticks idle, and the store calls per job of its idle
-//!   tick, both from one child process (so the RSS is the replica's alone);
+//!   (a file), then ticks idle, the store calls per job of its idle tick
+//!   and an idle tick's wall time, all from one child process (so the RSS
+//!   is the replica's alone);
 //! - a PostgreSQL fan-out of every scope's plan over 3 replicas, in plans/s
 //!   and as a ratio to the 10,000-scope fan-out.
 //!
@@ -11,6 +12,7 @@
 
 use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use scheduler_core::store::CountingStore;
 use scheduler_core::ExecutionAudit;
@@ -28,6 +30,8 @@ const QUICK_SCOPES: usize = 100_000;
 /// row's: far below the scopes, so the fan-out takes a thousand ticks over
 /// all of them.
 const CHILD_CAPACITY: usize = 1_000;
+/// The idle ticks the child times (their median is the row's figure).
+const IDLE_TICKS: usize = 5;
 
 /// Appends the million-scope rows to `table`. `pg_fanout3` is the
 /// 10,000-scope PostgreSQL fan-out with 3 replicas when the caller
@@ -37,7 +41,7 @@ pub(crate) async fn rows(table: &mut Vec<[String; 4]>, quick: bool, pg_fanout3: 
     let label = format!("{}k scopes", n / 1_000);
     eprintln!("million: {n} scopes on SQLite in a child process ...");
     match child_figures(n) {
-        Some((rss, calls)) => {
+        Some((rss, calls, tick)) => {
             row(
                 table,
                 &format!("peak RSS, {label} on SQLite, ticking idle"),
@@ -49,6 +53,13 @@ pub(crate) async fn rows(table: &mut Vec<[String; 4]>, quick: bool, pg_fanout3: 
                 table,
                 &format!("idle tick, {label}: store calls/job"),
                 format!("{calls} store calls/job"),
+                "-".into(),
+                "-".into(),
+            );
+            row(
+                table,
+                &format!("wall time of an idle tick, {label}"),
+                format!("{tick:.1} ms (median of {IDLE_TICKS})"),
                 "-".into(),
                 "-".into(),
             );
@@ -79,9 +90,9 @@ pub(crate) async fn rows(table: &mut Vec<[String; 4]>, quick: bool, pg_fanout3: 
     );
 }
 
-/// Runs [`child`] with `n` scopes: its peak RSS in MiB and its idle
-/// tick's store calls per job.
-fn child_figures(n: usize) -> Option<(f64, f64)> {
+/// Runs [`child`] with `n` scopes: its peak RSS in MiB, its idle tick's
+/// store calls per job and an idle tick's median time in ms.
+fn child_figures(n: usize) -> Option<(f64, f64, f64)> {
     let exe = std::env::current_exe().ok()?;
     let out = Command::new(exe)
         .args(["million-child", &n.to_string()])
@@ -96,15 +107,16 @@ fn child_figures(n: usize) -> Option<(f64, f64)> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut figures = text.split_whitespace().map(str::parse::<f64>);
-    match (figures.next(), figures.next()) {
-        (Some(Ok(rss)), Some(Ok(calls))) => Some((rss, calls)),
+    match (figures.next(), figures.next(), figures.next()) {
+        (Some(Ok(rss)), Some(Ok(calls)), Some(Ok(tick))) => Some((rss, calls, tick)),
         _ => None,
     }
 }
 
 /// The child process: one replica with `n` scopes on SQLite runs every
-/// scope's plan, ticks idle, and prints its peak RSS (MiB) and the store
-/// calls per job of its last idle tick.
+/// scope's plan, ticks idle, and prints its peak RSS (MiB), the store
+/// calls per job of its last idle tick and the median wall time of
+/// [`IDLE_TICKS`] idle ticks (ms).
 pub(crate) async fn child(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Arc<dyn ExecutionAudit> = Arc::new(
@@ -121,11 +133,16 @@ pub(crate) async fn child(n: usize) {
         assert!(succeeded > 0, "a tick with work left ran nothing");
         done += succeeded as usize;
     }
-    for _ in 0..3 {
+    let mut ticks: Vec<Duration> = Vec::new();
+    for _ in 0..IDLE_TICKS {
+        let started = Instant::now();
         manager.run_once().await;
+        ticks.push(started.elapsed());
     }
+    ticks.sort();
+    let median = ticks[IDLE_TICKS / 2].as_secs_f64() * 1000.0;
     counting.take();
     manager.run_once().await;
     let calls = calls_per_job(&counting.take());
-    println!("{:.1} {calls}", peak_rss_mib());
+    println!("{:.1} {calls} {median:.1}", peak_rss_mib());
 }

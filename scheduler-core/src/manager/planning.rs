@@ -2,7 +2,7 @@
 //! retries, the newest row of scopes never seen) and the plan times of
 //! each scope, from [`crate::plan`].
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -51,58 +51,114 @@ impl ScopeRetries {
 /// pin the memory of every tick in the allocator's heap (glibc's heap grew
 /// to three times the replica's live memory over 100,000 scopes that
 /// way). An entry without a time stands for a scope not known.
+///
+/// The times sit in a vector, the i-th scope of the list last given to
+/// [`Known::list`] in slot i, so a tick's walk over the list reads them by
+/// the scope's address in the list, without hashing: over a million
+/// scopes, a lookup by name per scope made an idle tick take ~220 ms of
+/// CPU, most of it cache misses in the map. A scope from elsewhere (a
+/// claim's key, a row read back) is found by name.
 #[derive(Default)]
 pub(super) struct Known {
-    newest: FastMap<Scope, Option<OffsetDateTime>>,
-    /// The address of the scope list last given to [`Known::list`]: a
-    /// fixed list is shared tick after tick, and is entered once. An
-    /// address reused by another list would only skip making entries
-    /// ahead of time; [`Known::set`] makes any that are missing.
-    listed: usize,
+    /// Per scope, its slot in `newest`.
+    slots: FastMap<Scope, usize>,
+    /// Per slot, the newest plan time known to have a row; `None`: the
+    /// scope is not known.
+    newest: Vec<Option<OffsetDateTime>>,
+    /// The list last given to [`Known::list`]. A fixed list is shared
+    /// tick after tick and is entered once.
+    listed: Option<std::sync::Arc<[Scope]>>,
+    /// The i-th scope of `listed` has slot i: the list names no scope
+    /// twice.
+    aligned: bool,
 }
 
 impl Known {
-    /// Makes an entry, not known yet, for each of `scopes` that has none,
-    /// unless `scopes` is the list given last time.
+    /// Gives each of `scopes` the slot of its position (keeping what is
+    /// known of it) unless `scopes` is the list given last time; scopes
+    /// known and not in it keep slots after the list's.
     pub(super) fn list(&mut self, scopes: &std::sync::Arc<[Scope]>) {
-        let address = scopes.as_ptr() as usize;
-        if self.listed == address {
+        if self
+            .listed
+            .as_ref()
+            .is_some_and(|l| std::sync::Arc::ptr_eq(l, scopes))
+        {
             return;
         }
-        self.newest
-            .reserve(scopes.len().saturating_sub(self.newest.len()));
+        let mut slots = FastMap::default();
+        slots.reserve(scopes.len().max(self.slots.len()));
+        let mut newest = Vec::with_capacity(scopes.len().max(self.newest.len()));
         for scope in scopes.iter() {
-            if !self.newest.contains_key(scope) {
-                self.newest.insert(scope.clone(), None);
+            // A list naming a scope twice: the first position is its slot.
+            if let Entry::Vacant(slot) = slots.entry(scope.clone()) {
+                slot.insert(newest.len());
+                newest.push(self.slots.get(scope).and_then(|&i| self.newest[i]));
             }
         }
-        self.listed = address;
+        self.aligned = newest.len() == scopes.len();
+        for (scope, &i) in &self.slots {
+            if !slots.contains_key(scope) {
+                slots.insert(scope.clone(), newest.len());
+                newest.push(self.newest[i]);
+            }
+        }
+        self.slots = slots;
+        self.newest = newest;
+        self.listed = Some(scopes.clone());
+    }
+
+    /// The slot of `scope`: its position when it is an element of the
+    /// listed list (found by its address: an index computed from it,
+    /// checked to be that very element), else by name.
+    fn slot(&self, scope: &Scope) -> Option<usize> {
+        if let Some(list) = self.listed.as_ref().filter(|_| self.aligned) {
+            let offset = (scope as *const Scope as usize).wrapping_sub(list.as_ptr() as usize);
+            let i = offset / std::mem::size_of::<Scope>();
+            if i < list.len() && std::ptr::eq(&list[i], scope) {
+                return Some(i);
+            }
+        }
+        self.slots.get(scope).copied()
     }
 
     /// The newest plan time of `scope` known to have a row, if any.
     pub(super) fn get(&self, scope: &Scope) -> Option<OffsetDateTime> {
-        self.newest.get(scope).copied().flatten()
+        self.slot(scope).and_then(|i| self.newest[i])
     }
 
     /// Records that `scope` has a row at `plan_time` (keeping a newer one
     /// known already); copies the scope's name only when it has no entry.
     pub(super) fn set(&mut self, scope: &Scope, plan_time: OffsetDateTime) {
-        match self.newest.get_mut(scope) {
-            Some(newest) => *newest = Some(newest.map_or(plan_time, |t| t.max(plan_time))),
+        let i = match self.slot(scope) {
+            Some(i) => i,
             None => {
-                self.newest.insert(scope.clone(), Some(plan_time));
+                self.slots.insert(scope.clone(), self.newest.len());
+                self.newest.push(None);
+                self.newest.len() - 1
             }
-        }
+        };
+        let newest = &mut self.newest[i];
+        *newest = Some(newest.map_or(plan_time, |t| t.max(plan_time)));
     }
 
     /// Forgets scopes that are not among `scopes` once there are twice as
     /// many entries: scopes a provider no longer returns (deleted tenants)
     /// must not pin memory forever.
     fn prune(&mut self, scopes: &[&Scope]) {
-        if self.newest.len() > scopes.len().saturating_mul(2) {
-            let current: HashSet<&Scope> = scopes.iter().copied().collect();
-            self.newest.retain(|s, _| current.contains(s));
-            self.listed = 0;
+        if self.slots.len() > scopes.len().saturating_mul(2) {
+            let mut slots = FastMap::default();
+            let mut newest = Vec::with_capacity(scopes.len());
+            for &scope in scopes {
+                if let Some(i) = self.slots.get(scope) {
+                    if !slots.contains_key(scope) {
+                        slots.insert(scope.clone(), newest.len());
+                        newest.push(self.newest[*i]);
+                    }
+                }
+            }
+            self.slots = slots;
+            self.newest = newest;
+            self.listed = None;
         }
     }
 }
@@ -479,13 +535,18 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
     const NOW: OffsetDateTime = datetime!(2026-03-05 12:00:30 UTC);
 
+    fn list_of(ids: &[u32]) -> std::sync::Arc<[Scope]> {
+        ids.iter()
+            .map(|i| Scope::new("t", format!("{i}")))
+            .collect()
+    }
+
     #[test]
     fn known_scopes_are_entered_once_per_list_and_unknown_until_learned() {
-        let scopes: std::sync::Arc<[Scope]> =
-            (0..3).map(|i| Scope::new("t", format!("{i}"))).collect();
+        let scopes = list_of(&[0, 1, 2]);
         let mut known = Known::default();
         known.list(&scopes);
-        assert_eq!(known.newest.len(), 3, "an entry per scope of the list");
+        assert_eq!(known.slots.len(), 3, "an entry per scope of the list");
         assert!(
             scopes.iter().all(|s| known.get(s).is_none()),
             "none known yet"
@@ -493,18 +554,38 @@ mod tests {
         known.set(&scopes[1], NOW);
         known.set(&scopes[1], NOW - MIN);
         assert_eq!(known.get(&scopes[1]), Some(NOW), "the newer time is kept");
-        // The same list again is not walked; a scope it lacks is entered
-        // when learned.
-        known.newest.remove(&scopes[2]);
+        // The list's own scope (by address) and an equal one from elsewhere
+        // (by name) are the same entry.
+        assert_eq!(known.get(&Scope::new("t", "1")), Some(NOW));
+        known.set(&Scope::new("t", "2"), NOW - MIN);
+        assert_eq!(known.get(&scopes[2]), Some(NOW - MIN));
+        // The same list again is not entered again.
+        let slots = known.newest.as_ptr();
         known.list(&scopes);
-        assert_eq!(known.newest.len(), 2, "the same list is entered once");
-        known.set(&scopes[2], NOW);
-        assert_eq!(known.get(&scopes[2]), Some(NOW));
+        assert_eq!(
+            known.newest.as_ptr(),
+            slots,
+            "the same list is entered once"
+        );
+        // Another list keeps what is known, each scope at its new position.
+        let reordered = list_of(&[2, 0, 1]);
+        known.list(&reordered);
+        assert_eq!(known.get(&reordered[0]), Some(NOW - MIN));
+        assert_eq!(known.get(&reordered[1]), None);
+        assert_eq!(known.get(&reordered[2]), Some(NOW));
+        // A list naming a scope twice: positions are no longer slots.
+        let twice = list_of(&[0, 0, 1]);
+        known.list(&twice);
+        known.set(&twice[1], NOW);
+        assert_eq!(known.get(&twice[0]), Some(NOW));
+        assert_eq!(known.get(&twice[2]), Some(NOW), "scope 1's own time");
+        assert_eq!(known.get(&reordered[0]), Some(NOW - MIN), "kept, unlisted");
         // Scopes gone from the provider are forgotten once twice as many
         // are known as listed.
         known.prune(&[&scopes[0]]);
-        assert_eq!(known.newest.len(), 1);
+        assert_eq!(known.slots.len(), 1);
         assert!(known.get(&scopes[2]).is_none());
+        assert_eq!(known.get(&scopes[0]), Some(NOW));
     }
 
     fn planning(catch_up: CatchUpMode, window: Duration, per_tick: usize) -> Planning {
