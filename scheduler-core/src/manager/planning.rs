@@ -2,7 +2,6 @@
 //! retries, the newest row of scopes never seen) and the plan times of
 //! each scope, from [`crate::plan`].
 
-use std::collections::hash_map::Entry;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -52,9 +51,9 @@ impl ScopeRetries {
 /// to three times the replica's live memory over 100,000 scopes that
 /// way). An entry without a time stands for a scope not known.
 ///
-/// The times sit in a vector, the i-th scope of the list last given to
-/// [`Known::list`] in slot i, so a tick's walk over the list reads them by
-/// the scope's address in the list, without hashing: over a million
+/// The times sit in a vector, the i-th scope of a list given to
+/// [`Known::list`] twice in a row in slot i, so a tick's walk over the
+/// list reads them by the scope's address in the list, without hashing: over a million
 /// scopes, a lookup by name per scope made an idle tick take ~220 ms of
 /// CPU, most of it cache misses in the map. A scope from elsewhere (a
 /// claim's key, a row read back) is found by name.
@@ -65,46 +64,83 @@ pub(super) struct Known {
     /// Per slot, the newest plan time known to have a row; `None`: the
     /// scope is not known.
     newest: Vec<Option<OffsetDateTime>>,
-    /// The list last given to [`Known::list`]. A fixed list is shared
-    /// tick after tick and is entered once.
+    /// The list last given to [`Known::list`].
     listed: Option<std::sync::Arc<[Scope]>>,
-    /// The i-th scope of `listed` has slot i: the list names no scope
-    /// twice.
+    /// The i-th scope of `listed` has slot i: the list was realigned
+    /// and names no scope twice.
     aligned: bool,
+    /// `listed` was realigned (given twice in a row).
+    realigned: bool,
 }
 
 impl Known {
-    /// Gives each of `scopes` the slot of its position (keeping what is
-    /// known of it) unless `scopes` is the list given last time; scopes
-    /// known and not in it keep slots after the list's.
+    /// Makes an entry, not known yet, for each of `scopes` that has none;
+    /// once the same list is given again (a fixed list is shared tick
+    /// after tick), gives each of its scopes the slot of its position,
+    /// keeping what is known. Scopes known and not in it keep slots after
+    /// the list's. A provider that returns a new list every tick pays a
+    /// lookup per scope, never a rebuild of the entries.
     pub(super) fn list(&mut self, scopes: &std::sync::Arc<[Scope]>) {
-        if self
+        let again = self
             .listed
             .as_ref()
-            .is_some_and(|l| std::sync::Arc::ptr_eq(l, scopes))
-        {
+            .is_some_and(|l| std::sync::Arc::ptr_eq(l, scopes));
+        if !again {
+            let more = scopes.len().saturating_sub(self.slots.len());
+            self.slots.reserve(more);
+            self.newest.reserve(more);
+            for scope in scopes.iter() {
+                if !self.slots.contains_key(scope) {
+                    self.slots.insert(scope.clone(), self.newest.len());
+                    self.newest.push(None);
+                }
+            }
+            self.listed = Some(scopes.clone());
+            self.aligned = false;
+            self.realigned = false;
             return;
         }
-        let mut slots = FastMap::default();
-        slots.reserve(scopes.len().max(self.slots.len()));
-        let mut newest = Vec::with_capacity(scopes.len().max(self.newest.len()));
+        if self.realigned {
+            return;
+        }
+        // New slots in place: the map's values are renumbered and the
+        // times moved, never copied into a second map or vector (a second
+        // map of a million names would raise the replica's peak memory by
+        // half).
+        const UNSET: usize = usize::MAX;
+        let mut moved = vec![UNSET; self.newest.len()];
+        let mut next = 0;
         for scope in scopes.iter() {
+            // Every scope of the list has had an entry since the list was
+            // first given, unless pruned since; then positions are not slots.
+            let Some(&old) = self.slots.get(scope) else {
+                continue;
+            };
             // A list naming a scope twice: the first position is its slot.
-            if let Entry::Vacant(slot) = slots.entry(scope.clone()) {
-                slot.insert(newest.len());
-                newest.push(self.slots.get(scope).and_then(|&i| self.newest[i]));
+            if moved[old] == UNSET {
+                moved[old] = next;
+                next += 1;
             }
         }
-        self.aligned = newest.len() == scopes.len();
-        for (scope, &i) in &self.slots {
-            if !slots.contains_key(scope) {
-                slots.insert(scope.clone(), newest.len());
-                newest.push(self.newest[i]);
+        self.aligned = next == scopes.len();
+        for slot in moved.iter_mut().filter(|s| **s == UNSET) {
+            *slot = next;
+            next += 1;
+        }
+        for slot in self.slots.values_mut() {
+            *slot = moved[*slot];
+        }
+        // The times follow their slots, cycle by cycle, in place.
+        for start in 0..moved.len() {
+            let mut at = start;
+            let mut carried = self.newest[start];
+            while moved[at] != UNSET {
+                let to = std::mem::replace(&mut moved[at], UNSET);
+                carried = std::mem::replace(&mut self.newest[to], carried);
+                at = to;
             }
         }
-        self.slots = slots;
-        self.newest = newest;
-        self.listed = Some(scopes.clone());
+        self.realigned = true;
     }
 
     /// The slot of `scope`: its position when it is an element of the
@@ -559,23 +595,29 @@ mod tests {
         assert_eq!(known.get(&Scope::new("t", "1")), Some(NOW));
         known.set(&Scope::new("t", "2"), NOW - MIN);
         assert_eq!(known.get(&scopes[2]), Some(NOW - MIN));
-        // The same list again is not entered again.
+        // The same list again is realigned once, then left as it is.
+        known.list(&scopes);
+        assert!(known.aligned, "realigned when given again");
         let slots = known.newest.as_ptr();
         known.list(&scopes);
-        assert_eq!(
-            known.newest.as_ptr(),
-            slots,
-            "the same list is entered once"
-        );
-        // Another list keeps what is known, each scope at its new position.
+        assert_eq!(known.newest.as_ptr(), slots, "realigned once");
+        // Another list keeps what is known: looked up by name while new,
+        // then each scope at its new position.
         let reordered = list_of(&[2, 0, 1]);
         known.list(&reordered);
+        assert!(!known.aligned, "a list given once is not realigned");
+        assert_eq!(known.get(&reordered[0]), Some(NOW - MIN));
+        known.list(&reordered);
+        assert!(known.aligned);
+        assert_eq!(known.newest[0], Some(NOW - MIN), "scope 2 in slot 0");
         assert_eq!(known.get(&reordered[0]), Some(NOW - MIN));
         assert_eq!(known.get(&reordered[1]), None);
         assert_eq!(known.get(&reordered[2]), Some(NOW));
         // A list naming a scope twice: positions are no longer slots.
         let twice = list_of(&[0, 0, 1]);
         known.list(&twice);
+        known.list(&twice);
+        assert!(!known.aligned, "positions are not slots");
         known.set(&twice[1], NOW);
         assert_eq!(known.get(&twice[0]), Some(NOW));
         assert_eq!(known.get(&twice[2]), Some(NOW), "scope 1's own time");
