@@ -331,9 +331,8 @@ async fn admit(
         .statement_at(&store.sql.claim_admission, at)
         .bind(request.job_name)
         .bind(weighs_live);
-    if store.sql.table.partitioned.is_none() {
-        // The live runs are read by the batch's scopes, each once
-        // (fragments/live_by_scope.sql).
+    if store.sql.admission_by_scope {
+        // Each scope once.
         let mut scopes: Vec<(&str, &str)> = request
             .keys
             .iter()

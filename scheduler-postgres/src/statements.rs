@@ -76,6 +76,10 @@ pub(crate) struct Statements {
     pub claim_lock_shared: Arc<str>,
     /// `claim_admission.sql`: the pauses in force and the live runs.
     pub claim_admission: Arc<str>,
+    /// `claim_admission` reads the live runs of the batch's scopes, bound
+    /// as `$4` (kinds) and `$5` (ids): `fragments/live_by_scope.sql`, for
+    /// an unpartitioned table.
+    pub admission_by_scope: bool,
     /// `claim_skip.sql`: the rows of the plans admission skipped.
     pub claim_skip: Arc<str>,
     /// `claim_cancel.sql`: ends the live runs a claim replaced.
@@ -225,9 +229,11 @@ impl Statements {
         let lock = |function: &str| text(sql_file!("claim_lock.sql"), &[("lock", function)]);
         // Admission's live runs: by the batch's scopes, unless a probe per
         // scope would be one per partition (see claim_admission.sql).
-        let live = match table.partitioned {
-            None => text(sql_file!("fragments/live_by_scope.sql"), &[]),
-            Some(_) => text(sql_file!("fragments/live_by_lease.sql"), &[]),
+        let admission_by_scope = table.partitioned.is_none();
+        let live = if admission_by_scope {
+            text(sql_file!("fragments/live_by_scope.sql"), &[])
+        } else {
+            text(sql_file!("fragments/live_by_lease.sql"), &[])
         };
         let controls = |filter: &str| text(sql_file!("controls.sql"), &[("filter", filter)]);
         let channel = format!("'{CONTROLS_CHANNEL}'");
@@ -282,6 +288,7 @@ impl Statements {
             claim_lock: lock("pg_advisory_xact_lock"),
             claim_lock_shared: lock("pg_advisory_xact_lock_shared"),
             claim_admission: text(sql_file!("claim_admission.sql"), &[("live", &live)]),
+            admission_by_scope,
             claim_skip: text(sql_file!("claim_skip.sql"), &[]),
             claim_cancel: text(sql_file!("claim_cancel.sql"), &[("log_ended", &canceled)]),
             heartbeat: text(sql_file!("heartbeat.sql"), &[]),
@@ -568,8 +575,8 @@ mod tests {
     /// explained with the literal `args`) read through `index` and never
     /// through any of `avoided`, on a table just filled with a long history
     /// (200 scopes of 250 ended plans each) and 2,000 RUNNING rows, a tenth
-    /// of them stale, with no statistics and after ANALYZE; in a custom plan and
-    /// in a generic one; panics with the first plan that does not.
+    /// of them stale, with no statistics and after ANALYZE; in a custom plan
+    /// and in a generic one; panics with the first plan that does not.
     async fn assert_reads_running_rows_through(
         text: impl Fn(&Statements) -> &str,
         (types, args): (&str, &str),

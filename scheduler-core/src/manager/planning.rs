@@ -53,9 +53,9 @@ impl ScopeRetries {
 ///
 /// The times sit in a vector, the i-th scope of a list given to
 /// [`Known::list`] twice in a row in slot i, so a tick's walk over the
-/// list reads them by the scope's address in the list, without hashing: over a million
-/// scopes, a lookup by name per scope made an idle tick take ~220 ms of
-/// CPU, most of it cache misses in the map. A scope from elsewhere (a
+/// list reads them by the scope's address in the list, without hashing:
+/// over a million scopes, a lookup by name per scope made an idle tick
+/// take ~220 ms of CPU, most of it cache misses in the map. A scope from elsewhere (a
 /// claim's key, a row read back) is found by name.
 #[derive(Default)]
 pub(super) struct Known {
