@@ -1,9 +1,8 @@
-//! Running what a tick won: one task per scope runs its leases in plan
-//! order, each handler bounded by its run timeout, its lease and shutdown,
-//! Running what a tick won: one task per scope runs its leases in plan
-//! order, each handler bounded by its run timeout, its lease and shutdown,
-//! and stores each terminal write through the completer while the next
-//! handler runs; one task per claimed batch heartbeats its leases.
+//! Running what a tick won: one task per [`SCOPES_PER_TASK`] scopes runs
+//! each scope's leases in plan order, its scopes side by side, each
+//! handler bounded by its run timeout, its lease and shutdown, and stores
+//! each terminal write through the completer while the next handler runs;
+//! one task per claimed batch heartbeats its leases.
 
 use std::any::Any;
 use std::future::Future;
@@ -28,6 +27,21 @@ use crate::job::{JobOutput, JobSpec, RunContext};
 use crate::model::{ClaimKind, ErrorCode, Finish, Lease, Origin, OverlapPolicy, Scope};
 use crate::plan;
 use crate::time::Rfc3339;
+
+/// The most scopes one execution task runs, side by side: a batch of 2,500
+/// scopes is 79 tasks, not 2,500.
+///
+/// A spawn costs the tick that claimed the batch a task allocation, a
+/// queue push and a join: with one task per scope, that was a fifth of
+/// the instructions of the thread that ticks, which a fan-out waits on.
+/// Not one task per batch: the runtime spreads tasks, not futures, over
+/// its threads, so a batch needs many tasks to use every core (one per
+/// batch was slower than one per scope), and a handler that blocks its
+/// thread (it should not, but some do) holds up the other scopes of its
+/// task, so a task must hold few. 32 measured fastest in
+/// `benches fanout memory` (64 was slower again; figures in the README's
+/// Performance section).
+const SCOPES_PER_TASK: usize = 32;
 
 /// What the log says when a run starts, by how its lease was won.
 fn verb(kind: ClaimKind) -> &'static str {
@@ -63,20 +77,18 @@ enum RunEnd {
 }
 
 impl Manager {
-    /// Starts what one claim won: one task per scope runs the scope's
-    /// leases in plan order, and one task heartbeats every lease of the
-    /// batch, each from now on, for as long as any of the batch's scopes
-    /// still runs. `origin` is why they run.
+    /// Starts what one claim won: each scope's leases run in plan order,
+    /// the scopes side by side, [`SCOPES_PER_TASK`] to a task, and one
+    /// task heartbeats every lease of the batch, each from now on, for as
+    /// long as any of the batch's scopes still runs. `origin` is why they
+    /// run.
     ///
-    /// A task per scope, not one for the batch: handlers of different
-    /// scopes run in parallel on the runtime's threads, and one that
-    /// blocks its thread holds up only its own scope. Heartbeats go in a
-    /// task of their own, not in a scope's: a handler that blocks its
-    /// thread (it should not, but some do) must not also stop its lease
-    /// from being extended, or the lease would expire and the plan run
-    /// twice. It is spawned before the scopes' tasks, so it never sits in
-    /// the spawning thread's LIFO slot (where no other thread can steal
-    /// it) behind a handler that holds that thread.
+    /// Heartbeats go in a task of their own, not in the scopes': a handler
+    /// that blocks its thread (it should not, but some do) must not also
+    /// stop its lease from being extended, or the lease would expire and
+    /// the plan run twice. It is spawned before the scopes' tasks, so it
+    /// never sits in the spawning thread's LIFO slot (where no other
+    /// thread can steal it) behind a handler that holds that thread.
     pub(super) fn start_runs(
         &self,
         job: &Arc<Registered>,
@@ -117,12 +129,37 @@ impl Manager {
                     .or_default() += 1;
             }
         }
-        for runs in scopes {
+        let mut scopes = scopes.into_iter().peekable();
+        while scopes.peek().is_some() {
+            let these: Vec<Vec<ClaimedRun>> = scopes.by_ref().take(SCOPES_PER_TASK).collect();
             let this = self.clone();
             let job = job.clone();
             let heartbeats = heartbeats.clone();
-            tasks.spawn(async move { this.run_scope(job, runs, heartbeats).await });
+            tasks.spawn(async move { this.run_scopes(job, these, heartbeats).await });
         }
+    }
+
+    /// Runs the won leases of `scopes` (one list per scope), the scopes
+    /// side by side (see [`run_scope`](Self::run_scope)): the body of one
+    /// execution task.
+    async fn run_scopes(
+        self,
+        job: Arc<Registered>,
+        scopes: Vec<Vec<ClaimedRun>>,
+        heartbeats: Arc<AbortOnDrop<std::convert::Infallible>>,
+    ) -> TickReport {
+        let mut running: FuturesUnordered<_> = scopes
+            .into_iter()
+            .map(|runs| {
+                self.clone()
+                    .run_scope(job.clone(), runs, heartbeats.clone())
+            })
+            .collect();
+        let mut report = TickReport::default();
+        while let Some(ran) = running.next().await {
+            report += ran;
+        }
+        report
     }
 
     /// The runs of won leases, each heartbeaten from now on (see
@@ -188,10 +225,10 @@ impl Manager {
             self.scope_ended(&job, &run.keeper.lease.scope);
             self.store_end(&job, run.keeper, end, duration).await
         } else {
-            // Boxed: a task's future is as large as its largest path, and
-            // is copied whole when spawned and again when it completes;
-            // in place, this rare one (a run with the writes alongside it)
-            // made every scope's task 1,672 bytes instead of 856.
+            // Boxed: a future is as large as its largest path, and a
+            // scope's is copied whole when it is started and again when it
+            // completes; in place, this rare one (a run with the writes
+            // alongside it) made every scope's 1,672 bytes instead of 856.
             Box::pin(self.run_queued(&job, runs)).await
         };
         drop(heartbeats);
@@ -422,7 +459,7 @@ impl Manager {
                     {
                         warn!(error = %e, retry_in = ?backoff, "terminal write failed; retrying while the lease is ours");
                         // Boxed: in place, the rare retry's timer would
-                        // make every scope's task larger (see `run_scope`).
+                        // make every scope's future larger (see `run_scope`).
                         Box::pin(tokio::time::sleep(backoff)).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }

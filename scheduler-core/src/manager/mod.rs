@@ -43,13 +43,14 @@
 //!   Under `skip`, `cancel_other` and `allow_all` the store must see every
 //!   claim (it records the skip, replaces the run, or lets them overlap),
 //!   so nothing is held back, and a lease won for a scope already running
-//!   here runs in a task of its own: it never waits behind the run it
-//!   replaced, which stops at its next heartbeat, its lease gone.
-//! - Leases claimed in one batch for one scope are run in plan order by one
-//!   task; each is heartbeaten from the moment it is claimed, by one task
-//!   for the whole batch (a task per scope would double the spawns of a
-//!   fan-out for nothing: heartbeats are rare, and a round sends the
-//!   batch's heartbeats concurrently).
+//!   here runs beside that run, not after it: it never waits behind the
+//!   run it replaced, which stops at its next heartbeat, its lease gone.
+//! - Leases claimed in one batch for one scope are run in plan order, the
+//!   batch's scopes side by side, up to 32 scopes to a task (see
+//!   `execute::SCOPES_PER_TASK`: a spawn per scope was a quarter of a
+//!   fan-out's tick); each lease is heartbeaten from the moment it is
+//!   claimed, by one task for the whole batch (heartbeats are rare, and a
+//!   round sends the batch's heartbeats concurrently).
 //! - A tick whose due keys overflow the free capacity stops planning at the
 //!   scope that overflowed, and the next tick starts from it (round robin
 //!   over the scope list): the rest would only be cut from the claim, and

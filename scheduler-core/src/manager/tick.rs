@@ -349,9 +349,10 @@ impl Manager {
     /// Claims `keys` for the job in one batch with `steering`, cut to the
     /// free capacity; counts the outcomes and starts what was won (see
     /// [`start_runs`](Self::start_runs)). A scope already running here (a
-    /// policy that lets the store decide) gets a task of its own, so a
-    /// lease won for it never waits behind the run it may have replaced. Returns every key sent with how its
-    /// claim ended, in order; `None` when the claim failed.
+    /// policy that lets the store decide) runs beside that run, so a lease
+    /// won for it never waits behind the run it may have replaced. Returns
+    /// every key sent with how its claim ended, in order; `None` when the
+    /// claim failed.
     pub(super) async fn claim_and_start(
         &self,
         job: &Arc<Registered>,

@@ -389,3 +389,40 @@ async fn a_capacity_bound_replica_works_round_robin_over_its_scopes() {
         assert!(ran.contains(free), "{free:?} never ran: {ran:?}");
     }
 }
+
+/// A batch's scopes run side by side, a few to a task: a hundred handlers
+/// that each wait until all hundred have started all succeed (had one
+/// waited behind another, none would start and the run timeout, reached
+/// at once on the paused clock, would fail them all), and they run in a
+/// handful of tasks, not one per scope.
+#[tokio::test(start_paused = true)]
+async fn a_batchs_scopes_run_side_by_side_a_few_to_a_task() {
+    const SCOPES: usize = 100;
+    let (_clock, store) = on_manual_clock(T0);
+    let m = capped_manager(store.clone(), "r1", SCOPES);
+    let all_started = Arc::new(tokio::sync::Barrier::new(SCOPES));
+    let most_tasks = Arc::new(AtomicUsize::new(0));
+    let (started, tasks) = (all_started.clone(), most_tasks.clone());
+    let scopes: Vec<Scope> = (0..SCOPES)
+        .map(|i| Scope::new("tenant", format!("t{i:03}")))
+        .collect();
+    let job = JobSpec::new("fan", Scopes::fixed(scopes), move |_ctx: RunContext| {
+        let (started, tasks) = (started.clone(), tasks.clone());
+        async move {
+            started.wait().await;
+            let alive = tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks();
+            tasks.fetch_max(alive, Ordering::SeqCst);
+            Ok(JobOutput::default())
+        }
+    })
+    .cadence(MIN);
+    m.register(job).unwrap();
+    let report = m.run_once().await;
+    assert_eq!(report.succeeded, SCOPES as u64, "{report:?}");
+    // 100 scopes at 32 a task are 4 tasks, plus the batch's heartbeats
+    // and the completer's: 6 at most. One task per scope would be 101.
+    let alive = most_tasks.load(Ordering::SeqCst);
+    assert!(alive <= 6, "{alive} tasks alive for {SCOPES} scopes");
+}
