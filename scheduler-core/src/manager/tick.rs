@@ -119,10 +119,41 @@ impl Manager {
         let Some(scopes) = self.resolve_scopes(job, clock.now, out).await else {
             return;
         };
-        // Close abandoned leases first, for every job, paused or not: the
-        // FAILED audit row is what alerts on a dead runner, and (for
-        // reentrant jobs) what lets a retry pick the plan up again.
-        self.sweep(job, out).await;
+        // Close abandoned leases, for every job, paused or not: the FAILED
+        // audit row is what alerts on a dead runner, and (for reentrant
+        // jobs) what lets a retry pick the plan up again.
+        if job.spec.allow_stale_reentry {
+            // A swept row is due for a retry at once: first, so that this
+            // tick's retry read finds it.
+            self.sweep(job, &mut out.report).await;
+            self.plan_and_claim(job, &scopes, controls, clock, tasks, out)
+                .await;
+        } else {
+            // Nothing the claim reads depends on the sweep (its rows wait
+            // for an operator, and a stale lease is no live run to
+            // admission): it runs beside the claim, off the path from a
+            // plan's eligibility to its handler's start.
+            let mut swept = TickReport::default();
+            tokio::join!(
+                self.sweep(job, &mut swept),
+                self.plan_and_claim(job, &scopes, controls, clock, tasks, out)
+            );
+            out.report += swept;
+        }
+    }
+
+    /// The part of [`tick_job`](Self::tick_job) after the sweep: unless
+    /// the job is paused, plans and claims its scheduled keys over
+    /// `scopes`, then its triggers and backfills.
+    async fn plan_and_claim(
+        &self,
+        job: &Arc<Registered>,
+        scopes: &Arc<[Scope]>,
+        controls: &JobControls<'_>,
+        clock: StoreClock,
+        tasks: &mut JoinSet<TickReport>,
+        out: &mut TickOutcome,
+    ) {
         if let Some(until) = controls.pause_ends() {
             out.wake_at(until);
         }
@@ -134,9 +165,9 @@ impl Manager {
             return;
         }
         if job.spec.planner.is_none() {
-            job.known.lock().expect("known lock").list(&scopes);
+            job.known.lock().expect("known lock").list(scopes);
         }
-        let active = controls.without_paused(&scopes);
+        let active = controls.without_paused(scopes);
         let workable = self.workable_scopes(job, active, out);
         if !workable.is_empty() {
             self.claim_scheduled(job, &workable, controls, clock, tasks, out)
@@ -145,9 +176,9 @@ impl Manager {
         // Triggers and backfills name their scopes among all of the job's,
         // paused or not (a paused scope is still the job's).
         if controls.has_ad_hoc() {
-            self.claim_triggers(job, &scopes, controls, clock, tasks, out)
+            self.claim_triggers(job, scopes, controls, clock, tasks, out)
                 .await;
-            self.claim_backfills(job, &scopes, controls, clock, tasks, out)
+            self.claim_backfills(job, scopes, controls, clock, tasks, out)
                 .await;
         }
     }
@@ -252,7 +283,7 @@ impl Manager {
     }
 
     /// Closes the job's stale leases (the rescuer's part of a tick).
-    async fn sweep(&self, job: &Registered, out: &mut TickOutcome) {
+    async fn sweep(&self, job: &Registered, report: &mut TickReport) {
         let spec = &job.spec;
         match self
             .inner
@@ -268,12 +299,12 @@ impl Manager {
                         reentrant = spec.allow_stale_reentry,
                         "closed abandoned RUNNING leases"
                     );
-                    out.report.swept += n;
+                    report.swept += n;
                 }
             }
             Err(e) => {
                 warn!(error = %e, "sweep failed");
-                out.report.errors += 1;
+                report.errors += 1;
             }
         }
     }

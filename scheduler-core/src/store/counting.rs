@@ -3,7 +3,8 @@
 //! the store's terminal writes, as a commit behind a slow fsync or a lock
 //! does: how the manager tests and the dispatch benchmark show that a slow
 //! terminal write does not delay the next plan of its scope
-//! (`docs/contract.md` §7). Test support, part of the store-author
+//! (`docs/contract.md` §7); and that may stall its sweeps, as the manager
+//! tests show that a slow sweep does not delay a claim. Test support, part of the store-author
 //! interface (not semver-stable).
 
 use std::collections::BTreeMap;
@@ -25,12 +26,14 @@ use crate::model::{
 /// A store that counts the calls made to another, per method: what a tick
 /// costs, for tests and benchmarks. Every call is forwarded unchanged, the
 /// terminal writes after a [finish delay](Self::with_finish_delay), the
-/// prune batches after a [prune delay](Self::with_prune_delay).
+/// sweeps after a [sweep delay](Self::with_sweep_delay), the prune batches
+/// after a [prune delay](Self::with_prune_delay).
 #[derive(Debug)]
 pub struct CountingStore {
     inner: Arc<dyn ExecutionAudit>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
     finish_delay: Duration,
+    sweep_delay: Duration,
     prune_delay: Duration,
 }
 
@@ -41,6 +44,7 @@ impl CountingStore {
             inner,
             calls: Default::default(),
             finish_delay: Duration::ZERO,
+            sweep_delay: Duration::ZERO,
             prune_delay: Duration::ZERO,
         }
     }
@@ -52,6 +56,16 @@ impl CountingStore {
     pub fn with_finish_delay(self, delay: Duration) -> Self {
         CountingStore {
             finish_delay: delay,
+            ..self
+        }
+    }
+
+    /// Each sweep ([`LeaseStore::sweep_stale`]) waits `delay` before it
+    /// reaches the inner store, on tokio's clock (see
+    /// [`with_finish_delay`](Self::with_finish_delay)).
+    pub fn with_sweep_delay(self, delay: Duration) -> Self {
+        CountingStore {
+            sweep_delay: delay,
             ..self
         }
     }
@@ -115,6 +129,7 @@ impl LeaseStore for CountingStore {
         allow_stale_reentry: bool,
     ) -> Result<u64, StoreError> {
         self.count("sweep_stale");
+        tokio::time::sleep(self.sweep_delay).await;
         self.inner.sweep_stale(job_name, allow_stale_reentry).await
     }
 

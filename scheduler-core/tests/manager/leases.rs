@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use scheduler_core::store::CountingStore;
 use scheduler_core::time::TimeControl;
 use scheduler_core::{
     CatchUpMode, Clock, Finish, JobOutput, JobSpec, LeaseStore, LeaseStoreExt, RunContext, Scopes,
@@ -16,8 +17,8 @@ use time::macros::datetime;
 use tokio::sync::Notify;
 
 use crate::common::{
-    blocking_job, claim_as, dead_runners_lease, global_at, hanging_job, manager, on_manual_clock,
-    on_tokio_clock, recording_job, row, rows_of, spawn_run_once, Ledger, MIN, T0,
+    blocking_job, capped_manager, claim_as, dead_runners_lease, global_at, hanging_job, manager,
+    on_manual_clock, on_tokio_clock, recording_job, row, rows_of, spawn_run_once, Ledger, MIN, T0,
 };
 
 #[tokio::test]
@@ -284,4 +285,38 @@ async fn a_handler_blocking_its_thread_does_not_stop_its_heartbeats() {
         "heartbeats continued while the handler blocked (last one {beat} after the start); {report:?}"
     );
     assert_eq!(row.status, Status::Success, "the lease never lapsed");
+}
+
+/// A stalled sweep holds up no claim of a job whose swept rows wait for an
+/// operator: the sweep runs beside the claim. A job that allows stale
+/// re-entry sweeps first, since this tick's retry read must find the rows
+/// the sweep makes due, so its run starts once the sweep is through.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_sweep_holds_up_only_the_claims_of_reentrant_jobs() {
+    const STALL: Duration = Duration::from_secs(30);
+    for reentrant in [false, true] {
+        let (_clock, store) = on_tokio_clock(T0);
+        let stalling = Arc::new(CountingStore::new(store).with_sweep_delay(STALL));
+        let m = capped_manager(stalling, "r1", 1);
+        let started = Arc::new(Mutex::new(None));
+        let s = started.clone();
+        let job = JobSpec::new("report", Scopes::global(), move |_ctx: RunContext| {
+            let s = s.clone();
+            async move {
+                *s.lock().unwrap() = Some(tokio::time::Instant::now());
+                Ok(JobOutput::default())
+            }
+        })
+        .cadence(MIN)
+        .allow_stale_reentry(reentrant);
+        m.register(job).unwrap();
+        let ticked = tokio::time::Instant::now();
+        assert_eq!(m.run_once().await.succeeded, 1);
+        let waited = started.lock().unwrap().expect("the plan ran") - ticked;
+        if reentrant {
+            assert!(waited >= STALL, "reentrant: started after {waited:?}");
+        } else {
+            assert!(waited < STALL, "not reentrant: started after {waited:?}");
+        }
+    }
 }
