@@ -36,9 +36,9 @@ use crate::time::Rfc3339;
 /// the instructions of the thread that ticks, which a fan-out waits on.
 /// Not one task per batch: the runtime spreads tasks, not futures, over
 /// its threads, so a batch needs many tasks to use every core (one per
-/// batch was slower than one per scope), and a handler that blocks its
-/// thread (it should not, but some do) holds up the other scopes of its
-/// task, so a task must hold few. 32 measured fastest in
+/// batch measured no faster than one per scope), and a handler that
+/// blocks its thread (it should not, but some do) holds up the other
+/// scopes of its task, so a task must hold few. 32 measured fastest in
 /// `benches fanout memory` (64 was slower again; figures in the README's
 /// Performance section).
 const SCOPES_PER_TASK: usize = 32;
