@@ -14,9 +14,11 @@
 //!
 //! Measured:
 //! 1. fan-out: one job with 10,000 due scopes and a no-op handler, 1 and 3
-//!    replicas: wall time until all are SUCCESS, plans/s;
+//!    replicas: wall time until all are SUCCESS, plans/s, the median of
+//!    [`RATE_RUNS`] runs (see [`Rate`]);
 //! 2. seed path: the same work the seed's way (one plan per claim, one
-//!    finish per plan, sequential, a store-time read before each);
+//!    finish per plan, sequential, a store-time read before each), the
+//!    median of as many runs;
 //! 3. ceiling: raw SQL claim + finish, per plan and in batches of 100;
 //! 4. dispatch latency: 100 scopes on a 1 s cadence: plan eligible to
 //!    handler start, p50/p99/max over several runs, plain and with
@@ -52,6 +54,46 @@ use scheduler_postgres::{PgLeaseStore, PgStoreOptions};
 use scheduler_sqlite::SqliteLeaseStore;
 
 const FANOUT_SCOPES: usize = 10_000;
+
+/// Runs behind each fan-out and seed-path figure of `all`.
+const RATE_RUNS: usize = 5;
+
+/// A rate measured [`RATE_RUNS`] times: one run's rate swings with the
+/// machine (±20% here between runs minutes apart) by more than the bars'
+/// margins, so a row shows the median, which its ratios use, and the
+/// spread.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    median: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl Rate {
+    /// [`RATE_RUNS`] runs of `run`, one after the other.
+    async fn of<F: std::future::Future<Output = f64>>(mut run: impl FnMut() -> F) -> Rate {
+        let mut rates = Vec::with_capacity(RATE_RUNS);
+        for _ in 0..RATE_RUNS {
+            rates.push(run().await);
+        }
+        rates.sort_by(f64::total_cmp);
+        Rate {
+            median: rates[RATE_RUNS / 2],
+            lo: rates[0],
+            hi: rates[RATE_RUNS - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} plans/s (median of {RATE_RUNS}, {:.0}–{:.0})",
+            self.median, self.lo, self.hi
+        )
+    }
+}
 /// Each replica's `max_concurrency` in the fan-out: less than the work, so
 /// replicas split it (each claims its free capacity, from its own offset)
 /// instead of all claiming every key.
@@ -410,30 +452,30 @@ async fn all(quick: bool) {
     let mut pg_fanout3 = None;
     for backend in backends {
         let name = backend.name();
-        eprintln!("{name}: seed path ...");
-        let seed = seed_path(backend, seed_plans(backend)).await;
+        eprintln!("{name}: seed path, {RATE_RUNS} runs ...");
+        let seed = Rate::of(|| seed_path(backend, seed_plans(backend))).await;
         for replicas in [1, 3] {
-            eprintln!("{name}: fan-out with {replicas} replica(s) ...");
-            let ours = fanout(backend, replicas).await;
+            eprintln!("{name}: fan-out with {replicas} replica(s), {RATE_RUNS} runs ...");
+            let ours = Rate::of(|| fanout(backend, replicas)).await;
             if (backend, replicas) == (Backend::Postgres, 3) {
-                pg_fanout3 = Some(ours);
+                pg_fanout3 = Some(ours.median);
             }
             let vs_ceiling = match (backend, batch4) {
-                (Backend::Postgres, Some(c)) => format!("{:.2}x batch100@4", ours / c),
+                (Backend::Postgres, Some(c)) => format!("{:.2}x batch100@4", ours.median / c),
                 _ => "-".to_owned(),
             };
             row(
                 &mut table,
                 &format!("{name} fan-out 10k scopes, {replicas} replica(s)"),
-                format!("{ours:.0} plans/s"),
-                format!("{:.2}x", ours / seed),
+                ours.to_string(),
+                format!("{:.2}x", ours.median / seed.median),
                 vs_ceiling,
             );
         }
         row(
             &mut table,
             &format!("{name} seed path (1 plan/stmt)"),
-            format!("{seed:.0} plans/s"),
+            seed.to_string(),
             "1.0x".into(),
             "-".into(),
         );

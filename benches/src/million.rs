@@ -6,7 +6,7 @@
 //!   and an idle tick's wall time, all from one child process (so the RSS
 //!   is the replica's alone);
 //! - a PostgreSQL fan-out of every scope's plan over 3 replicas, in plans/s
-//!   and as a ratio to the 10,000-scope fan-out.
+//!   and as a ratio to the 10,000-scope fan-out's median ([`Rate`]).
 //!
 //! `--quick` runs them with 100,000 scopes, and says so in the rows.
 
@@ -20,6 +20,7 @@ use scheduler_sqlite::SqliteLeaseStore;
 
 use crate::{
     calls_per_job, capped_manager, fanout, fanout_of, noop_job, peak_rss_mib, row, scopes, Backend,
+    Rate, RATE_RUNS,
 };
 
 /// The scopes of the full run.
@@ -75,8 +76,8 @@ pub(crate) async fn rows(table: &mut Vec<[String; 4]>, quick: bool, pg_fanout3: 
     let base = match pg_fanout3 {
         Some(rate) => rate,
         None => {
-            eprintln!("million: postgres fan-out, 10k scopes, 3 replicas ...");
-            fanout(Backend::Postgres, 3).await
+            eprintln!("million: postgres fan-out, 10k scopes, 3 replicas, {RATE_RUNS} runs ...");
+            Rate::of(|| fanout(Backend::Postgres, 3)).await.median
         }
     };
     eprintln!("million: postgres fan-out, {n} scopes, 3 replicas ...");
@@ -86,7 +87,7 @@ pub(crate) async fn rows(table: &mut Vec<[String; 4]>, quick: bool, pg_fanout3: 
         &format!("postgres fan-out {label}, 3 replica(s)"),
         format!("{rate:.0} plans/s"),
         "-".into(),
-        format!("{:.2}x the 10k fan-out", rate / base),
+        format!("{:.2}x the 10k median", rate / base),
     );
 }
 
