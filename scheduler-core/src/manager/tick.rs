@@ -122,24 +122,22 @@ impl Manager {
         // Close abandoned leases, for every job, paused or not: the FAILED
         // audit row is what alerts on a dead runner, and (for reentrant
         // jobs) what lets a retry pick the plan up again.
+        let mut swept = TickReport::default();
+        let sweep = self.sweep(job, &mut swept);
+        let claim = self.plan_and_claim(job, &scopes, controls, clock, tasks, out);
         if job.spec.allow_stale_reentry {
             // A swept row is due for a retry at once: first, so that this
             // tick's retry read finds it.
-            self.sweep(job, &mut out.report).await;
-            self.plan_and_claim(job, &scopes, controls, clock, tasks, out)
-                .await;
+            sweep.await;
+            claim.await;
         } else {
             // Nothing the claim reads depends on the sweep (its rows wait
             // for an operator, and a stale lease is no live run to
             // admission): it runs beside the claim, off the path from a
             // plan's eligibility to its handler's start.
-            let mut swept = TickReport::default();
-            tokio::join!(
-                self.sweep(job, &mut swept),
-                self.plan_and_claim(job, &scopes, controls, clock, tasks, out)
-            );
-            out.report += swept;
+            tokio::join!(sweep, claim);
         }
+        out.report += swept;
     }
 
     /// The part of [`tick_job`](Self::tick_job) after the sweep: unless
